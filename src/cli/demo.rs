@@ -1,0 +1,206 @@
+//! `scanpay demo`: the whole sale path on the embedded default, with no config and no
+//! hardware. stdin is the scanner and the register: a line that is an amount (`12.50`)
+//! starts a sale, a line of digits is a scan, `cancel` aborts the waiting sale.
+//! On a terminal it is interactive; piped, it reads to EOF and prints each finished sale as
+//! one JSON line on stdout (human text goes to stderr).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcome};
+use crate::journal::Journal;
+use crate::money::Amount;
+use crate::output::terminal::TerminalOutput;
+use crate::view::SaleView;
+
+const CANCEL_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
+
+pub async fn run(journal: Option<PathBuf>) -> u8 {
+    let interactive = std::io::stdin().is_terminal();
+    // Kept alive until the end of the demo; the temporary journal goes with it.
+    let temp = match journal {
+        Some(_) => None,
+        None => match tempfile::Builder::new().prefix("scanpay-demo-").tempdir() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("error: cannot create a temporary directory for the demo journal: {e}");
+                return EXIT_NOT_PAID;
+            }
+        },
+    };
+    let journal_path = match (&journal, &temp) {
+        (Some(p), _) => p.clone(),
+        (None, Some(d)) => d.path().join("journal.sqlite"),
+        (None, None) => unreachable!("a temporary directory exists when no journal is given"),
+    };
+    let config = match Config::demo(&journal_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gateway = match build_gateway(&config, clock.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let journal = match Journal::open(&config.journal.path) {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let human: Box<dyn std::io::Write + Send> = if interactive {
+        Box::new(std::io::stdout())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    let color = interactive && std::io::stdout().is_terminal();
+    let output = Arc::new(TerminalOutput::new(human, color, &config.terminal.id));
+    let engine = Engine::new(
+        journal,
+        gateway,
+        clock,
+        output.clone(),
+        EngineSettings {
+            terminal: config.terminal.clone(),
+            timeout: config.gateway.timeout,
+            watchdog: config.watchdog.clone(),
+            cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
+        },
+    );
+    let emit = |sale: &SaleView| {
+        if !interactive {
+            println!("{}", sale.to_json_line());
+        }
+    };
+    output.say(&format!(
+        "scanpay demo: sandbox gateway, journal {}",
+        config.journal.path.display()
+    ));
+    if interactive {
+        output.say(
+            "type an amount (12.50) to start a sale, then a payment code (286000000000000000);",
+        );
+        output.say("the code's last two digits choose the sandbox's answer (see the README); 'cancel' aborts, 'quit' ends");
+    }
+    match engine.recover().await {
+        Ok(finished) => finished.iter().for_each(emit),
+        Err(e) => {
+            eprintln!("error: finishing earlier attempts: {e}");
+            return EXIT_NOT_PAID;
+        }
+    }
+
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        if interactive {
+            use std::io::Write;
+            print!(
+                "{}> ",
+                if engine.armed().is_some() {
+                    "scan"
+                } else {
+                    "amount"
+                }
+            );
+            let _ = std::io::stdout().flush();
+        }
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
+            Err(e) => {
+                output.say(&format!("stdin: {e}; ending the demo"));
+                break;
+            }
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "quit" | "exit" => break,
+            "cancel" => {
+                match engine.armed() {
+                    Some(id) => match engine.abort(&id, "cancelled by the cashier") {
+                        Ok(view) => emit(&view),
+                        Err(e) => output.say(&format!("cannot cancel: {e}")),
+                    },
+                    None => output.say("no sale is waiting"),
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if is_amount(line) {
+            if let Some(id) = engine.armed() {
+                output.say(&format!(
+                    "sale {id} was still waiting for a scan: cancelling it"
+                ));
+                if let Ok(view) = engine.abort(&id, "replaced by a new sale") {
+                    emit(&view);
+                }
+            }
+            let amount = match Amount::parse(line, config.terminal.currency) {
+                Ok(a) => a,
+                Err(e) => {
+                    output.say(&format!("not an amount: {e}"));
+                    continue;
+                }
+            };
+            let request = SaleRequest {
+                amount,
+                reference: None,
+                subject: None,
+                idempotency_key: None,
+                max_attempts: 1,
+            };
+            match engine.arm(request) {
+                Ok(_) => {}
+                Err(e @ EngineError::Journal(_)) => {
+                    output.say(&format!("error: {e}"));
+                    return EXIT_NOT_PAID;
+                }
+                Err(e) => output.say(&format!("sale refused: {e}")),
+            }
+            continue;
+        }
+        if let ScanOutcome::Attempted { sale } = engine.scan(line).await {
+            emit(&sale);
+        }
+    }
+    if let Some(id) = engine.armed()
+        && let Ok(view) = engine.abort(&id, "input ended before a payment code was scanned")
+    {
+        emit(&view);
+    }
+    EXIT_OK
+}
+
+/// An amount has a decimal point, or is a short number; payment codes are 16+ digits.
+fn is_amount(line: &str) -> bool {
+    let digits_or_dot = line.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    digits_or_dot && (line.contains('.') || line.len() <= 8)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn amounts_and_scans_are_told_apart() {
+        assert!(super::is_amount("12.50"));
+        assert!(super::is_amount("12"));
+        assert!(!super::is_amount("286000000000000000"));
+        assert!(!super::is_amount("4006381333931"));
+        assert!(!super::is_amount("abc"));
+    }
+}

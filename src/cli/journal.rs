@@ -1,0 +1,221 @@
+//! `scanpay journal list|show|export`: read the journal without changing it.
+
+use std::path::PathBuf;
+
+use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ExportFormat, JournalCommand, JournalSource};
+use crate::config::Config;
+use crate::journal::{Journal, SaleFilter};
+use crate::state::SaleState;
+use crate::view::SaleView;
+
+pub fn run(command: JournalCommand) -> u8 {
+    match command {
+        JournalCommand::List {
+            source,
+            state,
+            limit,
+        } => {
+            let state = match state.as_deref().map(|s| (s, SaleState::parse(s))) {
+                None => None,
+                Some((_, Some(s))) => Some(s),
+                Some((s, None)) => {
+                    eprintln!(
+                        "error: --state {s:?}: use one of awaiting_scan, processing, paid, failed, cancelled, expired"
+                    );
+                    return EXIT_USAGE;
+                }
+            };
+            with_journal(&source, |j| list(j, state, limit))
+        }
+        JournalCommand::Show { source, sale_id } => with_journal(&source, |j| show(j, &sale_id)),
+        JournalCommand::Export {
+            source,
+            format,
+            since,
+        } => {
+            let since = match since.as_deref().map(parse_day) {
+                None => None,
+                Some(Ok(d)) => Some(d),
+                Some(Err(e)) => {
+                    eprintln!("error: --since: {e}");
+                    return EXIT_USAGE;
+                }
+            };
+            with_journal(&source, |j| export(j, format, since))
+        }
+    }
+}
+
+fn parse_day(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|e| format!("{text:?} is not a date like 2026-11-22 ({e})"))?;
+    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+fn with_journal(source: &JournalSource, f: impl FnOnce(&Journal) -> Result<u8, String>) -> u8 {
+    let path: PathBuf = match (&source.journal, &source.config) {
+        (Some(p), _) => p.clone(),
+        (None, Some(c)) => match Config::load(c) {
+            Ok(config) => config.journal.path,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        (None, None) => {
+            eprintln!("error: name the journal with --config FILE or --journal PATH");
+            return EXIT_USAGE;
+        }
+    };
+    if !path.exists() {
+        eprintln!("error: journal {} does not exist", path.display());
+        return EXIT_USAGE;
+    }
+    let journal = match Journal::open(&path) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match f(&journal) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_NOT_PAID
+        }
+    }
+}
+
+fn views(j: &Journal, filter: &SaleFilter) -> Result<Vec<SaleView>, String> {
+    let sales = j.sales(filter).map_err(|e| e.to_string())?;
+    sales
+        .iter()
+        .map(|s| {
+            Ok(SaleView::new(
+                s,
+                &j.attempts(&s.id).map_err(|e| e.to_string())?,
+            ))
+        })
+        .collect()
+}
+
+fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String> {
+    let filter = SaleFilter {
+        state,
+        limit: Some(limit),
+        ..SaleFilter::default()
+    };
+    println!(
+        "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  reason",
+        "sale", "created", "state", "amount", "", "try"
+    );
+    for v in views(j, &filter)? {
+        println!(
+            "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  {}",
+            v.sale_id,
+            v.created_at,
+            v.state.as_str(),
+            v.amount,
+            v.currency,
+            v.attempts.len(),
+            v.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
+    let Some(sale) = j.sale(sale_id).map_err(|e| e.to_string())? else {
+        eprintln!("error: no sale {sale_id:?} in {}", j.path().display());
+        return Ok(EXIT_NOT_PAID);
+    };
+    let view = SaleView::new(&sale, &j.attempts(sale_id).map_err(|e| e.to_string())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?
+    );
+    Ok(EXIT_OK)
+}
+
+fn export(
+    j: &Journal,
+    format: ExportFormat,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<u8, String> {
+    let filter = SaleFilter {
+        since,
+        ..SaleFilter::default()
+    };
+    let mut sales = views(j, &filter)?;
+    sales.reverse(); // oldest first reads like a ledger
+    match format {
+        ExportFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&sales).map_err(|e| e.to_string())?
+            );
+        }
+        ExportFormat::Csv => {
+            let mut w = csv::Writer::from_writer(std::io::stdout());
+            let header = [
+                "sale_id",
+                "created_at",
+                "sale_state",
+                "amount",
+                "currency",
+                "reference",
+                "subject",
+                "attempt",
+                "request_id",
+                "attempt_state",
+                "result_code",
+                "code",
+                "wallet",
+                "gateway_trade_id",
+                "paid_then_refunded",
+                "reason",
+            ];
+            w.write_record(header).map_err(|e| e.to_string())?;
+            for s in &sales {
+                let sale_cols = [
+                    s.sale_id.as_str(),
+                    s.created_at.as_str(),
+                    s.state.as_str(),
+                    s.amount.as_str(),
+                    s.currency.as_str(),
+                    s.reference.as_deref().unwrap_or(""),
+                    s.subject.as_str(),
+                ];
+                let reason = s.reason.as_deref().unwrap_or("");
+                if s.attempts.is_empty() {
+                    let mut row: Vec<&str> = sale_cols.to_vec();
+                    row.extend(["", "", "", "", "", "", "", "", reason]);
+                    w.write_record(&row).map_err(|e| e.to_string())?;
+                }
+                for (i, a) in s.attempts.iter().enumerate() {
+                    let seq = (i + 1).to_string();
+                    let mut row: Vec<&str> = sale_cols.to_vec();
+                    row.extend([
+                        seq.as_str(),
+                        a.request_id.as_str(),
+                        a.state.as_str(),
+                        a.result_code.as_deref().unwrap_or(""),
+                        a.code.as_str(),
+                        a.wallet,
+                        a.gateway_trade_id.as_deref().unwrap_or(""),
+                        if a.paid_then_refunded {
+                            "true"
+                        } else {
+                            "false"
+                        },
+                        reason,
+                    ]);
+                    w.write_record(&row).map_err(|e| e.to_string())?;
+                }
+            }
+            w.flush().map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(EXIT_OK)
+}

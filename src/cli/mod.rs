@@ -1,0 +1,160 @@
+//! The `scanpay` commands. `main.rs` only parses and calls [`run`]; each command lives in
+//! its own module and returns the process exit status.
+
+mod charge;
+mod check;
+mod demo;
+mod journal;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::clock::Clock;
+use crate::config::{Config, GatewayKind};
+use crate::gateway::Gateway;
+use crate::gateway::sandbox::Sandbox;
+
+/// Exit status: the sale was paid / the command succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the sale was not paid (or the command found a problem).
+pub const EXIT_NOT_PAID: u8 = 1;
+/// Exit status: usage or configuration error; nothing was changed.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "scanpay",
+    version,
+    about = "Point-of-sale payment daemon for Alipay payment codes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Try scanpay with no hardware and no config: the sandbox gateway, a temporary journal,
+    /// stdin as the scanner (a line like 12.50 starts a sale, a line of digits is a scan)
+    Demo {
+        /// Keep the journal in this file instead of a temporary one
+        #[arg(long)]
+        journal: Option<PathBuf>,
+    },
+    /// Take one payment: charge CODE for AMOUNT through the configured gateway and print the
+    /// sale as JSON. Exit 0 paid, 1 not paid, 2 usage or config error
+    Charge {
+        #[arg(long)]
+        config: PathBuf,
+        /// Amount in major units, e.g. 12.50
+        #[arg(long)]
+        amount: String,
+        /// The payment code scanned from the customer's wallet
+        #[arg(long)]
+        code: String,
+        #[arg(long)]
+        subject: Option<String>,
+        /// The register's own reference for the sale
+        #[arg(long)]
+        reference: Option<String>,
+    },
+    /// Read the journal: list sales, show one, export them
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+    /// Load and validate a config file; print what is wrong with it (exit 2) or a summary
+    CheckConfig { file: PathBuf },
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct JournalSource {
+    /// Config file naming the journal ([journal] path)
+    #[arg(long, conflicts_with = "journal")]
+    pub config: Option<PathBuf>,
+    /// Journal file to read directly
+    #[arg(long)]
+    pub journal: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JournalCommand {
+    /// Sales, newest first
+    List {
+        #[command(flatten)]
+        source: JournalSource,
+        /// Only sales in this state (awaiting_scan, processing, paid, failed, cancelled, expired)
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One sale with its attempts, as JSON
+    Show {
+        #[command(flatten)]
+        source: JournalSource,
+        sale_id: String,
+    },
+    /// Every sale (optionally from a day on), as CSV (one row per attempt) or JSON
+    Export {
+        #[command(flatten)]
+        source: JournalSource,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// First day to include, YYYY-MM-DD (UTC)
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    Csv,
+    Json,
+}
+
+/// Runs the parsed command and returns the process exit status.
+pub fn run(cli: Cli) -> u8 {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_NOT_PAID;
+        }
+    };
+    match cli.command {
+        Command::Demo { journal } => runtime.block_on(demo::run(journal)),
+        Command::Charge {
+            config,
+            amount,
+            code,
+            subject,
+            reference,
+        } => runtime.block_on(charge::run(charge::Args {
+            config,
+            amount,
+            code,
+            subject,
+            reference,
+        })),
+        Command::Journal { command } => journal::run(command),
+        Command::CheckConfig { file } => check::run(&file),
+    }
+}
+
+/// Builds the gateway the config names.
+pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
+    match (config.gateway.kind, &config.gateway.url) {
+        (GatewayKind::Sandbox, None) => Ok(Arc::new(Sandbox::new(clock))),
+        (GatewayKind::Sandbox, Some(url)) => Err(format!(
+            "{}: [gateway] url = {url:?}: this scanpay runs the sandbox in-process only; remove url",
+            config.source
+        )),
+    }
+}

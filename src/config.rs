@@ -1,0 +1,548 @@
+//! The TOML configuration: a private serde mirror of the file, converted into a typed,
+//! validated [`Config`] at load. Every error names the file, the key and what to do;
+//! `config/scanpay.example.toml` documents every key.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::money::{Amount, Currency};
+
+/// The demo's configuration, embedded so `scanpay demo` needs no file.
+pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}; check the path and that scanpay may read it")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: [{section}] {key} = {value}: {why}")]
+    Invalid {
+        file: String,
+        section: &'static str,
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{file}: [{section}] {key} is missing: {why}")]
+    Missing {
+        file: String,
+        section: &'static str,
+        key: &'static str,
+        why: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// The `[section] key` the error is about, when it is about one key.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            ConfigError::Invalid { section, key, .. }
+            | ConfigError::Missing { section, key, .. } => Some(format!("[{section}] {key}")),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (a path, or `<embedded demo>`).
+    pub source: String,
+    pub terminal: TerminalConfig,
+    pub gateway: GatewayConfig,
+    pub journal: JournalConfig,
+    pub watchdog: WatchdogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct TerminalConfig {
+    /// Terminal id: part of every request id, sent as `terminal_id`.
+    pub id: String,
+    pub currency: Currency,
+    /// Largest single sale this terminal takes.
+    pub max_amount: Amount,
+    pub store_id: Option<String>,
+    /// Order subject used when the register gives none.
+    pub subject: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum GatewayKind {
+    #[serde(rename = "sandbox")]
+    Sandbox,
+}
+
+impl GatewayKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GatewayKind::Sandbox => "sandbox",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub kind: GatewayKind,
+    /// Gateway endpoint; for `sandbox`, absent means the in-process sandbox.
+    pub url: Option<String>,
+    /// Longest wait for one gateway answer; past it the outcome is unknown.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct WatchdogConfig {
+    /// From the first send of a pay request to the cancel of an attempt still in doubt.
+    pub sale_deadline: Duration,
+    /// Pause between two inquiries of an attempt in doubt.
+    pub inquiry_interval: Duration,
+}
+
+const TIMEOUT_MS_DEFAULT: u64 = 15_000;
+const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=120_000;
+/// PROTOCOL.md: query for about 60 s after an unclear answer, then cancel.
+const SALE_DEADLINE_S_DEFAULT: u64 = 60;
+const SALE_DEADLINE_S_RANGE: std::ops::RangeInclusive<u64> = 5..=900;
+/// PROTOCOL.md: query every 3–6 s (Open Platform), every ~3 s (AMS).
+const INQUIRY_INTERVAL_MS_DEFAULT: u64 = 3_000;
+const INQUIRY_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 500..=60_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    terminal: Option<RawTerminal>,
+    gateway: Option<RawGateway>,
+    journal: Option<RawJournal>,
+    #[serde(default)]
+    watchdog: RawWatchdog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTerminal {
+    id: Option<String>,
+    currency: Option<String>,
+    max_amount: Option<String>,
+    store_id: Option<String>,
+    subject: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    kind: Option<GatewayKind>,
+    url: Option<String>,
+    timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJournal {
+    path: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawWatchdog {
+    sale_deadline_s: Option<u64>,
+    inquiry_interval_ms: Option<u64>,
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it (the journal) are
+    /// resolved against the file's directory, not the working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, &file, base)
+    }
+
+    /// The embedded demo configuration with its journal at `journal`.
+    pub fn demo(journal: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::from_toml(DEMO_TOML, "<embedded demo config>", Path::new("."))?;
+        config.journal.path = journal.to_path_buf();
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Validator { file }.config(raw, base)
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+}
+
+impl Validator<'_> {
+    fn invalid(
+        &self,
+        section: &'static str,
+        key: &'static str,
+        value: impl std::fmt::Debug,
+        why: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_string(),
+            section,
+            key,
+            value: format!("{value:?}"),
+            why: why.into(),
+        }
+    }
+
+    fn missing(&self, section: &'static str, key: &'static str, why: &'static str) -> ConfigError {
+        ConfigError::Missing {
+            file: self.file.to_string(),
+            section,
+            key,
+            why,
+        }
+    }
+
+    fn config(&self, raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
+        let terminal = raw.terminal.ok_or_else(|| {
+            self.missing(
+                "terminal",
+                "id",
+                "add a [terminal] section with id, currency and max_amount",
+            )
+        })?;
+        let gateway = raw.gateway.ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "kind",
+                "add a [gateway] section; kind = \"sandbox\" for testing",
+            )
+        })?;
+        let journal = raw.journal.ok_or_else(|| {
+            self.missing(
+                "journal",
+                "path",
+                "add a [journal] section naming the journal file",
+            )
+        })?;
+        Ok(Config {
+            source: self.file.to_string(),
+            terminal: self.terminal(terminal)?,
+            gateway: self.gateway(gateway)?,
+            journal: self.journal(journal, base)?,
+            watchdog: self.watchdog(raw.watchdog)?,
+        })
+    }
+
+    fn terminal(&self, raw: RawTerminal) -> Result<TerminalConfig, ConfigError> {
+        let id = raw.id.ok_or_else(|| {
+            self.missing("terminal", "id", "name this terminal, e.g. id = \"T0001\"")
+        })?;
+        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(self.invalid(
+                "terminal",
+                "id",
+                &id,
+                "use 1 to 32 ASCII letters and digits; it becomes part of every gateway request id",
+            ));
+        }
+        let currency_text = raw.currency.ok_or_else(|| {
+            self.missing(
+                "terminal",
+                "currency",
+                "set the ISO 4217 currency, e.g. currency = \"CNY\"",
+            )
+        })?;
+        let currency = Currency::from_code(&currency_text)
+            .map_err(|e| self.invalid("terminal", "currency", &currency_text, e.to_string()))?;
+        let max_text = raw.max_amount.ok_or_else(|| {
+            self.missing(
+                "terminal",
+                "max_amount",
+                "set the largest sale this terminal may take, e.g. max_amount = \"5000.00\"",
+            )
+        })?;
+        let max_amount = Amount::parse(&max_text, currency)
+            .map_err(|e| self.invalid("terminal", "max_amount", &max_text, e.to_string()))?;
+        if !max_amount.is_positive() {
+            return Err(self.invalid("terminal", "max_amount", &max_text, "must be above zero"));
+        }
+        if let Some(store) = &raw.store_id
+            && (store.is_empty() || store.len() > 32 || store.chars().any(char::is_control))
+        {
+            return Err(self.invalid(
+                "terminal",
+                "store_id",
+                store,
+                "use 1 to 32 printable characters",
+            ));
+        }
+        let subject = raw.subject.unwrap_or_else(|| "Purchase".to_string());
+        if subject.is_empty()
+            || subject.chars().count() > 128
+            || subject.chars().any(char::is_control)
+        {
+            return Err(self.invalid(
+                "terminal",
+                "subject",
+                &subject,
+                "use 1 to 128 printable characters",
+            ));
+        }
+        Ok(TerminalConfig {
+            id,
+            currency,
+            max_amount,
+            store_id: raw.store_id,
+            subject,
+        })
+    }
+
+    fn gateway(&self, raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
+        let kind = raw.kind.ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "kind",
+                "choose the payment gateway: kind = \"sandbox\"",
+            )
+        })?;
+        if let Some(url) = &raw.url {
+            check_url(url).map_err(|why| self.invalid("gateway", "url", url, why))?;
+        }
+        let timeout_ms = raw.timeout_ms.unwrap_or(TIMEOUT_MS_DEFAULT);
+        if !TIMEOUT_MS_RANGE.contains(&timeout_ms) {
+            return Err(self.invalid(
+                "gateway",
+                "timeout_ms",
+                timeout_ms,
+                format!(
+                    "must be between {} and {} milliseconds",
+                    TIMEOUT_MS_RANGE.start(),
+                    TIMEOUT_MS_RANGE.end()
+                ),
+            ));
+        }
+        Ok(GatewayConfig {
+            kind,
+            url: raw.url,
+            timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+
+    fn journal(&self, raw: RawJournal, base: &Path) -> Result<JournalConfig, ConfigError> {
+        let path = raw.path.ok_or_else(|| {
+            self.missing(
+                "journal",
+                "path",
+                "name the journal file, e.g. path = \"/var/lib/scanpay/journal.sqlite\"",
+            )
+        })?;
+        if path.is_empty() {
+            return Err(self.invalid("journal", "path", &path, "must name a file"));
+        }
+        Ok(JournalConfig {
+            path: base.join(path),
+        })
+    }
+
+    fn watchdog(&self, raw: RawWatchdog) -> Result<WatchdogConfig, ConfigError> {
+        let deadline_s = raw.sale_deadline_s.unwrap_or(SALE_DEADLINE_S_DEFAULT);
+        if !SALE_DEADLINE_S_RANGE.contains(&deadline_s) {
+            return Err(self.invalid(
+                "watchdog",
+                "sale_deadline_s",
+                deadline_s,
+                format!(
+                    "must be between {} and {} seconds",
+                    SALE_DEADLINE_S_RANGE.start(),
+                    SALE_DEADLINE_S_RANGE.end()
+                ),
+            ));
+        }
+        let interval_ms = raw
+            .inquiry_interval_ms
+            .unwrap_or(INQUIRY_INTERVAL_MS_DEFAULT);
+        if !INQUIRY_INTERVAL_MS_RANGE.contains(&interval_ms) {
+            return Err(self.invalid(
+                "watchdog",
+                "inquiry_interval_ms",
+                interval_ms,
+                format!(
+                    "must be between {} and {} milliseconds",
+                    INQUIRY_INTERVAL_MS_RANGE.start(),
+                    INQUIRY_INTERVAL_MS_RANGE.end()
+                ),
+            ));
+        }
+        if interval_ms >= deadline_s * 1000 {
+            return Err(self.invalid(
+                "watchdog",
+                "inquiry_interval_ms",
+                interval_ms,
+                "must be shorter than sale_deadline_s, or no inquiry happens before the cancel",
+            ));
+        }
+        Ok(WatchdogConfig {
+            sale_deadline: Duration::from_secs(deadline_s),
+            inquiry_interval: Duration::from_millis(interval_ms),
+        })
+    }
+}
+
+/// Gateway URLs are HTTPS, except plain HTTP to this machine (the sandbox on loopback).
+fn check_url(url: &str) -> Result<(), &'static str> {
+    let loopback = [
+        "http://127.",
+        "http://localhost:",
+        "http://localhost/",
+        "http://[::1]",
+    ];
+    if url.starts_with("https://") && url.len() > "https://".len() {
+        Ok(())
+    } else if loopback.iter().any(|p| url.starts_with(p)) {
+        Ok(())
+    } else {
+        Err(
+            "use an https:// URL; plain http:// is allowed only for loopback hosts (127.0.0.1, localhost, [::1])",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[terminal]
+id = "T0001"
+currency = "CNY"
+max_amount = "5000.00"
+
+[gateway]
+kind = "sandbox"
+
+[journal]
+path = "journal.sqlite"
+"#;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, "test.toml", Path::new("/etc/scanpay"))
+    }
+
+    fn error(text: &str) -> String {
+        load(text)
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.terminal.id, "T0001");
+        assert_eq!(c.terminal.currency.code(), "CNY");
+        assert_eq!(c.terminal.max_amount.minor(), 500_000);
+        assert_eq!(c.gateway.kind, GatewayKind::Sandbox);
+        assert_eq!(c.gateway.timeout, Duration::from_millis(15_000));
+        assert_eq!(c.journal.path, Path::new("/etc/scanpay/journal.sqlite"));
+        assert_eq!(c.watchdog.sale_deadline, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn embedded_demo_and_example_configs_load() {
+        Config::demo(Path::new("/tmp/x.sqlite")).unwrap();
+        let example = include_str!("../config/scanpay.example.toml");
+        Config::from_toml(example, "scanpay.example.toml", Path::new("/")).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_file() {
+        let cases: &[(&str, &str, &str)] = &[
+            (
+                "currency = \"CNY\"",
+                "currency = \"XYZ\"",
+                "[terminal] currency",
+            ),
+            (
+                "max_amount = \"5000.00\"",
+                "max_amount = \"50.005\"",
+                "[terminal] max_amount",
+            ),
+            (
+                "max_amount = \"5000.00\"",
+                "max_amount = \"0\"",
+                "[terminal] max_amount",
+            ),
+            ("id = \"T0001\"", "id = \"T 1\"", "[terminal] id"),
+            ("id = \"T0001\"", "", "[terminal] id is missing"),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\ntimeout_ms = 5",
+                "[gateway] timeout_ms",
+            ),
+            (
+                "kind = \"sandbox\"",
+                "kind = \"sandbox\"\nurl = \"http://example.com/gateway.do\"",
+                "[gateway] url",
+            ),
+            ("path = \"journal.sqlite\"", "path = \"\"", "[journal] path"),
+        ];
+        for (from, to, expected) in cases {
+            let text = GOOD.replace(from, to);
+            let message = error(&text);
+            assert!(
+                message.contains(expected),
+                "{expected:?} not in {message:?}"
+            );
+            assert!(message.starts_with("test.toml: "), "{message}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_are_named() {
+        let message = error(&GOOD.replace("currency", "curency"));
+        assert!(message.contains("curency"), "{message}");
+        let message = error(&GOOD.replace("kind = \"sandbox\"", "kind = \"paypal\""));
+        assert!(
+            message.contains("paypal") && message.contains("sandbox"),
+            "{message}"
+        );
+        let message = error(&GOOD.replace(
+            "kind = \"sandbox\"",
+            "kind = \"sandbox\"\ntimeout_ms = \"fast\"",
+        ));
+        assert!(message.contains("timeout_ms"), "{message}");
+        let message = error("[terminal\nid=1");
+        assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn watchdog_interval_must_fit_in_the_deadline() {
+        let text = format!("{GOOD}\n[watchdog]\nsale_deadline_s = 5\ninquiry_interval_ms = 6000\n");
+        assert!(error(&text).contains("[watchdog] inquiry_interval_ms"));
+    }
+
+    #[test]
+    fn http_only_for_loopback() {
+        assert!(check_url("https://openapi.alipay.com/gateway.do").is_ok());
+        assert!(check_url("http://127.0.0.1:8080/gateway.do").is_ok());
+        assert!(check_url("http://[::1]:80/").is_ok());
+        assert!(check_url("http://localhost.evil.com/").is_err());
+        assert!(check_url("http://10.0.0.1/").is_err());
+        assert!(check_url("ftp://x").is_err());
+        assert!(check_url("https://").is_err());
+    }
+}

@@ -1,0 +1,597 @@
+//! The sale engine: arms a sale, binds the next payment-code scan to it, writes the attempt
+//! durably before sending it (invariant 1), maps the gateway's answer to a state, and hands
+//! every unclear answer to the [`Resolver`](crate::watchdog::Resolver).
+//!
+//! Scan rules: a scan that is not a payment code never reaches the gateway; a payment code
+//! with no sale armed, while another attempt is in flight, of a wallet the gateway does not
+//! take, or already sent under another request id (invariant 4) is refused.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use crate::clock::Clock;
+use crate::config::{TerminalConfig, WatchdogConfig};
+use crate::events::{Event, Observer};
+use crate::gateway::{Gateway, Outcome, PayRequest, Unknown, UnknownKind};
+use crate::journal::{AttemptRow, Change, Journal, JournalError, NewAttempt, NewSale, SaleRow};
+use crate::money::Amount;
+use crate::paycode::{BarcodeKind, PaymentCode, Scan, recognise};
+use crate::state::{AttemptState, Cause, SaleState};
+use crate::view::SaleView;
+use crate::watchdog::{MSG_PAID, Resolver, echo_ok};
+
+/// A code seen within this window is the same customer's code: never send it again.
+/// Payment codes live about a minute; a day is far beyond any reuse by the same wallet.
+const CODE_REUSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Result code recorded for a pay request that never left this machine.
+pub const NOT_SENT: &str = "not_sent";
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub terminal: TerminalConfig,
+    /// Longest wait for one gateway answer.
+    pub timeout: Duration,
+    pub watchdog: WatchdogConfig,
+    /// See [`Resolver::cancel_give_up_after`].
+    pub cancel_give_up_after: Option<Duration>,
+}
+
+/// What the register asks for.
+#[derive(Debug, Clone)]
+pub struct SaleRequest {
+    pub amount: Amount,
+    pub reference: Option<String>,
+    pub subject: Option<String>,
+    pub idempotency_key: Option<String>,
+    /// How many scans the sale may consume before it ends unpaid.
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("amount {amount} is not in this terminal's currency {terminal}")]
+    WrongCurrency {
+        amount: Amount,
+        terminal: &'static str,
+    },
+    #[error("amount {0} must be above zero")]
+    NotPositive(Amount),
+    #[error("amount {amount} is above this terminal's limit of {max} ([terminal] max_amount)")]
+    AboveLimit { amount: Amount, max: Amount },
+    #[error("{0} must be 1 to {1} printable characters")]
+    BadText(&'static str, usize),
+    #[error("sale {0} is still open: finish or cancel it first")]
+    Busy(String),
+    #[error("sale {0} has an attempt in progress; it cannot be aborted now")]
+    InProgress(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Why a payment-code scan was not charged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    NoSale,
+    InFlight {
+        request_id: String,
+    },
+    CodeReused {
+        request_id: String,
+    },
+    WalletNotAccepted {
+        wallet: &'static str,
+        gateway: &'static str,
+    },
+    Journal(String),
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NoSale => f.write_str(
+                "scan without sale: no sale is waiting for a payment code; start the sale first",
+            ),
+            Refusal::InFlight { request_id } => write!(
+                f,
+                "a payment is in progress ({request_id}); wait for its result"
+            ),
+            Refusal::CodeReused { request_id } => write!(
+                f,
+                "this code was already used ({request_id}); ask the customer to refresh the code"
+            ),
+            Refusal::WalletNotAccepted { wallet, gateway } => write!(
+                f,
+                "this is a {wallet} code, not accepted by the {gateway} gateway; ask for an accepted wallet"
+            ),
+            Refusal::Journal(e) => write!(
+                f,
+                "the journal cannot record the payment ({e}); nothing was charged"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum ScanOutcome {
+    Barcode {
+        text: String,
+        kind: BarcodeKind,
+    },
+    Garbage {
+        why: &'static str,
+    },
+    Refused {
+        code_masked: String,
+        refusal: Refusal,
+    },
+    /// The scan was charged (or tried); the sale as it now stands.
+    Attempted {
+        sale: SaleView,
+    },
+}
+
+#[derive(Default)]
+struct Slots {
+    /// The sale the next payment code goes to.
+    armed: Option<String>,
+    /// Request id of the attempt on the wire.
+    in_flight: Option<String>,
+}
+
+pub struct Engine {
+    journal: Arc<Journal>,
+    gateway: Arc<dyn Gateway>,
+    clock: Arc<dyn Clock>,
+    observer: Arc<dyn Observer>,
+    settings: EngineSettings,
+    resolver: Resolver,
+    slots: Mutex<Slots>,
+}
+
+/// Clears the in-flight slot however the attempt ends (answer, error, or the future dropped
+/// at shutdown: the journal then holds the attempt open for recovery).
+struct InFlight<'a>(&'a Mutex<Slots>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(self.0).in_flight = None;
+    }
+}
+
+fn lock(m: &Mutex<Slots>) -> MutexGuard<'_, Slots> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Engine {
+    pub fn new(
+        journal: Arc<Journal>,
+        gateway: Arc<dyn Gateway>,
+        clock: Arc<dyn Clock>,
+        observer: Arc<dyn Observer>,
+        settings: EngineSettings,
+    ) -> Engine {
+        let resolver = Resolver {
+            journal: journal.clone(),
+            gateway: gateway.clone(),
+            clock: clock.clone(),
+            observer: observer.clone(),
+            timeout: settings.timeout,
+            inquiry_interval: settings.watchdog.inquiry_interval,
+            cancel_give_up_after: settings.cancel_give_up_after,
+        };
+        Engine {
+            journal,
+            gateway,
+            clock,
+            observer,
+            settings,
+            resolver,
+            slots: Mutex::new(Slots::default()),
+        }
+    }
+
+    pub fn journal(&self) -> &Arc<Journal> {
+        &self.journal
+    }
+
+    /// Finishes what an earlier run left open: every attempt in doubt is resolved (with the
+    /// same request ids) and sales still awaiting a scan are expired, before new sales start.
+    pub async fn recover(&self) -> Result<Vec<SaleView>, JournalError> {
+        let mut finished = Vec::new();
+        for attempt in self.journal.open_attempts()? {
+            tracing::warn!(request_id = %attempt.request_id, state = %attempt.state, "resuming attempt left open");
+            let a = self.resolver.resolve(attempt).await?;
+            let view = self.view(&a.sale_id)?;
+            self.observer
+                .event(&Event::SaleFinished { sale: view.clone() });
+            finished.push(view);
+        }
+        for sale in self.journal.open_sales()? {
+            if sale.state == SaleState::AwaitingScan {
+                let sale = self.journal.close_sale(
+                    &sale.id,
+                    SaleState::Expired,
+                    "scanpay restarted before a payment code was scanned",
+                    self.clock.now(),
+                )?;
+                finished.push(self.view(&sale.id)?);
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Opens a sale and makes it the one the next payment code is charged to.
+    pub fn arm(&self, request: SaleRequest) -> Result<SaleView, EngineError> {
+        let terminal = &self.settings.terminal;
+        let amount = request.amount;
+        if amount.currency() != terminal.currency {
+            return Err(EngineError::WrongCurrency {
+                amount,
+                terminal: terminal.currency.code(),
+            });
+        }
+        if !amount.is_positive() {
+            return Err(EngineError::NotPositive(amount));
+        }
+        if amount.minor() > terminal.max_amount.minor() {
+            return Err(EngineError::AboveLimit {
+                amount,
+                max: terminal.max_amount,
+            });
+        }
+        check_text("reference", request.reference.as_deref(), 64)?;
+        check_text("subject", request.subject.as_deref(), 128)?;
+        check_text("idempotency key", request.idempotency_key.as_deref(), 128)?;
+
+        let mut slots = lock(&self.slots);
+        if let Some(armed) = slots.armed.clone() {
+            match self.journal.sale(&armed)? {
+                Some(s) if !s.state.is_final() => {
+                    // The register retrying the same request gets the same sale.
+                    if request.idempotency_key.is_some()
+                        && s.idempotency_key == request.idempotency_key
+                    {
+                        return Ok(self.view(&s.id)?);
+                    }
+                    return Err(EngineError::Busy(armed));
+                }
+                _ => slots.armed = None,
+            }
+        }
+        let now = self.clock.now();
+        let new = NewSale {
+            id: new_sale_id(now),
+            amount,
+            reference: request.reference,
+            subject: request.subject.unwrap_or_else(|| terminal.subject.clone()),
+            idempotency_key: request.idempotency_key,
+            max_attempts: request.max_attempts.max(1),
+        };
+        let (sale, created) = self.journal.create_sale(&new, now)?;
+        if created || !sale.state.is_final() {
+            slots.armed = Some(sale.id.clone());
+        }
+        drop(slots);
+        let view = self.view(&sale.id)?;
+        if created {
+            tracing::info!(sale = %sale.id, amount = %sale.amount, "sale armed");
+            self.observer
+                .event(&Event::SaleArmed { sale: view.clone() });
+        }
+        Ok(view)
+    }
+
+    /// Ends the armed sale unpaid before any payment code was charged.
+    pub fn abort(&self, sale_id: &str, reason: &str) -> Result<SaleView, EngineError> {
+        let mut slots = lock(&self.slots);
+        let sale = self
+            .journal
+            .sale(sale_id)?
+            .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+        if sale.state == SaleState::Processing {
+            return Err(EngineError::InProgress(sale.id));
+        }
+        if sale.state == SaleState::AwaitingScan {
+            self.journal
+                .close_sale(sale_id, SaleState::Cancelled, reason, self.clock.now())?;
+        }
+        if slots.armed.as_deref() == Some(sale_id) {
+            slots.armed = None;
+        }
+        drop(slots);
+        let view = self.view(sale_id)?;
+        self.observer
+            .event(&Event::SaleFinished { sale: view.clone() });
+        Ok(view)
+    }
+
+    /// The sale the next payment code goes to, if any.
+    pub fn armed(&self) -> Option<String> {
+        lock(&self.slots).armed.clone()
+    }
+
+    /// Handles one scan: classifies it and, for a payment code with a sale armed, charges
+    /// it and sees the attempt through to a known state (or as far as the resolver goes).
+    pub async fn scan(&self, raw: &str) -> ScanOutcome {
+        let code = match recognise(raw) {
+            Scan::Payment(code) => code,
+            Scan::Barcode { text, kind } => {
+                self.observer.event(&Event::Barcode {
+                    text: text.clone(),
+                    kind,
+                });
+                return ScanOutcome::Barcode { text, kind };
+            }
+            Scan::Garbage { why, len } => {
+                tracing::warn!(why, len, "garbage scan dropped");
+                self.observer.event(&Event::Garbage { why, len });
+                return ScanOutcome::Garbage { why };
+            }
+        };
+        match self.start_attempt(&code) {
+            Ok((attempt, guard)) => {
+                let outcome = self.charge(attempt, &code).await;
+                drop(guard);
+                outcome
+            }
+            Err(refusal) => {
+                tracing::warn!(code = %code, %refusal, "scan refused");
+                self.observer.event(&Event::ScanRefused {
+                    code_masked: Some(code.masked()),
+                    reason: refusal.to_string(),
+                });
+                ScanOutcome::Refused {
+                    code_masked: code.masked(),
+                    refusal,
+                }
+            }
+        }
+    }
+
+    /// Checks every refusal rule and writes the attempt row, under the slot lock so two
+    /// scans can never both pass.
+    fn start_attempt(&self, code: &PaymentCode) -> Result<(AttemptRow, InFlight<'_>), Refusal> {
+        if !self.gateway.accepts(code.wallet()) {
+            return Err(Refusal::WalletNotAccepted {
+                wallet: code.wallet().display_name(),
+                gateway: self.gateway.name(),
+            });
+        }
+        let mut slots = lock(&self.slots);
+        if let Some(request_id) = &slots.in_flight {
+            return Err(Refusal::InFlight {
+                request_id: request_id.clone(),
+            });
+        }
+        let sale_id = slots.armed.clone().ok_or(Refusal::NoSale)?;
+        let now = self.clock.now();
+        let journal_err = |e: JournalError| Refusal::Journal(e.to_string());
+        let earlier = self
+            .journal
+            .attempts_with_code(code, now - CODE_REUSE_WINDOW)
+            .map_err(journal_err)?;
+        // A request that provably never left did not use the code up.
+        if let Some(used) = earlier
+            .iter()
+            .find(|a| a.result_code.as_deref() != Some(NOT_SENT) || a.state != AttemptState::Failed)
+        {
+            return Err(Refusal::CodeReused {
+                request_id: used.request_id.clone(),
+            });
+        }
+        let deadline = now
+            + chrono::Duration::from_std(self.settings.watchdog.sale_deadline)
+                .unwrap_or(chrono::TimeDelta::MAX);
+        let new = NewAttempt {
+            request_id: new_request_id(&self.settings.terminal.id, now),
+            gateway: self.gateway.name(),
+            code,
+            deadline_at: deadline,
+        };
+        let attempt = match self.journal.begin_attempt(&sale_id, &new, now) {
+            Ok(a) => a,
+            Err(e @ (JournalError::SaleState { .. } | JournalError::NoSale(_))) => {
+                // The armed sale ended meanwhile (aborted, expired).
+                slots.armed = None;
+                tracing::debug!(error = %e, "armed sale no longer takes scans");
+                return Err(Refusal::NoSale);
+            }
+            Err(e) => return Err(journal_err(e)),
+        };
+        slots.in_flight = Some(attempt.request_id.clone());
+        Ok((attempt, InFlight(&self.slots)))
+    }
+
+    async fn charge(&self, attempt: AttemptRow, code: &PaymentCode) -> ScanOutcome {
+        let sale_id = attempt.sale_id.clone();
+        match self.send_and_resolve(attempt, code).await {
+            Ok(_) => {}
+            Err(e) => {
+                // The journal failed mid-attempt: the row stays open and the next start
+                // resolves it. The register must not treat this as "not paid".
+                tracing::error!(sale = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
+            }
+        }
+        let view = match self.view(&sale_id) {
+            Ok(v) => v,
+            Err(e) => {
+                return ScanOutcome::Refused {
+                    code_masked: code.masked(),
+                    refusal: Refusal::Journal(e.to_string()),
+                };
+            }
+        };
+        if view.state.is_final() {
+            let mut slots = lock(&self.slots);
+            if slots.armed.as_deref() == Some(sale_id.as_str()) {
+                slots.armed = None;
+            }
+            drop(slots);
+            self.observer
+                .event(&Event::SaleFinished { sale: view.clone() });
+        }
+        ScanOutcome::Attempted { sale: view }
+    }
+
+    async fn send_and_resolve(
+        &self,
+        attempt: AttemptRow,
+        code: &PaymentCode,
+    ) -> Result<AttemptRow, JournalError> {
+        let sale = self
+            .journal
+            .sale(&attempt.sale_id)?
+            .ok_or_else(|| JournalError::NoSale(attempt.sale_id.clone()))?;
+        let request = PayRequest {
+            request_id: attempt.request_id.clone(),
+            code: code.clone(),
+            amount: attempt.amount,
+            subject: sale.subject.clone(),
+            terminal_id: self.settings.terminal.id.clone(),
+            store_id: self.settings.terminal.store_id.clone(),
+        };
+        tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
+        self.observer.event(&Event::AttemptSent {
+            sale_id: sale.id.clone(),
+            request_id: request.request_id.clone(),
+            code_masked: code.masked(),
+        });
+        let outcome =
+            match tokio::time::timeout(self.settings.timeout, self.gateway.pay(&request)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Unknown(Unknown::new(
+                    UnknownKind::Timeout,
+                    format!("no answer within {} ms", self.settings.timeout.as_millis()),
+                )),
+            };
+        let outcome = match outcome {
+            Outcome::Success(paid) if !echo_ok(&paid, attempt.amount) => {
+                tracing::error!(request_id = %request.request_id, "pay answer states another amount: not trusted");
+                Outcome::Unknown(Unknown::new(
+                    UnknownKind::Mismatch,
+                    format!(
+                        "answer states {:?}, asked {}",
+                        paid.amount.map(|a| a.to_string()),
+                        attempt.amount
+                    ),
+                ))
+            }
+            other => other,
+        };
+        let now = self.clock.now();
+        let (to, c) = match outcome {
+            Outcome::Success(paid) => (
+                AttemptState::Succeeded,
+                Change {
+                    result_code: Some("paid".into()),
+                    result_message: Some("pay: success".into()),
+                    gateway_trade_id: Some(paid.trade_id),
+                    message: Some(MSG_PAID.into()),
+                    ..Change::default()
+                },
+            ),
+            Outcome::Failed(f) => (
+                AttemptState::Failed,
+                Change {
+                    result_code: Some(f.code),
+                    result_message: Some(f.message),
+                    message: Some(f.cashier),
+                    ..Change::default()
+                },
+            ),
+            Outcome::NotSent(why) => (
+                AttemptState::Failed,
+                Change {
+                    result_code: Some(NOT_SENT.into()),
+                    result_message: Some(why),
+                    message: Some(
+                        "the gateway could not be reached; the customer was not charged".into(),
+                    ),
+                    ..Change::default()
+                },
+            ),
+            Outcome::Unknown(u) => {
+                tracing::warn!(request_id = %request.request_id, why = %u, "pay outcome unknown: inquiring");
+                let confirming = u.kind == UnknownKind::BuyerConfirming;
+                let (a, _) = self.journal.transition(
+                    attempt.id,
+                    AttemptState::Unknown,
+                    Cause::PayAnswer,
+                    &Change {
+                        result_code: Some(u.kind.as_str().into()),
+                        result_message: Some(u.detail.clone()),
+                        message: Some(if confirming {
+                            "customer is confirming the payment in the wallet".into()
+                        } else {
+                            "checking the payment with the gateway".into()
+                        }),
+                        ..Change::default()
+                    },
+                    now,
+                )?;
+                self.observer.event(&if confirming {
+                    Event::CustomerConfirming {
+                        sale_id: a.sale_id.clone(),
+                        request_id: a.request_id.clone(),
+                    }
+                } else {
+                    Event::InDoubt {
+                        sale_id: a.sale_id.clone(),
+                        request_id: a.request_id.clone(),
+                        why: u.to_string(),
+                    }
+                });
+                return self.resolver.resolve(a).await;
+            }
+        };
+        let (a, _) = self
+            .journal
+            .transition(attempt.id, to, Cause::PayAnswer, &c, now)?;
+        Ok(a)
+    }
+
+    pub fn view(&self, sale_id: &str) -> Result<SaleView, JournalError> {
+        let sale: SaleRow = self
+            .journal
+            .sale(sale_id)?
+            .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+        let attempts = self.journal.attempts(sale_id)?;
+        Ok(SaleView::new(&sale, &attempts))
+    }
+}
+
+fn check_text(what: &'static str, text: Option<&str>, max: usize) -> Result<(), EngineError> {
+    match text {
+        Some(t) if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) => {
+            Err(EngineError::BadText(what, max))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `S20261122-3f9a0c1e7b`: sortable by day, unique by 40 random bits.
+fn new_sale_id(now: DateTime<Utc>) -> String {
+    format!(
+        "S{}-{:010x}",
+        now.format("%Y%m%d"),
+        rand::thread_rng().gen_range(0..1u64 << 40)
+    )
+}
+
+/// `T0001_20261122103000_9f3a0c1e`: letters, digits and `_` only, at most 56 characters, so
+/// it is a valid `out_trade_no` and `paymentRequestId`, unique across this merchant's
+/// terminals (the terminal id is in it) and across restarts (time plus 32 random bits).
+pub fn new_request_id(terminal_id: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "{terminal_id}_{}_{:08x}",
+        now.format("%Y%m%d%H%M%S"),
+        rand::thread_rng().r#gen::<u32>()
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,80 @@
+//! What the engine tells the outside world (LED, receipt, register, logs) as it works.
+//! One trait, [`Observer`]; outputs implement it and never block the engine.
+
+use crate::paycode::BarcodeKind;
+use crate::view::SaleView;
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    SaleArmed {
+        sale: SaleView,
+    },
+    /// A scan that is not a payment code, for the register (a shared scanner reads products).
+    Barcode {
+        text: String,
+        kind: BarcodeKind,
+    },
+    /// A scan that is not even a barcode: dropped.
+    Garbage {
+        why: &'static str,
+        len: usize,
+    },
+    /// A payment code that was not charged, with the reason the cashier should read.
+    ScanRefused {
+        code_masked: Option<String>,
+        reason: String,
+    },
+    AttemptSent {
+        sale_id: String,
+        request_id: String,
+        code_masked: String,
+    },
+    /// The customer is confirming in the wallet (password, limit check).
+    CustomerConfirming {
+        sale_id: String,
+        request_id: String,
+    },
+    /// No clear answer: inquiring.
+    InDoubt {
+        sale_id: String,
+        request_id: String,
+        why: String,
+    },
+    /// Past the deadline: reversing the payment.
+    Cancelling {
+        sale_id: String,
+        request_id: String,
+    },
+    /// A cancel keeps failing in a way that needs a person.
+    NeedsAttention {
+        sale_id: String,
+        request_id: String,
+        why: String,
+    },
+    SaleFinished {
+        sale: SaleView,
+    },
+}
+
+pub trait Observer: Send + Sync {
+    fn event(&self, event: &Event);
+}
+
+/// Logs every event through `tracing` and nothing else.
+pub struct LogObserver;
+
+impl Observer for LogObserver {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::SaleFinished { sale } => {
+                tracing::info!(sale = %sale.sale_id, state = %sale.state, "sale finished")
+            }
+            Event::NeedsAttention {
+                request_id, why, ..
+            } => {
+                tracing::error!(request_id = %request_id, why = %why, "needs attention")
+            }
+            other => tracing::debug!(event = ?other, "event"),
+        }
+    }
+}

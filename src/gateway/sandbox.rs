@@ -1,0 +1,567 @@
+//! The sandbox gateway: a payment provider's test mode, deciding each payment by the last
+//! two digits of the scanned code, and keeping a ledger of the money it moved so a test can
+//! check at the end that money moved exactly as the journal says.
+//!
+//! | ending | behaviour |
+//! |---|---|
+//! | `00` | success |
+//! | `01` | insufficient balance (failed, not charged) |
+//! | `02` | expired code (failed, not charged) |
+//! | `03` | customer must confirm with password; pays ~3 s after the request |
+//! | `04` | customer must confirm; never pays |
+//! | `05` | answers "unknown", but the charge went through |
+//! | `06` | answers after 20 s; the charge went through |
+//! | `07` | connection dropped after charging |
+//! | `08` | answer with a bad signature; the charge went through |
+//! | `09` | risk reject (failed, not charged) |
+//! | other | success, as `00` |
+//!
+//! Like the real providers it is idempotent per request id, refuses a code already used
+//! under another request id, and a cancel closes the request id for good.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Cancelled, Failure, Gateway, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus,
+    Unknown, UnknownKind,
+};
+use crate::clock::Clock;
+use crate::money::Amount;
+use crate::paycode::Wallet;
+
+/// How long the customer takes to confirm for code `03`.
+pub const CONFIRM_DELAY: Duration = Duration::from_secs(3);
+/// How long the sandbox takes to answer code `06`.
+pub const SLOW_ANSWER: Duration = Duration::from_secs(20);
+
+/// What the sandbox does with a code, by its last two digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Success,
+    InsufficientBalance,
+    ExpiredCode,
+    ConfirmThenPay,
+    ConfirmNeverPays,
+    UnknownButPaid,
+    SlowButPaid,
+    DropAfterCharge,
+    BadSignatureButPaid,
+    RiskReject,
+}
+
+pub fn scenario(code: &str) -> Scenario {
+    match code.get(code.len().saturating_sub(2)..) {
+        Some("01") => Scenario::InsufficientBalance,
+        Some("02") => Scenario::ExpiredCode,
+        Some("03") => Scenario::ConfirmThenPay,
+        Some("04") => Scenario::ConfirmNeverPays,
+        Some("05") => Scenario::UnknownButPaid,
+        Some("06") => Scenario::SlowButPaid,
+        Some("07") => Scenario::DropAfterCharge,
+        Some("08") => Scenario::BadSignatureButPaid,
+        Some("09") => Scenario::RiskReject,
+        _ => Scenario::Success,
+    }
+}
+
+impl Scenario {
+    /// The definite refusal of a failing scenario.
+    pub fn failure(&self) -> Option<Failure> {
+        let (code, message, cashier) = match self {
+            Scenario::InsufficientBalance => (
+                "BUYER_BALANCE_NOT_ENOUGH",
+                "buyer balance not enough",
+                "the customer's balance is too low: ask for another payment method",
+            ),
+            Scenario::ExpiredCode => (
+                "PAYMENT_AUTH_CODE_INVALID",
+                "payment code expired",
+                "the code has expired: ask the customer to refresh the code and scan again",
+            ),
+            Scenario::RiskReject => (
+                "RISK_REJECT",
+                "payment rejected by risk control",
+                "the payment was declined: ask for another payment method",
+            ),
+            _ => return None,
+        };
+        Some(Failure {
+            code: code.to_string(),
+            message: message.to_string(),
+            cashier: cashier.to_string(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TradeState {
+    /// Waiting for the customer; pays at `pays_at` if set.
+    Waiting {
+        pays_at: Option<DateTime<Utc>>,
+    },
+    Paid,
+    /// Closed unpaid (by cancel or failure).
+    Closed {
+        code: String,
+    },
+    /// Paid, then refunded in full by a cancel.
+    CancelledRefunded,
+}
+
+#[derive(Debug, Clone)]
+struct Trade {
+    trade_no: String,
+    code: String,
+    amount: Option<Amount>,
+    state: TradeState,
+    /// Partial refunds by refund id.
+    refunds: BTreeMap<String, Amount>,
+}
+
+/// Money moved for one request id, as the sandbox saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub request_id: String,
+    pub trade_no: String,
+    /// Minor units charged to the customer (0 if never paid).
+    pub charged_minor: i64,
+    /// Minor units given back (cancel refund or refunds).
+    pub refunded_minor: i64,
+    pub state: &'static str,
+}
+
+impl LedgerEntry {
+    /// What the customer is out of pocket for this request id.
+    pub fn net_minor(&self) -> i64 {
+        self.charged_minor - self.refunded_minor
+    }
+}
+
+#[derive(Default)]
+struct Ledger {
+    trades: BTreeMap<String, Trade>,
+    /// code -> request id that used it.
+    codes: BTreeMap<String, String>,
+    next_trade: u64,
+    /// Number of pay requests received, per request id (to check retries).
+    pay_calls: BTreeMap<String, u32>,
+}
+
+/// The in-process sandbox gateway.
+pub struct Sandbox {
+    ledger: Mutex<Ledger>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Sandbox {
+    pub fn new(clock: Arc<dyn Clock>) -> Sandbox {
+        Sandbox {
+            ledger: Mutex::new(Ledger::default()),
+            clock,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Ledger> {
+        // A panic while holding the lock leaves plain data behind; keep serving it.
+        self.ledger.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The ledger: one entry per request id the sandbox has seen.
+    pub fn ledger(&self) -> Vec<LedgerEntry> {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        ledger
+            .trades
+            .iter_mut()
+            .map(|(request_id, trade)| {
+                settle(trade, now);
+                entry(request_id, trade)
+            })
+            .collect()
+    }
+
+    /// How many pay requests arrived under `request_id`.
+    pub fn pay_calls(&self, request_id: &str) -> u32 {
+        self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
+    }
+
+    /// Decides a pay request; the second value is the delay before answering.
+    fn decide_pay(&self, request: &PayRequest) -> (Outcome<Paid>, Duration) {
+        let now = self.clock.now();
+        let code = request.code.expose();
+        let mut ledger = self.lock();
+        *ledger
+            .pay_calls
+            .entry(request.request_id.clone())
+            .or_default() += 1;
+
+        if let Some(trade) = ledger.trades.get_mut(&request.request_id) {
+            // Same request id again: idempotent, answer with the trade's current state.
+            if trade.code != code || trade.amount.is_some_and(|a| a != request.amount) {
+                return (
+                    Outcome::Failed(failure(
+                        "CONTEXT_INCONSISTENT",
+                        "request id reused with other parameters",
+                    )),
+                    Duration::ZERO,
+                );
+            }
+            settle(trade, now);
+            return (answer_for(trade), Duration::ZERO);
+        }
+        if let Some(previous) = ledger.codes.get(code)
+            && previous != &request.request_id
+        {
+            return (
+                Outcome::Failed(failure(
+                    "PAYMENT_AUTH_CODE_INVALID",
+                    "payment code already used",
+                )),
+                Duration::ZERO,
+            );
+        }
+        ledger
+            .codes
+            .insert(code.to_string(), request.request_id.clone());
+        ledger.next_trade += 1;
+        let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
+        let scenario = scenario(code);
+        let (state, outcome, delay) = match scenario {
+            Scenario::InsufficientBalance | Scenario::ExpiredCode | Scenario::RiskReject => {
+                let f = scenario.failure().unwrap_or_else(|| unreachable!());
+                let state = TradeState::Closed {
+                    code: f.code.clone(),
+                };
+                (state, Outcome::Failed(f), Duration::ZERO)
+            }
+            Scenario::ConfirmThenPay | Scenario::ConfirmNeverPays => {
+                let pays_at = (scenario == Scenario::ConfirmThenPay)
+                    .then(|| now + chrono::Duration::from_std(CONFIRM_DELAY).unwrap_or_default());
+                (
+                    TradeState::Waiting { pays_at },
+                    Outcome::Unknown(Unknown::new(
+                        UnknownKind::BuyerConfirming,
+                        "customer is confirming the payment in the wallet",
+                    )),
+                    Duration::ZERO,
+                )
+            }
+            Scenario::Success => (
+                TradeState::Paid,
+                Outcome::Success(paid(&trade_no, request.amount)),
+                Duration::ZERO,
+            ),
+            Scenario::UnknownButPaid => (
+                TradeState::Paid,
+                Outcome::Unknown(Unknown::new(
+                    UnknownKind::ProviderUnsure,
+                    "SYSTEM_ERROR: system busy, outcome unknown",
+                )),
+                Duration::ZERO,
+            ),
+            Scenario::SlowButPaid => (
+                TradeState::Paid,
+                Outcome::Success(paid(&trade_no, request.amount)),
+                SLOW_ANSWER,
+            ),
+            Scenario::DropAfterCharge => (
+                TradeState::Paid,
+                Outcome::Unknown(Unknown::new(
+                    UnknownKind::ConnectionLost,
+                    "connection reset after the request was sent",
+                )),
+                Duration::ZERO,
+            ),
+            Scenario::BadSignatureButPaid => (
+                TradeState::Paid,
+                Outcome::Unknown(Unknown::new(
+                    UnknownKind::BadSignature,
+                    "answer signature did not verify",
+                )),
+                Duration::ZERO,
+            ),
+        };
+        ledger.trades.insert(
+            request.request_id.clone(),
+            Trade {
+                trade_no,
+                code: code.to_string(),
+                amount: Some(request.amount),
+                state,
+                refunds: BTreeMap::new(),
+            },
+        );
+        (outcome, delay)
+    }
+}
+
+fn failure(code: &str, message: &str) -> Failure {
+    Failure {
+        code: code.to_string(),
+        message: message.to_string(),
+        cashier: "the payment was refused: ask the customer to refresh the code or pay another way"
+            .to_string(),
+    }
+}
+
+fn paid(trade_no: &str, amount: Amount) -> Paid {
+    Paid {
+        trade_id: trade_no.to_string(),
+        amount: Some(amount),
+    }
+}
+
+/// Lets time act on a trade: a customer confirming pays when the moment comes.
+fn settle(trade: &mut Trade, now: DateTime<Utc>) {
+    if let TradeState::Waiting { pays_at: Some(at) } = trade.state
+        && now >= at
+    {
+        trade.state = TradeState::Paid;
+    }
+}
+
+fn answer_for(trade: &Trade) -> Outcome<Paid> {
+    match &trade.state {
+        TradeState::Paid => match trade.amount {
+            Some(amount) => Outcome::Success(paid(&trade.trade_no, amount)),
+            None => Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade closed")),
+        },
+        TradeState::Waiting { .. } => Outcome::Unknown(Unknown::new(
+            UnknownKind::BuyerConfirming,
+            "customer is confirming the payment in the wallet",
+        )),
+        TradeState::Closed { code } => Outcome::Failed(failure(code, "trade closed")),
+        TradeState::CancelledRefunded => {
+            Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade cancelled and refunded"))
+        }
+    }
+}
+
+fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
+    let amount = trade.amount.map(|a| a.minor()).unwrap_or(0);
+    let refunds: i64 = trade.refunds.values().map(|a| a.minor()).sum();
+    let (charged, refunded, state) = match trade.state {
+        TradeState::Waiting { .. } => (0, 0, "waiting"),
+        TradeState::Paid => (amount, refunds, "paid"),
+        TradeState::Closed { .. } => (0, 0, "closed"),
+        TradeState::CancelledRefunded => (amount, amount, "cancelled_refunded"),
+    };
+    LedgerEntry {
+        request_id: request_id.to_string(),
+        trade_no: trade.trade_no.clone(),
+        charged_minor: charged,
+        refunded_minor: refunded,
+        state,
+    }
+}
+
+#[async_trait]
+impl Gateway for Sandbox {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn accepts(&self, wallet: Wallet) -> bool {
+        matches!(wallet, Wallet::Alipay | Wallet::AlipayPlus)
+    }
+
+    async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
+        let (outcome, delay) = self.decide_pay(request);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        outcome
+    }
+
+    async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        let Some(trade) = ledger.trades.get_mut(request_id) else {
+            return Outcome::Success(TradeStatus::NotFound);
+        };
+        settle(trade, now);
+        let status = match &trade.state {
+            TradeState::Waiting { .. } => TradeStatus::Waiting,
+            TradeState::Paid => TradeStatus::Paid(Paid {
+                trade_id: trade.trade_no.clone(),
+                amount: trade.amount,
+            }),
+            TradeState::Closed { code } => TradeStatus::Closed(failure(code, "trade closed")),
+            TradeState::CancelledRefunded => {
+                TradeStatus::Closed(failure("TRADE_CLOSED", "paid, then refunded by a cancel"))
+            }
+        };
+        Outcome::Success(status)
+    }
+
+    async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        let next = ledger.next_trade + 1;
+        let trade = ledger
+            .trades
+            .entry(request_id.to_string())
+            .or_insert_with(|| Trade {
+                // Cancel before the pay arrived: the id is closed, a late pay is refused.
+                trade_no: format!("SBX{}{:08}", now.format("%Y%m%d"), next),
+                code: String::new(),
+                amount: None,
+                state: TradeState::Waiting { pays_at: None },
+                refunds: BTreeMap::new(),
+            });
+        settle(trade, now);
+        let action = match trade.state {
+            TradeState::Waiting { .. } | TradeState::Closed { .. } => {
+                trade.state = TradeState::Closed {
+                    code: "TRADE_HAS_CLOSE".to_string(),
+                };
+                Cancelled::Closed
+            }
+            TradeState::Paid | TradeState::CancelledRefunded => {
+                if !trade.refunds.is_empty() {
+                    return Outcome::Failed(failure(
+                        "REASON_TRADE_REFUND_FEE_ERR",
+                        "trade already partly refunded: cannot cancel",
+                    ));
+                }
+                trade.state = TradeState::CancelledRefunded;
+                Cancelled::Refunded
+            }
+        };
+        if trade.amount.is_none() {
+            ledger.next_trade = next;
+        }
+        Outcome::Success(action)
+    }
+
+    async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        let Some(trade) = ledger.trades.get_mut(&request.payment_request_id) else {
+            return Outcome::Failed(failure("TRADE_NOT_EXIST", "no such trade"));
+        };
+        settle(trade, now);
+        if let Some(done) = trade.refunds.get(&request.refund_id) {
+            return if *done == request.amount {
+                Outcome::Success(Refunded {
+                    provider_refund_id: Some(format!("{}-{}", trade.trade_no, request.refund_id)),
+                })
+            } else {
+                Outcome::Failed(failure(
+                    "REPEAT_REQ_INCONSISTENT",
+                    "refund id reused with another amount",
+                ))
+            };
+        }
+        let (TradeState::Paid, Some(paid)) = (&trade.state, trade.amount) else {
+            return Outcome::Failed(failure("TRADE_STATUS_ERROR", "trade is not paid"));
+        };
+        let refunded: i64 = trade.refunds.values().map(|a| a.minor()).sum();
+        if request.amount.currency() != paid.currency()
+            || !request.amount.is_positive()
+            || refunded.saturating_add(request.amount.minor()) > paid.minor()
+        {
+            return Outcome::Failed(failure(
+                "REFUND_AMOUNT_EXCEED",
+                "refund amount exceeds what is left of the payment",
+            ));
+        }
+        trade
+            .refunds
+            .insert(request.refund_id.clone(), request.amount);
+        Outcome::Success(Refunded {
+            provider_refund_id: Some(format!("{}-{}", trade.trade_no, request.refund_id)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::money::Currency;
+    use crate::paycode::{Scan, recognise};
+
+    fn request(id: &str, code: &str) -> PayRequest {
+        let Scan::Payment(code) = recognise(code) else {
+            panic!("not a code")
+        };
+        PayRequest {
+            request_id: id.to_string(),
+            code,
+            amount: Amount::from_minor(1250, Currency::from_code("CNY").unwrap()),
+            subject: "test".into(),
+            terminal_id: "T1".into(),
+            store_id: None,
+        }
+    }
+
+    fn sandbox() -> Sandbox {
+        Sandbox::new(Arc::new(TokioClock::starting_at(Utc::now())))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn confirm_then_pay_pays_after_the_delay() {
+        let s = sandbox();
+        let r = request("r1", "286000000000000003");
+        assert!(matches!(s.pay(&r).await, Outcome::Unknown(_)));
+        assert_eq!(
+            s.inquire("r1").await,
+            Outcome::Success(TradeStatus::Waiting)
+        );
+        tokio::time::sleep(CONFIRM_DELAY).await;
+        assert!(matches!(
+            s.inquire("r1").await,
+            Outcome::Success(TradeStatus::Paid(_))
+        ));
+        assert_eq!(s.ledger()[0].net_minor(), 1250);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_code_is_charged_once_whatever_the_request_id() {
+        let s = sandbox();
+        assert!(matches!(
+            s.pay(&request("r1", "286000000000000000")).await,
+            Outcome::Success(_)
+        ));
+        assert!(matches!(
+            s.pay(&request("r1", "286000000000000000")).await,
+            Outcome::Success(_)
+        ));
+        assert!(matches!(
+            s.pay(&request("r2", "286000000000000000")).await,
+            Outcome::Failed(_)
+        ));
+        let net: i64 = s.ledger().iter().map(LedgerEntry::net_minor).sum();
+        assert_eq!(net, 1250);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_refunds_a_paid_trade_and_closes_the_id() {
+        let s = sandbox();
+        s.pay(&request("r1", "286000000000000005")).await;
+        assert_eq!(s.cancel("r1").await, Outcome::Success(Cancelled::Refunded));
+        assert_eq!(s.ledger()[0].net_minor(), 0);
+        // Cancel before any pay: a late pay under that id is refused and charges nothing.
+        assert_eq!(s.cancel("r2").await, Outcome::Success(Cancelled::Closed));
+        assert!(matches!(
+            s.pay(&request("r2", "286000000000000100")).await,
+            Outcome::Failed(_)
+        ));
+        let net: i64 = s.ledger().iter().map(LedgerEntry::net_minor).sum();
+        assert_eq!(net, 0);
+    }
+
+    #[test]
+    fn scenario_table() {
+        assert_eq!(scenario("286000000000000000"), Scenario::Success);
+        assert_eq!(scenario("286000000000000009"), Scenario::RiskReject);
+        assert_eq!(scenario("286000000000000042"), Scenario::Success);
+        assert_eq!(scenario("0"), Scenario::Success);
+    }
+}

@@ -1,0 +1,840 @@
+//! The durable journal: every sale, attempt and refund in one SQLite file (WAL,
+//! `synchronous=FULL`), so every commit is on disk before the call returns.
+//!
+//! All state changes go through typed methods that check the state machine of
+//! [`crate::state`] inside the same transaction that writes them: an illegal move is refused
+//! and nothing is written. Queries for open work use partial indexes, so startup cost does
+//! not grow with the number of finished sales.
+
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use crate::clock::{from_journal, to_journal};
+use crate::money::{Amount, Currency};
+use crate::paycode::{PaymentCode, Wallet};
+use crate::state::{
+    AttemptState, Cause, IllegalTransition, SaleState, check_attempt_transition, sale_state_after,
+};
+
+pub use schema::MIGRATIONS;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: {source}; check that the directory exists and scanpay may write it")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "journal schema version {found} is newer than this scanpay knows ({known}); run the newer scanpay or restore a backup"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("journal: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
+    #[error("journal: no sale {0:?}")]
+    NoSale(String),
+    #[error("journal: no attempt {0}")]
+    NoAttempt(i64),
+    #[error("journal: sale {sale} is {state}, not {expected}")]
+    SaleState {
+        sale: String,
+        state: SaleState,
+        expected: &'static str,
+    },
+    #[error("journal: sale {0} has an attempt still open")]
+    AttemptOpen(String),
+    #[error("journal: sale {0} has used all its attempts")]
+    NoAttemptsLeft(String),
+    #[error(
+        "idempotency key {key:?} already names sale {sale} with other details; use a new key for a new sale"
+    )]
+    IdempotencyConflict { key: String, sale: String },
+    #[error("journal row is inconsistent: {0}; the journal may be damaged, stop and inspect it")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaleRow {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub amount: Amount,
+    pub reference: Option<String>,
+    pub subject: String,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: u32,
+    pub state: SaleState,
+    /// Why the sale ended as it did (result code and message), when not paid.
+    pub reason: Option<String>,
+    /// What the cashier should read.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub sale_id: String,
+    pub seq: u32,
+    pub request_id: String,
+    pub gateway: String,
+    pub wallet: Wallet,
+    pub code_masked: String,
+    /// The full code while the attempt is open; `None` once final.
+    pub code: Option<String>,
+    pub amount: Amount,
+    pub state: AttemptState,
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub gateway_trade_id: Option<String>,
+    pub paid_then_refunded: bool,
+    pub needs_attention: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When inquiring stops and cancelling starts.
+    pub deadline_at: DateTime<Utc>,
+    pub pay_requests: u32,
+    pub inquiries: u32,
+    pub cancels: u32,
+}
+
+impl AttemptRow {
+    /// The code to resend under the same request id, while the attempt is open.
+    pub fn payment_code(&self) -> Option<PaymentCode> {
+        self.code
+            .clone()
+            .map(|c| PaymentCode::from_journal(c, self.wallet))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSale {
+    pub id: String,
+    pub amount: Amount,
+    pub reference: Option<String>,
+    pub subject: String,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttempt<'a> {
+    pub request_id: String,
+    pub gateway: &'a str,
+    pub code: &'a PaymentCode,
+    pub deadline_at: DateTime<Utc>,
+}
+
+/// What a transition records besides the new state. `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub gateway_trade_id: Option<String>,
+    pub paid_then_refunded: bool,
+    /// Cashier message for the sale.
+    pub message: Option<String>,
+}
+
+/// Which request counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    Pay,
+    Inquiry,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SaleFilter {
+    pub state: Option<SaleState>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+pub struct Journal {
+    conn: Mutex<Connection>,
+    path: PathBuf,
+    code_salt: String,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let open_err = |source| JournalError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        // Settings are explicit: durability must not depend on a library default.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(JournalError::Corrupt(format!(
+                "journal_mode is {mode}, WAL could not be enabled"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        schema::migrate(&mut conn)?;
+        let code_salt = code_salt(&conn)?;
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            code_salt,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic elsewhere while holding the lock cannot leave a half transaction behind
+        // (SQLite rolls it back), so the connection stays usable.
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A fingerprint of a payment code, to recognise reuse without keeping the code.
+    pub fn code_hash(&self, code: &PaymentCode) -> String {
+        let mut h = Sha256::new();
+        h.update(self.code_salt.as_bytes());
+        h.update(code.expose().as_bytes());
+        hex(&h.finalize())
+    }
+
+    /// Creates a sale, or returns the sale already created under the same idempotency key.
+    pub fn create_sale(
+        &self,
+        new: &NewSale,
+        now: DateTime<Utc>,
+    ) -> Result<(SaleRow, bool), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(key) = &new.idempotency_key {
+            let existing = tx
+                .query_row(
+                    &format!("SELECT {SALE_COLUMNS} FROM sales WHERE idempotency_key = ?1"),
+                    [key],
+                    raw_sale,
+                )
+                .optional()?;
+            if let Some(raw) = existing {
+                let sale = raw.into_row()?;
+                if sale.amount != new.amount
+                    || sale.reference != new.reference
+                    || sale.subject != new.subject
+                {
+                    return Err(JournalError::IdempotencyConflict {
+                        key: key.clone(),
+                        sale: sale.id,
+                    });
+                }
+                return Ok((sale, false));
+            }
+        }
+        let t = to_journal(now);
+        tx.execute(
+            "INSERT INTO sales (id, created_at, updated_at, amount_minor, currency, reference,
+                                subject, idempotency_key, max_attempts, state)
+             VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'awaiting_scan')",
+            params![
+                new.id,
+                t,
+                new.amount.minor(),
+                new.amount.currency().code(),
+                new.reference,
+                new.subject,
+                new.idempotency_key,
+                new.max_attempts,
+            ],
+        )?;
+        let sale = sale_in(&tx, &new.id)?;
+        tx.commit()?;
+        Ok((sale, true))
+    }
+
+    pub fn sale(&self, id: &str) -> Result<Option<SaleRow>, JournalError> {
+        let conn = self.conn();
+        match sale_in(&conn, id) {
+            Ok(sale) => Ok(Some(sale)),
+            Err(JournalError::NoSale(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn attempts(&self, sale_id: &str) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        attempts_in(&conn, sale_id)
+    }
+
+    pub fn attempt(&self, id: i64) -> Result<AttemptRow, JournalError> {
+        let conn = self.conn();
+        attempt_in(&conn, id)
+    }
+
+    pub fn attempt_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE request_id = ?1"),
+            [request_id],
+            raw_attempt,
+        )
+        .optional()?
+        .map(RawAttempt::into_row)
+        .transpose()
+    }
+
+    /// Writes a new attempt (state `pending`) and moves its sale to `processing`, in one
+    /// durable transaction. This must return before the pay request is sent (invariant 1).
+    pub fn begin_attempt(
+        &self,
+        sale_id: &str,
+        new: &NewAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<AttemptRow, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sale = sale_in(&tx, sale_id)?;
+        if sale.state != SaleState::AwaitingScan {
+            return Err(JournalError::SaleState {
+                sale: sale.id,
+                state: sale.state,
+                expected: "awaiting_scan",
+            });
+        }
+        let attempts = attempts_in(&tx, sale_id)?;
+        if attempts.iter().any(|a| !a.state.is_final()) {
+            return Err(JournalError::AttemptOpen(sale.id));
+        }
+        let seq = attempts.len() as u32 + 1;
+        if seq > sale.max_attempts {
+            return Err(JournalError::NoAttemptsLeft(sale.id));
+        }
+        let t = to_journal(now);
+        tx.execute(
+            "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
+                                   code_hash, amount_minor, currency, state, created_at,
+                                   updated_at, deadline_at, pay_requests)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1)",
+            params![
+                sale_id,
+                seq,
+                new.request_id,
+                new.gateway,
+                new.code.wallet().as_str(),
+                new.code.masked(),
+                new.code.expose(),
+                self.code_hash(new.code),
+                sale.amount.minor(),
+                sale.amount.currency().code(),
+                t,
+                to_journal(new.deadline_at),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE sales SET state = 'processing', updated_at = ?2, reason = NULL, message = NULL
+             WHERE id = ?1",
+            params![sale_id, t],
+        )?;
+        let attempt = attempt_in(&tx, id)?;
+        tx.commit()?;
+        Ok(attempt)
+    }
+
+    /// Moves an attempt to `to` (checked against the state machine) and its sale to the
+    /// matching state, in one transaction. Final attempts lose their full code.
+    pub fn transition(
+        &self,
+        attempt_id: i64,
+        to: AttemptState,
+        cause: Cause,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let attempt = attempt_in(&tx, attempt_id)?;
+        check_attempt_transition(attempt.state, to, cause)?;
+        let t = to_journal(now);
+        tx.execute(
+            "UPDATE attempts SET
+                 state = ?2,
+                 result_code = COALESCE(?3, result_code),
+                 result_message = COALESCE(?4, result_message),
+                 gateway_trade_id = COALESCE(?5, gateway_trade_id),
+                 paid_then_refunded = paid_then_refunded OR ?6,
+                 code = CASE WHEN ?7 THEN NULL ELSE code END,
+                 updated_at = ?8
+             WHERE id = ?1",
+            params![
+                attempt_id,
+                to.as_str(),
+                change.result_code,
+                change.result_message,
+                change.gateway_trade_id,
+                change.paid_then_refunded,
+                to.is_final(),
+                t,
+            ],
+        )?;
+        let sale = sale_in(&tx, &attempt.sale_id)?;
+        let used = attempts_in(&tx, &sale.id)?.len() as u32;
+        let sale_state = sale_state_after(to, used, sale.max_attempts);
+        if sale.state.is_final() && sale_state != sale.state && to != AttemptState::Succeeded {
+            // A closed sale only changes when a late success overturns it.
+            return Err(JournalError::SaleState {
+                sale: sale.id,
+                state: sale.state,
+                expected: "open",
+            });
+        }
+        let reason = match to {
+            AttemptState::Failed | AttemptState::Cancelled => Some(reason_text(
+                change
+                    .result_code
+                    .as_deref()
+                    .or(attempt.result_code.as_deref()),
+                change
+                    .result_message
+                    .as_deref()
+                    .or(attempt.result_message.as_deref()),
+            )),
+            _ => None,
+        };
+        tx.execute(
+            "UPDATE sales SET state = ?2, reason = ?3, message = COALESCE(?4, message),
+                              updated_at = ?5
+             WHERE id = ?1",
+            params![sale.id, sale_state.as_str(), reason, change.message, t],
+        )?;
+        let attempt = attempt_in(&tx, attempt_id)?;
+        let sale = sale_in(&tx, &sale.id)?;
+        tx.commit()?;
+        Ok((attempt, sale))
+    }
+
+    /// Counts one more request of `counter`'s kind and records its latest result, without
+    /// changing the state (an inquiry that learned nothing new, a cancel to retry).
+    pub fn note(
+        &self,
+        attempt_id: i64,
+        counter: Counter,
+        result_code: &str,
+        result_message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        let column = match counter {
+            Counter::Pay => "pay_requests",
+            Counter::Inquiry => "inquiries",
+            Counter::Cancel => "cancels",
+        };
+        let changed = self.conn().execute(
+            &format!(
+                "UPDATE attempts SET {column} = {column} + 1, result_code = ?2,
+                                     result_message = ?3, updated_at = ?4
+                 WHERE id = ?1"
+            ),
+            params![attempt_id, result_code, result_message, to_journal(now)],
+        )?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(JournalError::NoAttempt(attempt_id))
+        }
+    }
+
+    /// Marks an attempt as needing a person (or clears the mark with `None`).
+    pub fn flag_attention(
+        &self,
+        attempt_id: i64,
+        why: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE attempts SET needs_attention = ?2, updated_at = ?3 WHERE id = ?1",
+            params![attempt_id, why, to_journal(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Ends a sale that is awaiting a scan without a payment (aborted, expired, given up).
+    pub fn close_sale(
+        &self,
+        sale_id: &str,
+        to: SaleState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<SaleRow, JournalError> {
+        assert!(
+            matches!(
+                to,
+                SaleState::Cancelled | SaleState::Expired | SaleState::Failed
+            ),
+            "close_sale only ends a sale unpaid"
+        );
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sale = sale_in(&tx, sale_id)?;
+        if sale.state != SaleState::AwaitingScan {
+            return Err(JournalError::SaleState {
+                sale: sale.id,
+                state: sale.state,
+                expected: "awaiting_scan",
+            });
+        }
+        tx.execute(
+            "UPDATE sales SET state = ?2, reason = COALESCE(reason, ?3), updated_at = ?4
+             WHERE id = ?1",
+            params![sale_id, to.as_str(), reason, to_journal(now)],
+        )?;
+        let sale = sale_in(&tx, sale_id)?;
+        tx.commit()?;
+        Ok(sale)
+    }
+
+    /// Every attempt not yet final, oldest first (uses the partial index).
+    pub fn open_attempts(&self) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts
+             WHERE state IN ('pending','unknown','cancelling') ORDER BY id"
+        ))?;
+        let raws = stmt
+            .query_map([], raw_attempt)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawAttempt::into_row).collect()
+    }
+
+    /// Sales not yet final (awaiting a scan or processing), oldest first.
+    pub fn open_sales(&self) -> Result<Vec<SaleRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales
+             WHERE state IN ('awaiting_scan','processing') ORDER BY created_at"
+        ))?;
+        let raws = stmt
+            .query_map([], raw_sale)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawSale::into_row).collect()
+    }
+
+    /// Attempts that sent `code` (by fingerprint) and were created at or after `since`.
+    pub fn attempts_with_code(
+        &self,
+        code: &PaymentCode,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE code_hash = ?1 AND created_at >= ?2"
+        ))?;
+        let raws = stmt
+            .query_map(
+                params![self.code_hash(code), to_journal(since)],
+                raw_attempt,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawAttempt::into_row).collect()
+    }
+
+    /// Sales newest first, filtered.
+    pub fn sales(&self, filter: &SaleFilter) -> Result<Vec<SaleRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SALE_COLUMNS} FROM sales
+             WHERE (?1 IS NULL OR state = ?1)
+               AND (?2 IS NULL OR created_at >= ?2)
+               AND (?3 IS NULL OR created_at < ?3)
+             ORDER BY created_at DESC, id DESC
+             LIMIT ?4"
+        ))?;
+        let raws = stmt
+            .query_map(
+                params![
+                    filter.state.map(|s| s.as_str()),
+                    filter.since.map(to_journal),
+                    filter.until.map(to_journal),
+                    filter.limit.map(i64::from).unwrap_or(-1),
+                ],
+                raw_sale,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawSale::into_row).collect()
+    }
+
+    /// `PRAGMA integrity_check`: `Ok` when SQLite finds the file sound.
+    pub fn integrity_check(&self) -> Result<(), JournalError> {
+        let conn = self.conn();
+        let result: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result == "ok" {
+            Ok(())
+        } else {
+            Err(JournalError::Corrupt(result))
+        }
+    }
+}
+
+fn reason_text(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+        (Some(c), _) => c.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "not paid".to_string(),
+    }
+}
+
+fn code_salt(conn: &Connection) -> Result<String, JournalError> {
+    let existing: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'code_salt'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    if let Some(salt) = existing {
+        return Ok(salt);
+    }
+    let salt = hex(&rand::random::<[u8; 16]>());
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('code_salt', ?1)",
+        [&salt],
+    )?;
+    // Another process may have won the race; read back what is stored.
+    Ok(
+        conn.query_row("SELECT value FROM meta WHERE key = 'code_salt'", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const SALE_COLUMNS: &str = "id, created_at, updated_at, amount_minor, currency, reference, subject,
+    idempotency_key, max_attempts, state, reason, message";
+
+const ATTEMPT_COLUMNS: &str = "id, sale_id, seq, request_id, gateway, wallet, code_masked, code,
+    amount_minor, currency, state, result_code, result_message, gateway_trade_id,
+    paid_then_refunded, needs_attention, created_at, updated_at, deadline_at, pay_requests,
+    inquiries, cancels";
+
+/// A sales row as stored, before its text columns are checked.
+struct RawSale {
+    id: String,
+    created_at: String,
+    updated_at: String,
+    amount_minor: i64,
+    currency: String,
+    reference: Option<String>,
+    subject: String,
+    idempotency_key: Option<String>,
+    max_attempts: u32,
+    state: String,
+    reason: Option<String>,
+    message: Option<String>,
+}
+
+fn raw_sale(r: &Row<'_>) -> rusqlite::Result<RawSale> {
+    Ok(RawSale {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        updated_at: r.get(2)?,
+        amount_minor: r.get(3)?,
+        currency: r.get(4)?,
+        reference: r.get(5)?,
+        subject: r.get(6)?,
+        idempotency_key: r.get(7)?,
+        max_attempts: r.get(8)?,
+        state: r.get(9)?,
+        reason: r.get(10)?,
+        message: r.get(11)?,
+    })
+}
+
+fn corrupt(table: &str, id: impl std::fmt::Display, what: &str, value: &str) -> JournalError {
+    JournalError::Corrupt(format!("{table} {id}: {what} {value:?}"))
+}
+
+fn time(
+    table: &str,
+    id: impl std::fmt::Display,
+    text: &str,
+) -> Result<DateTime<Utc>, JournalError> {
+    from_journal(text).ok_or_else(|| corrupt(table, id, "bad timestamp", text))
+}
+
+fn amount(
+    table: &str,
+    id: impl std::fmt::Display + Copy,
+    minor: i64,
+    currency: &str,
+) -> Result<Amount, JournalError> {
+    let currency = Currency::from_code(currency)
+        .map_err(|_| corrupt(table, id, "unknown currency", currency))?;
+    Ok(Amount::from_minor(minor, currency))
+}
+
+impl RawSale {
+    fn into_row(self) -> Result<SaleRow, JournalError> {
+        let id = self.id.as_str();
+        Ok(SaleRow {
+            created_at: time("sale", id, &self.created_at)?,
+            updated_at: time("sale", id, &self.updated_at)?,
+            amount: amount("sale", id, self.amount_minor, &self.currency)?,
+            state: SaleState::parse(&self.state)
+                .ok_or_else(|| corrupt("sale", id, "unknown state", &self.state))?,
+            id: self.id,
+            reference: self.reference,
+            subject: self.subject,
+            idempotency_key: self.idempotency_key,
+            max_attempts: self.max_attempts,
+            reason: self.reason,
+            message: self.message,
+        })
+    }
+}
+
+struct RawAttempt {
+    id: i64,
+    sale_id: String,
+    seq: u32,
+    request_id: String,
+    gateway: String,
+    wallet: String,
+    code_masked: String,
+    code: Option<String>,
+    amount_minor: i64,
+    currency: String,
+    state: String,
+    result_code: Option<String>,
+    result_message: Option<String>,
+    gateway_trade_id: Option<String>,
+    paid_then_refunded: bool,
+    needs_attention: Option<String>,
+    created_at: String,
+    updated_at: String,
+    deadline_at: String,
+    pay_requests: u32,
+    inquiries: u32,
+    cancels: u32,
+}
+
+fn raw_attempt(r: &Row<'_>) -> rusqlite::Result<RawAttempt> {
+    Ok(RawAttempt {
+        id: r.get(0)?,
+        sale_id: r.get(1)?,
+        seq: r.get(2)?,
+        request_id: r.get(3)?,
+        gateway: r.get(4)?,
+        wallet: r.get(5)?,
+        code_masked: r.get(6)?,
+        code: r.get(7)?,
+        amount_minor: r.get(8)?,
+        currency: r.get(9)?,
+        state: r.get(10)?,
+        result_code: r.get(11)?,
+        result_message: r.get(12)?,
+        gateway_trade_id: r.get(13)?,
+        paid_then_refunded: r.get(14)?,
+        needs_attention: r.get(15)?,
+        created_at: r.get(16)?,
+        updated_at: r.get(17)?,
+        deadline_at: r.get(18)?,
+        pay_requests: r.get(19)?,
+        inquiries: r.get(20)?,
+        cancels: r.get(21)?,
+    })
+}
+
+impl RawAttempt {
+    fn into_row(self) -> Result<AttemptRow, JournalError> {
+        let id = self.id;
+        let state = AttemptState::parse(&self.state)
+            .ok_or_else(|| corrupt("attempt", id, "unknown state", &self.state))?;
+        // Pair check of the write side: a final attempt never keeps its full code.
+        if state.is_final() && self.code.is_some() {
+            return Err(corrupt(
+                "attempt",
+                id,
+                "final but still holds its code",
+                state.as_str(),
+            ));
+        }
+        Ok(AttemptRow {
+            id,
+            wallet: Wallet::parse(&self.wallet)
+                .ok_or_else(|| corrupt("attempt", id, "unknown wallet", &self.wallet))?,
+            amount: amount("attempt", id, self.amount_minor, &self.currency)?,
+            state,
+            created_at: time("attempt", id, &self.created_at)?,
+            updated_at: time("attempt", id, &self.updated_at)?,
+            deadline_at: time("attempt", id, &self.deadline_at)?,
+            sale_id: self.sale_id,
+            seq: self.seq,
+            request_id: self.request_id,
+            gateway: self.gateway,
+            code_masked: self.code_masked,
+            code: self.code,
+            result_code: self.result_code,
+            result_message: self.result_message,
+            gateway_trade_id: self.gateway_trade_id,
+            paid_then_refunded: self.paid_then_refunded,
+            needs_attention: self.needs_attention,
+            pay_requests: self.pay_requests,
+            inquiries: self.inquiries,
+            cancels: self.cancels,
+        })
+    }
+}
+
+fn sale_in(conn: &Connection, id: &str) -> Result<SaleRow, JournalError> {
+    conn.query_row(
+        &format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?1"),
+        [id],
+        raw_sale,
+    )
+    .optional()?
+    .ok_or_else(|| JournalError::NoSale(id.to_string()))?
+    .into_row()
+}
+
+fn attempt_in(conn: &Connection, id: i64) -> Result<AttemptRow, JournalError> {
+    conn.query_row(
+        &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?1"),
+        [id],
+        raw_attempt,
+    )
+    .optional()?
+    .ok_or(JournalError::NoAttempt(id))?
+    .into_row()
+}
+
+fn attempts_in(conn: &Connection, sale_id: &str) -> Result<Vec<AttemptRow>, JournalError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE sale_id = ?1 ORDER BY seq"
+    ))?;
+    let raws = stmt
+        .query_map([sale_id], raw_attempt)?
+        .collect::<Result<Vec<_>, _>>()?;
+    raws.into_iter().map(RawAttempt::into_row).collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,105 @@
+//! Numbered schema migrations. `PRAGMA user_version` holds the number of migrations applied;
+//! each runs in one immediate transaction; a journal newer than this program is refused.
+//! Append new migrations; never edit a released one.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::JournalError;
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: sales, attempts, refunds.
+    r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE sales (
+    id              TEXT PRIMARY KEY,
+    created_at      TEXT NOT NULL,
+    updated_at      TEXT NOT NULL,
+    amount_minor    INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency        TEXT NOT NULL,
+    reference       TEXT,
+    subject         TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    max_attempts    INTEGER NOT NULL CHECK (max_attempts >= 1),
+    state           TEXT NOT NULL CHECK (state IN
+                    ('awaiting_scan','processing','paid','failed','cancelled','expired')),
+    reason          TEXT,
+    message         TEXT
+) STRICT;
+-- Open sales are few; the partial index keeps lookups by state independent of history.
+CREATE INDEX sales_open ON sales (state) WHERE state IN ('awaiting_scan','processing');
+CREATE INDEX sales_created ON sales (created_at);
+
+CREATE TABLE attempts (
+    id               INTEGER PRIMARY KEY,
+    sale_id          TEXT NOT NULL REFERENCES sales (id),
+    seq              INTEGER NOT NULL,
+    request_id       TEXT NOT NULL UNIQUE,
+    gateway          TEXT NOT NULL,
+    wallet           TEXT NOT NULL,
+    code_masked      TEXT NOT NULL,
+    -- The full code, needed to resend the same request; dropped once the attempt is final.
+    code             TEXT,
+    code_hash        TEXT NOT NULL,
+    amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency         TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN
+                     ('pending','succeeded','failed','unknown','cancelling','cancelled')),
+    result_code      TEXT,
+    result_message   TEXT,
+    gateway_trade_id TEXT,
+    paid_then_refunded INTEGER NOT NULL DEFAULT 0,
+    needs_attention  TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL,
+    deadline_at      TEXT NOT NULL,
+    pay_requests     INTEGER NOT NULL DEFAULT 0,
+    inquiries        INTEGER NOT NULL DEFAULT 0,
+    cancels          INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (sale_id, seq),
+    CHECK ((code IS NULL) OR state IN ('pending','unknown','cancelling'))
+) STRICT;
+CREATE INDEX attempts_open ON attempts (state) WHERE state IN ('pending','unknown','cancelling');
+CREATE INDEX attempts_code_hash ON attempts (code_hash);
+CREATE INDEX attempts_sale ON attempts (sale_id);
+
+CREATE TABLE refunds (
+    id               INTEGER PRIMARY KEY,
+    sale_id          TEXT NOT NULL REFERENCES sales (id),
+    attempt_id       INTEGER NOT NULL REFERENCES attempts (id),
+    request_id       TEXT NOT NULL UNIQUE,
+    amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
+    currency         TEXT NOT NULL,
+    reason           TEXT,
+    state            TEXT NOT NULL CHECK (state IN ('pending','succeeded','failed','unknown')),
+    result_code      TEXT,
+    result_message   TEXT,
+    gateway_refund_id TEXT,
+    created_at       TEXT NOT NULL,
+    updated_at       TEXT NOT NULL
+) STRICT;
+CREATE INDEX refunds_open ON refunds (state) WHERE state IN ('pending','unknown');
+CREATE INDEX refunds_sale ON refunds (sale_id);
+"#,
+];
+
+pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
+    let known = MIGRATIONS.len() as i64;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > known {
+        return Err(JournalError::TooNew {
+            found: version,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+    }
+    tx.commit()?;
+    Ok(())
+}

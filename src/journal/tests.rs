@@ -1,0 +1,357 @@
+use super::*;
+use crate::paycode::{Scan, recognise};
+
+fn cny(minor: i64) -> Amount {
+    Amount::from_minor(minor, Currency::from_code("CNY").unwrap())
+}
+
+fn code(text: &str) -> PaymentCode {
+    match recognise(text) {
+        Scan::Payment(c) => c,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn journal() -> (tempfile::TempDir, Journal) {
+    let dir = tempfile::tempdir().unwrap();
+    let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+    (dir, j)
+}
+
+fn sale(j: &Journal, id: &str, max_attempts: u32) -> SaleRow {
+    let new = NewSale {
+        id: id.to_string(),
+        amount: cny(1250),
+        reference: Some("R-1".into()),
+        subject: "coffee".into(),
+        idempotency_key: None,
+        max_attempts,
+    };
+    j.create_sale(&new, Utc::now()).unwrap().0
+}
+
+fn attempt(j: &Journal, sale_id: &str, request_id: &str, c: &str) -> AttemptRow {
+    let c = code(c);
+    let new = NewAttempt {
+        request_id: request_id.to_string(),
+        gateway: "sandbox",
+        code: &c,
+        deadline_at: Utc::now(),
+    };
+    j.begin_attempt(sale_id, &new, Utc::now()).unwrap()
+}
+
+fn change(code: &str) -> Change {
+    Change {
+        result_code: Some(code.to_string()),
+        ..Change::default()
+    }
+}
+
+#[test]
+fn begin_attempt_commits_pending_row_and_processing_sale() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000000");
+    assert_eq!(a.state, AttemptState::Pending);
+    assert_eq!(a.code.as_deref(), Some("286000000000000000"));
+    assert_eq!(a.code_masked, "28************0000");
+    assert_eq!(j.sale("S1").unwrap().unwrap().state, SaleState::Processing);
+    // Visible to another connection: it is committed, not just buffered.
+    let other = Connection::open(j.path()).unwrap();
+    let state: String = other
+        .query_row(
+            "SELECT state FROM attempts WHERE request_id = 'R1'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "pending");
+}
+
+#[test]
+fn durability_settings_are_in_force() {
+    let (_d, j) = journal();
+    let conn = j.conn();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let sync: i64 = conn
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    assert_eq!(sync, 2, "synchronous=FULL");
+}
+
+#[test]
+fn a_final_attempt_drops_its_full_code() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000000");
+    let (a, s) = j
+        .transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::PayAnswer,
+            &change("SUCCESS"),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(a.code, None);
+    assert_eq!(s.state, SaleState::Paid);
+    let raw: Option<String> = j
+        .conn()
+        .query_row("SELECT code FROM attempts WHERE id = ?1", [a.id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(raw, None);
+}
+
+#[test]
+fn illegal_transitions_are_refused_and_change_nothing() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000000");
+    j.transition(
+        a.id,
+        AttemptState::Succeeded,
+        Cause::PayAnswer,
+        &change("SUCCESS"),
+        Utc::now(),
+    )
+    .unwrap();
+    for to in AttemptState::ALL {
+        let err = j
+            .transition(a.id, to, Cause::Inquiry, &change("X"), Utc::now())
+            .unwrap_err();
+        assert!(matches!(err, JournalError::Illegal(_)), "{to}: {err}");
+    }
+    let a = j.attempt(a.id).unwrap();
+    assert_eq!(a.state, AttemptState::Succeeded);
+    assert_eq!(a.result_code.as_deref(), Some("SUCCESS"));
+    assert_eq!(j.sale("S1").unwrap().unwrap().state, SaleState::Paid);
+}
+
+#[test]
+fn failed_turns_succeeded_only_by_inquiry() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000000");
+    j.transition(
+        a.id,
+        AttemptState::Failed,
+        Cause::PayAnswer,
+        &change("SYSTEM_ERROR"),
+        Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(j.sale("S1").unwrap().unwrap().state, SaleState::Failed);
+    assert!(
+        j.transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::PayAnswer,
+            &change("SUCCESS"),
+            Utc::now()
+        )
+        .is_err()
+    );
+    let (_, s) = j
+        .transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::Inquiry,
+            &change("TRADE_SUCCESS"),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(s.state, SaleState::Paid);
+}
+
+#[test]
+fn one_open_attempt_per_sale_and_no_more_than_allowed() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 2);
+    let a = attempt(&j, "S1", "R1", "286000000000000001");
+    let c = code("286000000000000000");
+    let new = NewAttempt {
+        request_id: "R2".into(),
+        gateway: "sandbox",
+        code: &c,
+        deadline_at: Utc::now(),
+    };
+    assert!(matches!(
+        j.begin_attempt("S1", &new, Utc::now()),
+        Err(JournalError::SaleState { .. })
+    ));
+    let (_, s) = j
+        .transition(
+            a.id,
+            AttemptState::Failed,
+            Cause::PayAnswer,
+            &change("BALANCE"),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(s.state, SaleState::AwaitingScan, "one more attempt allowed");
+    assert_eq!(s.reason.as_deref(), Some("BALANCE"));
+    let b = j.begin_attempt("S1", &new, Utc::now()).unwrap();
+    assert_eq!(b.seq, 2);
+    let (_, s) = j
+        .transition(
+            b.id,
+            AttemptState::Failed,
+            Cause::PayAnswer,
+            &change("BALANCE"),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(s.state, SaleState::Failed);
+}
+
+#[test]
+fn request_ids_are_unique() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    sale(&j, "S2", 1);
+    attempt(&j, "S1", "R1", "286000000000000000");
+    let c = code("286000000000000100");
+    let new = NewAttempt {
+        request_id: "R1".into(),
+        gateway: "sandbox",
+        code: &c,
+        deadline_at: Utc::now(),
+    };
+    assert!(j.begin_attempt("S2", &new, Utc::now()).is_err());
+    assert_eq!(
+        j.sale("S2").unwrap().unwrap().state,
+        SaleState::AwaitingScan
+    );
+}
+
+#[test]
+fn idempotency_key_returns_the_same_sale() {
+    let (_d, j) = journal();
+    let new = NewSale {
+        id: "S1".into(),
+        amount: cny(100),
+        reference: None,
+        subject: "x".into(),
+        idempotency_key: Some("K".into()),
+        max_attempts: 1,
+    };
+    let (a, created) = j.create_sale(&new, Utc::now()).unwrap();
+    assert!(created);
+    let again = NewSale {
+        id: "S2".into(),
+        ..new.clone()
+    };
+    let (b, created) = j.create_sale(&again, Utc::now()).unwrap();
+    assert!(!created);
+    assert_eq!(a.id, b.id);
+    let other = NewSale {
+        id: "S3".into(),
+        amount: cny(200),
+        ..new
+    };
+    assert!(matches!(
+        j.create_sale(&other, Utc::now()),
+        Err(JournalError::IdempotencyConflict { .. })
+    ));
+}
+
+#[test]
+fn code_reuse_is_found_by_fingerprint_only() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000000");
+    j.transition(
+        a.id,
+        AttemptState::Failed,
+        Cause::PayAnswer,
+        &change("X"),
+        Utc::now(),
+    )
+    .unwrap();
+    let earlier = Utc::now() - chrono::Duration::hours(1);
+    let found = j
+        .attempts_with_code(&code("286000000000000000"), earlier)
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        j.attempts_with_code(&code("286000000000000100"), earlier)
+            .unwrap()
+            .is_empty()
+    );
+    // The fingerprint is salted: it is not the bare SHA-256 of the code.
+    let stored: String = j
+        .conn()
+        .query_row("SELECT code_hash FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_ne!(stored, hex(&Sha256::digest(b"286000000000000000")));
+}
+
+#[test]
+fn open_work_queries_use_the_partial_indexes() {
+    let (_d, j) = journal();
+    let conn = j.conn();
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map([], |r| r.get::<_, String>(3)).unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+    };
+    let attempts = plan(
+        "SELECT id FROM attempts WHERE state IN ('pending','unknown','cancelling') ORDER BY id",
+    );
+    assert!(attempts.contains("attempts_open"), "{attempts}");
+    let sales = plan(
+        "SELECT id FROM sales WHERE state IN ('awaiting_scan','processing') ORDER BY created_at",
+    );
+    assert!(sales.contains("sales_open"), "{sales}");
+}
+
+#[test]
+fn reopening_keeps_data_and_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    {
+        let j = Journal::open(&path).unwrap();
+        sale(&j, "S1", 1);
+    }
+    let j = Journal::open(&path).unwrap();
+    assert!(j.sale("S1").unwrap().is_some());
+    drop(j);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", MIGRATIONS.len() as i64 + 1)
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Journal::open(&path),
+        Err(JournalError::TooNew { .. })
+    ));
+}
+
+#[test]
+fn a_damaged_row_is_reported_not_trusted() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    j.conn()
+        .execute("UPDATE sales SET currency = 'XXX' WHERE id = 'S1'", [])
+        .unwrap();
+    assert!(matches!(j.sale("S1"), Err(JournalError::Corrupt(_))));
+}
+
+#[test]
+fn close_sale_only_from_awaiting_scan() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let s = j
+        .close_sale("S1", SaleState::Cancelled, "aborted", Utc::now())
+        .unwrap();
+    assert_eq!(s.state, SaleState::Cancelled);
+    assert!(
+        j.close_sale("S1", SaleState::Expired, "x", Utc::now())
+            .is_err()
+    );
+}

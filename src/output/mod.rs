@@ -1,0 +1,62 @@
+//! What the cashier and the customer see: the status LED pattern and the receipt.
+//! Backends (sysfs LEDs, ESC/POS printers) plug in behind the [`Observer`](crate::events::Observer)
+//! seam; the terminal backend renders both for the demo.
+
+pub mod receipt;
+pub mod terminal;
+
+use crate::events::Event;
+use crate::state::SaleState;
+
+/// The documented LED patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedPattern {
+    Idle,
+    /// A sale is waiting for a payment code.
+    Armed,
+    /// A pay request or inquiry is on the wire.
+    Processing,
+    /// The customer is confirming in the wallet.
+    CustomerConfirming,
+    Paid,
+    Failed,
+    /// Something needs a person (a cancel refused, a journal problem).
+    NeedsAttention,
+}
+
+impl LedPattern {
+    /// The pattern an event switches to, if it changes the LED at all.
+    pub fn for_event(event: &Event) -> Option<LedPattern> {
+        Some(match event {
+            Event::SaleArmed { .. } => LedPattern::Armed,
+            Event::AttemptSent { .. } | Event::InDoubt { .. } | Event::Cancelling { .. } => {
+                LedPattern::Processing
+            }
+            Event::CustomerConfirming { .. } => LedPattern::CustomerConfirming,
+            Event::NeedsAttention { .. } => LedPattern::NeedsAttention,
+            Event::SaleFinished { sale } => match sale.state {
+                SaleState::Paid => LedPattern::Paid,
+                SaleState::AwaitingScan => LedPattern::Armed,
+                SaleState::Processing => LedPattern::Processing,
+                SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
+            },
+            Event::Barcode { .. } | Event::Garbage { .. } | Event::ScanRefused { .. } => {
+                return None;
+            }
+        })
+    }
+
+    pub fn describe(&self) -> &'static str {
+        match self {
+            LedPattern::Idle => "idle",
+            LedPattern::Armed => "blue, steady: waiting for the payment code",
+            LedPattern::Processing => "yellow, blinking: payment in progress",
+            LedPattern::CustomerConfirming => {
+                "yellow, slow blink: customer confirming in the wallet"
+            }
+            LedPattern::Paid => "green: paid",
+            LedPattern::Failed => "red: not paid",
+            LedPattern::NeedsAttention => "red, fast blink: needs attention",
+        }
+    }
+}

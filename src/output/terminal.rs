@@ -1,0 +1,91 @@
+//! The demo's outputs: the LED and the receipt drawn as text on a terminal or a log stream.
+
+use std::io::Write;
+use std::sync::Mutex;
+
+use super::LedPattern;
+use super::receipt;
+use crate::events::{Event, Observer};
+
+pub struct TerminalOutput {
+    out: Mutex<Box<dyn Write + Send>>,
+    color: bool,
+    terminal_id: String,
+}
+
+impl TerminalOutput {
+    pub fn new(out: Box<dyn Write + Send>, color: bool, terminal_id: &str) -> TerminalOutput {
+        TerminalOutput {
+            out: Mutex::new(out),
+            color,
+            terminal_id: terminal_id.to_string(),
+        }
+    }
+
+    pub fn say(&self, text: &str) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A closed terminal must not stop a payment: output errors are ignored.
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    fn led(&self, pattern: LedPattern) -> String {
+        let (color, dot) = match pattern {
+            LedPattern::Paid => ("32", "●"),
+            LedPattern::Failed | LedPattern::NeedsAttention => ("31", "●"),
+            LedPattern::Processing | LedPattern::CustomerConfirming => ("33", "◐"),
+            LedPattern::Armed => ("34", "●"),
+            LedPattern::Idle => ("90", "○"),
+        };
+        if self.color {
+            format!("\x1b[{color}m{dot}\x1b[0m LED {}", pattern.describe())
+        } else {
+            format!("{dot} LED {}", pattern.describe())
+        }
+    }
+}
+
+impl Observer for TerminalOutput {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::SaleArmed { sale } => self.say(&format!(
+                "sale {} armed: {} {}",
+                sale.sale_id, sale.amount, sale.currency
+            )),
+            Event::Barcode { text, kind } => self.say(&format!(
+                "barcode {text} ({kind:?}): not a payment code, passed to the register"
+            )),
+            Event::Garbage { why, len } => {
+                self.say(&format!("unreadable scan dropped ({why}, {len} bytes)"))
+            }
+            Event::ScanRefused {
+                code_masked,
+                reason,
+            } => self.say(&format!(
+                "scan {} refused: {reason}",
+                code_masked.as_deref().unwrap_or("")
+            )),
+            Event::AttemptSent {
+                request_id,
+                code_masked,
+                ..
+            } => self.say(&format!("charging {code_masked} as {request_id}")),
+            Event::InDoubt { why, .. } => self.say(&format!(
+                "no clear answer ({why}): checking with the gateway"
+            )),
+            Event::CustomerConfirming { .. } => {
+                self.say("customer is confirming the payment in the wallet")
+            }
+            Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
+            Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
+            Event::SaleFinished { sale } => {
+                for line in receipt::lines(sale, &self.terminal_id, 42) {
+                    self.say(&line);
+                }
+            }
+        }
+        if let Some(pattern) = LedPattern::for_event(event) {
+            self.say(&self.led(pattern));
+        }
+    }
+}

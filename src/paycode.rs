@@ -1,0 +1,313 @@
+//! Recognising what a scanner read: an Alipay payment code, another wallet's code, or
+//! something that is not a payment code at all (a product barcode, a URL, garbage).
+//!
+//! Local recognition only routes and rejects; the gateway has the final word on a code.
+//! Formats (PROTOCOL.md 3.9): Alipay user codes are 16–24 digits starting with 25–30;
+//! Alipay+ codes are 17–32 digits; WeChat Pay codes are 18 digits starting with 10–15;
+//! UnionPay QR codes are 19 digits starting with 62; face-pay tokens are `fp` + 33 chars.
+//!
+//! A payment code is a bearer secret while it is valid, so [`PaymentCode`] only ever shows
+//! itself masked (DESIGN.md invariant 5); [`PaymentCode::expose`] is for the wire only.
+
+use std::fmt;
+
+/// Longest scan accepted at all; anything longer is garbage, not a code.
+pub const MAX_SCAN_LEN: usize = 512;
+
+/// The wallet a payment code belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Wallet {
+    /// Alipay (China) user payment code.
+    Alipay,
+    /// Alipay+ code of a partner wallet (accepted through Antom AMS).
+    AlipayPlus,
+    WechatPay,
+    UnionPay,
+    /// Alipay face-pay token (`scene=security_code`), not a scanned code.
+    AlipayFacePay,
+}
+
+impl Wallet {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Wallet::Alipay => "alipay",
+            Wallet::AlipayPlus => "alipay_plus",
+            Wallet::WechatPay => "wechat_pay",
+            Wallet::UnionPay => "union_pay",
+            Wallet::AlipayFacePay => "alipay_face_pay",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Wallet> {
+        [
+            Wallet::Alipay,
+            Wallet::AlipayPlus,
+            Wallet::WechatPay,
+            Wallet::UnionPay,
+            Wallet::AlipayFacePay,
+        ]
+        .into_iter()
+        .find(|w| w.as_str() == s)
+    }
+
+    /// The name a cashier knows it by.
+    pub fn display_name(&self) -> &'static str {
+        match self {
+            Wallet::Alipay => "Alipay",
+            Wallet::AlipayPlus => "Alipay+",
+            Wallet::WechatPay => "WeChat Pay",
+            Wallet::UnionPay => "UnionPay",
+            Wallet::AlipayFacePay => "Alipay face pay",
+        }
+    }
+}
+
+/// A scanned payment code. Debug and Display show it masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PaymentCode {
+    code: String,
+    wallet: Wallet,
+}
+
+impl PaymentCode {
+    /// Rebuilds a code read back from the journal (already recognised when it was scanned).
+    pub fn from_journal(code: String, wallet: Wallet) -> PaymentCode {
+        PaymentCode { code, wallet }
+    }
+
+    pub fn wallet(&self) -> Wallet {
+        self.wallet
+    }
+
+    /// The full code, for the gateway request and the journal only. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.code
+    }
+
+    pub fn masked(&self) -> String {
+        mask(&self.code)
+    }
+}
+
+impl fmt::Debug for PaymentCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PaymentCode({:?}, {})", self.wallet, self.masked())
+    }
+}
+
+impl fmt::Display for PaymentCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+/// What a scan turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scan {
+    /// A payment code of a wallet scanpay may charge (subject to the gateway's support).
+    Payment(PaymentCode),
+    /// Not a payment code: a product barcode or other text, passed on to the register.
+    Barcode { text: String, kind: BarcodeKind },
+    /// Bytes no scanner of a checkout should produce (control or binary data, over-long).
+    Garbage { why: &'static str, len: usize },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BarcodeKind {
+    Ean13,
+    Ean8,
+    UpcA,
+    Url,
+    Other,
+}
+
+/// Classifies one scan (terminator already removed). Surrounding ASCII whitespace is ignored.
+pub fn recognise(raw: &str) -> Scan {
+    if raw.len() > MAX_SCAN_LEN {
+        return Scan::Garbage {
+            why: "longer than any barcode a checkout scans",
+            len: raw.len(),
+        };
+    }
+    let text = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    if text.is_empty() {
+        return Scan::Garbage {
+            why: "empty",
+            len: raw.len(),
+        };
+    }
+    if text.chars().any(|c| c.is_control()) {
+        return Scan::Garbage {
+            why: "contains control characters",
+            len: raw.len(),
+        };
+    }
+    if let Some(wallet) = wallet_of(text) {
+        return Scan::Payment(PaymentCode {
+            code: text.to_string(),
+            wallet,
+        });
+    }
+    Scan::Barcode {
+        text: text.to_string(),
+        kind: barcode_kind(text),
+    }
+}
+
+fn wallet_of(text: &str) -> Option<Wallet> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    if !digits {
+        let face_pay = text.len() == 35
+            && text.starts_with("fp")
+            && text.bytes().all(|b| b.is_ascii_alphanumeric());
+        return face_pay.then_some(Wallet::AlipayFacePay);
+    }
+    let len = text.len();
+    let prefix: u8 = text.get(..2)?.parse().ok()?;
+    match (len, prefix) {
+        (16..=24, 25..=30) => Some(Wallet::Alipay),
+        (18, 10..=15) => Some(Wallet::WechatPay),
+        (19, 62) => Some(Wallet::UnionPay),
+        // Alipay+ partner wallets: 17–32 digits whatever the issuer prefix. Lengths that are
+        // also product barcodes (EAN-13, UPC-A, EAN-8) are below 17, so there is no clash.
+        (17..=32, _) => Some(Wallet::AlipayPlus),
+        _ => None,
+    }
+}
+
+fn barcode_kind(text: &str) -> BarcodeKind {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    match (digits, text.len()) {
+        (true, 13) if gtin_check_digit_ok(text) => BarcodeKind::Ean13,
+        (true, 8) if gtin_check_digit_ok(text) => BarcodeKind::Ean8,
+        (true, 12) if gtin_check_digit_ok(text) => BarcodeKind::UpcA,
+        _ if text.starts_with("http://") || text.starts_with("https://") => BarcodeKind::Url,
+        _ => BarcodeKind::Other,
+    }
+}
+
+/// GS1 check digit: weights 3,1,3,… from the right, excluding the check digit itself.
+fn gtin_check_digit_ok(digits: &str) -> bool {
+    let values: Vec<u32> = digits.bytes().map(|b| u32::from(b - b'0')).collect();
+    let Some((&check, body)) = values.split_last() else {
+        return false;
+    };
+    let sum: u32 = body
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| if i % 2 == 0 { d * 3 } else { *d })
+        .sum();
+    (10 - sum % 10) % 10 == check
+}
+
+/// Masks a code for logs and receipts: first 2 and last 4 characters kept, the rest `*`
+/// (`28**************9400`). Short strings are masked entirely.
+pub fn mask(code: &str) -> String {
+    let chars: Vec<char> = code.chars().collect();
+    if chars.len() < 10 {
+        return "*".repeat(chars.len());
+    }
+    let keep_tail = chars.len() - 4;
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| if i < 2 || i >= keep_tail { c } else { '*' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wallet(text: &str) -> Option<Wallet> {
+        match recognise(text) {
+            Scan::Payment(code) => Some(code.wallet()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn recognition_table() {
+        let table: &[(&str, Option<Wallet>)] = &[
+            // Alipay: 16–24 digits, prefix 25–30.
+            ("286000000000000000", Some(Wallet::Alipay)),
+            ("2500000000000000", Some(Wallet::Alipay)),
+            ("300000000000000000000000", Some(Wallet::Alipay)),
+            ("28763443825664394", Some(Wallet::Alipay)),
+            ("251001020123456789012345", Some(Wallet::Alipay)),
+            // Prefix outside 25–30 with an Alipay length is another wallet or nothing.
+            ("310000000000000000", Some(Wallet::AlipayPlus)),
+            ("240000000000000000", Some(Wallet::AlipayPlus)),
+            // 15 digits is too short for any wallet.
+            ("280000000000000", None),
+            // WeChat Pay 18 digits starting 10–15; UnionPay 19 digits starting 62.
+            ("134567890123456789", Some(Wallet::WechatPay)),
+            ("101234567890123456", Some(Wallet::WechatPay)),
+            ("6212345678901234567", Some(Wallet::UnionPay)),
+            // Alipay+ partner codes: up to 32 digits.
+            ("12345678901234567890123456789012", Some(Wallet::AlipayPlus)),
+            ("123456789012345678901234567890123", None),
+            // Face-pay token.
+            (
+                "fp1234567890abcdefghij1234567890abc",
+                Some(Wallet::AlipayFacePay),
+            ),
+            // Product barcodes and other text.
+            ("4006381333931", None),
+            ("96385074", None),
+            ("036000291452", None),
+            ("https://qr.alipay.com/bax01234", None),
+            ("28600000000000000a", None),
+            ("hello", None),
+        ];
+        for (text, expected) in table {
+            assert_eq!(wallet(text), *expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn product_barcodes_are_named() {
+        let kind = |t: &str| match recognise(t) {
+            Scan::Barcode { kind, .. } => kind,
+            other => panic!("{t}: {other:?}"),
+        };
+        assert_eq!(kind("4006381333931"), BarcodeKind::Ean13);
+        assert_eq!(kind("4006381333932"), BarcodeKind::Other, "bad check digit");
+        assert_eq!(kind("96385074"), BarcodeKind::Ean8);
+        assert_eq!(kind("036000291452"), BarcodeKind::UpcA);
+        assert_eq!(kind("https://example.com/x"), BarcodeKind::Url);
+    }
+
+    #[test]
+    fn garbage_is_refused_not_passed_on() {
+        assert!(matches!(recognise(""), Scan::Garbage { .. }));
+        assert!(matches!(recognise("   "), Scan::Garbage { .. }));
+        assert!(matches!(recognise("28\u{0}6000"), Scan::Garbage { .. }));
+        assert!(matches!(recognise("\u{1b}[A"), Scan::Garbage { .. }));
+        assert!(matches!(
+            recognise(&"2".repeat(MAX_SCAN_LEN + 1)),
+            Scan::Garbage { .. }
+        ));
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_ignored() {
+        assert_eq!(wallet(" 286000000000000000\r"), Some(Wallet::Alipay));
+    }
+
+    #[test]
+    fn masking_keeps_prefix_and_last_four() {
+        assert_eq!(mask("28123456789012349400"), "28**************9400");
+        assert_eq!(mask("286000000000000000"), "28************0000");
+        assert_eq!(mask("12345"), "*****");
+        let code = match recognise("28123456789012349400") {
+            Scan::Payment(c) => c,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code.to_string(), "28**************9400");
+        assert!(!format!("{code:?}").contains("1234567890"));
+    }
+}

@@ -1,0 +1,87 @@
+//! The JSON shape of a sale, shared by `charge`, `demo`, `journal show/export` and the
+//! register. Codes appear masked only.
+
+use serde::Serialize;
+
+use crate::clock::to_journal;
+use crate::journal::{AttemptRow, SaleRow};
+use crate::state::{AttemptState, SaleState};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SaleView {
+    pub sale_id: String,
+    pub state: SaleState,
+    /// Major units, e.g. "12.50".
+    pub amount: String,
+    pub currency: String,
+    pub reference: Option<String>,
+    pub subject: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempts: Vec<AttemptView>,
+    /// Why the sale is not paid (result code and message), when it is not.
+    pub reason: Option<String>,
+    /// What the cashier should read.
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AttemptView {
+    pub request_id: String,
+    pub state: AttemptState,
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub code: String,
+    pub wallet: &'static str,
+    pub gateway: String,
+    pub gateway_trade_id: Option<String>,
+    /// The customer paid after the deadline and the cancel refunded it.
+    pub paid_then_refunded: bool,
+    pub needs_attention: Option<String>,
+    pub inquiries: u32,
+    pub cancels: u32,
+    pub created_at: String,
+}
+
+impl SaleView {
+    pub fn new(sale: &SaleRow, attempts: &[AttemptRow]) -> SaleView {
+        SaleView {
+            sale_id: sale.id.clone(),
+            state: sale.state,
+            amount: sale.amount.to_major_string(),
+            currency: sale.amount.currency().code().to_string(),
+            reference: sale.reference.clone(),
+            subject: sale.subject.clone(),
+            created_at: to_journal(sale.created_at),
+            updated_at: to_journal(sale.updated_at),
+            attempts: attempts.iter().map(AttemptView::new).collect(),
+            reason: sale.reason.clone(),
+            message: sale.message.clone(),
+        }
+    }
+
+    pub fn to_json_line(&self) -> String {
+        // Serialising plain strings, numbers and enums cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+impl AttemptView {
+    pub fn new(a: &AttemptRow) -> AttemptView {
+        AttemptView {
+            request_id: a.request_id.clone(),
+            state: a.state,
+            result_code: a.result_code.clone(),
+            result_message: a.result_message.clone(),
+            code: a.code_masked.clone(),
+            wallet: a.wallet.as_str(),
+            gateway: a.gateway.clone(),
+            gateway_trade_id: a.gateway_trade_id.clone(),
+            paid_then_refunded: a.paid_then_refunded,
+            needs_attention: a.needs_attention.clone(),
+            inquiries: a.inquiries,
+            cancels: a.cancels,
+            created_at: to_journal(a.created_at),
+        }
+    }
+}
