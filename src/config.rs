@@ -411,9 +411,8 @@ fn check_url(url: &str) -> Result<(), &'static str> {
         "http://localhost/",
         "http://[::1]",
     ];
-    if url.starts_with("https://") && url.len() > "https://".len() {
-        Ok(())
-    } else if loopback.iter().any(|p| url.starts_with(p)) {
+    let https = url.starts_with("https://") && url.len() > "https://".len();
+    if https || loopback.iter().any(|p| url.starts_with(p)) {
         Ok(())
     } else {
         Err(

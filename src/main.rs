@@ -1,5 +1,6 @@
 //! The `scanpay` binary: logging setup, argument parsing, and the exit status.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_max_level(level)
         .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     ExitCode::from(scanpay::cli::run(cli))
 }

@@ -37,20 +37,27 @@ pub async fn run(args: Args) -> u8 {
         Err(e) => return usage(&format!("--amount {:?}: {e}", args.amount)),
     };
     // Refuse a code that is not a payment code before anything is written.
-    match recognise(&args.code) {
-        Scan::Payment(_) => {}
+    let wallet = match recognise(&args.code) {
+        Scan::Payment(code) => code.wallet(),
         Scan::Barcode { kind, .. } => {
             return usage(&format!(
                 "--code: not a payment code (looks like {kind:?}); scan the customer's payment code"
             ));
         }
         Scan::Garbage { why, .. } => return usage(&format!("--code: not a payment code ({why})")),
-    }
+    };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = match build_gateway(&config, clock.clone()) {
         Ok(g) => g,
         Err(e) => return usage(&e),
     };
+    if !gateway.accepts(wallet) {
+        return usage(&format!(
+            "--code: a {} code, not accepted by the {} gateway; ask for an accepted wallet",
+            wallet.display_name(),
+            gateway.name()
+        ));
+    }
     let journal = match Journal::open(&config.journal.path) {
         Ok(j) => Arc::new(j),
         Err(e) => return usage(&e.to_string()),

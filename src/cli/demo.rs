@@ -104,7 +104,9 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         }
     }
 
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    // Bytes, not text: a scanner can send anything, and garbage must not end the demo.
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut buf = Vec::new();
     loop {
         if interactive {
             use std::io::Write;
@@ -118,15 +120,17 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
             );
             let _ = std::io::stdout().flush();
         }
-        let line = match lines.next_line().await {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
+        buf.clear();
+        match stdin.read_until(b'\n', &mut buf).await {
+            Ok(0) => break,
+            Ok(_) => {}
             Err(e) => {
                 output.say(&format!("stdin: {e}; ending the demo"));
                 break;
             }
-        };
-        let line = line.trim();
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\r', '\n']).trim();
         match line {
             "" => continue,
             "quit" | "exit" => break,

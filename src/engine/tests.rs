@@ -1,1 +1,576 @@
+//! Engine tests on a real journal file and the sandbox, under paused tokio time so minutes
+//! of inquiries and cancels run in milliseconds.
 
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::clock::TokioClock;
+use crate::config::Config;
+use crate::events::LogObserver;
+use crate::gateway::sandbox::Sandbox;
+use crate::gateway::{Cancelled, Paid, RefundRequest, Refunded, TradeStatus};
+use crate::money::Currency;
+use crate::paycode::Wallet;
+
+type PayHook = Box<dyn Fn(&PayRequest) + Send>;
+
+/// The sandbox with fault switches and call counters around it.
+struct Faulty {
+    inner: Arc<Sandbox>,
+    pays: AtomicU32,
+    inquiries: AtomicU32,
+    cancels: AtomicU32,
+    /// Every request fails to connect (nothing leaves).
+    offline: AtomicBool,
+    /// Successes state another amount than asked.
+    wrong_amount: AtomicBool,
+    /// The link drops right after the next pay request was charged.
+    drop_link_after_pay: AtomicBool,
+    /// Runs inside `pay`, before the request reaches the sandbox.
+    on_pay: StdMutex<Option<PayHook>>,
+}
+
+impl Faulty {
+    fn new(inner: Arc<Sandbox>) -> Faulty {
+        Faulty {
+            inner,
+            pays: AtomicU32::new(0),
+            inquiries: AtomicU32::new(0),
+            cancels: AtomicU32::new(0),
+            offline: AtomicBool::new(false),
+            wrong_amount: AtomicBool::new(false),
+            drop_link_after_pay: AtomicBool::new(false),
+            on_pay: StdMutex::new(None),
+        }
+    }
+
+    fn calls(&self) -> u32 {
+        self.pays.load(Ordering::SeqCst)
+            + self.inquiries.load(Ordering::SeqCst)
+            + self.cancels.load(Ordering::SeqCst)
+    }
+
+    fn skew(&self, paid: Paid) -> Paid {
+        if self.wrong_amount.load(Ordering::SeqCst) {
+            Paid {
+                amount: paid
+                    .amount
+                    .map(|a| Amount::from_minor(a.minor() + 1, a.currency())),
+                ..paid
+            }
+        } else {
+            paid
+        }
+    }
+
+    fn offline(&self) -> bool {
+        self.offline.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Gateway for Faulty {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+    fn accepts(&self, wallet: Wallet) -> bool {
+        self.inner.accepts(wallet)
+    }
+    async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
+        self.pays.fetch_add(1, Ordering::SeqCst);
+        if let Some(check) = self.on_pay.lock().unwrap().as_ref() {
+            check(request);
+        }
+        if self.offline() {
+            return Outcome::NotSent("connection refused".into());
+        }
+        let outcome = match self.inner.pay(request).await {
+            Outcome::Success(p) => Outcome::Success(self.skew(p)),
+            other => other,
+        };
+        if self.drop_link_after_pay.swap(false, Ordering::SeqCst) {
+            self.offline.store(true, Ordering::SeqCst);
+        }
+        outcome
+    }
+    async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
+        self.inquiries.fetch_add(1, Ordering::SeqCst);
+        if self.offline() {
+            return Outcome::NotSent("connection refused".into());
+        }
+        match self.inner.inquire(request_id).await {
+            Outcome::Success(TradeStatus::Paid(p)) => {
+                Outcome::Success(TradeStatus::Paid(self.skew(p)))
+            }
+            other => other,
+        }
+    }
+    async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
+        self.cancels.fetch_add(1, Ordering::SeqCst);
+        if self.offline() {
+            return Outcome::NotSent("connection refused".into());
+        }
+        self.inner.cancel(request_id).await
+    }
+    async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
+        self.inner.refund(request).await
+    }
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    journal: Arc<Journal>,
+    sandbox: Arc<Sandbox>,
+    gateway: Arc<Faulty>,
+    engine: Engine,
+}
+
+fn settings() -> EngineSettings {
+    let config = Config::demo(std::path::Path::new("unused")).unwrap();
+    EngineSettings {
+        terminal: config.terminal,
+        timeout: Duration::from_secs(5),
+        watchdog: config.watchdog,
+        cancel_give_up_after: None,
+    }
+}
+
+fn harness() -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Arc::new(Journal::open(&dir.path().join("journal.sqlite")).unwrap());
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let sandbox = Arc::new(Sandbox::new(clock.clone()));
+    let gateway = Arc::new(Faulty::new(sandbox.clone()));
+    let engine = Engine::new(
+        journal.clone(),
+        gateway.clone(),
+        clock,
+        Arc::new(LogObserver),
+        settings(),
+    );
+    Harness {
+        _dir: dir,
+        journal,
+        sandbox,
+        gateway,
+        engine,
+    }
+}
+
+fn cny(text: &str) -> Amount {
+    Amount::parse(text, Currency::from_code("CNY").unwrap()).unwrap()
+}
+
+fn sale(amount: &str) -> SaleRequest {
+    SaleRequest {
+        amount: cny(amount),
+        reference: None,
+        subject: None,
+        idempotency_key: None,
+        max_attempts: 1,
+    }
+}
+
+impl Harness {
+    async fn pay(&self, amount: &str, code: &str) -> SaleView {
+        self.engine.arm(sale(amount)).unwrap();
+        match self.engine.scan(code).await {
+            ScanOutcome::Attempted { sale } => sale,
+            other => panic!("{code}: {other:?}"),
+        }
+    }
+
+    /// Money moved exactly as the journal says: per request id, the customer is out of
+    /// pocket the attempt's amount if it succeeded, and nothing otherwise.
+    fn assert_ledger_agrees(&self) {
+        let ledger = self.sandbox.ledger();
+        for entry in &ledger {
+            let attempt = self
+                .journal
+                .attempt_by_request_id(&entry.request_id)
+                .unwrap()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "sandbox saw {} but the journal has no row",
+                        entry.request_id
+                    )
+                });
+            let expected = if attempt.state == AttemptState::Succeeded {
+                attempt.amount.minor()
+            } else {
+                0
+            };
+            assert_eq!(
+                entry.net_minor(),
+                expected,
+                "{entry:?} vs {} {}",
+                attempt.request_id,
+                attempt.state
+            );
+        }
+        for sale in self.journal.sales(&Default::default()).unwrap() {
+            for a in self.journal.attempts(&sale.id).unwrap() {
+                let paid = a.state == AttemptState::Succeeded;
+                assert_eq!(
+                    paid,
+                    sale.state == SaleState::Paid,
+                    "{} {}",
+                    sale.id,
+                    a.request_id
+                );
+                if paid {
+                    assert!(
+                        ledger
+                            .iter()
+                            .any(|e| e.request_id == a.request_id
+                                && e.net_minor() == a.amount.minor())
+                    );
+                }
+            }
+        }
+        self.journal.integrity_check().unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_sandbox_code_ends_in_the_right_state_and_the_ledger_agrees() {
+    let h = harness();
+    let table = [
+        ("00", SaleState::Paid),
+        ("01", SaleState::Failed),
+        ("02", SaleState::Failed),
+        ("03", SaleState::Paid),
+        ("04", SaleState::Cancelled),
+        ("05", SaleState::Paid),
+        ("06", SaleState::Paid),
+        ("07", SaleState::Paid),
+        ("08", SaleState::Paid),
+        ("09", SaleState::Failed),
+    ];
+    for (ending, expected) in table {
+        let code = format!("2860000000000000{ending}");
+        let view = h.pay("12.50", &code).await;
+        assert_eq!(view.state, expected, "code {ending}: {view:?}");
+        assert!(view.attempts.iter().all(|a| a.state.is_final()), "{ending}");
+        if expected != SaleState::Paid {
+            assert!(view.reason.is_some(), "{ending}: a sale not paid says why");
+        }
+    }
+    assert!(h.journal.open_attempts().unwrap().is_empty());
+    h.assert_ledger_agrees();
+    // Full codes are gone from the journal once final (invariant 5).
+    let conn = rusqlite::Connection::open(h.journal.path()).unwrap();
+    let codes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE code IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(codes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_attempt_row_is_committed_before_the_pay_request_leaves() {
+    let h = harness();
+    let path = h.journal.path().to_path_buf();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    *h.gateway.on_pay.lock().unwrap() = Some(Box::new(move |req: &PayRequest| {
+        // A separate connection sees only committed data.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let row: Option<(String, Option<String>, i64)> = conn
+            .query_row(
+                "SELECT state, code, amount_minor FROM attempts WHERE request_id = ?1",
+                [&req.request_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .ok();
+        seen2.lock().unwrap().push(row);
+    }));
+    h.pay("12.50", "286000000000000000").await;
+    h.pay("3.00", "286000000000000105").await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[0],
+        Some((
+            "pending".to_string(),
+            Some("286000000000000000".to_string()),
+            1250
+        ))
+    );
+    assert_eq!(seen[1].as_ref().map(|r| r.0.as_str()), Some("pending"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scan_during_an_attempt_in_flight_is_refused() {
+    let h = harness();
+    h.engine.arm(sale("12.50")).unwrap();
+    let slow = h.engine.scan("286000000000000006");
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.engine.scan("286000000000000100").await
+    };
+    let (first, second) = tokio::join!(slow, second);
+    assert!(
+        matches!(
+            second,
+            ScanOutcome::Refused {
+                refusal: Refusal::InFlight { .. },
+                ..
+            }
+        ),
+        "{second:?}"
+    );
+    let ScanOutcome::Attempted { sale } = first else {
+        panic!("{first:?}")
+    };
+    assert_eq!(sale.state, SaleState::Paid);
+    assert_eq!(
+        h.gateway.pays.load(Ordering::SeqCst),
+        1,
+        "the second code never reached the gateway"
+    );
+    assert_eq!(h.sandbox.ledger().len(), 1);
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn codes_that_are_not_payment_codes_never_reach_the_gateway() {
+    let h = harness();
+    h.engine.arm(sale("12.50")).unwrap();
+    for scan in [
+        "4006381333931",
+        "https://qr.alipay.com/bax123",
+        "hello",
+        "",
+        "28\u{0}60000000000000000",
+        "134567890123456789",  // WeChat Pay
+        "6212345678901234567", // UnionPay
+    ] {
+        let outcome = h.engine.scan(scan).await;
+        assert!(
+            !matches!(outcome, ScanOutcome::Attempted { .. }),
+            "{scan:?}: {outcome:?}"
+        );
+    }
+    assert_eq!(h.gateway.calls(), 0);
+    let armed = h.engine.armed().unwrap();
+    assert_eq!(
+        h.journal.sale(&armed).unwrap().unwrap().state,
+        SaleState::AwaitingScan
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_payment_code_without_a_sale_is_not_charged() {
+    let h = harness();
+    let outcome = h.engine.scan("286000000000000000").await;
+    assert!(matches!(
+        outcome,
+        ScanOutcome::Refused {
+            refusal: Refusal::NoSale,
+            ..
+        }
+    ));
+    assert_eq!(h.gateway.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_code_is_never_sent_under_two_request_ids() {
+    let h = harness();
+    assert_eq!(
+        h.pay("12.50", "286000000000000000").await.state,
+        SaleState::Paid
+    );
+    assert_eq!(
+        h.pay("1.00", "286000000000000001").await.state,
+        SaleState::Failed
+    );
+    for code in ["286000000000000000", "286000000000000001"] {
+        h.engine.arm(sale("5.00")).ok();
+        let outcome = h.engine.scan(code).await;
+        assert!(
+            matches!(
+                outcome,
+                ScanOutcome::Refused {
+                    refusal: Refusal::CodeReused { .. },
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+    }
+    assert_eq!(h.gateway.pays.load(Ordering::SeqCst), 2);
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_code_that_never_left_may_be_scanned_again() {
+    let h = harness();
+    h.gateway.offline.store(true, Ordering::SeqCst);
+    let view = h.pay("12.50", "286000000000000000").await;
+    assert_eq!(view.state, SaleState::Failed);
+    assert_eq!(view.attempts[0].result_code.as_deref(), Some(NOT_SENT));
+    assert_eq!(
+        h.gateway.inquiries.load(Ordering::SeqCst),
+        0,
+        "not sent needs no inquiry"
+    );
+    h.gateway.offline.store(false, Ordering::SeqCst);
+    assert_eq!(
+        h.pay("12.50", "286000000000000000").await.state,
+        SaleState::Paid
+    );
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_for_another_amount_is_never_reported_paid() {
+    let h = harness();
+    h.gateway.wrong_amount.store(true, Ordering::SeqCst);
+    let view = h.pay("12.50", "286000000000000000").await;
+    assert_eq!(view.state, SaleState::Cancelled, "{view:?}");
+    assert!(view.attempts[0].paid_then_refunded);
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_while_in_doubt_ends_cancelled_once_the_link_is_back() {
+    let h = Arc::new(harness());
+    h.engine.arm(sale("12.50")).unwrap();
+    // The charge goes through, then the link drops for ten minutes.
+    h.gateway.drop_link_after_pay.store(true, Ordering::SeqCst);
+    let cut = {
+        let h = h.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            h.gateway.offline.store(false, Ordering::SeqCst);
+        }
+    };
+    let (outcome, ()) = tokio::join!(h.engine.scan("286000000000000007"), cut);
+    let ScanOutcome::Attempted { sale } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(sale.state, SaleState::Cancelled);
+    assert!(
+        sale.attempts[0].paid_then_refunded,
+        "the charge was refunded by the cancel"
+    );
+    assert!(
+        sale.attempts[0].cancels > 5,
+        "cancel was retried through the outage"
+    );
+    assert!(
+        sale.attempts[0].inquiries > 5,
+        "inquired until the deadline"
+    );
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
+    let h = harness();
+    let now = chrono::Utc::now();
+    // Two sales that "crashed" after the attempt row was written: one whose pay request had
+    // reached the gateway and was charged, one whose request never left.
+    let mut request_ids = Vec::new();
+    for (i, code) in ["286000000000000000", "286000000000000100"]
+        .into_iter()
+        .enumerate()
+    {
+        let view = h.engine.arm(sale("12.50")).unwrap();
+        let crate::paycode::Scan::Payment(code) = recognise(code) else {
+            panic!()
+        };
+        let new = NewAttempt {
+            request_id: format!("T_crash_{i}"),
+            gateway: "sandbox",
+            code: &code,
+            deadline_at: now + chrono::Duration::seconds(15),
+        };
+        let a = h.journal.begin_attempt(&view.sale_id, &new, now).unwrap();
+        if i == 0 {
+            let request = PayRequest {
+                request_id: a.request_id.clone(),
+                code,
+                amount: a.amount,
+                subject: "x".into(),
+                terminal_id: "T".into(),
+                store_id: None,
+            };
+            assert!(matches!(h.sandbox.pay(&request).await, Outcome::Success(_)));
+        }
+        request_ids.push(a.request_id);
+        // A restarted process has nothing armed.
+        lock(&h.engine.slots).armed = None;
+    }
+    let finished = h.engine.recover().await.unwrap();
+    assert_eq!(finished.len(), 2);
+    let state = |rid: &str| h.journal.attempt_by_request_id(rid).unwrap().unwrap().state;
+    assert_eq!(state(&request_ids[0]), AttemptState::Succeeded);
+    assert_eq!(state(&request_ids[1]), AttemptState::Cancelled);
+    assert!(h.journal.open_attempts().unwrap().is_empty());
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn sales_are_checked_before_they_are_armed() {
+    let h = harness();
+    let usd = Amount::parse("1.00", Currency::from_code("USD").unwrap()).unwrap();
+    let wrong = SaleRequest {
+        amount: usd,
+        ..sale("1.00")
+    };
+    assert!(matches!(
+        h.engine.arm(wrong),
+        Err(EngineError::WrongCurrency { .. })
+    ));
+    assert!(matches!(
+        h.engine.arm(sale("0.00")),
+        Err(EngineError::NotPositive(_))
+    ));
+    assert!(matches!(
+        h.engine.arm(sale("5000.01")),
+        Err(EngineError::AboveLimit { .. })
+    ));
+    assert!(
+        h.journal.sales(&Default::default()).unwrap().is_empty(),
+        "refusals write nothing"
+    );
+    let first = h.engine.arm(sale("1.00")).unwrap();
+    assert!(
+        matches!(h.engine.arm(sale("2.00")), Err(EngineError::Busy(id)) if id == first.sale_id)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_register_retrying_with_its_idempotency_key_gets_the_same_sale() {
+    let h = harness();
+    let keyed = || SaleRequest {
+        idempotency_key: Some("K-1".into()),
+        ..sale("1.00")
+    };
+    let a = h.engine.arm(keyed()).unwrap();
+    let b = h.engine.arm(keyed()).unwrap();
+    assert_eq!(a.sale_id, b.sale_id);
+    assert_eq!(h.journal.sales(&Default::default()).unwrap().len(), 1);
+}
+
+#[test]
+fn request_ids_are_valid_gateway_ids() {
+    let id = new_request_id("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", chrono::Utc::now());
+    assert!(id.len() <= 64, "{id}");
+    assert!(
+        id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'),
+        "{id}"
+    );
+    assert_ne!(
+        id,
+        new_request_id("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", chrono::Utc::now())
+    );
+}

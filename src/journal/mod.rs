@@ -187,6 +187,10 @@ impl Journal {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
+        // Zero freed space, so a payment code dropped from a final attempt is not left
+        // readable in a free page of the file.
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
         schema::migrate(&mut conn)?;
