@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::gateway::keys::{PrivateKey, PublicKey};
 use crate::money::{Amount, Currency};
 
 /// The demo's configuration, embedded so `scanpay demo` needs no file.
@@ -76,14 +77,29 @@ pub struct TerminalConfig {
 pub enum GatewayKind {
     #[serde(rename = "sandbox")]
     Sandbox,
+    #[serde(rename = "alipay-openapi")]
+    AlipayOpenapi,
 }
 
 impl GatewayKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             GatewayKind::Sandbox => "sandbox",
+            GatewayKind::AlipayOpenapi => "alipay-openapi",
         }
     }
+}
+
+/// Keys and ids of the Alipay Open Platform gateway.
+#[derive(Debug, Clone)]
+pub struct OpenApiConfig {
+    pub url: url::Url,
+    pub app_id: String,
+    pub private_key: PrivateKey,
+    pub alipay_public_key: PublicKey,
+    pub app_auth_token: Option<String>,
+    pub notify_url: Option<String>,
+    pub seller_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -93,6 +109,8 @@ pub struct GatewayConfig {
     pub url: Option<String>,
     /// Longest wait for one gateway answer; past it the outcome is unknown.
     pub timeout: Duration,
+    /// Present when `kind = "alipay-openapi"`.
+    pub openapi: Option<OpenApiConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -143,6 +161,12 @@ struct RawGateway {
     kind: Option<GatewayKind>,
     url: Option<String>,
     timeout_ms: Option<u64>,
+    app_id: Option<String>,
+    private_key_file: Option<String>,
+    alipay_public_key_file: Option<String>,
+    app_auth_token: Option<String>,
+    notify_url: Option<String>,
+    seller_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -239,10 +263,20 @@ impl Validator<'_> {
                 "add a [journal] section naming the journal file",
             )
         })?;
+        let terminal = self.terminal(terminal)?;
+        let gateway = self.gateway(gateway, base)?;
+        if gateway.kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
+            return Err(self.invalid(
+                "terminal",
+                "currency",
+                terminal.currency.code(),
+                "the Alipay Open Platform gateway charges CNY only",
+            ));
+        }
         Ok(Config {
             source: self.file.to_string(),
-            terminal: self.terminal(terminal)?,
-            gateway: self.gateway(gateway)?,
+            terminal,
+            gateway,
             journal: self.journal(journal, base)?,
             watchdog: self.watchdog(raw.watchdog)?,
         })
@@ -312,7 +346,7 @@ impl Validator<'_> {
         })
     }
 
-    fn gateway(&self, raw: RawGateway) -> Result<GatewayConfig, ConfigError> {
+    fn gateway(&self, raw: RawGateway, base: &Path) -> Result<GatewayConfig, ConfigError> {
         let kind = raw.kind.ok_or_else(|| {
             self.missing(
                 "gateway",
@@ -336,10 +370,119 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let openapi = match kind {
+            GatewayKind::AlipayOpenapi => Some(self.openapi(&raw, base)?),
+            GatewayKind::Sandbox => {
+                for (key, value) in [
+                    ("app_id", &raw.app_id),
+                    ("private_key_file", &raw.private_key_file),
+                    ("alipay_public_key_file", &raw.alipay_public_key_file),
+                    ("app_auth_token", &raw.app_auth_token),
+                    ("notify_url", &raw.notify_url),
+                    ("seller_id", &raw.seller_id),
+                ] {
+                    if let Some(v) = value {
+                        return Err(self.invalid(
+                            "gateway",
+                            key,
+                            v,
+                            "only used with kind = \"alipay-openapi\"; remove it",
+                        ));
+                    }
+                }
+                None
+            }
+        };
         Ok(GatewayConfig {
             kind,
             url: raw.url,
             timeout: Duration::from_millis(timeout_ms),
+            openapi,
+        })
+    }
+
+    fn openapi(&self, raw: &RawGateway, base: &Path) -> Result<OpenApiConfig, ConfigError> {
+        let url_text = raw.url.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "url",
+                "set the gateway URL, e.g. url = \"https://openapi.alipay.com/gateway.do\"",
+            )
+        })?;
+        let url = url::Url::parse(url_text)
+            .map_err(|e| self.invalid("gateway", "url", url_text, format!("not a URL: {e}")))?;
+        let app_id = raw.app_id.clone().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "app_id",
+                "set the app id from the Alipay Open Platform console",
+            )
+        })?;
+        if app_id.is_empty() || app_id.len() > 32 || !app_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.invalid(
+                "gateway",
+                "app_id",
+                &app_id,
+                "an Alipay app id is all digits, e.g. 2021000000000001",
+            ));
+        }
+        let private_file = raw.private_key_file.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "private_key_file",
+                "name the app's RSA2 private key file (mode 0600)",
+            )
+        })?;
+        let private_key = PrivateKey::load(&base.join(private_file)).map_err(|e| {
+            self.invalid("gateway", "private_key_file", private_file, e.to_string())
+        })?;
+        let public_file = raw.alipay_public_key_file.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "alipay_public_key_file",
+                "name the file holding Alipay's public key",
+            )
+        })?;
+        let alipay_public_key = PublicKey::load(&base.join(public_file)).map_err(|e| {
+            self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                e.to_string(),
+            )
+        })?;
+        if alipay_public_key.same_key(&private_key.public_key()) {
+            return Err(self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                "this is your app's own public key, not Alipay's: in the Open Platform console, copy the \"Alipay public key\" (支付宝公钥), not the \"app public key\" (应用公钥)",
+            ));
+        }
+        for (key, value) in [
+            ("app_auth_token", &raw.app_auth_token),
+            ("notify_url", &raw.notify_url),
+            ("seller_id", &raw.seller_id),
+        ] {
+            if let Some(v) = value
+                && (v.is_empty() || v.chars().any(char::is_control))
+            {
+                return Err(self.invalid(
+                    "gateway",
+                    key,
+                    v,
+                    "must be non-empty printable text, or left out",
+                ));
+            }
+        }
+        Ok(OpenApiConfig {
+            url,
+            app_id,
+            private_key,
+            alipay_public_key,
+            app_auth_token: raw.app_auth_token.clone(),
+            notify_url: raw.notify_url.clone(),
+            seller_id: raw.seller_id.clone(),
         })
     }
 

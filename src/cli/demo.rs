@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcome};
+use crate::gateway::Gateway;
+use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
+use crate::gateway::keys::PrivateKey;
+use crate::gateway::sandbox::openapi_server::DEFAULT_APP_ID;
 use crate::journal::Journal;
 use crate::money::Amount;
 use crate::output::terminal::TerminalOutput;
@@ -24,22 +28,16 @@ const CANCEL_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(journal: Option<PathBuf>) -> u8 {
     let interactive = std::io::stdin().is_terminal();
-    // Kept alive until the end of the demo; the temporary journal goes with it.
-    let temp = match journal {
-        Some(_) => None,
-        None => match tempfile::Builder::new().prefix("scanpay-demo-").tempdir() {
-            Ok(d) => Some(d),
-            Err(e) => {
-                eprintln!("error: cannot create a temporary directory for the demo journal: {e}");
-                return EXIT_NOT_PAID;
-            }
-        },
+    // Kept alive until the end of the demo; the sandbox's keys (and, unless a journal was
+    // named, the journal) go with it.
+    let temp = match tempfile::Builder::new().prefix("scanpay-demo-").tempdir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot create a temporary directory for the demo: {e}");
+            return EXIT_NOT_PAID;
+        }
     };
-    let journal_path = match (&journal, &temp) {
-        (Some(p), _) => p.clone(),
-        (None, Some(d)) => d.path().join("journal.sqlite"),
-        (None, None) => unreachable!("a temporary directory exists when no journal is given"),
-    };
+    let journal_path = journal.unwrap_or_else(|| temp.path().join("journal.sqlite"));
     let config = match Config::demo(&journal_path) {
         Ok(c) => c,
         Err(e) => {
@@ -48,11 +46,26 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         }
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gateway = match build_gateway(&config, clock.clone()) {
+    // The real Open Platform client, against the sandbox served over HTTP on loopback.
+    let sandbox = match super::sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        &temp.path().join("sandbox"),
+        DEFAULT_APP_ID,
+        None,
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: cannot start the sandbox: {e}");
+            return EXIT_NOT_PAID;
+        }
+    };
+    let gateway = match openapi_client(&sandbox, &config, clock.clone()) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("error: {e}");
-            return EXIT_USAGE;
+            return EXIT_NOT_PAID;
         }
     };
     let journal = match Journal::open(&config.journal.path) {
@@ -87,7 +100,8 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         }
     };
     output.say(&format!(
-        "scanpay demo: sandbox gateway, journal {}",
+        "scanpay demo: Open Platform client -> sandbox at {}, journal {}",
+        sandbox.url,
         config.journal.path.display()
     ));
     if interactive {
@@ -189,6 +203,29 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         emit(&view);
     }
     EXIT_OK
+}
+
+fn openapi_client(
+    sandbox: &super::sandbox::Running,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Gateway>, String> {
+    let app_key_file = sandbox
+        .keys
+        .app_private_key_file
+        .as_ref()
+        .ok_or("the sandbox has no app key")?;
+    let settings = OpenApiSettings {
+        url: url::Url::parse(&sandbox.url).map_err(|e| e.to_string())?,
+        app_id: DEFAULT_APP_ID.to_string(),
+        private_key: PrivateKey::load(app_key_file).map_err(|e| e.to_string())?,
+        alipay_public_key: sandbox.keys.gateway_key.public_key(),
+        app_auth_token: None,
+        notify_url: None,
+        seller_id: None,
+        timeout: config.gateway.timeout,
+    };
+    Ok(Arc::new(OpenApi::new(settings, clock)?))
 }
 
 /// An amount has a decimal point, or is a short number; payment codes are 16+ digits.

@@ -5,6 +5,7 @@ mod charge;
 mod check;
 mod demo;
 mod journal;
+pub mod sandbox;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::clock::Clock;
 use crate::config::{Config, GatewayKind};
 use crate::gateway::Gateway;
+use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::sandbox::Sandbox;
 
 /// Exit status: the sale was paid / the command succeeded.
@@ -67,6 +69,22 @@ pub enum Command {
     },
     /// Load and validate a config file; print what is wrong with it (exit 2) or a summary
     CheckConfig { file: PathBuf },
+    /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
+    /// (POST /gateway.do, GET /_sandbox/ledger). Keys and a client config go to --dir
+    Sandbox {
+        /// Address to listen on, e.g. 127.0.0.1:8089 (port 0 picks a free one)
+        #[arg(long, default_value = "127.0.0.1:8089")]
+        listen: std::net::SocketAddr,
+        /// Where the sandbox keeps its keys and writes scanpay.toml for clients
+        #[arg(long, default_value = "scanpay-sandbox")]
+        dir: PathBuf,
+        /// The app id clients must send
+        #[arg(long, default_value = crate::gateway::sandbox::openapi_server::DEFAULT_APP_ID)]
+        app_id: String,
+        /// Verify requests with this app public key instead of a generated app key pair
+        #[arg(long)]
+        app_public_key: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -145,15 +163,47 @@ pub fn run(cli: Cli) -> u8 {
         })),
         Command::Journal { command } => journal::run(command),
         Command::CheckConfig { file } => check::run(&file),
+        Command::Sandbox {
+            listen,
+            dir,
+            app_id,
+            app_public_key,
+        } => runtime.block_on(sandbox::run(sandbox::Args {
+            listen,
+            dir,
+            app_id,
+            app_public_key,
+        })),
     }
 }
 
 /// Builds the gateway the config names.
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
-    match (config.gateway.kind, &config.gateway.url) {
-        (GatewayKind::Sandbox, None) => Ok(Arc::new(Sandbox::new(clock))),
-        (GatewayKind::Sandbox, Some(url)) => Err(format!(
-            "{}: [gateway] url = {url:?}: this scanpay runs the sandbox in-process only; remove url",
+    match (
+        config.gateway.kind,
+        &config.gateway.url,
+        &config.gateway.openapi,
+    ) {
+        (GatewayKind::Sandbox, None, _) => Ok(Arc::new(Sandbox::new(clock))),
+        (GatewayKind::Sandbox, Some(url), _) => Err(format!(
+            "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes (kind = \"alipay-openapi\")",
+            config.source
+        )),
+        (GatewayKind::AlipayOpenapi, _, Some(o)) => {
+            let settings = OpenApiSettings {
+                url: o.url.clone(),
+                app_id: o.app_id.clone(),
+                private_key: o.private_key.clone(),
+                alipay_public_key: o.alipay_public_key.clone(),
+                app_auth_token: o.app_auth_token.clone(),
+                notify_url: o.notify_url.clone(),
+                seller_id: o.seller_id.clone(),
+                timeout: config.gateway.timeout,
+            };
+            Ok(Arc::new(OpenApi::new(settings, clock)?))
+        }
+        (GatewayKind::AlipayOpenapi, _, None) => Err(format!(
+            "{}: [gateway] kind = \"alipay-openapi\" without its keys",
             config.source
         )),
     }

@@ -118,6 +118,9 @@ impl Gateway for Faulty {
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
         self.inner.refund(request).await
     }
+    async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
+        self.inner.inquire_refund(request).await
+    }
 }
 
 struct Harness {

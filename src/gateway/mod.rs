@@ -5,6 +5,8 @@
 //! (may have been done: inquire), `NotSent` (the request never left: nothing happened).
 //! Only modules under `gateway/` know a provider's field names and result codes.
 
+pub mod alipay_openapi;
+pub mod keys;
 pub mod sandbox;
 
 use std::fmt;
@@ -163,4 +165,7 @@ pub trait Gateway: Send + Sync {
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled>;
 
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded>;
+
+    /// Whether the refund `request` names has been made (`false`: not received or failed).
+    async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool>;
 }

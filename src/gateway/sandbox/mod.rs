@@ -19,6 +19,8 @@
 //! Like the real providers it is idempotent per request id, refuses a code already used
 //! under another request id, and a cancel closes the request id for good.
 
+pub mod openapi_server;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -124,7 +126,7 @@ struct Trade {
 }
 
 /// Money moved for one request id, as the sandbox saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LedgerEntry {
     pub request_id: String,
     pub trade_no: String,
@@ -185,13 +187,25 @@ impl Sandbox {
             .collect()
     }
 
+    /// The amount of refund `refund_id` of the payment `request_id`, if it was made.
+    pub fn refunded(&self, request_id: &str, refund_id: &str) -> Option<Amount> {
+        let ledger = self.lock();
+        ledger
+            .trades
+            .get(request_id)?
+            .refunds
+            .get(refund_id)
+            .copied()
+    }
+
     /// How many pay requests arrived under `request_id`.
     pub fn pay_calls(&self, request_id: &str) -> u32 {
         self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
     }
 
-    /// Decides a pay request; the second value is the delay before answering.
-    fn decide_pay(&self, request: &PayRequest) -> (Outcome<Paid>, Duration) {
+    /// Decides a pay request and books its effect on the ledger; the second value is the
+    /// delay before answering. The HTTP sandbox turns the outcome into its wire form.
+    pub fn decide_pay(&self, request: &PayRequest) -> (Outcome<Paid>, Duration) {
         let now = self.clock.now();
         let code = request.code.expose();
         let mut ledger = self.lock();
@@ -477,6 +491,11 @@ impl Gateway for Sandbox {
         Outcome::Success(Refunded {
             provider_refund_id: Some(format!("{}-{}", trade.trade_no, request.refund_id)),
         })
+    }
+
+    async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
+        let done = self.refunded(&request.payment_request_id, &request.refund_id);
+        Outcome::Success(done == Some(request.amount))
     }
 }
 

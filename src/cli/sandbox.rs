@@ -1,0 +1,121 @@
+//! `scanpay sandbox --listen ADDR`: the sandbox gateway as a standalone HTTP server speaking
+//! the Open Platform protocol, with its own keys (generated once into `--dir`, then reused)
+//! and a ready client configuration written beside them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
+use crate::clock::SystemClock;
+use crate::gateway::sandbox::Sandbox;
+use crate::gateway::sandbox::openapi_server::{OpenApiServer, SandboxKeys, client_config};
+
+/// RSA modulus size of generated keys, as Alipay's own tooling generates.
+pub const KEY_BITS: usize = 2048;
+
+pub struct Args {
+    pub listen: SocketAddr,
+    pub dir: PathBuf,
+    pub app_id: String,
+    pub app_public_key: Option<PathBuf>,
+}
+
+/// A running sandbox: its URL and the task serving it.
+pub struct Running {
+    pub url: String,
+    pub ledger_url: String,
+    pub keys: SandboxKeys,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Starts a sandbox server on `listen` with keys in `dir`.
+pub async fn start(
+    listen: SocketAddr,
+    dir: &Path,
+    app_id: &str,
+    app_public_key: Option<&Path>,
+) -> Result<Running, String> {
+    let keys =
+        SandboxKeys::load_or_create(dir, KEY_BITS, app_public_key).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let server = Arc::new(OpenApiServer::new(
+        Arc::new(Sandbox::new(Arc::new(SystemClock))),
+        &keys,
+        app_id,
+    ));
+    let task = tokio::spawn(server.serve(listener));
+    Ok(Running {
+        url: format!("http://{addr}/gateway.do"),
+        ledger_url: format!("http://{addr}/_sandbox/ledger"),
+        keys,
+        task,
+    })
+}
+
+pub async fn run(args: Args) -> u8 {
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "warning: the sandbox listens on {}, not only on this machine",
+            args.listen
+        );
+    }
+    let running = match start(
+        args.listen,
+        &args.dir,
+        &args.app_id,
+        args.app_public_key.as_deref(),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    println!("scanpay sandbox: Open Platform gateway at {}", running.url);
+    println!("  app_id = {}", args.app_id);
+    println!(
+        "  alipay_public_key_file = {}",
+        running.keys.gateway_public_key_file.display()
+    );
+    if let Some(config) = client_config(&running.url, &args.app_id, &running.keys) {
+        let path = args.dir.join("scanpay.toml");
+        if let Err(e) = std::fs::write(&path, config) {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return EXIT_NOT_PAID;
+        }
+        println!("  client config: {}", path.display());
+    }
+    println!("  ledger: {}", running.ledger_url);
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let stop = async {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                },
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio::select! {
+        _ = running.task => eprintln!("error: the sandbox server stopped"),
+        _ = stop => {}
+    }
+    EXIT_OK
+}

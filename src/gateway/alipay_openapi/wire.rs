@@ -1,0 +1,357 @@
+//! Alipay Open Platform wire format (PROTOCOL.md sections 1–3): the signing string of a
+//! request, the extraction of the signed `…_response` node from a body, the response
+//! fields, and the mapping of every documented code to an [`Outcome`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::gateway::{
+    Cancelled, Failure, Outcome, Paid, Refunded, TradeStatus, Unknown, UnknownKind,
+};
+use crate::money::{Amount, Currency};
+
+/// `key=value&…` over every transmitted parameter except `sign`, skipping empty values,
+/// sorted by name, values raw (not URL-encoded).
+pub fn sign_content(params: &BTreeMap<String, String>) -> String {
+    params
+        .iter()
+        .filter(|(k, v)| k.as_str() != "sign" && !k.is_empty() && !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `alipay.trade.pay` → `alipay_trade_pay_response`.
+pub fn response_node(method: &str) -> String {
+    format!("{}_response", method.replace('.', "_"))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExtractError {
+    #[error("no {0} node in the answer")]
+    Missing(String),
+    #[error("the {0} node is not a JSON object")]
+    NotObject(String),
+    #[error("the {0} node is not closed")]
+    Unterminated(String),
+    #[error("the {0} node appears twice")]
+    Duplicate(String),
+}
+
+/// The exact text of the signed node: from its `{` to the matching `}`, as it appears in the
+/// body (EasySDK `SignContentExtractor`). A second node of the same name after it is refused.
+pub fn extract_signed_content<'a>(body: &'a str, node: &str) -> Result<&'a str, ExtractError> {
+    let needle = format!("\"{node}\"");
+    let start = body
+        .find(&needle)
+        .ok_or_else(|| ExtractError::Missing(node.to_string()))?;
+    let after = &body[start + needle.len()..];
+    let colon = after
+        .find(|c: char| !c.is_ascii_whitespace())
+        .filter(|&i| after[i..].starts_with(':'))
+        .ok_or_else(|| ExtractError::NotObject(node.to_string()))?;
+    let value = &after[colon + 1..];
+    let open = value
+        .find(|c: char| !c.is_ascii_whitespace())
+        .filter(|&i| value[i..].starts_with('{'))
+        .ok_or_else(|| ExtractError::NotObject(node.to_string()))?;
+    let object = &value[open..];
+    let bytes = object.as_bytes();
+    let (mut depth, mut in_string, mut backslashes) = (0usize, false, 0usize);
+    let mut end = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                b'\\' => {
+                    backslashes += 1;
+                    continue;
+                }
+                b'"' if backslashes % 2 == 0 => in_string = false,
+                _ => {}
+            }
+            backslashes = 0;
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(i + 1);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let end = end.ok_or_else(|| ExtractError::Unterminated(node.to_string()))?;
+    let content = &object[..end];
+    let rest = &object[end..];
+    if rest.contains(&needle) {
+        return Err(ExtractError::Duplicate(node.to_string()));
+    }
+    Ok(content)
+}
+
+/// The root-level `sign` of a response body.
+pub fn root_sign(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Root {
+        sign: Option<String>,
+    }
+    serde_json::from_str::<Root>(body).ok()?.sign
+}
+
+/// The fields scanpay reads from any response node. Amounts may be strings or bare
+/// numbers in the wild; they are kept as raw JSON and parsed exactly.
+#[derive(Debug, Clone, Deserialize, Default)]
+pub struct Node {
+    pub code: String,
+    #[serde(default)]
+    pub msg: String,
+    pub sub_code: Option<String>,
+    pub sub_msg: Option<String>,
+    pub trade_no: Option<String>,
+    pub out_trade_no: Option<String>,
+    pub total_amount: Option<serde_json::Value>,
+    pub trade_status: Option<String>,
+    pub retry_flag: Option<String>,
+    pub action: Option<String>,
+    pub fund_change: Option<String>,
+    pub refund_status: Option<String>,
+    pub out_request_no: Option<String>,
+}
+
+pub fn parse_node(content: &str) -> Result<Node, String> {
+    serde_json::from_str(content).map_err(|e| format!("response node: {e}"))
+}
+
+/// An Open Platform amount (yuan) from a string or a bare JSON number, exactly.
+pub fn parse_amount(value: &serde_json::Value) -> Option<Amount> {
+    let cny = Currency::from_code("CNY").ok()?;
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    Amount::parse(&text, cny).ok()
+}
+
+fn unknown(kind: UnknownKind, node: &Node) -> Unknown {
+    Unknown::new(kind, describe(node))
+}
+
+fn describe(node: &Node) -> String {
+    match (&node.sub_code, &node.sub_msg) {
+        (Some(c), Some(m)) => format!("{} {}: {c} {m}", node.code, node.msg.trim()),
+        (Some(c), None) => format!("{} {}: {c}", node.code, node.msg.trim()),
+        _ => format!("{} {}", node.code, node.msg.trim()),
+    }
+}
+
+fn failure(node: &Node) -> Failure {
+    let code = node.sub_code.clone().unwrap_or_else(|| node.code.clone());
+    Failure {
+        cashier: cashier_message(&node.code, &code).to_string(),
+        message: node
+            .sub_msg
+            .clone()
+            .unwrap_or_else(|| node.msg.trim().to_string()),
+        code,
+    }
+}
+
+/// What the cashier should do after a definite failure (PROTOCOL.md table 3.7).
+pub fn cashier_message(code: &str, sub_code: &str) -> &'static str {
+    match sub_code {
+        "ACQ.PAYMENT_AUTH_CODE_INVALID" | "ACQ.PULL_MOBILE_CASHIER_FAIL" => {
+            "the code is invalid or has expired: ask the customer to refresh the code and scan again"
+        }
+        "ACQ.PAYMENT_FAIL" => {
+            "the payment failed: scan a fresh code once more, then ask for another payment method"
+        }
+        "ACQ.CONTEXT_INCONSISTENT" | "ACQ.TRADE_HAS_CLOSE" | "ACQ.TRADE_BUYER_NOT_MATCH" => {
+            "this payment was closed: start the sale again"
+        }
+        "ACQ.BUYER_BALANCE_NOT_ENOUGH" | "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH" => {
+            "the customer's balance is too low: ask for another payment method"
+        }
+        "ACQ.ERROR_BALANCE_PAYMENT_DISABLE"
+        | "ACQ.MOBILE_PAYMENT_SWITCH_OFF"
+        | "ACQ.USER_FACE_PAYMENT_SWITCH_OFF"
+        | "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR"
+        | "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR"
+        | "ACQ.BUYER_ENABLE_STATUS_FORBID"
+        | "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT"
+        | "ACQ.BUYER_SELLER_EQUAL"
+        | "ACQ.PAYMENT_REQUEST_HAS_RISK"
+        | "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE" => {
+            "the customer's wallet cannot pay this: ask for another payment method"
+        }
+        "ACQ.ACCESS_FORBIDDEN"
+        | "ACQ.PARTNER_ERROR"
+        | "ACQ.SELLER_BEEN_BLOCKED"
+        | "ACQ.BEYOND_PAY_RESTRICTION"
+        | "ACQ.BEYOND_PER_RECEIPT_RESTRICTION" => {
+            "the merchant account cannot take this payment: call the store's payment support"
+        }
+        "ACQ.INVALID_PARAMETER"
+        | "ACQ.EXIST_FORBIDDEN_WORD"
+        | "ACQ.TOTAL_FEE_EXCEED"
+        | "ACQ.INVALID_STORE_ID" => {
+            "the payment request was refused: check the amount and subject, or call support"
+        }
+        _ if matches!(code, "40001" | "40002" | "40006" | "20001") => {
+            "scanpay's gateway configuration was refused (keys, app id or permissions): the customer was not charged; call support"
+        }
+        _ => "the payment was refused: ask the customer for another payment method",
+    }
+}
+
+/// Request-level rejections: the gateway refused the call before processing it.
+fn rejected_before_processing(code: &str) -> bool {
+    matches!(code, "40001" | "40002" | "40006" | "20001")
+}
+
+fn is_system_error(node: &Node) -> bool {
+    node.code == "20000" || node.sub_code.as_deref() == Some("ACQ.SYSTEM_ERROR")
+}
+
+/// `alipay.trade.pay` (PROTOCOL.md 3.1, 3.7).
+pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
+    if let Some(echo) = &node.out_trade_no
+        && echo != request_id
+    {
+        return Outcome::Unknown(Unknown::new(
+            UnknownKind::Mismatch,
+            format!("answer is for out_trade_no {echo:?}, not {request_id:?}"),
+        ));
+    }
+    if is_system_error(node) {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match node.code.as_str() {
+        "10000" => match &node.trade_no {
+            Some(trade_no) => Outcome::Success(Paid {
+                trade_id: trade_no.clone(),
+                amount: node.total_amount.as_ref().and_then(parse_amount),
+            }),
+            None => Outcome::Unknown(Unknown::new(
+                UnknownKind::Malformed,
+                "success without trade_no",
+            )),
+        },
+        "10003" => Outcome::Unknown(unknown(UnknownKind::BuyerConfirming, node)),
+        // Paid under this out_trade_no already: only a query may confirm buyer and amount.
+        "40004" if node.sub_code.as_deref() == Some("ACQ.TRADE_HAS_SUCCESS") => {
+            Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node))
+        }
+        "40004" => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+/// `alipay.trade.query` (PROTOCOL.md 3.2).
+pub fn query_outcome(node: &Node, request_id: &str) -> Outcome<TradeStatus> {
+    if is_system_error(node) {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match node.code.as_str() {
+        "10000" => {
+            if let Some(echo) = &node.out_trade_no
+                && echo != request_id
+            {
+                return Outcome::Unknown(Unknown::new(
+                    UnknownKind::Mismatch,
+                    format!("query answer is for {echo:?}, not {request_id:?}"),
+                ));
+            }
+            match node.trade_status.as_deref() {
+                Some("TRADE_SUCCESS" | "TRADE_FINISHED") => match &node.trade_no {
+                    Some(trade_no) => Outcome::Success(TradeStatus::Paid(Paid {
+                        trade_id: trade_no.clone(),
+                        amount: node.total_amount.as_ref().and_then(parse_amount),
+                    })),
+                    None => Outcome::Unknown(Unknown::new(
+                        UnknownKind::Malformed,
+                        "paid without trade_no",
+                    )),
+                },
+                Some("WAIT_BUYER_PAY") => Outcome::Success(TradeStatus::Waiting),
+                Some("TRADE_CLOSED") => Outcome::Success(TradeStatus::Closed(Failure {
+                    code: "TRADE_CLOSED".into(),
+                    message: "trade closed unpaid (or refunded in full)".into(),
+                    cashier: "the payment was not completed: ask the customer to pay again".into(),
+                })),
+                other => Outcome::Unknown(Unknown::new(
+                    UnknownKind::Malformed,
+                    format!("unexpected trade_status {other:?}"),
+                )),
+            }
+        }
+        "40004" if node.sub_code.as_deref() == Some("ACQ.TRADE_NOT_EXIST") => {
+            Outcome::Success(TradeStatus::NotFound)
+        }
+        "40004" => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+/// `alipay.trade.cancel` (PROTOCOL.md 3.3): `retry_flag=Y`, `20000`, system errors → retry.
+pub fn cancel_outcome(node: &Node) -> Outcome<Cancelled> {
+    if node.code == "10000" {
+        return match node.action.as_deref() {
+            Some("refund") => Outcome::Success(Cancelled::Refunded),
+            // `close`, or absent: no such trade, nothing to give back.
+            _ => Outcome::Success(Cancelled::Closed),
+        };
+    }
+    if is_system_error(node) || node.retry_flag.as_deref() == Some("Y") {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match node.code.as_str() {
+        "40004" => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+/// `alipay.trade.refund` (PROTOCOL.md 3.4).
+pub fn refund_outcome(node: &Node) -> Outcome<Refunded> {
+    if is_system_error(node) {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match node.code.as_str() {
+        "10000" => Outcome::Success(Refunded {
+            provider_refund_id: node.trade_no.clone(),
+        }),
+        "40004" => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+/// `alipay.trade.fastpay.refund.query` (PROTOCOL.md 3.5): `REFUND_SUCCESS` is done; a missing
+/// status means not received (or failed).
+pub fn refund_query_outcome(node: &Node) -> Outcome<bool> {
+    if is_system_error(node) {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match (node.code.as_str(), node.refund_status.as_deref()) {
+        ("10000", Some("REFUND_SUCCESS")) => Outcome::Success(true),
+        ("10000", Some("REFUND_PROCESSING")) => {
+            Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node))
+        }
+        ("10000", _) => Outcome::Success(false),
+        ("40004", _) => Outcome::Failed(failure(node)),
+        (code, _) if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,339 @@
+use super::*;
+use crate::gateway::keys::{PrivateKey, PublicKey};
+use serde_json::Value;
+
+fn vectors() -> Value {
+    serde_json::from_str(include_str!(
+        "../../../../tests/vectors/protocol-test-vectors.json"
+    ))
+    .unwrap()
+}
+
+fn params(v: &Value) -> BTreeMap<String, String> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn trade_pay_signing_string_and_signature_are_byte_exact() {
+    let v = vectors();
+    let case = &v["computed_openapi_trade_pay_request"];
+    let p = params(&case["params"]);
+    let content = sign_content(&p);
+    assert_eq!(content, case["sign_string"].as_str().unwrap());
+    let key = PrivateKey::parse(
+        v["computed_keypair"]["private_pkcs1_der_b64"]
+            .as_str()
+            .unwrap(),
+        "vector",
+    )
+    .unwrap();
+    assert_eq!(
+        key.sign_sha256_base64(content.as_bytes()),
+        case["sign"].as_str().unwrap()
+    );
+}
+
+#[test]
+fn official_sdk_request_signatures_verify() {
+    let v = vectors();
+    let official = &v["openapi_request_sign_official"];
+    let public =
+        PublicKey::parse(official["public_key_spki_b64"].as_str().unwrap(), "sdk").unwrap();
+    let mut checked = 0;
+    for case in official["cases"].as_array().unwrap() {
+        if case["sign_type"] != "RSA2" {
+            continue; // SHA-1 `RSA` is legacy and not used by scanpay
+        }
+        let content = sign_content(&params(&case["params"]));
+        assert_eq!(
+            content,
+            case["sign_string"].as_str().unwrap(),
+            "sorted, raw, sign_type kept"
+        );
+        assert!(public.verify_sha256_base64(content.as_bytes(), case["sign"].as_str().unwrap()));
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "both RSA2 cases, including the UTF-8 one");
+}
+
+#[test]
+fn sign_and_empty_values_are_left_out() {
+    let mut p = BTreeMap::new();
+    p.insert("b".to_string(), "2".to_string());
+    p.insert("a".to_string(), "1".to_string());
+    p.insert("sign".to_string(), "xyz".to_string());
+    p.insert("empty".to_string(), String::new());
+    p.insert("sign_type".to_string(), "RSA2".to_string());
+    assert_eq!(sign_content(&p), "a=1&b=2&sign_type=RSA2");
+}
+
+#[test]
+fn official_response_verifies_over_the_raw_node_text() {
+    let v = vectors();
+    let case = &v["openapi_response_verify_official"];
+    let body = case["raw_body"].as_str().unwrap();
+    let content =
+        extract_signed_content(body, &response_node(case["method"].as_str().unwrap())).unwrap();
+    assert_eq!(content, case["expected_signed_content"].as_str().unwrap());
+    let public =
+        PublicKey::parse(case["alipay_public_key_spki_b64"].as_str().unwrap(), "sdk").unwrap();
+    let sign = root_sign(body).unwrap();
+    assert!(public.verify_sha256_base64(content.as_bytes(), &sign));
+    // One changed byte in the node and it no longer verifies.
+    let tampered = body.replace("CAxAToWB1Js", "CAxAToWB1Jt");
+    let content = extract_signed_content(&tampered, "alipay_open_file_upload_response").unwrap();
+    assert!(!public.verify_sha256_base64(content.as_bytes(), &sign));
+}
+
+#[test]
+fn extraction_matches_the_official_cases() {
+    let v = vectors();
+    let case = &v["openapi_extraction_official"];
+    let node = response_node(case["method"].as_str().unwrap());
+    for c in case["cases"].as_array().unwrap() {
+        let result = extract_signed_content(c["raw_body"].as_str().unwrap(), &node);
+        match c["expected_signed_content"].as_str() {
+            Some(expected) => assert_eq!(result.unwrap(), expected),
+            None => assert_eq!(result, Err(ExtractError::Duplicate(node.clone()))),
+        }
+    }
+}
+
+#[test]
+fn extraction_handles_strings_escapes_and_broken_bodies() {
+    let body = r#"{"a_response":{"msg":"brace } and \"quote\" and \\","x":{"y":1}},"sign":"s"}"#;
+    assert_eq!(
+        extract_signed_content(body, "a_response").unwrap(),
+        r#"{"msg":"brace } and \"quote\" and \\","x":{"y":1}}"#
+    );
+    assert!(matches!(
+        extract_signed_content("<html>502</html>", "a_response"),
+        Err(ExtractError::Missing(_))
+    ));
+    assert!(matches!(
+        extract_signed_content(r#"{"a_response":{"code":"10"#, "a_response"),
+        Err(ExtractError::Unterminated(_))
+    ));
+    assert!(matches!(
+        extract_signed_content(r#"{"a_response":"enc"}"#, "a_response"),
+        Err(ExtractError::NotObject(_))
+    ));
+    assert!(matches!(
+        extract_signed_content(r#"{"a_response""#, "a_response"),
+        Err(ExtractError::NotObject(_))
+    ));
+    assert_eq!(
+        extract_signed_content("{\"a_response\" : {}}", "a_response").unwrap(),
+        "{}"
+    );
+    // Non-ASCII inside strings is kept byte for byte.
+    assert_eq!(
+        extract_signed_content("{\"a_response\":{\"m\":\"中文}\"}}", "a_response").unwrap(),
+        "{\"m\":\"中文}\"}"
+    );
+}
+
+fn node(json: &str) -> Node {
+    parse_node(json).unwrap()
+}
+
+#[test]
+fn pay_codes_map_to_the_documented_action() {
+    let rid = "T1_1";
+    let paid = node(
+        r#"{"code":"10000","msg":"Success","trade_no":"2024","out_trade_no":"T1_1","total_amount":"88.88"}"#,
+    );
+    let Outcome::Success(p) = pay_outcome(&paid, rid) else {
+        panic!()
+    };
+    assert_eq!(p.amount.unwrap().minor(), 8888);
+    let numeric = node(r#"{"code":"10000","msg":"Success","trade_no":"2024","total_amount":88.8}"#);
+    let Outcome::Success(p) = pay_outcome(&numeric, rid) else {
+        panic!()
+    };
+    assert_eq!(p.amount.unwrap().minor(), 8880);
+
+    let table: &[(&str, &str)] = &[
+        (
+            r#"{"code":"10003","msg":" order success pay inprocess"}"#,
+            "unknown:buyer_confirming",
+        ),
+        (
+            r#"{"code":"20000","msg":"Service Currently Unavailable","sub_code":"isp.unknow-error"}"#,
+            "unknown:provider_unsure",
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.SYSTEM_ERROR"}"#,
+            "unknown:provider_unsure",
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_HAS_SUCCESS"}"#,
+            "unknown:provider_unsure",
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.PAYMENT_AUTH_CODE_INVALID"}"#,
+            "failed:ACQ.PAYMENT_AUTH_CODE_INVALID",
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.BUYER_BALANCE_NOT_ENOUGH"}"#,
+            "failed:ACQ.BUYER_BALANCE_NOT_ENOUGH",
+        ),
+        (
+            r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TOTAL_FEE_EXCEED"}"#,
+            "failed:ACQ.TOTAL_FEE_EXCEED",
+        ),
+        (
+            r#"{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature"}"#,
+            "failed:isv.invalid-signature",
+        ),
+        (
+            r#"{"code":"40001","msg":"Missing Required Arguments","sub_code":"isv.missing-app-id"}"#,
+            "failed:isv.missing-app-id",
+        ),
+        (
+            r#"{"code":"40006","msg":"Insufficient Permissions","sub_code":"isv.insufficient-isv-permissions"}"#,
+            "failed:isv.insufficient-isv-permissions",
+        ),
+        (
+            r#"{"code":"20001","msg":"Insufficient Token Permissions","sub_code":"aop.invalid-auth-token"}"#,
+            "failed:aop.invalid-auth-token",
+        ),
+        (
+            r#"{"code":"10000","msg":"Success"}"#,
+            "unknown:malformed_answer",
+        ),
+        (
+            r#"{"code":"10000","msg":"Success","trade_no":"1","out_trade_no":"OTHER"}"#,
+            "unknown:answer_mismatch",
+        ),
+        (r#"{"code":"99999","msg":"?"}"#, "unknown:malformed_answer"),
+    ];
+    for (json, expected) in table {
+        let got = match pay_outcome(&node(json), rid) {
+            Outcome::Success(_) => "success".to_string(),
+            Outcome::Failed(f) => format!("failed:{}", f.code),
+            Outcome::Unknown(u) => format!("unknown:{}", u.kind.as_str()),
+            Outcome::NotSent(_) => "not_sent".to_string(),
+        };
+        assert_eq!(&got, expected, "{json}");
+    }
+    let Outcome::Failed(f) = pay_outcome(&node(table[4].0), rid) else {
+        panic!()
+    };
+    assert!(f.cashier.contains("refresh the code"), "{}", f.cashier);
+}
+
+#[test]
+fn query_statuses_map_to_trade_states() {
+    let rid = "R";
+    let status = |json: &str| query_outcome(&node(json), rid);
+    assert!(matches!(
+        status(
+            r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","trade_no":"1","total_amount":"1.00"}"#
+        ),
+        Outcome::Success(TradeStatus::Paid(_))
+    ));
+    assert!(matches!(
+        status(
+            r#"{"code":"10000","msg":"Success","trade_status":"TRADE_FINISHED","trade_no":"1"}"#
+        ),
+        Outcome::Success(TradeStatus::Paid(_))
+    ));
+    assert_eq!(
+        status(r#"{"code":"10000","msg":"Success","trade_status":"WAIT_BUYER_PAY"}"#),
+        Outcome::Success(TradeStatus::Waiting)
+    );
+    assert!(matches!(
+        status(r#"{"code":"10000","msg":"Success","trade_status":"TRADE_CLOSED"}"#),
+        Outcome::Success(TradeStatus::Closed(_))
+    ));
+    assert_eq!(
+        status(r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST"}"#),
+        Outcome::Success(TradeStatus::NotFound)
+    );
+    assert!(matches!(
+        status(r#"{"code":"40004","msg":"x","sub_code":"ACQ.SYSTEM_ERROR"}"#),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        status(r#"{"code":"10000","msg":"Success","trade_status":"WEIRD"}"#),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        status(
+            r#"{"code":"10000","msg":"Success","trade_status":"TRADE_SUCCESS","trade_no":"1","out_trade_no":"X"}"#
+        ),
+        Outcome::Unknown(_)
+    ));
+}
+
+#[test]
+fn cancel_honours_action_and_retry_flag() {
+    let c = |json: &str| cancel_outcome(&node(json));
+    assert_eq!(
+        c(r#"{"code":"10000","msg":"Success","action":"close","retry_flag":"N"}"#),
+        Outcome::Success(Cancelled::Closed)
+    );
+    assert_eq!(
+        c(r#"{"code":"10000","msg":"Success","action":"refund","retry_flag":"N"}"#),
+        Outcome::Success(Cancelled::Refunded)
+    );
+    assert_eq!(
+        c(r#"{"code":"10000","msg":"Success"}"#),
+        Outcome::Success(Cancelled::Closed)
+    );
+    assert!(matches!(
+        c(
+            r#"{"code":"40004","msg":"x","sub_code":"ACQ.SELLER_BALANCE_NOT_ENOUGH","retry_flag":"Y"}"#
+        ),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        c(r#"{"code":"20000","msg":"x"}"#),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        c(r#"{"code":"40004","msg":"x","sub_code":"ACQ.SYSTEM_ERROR"}"#),
+        Outcome::Unknown(_)
+    ));
+    let Outcome::Failed(f) =
+        c(r#"{"code":"40004","msg":"x","sub_code":"ACQ.TRADE_CANCEL_TIME_OUT","retry_flag":"N"}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(f.code, "ACQ.TRADE_CANCEL_TIME_OUT");
+}
+
+#[test]
+fn refund_and_refund_query_map() {
+    assert!(matches!(
+        refund_outcome(&node(
+            r#"{"code":"10000","msg":"Success","fund_change":"Y"}"#
+        )),
+        Outcome::Success(_)
+    ));
+    assert!(matches!(
+        refund_outcome(&node(r#"{"code":"20000","msg":"x"}"#)),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        refund_outcome(&node(
+            r#"{"code":"40004","msg":"x","sub_code":"ACQ.TRADE_STATUS_ERROR"}"#
+        )),
+        Outcome::Failed(_)
+    ));
+    assert_eq!(
+        refund_query_outcome(&node(
+            r#"{"code":"10000","msg":"Success","refund_status":"REFUND_SUCCESS"}"#
+        )),
+        Outcome::Success(true)
+    );
+    assert_eq!(
+        refund_query_outcome(&node(r#"{"code":"10000","msg":"Success"}"#)),
+        Outcome::Success(false)
+    );
+}

@@ -1,0 +1,544 @@
+//! The sandbox as an Open Platform server: `POST /gateway.do` with form parameters, the
+//! merchant's RSA2 signature verified (a wrong one gets the real `40002
+//! isv.invalid-signature` answer), answers signed with the sandbox's own key, decisions from
+//! the code table of [`super`], and `GET /_sandbox/ledger` for tests and operators.
+//!
+//! Codes `06` (slow), `07` (connection dropped) and `08` (bad signature) are played out on
+//! the wire: the answer is delayed, the connection is closed without an answer, the answer's
+//! signature is wrong.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+use super::Sandbox;
+use crate::clock::beijing;
+use crate::gateway::alipay_openapi::wire::{parse_amount, response_node, sign_content};
+use crate::gateway::keys::{KeyError, PrivateKey, PublicKey};
+use crate::gateway::{Cancelled, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind};
+use crate::paycode::{Scan, Wallet, recognise};
+
+/// The app id the sandbox expects unless told otherwise.
+pub const DEFAULT_APP_ID: &str = "2021000000000001";
+const MAX_BODY: usize = 64 * 1024;
+
+/// Key material of a sandbox: its own ("Alipay") key, and the merchant app's key pair.
+pub struct SandboxKeys {
+    pub gateway_key: PrivateKey,
+    pub app_public_key: PublicKey,
+    /// Present when the sandbox generated the app key (so it can write a client config).
+    pub app_private_key_file: Option<PathBuf>,
+    pub gateway_public_key_file: PathBuf,
+}
+
+impl SandboxKeys {
+    /// Loads the keys from `dir`, generating (and writing) any that are missing. With
+    /// `app_public_key`, the merchant brings its own key and no app key is generated.
+    pub fn load_or_create(
+        dir: &Path,
+        bits: usize,
+        app_public_key: Option<&Path>,
+    ) -> Result<SandboxKeys, KeyError> {
+        std::fs::create_dir_all(dir).map_err(|source| KeyError::Write {
+            file: dir.display().to_string(),
+            source,
+        })?;
+        let gateway_private = dir.join("alipay_private_key.pem");
+        let gateway_public = dir.join("alipay_public_key.pem");
+        let gateway_key = load_or_generate(&gateway_private, bits, "sandbox gateway key")?;
+        gateway_key.public_key().write_pem(&gateway_public)?;
+        let (app_public_key, app_private_key_file) = match app_public_key {
+            Some(path) => (PublicKey::load(path)?, None),
+            None => {
+                let app_private = dir.join("app_private_key.pem");
+                let key = load_or_generate(&app_private, bits, "sandbox app key")?;
+                key.public_key()
+                    .write_pem(&dir.join("app_public_key.pem"))?;
+                (key.public_key(), Some(app_private))
+            }
+        };
+        Ok(SandboxKeys {
+            gateway_key,
+            app_public_key,
+            app_private_key_file,
+            gateway_public_key_file: gateway_public,
+        })
+    }
+}
+
+fn load_or_generate(path: &Path, bits: usize, what: &str) -> Result<PrivateKey, KeyError> {
+    if path.exists() {
+        PrivateKey::load(path)
+    } else {
+        let key = PrivateKey::generate(bits, what)?;
+        key.write_pem(path)?;
+        Ok(key)
+    }
+}
+
+pub struct OpenApiServer {
+    pub sandbox: Arc<Sandbox>,
+    gateway_key: PrivateKey,
+    app_public_key: PublicKey,
+    app_id: String,
+}
+
+/// Returned by a handler to close the connection without answering (code `07`).
+#[derive(Debug)]
+struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sandbox drops the connection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+type Answer = Result<Response<Full<Bytes>>, DropConnection>;
+
+impl OpenApiServer {
+    pub fn new(sandbox: Arc<Sandbox>, keys: &SandboxKeys, app_id: &str) -> OpenApiServer {
+        OpenApiServer {
+            sandbox,
+            gateway_key: keys.gateway_key.clone(),
+            app_public_key: keys.app_public_key.clone(),
+            app_id: app_id.to_string(),
+        }
+    }
+
+    /// Serves connections from `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sandbox accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { server.handle(req, peer).await }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "sandbox connection ended");
+                }
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/_sandbox/ledger") => {
+                let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
+                Ok(plain(StatusCode::OK, "application/json", ledger))
+            }
+            (&Method::POST | &Method::GET, "/gateway.do") => {
+                let query = req.uri().query().unwrap_or("").to_string();
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => {
+                        return Ok(plain(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "text/plain",
+                            "body too large".into(),
+                        ));
+                    }
+                };
+                let mut params: BTreeMap<String, String> = BTreeMap::new();
+                for (k, v) in url::form_urlencoded::parse(query.as_bytes())
+                    .chain(url::form_urlencoded::parse(&body))
+                {
+                    params.insert(k.into_owned(), v.into_owned());
+                }
+                tracing::debug!(%peer, method = params.get("method").map(String::as_str).unwrap_or(""), "sandbox request");
+                self.gateway(params).await
+            }
+            _ => Ok(plain(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found".into(),
+            )),
+        }
+    }
+
+    async fn gateway(&self, params: BTreeMap<String, String>) -> Answer {
+        let method = params.get("method").cloned().unwrap_or_default();
+        let node = if method.is_empty() {
+            "error_response".to_string()
+        } else {
+            response_node(&method)
+        };
+        let reject = |code: &str, msg: &str, sub_code: &str, sub_msg: &str| {
+            self.answer(
+                &node,
+                json!({"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}),
+                false,
+            )
+        };
+        for (key, sub) in [
+            ("app_id", "isv.missing-app-id"),
+            ("method", "isv.missing-method"),
+            ("sign", "isv.missing-signature"),
+            ("sign_type", "isv.missing-signature-type"),
+            ("timestamp", "isv.missing-timestamp"),
+            ("version", "isv.missing-version"),
+        ] {
+            if params.get(key).is_none_or(String::is_empty) {
+                return Ok(reject(
+                    "40001",
+                    "Missing Required Arguments",
+                    sub,
+                    &format!("missing {key}"),
+                ));
+            }
+        }
+        if params["app_id"] != self.app_id {
+            return Ok(reject(
+                "40002",
+                "Invalid Arguments",
+                "isv.invalid-app-id",
+                "no such app_id",
+            ));
+        }
+        if params["sign_type"] != "RSA2" {
+            return Ok(reject(
+                "40002",
+                "Invalid Arguments",
+                "isv.invalid-signature-type",
+                "use RSA2",
+            ));
+        }
+        let content = sign_content(&params);
+        if !self
+            .app_public_key
+            .verify_sha256_base64(content.as_bytes(), &params["sign"])
+        {
+            return Ok(reject(
+                "40002",
+                "Invalid Arguments",
+                "isv.invalid-signature",
+                &format!(
+                    "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：{content}"
+                ),
+            ));
+        }
+        if chrono::NaiveDateTime::parse_from_str(&params["timestamp"], "%Y-%m-%d %H:%M:%S").is_err()
+        {
+            return Ok(reject(
+                "40002",
+                "Invalid Arguments",
+                "isv.invalid-timestamp",
+                "bad timestamp",
+            ));
+        }
+        let biz: Value = match params.get("biz_content").map(|b| serde_json::from_str(b)) {
+            Some(Ok(Value::Object(m))) => Value::Object(m),
+            _ => {
+                return Ok(reject(
+                    "40004",
+                    "Business Failed",
+                    "ACQ.INVALID_PARAMETER",
+                    "biz_content is not a JSON object",
+                ));
+            }
+        };
+        let field = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let out_trade_no = field("out_trade_no");
+        let id_ok = !out_trade_no.is_empty()
+            && out_trade_no.len() <= 64
+            && out_trade_no
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !id_ok {
+            return Ok(reject(
+                "40004",
+                "Business Failed",
+                "ACQ.INVALID_PARAMETER",
+                "out_trade_no missing or invalid",
+            ));
+        }
+        match method.as_str() {
+            "alipay.trade.pay" => self.pay(&node, &biz, out_trade_no).await,
+            "alipay.trade.query" => Ok(self.query(&node, &out_trade_no).await),
+            "alipay.trade.cancel" => Ok(self.cancel(&node, &out_trade_no).await),
+            "alipay.trade.refund" | "alipay.trade.fastpay.refund.query" => {
+                let amount = biz.get("refund_amount").and_then(parse_amount);
+                let refund_id = field("out_request_no");
+                if refund_id.is_empty() {
+                    return Ok(reject(
+                        "40004",
+                        "Business Failed",
+                        "ACQ.INVALID_PARAMETER",
+                        "out_request_no missing",
+                    ));
+                }
+                let request = |amount| RefundRequest {
+                    refund_id: refund_id.clone(),
+                    payment_request_id: out_trade_no.clone(),
+                    amount,
+                    reason: None,
+                };
+                if method == "alipay.trade.refund" {
+                    let Some(amount) = amount else {
+                        return Ok(reject(
+                            "40004",
+                            "Business Failed",
+                            "ACQ.INVALID_PARAMETER",
+                            "refund_amount invalid",
+                        ));
+                    };
+                    Ok(self.refund(&node, request(amount)).await)
+                } else {
+                    Ok(self.refund_query(&node, &out_trade_no, &refund_id))
+                }
+            }
+            _ => Ok(reject(
+                "40002",
+                "Invalid Arguments",
+                "isv.invalid-method",
+                "unknown method",
+            )),
+        }
+    }
+
+    async fn pay(&self, node: &str, biz: &Value, out_trade_no: String) -> Answer {
+        let fail = |sub: &str, msg: &str| {
+            Ok(self.answer(
+                node,
+                json!({"code": "40004", "msg": "Business Failed", "sub_code": sub, "sub_msg": msg, "out_trade_no": out_trade_no}),
+                false,
+            ))
+        };
+        if biz.get("scene").and_then(Value::as_str) != Some("bar_code") {
+            return fail("ACQ.INVALID_PARAMETER", "scene must be bar_code");
+        }
+        let code = match recognise(biz.get("auth_code").and_then(Value::as_str).unwrap_or("")) {
+            Scan::Payment(c) if c.wallet() == Wallet::Alipay => c,
+            _ => {
+                return fail(
+                    "ACQ.PAYMENT_AUTH_CODE_INVALID",
+                    "auth_code is not an Alipay payment code",
+                );
+            }
+        };
+        let amount = match biz.get("total_amount").and_then(parse_amount) {
+            Some(a) if a.is_positive() => a,
+            _ => return fail("ACQ.INVALID_PARAMETER", "total_amount invalid"),
+        };
+        if amount.minor() > 10_000_000_000 {
+            return fail("ACQ.TOTAL_FEE_EXCEED", "total_amount above 100000000");
+        }
+        let subject = biz.get("subject").and_then(Value::as_str).unwrap_or("");
+        if subject.is_empty() {
+            return fail("ACQ.INVALID_PARAMETER", "subject missing");
+        }
+        let request = PayRequest {
+            request_id: out_trade_no.clone(),
+            code,
+            amount,
+            subject: subject.to_string(),
+            terminal_id: biz
+                .get("terminal_id")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            store_id: None,
+        };
+        let (outcome, delay) = self.sandbox.decide_pay(&request);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        let now = chrono::Utc::now()
+            .with_timezone(&beijing())
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string();
+        let paid = |trade_no: &str| {
+            json!({
+                "code": "10000", "msg": "Success", "trade_no": trade_no, "out_trade_no": out_trade_no,
+                "buyer_logon_id": "sbx***@example.com", "total_amount": amount.to_major_string(),
+                "receipt_amount": amount.to_major_string(), "gmt_payment": now,
+            })
+        };
+        match outcome {
+            Outcome::Success(p) => Ok(self.answer(node, paid(&p.trade_id), false)),
+            Outcome::Failed(f) => {
+                let sub = match f.code.as_str() {
+                    "RISK_REJECT" => "ACQ.PAYMENT_REQUEST_HAS_RISK".to_string(),
+                    other => format!("ACQ.{other}"),
+                };
+                fail(&sub, &f.message)
+            }
+            Outcome::Unknown(u) => match u.kind {
+                UnknownKind::BuyerConfirming => Ok(self.answer(
+                    node,
+                    json!({"code": "10003", "msg": " order success pay inprocess", "out_trade_no": out_trade_no}),
+                    false,
+                )),
+                UnknownKind::ConnectionLost => Err(DropConnection),
+                UnknownKind::BadSignature => {
+                    let trade_no = self.trade_no(&out_trade_no).unwrap_or_default();
+                    Ok(self.answer(node, paid(&trade_no), true))
+                }
+                _ => Ok(self.answer(
+                    node,
+                    json!({"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "system busy"}),
+                    false,
+                )),
+            },
+            Outcome::NotSent(_) => Err(DropConnection),
+        }
+    }
+
+    fn trade_no(&self, request_id: &str) -> Option<String> {
+        self.sandbox
+            .ledger()
+            .into_iter()
+            .find(|e| e.request_id == request_id)
+            .map(|e| e.trade_no)
+    }
+
+    async fn query(&self, node: &str, out_trade_no: &str) -> Response<Full<Bytes>> {
+        let content = match crate::gateway::Gateway::inquire(self.sandbox.as_ref(), out_trade_no)
+            .await
+        {
+            Outcome::Success(TradeStatus::Paid(p)) => json!({
+                "code": "10000", "msg": "Success", "trade_no": p.trade_id, "out_trade_no": out_trade_no,
+                "trade_status": "TRADE_SUCCESS",
+                "total_amount": p.amount.map(|a| a.to_major_string()),
+            }),
+            Outcome::Success(TradeStatus::Waiting) => json!({
+                "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "trade_status": "WAIT_BUYER_PAY",
+                "trade_no": self.trade_no(out_trade_no),
+            }),
+            Outcome::Success(TradeStatus::Closed(_)) => json!({
+                "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "trade_status": "TRADE_CLOSED",
+                "trade_no": self.trade_no(out_trade_no),
+            }),
+            _ => {
+                json!({"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在"})
+            }
+        };
+        self.answer(node, content, false)
+    }
+
+    async fn cancel(&self, node: &str, out_trade_no: &str) -> Response<Full<Bytes>> {
+        let content = match crate::gateway::Gateway::cancel(self.sandbox.as_ref(), out_trade_no)
+            .await
+        {
+            Outcome::Success(action) => json!({
+                "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "retry_flag": "N",
+                "action": if action == Cancelled::Refunded { "refund" } else { "close" },
+                "trade_no": self.trade_no(out_trade_no),
+            }),
+            Outcome::Failed(f) => json!({
+                "code": "40004", "msg": "Business Failed", "sub_code": format!("ACQ.{}", f.code),
+                "sub_msg": f.message, "retry_flag": "N",
+            }),
+            _ => {
+                json!({"code": "20000", "msg": "Service Currently Unavailable", "retry_flag": "Y"})
+            }
+        };
+        self.answer(node, content, false)
+    }
+
+    async fn refund(&self, node: &str, request: RefundRequest) -> Response<Full<Bytes>> {
+        let content = match crate::gateway::Gateway::refund(self.sandbox.as_ref(), &request).await {
+            Outcome::Success(_) => json!({
+                "code": "10000", "msg": "Success", "out_trade_no": request.payment_request_id, "fund_change": "Y",
+                "refund_fee": request.amount.to_major_string(), "trade_no": self.trade_no(&request.payment_request_id),
+            }),
+            Outcome::Failed(f) => json!({
+                "code": "40004", "msg": "Business Failed", "sub_code": format!("ACQ.{}", f.code), "sub_msg": f.message,
+            }),
+            _ => json!({"code": "20000", "msg": "Service Currently Unavailable"}),
+        };
+        self.answer(node, content, false)
+    }
+
+    fn refund_query(
+        &self,
+        node: &str,
+        out_trade_no: &str,
+        refund_id: &str,
+    ) -> Response<Full<Bytes>> {
+        let refunded = self.sandbox.refunded(out_trade_no, refund_id);
+        let mut content = json!({"code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "out_request_no": refund_id});
+        if let Some(amount) = refunded {
+            content["refund_status"] = json!("REFUND_SUCCESS");
+            content["refund_amount"] = json!(amount.to_major_string());
+        }
+        self.answer(node, content, false)
+    }
+
+    /// `{"<node>":<content>,"sign":"<RSA2 over content>"}`; with `bad_signature` the
+    /// signature is over other bytes, so it cannot verify.
+    fn answer(&self, node: &str, content: Value, bad_signature: bool) -> Response<Full<Bytes>> {
+        let content = content.to_string();
+        let signed = if bad_signature {
+            format!("{content} ")
+        } else {
+            content.clone()
+        };
+        let sign = self.gateway_key.sign_sha256_base64(signed.as_bytes());
+        let body = format!("{{\"{node}\":{content},\"sign\":\"{sign}\"}}");
+        plain(StatusCode::OK, "text/html;charset=utf-8", body)
+    }
+}
+
+fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// A client configuration for this sandbox, written beside its keys.
+pub fn client_config(url: &str, app_id: &str, keys: &SandboxKeys) -> Option<String> {
+    let app_private = keys.app_private_key_file.as_ref()?;
+    Some(format!(
+        r#"# Written by `scanpay sandbox`: a client configuration for this sandbox.
+[terminal]
+id = "T0001"
+currency = "CNY"
+max_amount = "5000.00"
+
+[gateway]
+kind = "alipay-openapi"
+url = "{url}"
+app_id = "{app_id}"
+private_key_file = "{}"
+alipay_public_key_file = "{}"
+timeout_ms = 5000
+
+[journal]
+path = "journal.sqlite"
+
+[watchdog]
+sale_deadline_s = 20
+inquiry_interval_ms = 1000
+"#,
+        app_private.display(),
+        keys.gateway_public_key_file.display()
+    ))
+}
