@@ -547,20 +547,25 @@ impl Validator<'_> {
 }
 
 /// Gateway URLs are HTTPS, except plain HTTP to this machine (the sandbox on loopback).
-fn check_url(url: &str) -> Result<(), &'static str> {
-    let loopback = [
-        "http://127.",
-        "http://localhost:",
-        "http://localhost/",
-        "http://[::1]",
-    ];
-    let https = url.starts_with("https://") && url.len() > "https://".len();
-    if https || loopback.iter().any(|p| url.starts_with(p)) {
-        Ok(())
-    } else {
-        Err(
+fn check_url(text: &str) -> Result<(), &'static str> {
+    use url::Host;
+    let url = url::Url::parse(text)
+        .map_err(|_| "not a URL: write it like https://openapi.alipay.com/gateway.do")?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("user names and passwords do not belong in the gateway URL");
+    }
+    let loopback = match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(name)) => name == "localhost",
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(
             "use an https:// URL; plain http:// is allowed only for loopback hosts (127.0.0.1, localhost, [::1])",
-        )
+        ),
     }
 }
 
@@ -683,6 +688,10 @@ path = "journal.sqlite"
         assert!(check_url("http://127.0.0.1:8080/gateway.do").is_ok());
         assert!(check_url("http://[::1]:80/").is_ok());
         assert!(check_url("http://localhost.evil.com/").is_err());
+        assert!(check_url("http://127.0.0.1@evil.example/").is_err());
+        assert!(check_url("http://127.evil.example/").is_err());
+        assert!(check_url("http://localhost:@evil/").is_err());
+        assert!(check_url("https://user:pw@openapi.alipay.com/").is_err());
         assert!(check_url("http://10.0.0.1/").is_err());
         assert!(check_url("ftp://x").is_err());
         assert!(check_url("https://").is_err());

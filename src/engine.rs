@@ -128,9 +128,16 @@ pub enum ScanOutcome {
         code_masked: String,
         refusal: Refusal,
     },
-    /// The scan was charged (or tried); the sale as it now stands.
+    /// The scan was charged (or tried); the sale as it now stands. A sale still
+    /// `processing` is in doubt: its attempt stays open in the journal until resolved.
     Attempted {
         sale: SaleView,
+    },
+    /// The pay request went out but the journal could not be read back: the payment may
+    /// have gone through. The journal's owner resolves it at its next start.
+    Unrecorded {
+        sale_id: String,
+        error: String,
     },
 }
 
@@ -221,6 +228,7 @@ impl Engine {
                 finished.push(self.view(&sale.id)?);
             }
         }
+        self.journal.scrub();
         Ok(finished)
     }
 
@@ -408,29 +416,30 @@ impl Engine {
 
     async fn charge(&self, attempt: AttemptRow, code: &PaymentCode) -> ScanOutcome {
         let sale_id = attempt.sale_id.clone();
-        match self.send_and_resolve(attempt, code).await {
-            Ok(_) => {}
-            Err(e) => {
-                // The journal failed mid-attempt: the row stays open and the next start
-                // resolves it. The register must not treat this as "not paid".
-                tracing::error!(sale = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
-            }
+        if let Err(e) = self.send_and_resolve(attempt, code).await {
+            // The journal failed mid-attempt: the row stays open and the next start
+            // resolves it. The register must not treat this as "not paid".
+            tracing::error!(sale = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
         }
         let view = match self.view(&sale_id) {
             Ok(v) => v,
             Err(e) => {
-                return ScanOutcome::Refused {
-                    code_masked: code.masked(),
-                    refusal: Refusal::Journal(e.to_string()),
+                return ScanOutcome::Unrecorded {
+                    sale_id,
+                    error: e.to_string(),
                 };
             }
         };
-        if view.state.is_final() {
+        if view.state != SaleState::AwaitingScan {
+            // Paid, ended, or in doubt and left to the resolver: no longer takes scans, and
+            // the terminal is free for the next sale.
             let mut slots = lock(&self.slots);
             if slots.armed.as_deref() == Some(sale_id.as_str()) {
                 slots.armed = None;
             }
-            drop(slots);
+        }
+        if view.state.is_final() {
+            self.journal.scrub();
             self.observer
                 .event(&Event::SaleFinished { sale: view.clone() });
         }

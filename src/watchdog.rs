@@ -71,6 +71,12 @@ impl Resolver {
     }
 
     async fn inquire_until_deadline(&self, mut a: AttemptRow) -> Result<AttemptRow, JournalError> {
+        // The deadline is wall time (it survives restarts); a monotonic budget caps the wait
+        // too, so a clock stepped backwards cannot stretch it.
+        let started = tokio::time::Instant::now();
+        let budget = (a.deadline_at - self.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
         loop {
             let outcome = self.with_timeout(self.gateway.inquire(&a.request_id)).await;
             match outcome {
@@ -129,7 +135,10 @@ impl Resolver {
                 }
             }
             let now = self.clock.now();
-            let left = (a.deadline_at - now).to_std().unwrap_or(Duration::ZERO);
+            let left = (a.deadline_at - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(budget.saturating_sub(started.elapsed()));
             if left.is_zero() {
                 break;
             }

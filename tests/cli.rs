@@ -114,7 +114,11 @@ fn demo_piped_from_a_file_prints_one_json_line_per_finished_sale() {
     );
     assert_eq!(
         lines[1]["attempts"][0]["result_code"],
-        "BUYER_BALANCE_NOT_ENOUGH"
+        "ACQ.BUYER_BALANCE_NOT_ENOUGH"
+    );
+    assert_eq!(
+        lines[0]["attempts"][0]["gateway"], "alipay-openapi",
+        "the demo runs the real client"
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("LED green: paid"), "{stderr}");
@@ -149,6 +153,30 @@ fn demo_keeps_its_journal_when_asked() {
     );
     assert!(out.status.success());
     assert_eq!(sales_in(&journal), 1);
+}
+
+#[test]
+fn charge_reads_the_code_from_stdin_to_keep_it_out_of_the_process_list() {
+    let s = Setup::new();
+    let out = run_with_stdin(
+        &[
+            "charge",
+            "--config",
+            s.config().to_str().unwrap(),
+            "--amount",
+            "1.00",
+            "--code",
+            "-",
+        ],
+        b"286000000000000000\n",
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json_lines(&out)[0]["state"], "paid");
 }
 
 #[test]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
@@ -36,8 +36,17 @@ pub async fn run(args: Args) -> u8 {
         Ok(a) => a,
         Err(e) => return usage(&format!("--amount {:?}: {e}", args.amount)),
     };
+    let code = if args.code == "-" {
+        let mut line = String::new();
+        if let Err(e) = std::io::stdin().read_line(&mut line) {
+            return usage(&format!("--code -: cannot read the code from stdin: {e}"));
+        }
+        line
+    } else {
+        args.code
+    };
     // Refuse a code that is not a payment code before anything is written.
-    let wallet = match recognise(&args.code) {
+    let wallet = match recognise(&code) {
         Scan::Payment(code) => code.wallet(),
         Scan::Barcode { kind, .. } => {
             return usage(&format!(
@@ -88,8 +97,14 @@ pub async fn run(args: Args) -> u8 {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),
     };
-    let sale = match engine.scan(&args.code).await {
+    let sale = match engine.scan(&code).await {
         ScanOutcome::Attempted { sale } => sale,
+        ScanOutcome::Unrecorded { sale_id, error } => {
+            eprintln!(
+                "error: sale {sale_id}: the payment may have gone through but the journal cannot be read ({error}); the next run resolves it"
+            );
+            return EXIT_IN_DOUBT;
+        }
         ScanOutcome::Refused { refusal, .. } => {
             match engine.journal().close_sale(
                 &sale.sale_id,

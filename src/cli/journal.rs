@@ -71,7 +71,7 @@ fn with_journal(source: &JournalSource, f: impl FnOnce(&Journal) -> Result<u8, S
         eprintln!("error: journal {} does not exist", path.display());
         return EXIT_USAGE;
     }
-    let journal = match Journal::open(&path) {
+    let journal = match Journal::open_read_only(&path) {
         Ok(j) => j,
         Err(e) => {
             eprintln!("error: {e}");

@@ -24,6 +24,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_NOT_PAID: u8 = 1;
 /// Exit status: usage or configuration error; nothing was changed.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status: the payment is in doubt (may have been charged); the journal keeps the
+/// attempt open and the next run (or the daemon) resolves it. Not "not paid".
+pub const EXIT_IN_DOUBT: u8 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -46,14 +49,15 @@ pub enum Command {
         journal: Option<PathBuf>,
     },
     /// Take one payment: charge CODE for AMOUNT through the configured gateway and print the
-    /// sale as JSON. Exit 0 paid, 1 not paid, 2 usage or config error
+    /// sale as JSON. Exit 0 paid, 1 not paid, 2 usage or config error, 3 still in doubt
     Charge {
         #[arg(long)]
         config: PathBuf,
         /// Amount in major units, e.g. 12.50
         #[arg(long)]
         amount: String,
-        /// The payment code scanned from the customer's wallet
+        /// The payment code scanned from the customer's wallet; `-` reads it from stdin, which
+        /// keeps it out of the process list
         #[arg(long)]
         code: String,
         #[arg(long)]

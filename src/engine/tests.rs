@@ -274,6 +274,17 @@ async fn each_sandbox_code_ends_in_the_right_state_and_the_ledger_agrees() {
         )
         .unwrap();
     assert_eq!(codes, 0);
+    // Nor in the write-ahead log of the still-open journal, where page images linger.
+    let mut wal = h.journal.path().as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = std::fs::read(&wal).unwrap_or_default();
+    for (ending, _) in table {
+        let code = format!("2860000000000000{ending}");
+        assert!(
+            !wal.windows(code.len()).any(|w| w == code.as_bytes()),
+            "{code} in the WAL"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -576,4 +587,32 @@ fn request_ids_are_valid_gateway_ids() {
         id,
         new_request_id("ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", chrono::Utc::now())
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sale_left_in_doubt_frees_the_terminal_and_stays_open_in_the_journal() {
+    let mut h = harness();
+    let mut s = settings();
+    s.cancel_give_up_after = Some(Duration::from_secs(30));
+    h.engine = Engine::new(
+        h.journal.clone(),
+        h.gateway.clone(),
+        Arc::new(TokioClock::starting_at(chrono::Utc::now())),
+        Arc::new(LogObserver),
+        s,
+    );
+    h.gateway.drop_link_after_pay.store(true, Ordering::SeqCst);
+    let view = h.pay("12.50", "286000000000000007").await;
+    assert_eq!(view.state, SaleState::Processing, "in doubt, not failed");
+    assert_eq!(view.attempts[0].state, AttemptState::Cancelling);
+    assert_eq!(h.journal.open_attempts().unwrap().len(), 1);
+    assert!(h.engine.armed().is_none());
+    h.engine
+        .arm(sale("1.00"))
+        .expect("the terminal takes the next sale");
+    // Once the link is back, recovery finishes it: the charge is refunded.
+    h.gateway.offline.store(false, Ordering::SeqCst);
+    h.engine.recover().await.unwrap();
+    assert!(h.journal.open_attempts().unwrap().is_empty());
+    h.assert_ledger_agrees();
 }

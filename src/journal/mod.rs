@@ -60,6 +60,20 @@ pub enum JournalError {
     IdempotencyConflict { key: String, sale: String },
     #[error("journal row is inconsistent: {0}; the journal may be damaged, stop and inspect it")]
     Corrupt(String),
+    #[error(
+        "journal {0} is in use by another scanpay process (the daemon?); stop it, or read the journal with `scanpay journal`"
+    )]
+    Locked(String),
+    #[error("journal lock {path}: {source}; check that scanpay may write the journal's directory")]
+    LockFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "journal schema version {found}, this scanpay reads version {known}; open it once with the scanpay that runs on this terminal"
+    )]
+    Version { found: i64, known: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,15 +178,20 @@ pub struct Journal {
     conn: Mutex<Connection>,
     path: PathBuf,
     code_salt: String,
+    /// Held for the life of a writing journal: one process owns the open attempts.
+    _lock: Option<std::fs::File>,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal at `path` and brings its schema up to date.
+    /// Opens (creating if needed) the journal at `path` for writing and brings its schema up
+    /// to date. Only one process may write a journal: a second one is refused, because it
+    /// would resolve the first one's attempts behind its back.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
         let open_err = |source| JournalError::Open {
             path: path.display().to_string(),
             source,
         };
+        let lock = lock_file(path)?;
         let mut conn = Connection::open(path).map_err(open_err)?;
         // Settings are explicit: durability must not depend on a library default.
         let mode: String = conn
@@ -199,7 +218,52 @@ impl Journal {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
             code_salt,
+            _lock: Some(lock),
         })
+    }
+
+    /// Opens an existing journal to read it while its owner may be running.
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        let open_err = |source| JournalError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(open_err)?;
+        let found: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(open_err)?;
+        let known = MIGRATIONS.len() as i64;
+        if found != known {
+            return Err(JournalError::Version { found, known });
+        }
+        Ok(Journal {
+            conn: Mutex::new(conn),
+            path: path.to_path_buf(),
+            code_salt: String::new(),
+            _lock: None,
+        })
+    }
+
+    /// Folds the write-ahead log into the main file and truncates it, so page images that
+    /// held a payment code do not linger in the WAL after the attempt is final.
+    pub fn scrub(&self) {
+        let result = self
+            .conn()
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                r.get::<_, i64>(0)
+            });
+        if !matches!(result, Ok(0)) {
+            tracing::debug!(
+                ?result,
+                "journal checkpoint incomplete; retried after the next sale"
+            );
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -377,6 +441,18 @@ impl Journal {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let attempt = attempt_in(&tx, attempt_id)?;
         check_attempt_transition(attempt.state, to, cause)?;
+        let mut attention = None;
+        if attempt.state == AttemptState::Failed && to == AttemptState::Succeeded {
+            // Overturning a failure: the sale's other attempts decide whether that is safe.
+            let siblings = attempts_in(&tx, &attempt.sale_id)?;
+            let others = siblings.iter().filter(|a| a.id != attempt.id);
+            if others.clone().any(|a| !a.state.is_final()) {
+                return Err(JournalError::AttemptOpen(attempt.sale_id));
+            }
+            if others.clone().any(|a| a.state == AttemptState::Succeeded) {
+                attention = Some("two attempts of this sale were paid: refund one of them");
+            }
+        }
         let t = to_journal(now);
         tx.execute(
             "UPDATE attempts SET
@@ -386,7 +462,8 @@ impl Journal {
                  gateway_trade_id = COALESCE(?5, gateway_trade_id),
                  paid_then_refunded = paid_then_refunded OR ?6,
                  code = CASE WHEN ?7 THEN NULL ELSE code END,
-                 updated_at = ?8
+                 updated_at = ?8,
+                 needs_attention = COALESCE(?9, needs_attention)
              WHERE id = ?1",
             params![
                 attempt_id,
@@ -397,6 +474,7 @@ impl Journal {
                 change.paid_then_refunded,
                 to.is_final(),
                 t,
+                attention,
             ],
         )?;
         let sale = sale_in(&tx, &attempt.sale_id)?;
@@ -593,6 +671,31 @@ impl Journal {
         } else {
             Err(JournalError::Corrupt(result))
         }
+    }
+}
+
+/// Takes the journal's lock file (`<journal>.lock`), or says who holds it.
+fn lock_file(path: &Path) -> Result<std::fs::File, JournalError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| JournalError::LockFile {
+            path: PathBuf::from(&lock_path).display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(JournalError::Locked(path.display().to_string()))
+        }
+        Err(std::fs::TryLockError::Error(source)) => Err(JournalError::LockFile {
+            path: PathBuf::from(&lock_path).display().to_string(),
+            source,
+        }),
     }
 }
 

@@ -355,3 +355,64 @@ fn close_sale_only_from_awaiting_scan() {
             .is_err()
     );
 }
+
+#[test]
+fn one_writer_per_journal_and_readers_alongside() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    assert!(matches!(
+        Journal::open(j.path()),
+        Err(JournalError::Locked(_))
+    ));
+    let reader = Journal::open_read_only(j.path()).unwrap();
+    assert!(reader.sale("S1").unwrap().is_some());
+    let path = j.path().to_path_buf();
+    drop(j);
+    Journal::open(&path).unwrap();
+}
+
+#[test]
+fn a_failure_is_not_overturned_while_another_attempt_is_open() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 2);
+    let a = attempt(&j, "S1", "R1", "286000000000000001");
+    j.transition(
+        a.id,
+        AttemptState::Failed,
+        Cause::PayAnswer,
+        &change("X"),
+        Utc::now(),
+    )
+    .unwrap();
+    let b = attempt(&j, "S1", "R2", "286000000000000000");
+    assert!(matches!(
+        j.transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::Inquiry,
+            &change("paid"),
+            Utc::now()
+        ),
+        Err(JournalError::AttemptOpen(_))
+    ));
+    j.transition(
+        b.id,
+        AttemptState::Succeeded,
+        Cause::PayAnswer,
+        &change("paid"),
+        Utc::now(),
+    )
+    .unwrap();
+    // Both paid: recorded, because the money moved, and flagged for a person.
+    let (a, s) = j
+        .transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::Inquiry,
+            &change("paid"),
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(s.state, SaleState::Paid);
+    assert!(a.needs_attention.unwrap().contains("refund one"));
+}
