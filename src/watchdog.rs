@@ -250,7 +250,7 @@ impl Resolver {
         code: &str,
         text: &str,
     ) -> Result<(), JournalError> {
-        tracing::info!(request_id = %a.request_id, ?counter, code, text, "still in doubt");
+        tracing::debug!(request_id = %a.request_id, ?counter, code, text, "still in doubt");
         self.journal
             .note(a.id, counter, code, text, self.clock.now())
     }

@@ -513,7 +513,7 @@ fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<
     response
 }
 
-/// A client configuration for this sandbox, written beside its keys.
+/// A client configuration for this sandbox, to be written into the key directory.
 pub fn client_config(url: &str, app_id: &str, keys: &SandboxKeys) -> Option<String> {
     let app_private = keys.app_private_key_file.as_ref()?;
     Some(format!(
@@ -538,7 +538,14 @@ path = "journal.sqlite"
 sale_deadline_s = 20
 inquiry_interval_ms = 1000
 "#,
-        app_private.display(),
-        keys.gateway_public_key_file.display()
+        file_name(app_private),
+        file_name(&keys.gateway_public_key_file)
     ))
+}
+
+/// The config sits beside the keys, and its paths resolve against its own directory.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
