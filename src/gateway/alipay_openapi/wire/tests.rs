@@ -337,3 +337,58 @@ fn refund_and_refund_query_map() {
         Outcome::Success(false)
     );
 }
+
+#[test]
+fn every_documented_pay_sub_code_is_a_definite_failure_with_a_specific_message() {
+    // PROTOCOL.md table 3.7, every sub-code except the two that mean "query first".
+    let failures = [
+        "ACQ.PAYMENT_AUTH_CODE_INVALID",
+        "ACQ.PULL_MOBILE_CASHIER_FAIL",
+        "ACQ.PAYMENT_FAIL",
+        "ACQ.CONTEXT_INCONSISTENT",
+        "ACQ.TRADE_HAS_CLOSE",
+        "ACQ.TRADE_BUYER_NOT_MATCH",
+        "ACQ.BUYER_BALANCE_NOT_ENOUGH",
+        "ACQ.BUYER_BANKCARD_BALANCE_NOT_ENOUGH",
+        "ACQ.ERROR_BALANCE_PAYMENT_DISABLE",
+        "ACQ.MOBILE_PAYMENT_SWITCH_OFF",
+        "ACQ.USER_FACE_PAYMENT_SWITCH_OFF",
+        "ACQ.BUYER_PAYMENT_AMOUNT_DAY_LIMIT_ERROR",
+        "ACQ.BUYER_PAYMENT_AMOUNT_MONTH_LIMIT_ERROR",
+        "ACQ.BUYER_ENABLE_STATUS_FORBID",
+        "ACQ.ERROR_BUYER_CERTIFY_LEVEL_LIMIT",
+        "ACQ.BUYER_SELLER_EQUAL",
+        "ACQ.PAYMENT_REQUEST_HAS_RISK",
+        "ACQ.NO_PAYMENT_INSTRUMENTS_AVAILABLE",
+        "ACQ.ACCESS_FORBIDDEN",
+        "ACQ.PARTNER_ERROR",
+        "ACQ.SELLER_BEEN_BLOCKED",
+        "ACQ.BEYOND_PAY_RESTRICTION",
+        "ACQ.BEYOND_PER_RECEIPT_RESTRICTION",
+        "ACQ.INVALID_PARAMETER",
+        "ACQ.EXIST_FORBIDDEN_WORD",
+        "ACQ.TOTAL_FEE_EXCEED",
+        "ACQ.INVALID_STORE_ID",
+    ];
+    let generic = cashier_message("40004", "ACQ.SOMETHING_NEW");
+    for sub in failures {
+        let json = format!(
+            r#"{{"code":"40004","msg":"Business Failed","sub_code":"{sub}","sub_msg":"x"}}"#
+        );
+        let Outcome::Failed(f) = pay_outcome(&node(&json), "R") else {
+            panic!("{sub}")
+        };
+        assert_eq!(f.code, sub);
+        assert_ne!(f.cashier, generic, "{sub} has its own cashier message");
+    }
+    for sub in ["ACQ.SYSTEM_ERROR", "ACQ.TRADE_HAS_SUCCESS"] {
+        let json = format!(r#"{{"code":"40004","msg":"Business Failed","sub_code":"{sub}"}}"#);
+        assert!(
+            matches!(pay_outcome(&node(&json), "R"), Outcome::Unknown(_)),
+            "{sub}: query first"
+        );
+    }
+    // A bare 20000 carrying ACQ.SYSTEM_ERROR (as the Java SDK fabricates) is unknown too.
+    let json = r#"{"code":"20000","msg":"x","sub_code":"ACQ.SYSTEM_ERROR"}"#;
+    assert!(matches!(pay_outcome(&node(json), "R"), Outcome::Unknown(_)));
+}
