@@ -79,6 +79,8 @@ pub enum GatewayKind {
     Sandbox,
     #[serde(rename = "alipay-openapi")]
     AlipayOpenapi,
+    #[serde(rename = "alipay-ams")]
+    AlipayAms,
 }
 
 impl GatewayKind {
@@ -86,6 +88,7 @@ impl GatewayKind {
         match self {
             GatewayKind::Sandbox => "sandbox",
             GatewayKind::AlipayOpenapi => "alipay-openapi",
+            GatewayKind::AlipayAms => "alipay-ams",
         }
     }
 }
@@ -111,6 +114,21 @@ pub struct GatewayConfig {
     pub timeout: Duration,
     /// Present when `kind = "alipay-openapi"`.
     pub openapi: Option<OpenApiConfig>,
+    /// Present when `kind = "alipay-ams"`.
+    pub ams: Option<AmsConfig>,
+}
+
+/// Keys, ids and merchant details of the Antom AMS gateway.
+#[derive(Debug, Clone)]
+pub struct AmsConfig {
+    /// Origin only, e.g. `https://open-sea-global.alipay.com`.
+    pub origin: url::Url,
+    pub client_id: String,
+    pub key_version: u32,
+    pub private_key: PrivateKey,
+    pub alipay_public_key: PublicKey,
+    pub merchant: crate::gateway::alipay_ams::wire::Merchant,
+    pub payment_expiry: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -167,6 +185,59 @@ struct RawGateway {
     app_auth_token: Option<String>,
     notify_url: Option<String>,
     seller_id: Option<String>,
+    client_id: Option<String>,
+    key_version: Option<u32>,
+    reference_merchant_id: Option<String>,
+    merchant_name: Option<String>,
+    merchant_mcc: Option<String>,
+    reference_store_id: Option<String>,
+    store_name: Option<String>,
+    merchant_region: Option<String>,
+    settlement_currency: Option<String>,
+    payment_notify_url: Option<String>,
+    payment_expiry_s: Option<u64>,
+}
+
+impl RawGateway {
+    /// Keys only the Open Platform takes.
+    fn openapi_only(&self) -> [(&'static str, Option<String>); 4] {
+        [
+            ("app_id", self.app_id.clone()),
+            ("app_auth_token", self.app_auth_token.clone()),
+            ("notify_url", self.notify_url.clone()),
+            ("seller_id", self.seller_id.clone()),
+        ]
+    }
+
+    /// Keys only AMS takes.
+    fn ams_only(&self) -> [(&'static str, Option<String>); 11] {
+        [
+            ("client_id", self.client_id.clone()),
+            ("key_version", self.key_version.map(|v| v.to_string())),
+            ("reference_merchant_id", self.reference_merchant_id.clone()),
+            ("merchant_name", self.merchant_name.clone()),
+            ("merchant_mcc", self.merchant_mcc.clone()),
+            ("reference_store_id", self.reference_store_id.clone()),
+            ("store_name", self.store_name.clone()),
+            ("merchant_region", self.merchant_region.clone()),
+            ("settlement_currency", self.settlement_currency.clone()),
+            ("payment_notify_url", self.payment_notify_url.clone()),
+            (
+                "payment_expiry_s",
+                self.payment_expiry_s.map(|v| v.to_string()),
+            ),
+        ]
+    }
+
+    fn key_files(&self) -> [(&'static str, Option<String>); 2] {
+        [
+            ("private_key_file", self.private_key_file.clone()),
+            (
+                "alipay_public_key_file",
+                self.alipay_public_key_file.clone(),
+            ),
+        ]
+    }
 }
 
 #[derive(Deserialize)]
@@ -370,34 +441,38 @@ impl Validator<'_> {
                 ),
             ));
         }
+        let foreign: Vec<(&'static str, Option<String>)> = match kind {
+            GatewayKind::Sandbox => raw
+                .openapi_only()
+                .into_iter()
+                .chain(raw.ams_only())
+                .chain(raw.key_files())
+                .collect(),
+            GatewayKind::AlipayOpenapi => raw.ams_only().into_iter().collect(),
+            GatewayKind::AlipayAms => raw.openapi_only().into_iter().collect(),
+        };
+        if let Some((key, Some(value))) = foreign.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(self.invalid(
+                "gateway",
+                key,
+                value,
+                format!("not used with kind = \"{}\"; remove it", kind.as_str()),
+            ));
+        }
         let openapi = match kind {
             GatewayKind::AlipayOpenapi => Some(self.openapi(&raw, base)?),
-            GatewayKind::Sandbox => {
-                for (key, value) in [
-                    ("app_id", &raw.app_id),
-                    ("private_key_file", &raw.private_key_file),
-                    ("alipay_public_key_file", &raw.alipay_public_key_file),
-                    ("app_auth_token", &raw.app_auth_token),
-                    ("notify_url", &raw.notify_url),
-                    ("seller_id", &raw.seller_id),
-                ] {
-                    if let Some(v) = value {
-                        return Err(self.invalid(
-                            "gateway",
-                            key,
-                            v,
-                            "only used with kind = \"alipay-openapi\"; remove it",
-                        ));
-                    }
-                }
-                None
-            }
+            _ => None,
+        };
+        let ams = match kind {
+            GatewayKind::AlipayAms => Some(self.ams(&raw, base)?),
+            _ => None,
         };
         Ok(GatewayConfig {
             kind,
             url: raw.url,
             timeout: Duration::from_millis(timeout_ms),
             openapi,
+            ams,
         })
     }
 
@@ -483,6 +558,179 @@ impl Validator<'_> {
             app_auth_token: raw.app_auth_token.clone(),
             notify_url: raw.notify_url.clone(),
             seller_id: raw.seller_id.clone(),
+        })
+    }
+
+    /// The merchant's private key and the gateway's public key, with the classic mix-up
+    /// (the merchant's own public key configured as the gateway's) named.
+    fn key_pair(
+        &self,
+        raw: &RawGateway,
+        base: &Path,
+        console: &str,
+    ) -> Result<(PrivateKey, PublicKey), ConfigError> {
+        let private_file = raw.private_key_file.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "private_key_file",
+                "name the merchant's RSA private key file (mode 0600)",
+            )
+        })?;
+        let private_key = PrivateKey::load(&base.join(private_file)).map_err(|e| {
+            self.invalid("gateway", "private_key_file", private_file, e.to_string())
+        })?;
+        let public_file = raw.alipay_public_key_file.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "alipay_public_key_file",
+                "name the file holding Alipay's public key",
+            )
+        })?;
+        let alipay_public_key = PublicKey::load(&base.join(public_file)).map_err(|e| {
+            self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                e.to_string(),
+            )
+        })?;
+        if alipay_public_key.same_key(&private_key.public_key()) {
+            return Err(self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                format!("this is your own public key, not Alipay's: in the {console} console, copy the \"Alipay public key\" (支付宝公钥), not your app's public key (应用公钥)"),
+            ));
+        }
+        Ok((private_key, alipay_public_key))
+    }
+
+    fn ams(&self, raw: &RawGateway, base: &Path) -> Result<AmsConfig, ConfigError> {
+        let url_text = raw.url.as_ref().ok_or_else(|| {
+            self.missing(
+                "gateway",
+                "url",
+                "set the AMS origin, e.g. url = \"https://open-sea-global.alipay.com\"",
+            )
+        })?;
+        let origin = url::Url::parse(url_text)
+            .map_err(|e| self.invalid("gateway", "url", url_text, format!("not a URL: {e}")))?;
+        if origin.path() != "/" || origin.query().is_some() {
+            return Err(self.invalid(
+                "gateway",
+                "url",
+                url_text,
+                "give the origin only (scheme, host, port); scanpay appends /ams/api/v1/...",
+            ));
+        }
+        let required = |key: &'static str, value: &Option<String>, why: &'static str| match value
+            .as_ref()
+            .filter(|v| !v.is_empty())
+        {
+            Some(v) if v.chars().count() <= 256 && !v.chars().any(char::is_control) => {
+                Ok(v.clone())
+            }
+            Some(v) => Err(self.invalid(
+                "gateway",
+                key,
+                v,
+                "use printable text of at most 256 characters",
+            )),
+            None => Err(self.missing("gateway", key, why)),
+        };
+        let client_id = required(
+            "client_id",
+            &raw.client_id,
+            "set the client id from the Antom dashboard",
+        )?;
+        let key_version = raw.key_version.unwrap_or(1);
+        if key_version == 0 {
+            return Err(self.invalid(
+                "gateway",
+                "key_version",
+                key_version,
+                "key versions start at 1",
+            ));
+        }
+        let (private_key, alipay_public_key) = self.key_pair(raw, base, "Antom")?;
+        let merchant_mcc = required(
+            "merchant_mcc",
+            &raw.merchant_mcc,
+            "set the merchant category code, e.g. \"5812\"",
+        )?;
+        if merchant_mcc.len() != 4 || !merchant_mcc.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(self.invalid(
+                "gateway",
+                "merchant_mcc",
+                &merchant_mcc,
+                "an MCC is 4 digits, e.g. \"5812\"",
+            ));
+        }
+        if let Some(region) = &raw.merchant_region
+            && (region.len() != 2 || !region.bytes().all(|b| b.is_ascii_uppercase()))
+        {
+            return Err(self.invalid(
+                "gateway",
+                "merchant_region",
+                region,
+                "a 2-letter region code, e.g. \"SG\"",
+            ));
+        }
+        if let Some(c) = &raw.settlement_currency {
+            Currency::from_code(c)
+                .map_err(|e| self.invalid("gateway", "settlement_currency", c, e.to_string()))?;
+        }
+        if let Some(u) = &raw.payment_notify_url {
+            url::Url::parse(u).map_err(|e| {
+                self.invalid(
+                    "gateway",
+                    "payment_notify_url",
+                    u,
+                    format!("not a URL: {e}"),
+                )
+            })?;
+        }
+        let payment_expiry = match raw.payment_expiry_s {
+            Some(s) if (30..=86_400).contains(&s) => Some(Duration::from_secs(s)),
+            Some(s) => {
+                return Err(self.invalid(
+                    "gateway",
+                    "payment_expiry_s",
+                    s,
+                    "must be between 30 and 86400 seconds",
+                ));
+            }
+            None => None,
+        };
+        Ok(AmsConfig {
+            origin,
+            client_id,
+            key_version,
+            private_key,
+            alipay_public_key,
+            merchant: crate::gateway::alipay_ams::wire::Merchant {
+                reference_merchant_id: required(
+                    "reference_merchant_id",
+                    &raw.reference_merchant_id,
+                    "set your merchant reference id",
+                )?,
+                merchant_name: required(
+                    "merchant_name",
+                    &raw.merchant_name,
+                    "set the merchant name",
+                )?,
+                merchant_mcc,
+                reference_store_id: required(
+                    "reference_store_id",
+                    &raw.reference_store_id,
+                    "set your store reference id",
+                )?,
+                store_name: required("store_name", &raw.store_name, "set the store name")?,
+                merchant_region: raw.merchant_region.clone(),
+                settlement_currency: raw.settlement_currency.clone(),
+                payment_notify_url: raw.payment_notify_url.clone(),
+            },
+            payment_expiry,
         })
     }
 

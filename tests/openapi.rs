@@ -14,7 +14,7 @@ use scanpay::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
 use scanpay::events::LogObserver;
 use scanpay::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use scanpay::gateway::keys::{PrivateKey, PublicKey};
-use scanpay::gateway::sandbox::openapi_server::DEFAULT_APP_ID;
+use scanpay::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::gateway::{Gateway, Outcome, PayRequest, UnknownKind};
 use scanpay::journal::Journal;
 use scanpay::money::{Amount, Currency};
@@ -77,6 +77,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
         ([127, 0, 0, 1], 0).into(),
         &dir.path().join("sbx"),
         DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
         None,
     )
     .await
@@ -170,6 +171,7 @@ async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
         ([127, 0, 0, 1], 0).into(),
         &dir.path().join("sbx"),
         DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
         None,
     )
     .await
@@ -220,6 +222,7 @@ async fn an_answer_signed_by_another_key_is_unknown() {
         ([127, 0, 0, 1], 0).into(),
         &dir.path().join("sbx"),
         DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
         None,
     )
     .await
@@ -510,7 +513,7 @@ async fn charge_against_the_sandbox_process_is_paid() {
 #[test]
 fn check_config_catches_the_app_key_in_place_of_alipays() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = scanpay::gateway::sandbox::openapi_server::SandboxKeys::load_or_create(
+    let keys = scanpay::gateway::sandbox::server::SandboxKeys::load_or_create(
         &dir.path().join("k"),
         1024,
         None,

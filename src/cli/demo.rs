@@ -18,7 +18,7 @@ use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcom
 use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
-use crate::gateway::sandbox::openapi_server::DEFAULT_APP_ID;
+use crate::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use crate::journal::Journal;
 use crate::money::Amount;
 use crate::output::terminal::TerminalOutput;
@@ -51,6 +51,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         ([127, 0, 0, 1], 0).into(),
         &temp.path().join("sandbox"),
         DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
         None,
     )
     .await

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::clock::Clock;
 use crate::config::{Config, GatewayKind};
 use crate::gateway::Gateway;
+use crate::gateway::alipay_ams::{Ams, AmsSettings};
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::sandbox::Sandbox;
 
@@ -74,7 +75,8 @@ pub enum Command {
     /// Load and validate a config file; print what is wrong with it (exit 2) or a summary
     CheckConfig { file: PathBuf },
     /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
-    /// (POST /gateway.do, GET /_sandbox/ledger). Keys and a client config go to --dir
+    /// (POST /gateway.do) and the Antom AMS protocol (POST /ams/api/v1/payments/*), with
+    /// GET /_sandbox/ledger. Keys and client configs go to --dir
     Sandbox {
         /// Address to listen on, e.g. 127.0.0.1:8089 (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:8089")]
@@ -82,9 +84,12 @@ pub enum Command {
         /// Where the sandbox keeps its keys and writes scanpay.toml for clients
         #[arg(long, default_value = "scanpay-sandbox")]
         dir: PathBuf,
-        /// The app id clients must send
-        #[arg(long, default_value = crate::gateway::sandbox::openapi_server::DEFAULT_APP_ID)]
+        /// The Open Platform app id clients must send
+        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_APP_ID)]
         app_id: String,
+        /// The AMS client id clients must send
+        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_CLIENT_ID)]
+        client_id: String,
         /// Verify requests with this app public key instead of a generated app key pair
         #[arg(long)]
         app_public_key: Option<PathBuf>,
@@ -171,11 +176,13 @@ pub fn run(cli: Cli) -> u8 {
             listen,
             dir,
             app_id,
+            client_id,
             app_public_key,
         } => runtime.block_on(sandbox::run(sandbox::Args {
             listen,
             dir,
             app_id,
+            client_id,
             app_public_key,
         })),
     }
@@ -183,17 +190,16 @@ pub fn run(cli: Cli) -> u8 {
 
 /// Builds the gateway the config names.
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
-    match (
-        config.gateway.kind,
-        &config.gateway.url,
-        &config.gateway.openapi,
-    ) {
-        (GatewayKind::Sandbox, None, _) => Ok(Arc::new(Sandbox::new(clock))),
-        (GatewayKind::Sandbox, Some(url), _) => Err(format!(
-            "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes (kind = \"alipay-openapi\")",
-            config.source
-        )),
-        (GatewayKind::AlipayOpenapi, _, Some(o)) => {
+    let g = &config.gateway;
+    match (g.kind, &g.openapi, &g.ams) {
+        (GatewayKind::Sandbox, _, _) => match &g.url {
+            None => Ok(Arc::new(Sandbox::new(clock))),
+            Some(url) => Err(format!(
+                "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes",
+                config.source
+            )),
+        },
+        (GatewayKind::AlipayOpenapi, Some(o), _) => {
             let settings = OpenApiSettings {
                 url: o.url.clone(),
                 app_id: o.app_id.clone(),
@@ -202,13 +208,27 @@ pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn G
                 app_auth_token: o.app_auth_token.clone(),
                 notify_url: o.notify_url.clone(),
                 seller_id: o.seller_id.clone(),
-                timeout: config.gateway.timeout,
+                timeout: g.timeout,
             };
             Ok(Arc::new(OpenApi::new(settings, clock)?))
         }
-        (GatewayKind::AlipayOpenapi, _, None) => Err(format!(
-            "{}: [gateway] kind = \"alipay-openapi\" without its keys",
-            config.source
+        (GatewayKind::AlipayAms, _, Some(a)) => {
+            let settings = AmsSettings {
+                origin: a.origin.clone(),
+                client_id: a.client_id.clone(),
+                key_version: a.key_version,
+                private_key: a.private_key.clone(),
+                alipay_public_key: a.alipay_public_key.clone(),
+                merchant: a.merchant.clone(),
+                payment_expiry: a.payment_expiry,
+                timeout: g.timeout,
+            };
+            Ok(Arc::new(Ams::new(settings, clock)?))
+        }
+        (kind, _, _) => Err(format!(
+            "{}: [gateway] kind = \"{}\" without its keys",
+            config.source,
+            kind.as_str()
         )),
     }
 }

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::SystemClock;
 use crate::gateway::sandbox::Sandbox;
-use crate::gateway::sandbox::openapi_server::{OpenApiServer, SandboxKeys, client_config};
+use crate::gateway::sandbox::server::{
+    SandboxKeys, SandboxServer, ams_client_config, client_config,
+};
 
 /// RSA modulus size of generated keys, as Alipay's own tooling generates.
 pub const KEY_BITS: usize = 2048;
@@ -20,12 +22,16 @@ pub struct Args {
     pub listen: SocketAddr,
     pub dir: PathBuf,
     pub app_id: String,
+    pub client_id: String,
     pub app_public_key: Option<PathBuf>,
 }
 
 /// A running sandbox: its URL and the task serving it.
 pub struct Running {
+    /// The Open Platform endpoint.
     pub url: String,
+    /// The AMS origin (paths `/ams/api/v1/payments/*` below it).
+    pub origin: String,
     pub ledger_url: String,
     pub keys: SandboxKeys,
     pub task: tokio::task::JoinHandle<()>,
@@ -36,6 +42,7 @@ pub async fn start(
     listen: SocketAddr,
     dir: &Path,
     app_id: &str,
+    client_id: &str,
     app_public_key: Option<&Path>,
 ) -> Result<Running, String> {
     let keys =
@@ -44,14 +51,16 @@ pub async fn start(
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = Arc::new(OpenApiServer::new(
+    let server = Arc::new(SandboxServer::new(
         Arc::new(Sandbox::new(Arc::new(SystemClock))),
         &keys,
         app_id,
+        client_id,
     ));
     let task = tokio::spawn(server.serve(listener));
     Ok(Running {
         url: format!("http://{addr}/gateway.do"),
+        origin: format!("http://{addr}"),
         ledger_url: format!("http://{addr}/_sandbox/ledger"),
         keys,
         task,
@@ -69,6 +78,7 @@ pub async fn run(args: Args) -> u8 {
         args.listen,
         &args.dir,
         &args.app_id,
+        &args.client_id,
         args.app_public_key.as_deref(),
     )
     .await
@@ -85,13 +95,30 @@ pub async fn run(args: Args) -> u8 {
         "  alipay_public_key_file = {}",
         running.keys.gateway_public_key_file.display()
     );
-    if let Some(config) = client_config(&running.url, &args.app_id, &running.keys) {
-        let path = args.dir.join("scanpay.toml");
+    println!(
+        "scanpay sandbox: Antom AMS gateway at {} (client id {})",
+        running.origin, args.client_id
+    );
+    let configs = [
+        (
+            "scanpay.toml",
+            "client config",
+            client_config(&running.url, &args.app_id, &running.keys),
+        ),
+        (
+            "scanpay-ams.toml",
+            "AMS client config",
+            ams_client_config(&running.origin, &args.client_id, &running.keys),
+        ),
+    ];
+    for (file, what, config) in configs {
+        let Some(config) = config else { continue };
+        let path = args.dir.join(file);
         if let Err(e) = std::fs::write(&path, config) {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_NOT_PAID;
         }
-        println!("  client config: {}", path.display());
+        println!("  {what}: {}", path.display());
     }
     println!("  ledger: {}", running.ledger_url);
     use std::io::Write;

@@ -5,7 +5,9 @@
 //! (may have been done: inquire), `NotSent` (the request never left: nothing happened).
 //! Only modules under `gateway/` know a provider's field names and result codes.
 
+pub mod alipay_ams;
 pub mod alipay_openapi;
+mod http;
 pub mod keys;
 pub mod sandbox;
 
@@ -34,6 +36,8 @@ pub struct RefundRequest {
     pub refund_id: String,
     /// The request id of the paid attempt.
     pub payment_request_id: String,
+    /// The provider's id of the paid attempt, when known (AMS refunds need it).
+    pub trade_id: Option<String>,
     pub amount: Amount,
     pub reason: Option<String>,
 }

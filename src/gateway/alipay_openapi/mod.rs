@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
+use super::http::{CallError, classify};
 use super::keys::{PrivateKey, PublicKey};
 use super::{
     Cancelled, Gateway, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus, Unknown,
@@ -49,30 +50,9 @@ pub struct OpenApi {
     clock_skew_s: Mutex<Option<i64>>,
 }
 
-/// Why a call produced no verified answer.
-enum CallError {
-    NotSent(String),
-    Unknown(Unknown),
-}
-
-impl CallError {
-    fn into_outcome<T>(self) -> Outcome<T> {
-        match self {
-            CallError::NotSent(why) => Outcome::NotSent(why),
-            CallError::Unknown(u) => Outcome::Unknown(u),
-        }
-    }
-}
-
 impl OpenApi {
     pub fn new(settings: OpenApiSettings, clock: Arc<dyn Clock>) -> Result<OpenApi, String> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(3)))
-            // The gateway is reached directly; a proxy from the environment is not wanted.
-            .no_proxy()
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = super::http::client(settings.timeout)?;
         Ok(OpenApi {
             settings,
             http,
@@ -231,23 +211,6 @@ impl OpenApi {
     }
 }
 
-fn classify(e: &reqwest::Error) -> CallError {
-    if e.is_connect() {
-        // Nothing was written: connect refused, DNS, TLS handshake.
-        CallError::NotSent(format!("cannot reach the gateway: {}", without_url(e)))
-    } else if e.is_timeout() {
-        CallError::Unknown(Unknown::new(
-            UnknownKind::Timeout,
-            format!("no answer in time: {}", without_url(e)),
-        ))
-    } else {
-        CallError::Unknown(Unknown::new(
-            UnknownKind::ConnectionLost,
-            format!("connection lost after sending: {}", without_url(e)),
-        ))
-    }
-}
-
 #[async_trait]
 impl Gateway for OpenApi {
     fn name(&self) -> &'static str {
@@ -324,19 +287,4 @@ impl Gateway for OpenApi {
             Err(e) => e.into_outcome(),
         }
     }
-}
-
-/// The error without its URL: the query string carries the request's signature and
-/// parameters, which do not belong in a cashier message.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    if let Some(url) = e.url() {
-        text = text.replace(&format!(" for url ({url})"), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
 }

@@ -19,7 +19,8 @@
 //! Like the real providers it is idempotent per request id, refuses a code already used
 //! under another request id, and a cancel closes the request id for good.
 
-pub mod openapi_server;
+pub mod ams_server;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,6 +197,26 @@ impl Sandbox {
             .refunds
             .get(refund_id)
             .copied()
+    }
+
+    /// The request id a trade number belongs to.
+    pub fn request_id_of_trade(&self, trade_no: &str) -> Option<String> {
+        let ledger = self.lock();
+        ledger
+            .trades
+            .iter()
+            .find(|(_, t)| t.trade_no == trade_no)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// The payment a refund id belongs to, and the refund's amount.
+    pub fn find_refund(&self, refund_id: &str) -> Option<(String, String, Amount)> {
+        let ledger = self.lock();
+        ledger.trades.iter().find_map(|(id, t)| {
+            t.refunds
+                .get(refund_id)
+                .map(|a| (id.clone(), t.trade_no.clone(), *a))
+        })
     }
 
     /// How many pay requests arrived under `request_id`.

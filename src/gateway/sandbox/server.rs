@@ -27,6 +27,9 @@ use crate::paycode::{Scan, Wallet, recognise};
 
 /// The app id the sandbox expects unless told otherwise.
 pub const DEFAULT_APP_ID: &str = "2021000000000001";
+/// The AMS client id the sandbox expects unless told otherwise (`SANDBOX_` ids use the
+/// `/ams/sandbox/api` paths, as with Antom's own sandbox).
+pub const DEFAULT_CLIENT_ID: &str = "SANDBOX_SCANPAY0001";
 const MAX_BODY: usize = 64 * 1024;
 
 /// Key material of a sandbox: its own ("Alipay") key, and the merchant app's key pair.
@@ -83,16 +86,18 @@ fn load_or_generate(path: &Path, bits: usize, what: &str) -> Result<PrivateKey, 
     }
 }
 
-pub struct OpenApiServer {
+pub struct SandboxServer {
     pub sandbox: Arc<Sandbox>,
-    gateway_key: PrivateKey,
-    app_public_key: PublicKey,
+    pub(super) gateway_key: PrivateKey,
+    pub(super) app_public_key: PublicKey,
     app_id: String,
+    /// The AMS client id the sandbox expects.
+    pub(super) client_id: String,
 }
 
 /// Returned by a handler to close the connection without answering (code `07`).
 #[derive(Debug)]
-struct DropConnection;
+pub(super) struct DropConnection;
 
 impl std::fmt::Display for DropConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -102,15 +107,21 @@ impl std::fmt::Display for DropConnection {
 
 impl std::error::Error for DropConnection {}
 
-type Answer = Result<Response<Full<Bytes>>, DropConnection>;
+pub(super) type Answer = Result<Response<Full<Bytes>>, DropConnection>;
 
-impl OpenApiServer {
-    pub fn new(sandbox: Arc<Sandbox>, keys: &SandboxKeys, app_id: &str) -> OpenApiServer {
-        OpenApiServer {
+impl SandboxServer {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        keys: &SandboxKeys,
+        app_id: &str,
+        client_id: &str,
+    ) -> SandboxServer {
+        SandboxServer {
             sandbox,
             gateway_key: keys.gateway_key.clone(),
             app_public_key: keys.app_public_key.clone(),
             app_id: app_id.to_string(),
+            client_id: client_id.to_string(),
         }
     }
 
@@ -148,6 +159,20 @@ impl OpenApiServer {
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
+            }
+            (&Method::POST, p) if super::ams_server::is_ams_path(p) => {
+                let headers = req.headers().clone();
+                let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => {
+                        return Ok(plain(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "text/plain",
+                            "body too large".into(),
+                        ));
+                    }
+                };
+                super::ams_server::handle(self, &path, &headers, &body).await
             }
             (&Method::POST | &Method::GET, "/gateway.do") => {
                 let query = req.uri().query().unwrap_or("").to_string();
@@ -292,6 +317,7 @@ impl OpenApiServer {
                 let request = |amount| RefundRequest {
                     refund_id: refund_id.clone(),
                     payment_request_id: out_trade_no.clone(),
+                    trade_id: None,
                     amount,
                     reason: None,
                 };
@@ -406,7 +432,7 @@ impl OpenApiServer {
         }
     }
 
-    fn trade_no(&self, request_id: &str) -> Option<String> {
+    pub(super) fn trade_no(&self, request_id: &str) -> Option<String> {
         self.sandbox
             .ledger()
             .into_iter()
@@ -502,7 +528,7 @@ impl OpenApiServer {
     }
 }
 
-fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+pub(super) fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
@@ -533,6 +559,41 @@ timeout_ms = 5000
 
 [journal]
 path = "journal.sqlite"
+
+[watchdog]
+sale_deadline_s = 20
+inquiry_interval_ms = 1000
+"#,
+        file_name(app_private),
+        file_name(&keys.gateway_public_key_file)
+    ))
+}
+
+/// An AMS client configuration for this sandbox, to be written into the key directory.
+pub fn ams_client_config(origin: &str, client_id: &str, keys: &SandboxKeys) -> Option<String> {
+    let app_private = keys.app_private_key_file.as_ref()?;
+    Some(format!(
+        r#"# Written by `scanpay sandbox`: an Antom AMS client configuration for this sandbox.
+[terminal]
+id = "T0001"
+currency = "USD"
+max_amount = "5000.00"
+
+[gateway]
+kind = "alipay-ams"
+url = "{origin}"
+client_id = "{client_id}"
+private_key_file = "{}"
+alipay_public_key_file = "{}"
+timeout_ms = 5000
+reference_merchant_id = "M0001"
+merchant_name = "Sandbox Cafe"
+merchant_mcc = "5812"
+reference_store_id = "S0001"
+store_name = "Sandbox Cafe Main St"
+
+[journal]
+path = "journal-ams.sqlite"
 
 [watchdog]
 sale_deadline_s = 20

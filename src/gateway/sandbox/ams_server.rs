@@ -1,0 +1,371 @@
+//! The sandbox's Antom AMS endpoints (`/ams/api/v1/payments/*`, and `/ams/sandbox/api/...`
+//! for `SANDBOX_` client ids): requests verified against the merchant's key, answers signed
+//! in the `signature` header with the sandbox's key, decisions and ledger shared with the
+//! Open Platform endpoints.
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::server::{Answer, DropConnection, SandboxServer, plain};
+use crate::clock::beijing;
+use crate::gateway::alipay_ams::wire::{
+    amount_json, parse_amount, parse_signature_header, sign_content, signature_header,
+};
+use crate::gateway::{
+    Cancelled, Gateway, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind,
+};
+use crate::paycode::{Scan, Wallet, recognise};
+
+const OPERATIONS: [&str; 5] = ["pay", "inquiryPayment", "cancel", "refund", "inquiryRefund"];
+
+pub(super) fn is_ams_path(path: &str) -> bool {
+    operation(path).is_some()
+}
+
+fn operation(path: &str) -> Option<&str> {
+    let rest = path
+        .strip_prefix("/ams/api/v1/payments/")
+        .or_else(|| path.strip_prefix("/ams/sandbox/api/v1/payments/"))?;
+    OPERATIONS.iter().find(|op| **op == rest).copied()
+}
+
+fn result(status: &str, code: &str, message: &str) -> Value {
+    json!({"result": {"resultStatus": status, "resultCode": code, "resultMessage": message}})
+}
+
+fn now_iso() -> String {
+    chrono::Utc::now()
+        .with_timezone(&beijing())
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
+/// The AMS result code for one of the sandbox's failure codes.
+fn ams_code(sandbox_code: &str) -> &str {
+    match sandbox_code {
+        "BUYER_BALANCE_NOT_ENOUGH" => "USER_BALANCE_NOT_ENOUGH",
+        "PAYMENT_AUTH_CODE_INVALID" => "EXPIRED_CODE",
+        "CONTEXT_INCONSISTENT" => "REPEAT_REQ_INCONSISTENT",
+        "TRADE_HAS_CLOSE" => "ORDER_IS_CLOSED",
+        "TRADE_NOT_EXIST" => "ORDER_NOT_EXIST",
+        "RISK_REJECT" => "RISK_REJECT",
+        _ => "PROCESS_FAIL",
+    }
+}
+
+pub(super) async fn handle(
+    server: &SandboxServer,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Answer {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let (client_id, request_time, signature) = (
+        header("client-id"),
+        header("request-time"),
+        header("signature"),
+    );
+    let reply = |content: Value| Ok(signed(server, path, content, false));
+    if client_id != server.client_id {
+        return reply(result("F", "CLIENT_INVALID", "unknown client id"));
+    }
+    let body_text = String::from_utf8_lossy(body);
+    let content = sign_content("POST", path, client_id, request_time, &body_text);
+    let verified = parse_signature_header(signature).is_some_and(|sig| {
+        server
+            .app_public_key
+            .verify_sha256_base64(content.as_bytes(), &sig)
+    });
+    if request_time.is_empty() || !verified {
+        return reply(result(
+            "F",
+            "INVALID_SIGNATURE",
+            "the request signature did not verify",
+        ));
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(body) else {
+        return reply(result("F", "PARAM_ILLEGAL", "the body is not JSON"));
+    };
+    let field = |k: &str| {
+        request
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    match operation(path) {
+        Some("pay") => pay(server, path, &request).await,
+        Some("inquiryPayment") => {
+            reply(inquiry(server, &field("paymentRequestId"), &field("paymentId")).await)
+        }
+        Some("cancel") => {
+            reply(cancel(server, &field("paymentRequestId"), &field("paymentId")).await)
+        }
+        Some("refund") => reply(refund(server, &request).await),
+        Some("inquiryRefund") => reply(inquiry_refund(server, &field("refundRequestId"))),
+        _ => reply(result("F", "INVALID_API", "no such API")),
+    }
+}
+
+async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
+    let reply = |content: Value, bad: bool| Ok(signed(server, path, content, bad));
+    let request_id = request
+        .get("paymentRequestId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if request_id.is_empty() || request_id.len() > 64 {
+        return reply(
+            result("F", "PARAM_ILLEGAL", "paymentRequestId missing or too long"),
+            false,
+        );
+    }
+    if request.get("productCode").and_then(Value::as_str) != Some("IN_STORE_PAYMENT") {
+        return reply(
+            result(
+                "F",
+                "PAYMENT_NOT_QUALIFIED",
+                "the sandbox takes IN_STORE_PAYMENT only",
+            ),
+            false,
+        );
+    }
+    if request
+        .pointer("/paymentFactor/inStorePaymentScenario")
+        .and_then(Value::as_str)
+        != Some("PaymentCode")
+    {
+        return reply(
+            result(
+                "F",
+                "PARAM_ILLEGAL",
+                "inStorePaymentScenario must be PaymentCode",
+            ),
+            false,
+        );
+    }
+    let Some(amount) = request
+        .get("paymentAmount")
+        .and_then(parse_amount)
+        .filter(|a| a.is_positive())
+    else {
+        return reply(result("F", "PARAM_ILLEGAL", "paymentAmount invalid"), false);
+    };
+    let code = match recognise(
+        request
+            .pointer("/paymentMethod/paymentMethodId")
+            .and_then(Value::as_str)
+            .unwrap_or(""),
+    ) {
+        Scan::Payment(c) if matches!(c.wallet(), Wallet::Alipay | Wallet::AlipayPlus) => c,
+        _ => {
+            return reply(
+                result("F", "INVALID_PAYMENT_CODE", "not an accepted payment code"),
+                false,
+            );
+        }
+    };
+    let pay = PayRequest {
+        request_id: request_id.to_string(),
+        code,
+        amount,
+        subject: request
+            .pointer("/order/orderDescription")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        terminal_id: request
+            .pointer("/order/env/storeTerminalId")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        store_id: None,
+    };
+    let (outcome, delay) = server.sandbox.decide_pay(&pay);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let paid = |payment_id: &str| {
+        let mut v = result("S", "SUCCESS", "success");
+        v["paymentRequestId"] = json!(request_id);
+        v["paymentId"] = json!(payment_id);
+        v["paymentAmount"] = amount_json(&amount);
+        v["paymentCreateTime"] = json!(now_iso());
+        v["paymentTime"] = json!(now_iso());
+        v
+    };
+    match outcome {
+        Outcome::Success(p) => reply(paid(&p.trade_id), false),
+        Outcome::Failed(f) => reply(result("F", ams_code(&f.code), &f.message), false),
+        Outcome::Unknown(u) => match u.kind {
+            UnknownKind::BuyerConfirming => {
+                let mut v = result("U", "PAYMENT_IN_PROCESS", "payment in process");
+                v["paymentRequestId"] = json!(request_id);
+                reply(v, false)
+            }
+            UnknownKind::ConnectionLost => Err(DropConnection),
+            UnknownKind::BadSignature => {
+                reply(paid(&server.trade_no(request_id).unwrap_or_default()), true)
+            }
+            _ => reply(
+                result("U", "UNKNOWN_EXCEPTION", "system busy, result unknown"),
+                false,
+            ),
+        },
+        Outcome::NotSent(_) => Err(DropConnection),
+    }
+}
+
+/// The request id named by `paymentRequestId`, or found through `paymentId`.
+fn request_id_of(server: &SandboxServer, request_id: &str, payment_id: &str) -> String {
+    if !request_id.is_empty() {
+        return request_id.to_string();
+    }
+    server
+        .sandbox
+        .request_id_of_trade(payment_id)
+        .unwrap_or_default()
+}
+
+async fn inquiry(server: &SandboxServer, request_id: &str, payment_id: &str) -> Value {
+    let request_id = request_id_of(server, request_id, payment_id);
+    let status = |status: &str| {
+        let mut v = result("S", "SUCCESS", "success");
+        v["paymentRequestId"] = json!(request_id);
+        v["paymentStatus"] = json!(status);
+        v["paymentId"] = json!(server.trade_no(&request_id));
+        v
+    };
+    match server.sandbox.inquire(&request_id).await {
+        Outcome::Success(TradeStatus::Paid(p)) => {
+            let mut v = status("SUCCESS");
+            v["paymentAmount"] = p.amount.map(|a| amount_json(&a)).unwrap_or(Value::Null);
+            v["paymentTime"] = json!(now_iso());
+            v
+        }
+        Outcome::Success(TradeStatus::Waiting) => status("PROCESSING"),
+        Outcome::Success(TradeStatus::Closed(f)) => {
+            let cancelled = matches!(f.code.as_str(), "TRADE_HAS_CLOSE" | "TRADE_CLOSED");
+            let mut v = status(if cancelled { "CANCELLED" } else { "FAIL" });
+            v["paymentResultCode"] = json!(ams_code(&f.code));
+            v["paymentResultMessage"] = json!(f.message);
+            v
+        }
+        _ => result("F", "ORDER_NOT_EXIST", "no such payment"),
+    }
+}
+
+async fn cancel(server: &SandboxServer, request_id: &str, payment_id: &str) -> Value {
+    let request_id = request_id_of(server, request_id, payment_id);
+    if request_id.is_empty() {
+        return result(
+            "F",
+            "PARAM_ILLEGAL",
+            "paymentRequestId or paymentId required",
+        );
+    }
+    match server.sandbox.cancel(&request_id).await {
+        Outcome::Success(Cancelled::Closed | Cancelled::Refunded) => {
+            let mut v = result("S", "SUCCESS", "success");
+            v["paymentRequestId"] = json!(request_id);
+            v["paymentId"] = json!(server.trade_no(&request_id));
+            v["cancelTime"] = json!(now_iso());
+            v
+        }
+        Outcome::Failed(f) => result("F", ams_code(&f.code), &f.message),
+        _ => result("U", "UNKNOWN_EXCEPTION", "retry"),
+    }
+}
+
+async fn refund(server: &SandboxServer, request: &Value) -> Value {
+    let refund_id = request
+        .get("refundRequestId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let payment_id = request
+        .get("paymentId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let Some(amount) = request.get("refundAmount").and_then(parse_amount) else {
+        return result("F", "PARAM_ILLEGAL", "refundAmount invalid");
+    };
+    let Some(request_id) = server.sandbox.request_id_of_trade(payment_id) else {
+        return result("F", "ORDER_NOT_EXIST", "no such payment");
+    };
+    if refund_id.is_empty() {
+        return result("F", "PARAM_ILLEGAL", "refundRequestId required");
+    }
+    let r = RefundRequest {
+        refund_id: refund_id.to_string(),
+        payment_request_id: request_id,
+        trade_id: Some(payment_id.to_string()),
+        amount,
+        reason: None,
+    };
+    match server.sandbox.refund(&r).await {
+        Outcome::Success(done) => {
+            let mut v = result("S", "SUCCESS", "success");
+            v["refundRequestId"] = json!(refund_id);
+            v["refundId"] = json!(done.provider_refund_id);
+            v["paymentId"] = json!(payment_id);
+            v["refundAmount"] = amount_json(&amount);
+            v["refundTime"] = json!(now_iso());
+            v
+        }
+        Outcome::Failed(f) => result("F", ams_code(&f.code), &f.message),
+        _ => result("U", "UNKNOWN_EXCEPTION", "retry"),
+    }
+}
+
+fn inquiry_refund(server: &SandboxServer, refund_id: &str) -> Value {
+    match server.sandbox.find_refund(refund_id) {
+        Some((_, payment_id, amount)) => {
+            let mut v = result("S", "SUCCESS", "success");
+            v["refundRequestId"] = json!(refund_id);
+            v["refundStatus"] = json!("SUCCESS");
+            v["paymentId"] = json!(payment_id);
+            v["refundAmount"] = amount_json(&amount);
+            v
+        }
+        None => result("F", "ORDER_NOT_EXIST", "no such refund"),
+    }
+}
+
+/// The answer with `client-id`, `response-time` and `signature` headers; with
+/// `bad_signature` the signature is over other bytes.
+fn signed(
+    server: &SandboxServer,
+    path: &str,
+    content: Value,
+    bad_signature: bool,
+) -> Response<Full<Bytes>> {
+    let body = content.to_string();
+    let time = chrono::Utc::now().timestamp_millis().to_string();
+    let mut signed_body = sign_content("POST", path, &server.client_id, &time, &body);
+    if bad_signature {
+        signed_body.push(' ');
+    }
+    let sig = signature_header(
+        1,
+        &server
+            .gateway_key
+            .sign_sha256_base64(signed_body.as_bytes()),
+    );
+    let mut response = plain(StatusCode::OK, "application/json; charset=UTF-8", body);
+    for (name, value) in [
+        ("client-id", server.client_id.as_str()),
+        ("response-time", &time),
+        ("signature", &sig),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(name, v);
+        }
+    }
+    response
+}
