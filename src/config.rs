@@ -140,8 +140,9 @@ pub struct JournalConfig {
 pub struct WatchdogConfig {
     /// From the first send of a pay request to the cancel of an attempt still in doubt.
     pub sale_deadline: Duration,
-    /// Pause between two inquiries of an attempt in doubt.
-    pub inquiry_interval: Duration,
+    /// Pause between two inquiries of an attempt in doubt; `None`: the gateway's policy
+    /// (Open Platform 3–6 s, AMS about 3 s).
+    pub inquiry_interval: Option<Duration>,
 }
 
 const TIMEOUT_MS_DEFAULT: u64 = 15_000;
@@ -149,8 +150,6 @@ const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=120_000;
 /// PROTOCOL.md: query for about 60 s after an unclear answer, then cancel.
 const SALE_DEADLINE_S_DEFAULT: u64 = 60;
 const SALE_DEADLINE_S_RANGE: std::ops::RangeInclusive<u64> = 5..=900;
-/// PROTOCOL.md: query every 3–6 s (Open Platform), every ~3 s (AMS).
-const INQUIRY_INTERVAL_MS_DEFAULT: u64 = 3_000;
 const INQUIRY_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 500..=60_000;
 
 #[derive(Deserialize)]
@@ -764,32 +763,31 @@ impl Validator<'_> {
                 ),
             ));
         }
-        let interval_ms = raw
-            .inquiry_interval_ms
-            .unwrap_or(INQUIRY_INTERVAL_MS_DEFAULT);
-        if !INQUIRY_INTERVAL_MS_RANGE.contains(&interval_ms) {
-            return Err(self.invalid(
-                "watchdog",
-                "inquiry_interval_ms",
-                interval_ms,
-                format!(
-                    "must be between {} and {} milliseconds",
-                    INQUIRY_INTERVAL_MS_RANGE.start(),
-                    INQUIRY_INTERVAL_MS_RANGE.end()
-                ),
-            ));
-        }
-        if interval_ms >= deadline_s * 1000 {
-            return Err(self.invalid(
-                "watchdog",
-                "inquiry_interval_ms",
-                interval_ms,
-                "must be shorter than sale_deadline_s, or no inquiry happens before the cancel",
-            ));
+        if let Some(interval_ms) = raw.inquiry_interval_ms {
+            if !INQUIRY_INTERVAL_MS_RANGE.contains(&interval_ms) {
+                return Err(self.invalid(
+                    "watchdog",
+                    "inquiry_interval_ms",
+                    interval_ms,
+                    format!(
+                        "must be between {} and {} milliseconds",
+                        INQUIRY_INTERVAL_MS_RANGE.start(),
+                        INQUIRY_INTERVAL_MS_RANGE.end()
+                    ),
+                ));
+            }
+            if interval_ms >= deadline_s * 1000 {
+                return Err(self.invalid(
+                    "watchdog",
+                    "inquiry_interval_ms",
+                    interval_ms,
+                    "must be shorter than sale_deadline_s, or no inquiry happens before the cancel",
+                ));
+            }
         }
         Ok(WatchdogConfig {
             sale_deadline: Duration::from_secs(deadline_s),
-            inquiry_interval: Duration::from_millis(interval_ms),
+            inquiry_interval: raw.inquiry_interval_ms.map(Duration::from_millis),
         })
     }
 }

@@ -21,7 +21,7 @@ use crate::money::Amount;
 use crate::paycode::{BarcodeKind, PaymentCode, Scan, recognise};
 use crate::state::{AttemptState, Cause, SaleState};
 use crate::view::SaleView;
-use crate::watchdog::{MSG_PAID, Resolver, echo_ok};
+use crate::watchdog::{Claim, MSG_PAID, Owners, Resolver, Watchdog, echo_ok};
 
 /// A code seen within this window is the same customer's code: never send it again.
 /// Payment codes live about a minute; a day is far beyond any reuse by the same wallet.
@@ -36,8 +36,15 @@ pub struct EngineSettings {
     /// Longest wait for one gateway answer.
     pub timeout: Duration,
     pub watchdog: WatchdogConfig,
-    /// See [`Resolver::cancel_give_up_after`].
+    /// How long the engine itself keeps cancelling an attempt in doubt before it leaves it
+    /// to the watchdog (or, for a one-shot command, to the next run). `None`: until done.
     pub cancel_give_up_after: Option<Duration>,
+}
+
+/// A check run before a sale is armed, so a sale that cannot be taken is refused before the
+/// customer's code is used (gateway offline, clock far off).
+pub trait Preflight: Send + Sync {
+    fn check(&self) -> Result<(), String>;
 }
 
 /// What the register asks for.
@@ -68,6 +75,8 @@ pub enum EngineError {
     Busy(String),
     #[error("sale {0} has an attempt in progress; it cannot be aborted now")]
     InProgress(String),
+    #[error("sale refused before any scan: {0}")]
+    Preflight(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -155,8 +164,12 @@ pub struct Engine {
     clock: Arc<dyn Clock>,
     observer: Arc<dyn Observer>,
     settings: EngineSettings,
-    resolver: Resolver,
+    resolver: Arc<Resolver>,
+    owners: Arc<Owners>,
+    preflight: Option<Arc<dyn Preflight>>,
     slots: Mutex<Slots>,
+    /// True while a pay request is on the wire (shutdown waits for its answer or timeout).
+    on_wire: std::sync::atomic::AtomicBool,
 }
 
 /// Clears the in-flight slot however the attempt ends (answer, error, or the future dropped
@@ -181,15 +194,14 @@ impl Engine {
         observer: Arc<dyn Observer>,
         settings: EngineSettings,
     ) -> Engine {
-        let resolver = Resolver {
+        let resolver = Arc::new(Resolver {
             journal: journal.clone(),
             gateway: gateway.clone(),
             clock: clock.clone(),
             observer: observer.clone(),
             timeout: settings.timeout,
             inquiry_interval: settings.watchdog.inquiry_interval,
-            cancel_give_up_after: settings.cancel_give_up_after,
-        };
+        });
         Engine {
             journal,
             gateway,
@@ -197,8 +209,58 @@ impl Engine {
             observer,
             settings,
             resolver,
+            owners: Arc::new(Owners::default()),
+            preflight: None,
             slots: Mutex::new(Slots::default()),
+            on_wire: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether a pay request is waiting for its answer right now.
+    pub fn on_wire(&self) -> bool {
+        self.on_wire.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Expires sales an earlier run left waiting for a scan: nobody is at the till for them.
+    pub fn expire_unscanned(&self) -> Result<Vec<SaleView>, JournalError> {
+        let mut expired = Vec::new();
+        for sale in self.journal.open_sales()? {
+            if sale.state == SaleState::AwaitingScan
+                && self.armed().as_deref() != Some(sale.id.as_str())
+            {
+                self.journal.close_sale(
+                    &sale.id,
+                    SaleState::Expired,
+                    "scanpay restarted before a payment code was scanned",
+                    self.clock.now(),
+                )?;
+                let view = self.view(&sale.id)?;
+                self.observer
+                    .event(&Event::SaleFinished { sale: view.clone() });
+                expired.push(view);
+            }
+        }
+        Ok(expired)
+    }
+
+    /// Runs `check` before every sale is armed.
+    pub fn with_preflight(mut self, check: Arc<dyn Preflight>) -> Engine {
+        self.preflight = Some(check);
+        self
+    }
+
+    /// A watchdog sharing this engine's resolver and ownership of attempts.
+    pub fn watchdog(&self) -> Watchdog {
+        Watchdog {
+            resolver: self.resolver.clone(),
+            owners: self.owners.clone(),
+            heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+        }
+    }
+
+    /// Whether an attempt is on the wire right now.
+    pub fn in_flight(&self) -> bool {
+        lock(&self.slots).in_flight.is_some()
     }
 
     pub fn journal(&self) -> &Arc<Journal> {
@@ -210,24 +272,20 @@ impl Engine {
     pub async fn recover(&self) -> Result<Vec<SaleView>, JournalError> {
         let mut finished = Vec::new();
         for attempt in self.journal.open_attempts()? {
+            let Some(_claim) = self.owners.claim(attempt.id) else {
+                continue;
+            };
             tracing::warn!(request_id = %attempt.request_id, state = %attempt.state, "resuming attempt left open");
-            let a = self.resolver.resolve(attempt).await?;
+            let a = self
+                .resolver
+                .resolve(attempt, self.settings.cancel_give_up_after)
+                .await?;
             let view = self.view(&a.sale_id)?;
             self.observer
                 .event(&Event::SaleFinished { sale: view.clone() });
             finished.push(view);
         }
-        for sale in self.journal.open_sales()? {
-            if sale.state == SaleState::AwaitingScan {
-                let sale = self.journal.close_sale(
-                    &sale.id,
-                    SaleState::Expired,
-                    "scanpay restarted before a payment code was scanned",
-                    self.clock.now(),
-                )?;
-                finished.push(self.view(&sale.id)?);
-            }
-        }
+        finished.extend(self.expire_unscanned()?);
         self.journal.scrub();
         Ok(finished)
     }
@@ -250,6 +308,11 @@ impl Engine {
                 amount,
                 max: terminal.max_amount,
             });
+        }
+        if let Some(check) = &self.preflight
+            && let Err(why) = check.check()
+        {
+            return Err(EngineError::Preflight(why));
         }
         check_text("reference", request.reference.as_deref(), 64)?;
         check_text("subject", request.subject.as_deref(), 128)?;
@@ -341,8 +404,10 @@ impl Engine {
             }
         };
         match self.start_attempt(&code) {
-            Ok((attempt, guard)) => {
+            Ok((attempt, guard, claim)) => {
                 let outcome = self.charge(attempt, &code).await;
+                // Still open: the watchdog takes it from here.
+                drop(claim);
                 drop(guard);
                 outcome
             }
@@ -362,7 +427,10 @@ impl Engine {
 
     /// Checks every refusal rule and writes the attempt row, under the slot lock so two
     /// scans can never both pass.
-    fn start_attempt(&self, code: &PaymentCode) -> Result<(AttemptRow, InFlight<'_>), Refusal> {
+    fn start_attempt(
+        &self,
+        code: &PaymentCode,
+    ) -> Result<(AttemptRow, InFlight<'_>, Option<Claim>), Refusal> {
         if !self.gateway.accepts(code.wallet()) {
             return Err(Refusal::WalletNotAccepted {
                 wallet: code.wallet().display_name(),
@@ -411,7 +479,8 @@ impl Engine {
             Err(e) => return Err(journal_err(e)),
         };
         slots.in_flight = Some(attempt.request_id.clone());
-        Ok((attempt, InFlight(&self.slots)))
+        let claim = self.owners.claim(attempt.id);
+        Ok((attempt, InFlight(&self.slots), claim))
     }
 
     async fn charge(&self, attempt: AttemptRow, code: &PaymentCode) -> ScanOutcome {
@@ -463,12 +532,15 @@ impl Engine {
             terminal_id: self.settings.terminal.id.clone(),
             store_id: self.settings.terminal.store_id.clone(),
         };
+        crate::failpoint::hit("before_send");
         tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
         self.observer.event(&Event::AttemptSent {
             sale_id: sale.id.clone(),
             request_id: request.request_id.clone(),
             code_masked: code.masked(),
         });
+        self.on_wire
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let outcome =
             match tokio::time::timeout(self.settings.timeout, self.gateway.pay(&request)).await {
                 Ok(outcome) => outcome,
@@ -477,6 +549,8 @@ impl Engine {
                     format!("no answer within {} ms", self.settings.timeout.as_millis()),
                 )),
             };
+        self.on_wire
+            .store(false, std::sync::atomic::Ordering::SeqCst);
         let outcome = match outcome {
             Outcome::Success(paid) if !echo_ok(&paid, attempt.amount) => {
                 tracing::error!(request_id = %request.request_id, "pay answer states another amount: not trusted");
@@ -491,6 +565,7 @@ impl Engine {
             }
             other => other,
         };
+        crate::failpoint::hit("after_pay_answer");
         let now = self.clock.now();
         let (to, c) = match outcome {
             Outcome::Success(paid) => (
@@ -554,7 +629,10 @@ impl Engine {
                         why: u.to_string(),
                     }
                 });
-                return self.resolver.resolve(a).await;
+                return self
+                    .resolver
+                    .resolve(a, self.settings.cancel_give_up_after)
+                    .await;
             }
         };
         let (a, _) = self

@@ -78,3 +78,29 @@ impl Observer for LogObserver {
         }
     }
 }
+
+/// Several observers as one.
+pub struct Fanout(pub Vec<std::sync::Arc<dyn Observer>>);
+
+impl Observer for Fanout {
+    fn event(&self, event: &Event) {
+        for o in &self.0 {
+            o.event(event);
+        }
+    }
+}
+
+/// Prints every finished sale as one JSON line on stdout (the register's view of the
+/// daemon when it is driven through stdin).
+pub struct JsonLines;
+
+impl Observer for JsonLines {
+    fn event(&self, event: &Event) {
+        if let Event::SaleFinished { sale } = event {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", sale.to_json_line());
+            let _ = out.flush();
+        }
+    }
+}

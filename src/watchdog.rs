@@ -1,15 +1,23 @@
-//! Turning an attempt in doubt into a known one: inquire until the deadline, then cancel
-//! until a cancel is confirmed. This is the one place that knows the rules; the sale engine
-//! calls it for an unclear pay answer and at startup for every attempt left open.
+//! Turning every attempt in doubt into a known one: inquire until the deadline, then cancel
+//! until a cancel is confirmed, through restarts and outages.
+//!
+//! [`Resolver`] holds the rules for one attempt; [`Watchdog`] owns every open attempt in the
+//! journal that nobody else is working on, and keeps resolving them for as long as the daemon
+//! runs. The sale engine resolves its own fresh attempt in line (so the cashier gets an answer)
+//! and hands it to the watchdog if it is still open when the engine stops waiting.
+//! [`Owners`] makes sure no attempt is worked on twice at the same time.
 //!
 //! Rules (PROTOCOL.md section 6): at least one inquiry before any cancel; a verified paid
 //! answer ends `succeeded`, a verified closed/failed one ends `failed`; anything else
 //! (waiting, not found, no answer, bad signature) keeps inquiring until the deadline; then
-//! cancel with the same request id, retried with backoff until the gateway confirms it.
-//! A cancel that refunds a payment the customer made meanwhile ends `cancelled` with
-//! "paid then refunded" recorded.
+//! cancel with the same request id, retried with backoff until the gateway confirms it. A
+//! cancel that refunds a payment the customer made meanwhile ends `cancelled` with "paid then
+//! refunded" recorded. An attempt whose cancel window is about to close is flagged for a
+//! person well before it closes.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
@@ -20,10 +28,53 @@ use crate::gateway::{Cancelled, Gateway, Outcome, TradeStatus, Unknown, UnknownK
 use crate::journal::{AttemptRow, Change, Counter, Journal, JournalError};
 use crate::money::Amount;
 use crate::state::{AttemptState, Cause};
+use crate::view::SaleView;
 
 /// First pause between two cancel requests; it doubles up to [`CANCEL_BACKOFF_MAX`].
 const CANCEL_BACKOFF_START: Duration = Duration::from_secs(1);
 const CANCEL_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Raise the alarm this long before an attempt's cancel window closes.
+const CANCEL_WINDOW_ALERT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+/// How often the watchdog looks for open attempts nobody works on.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Cashier messages for the ways an in-doubt attempt ends.
+pub const MSG_PAID: &str = "paid";
+pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the customer was not charged";
+pub const MSG_REFUNDED: &str =
+    "the customer paid after the deadline; the payment was cancelled and refunded in full";
+
+/// Attempts being worked on right now, by journal id.
+#[derive(Default)]
+pub struct Owners(Mutex<HashSet<i64>>);
+
+/// Ownership of one attempt; released on drop.
+pub struct Claim {
+    owners: Arc<Owners>,
+    id: i64,
+}
+
+impl Owners {
+    /// Takes `id` unless someone already works on it.
+    pub fn claim(self: &Arc<Self>, id: i64) -> Option<Claim> {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(id).then(|| Claim {
+            owners: self.clone(),
+            id,
+        })
+    }
+
+    pub fn count(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut set = self.owners.0.lock().unwrap_or_else(|e| e.into_inner());
+        set.remove(&self.id);
+    }
+}
 
 pub struct Resolver {
     pub journal: Arc<Journal>,
@@ -32,22 +83,19 @@ pub struct Resolver {
     pub observer: Arc<dyn Observer>,
     /// Longest wait for one gateway answer.
     pub timeout: Duration,
-    pub inquiry_interval: Duration,
-    /// Stop retrying cancels after this long and leave the attempt `cancelling` in the
-    /// journal for the next run (a one-shot command must end). `None`: never stop.
-    pub cancel_give_up_after: Option<Duration>,
+    /// Fixed pause between inquiries; `None`: the gateway's policy, with jitter.
+    pub inquiry_interval: Option<Duration>,
 }
 
-/// Cashier messages for the ways an in-doubt attempt ends.
-pub const MSG_PAID: &str = "paid";
-pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the customer was not charged";
-pub const MSG_REFUNDED: &str =
-    "the customer paid after the deadline; the payment was cancelled and refunded in full";
-
 impl Resolver {
-    /// Drives `attempt` until it is final, or (with `cancel_give_up_after`) until cancelling
-    /// has been tried for that long. Returns the attempt as the journal now has it.
-    pub async fn resolve(&self, attempt: AttemptRow) -> Result<AttemptRow, JournalError> {
+    /// Drives `attempt` until it is final, or (with `give_up_after`) until cancelling has
+    /// been tried for that long; the attempt then stays `cancelling` in the journal for the
+    /// watchdog or the next run. Returns the attempt as the journal now has it.
+    pub async fn resolve(
+        &self,
+        attempt: AttemptRow,
+        give_up_after: Option<Duration>,
+    ) -> Result<AttemptRow, JournalError> {
         let mut a = attempt;
         if a.state == AttemptState::Pending {
             // Written but maybe never sent, or sent and unanswered: only the gateway knows.
@@ -65,9 +113,21 @@ impl Resolver {
             a = self.inquire_until_deadline(a).await?;
         }
         if a.state == AttemptState::Cancelling {
-            a = self.cancel_until_confirmed(a).await?;
+            a = self.cancel_until_confirmed(a, give_up_after).await?;
         }
         Ok(a)
+    }
+
+    fn next_inquiry_pause(&self) -> Duration {
+        if let Some(fixed) = self.inquiry_interval {
+            return fixed;
+        }
+        let policy = self.gateway.policy();
+        let (min, max) = (policy.inquiry_interval_min, policy.inquiry_interval_max);
+        if max <= min {
+            return min;
+        }
+        rand::thread_rng().gen_range(min..=max)
     }
 
     async fn inquire_until_deadline(&self, mut a: AttemptRow) -> Result<AttemptRow, JournalError> {
@@ -124,25 +184,20 @@ impl Resolver {
                         "gateway has no such payment yet",
                     )?;
                 }
-                Outcome::Failed(f) => {
-                    self.note(&a, Counter::Inquiry, &f.code, &f.message)?;
-                }
+                Outcome::Failed(f) => self.note(&a, Counter::Inquiry, &f.code, &f.message)?,
                 Outcome::Unknown(u) => {
-                    self.note(&a, Counter::Inquiry, u.kind.as_str(), &u.detail)?;
+                    self.note(&a, Counter::Inquiry, u.kind.as_str(), &u.detail)?
                 }
-                Outcome::NotSent(why) => {
-                    self.note(&a, Counter::Inquiry, "not_sent", &why)?;
-                }
+                Outcome::NotSent(why) => self.note(&a, Counter::Inquiry, "not_sent", &why)?,
             }
-            let now = self.clock.now();
-            let left = (a.deadline_at - now)
+            let left = (a.deadline_at - self.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
                 .min(budget.saturating_sub(started.elapsed()));
             if left.is_zero() {
                 break;
             }
-            tokio::time::sleep(left.min(self.inquiry_interval)).await;
+            tokio::time::sleep(left.min(self.next_inquiry_pause())).await;
             a = self.journal.attempt(a.id)?;
         }
         let a = self.move_to(
@@ -151,6 +206,7 @@ impl Resolver {
             Cause::Deadline,
             change("cancelling", "no final answer by the deadline: cancelling"),
         )?;
+        crate::failpoint::hit("before_cancel");
         self.observer.event(&Event::Cancelling {
             sale_id: a.sale_id.clone(),
             request_id: a.request_id.clone(),
@@ -158,9 +214,14 @@ impl Resolver {
         Ok(a)
     }
 
-    async fn cancel_until_confirmed(&self, a: AttemptRow) -> Result<AttemptRow, JournalError> {
+    async fn cancel_until_confirmed(
+        &self,
+        a: AttemptRow,
+        give_up_after: Option<Duration>,
+    ) -> Result<AttemptRow, JournalError> {
         let started = tokio::time::Instant::now();
         let mut backoff = CANCEL_BACKOFF_START;
+        let closes_at = self.gateway.policy().cancel_window.closes_at(a.created_at);
         loop {
             let outcome = self.with_timeout(self.gateway.cancel(&a.request_id)).await;
             match outcome {
@@ -196,21 +257,14 @@ impl Resolver {
                     return self.journal.attempt(a.id);
                 }
                 Outcome::Failed(f) => {
-                    // A definite refusal (window closed, frozen trade): keep trying, slowly,
-                    // and make sure a person hears of it.
+                    // A definite refusal (frozen trade, merchant balance): keep trying,
+                    // slowly, and make sure a person hears of it.
                     let why = format!(
                         "cancel refused ({}: {}); reverse this payment by hand if it persists",
                         f.code, f.message
                     );
                     self.note(&a, Counter::Cancel, &f.code, &f.message)?;
-                    self.journal
-                        .flag_attention(a.id, Some(&why), self.clock.now())?;
-                    tracing::error!(request_id = %a.request_id, %why, "cancel refused");
-                    self.observer.event(&Event::NeedsAttention {
-                        sale_id: a.sale_id.clone(),
-                        request_id: a.request_id.clone(),
-                        why,
-                    });
+                    self.alert(&a, &why)?;
                     backoff = CANCEL_BACKOFF_MAX;
                 }
                 Outcome::Unknown(u) => {
@@ -218,16 +272,43 @@ impl Resolver {
                 }
                 Outcome::NotSent(why) => self.note(&a, Counter::Cancel, "not_sent", &why)?,
             }
-            if let Some(limit) = self.cancel_give_up_after
+            let now = self.clock.now();
+            if now >= closes_at {
+                self.alert(&a, "the cancel window has closed and the payment is not reversed: check it with the provider and refund by hand")?;
+            } else if closes_at - now <= CANCEL_WINDOW_ALERT {
+                let why = format!(
+                    "cancel not confirmed and its window closes at {}: restore the gateway connection",
+                    crate::clock::to_journal(closes_at)
+                );
+                self.alert(&a, &why)?;
+            }
+            if let Some(limit) = give_up_after
                 && started.elapsed() >= limit
             {
-                tracing::warn!(request_id = %a.request_id, "cancel not confirmed yet; left for the next run");
+                tracing::warn!(request_id = %a.request_id, "cancel not confirmed yet; handed to the watchdog");
                 return self.journal.attempt(a.id);
             }
             let jitter = rand::thread_rng().gen_range(0.0..0.25);
             tokio::time::sleep(backoff.mul_f64(1.0 + jitter)).await;
             backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
+    }
+
+    /// Flags the attempt for a person (once per distinct reason) and tells the outputs.
+    fn alert(&self, a: &AttemptRow, why: &str) -> Result<(), JournalError> {
+        let current = self.journal.attempt(a.id)?;
+        if current.needs_attention.as_deref() == Some(why) {
+            return Ok(());
+        }
+        tracing::error!(request_id = %a.request_id, why, "needs attention");
+        self.journal
+            .flag_attention(a.id, Some(why), self.clock.now())?;
+        self.observer.event(&Event::NeedsAttention {
+            sale_id: a.sale_id.clone(),
+            request_id: a.request_id.clone(),
+            why: why.to_string(),
+        });
+        Ok(())
     }
 
     async fn with_timeout<T>(
@@ -267,6 +348,72 @@ impl Resolver {
             .journal
             .transition(a.id, to, cause, &c, self.clock.now())?;
         Ok(a)
+    }
+}
+
+/// Owns every open attempt nobody else works on, for as long as the daemon runs.
+pub struct Watchdog {
+    pub resolver: Arc<Resolver>,
+    pub owners: Arc<Owners>,
+    /// Unix seconds of the last sweep, for the systemd watchdog ping.
+    pub heartbeat: Arc<AtomicI64>,
+}
+
+impl Watchdog {
+    /// Claims and starts resolving every open attempt not yet owned; returns how many.
+    pub fn sweep(&self) -> Result<usize, JournalError> {
+        let mut started = 0;
+        for attempt in self.resolver.journal.open_attempts()? {
+            let Some(claim) = self.owners.claim(attempt.id) else {
+                continue;
+            };
+            started += 1;
+            tracing::info!(request_id = %attempt.request_id, state = %attempt.state, "watchdog takes over attempt");
+            let resolver = self.resolver.clone();
+            tokio::spawn(async move {
+                let _claim = claim;
+                let sale_id = attempt.sale_id.clone();
+                match resolver.resolve(attempt, None).await {
+                    Ok(a) if a.state.is_final() => announce(&resolver, &sale_id),
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(sale = %sale_id, error = %e, "watchdog: journal error; retried on the next sweep")
+                    }
+                }
+            });
+        }
+        Ok(started)
+    }
+
+    /// Sweeps every second until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.sweep() {
+                tracing::error!(error = %e, "watchdog cannot read the journal");
+            }
+            self.heartbeat
+                .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
+            tokio::select! {
+                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+}
+
+/// Tells the outputs that a sale finished after the watchdog resolved its attempt.
+fn announce(resolver: &Resolver, sale_id: &str) {
+    let view = resolver.journal.sale(sale_id).and_then(|s| {
+        let s = s.ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+        Ok(SaleView::new(&s, &resolver.journal.attempts(sale_id)?))
+    });
+    match view {
+        Ok(view) if view.state.is_final() => {
+            resolver.journal.scrub();
+            resolver.observer.event(&Event::SaleFinished { sale: view });
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale"),
     }
 }
 

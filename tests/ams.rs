@@ -101,7 +101,7 @@ async fn every_sandbox_code_through_the_real_ams_client_and_the_ledger_agrees() 
     config.terminal.currency = Currency::from_code("USD").unwrap();
     config.terminal.max_amount = usd(500_000);
     config.watchdog.sale_deadline = Duration::from_secs(6);
-    config.watchdog.inquiry_interval = Duration::from_millis(500);
+    config.watchdog.inquiry_interval = Some(Duration::from_millis(500));
     let table = [
         ("00", SaleState::Paid),
         ("01", SaleState::Failed),

@@ -86,7 +86,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
     let alipay = sandbox.keys.gateway_key.public_key();
     let mut config = Config::demo(Path::new("unused")).unwrap();
     config.watchdog.sale_deadline = Duration::from_secs(6);
-    config.watchdog.inquiry_interval = Duration::from_millis(500);
+    config.watchdog.inquiry_interval = Some(Duration::from_millis(500));
     let expected = [
         ("00", SaleState::Paid),
         ("01", SaleState::Failed),

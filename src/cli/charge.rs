@@ -128,7 +128,7 @@ pub async fn run(args: Args) -> u8 {
             return usage("--code: not a payment code");
         }
     };
-    println!("{}", sale.to_json_line());
+    super::out(&sale.to_json_line());
     if sale.state == SaleState::Paid {
         EXIT_OK
     } else {

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
+use super::console::{self, Line};
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
@@ -97,7 +98,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
     );
     let emit = |sale: &SaleView| {
         if !interactive {
-            println!("{}", sale.to_json_line());
+            super::out(&sale.to_json_line());
         }
     };
     output.say(&format!(
@@ -144,12 +145,10 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
                 break;
             }
         }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.trim_end_matches(['\r', '\n']).trim();
-        match line {
-            "" => continue,
-            "quit" | "exit" => break,
-            "cancel" => {
+        let line = match console::parse(&buf) {
+            Line::Empty => continue,
+            Line::Quit => break,
+            Line::Cancel => {
                 match engine.armed() {
                     Some(id) => match engine.abort(&id, "cancelled by the cashier") {
                         Ok(view) => emit(&view),
@@ -159,42 +158,42 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
                 }
                 continue;
             }
-            _ => {}
-        }
-        if is_amount(line) {
-            if let Some(id) = engine.armed() {
-                output.say(&format!(
-                    "sale {id} was still waiting for a scan: cancelling it"
-                ));
-                if let Ok(view) = engine.abort(&id, "replaced by a new sale") {
-                    emit(&view);
+            Line::Amount(text) => {
+                if let Some(id) = engine.armed() {
+                    output.say(&format!(
+                        "sale {id} was still waiting for a scan: cancelling it"
+                    ));
+                    if let Ok(view) = engine.abort(&id, "replaced by a new sale") {
+                        emit(&view);
+                    }
                 }
+                let amount = match Amount::parse(&text, config.terminal.currency) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        output.say(&format!("not an amount: {e}"));
+                        continue;
+                    }
+                };
+                let request = SaleRequest {
+                    amount,
+                    reference: None,
+                    subject: None,
+                    idempotency_key: None,
+                    max_attempts: 1,
+                };
+                match engine.arm(request) {
+                    Ok(_) => {}
+                    Err(e @ EngineError::Journal(_)) => {
+                        output.say(&format!("error: {e}"));
+                        return EXIT_NOT_PAID;
+                    }
+                    Err(e) => output.say(&format!("sale refused: {e}")),
+                }
+                continue;
             }
-            let amount = match Amount::parse(line, config.terminal.currency) {
-                Ok(a) => a,
-                Err(e) => {
-                    output.say(&format!("not an amount: {e}"));
-                    continue;
-                }
-            };
-            let request = SaleRequest {
-                amount,
-                reference: None,
-                subject: None,
-                idempotency_key: None,
-                max_attempts: 1,
-            };
-            match engine.arm(request) {
-                Ok(_) => {}
-                Err(e @ EngineError::Journal(_)) => {
-                    output.say(&format!("error: {e}"));
-                    return EXIT_NOT_PAID;
-                }
-                Err(e) => output.say(&format!("sale refused: {e}")),
-            }
-            continue;
-        }
-        if let ScanOutcome::Attempted { sale } = engine.scan(line).await {
+            Line::Scan(text) => text,
+        };
+        if let ScanOutcome::Attempted { sale } = engine.scan(&line).await {
             emit(&sale);
         }
     }
@@ -227,22 +226,4 @@ fn openapi_client(
         timeout: config.gateway.timeout,
     };
     Ok(Arc::new(OpenApi::new(settings, clock)?))
-}
-
-/// An amount has a decimal point, or is a short number; payment codes are 16+ digits.
-fn is_amount(line: &str) -> bool {
-    let digits_or_dot = line.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    digits_or_dot && (line.contains('.') || line.len() <= 8)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn amounts_and_scans_are_told_apart() {
-        assert!(super::is_amount("12.50"));
-        assert!(super::is_amount("12"));
-        assert!(!super::is_amount("286000000000000000"));
-        assert!(!super::is_amount("4006381333931"));
-        assert!(!super::is_amount("abc"));
-    }
 }

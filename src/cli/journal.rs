@@ -52,7 +52,10 @@ fn parse_day(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
-fn with_journal(source: &JournalSource, f: impl FnOnce(&Journal) -> Result<u8, String>) -> u8 {
+pub(super) fn with_journal(
+    source: &JournalSource,
+    f: impl FnOnce(&Journal) -> Result<u8, String>,
+) -> u8 {
     let path: PathBuf = match (&source.journal, &source.config) {
         (Some(p), _) => p.clone(),
         (None, Some(c)) => match Config::load(c) {

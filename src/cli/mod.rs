@@ -3,9 +3,12 @@
 
 mod charge;
 mod check;
+mod console;
 mod demo;
 mod journal;
+mod run;
 pub mod sandbox;
+mod status;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,6 +69,25 @@ pub enum Command {
         /// The register's own reference for the sale
         #[arg(long)]
         reference: Option<String>,
+    },
+    /// The daemon: take sales and scans, resolve every payment in doubt, through restarts and
+    /// outages. Stops cleanly on SIGTERM
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+        /// Take amounts and scans as lines on stdin (as the demo does) and print each finished
+        /// sale as a JSON line; ends at end of input
+        #[arg(long)]
+        stdin: bool,
+    },
+    /// Show the journal's state: sales by state, payments in doubt, what needs a person, and
+    /// the gateway's reachability as the daemon last saw it
+    Status {
+        #[command(flatten)]
+        source: JournalSource,
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
     },
     /// Read the journal: list sales, show one, export them
     Journal {
@@ -142,6 +164,15 @@ pub enum ExportFormat {
     Json,
 }
 
+/// Writes one line to stdout. A reader that went away (a closed pipe) must not take the
+/// process down with it, so write errors are ignored (`println!` would panic).
+pub fn out(line: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
 /// Runs the parsed command and returns the process exit status.
 pub fn run(cli: Cli) -> u8 {
     let runtime = match tokio::runtime::Builder::new_current_thread()
@@ -171,6 +202,8 @@ pub fn run(cli: Cli) -> u8 {
             reference,
         })),
         Command::Journal { command } => journal::run(command),
+        Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
+        Command::Status { source, json } => status::run(&source, json),
         Command::CheckConfig { file } => check::run(&file),
         Command::Sandbox {
             listen,

@@ -89,16 +89,19 @@ pub async fn run(args: Args) -> u8 {
             return EXIT_USAGE;
         }
     };
-    println!("scanpay sandbox: Open Platform gateway at {}", running.url);
-    println!("  app_id = {}", args.app_id);
-    println!(
+    super::out(&format!(
+        "scanpay sandbox: Open Platform gateway at {}",
+        running.url
+    ));
+    super::out(&format!("  app_id = {}", args.app_id));
+    super::out(&format!(
         "  alipay_public_key_file = {}",
         running.keys.gateway_public_key_file.display()
-    );
-    println!(
+    ));
+    super::out(&format!(
         "scanpay sandbox: Antom AMS gateway at {} (client id {})",
         running.origin, args.client_id
-    );
+    ));
     let configs = [
         (
             "scanpay.toml",
@@ -118,11 +121,9 @@ pub async fn run(args: Args) -> u8 {
             eprintln!("error: cannot write {}: {e}", path.display());
             return EXIT_NOT_PAID;
         }
-        println!("  {what}: {}", path.display());
+        super::out(&format!("  {what}: {}", path.display()));
     }
-    println!("  ledger: {}", running.ledger_url);
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    super::out(&format!("  ledger: {}", running.ledger_url));
     let stop = async {
         #[cfg(unix)]
         {

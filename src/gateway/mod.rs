@@ -9,6 +9,7 @@ pub mod alipay_ams;
 pub mod alipay_openapi;
 mod http;
 pub mod keys;
+pub mod monitor;
 pub mod sandbox;
 
 use std::fmt;
@@ -152,10 +153,71 @@ pub struct Refunded {
     pub provider_refund_id: Option<String>,
 }
 
+/// How a gateway wants payments in doubt to be chased (PROTOCOL.md sections 3.8, 5.2, 5.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Pause between two inquiries: a random value in this range (jitter spreads terminals).
+    pub inquiry_interval_min: std::time::Duration,
+    pub inquiry_interval_max: std::time::Duration,
+    /// Until when a payment can still be cancelled.
+    pub cancel_window: CancelWindow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelWindow {
+    /// This long after the payment was created (Open Platform: 24 h).
+    After(std::time::Duration),
+    /// Until 00:15 Beijing time on the day after the payment (AMS).
+    BeijingNextDay0015,
+}
+
+impl CancelWindow {
+    /// The last moment a payment created at `created` can be cancelled.
+    pub fn closes_at(
+        &self,
+        created: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            CancelWindow::After(d) => {
+                created + chrono::Duration::from_std(*d).unwrap_or(chrono::TimeDelta::MAX)
+            }
+            CancelWindow::BeijingNextDay0015 => {
+                let local = created.with_timezone(&crate::clock::beijing());
+                let next = local.date_naive().succ_opt().unwrap_or(local.date_naive());
+                let at = next.and_hms_opt(0, 15, 0).unwrap_or_default();
+                at.and_local_timezone(crate::clock::beijing())
+                    .single()
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .unwrap_or(created)
+            }
+        }
+    }
+}
+
+impl Policy {
+    /// Open Platform: query every 3–6 s, cancel possible for 24 h.
+    pub const OPEN_PLATFORM: Policy = Policy {
+        inquiry_interval_min: std::time::Duration::from_secs(3),
+        inquiry_interval_max: std::time::Duration::from_secs(6),
+        cancel_window: CancelWindow::After(std::time::Duration::from_secs(24 * 3600)),
+    };
+    /// AMS: inquire every ~3 s, cancel until 00:15 Beijing time the next day.
+    pub const AMS: Policy = Policy {
+        inquiry_interval_min: std::time::Duration::from_millis(2_700),
+        inquiry_interval_max: std::time::Duration::from_millis(3_300),
+        cancel_window: CancelWindow::BeijingNextDay0015,
+    };
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     /// Short name for logs and the journal (`sandbox`, `alipay-openapi`, …).
     fn name(&self) -> &'static str;
+
+    /// How payments in doubt are chased with this gateway.
+    fn policy(&self) -> Policy {
+        Policy::OPEN_PLATFORM
+    }
 
     /// Whether this gateway can charge codes of `wallet`.
     fn accepts(&self, wallet: Wallet) -> bool;
@@ -165,11 +227,55 @@ pub trait Gateway: Send + Sync {
     /// Asks for the state of the payment sent under `request_id`.
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus>;
 
-    /// Reverses the payment sent under `request_id`: closes it if unpaid, refunds it if paid.
+    /// Reverses the payment sent under `request_id`: closes it if unpaid, refunds it if paid
+    /// (past the provider's cancel window, by a refund under a fixed id, so retries are safe).
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled>;
 
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded>;
 
     /// Whether the refund `request` names has been made (`false`: not received or failed).
     async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool>;
+}
+
+/// Reverses a payment whose cancel window has closed: a paid payment is refunded in full
+/// under the fixed refund id `<request id>C` (so a retry never refunds twice), an unpaid one
+/// needs nothing.
+pub async fn reverse_by_refund<G: Gateway + ?Sized>(
+    gateway: &G,
+    request_id: &str,
+) -> Outcome<Cancelled> {
+    match gateway.inquire(request_id).await {
+        Outcome::Success(TradeStatus::Paid(paid)) => {
+            let Some(amount) = paid.amount else {
+                return Outcome::Unknown(Unknown::new(
+                    UnknownKind::Malformed,
+                    "paid payment without an amount",
+                ));
+            };
+            let refund = RefundRequest {
+                refund_id: format!("{request_id}C"),
+                payment_request_id: request_id.to_string(),
+                trade_id: Some(paid.trade_id),
+                amount,
+                reason: Some("payment in doubt, reversed after the cancel window".to_string()),
+            };
+            tracing::warn!(request_id, %amount, "cancel window closed: reversing by a full refund");
+            match gateway.refund(&refund).await {
+                Outcome::Success(_) => Outcome::Success(Cancelled::Refunded),
+                Outcome::Failed(f) => Outcome::Failed(f),
+                Outcome::Unknown(u) => Outcome::Unknown(u),
+                Outcome::NotSent(why) => Outcome::NotSent(why),
+            }
+        }
+        Outcome::Success(TradeStatus::Closed(_) | TradeStatus::NotFound) => {
+            Outcome::Success(Cancelled::Closed)
+        }
+        Outcome::Success(TradeStatus::Waiting) => Outcome::Unknown(Unknown::new(
+            UnknownKind::BuyerConfirming,
+            "still waiting for the customer",
+        )),
+        Outcome::Failed(f) => Outcome::Failed(f),
+        Outcome::Unknown(u) => Outcome::Unknown(u),
+        Outcome::NotSent(why) => Outcome::NotSent(why),
+    }
 }

@@ -662,6 +662,51 @@ impl Journal {
         raws.into_iter().map(RawSale::into_row).collect()
     }
 
+    /// A small value the daemon keeps for `scanpay status` (reachability, last error).
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, JournalError> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Number of sales in each state.
+    pub fn sale_counts(&self) -> Result<Vec<(SaleState, u64)>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT state, count(*) FROM sales GROUP BY state")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(state, n)| {
+                SaleState::parse(&state)
+                    .map(|s| (s, n.max(0) as u64))
+                    .ok_or_else(|| corrupt("sales", "*", "unknown state", &state))
+            })
+            .collect()
+    }
+
+    /// Attempts flagged for a person, newest first.
+    pub fn attempts_needing_attention(&self) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE needs_attention IS NOT NULL ORDER BY id DESC"
+        ))?;
+        let raws = stmt
+            .query_map([], raw_attempt)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawAttempt::into_row).collect()
+    }
+
     /// `PRAGMA integrity_check`: `Ok` when SQLite finds the file sound.
     pub fn integrity_check(&self) -> Result<(), JournalError> {
         let conn = self.conn();

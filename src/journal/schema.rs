@@ -84,6 +84,10 @@ CREATE TABLE refunds (
 CREATE INDEX refunds_open ON refunds (state) WHERE state IN ('pending','unknown');
 CREATE INDEX refunds_sale ON refunds (sale_id);
 "#,
+    // 2: attempts flagged for a person are listed without reading all history.
+    r#"
+CREATE INDEX attempts_attention ON attempts (id) WHERE needs_attention IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

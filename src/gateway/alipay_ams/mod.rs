@@ -153,6 +153,10 @@ impl Gateway for Ams {
         matches!(wallet, Wallet::Alipay | Wallet::AlipayPlus)
     }
 
+    fn policy(&self) -> super::Policy {
+        super::Policy::AMS
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let now = self.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
@@ -204,9 +208,15 @@ impl Gateway for Ams {
             Outcome::Success(TradeStatus::Paid(_))
         );
         let body = json!({ "paymentRequestId": request_id }).to_string();
-        match self.call(wire::CANCEL_PATH, body).await {
+        let outcome = match self.call(wire::CANCEL_PATH, body).await {
             Ok(answer) => wire::cancel_outcome(&answer, was_paid),
             Err(e) => e.into_outcome(),
+        };
+        match outcome {
+            Outcome::Failed(f) if f.code == "CANCEL_WINDOW_EXCEED" => {
+                super::reverse_by_refund(self, request_id).await
+            }
+            other => other,
         }
     }
 

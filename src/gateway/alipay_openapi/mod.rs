@@ -253,9 +253,15 @@ impl Gateway for OpenApi {
 
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
         let biz = json!({ "out_trade_no": request_id });
-        match self.call("alipay.trade.cancel", Self::biz(biz)).await {
+        let outcome = match self.call("alipay.trade.cancel", Self::biz(biz)).await {
             Ok(node) => wire::cancel_outcome(&node),
             Err(e) => e.into_outcome(),
+        };
+        match outcome {
+            Outcome::Failed(f) if f.code == "ACQ.TRADE_CANCEL_TIME_OUT" => {
+                super::reverse_by_refund(self, request_id).await
+            }
+            other => other,
         }
     }
 

@@ -1,0 +1,55 @@
+//! The line protocol of stdin for the demo and `scanpay run --stdin`: a line that is an
+//! amount (`12.50`, or up to 8 digits) starts a sale, a longer line is a scan, `cancel`
+//! aborts the waiting sale, `quit` ends. Bytes, not text: a scanner can send anything.
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Empty,
+    Quit,
+    Cancel,
+    Amount(String),
+    Scan(String),
+}
+
+pub fn parse(raw: &[u8]) -> Line {
+    let text = String::from_utf8_lossy(raw);
+    let line = text.trim_end_matches(['\r', '\n']).trim();
+    match line {
+        "" => Line::Empty,
+        "quit" | "exit" => Line::Quit,
+        "cancel" => Line::Cancel,
+        _ if is_amount(line) => Line::Amount(line.to_string()),
+        // Scans keep their bytes (lossily decoded) so garbage is judged by the engine.
+        _ => Line::Scan(text.trim_end_matches(['\r', '\n']).to_string()),
+    }
+}
+
+/// An amount has a decimal point, or is a short number; payment codes are 16+ digits.
+fn is_amount(line: &str) -> bool {
+    let digits_or_dot = line.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    digits_or_dot && (line.contains('.') || line.len() <= 8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_scans_and_commands_are_told_apart() {
+        assert_eq!(parse(b"12.50\n"), Line::Amount("12.50".into()));
+        assert_eq!(parse(b"12\r\n"), Line::Amount("12".into()));
+        assert_eq!(
+            parse(b"286000000000000000\n"),
+            Line::Scan("286000000000000000".into())
+        );
+        assert_eq!(
+            parse(b"4006381333931\n"),
+            Line::Scan("4006381333931".into())
+        );
+        assert_eq!(parse(b"abc\n"), Line::Scan("abc".into()));
+        assert_eq!(parse(b"  \n"), Line::Empty);
+        assert_eq!(parse(b"cancel\n"), Line::Cancel);
+        assert_eq!(parse(b"quit"), Line::Quit);
+        assert!(matches!(parse(&[0xff, 0x00, b'\n']), Line::Scan(_)));
+    }
+}

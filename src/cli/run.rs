@@ -1,0 +1,308 @@
+//! `scanpay run --config FILE`: the daemon. It opens the journal (one writer), hands every
+//! attempt an earlier run left open to the watchdog before it takes a scan, tells systemd it
+//! is ready, watches the gateway's reachability (refusing new sales at once while it is
+//! unreachable), and on SIGTERM stops taking scans, lets a pay request on the wire get its
+//! answer or time out, and exits 0 with the journal consistent.
+//!
+//! With `--stdin` it takes the register's amounts and the scanner's codes as lines on stdin
+//! (the demo's protocol) and prints each finished sale as a JSON line on stdout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use super::console::{self, Line};
+use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings, Preflight, SaleRequest, ScanOutcome};
+use crate::events::{Fanout, JsonLines, LogObserver, Observer};
+use crate::gateway::Gateway;
+use crate::gateway::monitor::{Monitored, Reachability};
+use crate::journal::Journal;
+use crate::money::Amount;
+use crate::systemd::{Notifier, watchdog_ping_interval};
+
+/// The engine resolves its own attempt in line for this long after the deadline, then the
+/// watchdog takes over (and the terminal is free for the next sale).
+const INLINE_CANCEL_FOR: Duration = Duration::from_secs(15);
+/// While idle or offline, a probe request this often tells whether the gateway answers.
+const PROBE_IDLE_AFTER: Duration = Duration::from_secs(30);
+const PROBE_OFFLINE_EVERY: Duration = Duration::from_secs(5);
+/// A loop is considered alive if it ticked within this long.
+const ALIVE_WITHIN_S: i64 = 10;
+
+pub struct Args {
+    pub config: PathBuf,
+    pub stdin: bool,
+}
+
+/// Refuses a sale while the gateway is unreachable or the clock is implausible.
+struct DaemonPreflight {
+    monitor: Arc<Monitored<dyn Gateway>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Preflight for DaemonPreflight {
+    fn check(&self) -> Result<(), String> {
+        use chrono::Datelike;
+        let now = self.clock.now();
+        if now.year() < 2024 {
+            return Err(format!(
+                "this machine's clock says {now}: set the time (NTP) before taking payments"
+            ));
+        }
+        if let Reachability::Offline { since, last_error } = self.monitor.reachability() {
+            return Err(format!(
+                "offline: the gateway has not answered since {since} ({last_error}); the customer's code was not used"
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub async fn run(args: Args) -> u8 {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gateway = match build_gateway(&config, clock.clone()) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let journal = match Journal::open(&config.journal.path) {
+        Ok(j) => Arc::new(j),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let monitor: Arc<Monitored<dyn Gateway>> = Arc::new(Monitored::new(gateway, clock.clone()));
+    let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(LogObserver)];
+    if args.stdin {
+        observers.push(Arc::new(JsonLines));
+    }
+    let engine = Arc::new(
+        Engine::new(
+            journal.clone(),
+            monitor.clone(),
+            clock.clone(),
+            Arc::new(Fanout(observers)),
+            EngineSettings {
+                terminal: config.terminal.clone(),
+                timeout: config.gateway.timeout,
+                watchdog: config.watchdog.clone(),
+                cancel_give_up_after: Some(INLINE_CANCEL_FOR),
+            },
+        )
+        .with_preflight(Arc::new(DaemonPreflight {
+            monitor: monitor.clone(),
+            clock: clock.clone(),
+        })),
+    );
+    let notifier = Notifier::from_env();
+
+    // Recovery: every attempt left open is the watchdog's before any new scan is taken.
+    if let Err(e) = engine.expire_unscanned() {
+        eprintln!("error: {e}");
+        return EXIT_NOT_PAID;
+    }
+    let watchdog = Arc::new(engine.watchdog());
+    let resumed = match watchdog.sweep() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("error: reading open attempts: {e}");
+            return EXIT_NOT_PAID;
+        }
+    };
+    tracing::info!(
+        resumed,
+        gateway = monitor.name(),
+        journal = %config.journal.path.display(),
+        "scanpay running"
+    );
+    notifier.ready(&status_line(&engine, &monitor, &watchdog));
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let heartbeat = watchdog.heartbeat.clone();
+    let watchdog_task = tokio::spawn(watchdog.clone().run(stop_rx.clone()));
+    let housekeeping = tokio::spawn(housekeeping(
+        engine.clone(),
+        monitor.clone(),
+        watchdog.clone(),
+        journal.clone(),
+        config.terminal.id.clone(),
+        stop_rx.clone(),
+    ));
+
+    let input = async {
+        if args.stdin {
+            read_stdin(&engine, &config).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = input => tracing::info!("input ended"),
+        _ = shutdown_signal() => tracing::info!("stop requested"),
+    }
+    notifier.stopping();
+    // A pay request on the wire gets its answer or times out; whatever follows (inquiries,
+    // cancels) is in the journal and resumes at the next start.
+    let wait_until = tokio::time::Instant::now() + config.gateway.timeout + Duration::from_secs(1);
+    while engine.on_wire() && tokio::time::Instant::now() < wait_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_tx.send(true);
+    let _ = watchdog_task.await;
+    housekeeping.abort();
+    drop(heartbeat);
+    journal.scrub();
+    tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
+    EXIT_OK
+}
+
+async fn read_stdin(engine: &Engine, config: &Config) {
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match stdin.read_until(b'\n', &mut buf).await {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "stdin");
+                return;
+            }
+        }
+        match console::parse(&buf) {
+            Line::Empty => {}
+            Line::Quit => return,
+            Line::Cancel => {
+                if let Some(id) = engine.armed()
+                    && let Err(e) = engine.abort(&id, "cancelled by the cashier")
+                {
+                    tracing::warn!(error = %e, "cannot cancel");
+                }
+            }
+            Line::Amount(text) => {
+                let amount = match Amount::parse(&text, config.terminal.currency) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "not an amount");
+                        continue;
+                    }
+                };
+                let request = SaleRequest {
+                    amount,
+                    reference: None,
+                    subject: None,
+                    idempotency_key: None,
+                    max_attempts: 1,
+                };
+                if let Err(e) = engine.arm(request) {
+                    tracing::warn!(error = %e, "sale refused");
+                    eprintln!("sale refused: {e}");
+                }
+            }
+            Line::Scan(text) => {
+                if let ScanOutcome::Refused { refusal, .. } = engine.scan(&text).await {
+                    eprintln!("scan refused: {refusal}");
+                }
+            }
+        }
+    }
+}
+
+/// Probes the gateway while idle or offline, keeps `status` informed through the journal,
+/// updates systemd's STATUS= and pings its watchdog while the loops are alive.
+async fn housekeeping(
+    engine: Arc<Engine>,
+    monitor: Arc<Monitored<dyn Gateway>>,
+    watchdog: Arc<crate::watchdog::Watchdog>,
+    journal: Arc<Journal>,
+    terminal_id: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let notifier = Notifier::from_env();
+    let ping = watchdog_ping_interval();
+    let tick = ping
+        .unwrap_or(Duration::from_secs(5))
+        .min(Duration::from_secs(5));
+    let mut last_saved = String::new();
+    let mut last_probe = tokio::time::Instant::now();
+    loop {
+        let idle = monitor.idle_for().is_none_or(|d| d >= PROBE_IDLE_AFTER);
+        let due = if monitor.is_offline() {
+            PROBE_OFFLINE_EVERY
+        } else {
+            PROBE_IDLE_AFTER
+        };
+        if idle && !engine.in_flight() && last_probe.elapsed() >= due {
+            last_probe = tokio::time::Instant::now();
+            monitor.probe(&terminal_id).await;
+        }
+        let status = serde_json::json!({
+            "pid": std::process::id(),
+            "reachability": monitor.reachability(),
+            "last_error": monitor.last_error(),
+        })
+        .to_string();
+        if status != last_saved {
+            match journal.set_meta("daemon_status", &status) {
+                Ok(()) => last_saved = status,
+                Err(e) => tracing::warn!(error = %e, "cannot record the daemon status"),
+            }
+        }
+        notifier.status(&status_line(&engine, &monitor, &watchdog));
+        let alive = chrono::Utc::now().timestamp() - watchdog.heartbeat.load(Ordering::Relaxed)
+            <= ALIVE_WITHIN_S;
+        if ping.is_some() && alive {
+            notifier.watchdog();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+fn status_line(
+    engine: &Engine,
+    monitor: &Monitored<dyn Gateway>,
+    watchdog: &crate::watchdog::Watchdog,
+) -> String {
+    let gateway = match monitor.reachability() {
+        Reachability::Online { .. } => "online",
+        Reachability::Offline { .. } => "OFFLINE",
+        Reachability::Unknown => "not contacted yet",
+    };
+    format!(
+        "gateway {gateway}; {} payment(s) in doubt; sale {}",
+        watchdog.owners.count(),
+        engine.armed().as_deref().unwrap_or("none")
+    )
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `scanpay status`: what the journal says now (it may be read while the daemon runs).
+//! Exit 0 when nothing needs a person, 1 when something does.
+
+use serde_json::{Value, json};
+
+use super::journal::with_journal;
+use super::{EXIT_NOT_PAID, EXIT_OK, JournalSource};
+use crate::clock::to_journal;
+use crate::journal::Journal;
+use crate::state::SaleState;
+
+pub fn run(source: &JournalSource, as_json: bool) -> u8 {
+    with_journal(source, |j| {
+        let report = report(j)?;
+        if as_json {
+            println!("{report}");
+        } else {
+            print_text(&report);
+        }
+        let attention = report["needs_attention"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty());
+        Ok(if attention { EXIT_NOT_PAID } else { EXIT_OK })
+    })
+}
+
+fn report(j: &Journal) -> Result<Value, String> {
+    let e = |e: crate::journal::JournalError| e.to_string();
+    let counts = j.sale_counts().map_err(e)?;
+    let mut by_state = serde_json::Map::new();
+    for state in SaleState::ALL {
+        let n = counts
+            .iter()
+            .find(|(s, _)| *s == state)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        by_state.insert(state.as_str().to_string(), json!(n));
+    }
+    let open = j.open_attempts().map_err(e)?;
+    let oldest = open.iter().min_by_key(|a| a.created_at);
+    let now = chrono::Utc::now();
+    let attention = j.attempts_needing_attention().map_err(e)?;
+    let daemon: Value = j
+        .meta("daemon_status")
+        .map_err(e)?
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    Ok(json!({
+        "journal": j.path().display().to_string(),
+        "sales": by_state,
+        "in_doubt": open.len(),
+        "oldest_in_doubt": oldest.map(|a| json!({
+            "sale_id": a.sale_id,
+            "request_id": a.request_id,
+            "state": a.state,
+            "since": to_journal(a.created_at),
+            "age_s": (now - a.created_at).num_seconds(),
+        })),
+        "needs_attention": attention.iter().map(|a| json!({
+            "sale_id": a.sale_id,
+            "request_id": a.request_id,
+            "state": a.state,
+            "why": a.needs_attention,
+        })).collect::<Vec<_>>(),
+        "gateway": daemon.get("reachability").cloned().unwrap_or(Value::Null),
+        "last_error": daemon.get("last_error").cloned().unwrap_or(Value::Null),
+    }))
+}
+
+fn print_text(r: &Value) {
+    println!("journal   {}", r["journal"].as_str().unwrap_or(""));
+    let sales: Vec<String> = r["sales"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
+        .unwrap_or_default();
+    println!("sales     {}", sales.join(", "));
+    match &r["oldest_in_doubt"] {
+        Value::Null => println!("in doubt  none"),
+        o => println!(
+            "in doubt  {} (oldest: sale {}, {} since {}, {} s)",
+            r["in_doubt"],
+            o["sale_id"].as_str().unwrap_or(""),
+            o["state"].as_str().unwrap_or(""),
+            o["since"].as_str().unwrap_or(""),
+            o["age_s"]
+        ),
+    }
+    let gateway = match r["gateway"]["state"].as_str() {
+        Some("online") => format!(
+            "online since {}",
+            r["gateway"]["since"].as_str().unwrap_or("?")
+        ),
+        Some("offline") => format!(
+            "OFFLINE since {}: {}",
+            r["gateway"]["since"].as_str().unwrap_or("?"),
+            r["gateway"]["last_error"].as_str().unwrap_or("")
+        ),
+        _ => "not known (the daemon has not recorded it)".to_string(),
+    };
+    println!("gateway   {gateway}");
+    if let Some(e) = r["last_error"].as_str() {
+        println!("last error {e}");
+    }
+    let attention = r["needs_attention"].as_array().cloned().unwrap_or_default();
+    if attention.is_empty() {
+        println!("attention none");
+    }
+    for a in attention {
+        println!(
+            "ATTENTION sale {} ({}): {}",
+            a["sale_id"].as_str().unwrap_or(""),
+            a["request_id"].as_str().unwrap_or(""),
+            a["why"].as_str().unwrap_or("")
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Gateway reachability, learned from the outcomes of real requests (and a light probe while
+//! idle): the daemon refuses a new sale at once while the gateway is unreachable, instead of
+//! consuming the customer's code, and shows it on the LED and in `status`.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    Cancelled, Gateway, Outcome, Paid, PayRequest, Policy, RefundRequest, Refunded, TradeStatus,
+    UnknownKind,
+};
+use crate::paycode::Wallet;
+
+/// Consecutive failed requests after which the gateway counts as offline.
+const FAILURES_OFFLINE: u32 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum Reachability {
+    /// No request made yet.
+    Unknown,
+    Online {
+        since: String,
+    },
+    Offline {
+        since: String,
+        last_error: String,
+    },
+}
+
+#[derive(Debug)]
+struct State {
+    reachability: Reachability,
+    failures: u32,
+    last_call: Option<tokio::time::Instant>,
+    last_error: Option<String>,
+}
+
+/// A gateway wrapped so every request's outcome updates its reachability.
+pub struct Monitored<G: ?Sized> {
+    inner: std::sync::Arc<G>,
+    state: Mutex<State>,
+    clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl<G: Gateway + ?Sized> Monitored<G> {
+    pub fn new(
+        inner: std::sync::Arc<G>,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Monitored<G> {
+        Monitored {
+            inner,
+            clock,
+            state: Mutex::new(State {
+                reachability: Reachability::Unknown,
+                failures: 0,
+                last_call: None,
+                last_error: None,
+            }),
+        }
+    }
+
+    pub fn reachability(&self) -> Reachability {
+        self.lock().reachability.clone()
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.lock().last_error.clone()
+    }
+
+    pub fn is_offline(&self) -> bool {
+        matches!(self.lock().reachability, Reachability::Offline { .. })
+    }
+
+    /// How long since the last request, if any.
+    pub fn idle_for(&self) -> Option<Duration> {
+        self.lock().last_call.map(|t| t.elapsed())
+    }
+
+    /// A cheap signed request (an inquiry of an id that never exists) to learn whether the
+    /// gateway answers.
+    pub async fn probe(&self, terminal_id: &str) {
+        let _ = self.inquire(&format!("{terminal_id}_probe")).await;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record<T>(&self, outcome: &Outcome<T>) {
+        let failure = match outcome {
+            Outcome::Success(_) | Outcome::Failed(_) => None,
+            Outcome::NotSent(why) => Some(why.clone()),
+            Outcome::Unknown(u) => match u.kind {
+                UnknownKind::Timeout | UnknownKind::ConnectionLost | UnknownKind::Malformed => {
+                    Some(u.to_string())
+                }
+                // The gateway answered; the answer was just not decisive.
+                _ => None,
+            },
+        };
+        let now = crate::clock::to_journal(self.clock.now());
+        let mut s = self.lock();
+        s.last_call = Some(tokio::time::Instant::now());
+        match failure {
+            None => {
+                s.failures = 0;
+                if !matches!(s.reachability, Reachability::Online { .. }) {
+                    tracing::info!("gateway reachable");
+                    s.reachability = Reachability::Online { since: now };
+                }
+            }
+            Some(why) => {
+                s.failures += 1;
+                s.last_error = Some(why.clone());
+                if s.failures >= FAILURES_OFFLINE
+                    && !matches!(s.reachability, Reachability::Offline { .. })
+                {
+                    tracing::warn!(error = %why, "gateway unreachable: new sales are refused until it answers again");
+                    s.reachability = Reachability::Offline {
+                        since: now,
+                        last_error: why,
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn policy(&self) -> Policy {
+        self.inner.policy()
+    }
+    fn accepts(&self, wallet: Wallet) -> bool {
+        self.inner.accepts(wallet)
+    }
+    async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
+        let o = self.inner.pay(request).await;
+        self.record(&o);
+        o
+    }
+    async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
+        let o = self.inner.inquire(request_id).await;
+        self.record(&o);
+        o
+    }
+    async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
+        let o = self.inner.cancel(request_id).await;
+        self.record(&o);
+        o
+    }
+    async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
+        let o = self.inner.refund(request).await;
+        self.record(&o);
+        o
+    }
+    async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
+        let o = self.inner.inquire_refund(request).await;
+        self.record(&o);
+        o
+    }
+}
+
+/// The time a reachability state began, for display.
+pub fn since(r: &Reachability) -> Option<DateTime<Utc>> {
+    match r {
+        Reachability::Online { since } | Reachability::Offline { since, .. } => {
+            crate::clock::from_journal(since)
+        }
+        Reachability::Unknown => None,
+    }
+}
