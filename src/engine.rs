@@ -39,6 +39,9 @@ pub struct EngineSettings {
     /// How long the engine itself keeps cancelling an attempt in doubt before it leaves it
     /// to the watchdog (or, for a one-shot command, to the next run). `None`: until done.
     pub cancel_give_up_after: Option<Duration>,
+    /// Resolve an unclear pay answer before `scan` returns (one-shot commands), or hand it
+    /// to the watchdog at once and free the terminal (the daemon).
+    pub resolve_inline: bool,
 }
 
 /// A check run before a sale is armed, so a sale that cannot be taken is refused before the
@@ -170,6 +173,8 @@ pub struct Engine {
     slots: Mutex<Slots>,
     /// True while a pay request is on the wire (shutdown waits for its answer or timeout).
     on_wire: std::sync::atomic::AtomicBool,
+    /// Wakes the watchdog when an attempt in doubt is handed to it.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// Clears the in-flight slot however the attempt ends (answer, error, or the future dropped
@@ -213,6 +218,7 @@ impl Engine {
             preflight: None,
             slots: Mutex::new(Slots::default()),
             on_wire: std::sync::atomic::AtomicBool::new(false),
+            wake: Arc::new(tokio::sync::Notify::new()),
         }
     }
 
@@ -255,6 +261,7 @@ impl Engine {
             resolver: self.resolver.clone(),
             owners: self.owners.clone(),
             heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+            wake: self.wake.clone(),
         }
     }
 
@@ -409,6 +416,9 @@ impl Engine {
                 // Still open: the watchdog takes it from here.
                 drop(claim);
                 drop(guard);
+                if matches!(&outcome, ScanOutcome::Attempted { sale } if !sale.state.is_final()) {
+                    self.wake.notify_one();
+                }
                 outcome
             }
             Err(refusal) => {
@@ -629,6 +639,9 @@ impl Engine {
                         why: u.to_string(),
                     }
                 });
+                if !self.settings.resolve_inline {
+                    return Ok(a);
+                }
                 return self
                     .resolver
                     .resolve(a, self.settings.cancel_give_up_after)

@@ -357,6 +357,8 @@ pub struct Watchdog {
     pub owners: Arc<Owners>,
     /// Unix seconds of the last sweep, for the systemd watchdog ping.
     pub heartbeat: Arc<AtomicI64>,
+    /// Notified when the engine hands over an attempt, so it is taken up at once.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 impl Watchdog {
@@ -395,6 +397,7 @@ impl Watchdog {
                 .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
             tokio::select! {
                 _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = self.wake.notified() => {}
                 _ = stop.changed() => return,
             }
         }

@@ -116,6 +116,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
             timeout: Duration::from_secs(2),
             watchdog: config.watchdog.clone(),
             cancel_give_up_after: Some(Duration::from_secs(10)),
+            resolve_inline: true,
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let engine = Engine::new(

@@ -81,6 +81,7 @@ pub async fn run(args: Args) -> u8 {
             timeout: config.gateway.timeout,
             watchdog: config.watchdog.clone(),
             cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
+            resolve_inline: true,
         },
     );
     if let Err(e) = engine.recover().await {

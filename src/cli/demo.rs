@@ -94,6 +94,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
             timeout: config.gateway.timeout,
             watchdog: config.watchdog.clone(),
             cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
+            resolve_inline: true,
         },
     );
     let emit = |sale: &SaleView| {

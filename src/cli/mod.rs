@@ -186,7 +186,7 @@ pub fn run(cli: Cli) -> u8 {
             return EXIT_NOT_PAID;
         }
     };
-    match cli.command {
+    let status = match cli.command {
         Command::Demo { journal } => runtime.block_on(demo::run(journal)),
         Command::Charge {
             config,
@@ -218,7 +218,11 @@ pub fn run(cli: Cli) -> u8 {
             client_id,
             app_public_key,
         })),
-    }
+    };
+    // tokio's stdin reader is a blocking thread that may never return while the pipe is
+    // open; do not wait for it.
+    runtime.shutdown_background();
+    status
 }
 
 /// Builds the gateway the config names.

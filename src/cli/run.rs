@@ -26,8 +26,7 @@ use crate::journal::Journal;
 use crate::money::Amount;
 use crate::systemd::{Notifier, watchdog_ping_interval};
 
-/// The engine resolves its own attempt in line for this long after the deadline, then the
-/// watchdog takes over (and the terminal is free for the next sale).
+/// Used by recovery in line; the daemon hands unclear answers to the watchdog at once.
 const INLINE_CANCEL_FOR: Duration = Duration::from_secs(15);
 /// While idle or offline, a probe request this often tells whether the gateway answers.
 const PROBE_IDLE_AFTER: Duration = Duration::from_secs(30);
@@ -103,6 +102,7 @@ pub async fn run(args: Args) -> u8 {
                 timeout: config.gateway.timeout,
                 watchdog: config.watchdog.clone(),
                 cancel_give_up_after: Some(INLINE_CANCEL_FOR),
+                resolve_inline: false,
             },
         )
         .with_preflight(Arc::new(DaemonPreflight {
@@ -236,11 +236,10 @@ async fn housekeeping(
 ) {
     let notifier = Notifier::from_env();
     let ping = watchdog_ping_interval();
-    let tick = ping
-        .unwrap_or(Duration::from_secs(5))
-        .min(Duration::from_secs(5));
     let mut last_saved = String::new();
+    let mut last_status = String::new();
     let mut last_probe = tokio::time::Instant::now();
+    let mut last_ping = tokio::time::Instant::now();
     loop {
         let idle = monitor.idle_for().is_none_or(|d| d >= PROBE_IDLE_AFTER);
         let due = if monitor.is_offline() {
@@ -252,26 +251,36 @@ async fn housekeeping(
             last_probe = tokio::time::Instant::now();
             monitor.probe(&terminal_id).await;
         }
-        let status = serde_json::json!({
+        // Written only when it changes: a journal write is an fsync.
+        let saved = serde_json::json!({
             "pid": std::process::id(),
             "reachability": monitor.reachability(),
             "last_error": monitor.last_error(),
         })
         .to_string();
-        if status != last_saved {
-            match journal.set_meta("daemon_status", &status) {
-                Ok(()) => last_saved = status,
+        if saved != last_saved {
+            match journal.set_meta("daemon_status", &saved) {
+                Ok(()) => last_saved = saved,
                 Err(e) => tracing::warn!(error = %e, "cannot record the daemon status"),
             }
         }
-        notifier.status(&status_line(&engine, &monitor, &watchdog));
-        let alive = chrono::Utc::now().timestamp() - watchdog.heartbeat.load(Ordering::Relaxed)
-            <= ALIVE_WITHIN_S;
-        if ping.is_some() && alive {
-            notifier.watchdog();
+        let status = status_line(&engine, &monitor, &watchdog);
+        if status != last_status {
+            notifier.status(&status);
+            last_status = status;
+        }
+        if let Some(every) = ping
+            && last_ping.elapsed() >= every
+        {
+            let alive = chrono::Utc::now().timestamp() - watchdog.heartbeat.load(Ordering::Relaxed)
+                <= ALIVE_WITHIN_S;
+            if alive {
+                notifier.watchdog();
+                last_ping = tokio::time::Instant::now();
+            }
         }
         tokio::select! {
-            _ = tokio::time::sleep(tick) => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             _ = stop.changed() => return,
         }
     }

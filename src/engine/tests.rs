@@ -138,6 +138,7 @@ fn settings() -> EngineSettings {
         timeout: Duration::from_secs(5),
         watchdog: config.watchdog,
         cancel_give_up_after: None,
+        resolve_inline: true,
     }
 }
 

@@ -1,0 +1,525 @@
+//! `scanpay run` as a process against `scanpay sandbox` as a process: killed with SIGKILL (or
+//! aborted at an exact step by a failpoint) mid-sale, restarted, and checked: every attempt
+//! final, the sandbox's ledger equal to the journal (money taken iff `paid`), no double
+//! charge, `PRAGMA integrity_check` ok. Also SIGTERM, systemd notifications, and an outage
+//! of the gateway while a payment is in doubt.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scanpay::journal::Journal;
+use scanpay::state::{AttemptState, SaleState};
+use serde_json::Value;
+
+fn scanpay() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scanpay"));
+    c.env_remove("SCANPAY_LOG")
+        .env_remove("SCANPAY_FAILPOINT")
+        .env_remove("NOTIFY_SOCKET");
+    c
+}
+
+/// Collects a child's output lines on a thread, so its pipe never fills or closes early.
+fn drain(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            match line {
+                Ok(l) => sink.lock().unwrap().push(l),
+                Err(_) => return,
+            }
+        }
+    });
+    lines
+}
+
+struct SandboxProc {
+    child: Child,
+    dir: PathBuf,
+    port: u16,
+}
+
+impl SandboxProc {
+    fn start(dir: &Path, port: u16) -> SandboxProc {
+        let mut child = scanpay()
+            .args(["sandbox", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let port = first
+            .rsplit_once("127.0.0.1:")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        // Its configs are written by the time it prints the ledger address.
+        for line in lines.by_ref() {
+            if line.unwrap().trim().starts_with("ledger:") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        SandboxProc {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A client config with short in-doubt windows, beside the sandbox's keys.
+    fn config(&self) -> PathBuf {
+        let text = std::fs::read_to_string(self.dir.join("scanpay.toml"))
+            .unwrap()
+            .replace("timeout_ms = 5000", "timeout_ms = 2000")
+            .replace("sale_deadline_s = 20", "sale_deadline_s = 6")
+            .replace("inquiry_interval_ms = 1000", "inquiry_interval_ms = 500");
+        let path = self.dir.join("daemon.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.dir.join("journal.sqlite")
+    }
+
+    /// The ledger as `(request id, net minor units taken from the customer)`.
+    fn ledger(&self) -> Vec<(String, i64)> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .write_all(b"GET /_sandbox/ledger HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        let entries: Vec<Value> = serde_json::from_str(body).unwrap();
+        entries
+            .iter()
+            .map(|e| {
+                let net =
+                    e["charged_minor"].as_i64().unwrap() - e["refunded_minor"].as_i64().unwrap();
+                (e["request_id"].as_str().unwrap().to_string(), net)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SandboxProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Daemon {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn start(config: &Path, failpoint: Option<&str>) -> Daemon {
+        let mut cmd = scanpay();
+        cmd.args(["run", "--stdin", "--config"]).arg(config);
+        if let Some(f) = failpoint {
+            cmd.env("SCANPAY_FAILPOINT", f);
+        }
+        Daemon::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Daemon {
+        let mut child = cmd
+            .env("SCANPAY_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        Daemon {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn feed(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.wait(Duration::from_secs(15))
+    }
+
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < end,
+                "daemon did not exit; stderr:\n{}",
+                self.stderr.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the journal (read-only, as the daemon runs) until `done` holds.
+fn wait_for(journal: &Path, limit: Duration, what: &str, done: impl Fn(&Journal) -> bool) {
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(j) = Journal::open_read_only(journal)
+            && done(&j)
+        {
+            return;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn no_open_attempts(j: &Journal) -> bool {
+    j.open_attempts().map(|a| a.is_empty()).unwrap_or(false)
+        && !j.sales(&Default::default()).unwrap_or_default().is_empty()
+}
+
+/// Every attempt final; money taken iff paid, for each request id the sandbox saw; one
+/// paid attempt at most per sale; the file sound.
+fn assert_journal_and_ledger_agree(journal: &Path, ledger: &[(String, i64)]) -> Vec<SaleState> {
+    let j = Journal::open_read_only(journal).unwrap();
+    j.integrity_check().unwrap();
+    assert!(j.open_attempts().unwrap().is_empty(), "attempts still open");
+    let mut states = Vec::new();
+    for sale in j.sales(&Default::default()).unwrap() {
+        let attempts = j.attempts(&sale.id).unwrap();
+        let paid: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::Succeeded)
+            .collect();
+        assert!(paid.len() <= 1, "sale {} paid twice", sale.id);
+        assert_eq!(
+            sale.state == SaleState::Paid,
+            paid.len() == 1,
+            "sale {} is {} with {} paid attempts",
+            sale.id,
+            sale.state,
+            paid.len()
+        );
+        for a in &attempts {
+            let net = ledger
+                .iter()
+                .find(|(id, _)| *id == a.request_id)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            let expected = if a.state == AttemptState::Succeeded {
+                a.amount.minor()
+            } else {
+                0
+            };
+            assert_eq!(
+                net, expected,
+                "attempt {} is {} but the ledger says {net}",
+                a.request_id, a.state
+            );
+        }
+        states.push(sale.state);
+    }
+    for (request_id, net) in ledger {
+        if *net != 0 {
+            assert!(
+                j.attempt_by_request_id(request_id).unwrap().is_some(),
+                "money taken under {request_id}, unknown to the journal"
+            );
+        }
+    }
+    states
+}
+
+/// Kills the daemon at one step of a sale, restarts it, and returns the final sale states.
+fn crash_and_recover(
+    code: &str,
+    failpoint: Option<&str>,
+    kill_after: Option<Duration>,
+) -> (Vec<SaleState>, Vec<(String, i64)>) {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let mut daemon = Daemon::start(&config, failpoint);
+    daemon.feed(&format!("10.00\n{code}\n"));
+    match kill_after {
+        Some(after) => {
+            std::thread::sleep(after);
+            daemon.kill9();
+        }
+        None => {
+            let status = daemon.wait(Duration::from_secs(20));
+            assert!(!status.success(), "the failpoint aborted the daemon");
+        }
+    }
+    {
+        let j = Journal::open_read_only(&sandbox.journal()).unwrap();
+        assert_eq!(
+            j.open_attempts().unwrap().len(),
+            1,
+            "the crash left the attempt open"
+        );
+    }
+    // Restart: it finishes the attempt without help.
+    let mut daemon = Daemon::start(&config, None);
+    wait_for(
+        &sandbox.journal(),
+        Duration::from_secs(30),
+        "the attempt to end",
+        no_open_attempts,
+    );
+    assert!(daemon.terminate().success(), "{}", daemon.stderr());
+    let ledger = sandbox.ledger();
+    (
+        assert_journal_and_ledger_agree(&sandbox.journal(), &ledger),
+        ledger,
+    )
+}
+
+#[test]
+fn killed_after_the_row_is_written_and_before_the_request_is_sent() {
+    let (states, ledger) = crash_and_recover("286000000000000000", Some("before_send"), None);
+    assert_eq!(
+        states,
+        [SaleState::Cancelled],
+        "never sent: reversed, nobody charged"
+    );
+    assert!(ledger.iter().all(|(_, net)| *net == 0));
+}
+
+#[test]
+fn killed_while_the_pay_request_is_in_flight() {
+    // Code 06: charged at once, answered after 20 s; the daemon dies while it waits.
+    let (states, _) = crash_and_recover(
+        "286000000000000006",
+        None,
+        Some(Duration::from_millis(1500)),
+    );
+    assert_eq!(
+        states,
+        [SaleState::Paid],
+        "the charge is found by inquiry after the restart"
+    );
+}
+
+#[test]
+fn killed_after_the_answer_and_before_it_is_journaled() {
+    let (states, _) = crash_and_recover("286000000000000000", Some("after_pay_answer"), None);
+    assert_eq!(states, [SaleState::Paid]);
+}
+
+#[test]
+fn killed_while_inquiring() {
+    // Code 04: the customer never confirms; the daemon dies while inquiring.
+    let (states, ledger) = crash_and_recover(
+        "286000000000000004",
+        None,
+        Some(Duration::from_millis(2500)),
+    );
+    assert_eq!(states, [SaleState::Cancelled]);
+    assert!(ledger.iter().all(|(_, net)| *net == 0));
+}
+
+#[test]
+fn killed_while_cancelling() {
+    let (states, ledger) = crash_and_recover("286000000000000004", Some("before_cancel"), None);
+    assert_eq!(states, [SaleState::Cancelled]);
+    assert!(ledger.iter().all(|(_, net)| *net == 0));
+}
+
+#[test]
+fn every_in_doubt_code_ends_as_documented_through_the_daemon() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let mut daemon = Daemon::start(&sandbox.config(), None);
+    let codes = [
+        ("04", "cancelled"),
+        ("05", "paid"),
+        ("06", "paid"),
+        ("07", "paid"),
+        ("08", "paid"),
+        ("03", "paid"),
+    ];
+    for (ending, _) in codes {
+        daemon.feed(&format!("10.00\n2860000000000001{ending}\n"));
+    }
+    let end = Instant::now() + Duration::from_secs(60);
+    while daemon.stdout.lock().unwrap().len() < codes.len() {
+        assert!(
+            Instant::now() < end,
+            "not every sale finished:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines: Vec<Value> = daemon
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // Sales in doubt are the watchdog's: they finish in their own time, not in input order.
+    for (ending, state) in codes {
+        let tail = format!("01{ending}");
+        let line = lines
+            .iter()
+            .find(|l| {
+                l["attempts"][0]["code"]
+                    .as_str()
+                    .is_some_and(|c| c.ends_with(&tail))
+            })
+            .unwrap_or_else(|| panic!("no sale for code {ending}"));
+        assert_eq!(line["state"], state, "code {ending}: {line}");
+    }
+    assert!(daemon.terminate().success());
+    assert_journal_and_ledger_agree(&sandbox.journal(), &sandbox.ledger());
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_systemd_hears_of_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut cmd = scanpay();
+    cmd.args(["run", "--config"])
+        .arg(sandbox.config())
+        .env("NOTIFY_SOCKET", &socket_path);
+    let mut daemon = Daemon::spawn(cmd);
+    let mut buf = [0u8; 512];
+    let n = socket.recv(&mut buf).unwrap();
+    let ready = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(ready.starts_with("READY=1\nSTATUS="), "{ready}");
+    assert!(daemon.terminate().success(), "{}", daemon.stderr());
+    let mut seen = Vec::new();
+    while let Ok(n) = socket.recv(&mut buf) {
+        seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        if seen.last().is_some_and(|s| s == "STOPPING=1") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|s| s == "STOPPING=1"), "{seen:?}");
+}
+
+#[test]
+fn an_outage_while_in_doubt_ends_cancelled_once_the_gateway_is_back_and_new_sales_are_refused_meanwhile()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx_dir = dir.path().join("sbx");
+    let mut sandbox = SandboxProc::start(&sbx_dir, 0);
+    let port = sandbox.port;
+    let config = sandbox.config();
+    let mut daemon = Daemon::start(&config, None);
+    daemon.feed("10.00\n286000000000000004\n");
+    wait_for(
+        &sandbox.journal(),
+        Duration::from_secs(10),
+        "the pay request",
+        |j| {
+            j.open_attempts()
+                .map(|a| a.iter().any(|a| a.inquiries > 0))
+                .unwrap_or(false)
+        },
+    );
+    sandbox.stop();
+    // Offline is noticed, and a new sale is refused before any code is used.
+    std::thread::sleep(Duration::from_secs(2));
+    daemon.feed("1.00\n");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !daemon.stderr().contains("offline") {
+        assert!(
+            Instant::now() < end,
+            "no offline refusal:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = scanpay()
+        .args(["status", "--json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["gateway"]["state"], "offline", "{status}");
+    assert_eq!(status["in_doubt"], 1);
+    // Past the deadline, cancels fail until the gateway comes back on the same address.
+    std::thread::sleep(Duration::from_secs(6));
+    let sandbox = SandboxProc::start(&sbx_dir, port);
+    wait_for(
+        &sandbox.journal(),
+        Duration::from_secs(60),
+        "the cancel",
+        no_open_attempts,
+    );
+    assert!(daemon.terminate().success());
+    let states = assert_journal_and_ledger_agree(&sandbox.journal(), &sandbox.ledger());
+    assert_eq!(states, [SaleState::Cancelled]);
+}
+
+#[test]
+fn a_second_daemon_on_the_same_journal_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let mut first = Daemon::start(&config, None);
+    wait_for(
+        &sandbox.journal(),
+        Duration::from_secs(10),
+        "the journal",
+        |_| true,
+    );
+    let second = scanpay()
+        .args(["run", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another scanpay process"));
+    assert!(first.terminate().success());
+}
