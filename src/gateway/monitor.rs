@@ -10,7 +10,6 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Cancelled, Gateway, Outcome, Paid, PayRequest, Policy, RefundRequest, Refunded, TradeStatus,
-    UnknownKind,
 };
 use crate::paycode::Wallet;
 
@@ -91,16 +90,12 @@ impl<G: Gateway + ?Sized> Monitored<G> {
     }
 
     fn record<T>(&self, outcome: &Outcome<T>) {
+        // Only a request that could not reach the gateway at all (connect refused, DNS,
+        // connect timeout) says it is unreachable. A slow answer or a connection dropped after
+        // sending means it was reached: those attempts are in doubt, the link is not down.
         let failure = match outcome {
-            Outcome::Success(_) | Outcome::Failed(_) => None,
             Outcome::NotSent(why) => Some(why.clone()),
-            Outcome::Unknown(u) => match u.kind {
-                UnknownKind::Timeout | UnknownKind::ConnectionLost | UnknownKind::Malformed => {
-                    Some(u.to_string())
-                }
-                // The gateway answered; the answer was just not decisive.
-                _ => None,
-            },
+            Outcome::Success(_) | Outcome::Failed(_) | Outcome::Unknown(_) => None,
         };
         let now = crate::clock::to_journal(self.clock.now());
         let mut s = self.lock();
@@ -175,5 +170,45 @@ pub fn since(r: &Reachability) -> Option<DateTime<Utc>> {
             crate::clock::from_journal(since)
         }
         Reachability::Unknown => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gateway::{Unknown, UnknownKind};
+
+    fn monitor() -> Monitored<crate::gateway::sandbox::Sandbox> {
+        let clock: std::sync::Arc<dyn crate::clock::Clock> =
+            std::sync::Arc::new(crate::clock::SystemClock);
+        Monitored::new(
+            std::sync::Arc::new(crate::gateway::sandbox::Sandbox::new(clock.clone())),
+            clock,
+        )
+    }
+
+    #[test]
+    fn only_requests_that_never_left_make_the_gateway_offline() {
+        let m = monitor();
+        assert_eq!(m.reachability(), Reachability::Unknown);
+        let slow: Outcome<()> = Outcome::Unknown(Unknown::new(UnknownKind::Timeout, "slow"));
+        let dropped: Outcome<()> =
+            Outcome::Unknown(Unknown::new(UnknownKind::ConnectionLost, "reset"));
+        for _ in 0..5 {
+            m.record(&slow);
+            m.record(&dropped);
+        }
+        assert!(
+            !m.is_offline(),
+            "reached but slow or dropped is not offline"
+        );
+        let refused: Outcome<()> = Outcome::NotSent("connection refused".into());
+        m.record(&refused);
+        assert!(!m.is_offline(), "one failure is not an outage");
+        m.record(&refused);
+        assert!(m.is_offline());
+        assert_eq!(m.last_error().as_deref(), Some("connection refused"));
+        m.record::<()>(&Outcome::Success(()));
+        assert!(matches!(m.reachability(), Reachability::Online { .. }));
     }
 }
