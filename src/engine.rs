@@ -20,8 +20,9 @@ use crate::journal::{AttemptRow, Change, Journal, JournalError, NewAttempt, NewS
 use crate::money::Amount;
 use crate::paycode::{BarcodeKind, PaymentCode, Scan, recognise};
 use crate::state::{AttemptState, Cause, SaleState};
+use crate::view::RefundView;
 use crate::view::SaleView;
-use crate::watchdog::{Claim, MSG_PAID, Owners, Resolver, Watchdog, echo_ok};
+use crate::watchdog::{Claim, MSG_PAID, Owners, Resolver, Watchdog, Work, echo_ok};
 
 /// A code seen within this window is the same customer's code: never send it again.
 /// Payment codes live about a minute; a day is far beyond any reuse by the same wallet.
@@ -127,6 +128,8 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+// One value per scan, moved once: boxing the large variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ScanOutcome {
     Barcode {
@@ -291,6 +294,15 @@ impl Engine {
             self.observer
                 .event(&Event::SaleFinished { sale: view.clone() });
             finished.push(view);
+        }
+        for refund in self.journal.open_refunds()? {
+            let Some(_claim) = self.owners.claim_work(Work::Refund, refund.id) else {
+                continue;
+            };
+            tracing::warn!(refund = %refund.request_id, state = %refund.state, "resuming refund left open");
+            self.resolver
+                .resolve_refund(refund, self.settings.cancel_give_up_after)
+                .await?;
         }
         finished.extend(self.expire_unscanned()?);
         self.journal.scrub();
@@ -660,7 +672,36 @@ impl Engine {
             .sale(sale_id)?
             .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
         let attempts = self.journal.attempts(sale_id)?;
-        Ok(SaleView::new(&sale, &attempts))
+        Ok(SaleView::new(&sale, &attempts).with_refunds(&self.journal.refunds(sale_id)?))
+    }
+
+    /// Refunds `amount` of a paid sale. The refund row (with its id) is durable before the
+    /// request leaves; an unclear answer is resent under the same id until the gateway states
+    /// the outcome (here for a while, then by the watchdog or the next run).
+    pub async fn refund(
+        &self,
+        sale_id: &str,
+        amount: Amount,
+        reason: Option<String>,
+    ) -> Result<RefundView, EngineError> {
+        check_text("reason", reason.as_deref(), 256)?;
+        let now = self.clock.now();
+        let request_id = format!("{}R", new_request_id(&self.settings.terminal.id, now));
+        let row =
+            self.journal
+                .begin_refund(sale_id, &request_id, amount, reason.as_deref(), now)?;
+        tracing::info!(sale = %sale_id, refund = %row.request_id, %amount, "refund");
+        let claim = self.owners.claim_work(Work::Refund, row.id);
+        let give_up = self
+            .settings
+            .cancel_give_up_after
+            .unwrap_or(self.settings.timeout * 3);
+        let row = self.resolver.resolve_refund(row, Some(give_up)).await?;
+        drop(claim);
+        if !row.state.is_final() {
+            self.wake.notify_one();
+        }
+        Ok(RefundView::new(&row))
     }
 }
 

@@ -267,3 +267,77 @@ mod tests {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    /// Row written, refund id fixed; the request may or may not have left.
+    Pending,
+    Succeeded,
+    Failed,
+    /// Sent, outcome not known: resent with the same id until final.
+    Unknown,
+}
+
+impl RefundState {
+    pub const ALL: [RefundState; 4] = [
+        RefundState::Pending,
+        RefundState::Succeeded,
+        RefundState::Failed,
+        RefundState::Unknown,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RefundState::Pending => "pending",
+            RefundState::Succeeded => "succeeded",
+            RefundState::Failed => "failed",
+            RefundState::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RefundState> {
+        RefundState::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    pub fn is_final(&self) -> bool {
+        matches!(self, RefundState::Succeeded | RefundState::Failed)
+    }
+}
+
+impl fmt::Display for RefundState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Refunds move forward only: pending → anything, unknown → final, final → nothing.
+pub fn check_refund_transition(from: RefundState, to: RefundState) -> Result<(), String> {
+    use RefundState::*;
+    let legal = matches!(
+        (from, to),
+        (Pending, Succeeded | Failed | Unknown) | (Unknown, Succeeded | Failed)
+    );
+    if legal {
+        Ok(())
+    } else {
+        Err(format!("illegal refund transition {from} -> {to}"))
+    }
+}
+
+#[cfg(test)]
+mod refund_tests {
+    use super::*;
+
+    #[test]
+    fn refunds_only_move_forward() {
+        use RefundState::*;
+        for to in RefundState::ALL {
+            assert!(check_refund_transition(Succeeded, to).is_err());
+            assert!(check_refund_transition(Failed, to).is_err());
+        }
+        assert!(check_refund_transition(Unknown, Pending).is_err());
+        assert!(check_refund_transition(Unknown, Succeeded).is_ok());
+        assert!(check_refund_transition(Pending, Unknown).is_ok());
+    }
+}

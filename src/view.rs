@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::clock::to_journal;
-use crate::journal::{AttemptRow, SaleRow};
-use crate::state::{AttemptState, SaleState};
+use crate::journal::{AttemptRow, RefundRow, SaleRow};
+use crate::state::{AttemptState, RefundState, SaleState};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SaleView {
@@ -19,6 +19,8 @@ pub struct SaleView {
     pub created_at: String,
     pub updated_at: String,
     pub attempts: Vec<AttemptView>,
+    /// Refunds of a paid sale, oldest first.
+    pub refunds: Vec<RefundView>,
     /// Why the sale is not paid (result code and message), when it is not.
     pub reason: Option<String>,
     /// What the cashier should read.
@@ -55,9 +57,15 @@ impl SaleView {
             created_at: to_journal(sale.created_at),
             updated_at: to_journal(sale.updated_at),
             attempts: attempts.iter().map(AttemptView::new).collect(),
+            refunds: Vec::new(),
             reason: sale.reason.clone(),
             message: sale.message.clone(),
         }
+    }
+
+    pub fn with_refunds(mut self, refunds: &[RefundRow]) -> SaleView {
+        self.refunds = refunds.iter().map(RefundView::new).collect();
+        self
     }
 
     pub fn to_json_line(&self) -> String {
@@ -83,5 +91,41 @@ impl AttemptView {
             cancels: a.cancels,
             created_at: to_journal(a.created_at),
         }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefundView {
+    pub sale_id: String,
+    pub refund_id: String,
+    pub state: RefundState,
+    /// Major units, e.g. "2.50".
+    pub amount: String,
+    pub currency: String,
+    pub reason: Option<String>,
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub gateway_refund_id: Option<String>,
+    pub created_at: String,
+}
+
+impl RefundView {
+    pub fn new(r: &RefundRow) -> RefundView {
+        RefundView {
+            sale_id: r.sale_id.clone(),
+            refund_id: r.request_id.clone(),
+            state: r.state,
+            amount: r.amount.to_major_string(),
+            currency: r.amount.currency().code().to_string(),
+            reason: r.reason.clone(),
+            result_code: r.result_code.clone(),
+            result_message: r.result_message.clone(),
+            gateway_refund_id: r.gateway_refund_id.clone(),
+            created_at: to_journal(r.created_at),
+        }
+    }
+
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }

@@ -24,10 +24,12 @@ use rand::Rng;
 
 use crate::clock::Clock;
 use crate::events::{Event, Observer};
-use crate::gateway::{Cancelled, Gateway, Outcome, TradeStatus, Unknown, UnknownKind};
-use crate::journal::{AttemptRow, Change, Counter, Journal, JournalError};
+use crate::gateway::{
+    Cancelled, Gateway, Outcome, RefundRequest, TradeStatus, Unknown, UnknownKind,
+};
+use crate::journal::{AttemptRow, Change, Counter, Journal, JournalError, RefundRow};
 use crate::money::Amount;
-use crate::state::{AttemptState, Cause};
+use crate::state::{AttemptState, Cause, RefundState};
 use crate::view::SaleView;
 
 /// First pause between two cancel requests; it doubles up to [`CANCEL_BACKOFF_MAX`].
@@ -44,23 +46,33 @@ pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the custom
 pub const MSG_REFUNDED: &str =
     "the customer paid after the deadline; the payment was cancelled and refunded in full";
 
-/// Attempts being worked on right now, by journal id.
+/// What is being worked on right now: attempts and refunds, by journal id.
 #[derive(Default)]
-pub struct Owners(Mutex<HashSet<i64>>);
+pub struct Owners(Mutex<HashSet<(Work, i64)>>);
 
-/// Ownership of one attempt; released on drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Work {
+    Attempt,
+    Refund,
+}
+
+/// Ownership of one attempt or refund; released on drop.
 pub struct Claim {
     owners: Arc<Owners>,
-    id: i64,
+    key: (Work, i64),
 }
 
 impl Owners {
-    /// Takes `id` unless someone already works on it.
+    /// Takes attempt `id` unless someone already works on it.
     pub fn claim(self: &Arc<Self>, id: i64) -> Option<Claim> {
+        self.claim_work(Work::Attempt, id)
+    }
+
+    pub fn claim_work(self: &Arc<Self>, work: Work, id: i64) -> Option<Claim> {
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.insert(id).then(|| Claim {
+        set.insert((work, id)).then(|| Claim {
             owners: self.clone(),
-            id,
+            key: (work, id),
         })
     }
 
@@ -72,7 +84,7 @@ impl Owners {
 impl Drop for Claim {
     fn drop(&mut self) {
         let mut set = self.owners.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.remove(&self.id);
+        set.remove(&self.key);
     }
 }
 
@@ -292,6 +304,97 @@ impl Resolver {
             tokio::time::sleep(backoff.mul_f64(1.0 + jitter)).await;
             backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
+    }
+
+    /// Sends refund `r` (again, with the same id: providers refund an id at most once) until
+    /// the gateway states its outcome, or until `give_up_after`. A refund the gateway says it
+    /// has not received is resent; one it refuses ends `failed`.
+    pub async fn resolve_refund(
+        &self,
+        r: RefundRow,
+        give_up_after: Option<Duration>,
+    ) -> Result<RefundRow, JournalError> {
+        let started = tokio::time::Instant::now();
+        let mut backoff = CANCEL_BACKOFF_START;
+        let attempt = self.journal.attempt(r.attempt_id)?;
+        let request = RefundRequest {
+            refund_id: r.request_id.clone(),
+            payment_request_id: attempt.request_id.clone(),
+            trade_id: attempt.gateway_trade_id.clone(),
+            amount: r.amount,
+            reason: r.reason.clone(),
+        };
+        let mut r = r;
+        loop {
+            // After an unclear first try, ask before resending.
+            if r.state == RefundState::Unknown
+                && let Outcome::Success(true) = self
+                    .with_timeout(self.gateway.inquire_refund(&request))
+                    .await
+            {
+                return self.refund_to(
+                    &r,
+                    RefundState::Succeeded,
+                    "refunded",
+                    "refund query: done",
+                    None,
+                );
+            }
+            let outcome = self.with_timeout(self.gateway.refund(&request)).await;
+            match outcome {
+                Outcome::Success(done) => {
+                    return self.refund_to(
+                        &r,
+                        RefundState::Succeeded,
+                        "refunded",
+                        "refund: done",
+                        done.provider_refund_id.as_deref(),
+                    );
+                }
+                Outcome::Failed(f) => {
+                    tracing::warn!(refund = %r.request_id, code = %f.code, "refund refused");
+                    return self.refund_to(&r, RefundState::Failed, &f.code, &f.message, None);
+                }
+                Outcome::NotSent(why) if r.state == RefundState::Pending => {
+                    // It never left: nothing happened, the refund simply failed.
+                    return self.refund_to(&r, RefundState::Failed, "not_sent", &why, None);
+                }
+                Outcome::NotSent(why) => {
+                    tracing::debug!(refund = %r.request_id, %why, "refund retry not sent")
+                }
+                Outcome::Unknown(u) => {
+                    if r.state == RefundState::Pending {
+                        r = self.refund_to(
+                            &r,
+                            RefundState::Unknown,
+                            u.kind.as_str(),
+                            &u.detail,
+                            None,
+                        )?;
+                    }
+                }
+            }
+            if let Some(limit) = give_up_after
+                && started.elapsed() >= limit
+            {
+                return Ok(r);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
+        }
+    }
+
+    fn refund_to(
+        &self,
+        r: &RefundRow,
+        to: RefundState,
+        code: &str,
+        text: &str,
+        provider_id: Option<&str>,
+    ) -> Result<RefundRow, JournalError> {
+        tracing::info!(refund = %r.request_id, from = %r.state, %to, "refund");
+        self.journal
+            .refund_transition(r.id, to, code, text, provider_id, self.clock.now())
     }
 
     /// Flags the attempt for a person (once per distinct reason) and tells the outputs.

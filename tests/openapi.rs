@@ -509,6 +509,47 @@ async fn charge_against_the_sandbox_process_is_paid() {
     assert_eq!(ledger.len(), 1);
     assert_eq!(ledger[0]["charged_minor"], 1000);
     assert_eq!(ledger[0]["request_id"], sale["attempts"][0]["request_id"]);
+
+    // Refund part of it through the same gateway, then try to refund more than is left.
+    let sale_id = sale["sale_id"].as_str().unwrap();
+    let refund = |amount: &str| {
+        Command::new(env!("CARGO_BIN_EXE_scanpay"))
+            .args([
+                "refund",
+                "--config",
+                &config,
+                sale_id,
+                "--amount",
+                amount,
+                "--reason",
+                "one item returned",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = refund("4.00");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (r["state"].as_str(), r["amount"].as_str()),
+        (Some("succeeded"), Some("4.00"))
+    );
+    let too_much = refund("6.01");
+    assert_eq!(too_much.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&too_much.stderr).contains("left to refund"));
+    let after = self::ledger(&ledger_url).await;
+    assert_eq!(after[0]["refunded_minor"], 400);
+    let shown = Command::new(env!("CARGO_BIN_EXE_scanpay"))
+        .args(["journal", "show", sale_id, "--config", &config])
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!(shown["refunds"][0]["state"], "succeeded");
 }
 
 #[test]

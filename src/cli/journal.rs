@@ -95,10 +95,9 @@ fn views(j: &Journal, filter: &SaleFilter) -> Result<Vec<SaleView>, String> {
     sales
         .iter()
         .map(|s| {
-            Ok(SaleView::new(
-                s,
-                &j.attempts(&s.id).map_err(|e| e.to_string())?,
-            ))
+            let attempts = j.attempts(&s.id).map_err(|e| e.to_string())?;
+            let refunds = j.refunds(&s.id).map_err(|e| e.to_string())?;
+            Ok(SaleView::new(s, &attempts).with_refunds(&refunds))
         })
         .collect()
 }
@@ -133,7 +132,9 @@ fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
         eprintln!("error: no sale {sale_id:?} in {}", j.path().display());
         return Ok(EXIT_NOT_PAID);
     };
-    let view = SaleView::new(&sale, &j.attempts(sale_id).map_err(|e| e.to_string())?);
+    let attempts = j.attempts(sale_id).map_err(|e| e.to_string())?;
+    let refunds = j.refunds(sale_id).map_err(|e| e.to_string())?;
+    let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
     println!(
         "{}",
         serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?

@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod demo;
 mod journal;
+mod refund;
 mod run;
 pub mod sandbox;
 mod status;
@@ -88,6 +89,18 @@ pub enum Command {
         /// One JSON object instead of text
         #[arg(long)]
         json: bool,
+    },
+    /// Refund (part of) a paid sale through its gateway and print the refund as JSON. Exit 0
+    /// refunded, 1 refused, 2 usage error (nothing sent), 3 still in doubt
+    Refund {
+        #[arg(long)]
+        config: PathBuf,
+        sale_id: String,
+        /// Amount in major units, at most what is left of the payment
+        #[arg(long)]
+        amount: String,
+        #[arg(long)]
+        reason: Option<String>,
     },
     /// Read the journal: list sales, show one, export them
     Journal {
@@ -202,6 +215,17 @@ pub fn run(cli: Cli) -> u8 {
             reference,
         })),
         Command::Journal { command } => journal::run(command),
+        Command::Refund {
+            config,
+            sale_id,
+            amount,
+            reason,
+        } => runtime.block_on(refund::run(refund::Args {
+            config,
+            sale_id,
+            amount,
+            reason,
+        })),
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
         Command::Status { source, json } => status::run(&source, json),
         Command::CheckConfig { file } => check::run(&file),

@@ -29,6 +29,9 @@ struct Faulty {
     wrong_amount: AtomicBool,
     /// The link drops right after the next pay request was charged.
     drop_link_after_pay: AtomicBool,
+    /// The next refund is made, but its answer is lost.
+    lose_refund_answer: AtomicBool,
+    refunds: AtomicU32,
     /// Runs inside `pay`, before the request reaches the sandbox.
     on_pay: StdMutex<Option<PayHook>>,
 }
@@ -43,6 +46,8 @@ impl Faulty {
             offline: AtomicBool::new(false),
             wrong_amount: AtomicBool::new(false),
             drop_link_after_pay: AtomicBool::new(false),
+            lose_refund_answer: AtomicBool::new(false),
+            refunds: AtomicU32::new(0),
             on_pay: StdMutex::new(None),
         }
     }
@@ -116,9 +121,23 @@ impl Gateway for Faulty {
         self.inner.cancel(request_id).await
     }
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
-        self.inner.refund(request).await
+        self.refunds.fetch_add(1, Ordering::SeqCst);
+        if self.offline() {
+            return Outcome::NotSent("connection refused".into());
+        }
+        let outcome = self.inner.refund(request).await;
+        if self.lose_refund_answer.swap(false, Ordering::SeqCst) {
+            return Outcome::Unknown(crate::gateway::Unknown::new(
+                crate::gateway::UnknownKind::ConnectionLost,
+                "answer lost",
+            ));
+        }
+        outcome
     }
     async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
+        if self.offline() {
+            return Outcome::NotSent("connection refused".into());
+        }
         self.inner.inquire_refund(request).await
     }
 }
@@ -202,8 +221,16 @@ impl Harness {
                         entry.request_id
                     )
                 });
+            let refunded: i64 = self
+                .journal
+                .refunds(&attempt.sale_id)
+                .unwrap()
+                .iter()
+                .filter(|r| r.state == crate::state::RefundState::Succeeded)
+                .map(|r| r.amount.minor())
+                .sum();
             let expected = if attempt.state == AttemptState::Succeeded {
-                attempt.amount.minor()
+                attempt.amount.minor() - refunded
             } else {
                 0
             };
@@ -216,7 +243,22 @@ impl Harness {
             );
         }
         for sale in self.journal.sales(&Default::default()).unwrap() {
+            let refunded: i64 = self
+                .journal
+                .refunds(&sale.id)
+                .unwrap()
+                .iter()
+                .filter(|r| r.state == crate::state::RefundState::Succeeded)
+                .map(|r| r.amount.minor())
+                .sum();
             for a in self.journal.attempts(&sale.id).unwrap() {
+                if a.state == AttemptState::Succeeded {
+                    let entry = ledger
+                        .iter()
+                        .find(|e| e.request_id == a.request_id)
+                        .unwrap();
+                    assert_eq!(entry.refunded_minor, refunded, "refunds of {}", sale.id);
+                }
                 let paid = a.state == AttemptState::Succeeded;
                 assert_eq!(
                     paid,
@@ -226,12 +268,8 @@ impl Harness {
                     a.request_id
                 );
                 if paid {
-                    assert!(
-                        ledger
-                            .iter()
-                            .any(|e| e.request_id == a.request_id
-                                && e.net_minor() == a.amount.minor())
-                    );
+                    assert!(ledger.iter().any(|e| e.request_id == a.request_id
+                        && e.net_minor() == a.amount.minor() - refunded));
                 }
             }
         }
@@ -615,5 +653,73 @@ async fn a_sale_left_in_doubt_frees_the_terminal_and_stays_open_in_the_journal()
     h.gateway.offline.store(false, Ordering::SeqCst);
     h.engine.recover().await.unwrap();
     assert!(h.journal.open_attempts().unwrap().is_empty());
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn refunds_are_journaled_checked_and_resolved_under_the_same_id() {
+    use crate::state::RefundState;
+    let h = harness();
+    let sale = h.pay("12.50", "286000000000000000").await;
+    let r = h
+        .engine
+        .refund(&sale.sale_id, cny("2.50"), Some("returned".into()))
+        .await
+        .unwrap();
+    assert_eq!(r.state, RefundState::Succeeded);
+    // More than is left is refused and nothing is written or sent.
+    let sent = h.gateway.refunds.load(Ordering::SeqCst);
+    let err = h
+        .engine
+        .refund(&sale.sale_id, cny("10.01"), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("left to refund"), "{err}");
+    assert_eq!(h.journal.refunds(&sale.sale_id).unwrap().len(), 1);
+    assert_eq!(h.gateway.refunds.load(Ordering::SeqCst), sent);
+    // The answer is lost: the refund is unknown, then found done without refunding twice.
+    h.gateway.lose_refund_answer.store(true, Ordering::SeqCst);
+    let r = h
+        .engine
+        .refund(&sale.sale_id, cny("10.00"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.state, RefundState::Succeeded, "{r:?}");
+    h.assert_ledger_agrees();
+    let entry = &h.sandbox.ledger()[0];
+    assert_eq!(entry.refunded_minor, 1250);
+    // A sale not paid cannot be refunded.
+    let failed = h.pay("1.00", "286000000000000101").await;
+    assert!(
+        h.engine
+            .refund(&failed.sale_id, cny("1.00"), None)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refund_left_open_by_a_crash_is_finished_at_startup() {
+    use crate::state::RefundState;
+    let h = harness();
+    let sale = h.pay("12.50", "286000000000000000").await;
+    // The refund row is written, then the process dies before (or while) it is sent.
+    let row = h
+        .journal
+        .begin_refund(
+            &sale.sale_id,
+            "T_crash_R",
+            cny("5.00"),
+            None,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(row.state, RefundState::Pending);
+    h.engine.recover().await.unwrap();
+    assert_eq!(
+        h.journal.refund(row.id).unwrap().state,
+        RefundState::Succeeded
+    );
+    assert!(h.journal.open_refunds().unwrap().is_empty());
     h.assert_ledger_agrees();
 }
