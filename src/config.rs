@@ -500,39 +500,7 @@ impl Validator<'_> {
                 "an Alipay app id is all digits, e.g. 2021000000000001",
             ));
         }
-        let private_file = raw.private_key_file.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "private_key_file",
-                "name the app's RSA2 private key file (mode 0600)",
-            )
-        })?;
-        let private_key = PrivateKey::load(&base.join(private_file)).map_err(|e| {
-            self.invalid("gateway", "private_key_file", private_file, e.to_string())
-        })?;
-        let public_file = raw.alipay_public_key_file.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "alipay_public_key_file",
-                "name the file holding Alipay's public key",
-            )
-        })?;
-        let alipay_public_key = PublicKey::load(&base.join(public_file)).map_err(|e| {
-            self.invalid(
-                "gateway",
-                "alipay_public_key_file",
-                public_file,
-                e.to_string(),
-            )
-        })?;
-        if alipay_public_key.same_key(&private_key.public_key()) {
-            return Err(self.invalid(
-                "gateway",
-                "alipay_public_key_file",
-                public_file,
-                "this is your app's own public key, not Alipay's: in the Open Platform console, copy the \"Alipay public key\" (支付宝公钥), not the \"app public key\" (应用公钥)",
-            ));
-        }
+        let (private_key, alipay_public_key) = self.key_pair(raw, base, "Open Platform")?;
         for (key, value) in [
             ("app_auth_token", &raw.app_auth_token),
             ("notify_url", &raw.notify_url),

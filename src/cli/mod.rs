@@ -249,6 +249,31 @@ pub fn run(cli: Cli) -> u8 {
     status
 }
 
+/// The engine a one-shot command works with: the configured gateway and the journal (taken
+/// for writing), resolving in line.
+pub fn open_engine(
+    config: &Config,
+    observer: Arc<dyn crate::events::Observer>,
+    cancel_give_up_after: std::time::Duration,
+) -> Result<crate::engine::Engine, String> {
+    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
+    let gateway = build_gateway(config, clock.clone())?;
+    let journal = crate::journal::Journal::open(&config.journal.path).map_err(|e| e.to_string())?;
+    Ok(crate::engine::Engine::new(
+        Arc::new(journal),
+        gateway,
+        clock,
+        observer,
+        crate::engine::EngineSettings {
+            terminal: config.terminal.clone(),
+            timeout: config.gateway.timeout,
+            watchdog: config.watchdog.clone(),
+            cancel_give_up_after: Some(cancel_give_up_after),
+            resolve_inline: true,
+        },
+    ))
+}
+
 /// Builds the gateway the config names.
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
     let g = &config.gateway;

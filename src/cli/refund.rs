@@ -6,14 +6,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
-use crate::clock::{Clock, SystemClock};
+use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::config::Config;
-use crate::engine::{Engine, EngineError, EngineSettings};
+use crate::engine::EngineError;
 use crate::events::LogObserver;
-use crate::journal::{Journal, JournalError};
+use crate::journal::JournalError;
 use crate::money::Amount;
 use crate::state::RefundState;
+
+/// How long the command keeps resending a refund in doubt; then the next run (or the
+/// daemon) finishes it.
+const REFUND_IN_LINE_FOR: Duration = Duration::from_secs(60);
 
 pub struct Args {
     pub config: PathBuf,
@@ -35,28 +38,10 @@ pub async fn run(args: Args) -> u8 {
         Ok(a) => a,
         Err(e) => return usage(format!("--amount {:?}: {e}", args.amount)),
     };
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gateway = match build_gateway(&config, clock.clone()) {
-        Ok(g) => g,
+    let engine = match super::open_engine(&config, Arc::new(LogObserver), REFUND_IN_LINE_FOR) {
+        Ok(e) => e,
         Err(e) => return usage(e),
     };
-    let journal = match Journal::open(&config.journal.path) {
-        Ok(j) => Arc::new(j),
-        Err(e) => return usage(e.to_string()),
-    };
-    let engine = Engine::new(
-        journal,
-        gateway,
-        clock,
-        Arc::new(LogObserver),
-        EngineSettings {
-            terminal: config.terminal.clone(),
-            timeout: config.gateway.timeout,
-            watchdog: config.watchdog.clone(),
-            cancel_give_up_after: Some(Duration::from_secs(60)),
-            resolve_inline: true,
-        },
-    );
     match engine.refund(&args.sale_id, amount, args.reason).await {
         Ok(refund) => {
             super::out(&refund.to_json_line());
