@@ -2,12 +2,15 @@
 //! separate `scanpay sandbox` process with `scanpay charge`, and against a fake server that
 //! tampers with answers or throttles.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::ledger;
 use scanpay::clock::{Clock, SystemClock};
 use scanpay::config::Config;
 use scanpay::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
@@ -22,7 +25,6 @@ use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
 use scanpay::state::{AttemptState, SaleState};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn usd(minor: i64) -> Amount {
     Amount::from_minor(minor, Currency::from_code("USD").unwrap())
@@ -67,15 +69,6 @@ fn pay_request(request_id: &str, code: &str, amount: Amount) -> PayRequest {
         terminal_id: "T1".into(),
         store_id: None,
     }
-}
-
-async fn ledger(url: &str) -> Vec<Value> {
-    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
-    serde_json::from_str::<Value>(&body)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 async fn sandbox(dir: &Path) -> (scanpay::cli::sandbox::Running, PrivateKey, PublicKey) {
@@ -248,44 +241,8 @@ async fn requests_the_gateway_cannot_verify_are_refused_and_charge_nothing() {
     assert!(ledger(&sbx.ledger_url).await.is_empty());
 }
 
-/// A fake AMS server: records each request body and answers from `answers` in turn.
 async fn fake_ams(answers: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let seen2 = seen.clone();
-    tokio::spawn(async move {
-        for answer in answers {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 8192];
-            let body = loop {
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break String::new();
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= end + 4 + length {
-                        break text[end + 4..].to_string();
-                    }
-                }
-            };
-            seen2.lock().unwrap().push(body);
-            let _ = stream.write_all(&answer).await;
-            let _ = stream.shutdown().await;
-        }
-    });
-    (format!("http://{addr}"), seen)
+    common::fake_http(answers).await
 }
 
 /// An HTTP answer signed as the gateway would sign it (optionally with changes after signing).

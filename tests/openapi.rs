@@ -2,12 +2,15 @@
 //! process and as a separate `scanpay sandbox` process), and against a fake server serving
 //! answers that must not be trusted.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::ledger;
 use scanpay::clock::{Clock, SystemClock};
 use scanpay::config::Config;
 use scanpay::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
@@ -21,7 +24,6 @@ use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
 use scanpay::state::{AttemptState, SaleState};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn cny(text: &str) -> Amount {
     Amount::parse(text, Currency::from_code("CNY").unwrap()).unwrap()
@@ -59,15 +61,6 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         terminal_id: "T1".into(),
         store_id: Some("S1".into()),
     }
-}
-
-async fn ledger(url: &str) -> Vec<Value> {
-    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
-    serde_json::from_str::<Value>(&body)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,42 +237,8 @@ async fn an_answer_signed_by_another_key_is_unknown() {
     );
 }
 
-/// Serves each connection one canned HTTP answer (or closes it), whatever was asked.
 async fn fake_server(answers: Vec<Vec<u8>>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        for answer in answers {
-            let (mut stream, _) = listener.accept().await.unwrap();
-            let mut request = Vec::new();
-            let mut buf = [0u8; 4096];
-            // Read the whole request: headers, then Content-Length bytes of body.
-            loop {
-                let n = stream.read(&mut buf).await.unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                request.extend_from_slice(&buf[..n]);
-                let text = String::from_utf8_lossy(&request);
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text[..end]
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if request.len() >= end + 4 + length {
-                        break;
-                    }
-                }
-            }
-            let _ = stream.write_all(&answer).await;
-            let _ = stream.shutdown().await;
-        }
-    });
-    format!("http://{addr}/gateway.do")
+    format!("{}/gateway.do", common::fake_http(answers).await.0)
 }
 
 fn http(status: &str, body: &str, extra_headers: &str) -> Vec<u8> {

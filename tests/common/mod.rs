@@ -1,0 +1,65 @@
+//! Helpers shared by the integration tests: the sandbox's ledger over HTTP, and a fake
+//! gateway that answers each connection with a canned HTTP response.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The sandbox ledger as JSON entries.
+pub async fn ledger(url: &str) -> Vec<Value> {
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Serves each connection one canned answer (empty: close without answering), recording
+/// each request's body. Returns `http://127.0.0.1:PORT` and the bodies seen.
+pub async fn fake_http(answers: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        for answer in answers {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let body = read_request(&mut stream).await;
+            record.lock().unwrap().push(body);
+            let _ = stream.write_all(&answer).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
+/// Reads one request (headers, then Content-Length bytes) and returns its body.
+async fn read_request(stream: &mut tokio::net::TcpStream) -> String {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return String::new();
+        }
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                return text[end + 4..].to_string();
+            }
+        }
+    }
+}
