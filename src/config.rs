@@ -59,6 +59,20 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub journal: JournalConfig,
     pub watchdog: WatchdogConfig,
+    /// The register's API; `None` when the file has no `[api]` section.
+    pub api: Option<ApiConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    /// Group that may use the socket (name or number).
+    pub group: Option<String>,
+    /// Optional TCP address (loopback unless `allow_remote`).
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Bearer token required on TCP when set (always set when `allow_remote`).
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -160,6 +174,18 @@ struct RawConfig {
     journal: Option<RawJournal>,
     #[serde(default)]
     watchdog: RawWatchdog,
+    api: Option<RawApi>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    socket: Option<String>,
+    socket_mode: Option<String>,
+    group: Option<String>,
+    tcp: Option<String>,
+    allow_remote: Option<bool>,
+    token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -349,6 +375,7 @@ impl Validator<'_> {
             gateway,
             journal: self.journal(journal, base)?,
             watchdog: self.watchdog(raw.watchdog)?,
+            api: raw.api.map(|a| self.api(a, base)).transpose()?,
         })
     }
 
@@ -701,6 +728,60 @@ impl Validator<'_> {
         })
     }
 
+    fn api(&self, raw: RawApi, base: &Path) -> Result<ApiConfig, ConfigError> {
+        let socket = base.join(raw.socket.as_deref().unwrap_or("/run/scanpay/api.sock"));
+        let mode_text = raw.socket_mode.unwrap_or_else(|| "0660".to_string());
+        let socket_mode = u32::from_str_radix(mode_text.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && m & 0o007 == 0)
+            .ok_or_else(|| {
+                self.invalid(
+                    "api",
+                    "socket_mode",
+                    &mode_text,
+                    "an octal mode without access for others, e.g. \"0660\"",
+                )
+            })?;
+        let tcp = match &raw.tcp {
+            None => None,
+            Some(text) => Some(text.parse::<std::net::SocketAddr>().map_err(|_| {
+                self.invalid("api", "tcp", text, "an address like \"127.0.0.1:8089\"")
+            })?),
+        };
+        let allow_remote = raw.allow_remote.unwrap_or(false);
+        if let Some(addr) = tcp
+            && !addr.ip().is_loopback()
+            && !allow_remote
+        {
+            return Err(self.invalid(
+                "api",
+                "tcp",
+                addr.to_string(),
+                "not a loopback address: the register API is local; set allow_remote = true with a token to expose it",
+            ));
+        }
+        if let Some(t) = &raw.token
+            && (t.len() < 16 || t.chars().any(|c| c.is_whitespace() || c.is_control()))
+        {
+            return Err(self.invalid(
+                "api",
+                "token",
+                "(hidden)",
+                "use at least 16 printable characters without spaces",
+            ));
+        }
+        if allow_remote && raw.token.is_none() {
+            return Err(self.missing("api", "token", "allow_remote = true needs a bearer token"));
+        }
+        Ok(ApiConfig {
+            socket,
+            socket_mode,
+            group: raw.group,
+            tcp,
+            token: raw.token,
+        })
+    }
+
     fn journal(&self, raw: RawJournal, base: &Path) -> Result<JournalConfig, ConfigError> {
         let path = raw.path.ok_or_else(|| {
             self.missing(
@@ -888,6 +969,32 @@ path = "journal.sqlite"
         assert!(message.contains("timeout_ms"), "{message}");
         let message = error("[terminal\nid=1");
         assert!(message.contains("line 1"), "{message}");
+    }
+
+    #[test]
+    fn api_keys_are_checked() {
+        let with = |api: &str| format!("{GOOD}\n[api]\n{api}\n");
+        let c = load(&with("socket = \"api.sock\"")).unwrap();
+        let api = c.api.unwrap();
+        assert_eq!(api.socket, Path::new("/etc/scanpay/api.sock"));
+        assert_eq!(api.socket_mode, 0o660);
+        assert!(load(GOOD).unwrap().api.is_none());
+        assert!(error(&with("socket_mode = \"0666\"")).contains("[api] socket_mode"));
+        assert!(error(&with("tcp = \"0.0.0.0:8089\"")).contains("[api] tcp"));
+        assert!(
+            error(&with("tcp = \"0.0.0.0:8089\"\nallow_remote = true")).contains("[api] token")
+        );
+        assert!(
+            load(&with(
+                "tcp = \"0.0.0.0:8089\"\nallow_remote = true\ntoken = \"0123456789abcdef\""
+            ))
+            .is_ok()
+        );
+        let short = error(&with("token = \"short\""));
+        assert!(
+            short.contains("[api] token") && !short.contains("short\""),
+            "{short}"
+        );
     }
 
     #[test]

@@ -675,6 +675,13 @@ impl Engine {
         Ok(SaleView::new(&sale, &attempts).with_refunds(&self.journal.refunds(sale_id)?))
     }
 
+    /// The register gave up on a sale in doubt: the watchdog stops waiting and cancels now.
+    pub fn expedite(&self, sale_id: &str) -> Result<(), EngineError> {
+        self.journal.expedite(sale_id, self.clock.now())?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
     /// Refunds `amount` of a paid sale. The refund row (with its id) is durable before the
     /// request leaves; an unclear answer is resent under the same id until the gateway states
     /// the outcome (here for a while, then by the watchdog or the next run).

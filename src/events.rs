@@ -4,7 +4,8 @@
 use crate::paycode::BarcodeKind;
 use crate::view::SaleView;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     SaleArmed {
         sale: SaleView,
@@ -54,6 +55,51 @@ pub enum Event {
     SaleFinished {
         sale: SaleView,
     },
+    /// The gateway answers again.
+    GatewayOnline,
+    /// The gateway cannot be reached: new sales are refused until it answers.
+    GatewayOffline {
+        why: String,
+    },
+    /// A refund changed state.
+    Refund {
+        refund: crate::view::RefundView,
+    },
+}
+
+impl Event {
+    /// The event's name on the wire (`sale_armed`, `sale_finished`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::SaleArmed { .. } => "sale_armed",
+            Event::Barcode { .. } => "barcode",
+            Event::Garbage { .. } => "garbage",
+            Event::ScanRefused { .. } => "scan_refused",
+            Event::AttemptSent { .. } => "attempt_sent",
+            Event::CustomerConfirming { .. } => "customer_confirming",
+            Event::InDoubt { .. } => "in_doubt",
+            Event::Cancelling { .. } => "cancelling",
+            Event::NeedsAttention { .. } => "needs_attention",
+            Event::SaleFinished { .. } => "sale_finished",
+            Event::GatewayOnline => "gateway_online",
+            Event::GatewayOffline { .. } => "gateway_offline",
+            Event::Refund { .. } => "refund",
+        }
+    }
+
+    /// The sale the event is about, if any.
+    pub fn sale_id(&self) -> Option<&str> {
+        match self {
+            Event::SaleArmed { sale } | Event::SaleFinished { sale } => Some(&sale.sale_id),
+            Event::AttemptSent { sale_id, .. }
+            | Event::CustomerConfirming { sale_id, .. }
+            | Event::InDoubt { sale_id, .. }
+            | Event::Cancelling { sale_id, .. }
+            | Event::NeedsAttention { sale_id, .. } => Some(sale_id),
+            Event::Refund { refund } => Some(&refund.sale_id),
+            _ => None,
+        }
+    }
 }
 
 pub trait Observer: Send + Sync {

@@ -11,6 +11,7 @@
 //! - [`config`], [`clock`]: configuration and time.
 //! - [`cli`]: the commands of the `scanpay` binary.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -393,8 +393,13 @@ impl Resolver {
         provider_id: Option<&str>,
     ) -> Result<RefundRow, JournalError> {
         tracing::info!(refund = %r.request_id, from = %r.state, %to, "refund");
-        self.journal
-            .refund_transition(r.id, to, code, text, provider_id, self.clock.now())
+        let row =
+            self.journal
+                .refund_transition(r.id, to, code, text, provider_id, self.clock.now())?;
+        self.observer.event(&Event::Refund {
+            refund: crate::view::RefundView::new(&row),
+        });
+        Ok(row)
     }
 
     /// Flags the attempt for a person (once per distinct reason) and tells the outputs.

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::console::{self, Line};
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use crate::api::{ApiState, EventBus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, EngineSettings, Preflight, SaleRequest, ScanOutcome};
@@ -91,12 +92,20 @@ pub async fn run(args: Args) -> u8 {
     if args.stdin {
         observers.push(Arc::new(JsonLines));
     }
+    let bus = config
+        .api
+        .as_ref()
+        .map(|_| EventBus::start(journal.clone()));
+    if let Some(bus) = &bus {
+        observers.push(bus.clone());
+    }
+    let observer: Arc<dyn Observer> = Arc::new(Fanout(observers));
     let engine = Arc::new(
         Engine::new(
             journal.clone(),
             monitor.clone(),
             clock.clone(),
-            Arc::new(Fanout(observers)),
+            observer.clone(),
             EngineSettings {
                 terminal: config.terminal.clone(),
                 timeout: config.gateway.timeout,
@@ -131,9 +140,38 @@ pub async fn run(args: Args) -> u8 {
         journal = %config.journal.path.display(),
         "scanpay running"
     );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api_task = match (&config.api, &bus) {
+        (Some(api), Some(bus)) => {
+            // Bound before READY=1, so a register that starts after scanpay finds the socket.
+            let listener = match crate::api::bind_unix(api) {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", config.source);
+                    return EXIT_USAGE;
+                }
+            };
+            let state = ApiState {
+                engine: engine.clone(),
+                monitor: monitor.clone(),
+                bus: bus.clone(),
+            };
+            let api = api.clone();
+            let rx = stop_rx.clone();
+            tracing::info!(socket = %api.socket.display(), tcp = ?api.tcp, "register API listening");
+            Some(tokio::spawn(async move {
+                if let Err(e) = crate::api::serve(&api, listener, state, rx).await {
+                    tracing::error!(error = %e, "register API stopped");
+                }
+            }))
+        }
+        _ => {
+            tracing::info!("no [api] section: the register API is off");
+            None
+        }
+    };
     notifier.ready(&status_line(&engine, &monitor, &watchdog));
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let heartbeat = watchdog.heartbeat.clone();
     let watchdog_task = tokio::spawn(watchdog.clone().run(stop_rx.clone()));
     let housekeeping = tokio::spawn(housekeeping(
@@ -141,6 +179,7 @@ pub async fn run(args: Args) -> u8 {
         monitor.clone(),
         watchdog.clone(),
         journal.clone(),
+        observer.clone(),
         config.terminal.id.clone(),
         stop_rx.clone(),
     ));
@@ -165,6 +204,18 @@ pub async fn run(args: Args) -> u8 {
     }
     let _ = stop_tx.send(true);
     let _ = watchdog_task.await;
+    if let Some(task) = api_task {
+        // Event streams never end on their own: give requests a moment, then close.
+        if tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .is_err()
+        {
+            tracing::debug!("API connections closed at shutdown");
+        }
+        if let Some(api) = &config.api {
+            let _ = std::fs::remove_file(&api.socket);
+        }
+    }
     housekeeping.abort();
     drop(heartbeat);
     journal.scrub();
@@ -231,9 +282,11 @@ async fn housekeeping(
     monitor: Arc<Monitored<dyn Gateway>>,
     watchdog: Arc<crate::watchdog::Watchdog>,
     journal: Arc<Journal>,
+    observer: Arc<dyn Observer>,
     terminal_id: String,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut last_reachability = Reachability::Unknown;
     let notifier = Notifier::from_env();
     let ping = watchdog_ping_interval();
     let mut last_saved = String::new();
@@ -250,6 +303,19 @@ async fn housekeeping(
         if idle && !engine.in_flight() && last_probe.elapsed() >= due {
             last_probe = tokio::time::Instant::now();
             monitor.probe(&terminal_id).await;
+        }
+        let reachability = monitor.reachability();
+        if std::mem::discriminant(&reachability) != std::mem::discriminant(&last_reachability) {
+            match &reachability {
+                Reachability::Online { .. } => observer.event(&crate::events::Event::GatewayOnline),
+                Reachability::Offline { last_error, .. } => {
+                    observer.event(&crate::events::Event::GatewayOffline {
+                        why: last_error.clone(),
+                    })
+                }
+                Reachability::Unknown => {}
+            }
+            last_reachability = reachability;
         }
         // Written only when it changes: a journal write is an fsync.
         let saved = serde_json::json!({

@@ -12,6 +12,7 @@ use super::{
     Cancelled, Gateway, Outcome, Paid, PayRequest, Policy, RefundRequest, Refunded, TradeStatus,
 };
 use crate::paycode::Wallet;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Consecutive failed requests after which the gateway counts as offline.
 const FAILURES_OFFLINE: u32 = 2;
@@ -43,7 +44,11 @@ pub struct Monitored<G: ?Sized> {
     inner: std::sync::Arc<G>,
     state: Mutex<State>,
     clock: std::sync::Arc<dyn crate::clock::Clock>,
+    latency: Histogram,
 }
+
+/// Request latency buckets, seconds: a healthy gateway answers in well under a second.
+const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0];
 
 impl<G: Gateway + ?Sized> Monitored<G> {
     pub fn new(
@@ -53,6 +58,7 @@ impl<G: Gateway + ?Sized> Monitored<G> {
         Monitored {
             inner,
             clock,
+            latency: Histogram::new(LATENCY_BUCKETS),
             state: Mutex::new(State {
                 reachability: Reachability::Unknown,
                 failures: 0,
@@ -60,6 +66,11 @@ impl<G: Gateway + ?Sized> Monitored<G> {
                 last_error: None,
             }),
         }
+    }
+
+    /// Latency of every gateway request (shared: the metrics endpoint reads this one).
+    pub fn latency(&self) -> Histogram {
+        self.latency.clone()
     }
 
     pub fn reachability(&self) -> Reachability {
@@ -137,27 +148,37 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
         self.inner.accepts(wallet)
     }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
+        let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
         self.record(&o);
         o
     }
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
+        let started = std::time::Instant::now();
         let o = self.inner.inquire(request_id).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
         self.record(&o);
         o
     }
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
+        let started = std::time::Instant::now();
         let o = self.inner.cancel(request_id).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
         self.record(&o);
         o
     }
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
+        let started = std::time::Instant::now();
         let o = self.inner.refund(request).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
         self.record(&o);
         o
     }
     async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
+        let started = std::time::Instant::now();
         let o = self.inner.inquire_refund(request).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
         self.record(&o);
         o
     }

@@ -806,6 +806,70 @@ impl Journal {
         raws.into_iter().map(RawRefund::into_row).collect()
     }
 
+    /// Appends events (kind, sale id, JSON) in one transaction; returns their ids in order.
+    pub fn append_events(
+        &self,
+        events: &[(String, Option<String>, String)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<i64>, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ids = Vec::with_capacity(events.len());
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (at, kind, sale_id, data) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let t = to_journal(now);
+            for (kind, sale_id, data) in events {
+                stmt.execute(params![t, kind, sale_id, data])?;
+                ids.push(tx.last_insert_rowid());
+            }
+        }
+        tx.commit()?;
+        Ok(ids)
+    }
+
+    /// Events after `id`, oldest first, at most `limit`: `(id, kind, JSON)`.
+    pub fn events_after(
+        &self,
+        id: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, String, String)>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, kind, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt
+            .query_map(params![id, limit], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Moves the in-doubt deadline of a sale's open attempts to `now`: the watchdog stops
+    /// waiting and cancels (the register gave up on the sale).
+    pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
+        let changed = self.conn().execute(
+            "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
+             WHERE sale_id = ?1 AND state IN ('pending','unknown')",
+            params![sale_id, to_journal(now)],
+        )?;
+        Ok(changed)
+    }
+
+    pub fn sale_by_idempotency_key(&self, key: &str) -> Result<Option<SaleRow>, JournalError> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {SALE_COLUMNS} FROM sales WHERE idempotency_key = ?1"),
+            [key],
+            raw_sale,
+        )
+        .optional()?
+        .map(RawSale::into_row)
+        .transpose()
+    }
+
     /// A small value the daemon keeps for `scanpay status` (reachability, last error).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), JournalError> {
         self.conn().execute(

@@ -88,6 +88,17 @@ CREATE INDEX refunds_sale ON refunds (sale_id);
     r#"
 CREATE INDEX attempts_attention ON attempts (id) WHERE needs_attention IS NOT NULL;
 "#,
+    // 3: events for the register, so a client that reconnects resumes where it left off.
+    r#"
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    at      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    sale_id TEXT,
+    data    TEXT NOT NULL
+) STRICT;
+CREATE INDEX events_at ON events (at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

@@ -22,6 +22,8 @@ pub enum LedPattern {
     Failed,
     /// Something needs a person (a cancel refused, a journal problem).
     NeedsAttention,
+    /// The gateway cannot be reached: sales are refused.
+    Offline,
 }
 
 impl LedPattern {
@@ -40,7 +42,12 @@ impl LedPattern {
                 SaleState::Processing => LedPattern::Processing,
                 SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
             },
-            Event::Barcode { .. } | Event::Garbage { .. } | Event::ScanRefused { .. } => {
+            Event::GatewayOffline { .. } => LedPattern::Offline,
+            Event::GatewayOnline => LedPattern::Idle,
+            Event::Barcode { .. }
+            | Event::Garbage { .. }
+            | Event::ScanRefused { .. }
+            | Event::Refund { .. } => {
                 return None;
             }
         })
@@ -57,6 +64,7 @@ impl LedPattern {
             LedPattern::Paid => "green: paid",
             LedPattern::Failed => "red: not paid",
             LedPattern::NeedsAttention => "red, fast blink: needs attention",
+            LedPattern::Offline => "yellow and red alternating: gateway offline, no sales",
         }
     }
 }

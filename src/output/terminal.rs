@@ -32,7 +32,7 @@ impl TerminalOutput {
     fn led(&self, pattern: LedPattern) -> String {
         let (color, dot) = match pattern {
             LedPattern::Paid => ("32", "●"),
-            LedPattern::Failed | LedPattern::NeedsAttention => ("31", "●"),
+            LedPattern::Failed | LedPattern::NeedsAttention | LedPattern::Offline => ("31", "●"),
             LedPattern::Processing | LedPattern::CustomerConfirming => ("33", "◐"),
             LedPattern::Armed => ("34", "●"),
             LedPattern::Idle => ("90", "○"),
@@ -78,6 +78,12 @@ impl Observer for TerminalOutput {
             }
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
+            Event::GatewayOnline => self.say("gateway reachable"),
+            Event::GatewayOffline { why } => self.say(&format!("gateway OFFLINE: {why}")),
+            Event::Refund { refund } => self.say(&format!(
+                "refund {} {} {}: {}",
+                refund.refund_id, refund.amount, refund.currency, refund.state
+            )),
             Event::SaleFinished { sale } => {
                 for line in receipt::lines(sale, &self.terminal_id, 42) {
                     self.say(&line);

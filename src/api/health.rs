@@ -1,0 +1,122 @@
+//! `GET /v1/health` and `GET /metrics` (Prometheus text).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde_json::json;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::gateway::monitor::Reachability;
+use crate::state::SaleState;
+
+pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let journal = s.engine.journal();
+    let open = journal.open_attempts().map_err(ApiError::internal)?;
+    let now = chrono::Utc::now();
+    let oldest = open
+        .iter()
+        .map(|a| (now - a.created_at).num_seconds())
+        .max();
+    let attention = journal
+        .attempts_needing_attention()
+        .map_err(ApiError::internal)?;
+    let reachability = s.monitor.reachability();
+    let gateway_ok = !matches!(reachability, Reachability::Offline { .. });
+    let ok = gateway_ok && attention.is_empty();
+    let body = json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "gateway": {
+            "kind": crate::gateway::Gateway::name(s.monitor.as_ref()),
+            "reachability": reachability,
+            "last_error": s.monitor.last_error(),
+        },
+        "journal": {"path": journal.path().display().to_string(), "ok": true},
+        "in_doubt": open.len(),
+        "oldest_in_doubt_age_s": oldest,
+        "needs_attention": attention.iter().map(|a| json!({
+            "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,
+        })).collect::<Vec<_>>(),
+        "armed_sale": s.engine.armed(),
+        "scanners": [],
+        "printer": null,
+        "pid": std::process::id(),
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
+pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
+    let journal = s.engine.journal();
+    let mut registry = Registry::default();
+    let sales = Family::<StateLabel, Gauge>::default();
+    let counts = journal.sale_counts().map_err(ApiError::internal)?;
+    for state in SaleState::ALL {
+        let n = counts
+            .iter()
+            .find(|(st, _)| *st == state)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        sales
+            .get_or_create(&StateLabel {
+                state: state.as_str().to_string(),
+            })
+            .set(n as i64);
+    }
+    registry.register("scanpay_sales", "Sales in the journal by state", sales);
+    let in_doubt = Gauge::<i64>::default();
+    in_doubt.set(journal.open_attempts().map_err(ApiError::internal)?.len() as i64);
+    registry.register(
+        "scanpay_in_doubt",
+        "Payment attempts not yet known paid or reversed",
+        in_doubt,
+    );
+    let up = Gauge::<i64>::default();
+    up.set(i64::from(!s.monitor.is_offline()));
+    registry.register(
+        "scanpay_gateway_up",
+        "1 while the gateway can be reached",
+        up,
+    );
+    registry.register(
+        "scanpay_gateway_request_seconds",
+        "Gateway request latency",
+        s.monitor.latency(),
+    );
+    let attention = Gauge::<i64>::default();
+    attention.set(
+        journal
+            .attempts_needing_attention()
+            .map_err(ApiError::internal)?
+            .len() as i64,
+    );
+    registry.register(
+        "scanpay_needs_attention",
+        "Attempts flagged for a person",
+        attention,
+    );
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}

@@ -1,0 +1,305 @@
+//! `/v1/sales`: create (idempotent), read, list, cancel, refund.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::engine::{EngineError, SaleRequest};
+use crate::journal::{JournalError, SaleFilter};
+use crate::money::{Amount, Currency};
+use crate::state::SaleState;
+
+/// Scans a register sale may take: a failed scan (expired code, low balance) leaves the sale
+/// waiting for another until these are used up.
+const SCANS_PER_SALE: u32 = 3;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSale {
+    amount: String,
+    currency: String,
+    reference: Option<String>,
+    subject: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateRefund {
+    amount: String,
+    reason: Option<String>,
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not the expected JSON: {e}"),
+        )
+    })
+}
+
+fn parse_amount(text: &str, currency: Currency) -> Result<Amount, ApiError> {
+    Amount::parse(text, currency).map_err(|e| ApiError::field("amount", e.to_string()))
+}
+
+pub async fn create(
+    State(s): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateSale = parse_json(&body)?;
+    let currency = Currency::from_code(&req.currency)
+        .map_err(|e| ApiError::field("currency", e.to_string()))?;
+    let amount = parse_amount(&req.amount, currency)?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 128)
+                .ok_or_else(|| {
+                    ApiError::field("Idempotency-Key", "1 to 128 visible ASCII characters")
+                })?
+                .to_string(),
+        ),
+    };
+    // A register retrying its own call gets the sale it created, not a second one.
+    if let Some(k) = &key
+        && let Some(existing) = s
+            .engine
+            .journal()
+            .sale_by_idempotency_key(k)
+            .map_err(ApiError::internal)?
+    {
+        let same = existing.amount == amount && existing.reference == req.reference;
+        if !same {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_conflict",
+                "this Idempotency-Key was used for a sale with other details; use a new key for a new sale",
+            )
+            .with_sale(&existing.id));
+        }
+        let view = s.engine.view(&existing.id).map_err(ApiError::internal)?;
+        return Ok((StatusCode::OK, Json(view)).into_response());
+    }
+    let request = SaleRequest {
+        amount,
+        reference: req.reference,
+        subject: req.subject,
+        idempotency_key: key,
+        max_attempts: SCANS_PER_SALE,
+    };
+    match s.engine.arm(request) {
+        Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        Err(e) => Err(engine_error(e)),
+    }
+}
+
+fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::WrongCurrency { .. } => ApiError::field("currency", e.to_string()),
+        EngineError::NotPositive(_) | EngineError::AboveLimit { .. } => {
+            ApiError::field("amount", e.to_string())
+        }
+        EngineError::BadText(field, _) => ApiError::field(
+            match field {
+                "reference" => "reference",
+                "subject" => "subject",
+                "reason" => "reason",
+                _ => "Idempotency-Key",
+            },
+            e.to_string(),
+        ),
+        EngineError::Busy(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            "busy",
+            format!("sale {id} is still open on this terminal: finish or cancel it first"),
+        )
+        .with_sale(&id),
+        EngineError::InProgress(ref id) => {
+            ApiError::new(StatusCode::CONFLICT, "in_progress", e.to_string()).with_sale(id)
+        }
+        EngineError::Preflight(why) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+        }
+        EngineError::Journal(JournalError::NoSale(id)) => {
+            ApiError::not_found(&format!("sale {id:?}"))
+        }
+        EngineError::Journal(JournalError::Refund { sale, why }) => ApiError::new(
+            StatusCode::CONFLICT,
+            "refund_refused",
+            format!("sale {sale} {why}"),
+        )
+        .with_sale(&sale),
+        EngineError::Journal(JournalError::IdempotencyConflict { key, sale }) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_conflict",
+            format!("Idempotency-Key {key:?} names another sale"),
+        )
+        .with_sale(&sale),
+        EngineError::Journal(j) => ApiError::internal(j),
+    }
+}
+
+pub async fn get(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    match s.engine.view(&id) {
+        Ok(view) => Ok(Json(view).into_response()),
+        Err(JournalError::NoSale(_)) => Err(ApiError::not_found(&format!("sale {id:?}"))),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    since: Option<String>,
+    state: Option<String>,
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(s): State<ApiState>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map(|d| d.with_timezone(&chrono::Utc))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+                })
+                .map_err(|_| {
+                    ApiError::field("since", "an RFC 3339 time or a date like 2026-11-22")
+                })?,
+        ),
+    };
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(t) => Some(SaleState::parse(t).ok_or_else(|| {
+            ApiError::field(
+                "state",
+                "one of awaiting_scan, processing, paid, failed, cancelled, expired",
+            )
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::field("limit", "between 1 and 1000"));
+    }
+    let filter = SaleFilter {
+        state,
+        since,
+        until: None,
+        limit: Some(limit),
+    };
+    let sales = s
+        .engine
+        .journal()
+        .sales(&filter)
+        .map_err(ApiError::internal)?;
+    let views = sales
+        .iter()
+        .map(|sale| s.engine.view(&sale.id))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    Ok(Json(serde_json::json!({ "sales": views })).into_response())
+}
+
+/// Before a scan: abort. In doubt: the watchdog stops waiting and reverses it. Paid: what is
+/// left is refunded. Already ended unpaid: nothing to do.
+pub async fn cancel(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let view = s.engine.view(&id).map_err(|e| match e {
+        JournalError::NoSale(_) => ApiError::not_found(&format!("sale {id:?}")),
+        e => ApiError::internal(e),
+    })?;
+    match view.state {
+        SaleState::AwaitingScan => {
+            let view = s
+                .engine
+                .abort(&id, "cancelled by the register")
+                .map_err(engine_error)?;
+            Ok(Json(view).into_response())
+        }
+        SaleState::Processing => {
+            s.engine.expedite(&id).map_err(engine_error)?;
+            let view = s.engine.view(&id).map_err(ApiError::internal)?;
+            Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+        }
+        SaleState::Paid => {
+            let refunds = s
+                .engine
+                .journal()
+                .refunds(&id)
+                .map_err(ApiError::internal)?;
+            let committed: i64 = refunds
+                .iter()
+                .filter(|r| r.state != crate::state::RefundState::Failed)
+                .map(|r| r.amount.minor())
+                .sum();
+            let paid = s
+                .engine
+                .journal()
+                .sale(&id)
+                .map_err(ApiError::internal)?
+                .map(|sale| sale.amount)
+                .ok_or_else(|| ApiError::not_found(&format!("sale {id:?}")))?;
+            let left = Amount::from_minor(paid.minor() - committed, paid.currency());
+            if left.is_positive() {
+                s.engine
+                    .refund(
+                        &id,
+                        left,
+                        Some("sale cancelled by the register".to_string()),
+                    )
+                    .await
+                    .map_err(engine_error)?;
+            }
+            let view = s.engine.view(&id).map_err(ApiError::internal)?;
+            Ok(Json(view).into_response())
+        }
+        SaleState::Failed | SaleState::Cancelled | SaleState::Expired => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_final",
+            format!("sale {id} is already {}: nothing was charged", view.state),
+        )
+        .with_sale(&id)),
+    }
+}
+
+pub async fn refund(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let req: CreateRefund = parse_json(&body)?;
+    let sale = s
+        .engine
+        .journal()
+        .sale(&id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(&format!("sale {id:?}")))?;
+    let amount = parse_amount(&req.amount, sale.amount.currency())?;
+    let refund = s
+        .engine
+        .refund(&id, amount, req.reason)
+        .await
+        .map_err(engine_error)?;
+    let status = match refund.state {
+        crate::state::RefundState::Succeeded => StatusCode::CREATED,
+        crate::state::RefundState::Failed => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::ACCEPTED,
+    };
+    Ok((status, Json(refund)).into_response())
+}
