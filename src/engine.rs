@@ -652,6 +652,9 @@ impl Engine {
                     }
                 });
                 if !self.settings.resolve_inline {
+                    // The terminal moves on to the next sale: however this attempt ends, the
+                    // sale ends with it (a sale nobody is scanning for must not reopen).
+                    self.journal.no_more_attempts(&a.sale_id)?;
                     return Ok(a);
                 }
                 return self

@@ -227,7 +227,7 @@ pub fn run(cli: Cli) -> u8 {
             reason,
         })),
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
-        Command::Status { source, json } => status::run(&source, json),
+        Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
         Command::CheckConfig { file } => check::run(&file),
         Command::Sandbox {
             listen,

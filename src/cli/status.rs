@@ -9,9 +9,31 @@ use crate::clock::to_journal;
 use crate::journal::Journal;
 use crate::state::SaleState;
 
-pub fn run(source: &JournalSource, as_json: bool) -> u8 {
+pub async fn run(source: &JournalSource, as_json: bool) -> u8 {
+    // When the daemon runs, its live view (reachability, armed sale) comes from the API.
+    let live = match &source.config {
+        Some(path) => match crate::config::Config::load(path) {
+            Ok(config) => match &config.api {
+                Some(api) => health_over_socket(&api.socket).await,
+                None => None,
+            },
+            Err(_) => None,
+        },
+        None => None,
+    };
     with_journal(source, |j| {
-        let report = report(j)?;
+        let mut report = report(j)?;
+        if let Some(health) = live {
+            report["gateway"] = health["gateway"]["reachability"].clone();
+            report["last_error"] = health["gateway"]["last_error"].clone();
+            report["daemon"] = json!({
+                "running": true,
+                "pid": health["pid"],
+                "armed_sale": health["armed_sale"],
+            });
+        } else {
+            report["daemon"] = json!({"running": false});
+        }
         if as_json {
             println!("{report}");
         } else {
@@ -67,8 +89,42 @@ fn report(j: &Journal) -> Result<Value, String> {
     }))
 }
 
+/// `GET /v1/health` over the daemon's socket; `None` when no daemon answers.
+async fn health_over_socket(socket: &std::path::Path) -> Option<Value> {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .uri("/v1/health")
+        .header("host", "scanpay")
+        .body(Empty::<Bytes>::new())
+        .ok()?;
+    let response = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        sender.send_request(request),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    let body = response.into_body().collect().await.ok()?.to_bytes();
+    serde_json::from_slice(&body).ok()
+}
+
 fn print_text(r: &Value) {
     println!("journal   {}", r["journal"].as_str().unwrap_or(""));
+    match r["daemon"]["running"].as_bool() {
+        Some(true) => println!(
+            "daemon    running (pid {}), sale waiting for a scan: {}",
+            r["daemon"]["pid"],
+            r["daemon"]["armed_sale"].as_str().unwrap_or("none")
+        ),
+        _ => println!("daemon    not answering on its API (or no [api] section)"),
+    }
     let sales: Vec<String> = r["sales"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())

@@ -723,3 +723,39 @@ async fn a_refund_left_open_by_a_crash_is_finished_at_startup() {
     assert!(h.journal.open_refunds().unwrap().is_empty());
     h.assert_ledger_agrees();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sale_handed_to_the_watchdog_ends_with_its_attempt_and_never_reopens() {
+    let mut h = harness();
+    let mut s = settings();
+    s.resolve_inline = false;
+    h.engine = Engine::new(
+        h.journal.clone(),
+        h.gateway.clone(),
+        Arc::new(TokioClock::starting_at(chrono::Utc::now())),
+        Arc::new(LogObserver),
+        s,
+    );
+    // A register sale that may take three scans; its first scan goes into doubt.
+    h.engine
+        .arm(SaleRequest {
+            max_attempts: 3,
+            ..sale("12.50")
+        })
+        .unwrap();
+    let ScanOutcome::Attempted { sale } = h.engine.scan("286000000000000004").await else {
+        panic!()
+    };
+    assert_eq!(sale.state, SaleState::Processing);
+    assert!(h.engine.armed().is_none(), "the terminal moved on");
+    let watchdog = h.engine.watchdog();
+    assert_eq!(watchdog.sweep().unwrap(), 1);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let sale = h.journal.sale(&sale.sale_id).unwrap().unwrap();
+    assert_eq!(
+        sale.state,
+        SaleState::Cancelled,
+        "not back to awaiting a scan nobody will make"
+    );
+    h.assert_ledger_agrees();
+}

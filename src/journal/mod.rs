@@ -848,14 +848,26 @@ impl Journal {
     }
 
     /// Moves the in-doubt deadline of a sale's open attempts to `now`: the watchdog stops
-    /// waiting and cancels (the register gave up on the sale).
+    /// waiting and cancels (the register gave up on the sale). The sale takes no more scans.
     pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
+        self.no_more_attempts(sale_id)?;
         let changed = self.conn().execute(
             "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
              WHERE sale_id = ?1 AND state IN ('pending','unknown')",
             params![sale_id, to_journal(now)],
         )?;
         Ok(changed)
+    }
+
+    /// The sale takes no scan beyond those already made: however its open attempt ends, the
+    /// sale ends with it (used when the terminal has moved on from it).
+    pub fn no_more_attempts(&self, sale_id: &str) -> Result<(), JournalError> {
+        self.conn().execute(
+            "UPDATE sales SET max_attempts = MAX(1, (SELECT count(*) FROM attempts WHERE sale_id = ?1))
+             WHERE id = ?1",
+            [sale_id],
+        )?;
+        Ok(())
     }
 
     pub fn sale_by_idempotency_key(&self, key: &str) -> Result<Option<SaleRow>, JournalError> {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;

@@ -1,0 +1,438 @@
+//! The register's API through a real Unix socket of a real `scanpay run`, against
+//! `scanpay sandbox`: create → scan → paid, idempotency, busy, cancel, refund, bad requests
+//! that change nothing, the event stream in order and resumed from `Last-Event-ID`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::procs::{Daemon, SandboxProc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use scanpay::journal::Journal;
+use serde_json::Value;
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    sandbox: SandboxProc,
+    daemon: Daemon,
+    socket: PathBuf,
+}
+
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let text = std::fs::read_to_string(&config).unwrap() + "\n[api]\nsocket = \"api.sock\"\n";
+    std::fs::write(&config, text).unwrap();
+    let socket = sandbox.dir.join("api.sock");
+    let daemon = Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(
+            Instant::now() < end,
+            "the API socket did not appear:\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Setup {
+        _dir: dir,
+        sandbox,
+        daemon,
+        socket,
+    }
+}
+
+/// One HTTP/1.1 request over the Unix socket; returns status and JSON body.
+async fn call(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Value) {
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "scanpay");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let response = sender
+        .send_request(req.body(Full::new(Bytes::from(body.to_string()))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value)
+}
+
+fn sales_in(s: &Setup) -> usize {
+    Journal::open_read_only(&s.sandbox.journal())
+        .unwrap()
+        .sales(&Default::default())
+        .unwrap()
+        .len()
+}
+
+async fn wait_state(s: &Setup, id: &str, state: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, sale) = call(&s.socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+        if sale["state"] == state {
+            return sale;
+        }
+        assert!(
+            Instant::now() < end,
+            "sale {id} never became {state}: {sale}\n{}",
+            s.daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_scan_paid_and_the_socket_is_0660() {
+    let mut s = setup().await;
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&s.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+    let (status, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"12.50","currency":"CNY","reference":"R-1"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{sale}");
+    assert_eq!(sale["state"], "awaiting_scan");
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000000\n");
+    let sale = wait_state(&s, &id, "paid").await;
+    assert_eq!(sale["reference"], "R-1");
+    assert_eq!(sale["attempts"][0]["code"], "28************0000");
+    assert!(sale["attempts"][0]["gateway_trade_id"].is_string());
+    let (status, list) = call(&s.socket, "GET", "/v1/sales?state=paid", &[], "").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["sales"].as_array().unwrap().len(), 1);
+    let (status, health) = call(&s.socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(
+        (status, health["status"].as_str()),
+        (200, Some("ok")),
+        "{health}"
+    );
+    assert_eq!(health["gateway"]["reachability"]["state"], "online");
+    let stream = tokio::net::UnixStream::connect(&s.socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::builder()
+        .uri("/metrics")
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let text = sender
+        .send_request(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    assert!(text.contains("scanpay_sales{state=\"paid\"} 1"), "{text}");
+    assert!(
+        text.contains("scanpay_gateway_request_seconds_count"),
+        "{text}"
+    );
+    // scanpay status asks the running daemon.
+    let status = common::procs::scanpay()
+        .args(["status", "--json", "--config"])
+        .arg(s.sandbox.dir.join("daemon.toml"))
+        .output()
+        .unwrap();
+    let status: Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["daemon"]["running"], true, "{status}");
+    assert_eq!(status["gateway"]["state"], "online");
+    assert_eq!(status["sales"]["paid"], 1);
+    assert!(s.daemon.terminate().success());
+    assert!(!s.socket.exists(), "the socket is removed at shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotency_busy_cancel_and_refund() {
+    let mut s = setup().await;
+    let body = r#"{"amount":"10.00","currency":"CNY","reference":"R-7"}"#;
+    let key = [("Idempotency-Key", "reg-42")];
+    let (st1, a) = call(&s.socket, "POST", "/v1/sales", &key, body).await;
+    let (st2, b) = call(&s.socket, "POST", "/v1/sales", &key, body).await;
+    assert_eq!((st1, st2), (201, 200));
+    assert_eq!(
+        a["sale_id"], b["sale_id"],
+        "the retry returns the same sale"
+    );
+    let (st, e) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &key,
+        r#"{"amount":"11.00","currency":"CNY","reference":"R-7"}"#,
+    )
+    .await;
+    assert_eq!(st, 422, "{e}");
+    let (st, busy) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"1.00","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(st, 409, "{busy}");
+    assert_eq!(busy["error"]["sale_id"], a["sale_id"]);
+    assert_eq!(sales_in(&s), 1);
+
+    // Cancel before any scan.
+    let id = a["sale_id"].as_str().unwrap();
+    let (st, c) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/cancel"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!((st, c["state"].as_str()), (200, Some("cancelled")), "{c}");
+    let (st, _) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/cancel"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(st, 409);
+
+    // Paid, then partly refunded, then the rest by cancel.
+    let (_, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"8.00","currency":"CNY"}"#,
+    )
+    .await;
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000100\n");
+    wait_state(&s, &id, "paid").await;
+    let (st, r) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/refunds"),
+        &[],
+        r#"{"amount":"3.00","reason":"returned"}"#,
+    )
+    .await;
+    assert_eq!((st, r["state"].as_str()), (201, Some("succeeded")), "{r}");
+    let (st, _) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/refunds"),
+        &[],
+        r#"{"amount":"5.01"}"#,
+    )
+    .await;
+    assert_eq!(st, 409);
+    let (st, c) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/cancel"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(st, 200, "{c}");
+    assert_eq!(c["refunds"].as_array().unwrap().len(), 2);
+    assert_eq!(c["refunds"][1]["amount"], "5.00");
+    let ledger = s.sandbox.ledger();
+    assert!(
+        ledger.iter().all(|(_, net)| *net == 0),
+        "everything paid was refunded: {ledger:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_in_doubt_cancelled_by_the_register_is_reversed_without_waiting() {
+    let mut s = setup().await;
+    let (_, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"5.00","currency":"CNY"}"#,
+    )
+    .await;
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000104\n"); // the customer never confirms
+    wait_state(&s, &id, "processing").await;
+    let started = Instant::now();
+    let (st, _) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{id}/cancel"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(st, 202);
+    let sale = wait_state(&s, &id, "cancelled").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "did not wait for the 6 s deadline"
+    );
+    assert_eq!(sale["attempts"][0]["state"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
+    let s = setup().await;
+    let cases: &[(&str, Option<&str>)] = &[
+        ("not json", None),
+        (r#"{"amount":"1.00"}"#, None),
+        (r#"{"amount":"1.00","currency":"CNY","colour":"red"}"#, None),
+        (r#"{"amount":1.00,"currency":"CNY"}"#, None),
+        (r#"{"amount":"1e3","currency":"CNY"}"#, Some("amount")),
+        (r#"{"amount":"-1","currency":"CNY"}"#, Some("amount")),
+        (r#"{"amount":"1.005","currency":"CNY"}"#, Some("amount")),
+        (r#"{"amount":"0.00","currency":"CNY"}"#, Some("amount")),
+        (r#"{"amount":"5000.01","currency":"CNY"}"#, Some("amount")),
+        (r#"{"amount":"1.00","currency":"XYZ"}"#, Some("currency")),
+        (r#"{"amount":"1.00","currency":"USD"}"#, Some("currency")),
+        (
+            r#"{"amount":"1.00","currency":"CNY","reference":""}"#,
+            Some("reference"),
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], body).await;
+        assert_eq!(status, 400, "{body}: {e}");
+        assert!(e["error"]["message"].is_string(), "{e}");
+        if let Some(f) = field {
+            assert_eq!(e["error"]["field"], *f, "{body}: {e}");
+        }
+    }
+    let (status, _) = call(&s.socket, "GET", "/v1/sales?state=nope", &[], "").await;
+    assert_eq!(status, 400);
+    let (status, _) = call(&s.socket, "GET", "/v1/sales/S-nope", &[], "").await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&s.socket, "GET", "/v1/nothing", &[], "").await;
+    assert_eq!(status, 404);
+    assert_eq!(sales_in(&s), 0, "nothing was created");
+}
+
+/// Reads SSE events (id, kind) from a stream until `n` arrived.
+async fn read_events(
+    socket: &Path,
+    last_event_id: Option<i64>,
+    n: usize,
+) -> Vec<(i64, String, Value)> {
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut req = hyper::Request::builder()
+        .uri("/v1/events")
+        .header("host", "x");
+    if let Some(id) = last_event_id {
+        req = req.header("Last-Event-ID", id.to_string());
+    }
+    let response = sender
+        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let end = Instant::now() + Duration::from_secs(20);
+    while events.len() < n {
+        assert!(Instant::now() < end, "only {} events: {text}", events.len());
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(20), body.frame()).await
+        else {
+            panic!("stream ended: {text}");
+        };
+        if let Ok(data) = frame.into_data() {
+            text.push_str(&String::from_utf8_lossy(&data));
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut id, mut kind, mut data) = (0, String::new(), Value::Null);
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("id: ") {
+                    id = v.parse().unwrap();
+                } else if let Some(v) = line.strip_prefix("event: ") {
+                    kind = v.to_string();
+                } else if let Some(v) = line.strip_prefix("data: ") {
+                    data = serde_json::from_str(v).unwrap();
+                }
+            }
+            if !kind.is_empty() {
+                events.push((id, kind, data));
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_arrive_in_order_and_resume_from_last_event_id() {
+    let mut s = setup().await;
+    let socket = s.socket.clone();
+    let listener = tokio::spawn(async move { read_events(&socket, None, 3).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"2.00","currency":"CNY"}"#,
+    )
+    .await;
+    s.daemon.feed("286000000000000200\n");
+    let id = sale["sale_id"].as_str().unwrap();
+    wait_state(&s, id, "paid").await;
+    let live = listener.await.unwrap();
+    let kinds: Vec<&str> = live.iter().map(|(_, k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds[..3],
+        ["sale_armed", "attempt_sent", "sale_finished"][..],
+        "{live:?}"
+    );
+    assert!(live.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
+    assert_eq!(live[2].2["sale"]["state"], "paid");
+    let attempt_code = live[1].2["code_masked"].as_str().unwrap();
+    assert_eq!(
+        attempt_code, "28************0200",
+        "scans are masked in events"
+    );
+
+    // A register that saw only the first event reconnects and gets the rest, once each.
+    let resumed = read_events(&s.socket, Some(live[0].0), 2).await;
+    assert_eq!(
+        resumed.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
+        [live[1].0, live[2].0]
+    );
+}

@@ -1,0 +1,213 @@
+//! The binary as processes: `scanpay sandbox` and `scanpay run`, with their output drained
+//! on threads so pipes never fill or close early.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use scanpay::journal::Journal;
+use serde_json::Value;
+
+pub fn scanpay() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scanpay"));
+    c.env_remove("SCANPAY_LOG")
+        .env_remove("SCANPAY_FAILPOINT")
+        .env_remove("NOTIFY_SOCKET");
+    c
+}
+
+/// Collects a child's output lines on a thread, so its pipe never fills or closes early.
+pub fn drain(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines() {
+            match line {
+                Ok(l) => sink.lock().unwrap().push(l),
+                Err(_) => return,
+            }
+        }
+    });
+    lines
+}
+
+pub struct SandboxProc {
+    pub child: Child,
+    pub dir: PathBuf,
+    pub port: u16,
+}
+
+impl SandboxProc {
+    pub fn start(dir: &Path, port: u16) -> SandboxProc {
+        let mut child = scanpay()
+            .args(["sandbox", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let port = first
+            .rsplit_once("127.0.0.1:")
+            .and_then(|(_, rest)| rest.split('/').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {first:?}"));
+        // Its configs are written by the time it prints the ledger address.
+        for line in lines.by_ref() {
+            if line.unwrap().trim().starts_with("ledger:") {
+                break;
+            }
+        }
+        std::thread::spawn(move || lines.for_each(drop));
+        SandboxProc {
+            child,
+            dir: dir.to_path_buf(),
+            port,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// A client config with short in-doubt windows, beside the sandbox's keys.
+    pub fn config(&self) -> PathBuf {
+        let text = std::fs::read_to_string(self.dir.join("scanpay.toml"))
+            .unwrap()
+            .replace("timeout_ms = 5000", "timeout_ms = 2000")
+            .replace("sale_deadline_s = 20", "sale_deadline_s = 6")
+            .replace("inquiry_interval_ms = 1000", "inquiry_interval_ms = 500");
+        let path = self.dir.join("daemon.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.dir.join("journal.sqlite")
+    }
+
+    /// The ledger as `(request id, net minor units taken from the customer)`.
+    pub fn ledger(&self) -> Vec<(String, i64)> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        stream
+            .write_all(b"GET /_sandbox/ledger HTTP/1.0\r\n\r\n")
+            .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        let entries: Vec<Value> = serde_json::from_str(body).unwrap();
+        entries
+            .iter()
+            .map(|e| {
+                let net =
+                    e["charged_minor"].as_i64().unwrap() - e["refunded_minor"].as_i64().unwrap();
+                (e["request_id"].as_str().unwrap().to_string(), net)
+            })
+            .collect()
+    }
+}
+
+impl Drop for SandboxProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub struct Daemon {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Arc<Mutex<Vec<String>>>,
+    pub stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, failpoint: Option<&str>) -> Daemon {
+        let mut cmd = scanpay();
+        cmd.args(["run", "--stdin", "--config"]).arg(config);
+        if let Some(f) = failpoint {
+            cmd.env("SCANPAY_FAILPOINT", f);
+        }
+        Daemon::spawn(cmd)
+    }
+
+    pub fn spawn(mut cmd: Command) -> Daemon {
+        let mut child = cmd
+            .env("SCANPAY_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = drain(child.stdout.take().unwrap());
+        let stderr = drain(child.stderr.take().unwrap());
+        Daemon {
+            stdin: child.stdin.take(),
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    pub fn feed(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    pub fn terminate(&mut self) -> ExitStatus {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        self.wait(Duration::from_secs(15))
+    }
+
+    pub fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < end,
+                "daemon did not exit; stderr:\n{}",
+                self.stderr.lock().unwrap().join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls the journal (read-only, as the daemon runs) until `done` holds.
+pub fn wait_for(journal: &Path, limit: Duration, what: &str, done: impl Fn(&Journal) -> bool) {
+    let end = Instant::now() + limit;
+    loop {
+        if let Ok(j) = Journal::open_read_only(journal)
+            && done(&j)
+        {
+            return;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
