@@ -65,6 +65,15 @@ pub enum Event {
     Refund {
         refund: crate::view::RefundView,
     },
+    ScannerConnected {
+        scanner: String,
+        detail: String,
+    },
+    /// Unplugged or not found: scanpay keeps trying to reopen it.
+    ScannerDisconnected {
+        scanner: String,
+        why: String,
+    },
 }
 
 impl Event {
@@ -84,6 +93,8 @@ impl Event {
             Event::GatewayOnline => "gateway_online",
             Event::GatewayOffline { .. } => "gateway_offline",
             Event::Refund { .. } => "refund",
+            Event::ScannerConnected { .. } => "scanner_connected",
+            Event::ScannerDisconnected { .. } => "scanner_disconnected",
         }
     }
 

@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod device;
 pub mod engine;
 pub mod events;
 pub mod failpoint;

@@ -43,7 +43,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
             "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,
         })).collect::<Vec<_>>(),
         "armed_sale": s.engine.armed(),
-        "scanners": [],
+        "scanners": s.scanners.all(),
         "printer": null,
         "pid": std::process::id(),
     });
@@ -53,6 +53,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok((status, Json(body)).into_response())
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScannerLabel {
+    scanner: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,6 +101,17 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "scanpay_gateway_request_seconds",
         "Gateway request latency",
         s.monitor.latency(),
+    );
+    let scanners = Family::<ScannerLabel, Gauge>::default();
+    for sc in s.scanners.all() {
+        scanners
+            .get_or_create(&ScannerLabel { scanner: sc.name })
+            .set(i64::from(sc.connected));
+    }
+    registry.register(
+        "scanpay_scanner_connected",
+        "1 while a configured scanner is connected",
+        scanners,
     );
     let attention = Gauge::<i64>::default();
     attention.set(

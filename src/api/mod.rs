@@ -31,6 +31,7 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     pub monitor: Arc<Monitored<dyn Gateway>>,
     pub bus: Arc<EventBus>,
+    pub scanners: Arc<crate::device::ScannerStates>,
 }
 
 pub fn router(state: ApiState) -> Router {

@@ -109,6 +109,9 @@ pub enum Command {
     },
     /// Load and validate a config file; print what is wrong with it (exit 2) or a summary
     CheckConfig { file: PathBuf },
+    /// List candidate scanners: HID devices (hidraw) with vendor:product, names and serial
+    /// numbers, and serial ports, with the [[scanner]] values to use
+    Devices,
     /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
     /// (POST /gateway.do) and the Antom AMS protocol (POST /ams/api/v1/payments/*), with
     /// GET /_sandbox/ledger. Keys and client configs go to --dir
@@ -177,6 +180,38 @@ pub enum ExportFormat {
     Json,
 }
 
+fn devices() -> u8 {
+    out("HID devices (kind = \"hid-keyboard\" or \"hid-pos\"):");
+    match crate::device::hid::list() {
+        Ok(list) if list.is_empty() => out("  none"),
+        Ok(list) => list.iter().for_each(|l| out(&format!("  {l}"))),
+        Err(e) => out(&format!("  cannot enumerate: {e}")),
+    }
+    out("serial ports (kind = \"serial\", path = ...):");
+    match serialport::available_ports() {
+        Ok(ports) if ports.is_empty() => out("  none"),
+        Ok(ports) => {
+            for p in ports {
+                let usb = match p.port_type {
+                    serialport::SerialPortType::UsbPort(u) => format!(
+                        "usb {:04x}:{:04x} {} {} serial {:?}",
+                        u.vid,
+                        u.pid,
+                        u.manufacturer.unwrap_or_default(),
+                        u.product.unwrap_or_default(),
+                        u.serial_number.unwrap_or_default()
+                    ),
+                    other => format!("{other:?}"),
+                };
+                out(&format!("  path = {:?}  {usb}", p.port_name));
+            }
+        }
+        Err(e) => out(&format!("  cannot enumerate: {e}")),
+    }
+    out("Give scanners stable names with udev rules (udev/70-scanpay.rules) and use those paths.");
+    EXIT_OK
+}
+
 /// Writes one line to stdout. A reader that went away (a closed pipe) must not take the
 /// process down with it, so write errors are ignored (`println!` would panic).
 pub fn out(line: &str) {
@@ -229,6 +264,7 @@ pub fn run(cli: Cli) -> u8 {
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
         Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
         Command::CheckConfig { file } => check::run(&file),
+        Command::Devices => devices(),
         Command::Sandbox {
             listen,
             dir,

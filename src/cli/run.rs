@@ -19,6 +19,7 @@ use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
 use crate::api::{ApiState, EventBus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::device::{Debounce, DeviceEvent, DeviceEventKind, Frame, ScannerStates};
 use crate::engine::{Engine, EngineSettings, Preflight, SaleRequest, ScanOutcome};
 use crate::events::{Fanout, JsonLines, LogObserver, Observer};
 use crate::gateway::Gateway;
@@ -141,6 +142,13 @@ pub async fn run(args: Args) -> u8 {
         "scanpay running"
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let scanner_states = Arc::new(ScannerStates::default());
+    let (device_tx, device_rx) = tokio::sync::mpsc::unbounded_channel();
+    let devices_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for scanner in &config.scanners {
+        crate::device::spawn(scanner.clone(), device_tx.clone(), devices_stop.clone());
+    }
+    drop(device_tx);
     let api_task = match (&config.api, &bus) {
         (Some(api), Some(bus)) => {
             // Bound before READY=1, so a register that starts after scanpay finds the socket.
@@ -155,6 +163,7 @@ pub async fn run(args: Args) -> u8 {
                 engine: engine.clone(),
                 monitor: monitor.clone(),
                 bus: bus.clone(),
+                scanners: scanner_states.clone(),
             };
             let api = api.clone();
             let rx = stop_rx.clone();
@@ -185,10 +194,20 @@ pub async fn run(args: Args) -> u8 {
     ));
 
     let input = async {
+        let scanners = scanner_loop(
+            &engine,
+            device_rx,
+            &scanner_states,
+            &observer,
+            !config.scanners.is_empty(),
+        );
         if args.stdin {
-            read_stdin(&engine, &config).await;
+            tokio::select! {
+                _ = read_stdin(&engine, &config) => {}
+                _ = scanners => {}
+            }
         } else {
-            std::future::pending::<()>().await;
+            scanners.await;
         }
     };
     tokio::select! {
@@ -196,6 +215,7 @@ pub async fn run(args: Args) -> u8 {
         _ = shutdown_signal() => tracing::info!("stop requested"),
     }
     notifier.stopping();
+    devices_stop.store(true, Ordering::Relaxed);
     // A pay request on the wire gets its answer or times out; whatever follows (inquiries,
     // cancels) is in the journal and resumes at the next start.
     let wait_until = tokio::time::Instant::now() + config.gateway.timeout + Duration::from_secs(1);
@@ -221,6 +241,52 @@ pub async fn run(args: Args) -> u8 {
     journal.scrub();
     tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
     EXIT_OK
+}
+
+/// Double triggers: the same code from the same scanner within this window is read once.
+const DOUBLE_TRIGGER: Duration = Duration::from_millis(1500);
+
+/// Takes scans and connect/disconnect news from the scanner threads, in order.
+async fn scanner_loop(
+    engine: &Engine,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<DeviceEvent>,
+    states: &ScannerStates,
+    observer: &Arc<dyn Observer>,
+    any: bool,
+) {
+    if !any {
+        return std::future::pending().await;
+    }
+    let mut debounce = Debounce::new(DOUBLE_TRIGGER);
+    while let Some(event) = events.recv().await {
+        let scanner = event.scanner;
+        match event.kind {
+            DeviceEventKind::Connected { detail } => {
+                tracing::info!(%scanner, %detail, "scanner connected");
+                states.set(&scanner, true, &detail);
+                observer.event(&crate::events::Event::ScannerConnected { scanner, detail });
+            }
+            DeviceEventKind::Disconnected { why } => {
+                tracing::warn!(%scanner, %why, "scanner missing; retrying");
+                states.set(&scanner, false, &why);
+                observer.event(&crate::events::Event::ScannerDisconnected { scanner, why });
+            }
+            DeviceEventKind::Frame(Frame::Scan { text, symbology }) => {
+                if !debounce.accept(&scanner, &text, std::time::Instant::now()) {
+                    tracing::debug!(%scanner, "double trigger dropped");
+                    continue;
+                }
+                tracing::debug!(%scanner, ?symbology, "scan");
+                if let ScanOutcome::Refused { refusal, .. } = engine.scan(&text).await {
+                    tracing::info!(%scanner, %refusal, "scan refused");
+                }
+            }
+            DeviceEventKind::Frame(Frame::Garbage { why, len }) => {
+                tracing::warn!(%scanner, why, len, "unreadable scan dropped");
+                observer.event(&crate::events::Event::Garbage { why, len });
+            }
+        }
+    }
 }
 
 async fn read_stdin(engine: &Engine, config: &Config) {

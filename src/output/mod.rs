@@ -24,6 +24,8 @@ pub enum LedPattern {
     NeedsAttention,
     /// The gateway cannot be reached: sales are refused.
     Offline,
+    /// A configured scanner is unplugged or not found.
+    ScannerMissing,
 }
 
 impl LedPattern {
@@ -43,6 +45,8 @@ impl LedPattern {
                 SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
             },
             Event::GatewayOffline { .. } => LedPattern::Offline,
+            Event::ScannerDisconnected { .. } => LedPattern::ScannerMissing,
+            Event::ScannerConnected { .. } => LedPattern::Idle,
             Event::GatewayOnline => LedPattern::Idle,
             Event::Barcode { .. }
             | Event::Garbage { .. }
@@ -65,6 +69,7 @@ impl LedPattern {
             LedPattern::Failed => "red: not paid",
             LedPattern::NeedsAttention => "red, fast blink: needs attention",
             LedPattern::Offline => "yellow and red alternating: gateway offline, no sales",
+            LedPattern::ScannerMissing => "red, slow blink: a scanner is unplugged",
         }
     }
 }

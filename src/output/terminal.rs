@@ -32,7 +32,10 @@ impl TerminalOutput {
     fn led(&self, pattern: LedPattern) -> String {
         let (color, dot) = match pattern {
             LedPattern::Paid => ("32", "●"),
-            LedPattern::Failed | LedPattern::NeedsAttention | LedPattern::Offline => ("31", "●"),
+            LedPattern::Failed
+            | LedPattern::NeedsAttention
+            | LedPattern::Offline
+            | LedPattern::ScannerMissing => ("31", "●"),
             LedPattern::Processing | LedPattern::CustomerConfirming => ("33", "◐"),
             LedPattern::Armed => ("34", "●"),
             LedPattern::Idle => ("90", "○"),
@@ -79,6 +82,12 @@ impl Observer for TerminalOutput {
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
             Event::GatewayOnline => self.say("gateway reachable"),
+            Event::ScannerConnected { scanner, detail } => {
+                self.say(&format!("scanner {scanner} connected ({detail})"))
+            }
+            Event::ScannerDisconnected { scanner, why } => {
+                self.say(&format!("scanner {scanner} missing: {why}"))
+            }
             Event::GatewayOffline { why } => self.say(&format!("gateway OFFLINE: {why}")),
             Event::Refund { refund } => self.say(&format!(
                 "refund {} {} {}: {}",
