@@ -26,6 +26,8 @@ pub enum LedPattern {
     Offline,
     /// A configured scanner is unplugged or not found.
     ScannerMissing,
+    /// A payment code was scanned but not taken (no sale waiting, code already used).
+    ScanRefused,
 }
 
 impl LedPattern {
@@ -48,10 +50,9 @@ impl LedPattern {
             Event::ScannerDisconnected { .. } => LedPattern::ScannerMissing,
             Event::ScannerConnected { .. } => LedPattern::Idle,
             Event::GatewayOnline => LedPattern::Idle,
-            Event::Barcode { .. }
-            | Event::Garbage { .. }
-            | Event::ScanRefused { .. }
-            | Event::Refund { .. } => {
+            // A payment code that was not taken (no sale waiting, code reused): a hint.
+            Event::ScanRefused { .. } => LedPattern::ScanRefused,
+            Event::Barcode { .. } | Event::Garbage { .. } | Event::Refund { .. } => {
                 return None;
             }
         })
@@ -70,6 +71,7 @@ impl LedPattern {
             LedPattern::NeedsAttention => "red, fast blink: needs attention",
             LedPattern::Offline => "yellow and red alternating: gateway offline, no sales",
             LedPattern::ScannerMissing => "red, slow blink: a scanner is unplugged",
+            LedPattern::ScanRefused => "red, one short flash: that scan was not taken",
         }
     }
 }

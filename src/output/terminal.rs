@@ -35,7 +35,8 @@ impl TerminalOutput {
             LedPattern::Failed
             | LedPattern::NeedsAttention
             | LedPattern::Offline
-            | LedPattern::ScannerMissing => ("31", "●"),
+            | LedPattern::ScannerMissing
+            | LedPattern::ScanRefused => ("31", "●"),
             LedPattern::Processing | LedPattern::CustomerConfirming => ("33", "◐"),
             LedPattern::Armed => ("34", "●"),
             LedPattern::Idle => ("90", "○"),
