@@ -24,6 +24,7 @@ pub mod journal;
 pub mod money;
 pub mod output;
 pub mod paycode;
+pub mod report;
 pub mod state;
 pub mod systemd;
 pub mod view;

@@ -44,7 +44,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         })).collect::<Vec<_>>(),
         "armed_sale": s.engine.armed(),
         "scanners": s.scanners.all(),
-        "printer": null,
+        "printer": s.printer.as_ref().map(|p| p.state()),
         "pid": std::process::id(),
     });
     let status = if ok {

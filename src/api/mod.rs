@@ -32,6 +32,7 @@ pub struct ApiState {
     pub monitor: Arc<Monitored<dyn Gateway>>,
     pub bus: Arc<EventBus>,
     pub scanners: Arc<crate::device::ScannerStates>,
+    pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
 }
 
 pub fn router(state: ApiState) -> Router {

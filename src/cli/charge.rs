@@ -71,11 +71,13 @@ pub async fn run(args: Args) -> u8 {
         Ok(j) => Arc::new(j),
         Err(e) => return usage(&e.to_string()),
     };
+    let (mut observers, printer) = crate::output::from_config(&config);
+    observers.push(Arc::new(LogObserver));
     let engine = Engine::new(
         journal,
         gateway,
         clock,
-        Arc::new(LogObserver),
+        Arc::new(crate::events::Fanout(observers)),
         EngineSettings {
             terminal: config.terminal.clone(),
             timeout: config.gateway.timeout,
@@ -130,6 +132,10 @@ pub async fn run(args: Args) -> u8 {
         }
     };
     super::out(&sale.to_json_line());
+    if let Some(p) = &printer {
+        // The receipt of this sale is queued; give the printer a moment before exiting.
+        p.flush(std::time::Duration::from_secs(10));
+    }
     if sale.state == SaleState::Paid {
         EXIT_OK
     } else {

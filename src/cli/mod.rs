@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod demo;
 mod journal;
+mod output;
 mod refund;
 mod run;
 pub mod sandbox;
@@ -102,6 +103,26 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// The end-of-day report: counts and sums by state and currency, refunds, what is in
+    /// doubt or needs a person; --print sends it to the receipt printer as a Z-report
+    Report {
+        #[command(flatten)]
+        source: JournalSource,
+        /// Local date, YYYY-MM-DD; default today
+        #[arg(long)]
+        date: Option<String>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        /// Also print it on the [printer] of --config
+        #[arg(long)]
+        print: bool,
+    },
+    /// Print a sale's receipt again on the configured printer
+    Reprint {
+        #[arg(long)]
+        config: PathBuf,
+        sale_id: String,
+    },
     /// Read the journal: list sales, show one, export them
     Journal {
         #[command(subcommand)]
@@ -172,6 +193,13 @@ pub enum JournalCommand {
         #[arg(long)]
         since: Option<String>,
     },
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportFormat {
+    Text,
+    Csv,
+    Json,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +293,13 @@ pub fn run(cli: Cli) -> u8 {
         Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
         Command::CheckConfig { file } => check::run(&file),
         Command::Devices => devices(),
+        Command::Report {
+            source,
+            date,
+            format,
+            print,
+        } => output::report(&source, date.as_deref(), format, print),
+        Command::Reprint { config, sale_id } => output::reprint(&config, &sale_id),
         Command::Sandbox {
             listen,
             dir,

@@ -93,6 +93,8 @@ pub async fn run(args: Args) -> u8 {
     if args.stdin {
         observers.push(Arc::new(JsonLines));
     }
+    let (outputs, printer) = crate::output::from_config(&config);
+    observers.extend(outputs);
     let bus = config
         .api
         .as_ref()
@@ -164,6 +166,7 @@ pub async fn run(args: Args) -> u8 {
                 monitor: monitor.clone(),
                 bus: bus.clone(),
                 scanners: scanner_states.clone(),
+                printer: printer.clone(),
             };
             let api = api.clone();
             let rx = stop_rx.clone();

@@ -2,11 +2,38 @@
 //! Backends (sysfs LEDs, ESC/POS printers) plug in behind the [`Observer`](crate::events::Observer)
 //! seam; the terminal backend renders both for the demo.
 
+pub mod escpos;
+pub mod led;
+pub mod printer;
 pub mod receipt;
 pub mod terminal;
 
-use crate::events::Event;
+use std::sync::Arc;
+
+use crate::config::{Config, LedConfig};
+use crate::events::{Event, Observer};
 use crate::state::SaleState;
+
+/// The configured outputs as observers, and the printer queue (for health and flushing).
+pub fn from_config(
+    config: &Config,
+) -> (Vec<Arc<dyn Observer>>, Option<Arc<printer::PrinterQueue>>) {
+    let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
+    match &config.led {
+        LedConfig::None => {}
+        LedConfig::Terminal => observers.push(Arc::new(terminal::TerminalOutput::new(
+            Box::new(std::io::stderr()),
+            false,
+            &config.terminal.id,
+        ))),
+        LedConfig::Sysfs(leds) => observers.push(Arc::new(led::SysfsLed::new(leds.clone()))),
+    }
+    let printer = config.printer.clone().map(printer::PrinterQueue::start);
+    if let Some(p) = &printer {
+        observers.push(p.clone());
+    }
+    (observers, printer)
+}
 
 /// The documented LED patterns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,3 +37,276 @@ pub fn lines(sale: &SaleView, terminal_id: &str, width: usize) -> Vec<String> {
     }
     out
 }
+
+/// What every printed slip needs besides the sale.
+#[derive(Debug, Clone)]
+pub struct ReceiptContext {
+    pub store_name: Option<String>,
+    pub terminal_id: String,
+    pub header: Vec<String>,
+    pub footer: Vec<String>,
+    /// Characters per line: 32 on 58 mm paper, 48 on 80 mm.
+    pub width: usize,
+    pub encoding: super::escpos::Encoding,
+    /// The store's offset from UTC, seconds: times on slips are the store's local time.
+    pub utc_offset_s: i32,
+}
+
+/// The store's local time for the slip from a journal timestamp.
+fn local(ts: &str, ctx: &ReceiptContext) -> String {
+    let offset = chrono::FixedOffset::east_opt(ctx.utc_offset_s).unwrap_or(crate::clock::beijing());
+    crate::clock::from_journal(ts)
+        .map(|t| {
+            t.with_timezone(&offset)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| ts.to_string())
+}
+
+fn field(p: &mut super::escpos::EscPos, width: usize, key: &str, value: &str) {
+    let pad = width
+        .saturating_sub(key.chars().count() + value.chars().count())
+        .max(1);
+    p.line(&format!("{key}{}{value}", " ".repeat(pad)));
+}
+
+fn heading(p: &mut super::escpos::EscPos, ctx: &ReceiptContext, title: &str) {
+    use super::escpos::Align;
+    p.align(Align::Center);
+    if let Some(name) = &ctx.store_name {
+        p.bold(true).line(name).bold(false);
+    }
+    for h in &ctx.header {
+        p.line(h);
+    }
+    p.bold(true).line(title).bold(false).align(Align::Left);
+    p.line(&"-".repeat(ctx.width));
+}
+
+fn ending(p: &mut super::escpos::EscPos, ctx: &ReceiptContext) {
+    use super::escpos::Align;
+    p.line(&"-".repeat(ctx.width)).align(Align::Center);
+    for f in &ctx.footer {
+        p.line(f);
+    }
+    p.align(Align::Left).feed(2).cut();
+}
+
+/// The ESC/POS receipt of a finished sale: a paid receipt, or a reversal slip when a
+/// payment made meanwhile was refunded by the cancel. `copy` labels a merchant copy.
+pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) -> Vec<u8> {
+    use super::escpos::{Align, EscPos};
+    let reversed = sale.attempts.iter().any(|a| a.paid_then_refunded);
+    let title = match (sale.state, reversed) {
+        (SaleState::Paid, _) => "PAYMENT RECEIPT",
+        (_, true) => "PAYMENT REVERSED",
+        _ => "PAYMENT NOT COMPLETED",
+    };
+    let w = ctx.width;
+    let mut p = EscPos::new(ctx.encoding);
+    heading(&mut p, ctx, title);
+    if let Some(c) = copy {
+        p.align(Align::Center).line(c).align(Align::Left);
+    }
+    field(&mut p, w, "Terminal", &ctx.terminal_id);
+    field(&mut p, w, "Sale", &sale.sale_id);
+    field(&mut p, w, "Time", &local(&sale.updated_at, ctx));
+    if let Some(r) = &sale.reference {
+        field(&mut p, w, "Reference", r);
+    }
+    p.align(Align::Center).bold(true).double(true);
+    p.line(&format!("{} {}", sale.amount, sale.currency));
+    p.double(false).bold(false).align(Align::Left);
+    field(&mut p, w, "State", sale.state.as_str());
+    let paid = sale
+        .attempts
+        .iter()
+        .find(|a| a.state == crate::state::AttemptState::Succeeded);
+    if let Some(a) = paid.or(sale.attempts.last()) {
+        field(&mut p, w, "Wallet", a.wallet);
+        field(&mut p, w, "Code", &a.code);
+        if let Some(t) = &a.gateway_trade_id {
+            field(&mut p, w, "Trade no", t);
+        }
+    }
+    if reversed {
+        p.line("The customer's payment was refunded in full.");
+    }
+    for r in &sale.refunds {
+        field(
+            &mut p,
+            w,
+            &format!("Refund {}", r.state.as_str()),
+            &format!("-{} {}", r.amount, r.currency),
+        );
+    }
+    if let Some(m) = &sale.message {
+        p.line(m);
+    }
+    let qr = paid
+        .and_then(|a| a.gateway_trade_id.clone())
+        .unwrap_or_else(|| sale.sale_id.clone());
+    p.align(Align::Center).qr(&qr, 6).align(Align::Left);
+    ending(&mut p, ctx);
+    p.into_bytes()
+}
+
+/// The slip of a refund of part (or all) of a paid sale.
+pub fn escpos_refund(refund: &crate::view::RefundView, ctx: &ReceiptContext) -> Vec<u8> {
+    use super::escpos::{Align, EscPos};
+    let w = ctx.width;
+    let mut p = EscPos::new(ctx.encoding);
+    heading(&mut p, ctx, "REFUND");
+    field(&mut p, w, "Terminal", &ctx.terminal_id);
+    field(&mut p, w, "Sale", &refund.sale_id);
+    field(&mut p, w, "Refund", &refund.refund_id);
+    field(&mut p, w, "Time", &local(&refund.created_at, ctx));
+    p.align(Align::Center).bold(true).double(true);
+    p.line(&format!("-{} {}", refund.amount, refund.currency));
+    p.double(false).bold(false).align(Align::Left);
+    field(&mut p, w, "State", refund.state.as_str());
+    if let Some(r) = &refund.reason {
+        field(&mut p, w, "Reason", r);
+    }
+    p.align(Align::Center)
+        .qr(&refund.refund_id, 6)
+        .align(Align::Left);
+    ending(&mut p, ctx);
+    p.into_bytes()
+}
+
+#[cfg(test)]
+mod golden {
+    use super::*;
+    use crate::output::escpos::Encoding;
+    use crate::state::AttemptState;
+    use crate::view::AttemptView;
+
+    fn ctx() -> ReceiptContext {
+        ReceiptContext {
+            store_name: Some("扫码小店 Demo Cafe".into()),
+            terminal_id: "T0001".into(),
+            header: vec!["Main St 1".into()],
+            footer: vec!["谢谢惠顾 Thank you".into()],
+            width: 32,
+            encoding: Encoding::Gb18030,
+            utc_offset_s: 8 * 3600,
+        }
+    }
+
+    fn sale(state: SaleState, attempt: AttemptState, refunded: bool) -> SaleView {
+        SaleView {
+            sale_id: "S20261122-7462c83930".into(),
+            state,
+            amount: "12.50".into(),
+            currency: "CNY".into(),
+            reference: Some("R-1".into()),
+            subject: "Coffee".into(),
+            created_at: "2026-11-22T02:00:08.538Z".into(),
+            updated_at: "2026-11-22T02:00:08.540Z".into(),
+            attempts: vec![AttemptView {
+                request_id: "T0001_20261122020008_f6a72928".into(),
+                state: attempt,
+                result_code: Some("paid".into()),
+                result_message: None,
+                code: "28************0000".into(),
+                wallet: "alipay",
+                gateway: "alipay-openapi".into(),
+                gateway_trade_id: Some("2026112222001400001234567890".into()),
+                paid_then_refunded: refunded,
+                needs_attention: None,
+                inquiries: 0,
+                cancels: 0,
+                created_at: "2026-11-22T02:00:08.539Z".into(),
+            }],
+            refunds: vec![],
+            reason: None,
+            message: Some("paid".into()),
+        }
+    }
+
+    /// Compares with `tests/golden/<name>`; `SCANPAY_BLESS=1` writes it instead.
+    fn golden(name: &str, bytes: &[u8]) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("SCANPAY_BLESS").is_some() {
+            std::fs::write(&path, bytes).unwrap();
+        }
+        let expected = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (SCANPAY_BLESS=1 writes it)", path.display()));
+        assert!(expected == bytes, "{name} differs from the golden bytes");
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn paid_receipt() {
+        let b = escpos_sale(
+            &sale(SaleState::Paid, AttemptState::Succeeded, false),
+            &ctx(),
+            None,
+        );
+        assert!(
+            b.starts_with(&[0x1B, 0x40, 0x1C, 0x26]),
+            "ESC @ then Chinese mode"
+        );
+        assert!(b.ends_with(&[0x1D, 0x56, 0x42, 0x03]), "ends with the cut");
+        assert!(contains(&b, b"12.50 CNY"));
+        assert!(contains(&b, &[0xD0, 0xBB, 0xD0, 0xBB]), "谢谢 in GB18030");
+        assert!(contains(&b, b"2026-11-22 10:00:08"), "store time, UTC+8");
+        let qr = [
+            &[0x1D, 0x28, 0x6B, 31, 0x00, 0x31, 0x50, 0x30][..],
+            b"2026112222001400001234567890",
+        ]
+        .concat();
+        assert!(contains(&b, &qr), "the trade number as a QR code");
+        golden("paid_receipt.bin", &b);
+    }
+
+    #[test]
+    fn reversal_slip() {
+        let b = escpos_sale(
+            &sale(SaleState::Cancelled, AttemptState::Cancelled, true),
+            &ctx(),
+            None,
+        );
+        assert!(contains(&b, b"PAYMENT REVERSED"));
+        assert!(contains(&b, b"refunded in full"));
+        golden("reversal_slip.bin", &b);
+    }
+
+    #[test]
+    fn z_report() {
+        let r = crate::report::DayReport {
+            date: "2026-11-22".into(),
+            from: "2026-11-21T16:00:00.000Z".into(),
+            until: "2026-11-22T16:00:00.000Z".into(),
+            lines: vec![crate::report::Line {
+                state: SaleState::Paid,
+                currency: "CNY".into(),
+                count: 3,
+                total: "22.49".into(),
+            }],
+            refunds: vec![crate::report::RefundLine {
+                currency: "CNY".into(),
+                count: 1,
+                total: "2.50".into(),
+            }],
+            net: vec![crate::report::RefundLine {
+                currency: "CNY".into(),
+                count: 0,
+                total: "19.99".into(),
+            }],
+            in_doubt: vec![],
+            needs_attention: vec![],
+        };
+        let b = crate::report::escpos(&r, &ctx());
+        assert!(contains(&b, b"Z-REPORT") && contains(&b, b"19.99"));
+        assert!(b.ends_with(&[0x1D, 0x56, 0x42, 0x03]));
+        golden("z_report.bin", &b);
+    }
+}

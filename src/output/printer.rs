@@ -1,0 +1,221 @@
+//! The receipt printer: backends `file` (a character device such as `/dev/usb/lp0`, or a
+//! plain file), `tcp` (raw port 9100), `serial`, `none`. Printing happens on a thread of its
+//! own, fed by a bounded queue: a slow, stalled or dead printer never delays a sale (a full
+//! queue drops the slip and says so). Where the link is two-way (TCP, serial), the paper
+//! sensor is asked (`DLE EOT 4`) after each slip and reported in health.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::escpos::{PAPER_STATUS_QUERY, PaperStatus, paper_status};
+use super::receipt::{ReceiptContext, escpos_refund, escpos_sale};
+use crate::events::{Event, Observer};
+use crate::state::{RefundState, SaleState};
+
+const QUEUE: usize = 32;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const STATUS_TIMEOUT: Duration = Duration::from_millis(400);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrinterKind {
+    File(PathBuf),
+    Tcp(String),
+    Serial { path: PathBuf, baud: u32 },
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct PrinterConfig {
+    pub kind: PrinterKind,
+    pub copies: u8,
+    pub merchant_copy: bool,
+    pub receipt: ReceiptContext,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PrinterState {
+    pub kind: String,
+    pub ok: bool,
+    pub last_error: Option<String>,
+    pub paper: Option<PaperStatus>,
+    pub printed: u64,
+    pub dropped: u64,
+    /// Slips queued, and slips the printer thread is done with (printed or failed).
+    pub queued: u64,
+    pub done: u64,
+}
+
+/// Sends bytes to the printer; returns the paper status when the link can tell.
+pub fn send(kind: &PrinterKind, bytes: &[u8]) -> Result<Option<PaperStatus>, String> {
+    match kind {
+        PrinterKind::None => Ok(None),
+        PrinterKind::File(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.write_all(bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            f.flush().map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(None)
+        }
+        PrinterKind::Tcp(address) => {
+            use std::net::ToSocketAddrs;
+            let addr = address
+                .to_socket_addrs()
+                .map_err(|e| format!("{address}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{address}: no address"))?;
+            let mut s = std::net::TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+                .map_err(|e| format!("{address}: {e}"))?;
+            s.set_write_timeout(Some(WRITE_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            s.write_all(bytes).map_err(|e| format!("{address}: {e}"))?;
+            s.write_all(&PAPER_STATUS_QUERY)
+                .map_err(|e| format!("{address}: {e}"))?;
+            s.set_read_timeout(Some(STATUS_TIMEOUT))
+                .map_err(|e| e.to_string())?;
+            let mut b = [0u8; 1];
+            // No answer is "unknown", not an error: many printers do not reply.
+            Ok(match s.read(&mut b) {
+                Ok(1) => paper_status(b[0]),
+                _ => None,
+            })
+        }
+        PrinterKind::Serial { path, baud } => {
+            let mut port = serialport::new(path.to_string_lossy(), *baud)
+                .timeout(STATUS_TIMEOUT)
+                .open_native()
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            port.write_all(bytes)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            port.write_all(&PAPER_STATUS_QUERY)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut b = [0u8; 1];
+            Ok(match port.read(&mut b) {
+                Ok(1) => paper_status(b[0]),
+                _ => None,
+            })
+        }
+    }
+}
+
+pub struct PrinterQueue {
+    jobs: SyncSender<Vec<u8>>,
+    state: Arc<Mutex<PrinterState>>,
+    config: PrinterConfig,
+}
+
+impl PrinterQueue {
+    pub fn start(config: PrinterConfig) -> Arc<PrinterQueue> {
+        let (jobs, rx) = sync_channel::<Vec<u8>>(QUEUE);
+        let state = Arc::new(Mutex::new(PrinterState {
+            kind: format!("{:?}", config.kind),
+            ok: true,
+            ..PrinterState::default()
+        }));
+        let worker_state = state.clone();
+        let kind = config.kind.clone();
+        let spawned = std::thread::Builder::new()
+            .name("printer".into())
+            .spawn(move || {
+                for job in rx {
+                    let result = send(&kind, &job);
+                    let mut s = worker_state.lock().unwrap_or_else(|e| e.into_inner());
+                    s.done += 1;
+                    match result {
+                        Ok(paper) => {
+                            s.ok = true;
+                            s.printed += 1;
+                            s.paper = paper.or(s.paper);
+                            if paper == Some(PaperStatus::Out) {
+                                tracing::warn!("printer reports paper out");
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "receipt not printed");
+                            s.ok = false;
+                            s.last_error = Some(e);
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the printer thread");
+        }
+        Arc::new(PrinterQueue {
+            jobs,
+            state,
+            config,
+        })
+    }
+
+    pub fn state(&self) -> PrinterState {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Queues a slip; never waits. A full queue means the printer is stalled: the slip is
+    /// dropped (it can be reprinted) and health says so.
+    pub fn enqueue(&self, bytes: Vec<u8>) {
+        if self.config.kind == PrinterKind::None {
+            return;
+        }
+        match self.jobs.try_send(bytes) {
+            Ok(()) => self.state.lock().unwrap_or_else(|e| e.into_inner()).queued += 1,
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                s.dropped += 1;
+                s.ok = false;
+                s.last_error =
+                    Some("printer stalled: receipts are waiting; check it, then reprint".into());
+                tracing::warn!("printer queue full: receipt dropped (use scanpay reprint)");
+            }
+        }
+    }
+
+    /// Waits up to `limit` for the queued slips to be printed (one-shot commands).
+    pub fn flush(&self, limit: Duration) {
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end && self.state().done < self.state().queued {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The receipts of a finished sale (copies, and the merchant's copy when configured).
+    pub fn sale_slips(&self, sale: &crate::view::SaleView) -> Vec<Vec<u8>> {
+        let ctx = &self.config.receipt;
+        let mut out = Vec::new();
+        for _ in 0..self.config.copies.max(1) {
+            out.push(escpos_sale(sale, ctx, None));
+        }
+        if self.config.merchant_copy {
+            out.push(escpos_sale(sale, ctx, Some("MERCHANT COPY")));
+        }
+        out
+    }
+}
+
+impl Observer for PrinterQueue {
+    fn event(&self, event: &Event) {
+        match event {
+            Event::SaleFinished { sale } => {
+                let reversed = sale.attempts.iter().any(|a| a.paid_then_refunded);
+                if sale.state == SaleState::Paid || (sale.state == SaleState::Cancelled && reversed)
+                {
+                    for slip in self.sale_slips(sale) {
+                        self.enqueue(slip);
+                    }
+                }
+            }
+            Event::Refund { refund } if refund.state == RefundState::Succeeded => {
+                self.enqueue(escpos_refund(refund, &self.config.receipt));
+            }
+            _ => {}
+        }
+    }
+}

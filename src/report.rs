@@ -1,0 +1,338 @@
+//! The end-of-day report: for one local day, sales counted and summed by state and currency,
+//! refunds, and what is still in doubt or needs a person. Text, CSV, JSON, or an ESC/POS
+//! Z-report for the receipt printer.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeZone};
+use serde::Serialize;
+
+use crate::journal::{Journal, JournalError, SaleFilter};
+use crate::money::{Amount, Currency};
+use crate::state::{RefundState, SaleState};
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Line {
+    pub state: SaleState,
+    pub currency: String,
+    pub count: u64,
+    /// Major units, e.g. "125.50".
+    pub total: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RefundLine {
+    pub currency: String,
+    pub count: u64,
+    pub total: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Open {
+    pub sale_id: String,
+    pub request_id: String,
+    pub state: String,
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DayReport {
+    pub date: String,
+    pub from: String,
+    pub until: String,
+    pub lines: Vec<Line>,
+    pub refunds: Vec<RefundLine>,
+    /// Paid minus refunded, per currency.
+    pub net: Vec<RefundLine>,
+    pub in_doubt: Vec<Open>,
+    pub needs_attention: Vec<Open>,
+}
+
+/// The report of `date` (a local calendar day on this machine).
+pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, JournalError> {
+    let start = chrono::Local
+        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| date.and_time(chrono::NaiveTime::MIN).and_utc());
+    let next = date.succ_opt().unwrap_or(date);
+    let end = chrono::Local
+        .from_local_datetime(&next.and_time(chrono::NaiveTime::MIN))
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .unwrap_or_else(|| next.and_time(chrono::NaiveTime::MIN).and_utc());
+    let sales = journal.sales(&SaleFilter {
+        since: Some(start),
+        until: Some(end),
+        ..SaleFilter::default()
+    })?;
+    let mut by: BTreeMap<(String, &'static str), (u64, i64, Currency)> = BTreeMap::new();
+    let mut refunds: BTreeMap<String, (u64, i64, Currency)> = BTreeMap::new();
+    let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
+    for sale in &sales {
+        let c = sale.amount.currency();
+        let e = by
+            .entry((c.code().to_string(), sale.state.as_str()))
+            .or_insert((0, 0, c));
+        e.0 += 1;
+        e.1 += sale.amount.minor();
+        if sale.state == SaleState::Paid {
+            paid.entry(c.code().to_string()).or_insert((0, c)).0 += sale.amount.minor();
+        }
+        for r in journal.refunds(&sale.id)? {
+            if r.state == RefundState::Succeeded {
+                let e = refunds.entry(c.code().to_string()).or_insert((0, 0, c));
+                e.0 += 1;
+                e.1 += r.amount.minor();
+            }
+        }
+    }
+    let fmt = |minor: i64, c: Currency| Amount::from_minor(minor, c).to_major_string();
+    let lines = by
+        .into_iter()
+        .map(|((currency, state), (count, minor, c))| Line {
+            state: SaleState::parse(state).unwrap_or(SaleState::Failed),
+            currency,
+            count,
+            total: fmt(minor, c),
+        })
+        .collect();
+    let net = paid
+        .iter()
+        .map(|(currency, (minor, c))| {
+            let back = refunds.get(currency).map(|r| r.1).unwrap_or(0);
+            RefundLine {
+                currency: currency.clone(),
+                count: 0,
+                total: fmt(minor - back, *c),
+            }
+        })
+        .collect();
+    let refunds = refunds
+        .into_iter()
+        .map(|(currency, (count, minor, c))| RefundLine {
+            currency,
+            count,
+            total: fmt(minor, c),
+        })
+        .collect();
+    let open = |a: crate::journal::AttemptRow| Open {
+        sale_id: a.sale_id,
+        request_id: a.request_id,
+        state: a.state.as_str().to_string(),
+        why: a.needs_attention,
+    };
+    Ok(DayReport {
+        date: date.to_string(),
+        from: crate::clock::to_journal(start),
+        until: crate::clock::to_journal(end),
+        lines,
+        refunds,
+        net,
+        in_doubt: journal.open_attempts()?.into_iter().map(open).collect(),
+        needs_attention: journal
+            .attempts_needing_attention()?
+            .into_iter()
+            .map(open)
+            .collect(),
+    })
+}
+
+pub fn text(r: &DayReport) -> String {
+    let mut out = format!(
+        "scanpay day report {} ({} to {})\n",
+        r.date, r.from, r.until
+    );
+    out.push_str(&format!(
+        "{:<14} {:<4} {:>6} {:>16}\n",
+        "state", "cur", "count", "total"
+    ));
+    for l in &r.lines {
+        out.push_str(&format!(
+            "{:<14} {:<4} {:>6} {:>16}\n",
+            l.state.as_str(),
+            l.currency,
+            l.count,
+            l.total
+        ));
+    }
+    for f in &r.refunds {
+        out.push_str(&format!(
+            "{:<14} {:<4} {:>6} {:>16}\n",
+            "refunded",
+            f.currency,
+            f.count,
+            format!("-{}", f.total)
+        ));
+    }
+    for n in &r.net {
+        out.push_str(&format!(
+            "{:<14} {:<4} {:>6} {:>16}\n",
+            "net", n.currency, "", n.total
+        ));
+    }
+    out.push_str(&format!("in doubt: {}\n", r.in_doubt.len()));
+    for o in &r.in_doubt {
+        out.push_str(&format!("  {} {} {}\n", o.sale_id, o.request_id, o.state));
+    }
+    out.push_str(&format!("needs attention: {}\n", r.needs_attention.len()));
+    for o in &r.needs_attention {
+        out.push_str(&format!(
+            "  {} {}: {}\n",
+            o.sale_id,
+            o.request_id,
+            o.why.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}
+
+pub fn csv(r: &DayReport) -> Result<String, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["date", "kind", "state", "currency", "count", "total"])
+        .map_err(|e| e.to_string())?;
+    for l in &r.lines {
+        w.write_record([
+            r.date.as_str(),
+            "sales",
+            l.state.as_str(),
+            &l.currency,
+            &l.count.to_string(),
+            &l.total,
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    for f in &r.refunds {
+        w.write_record([
+            r.date.as_str(),
+            "refunds",
+            "succeeded",
+            &f.currency,
+            &f.count.to_string(),
+            &f.total,
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    for n in &r.net {
+        w.write_record([r.date.as_str(), "net", "", &n.currency, "", &n.total])
+            .map_err(|e| e.to_string())?;
+    }
+    String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+}
+
+/// The report as an ESC/POS Z-report.
+pub fn escpos(r: &DayReport, ctx: &crate::output::receipt::ReceiptContext) -> Vec<u8> {
+    use crate::output::escpos::{Align, EscPos};
+    let mut p = EscPos::new(ctx.encoding);
+    p.align(Align::Center)
+        .bold(true)
+        .line("Z-REPORT")
+        .bold(false);
+    p.line(&format!("{} terminal {}", r.date, ctx.terminal_id))
+        .align(Align::Left);
+    p.line(&"-".repeat(ctx.width));
+    for line in text(r).lines().skip(1) {
+        p.line(line);
+    }
+    p.feed(2).cut();
+    p.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Change, NewAttempt, NewSale};
+    use crate::paycode::{Scan, recognise};
+    use crate::state::{AttemptState, Cause};
+
+    #[test]
+    fn sums_equal_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let cny = Currency::from_code("CNY").unwrap();
+        let now = chrono::Utc::now();
+        let mut expected_paid = 0;
+        for (i, (minor, paid)) in [(1250, true), (300, false), (999, true), (1, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let id = format!("S{i}");
+            let new = NewSale {
+                id: id.clone(),
+                amount: Amount::from_minor(minor, cny),
+                reference: None,
+                subject: "x".into(),
+                idempotency_key: None,
+                max_attempts: 1,
+            };
+            j.create_sale(&new, now).unwrap();
+            let Scan::Payment(code) = recognise(&format!("2860000000000001{i:02}")) else {
+                panic!()
+            };
+            let a = j
+                .begin_attempt(
+                    &id,
+                    &NewAttempt {
+                        request_id: format!("R{i}"),
+                        gateway: "sandbox",
+                        code: &code,
+                        deadline_at: now,
+                    },
+                    now,
+                )
+                .unwrap();
+            let to = if paid {
+                AttemptState::Succeeded
+            } else {
+                AttemptState::Failed
+            };
+            j.transition(a.id, to, Cause::PayAnswer, &Change::default(), now)
+                .unwrap();
+            if paid {
+                expected_paid += minor;
+            }
+        }
+        let r = j
+            .begin_refund("S0", "RF1", Amount::from_minor(250, cny), None, now)
+            .unwrap();
+        j.refund_transition(r.id, RefundState::Succeeded, "ok", "ok", None, now)
+            .unwrap();
+        let report = day_report(&j, now.with_timezone(&chrono::Local).date_naive()).unwrap();
+        let paid = report
+            .lines
+            .iter()
+            .find(|l| l.state == SaleState::Paid)
+            .unwrap();
+        assert_eq!(
+            (paid.count, paid.total.as_str()),
+            (
+                3,
+                Amount::from_minor(expected_paid, cny)
+                    .to_major_string()
+                    .as_str()
+            )
+        );
+        let failed = report
+            .lines
+            .iter()
+            .find(|l| l.state == SaleState::Failed)
+            .unwrap();
+        assert_eq!((failed.count, failed.total.as_str()), (1, "3.00"));
+        assert_eq!(report.refunds[0].total, "2.50");
+        assert_eq!(
+            report.net[0].total,
+            Amount::from_minor(expected_paid - 250, cny).to_major_string()
+        );
+        assert!(text(&report).contains("net"));
+        assert!(csv(&report).unwrap().lines().count() >= 4);
+        let yesterday = now
+            .with_timezone(&chrono::Local)
+            .date_naive()
+            .pred_opt()
+            .unwrap();
+        assert!(
+            day_report(&j, yesterday).unwrap().lines.is_empty(),
+            "another day has no sales"
+        );
+    }
+}
