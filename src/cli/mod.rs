@@ -128,8 +128,15 @@ pub enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
-    /// Load and validate a config file; print what is wrong with it (exit 2) or a summary
-    CheckConfig { file: PathBuf },
+    /// Validate a config file and what it points at (keys, journal directory, scanners,
+    /// printer, LEDs), one line per check with the fix; exit 2 when the file is wrong, 1 when a
+    /// check fails
+    CheckConfig {
+        file: PathBuf,
+        /// Also ask the gateway (a signed, harmless inquiry) whether it answers and verifies
+        #[arg(long)]
+        probe: bool,
+    },
     /// List candidate scanners: HID devices (hidraw) with vendor:product, names and serial
     /// numbers, and serial ports, with the [[scanner]] values to use
     Devices,
@@ -291,7 +298,7 @@ pub fn run(cli: Cli) -> u8 {
         })),
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
         Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
-        Command::CheckConfig { file } => check::run(&file),
+        Command::CheckConfig { file, probe } => runtime.block_on(check::run(&file, probe)),
         Command::Devices => devices(),
         Command::Report {
             source,

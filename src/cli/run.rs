@@ -123,6 +123,7 @@ pub async fn run(args: Args) -> u8 {
         })),
     );
     let notifier = Notifier::from_env();
+    let stop_requested = shutdown_signals();
 
     // Recovery: every attempt left open is the watchdog's before any new scan is taken.
     if let Err(e) = engine.expire_unscanned() {
@@ -215,7 +216,7 @@ pub async fn run(args: Args) -> u8 {
     };
     tokio::select! {
         _ = input => tracing::info!("input ended"),
-        _ = shutdown_signal() => tracing::info!("stop requested"),
+        _ = stop_requested => tracing::info!("stop requested"),
     }
     notifier.stopping();
     devices_stop.store(true, Ordering::Relaxed);
@@ -438,15 +439,24 @@ fn status_line(
     )
 }
 
-async fn shutdown_signal() {
+/// SIGTERM and SIGINT, registered at once: a signal that arrives before the main loop waits
+/// for it (right after READY=1) must still mean "stop cleanly", not the default action.
+fn shutdown_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        },
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            (Ok(mut term), Err(_)) => {
+                term.recv().await;
+            }
+            _ => std::future::pending().await,
         }
     }
 }
