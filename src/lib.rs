@@ -12,6 +12,7 @@
 //! - [`cli`]: the commands of the `scanpay` binary.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

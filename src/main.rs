@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     // Logs go to stderr (journald under systemd); stdout is for results. The demo is
     // quieter by default because it narrates on its own.
     let default = match cli.command {
-        scanpay::cli::Command::Demo { .. } => LevelFilter::WARN,
+        scanpay::cli::Command::Demo { .. } | scanpay::cli::Command::Bench { .. } => {
+            LevelFilter::WARN
+        }
         _ => LevelFilter::INFO,
     };
     let level = std::env::var("SCANPAY_LOG")

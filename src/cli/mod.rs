@@ -117,6 +117,16 @@ pub enum Command {
         #[arg(long)]
         print: bool,
     },
+    /// Measure speed and footprint against baselines taken in the same run (fsync, RSA
+    /// signing); prints a table and one JSON line. Also qualifies a new box's disk
+    Bench {
+        /// Fewer rounds and a smaller journal: finishes within a minute
+        #[arg(long)]
+        quick: bool,
+        /// Directory on the disk to measure (work files go in a temporary subdirectory)
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Print a sale's receipt again on the configured printer
     Reprint {
         #[arg(long)]
@@ -307,6 +317,23 @@ pub fn run(cli: Cli) -> u8 {
             print,
         } => output::report(&source, date.as_deref(), format, print),
         Command::Reprint { config, sale_id } => output::reprint(&config, &sale_id),
+        Command::Bench { quick, dir } => {
+            let plan = if quick {
+                crate::bench::Plan::quick()
+            } else {
+                crate::bench::Plan::full()
+            };
+            match runtime.block_on(crate::bench::run(plan, &dir)) {
+                Ok(figures) => {
+                    out(&figures.to_string());
+                    EXIT_OK
+                }
+                Err(e) => {
+                    eprintln!("error: bench: {e}");
+                    EXIT_NOT_PAID
+                }
+            }
+        }
         Command::Sandbox {
             listen,
             dir,
