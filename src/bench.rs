@@ -84,7 +84,7 @@ struct Report {
 
 impl Report {
     fn add(&mut self, what: &str, value: String, against: String) {
-        println!("{what:<36} {value:>14}   {against}");
+        crate::cli::out(&format!("{what:<36} {value:>14}   {against}"));
         self.rows.push((what.to_string(), value, against));
     }
     fn figure(&mut self, key: &str, v: f64) {
@@ -104,7 +104,10 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
         rows: Vec::new(),
         figures: Map::new(),
     };
-    println!("{:<36} {:>14}   {}", "measure", "value", "baseline / note");
+    crate::cli::out(&format!(
+        "{:<36} {:>14}   baseline / note",
+        "measure", "value"
+    ));
 
     // Baseline 1: a raw fsync of a small write on this disk.
     let mut fsyncs = Vec::with_capacity(plan.fsyncs);
