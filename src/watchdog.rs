@@ -492,6 +492,20 @@ impl Watchdog {
                 }
             });
         }
+        for refund in self.resolver.journal.open_refunds()? {
+            let Some(claim) = self.owners.claim_work(Work::Refund, refund.id) else {
+                continue;
+            };
+            started += 1;
+            tracing::info!(refund = %refund.request_id, state = %refund.state, "watchdog takes over refund");
+            let resolver = self.resolver.clone();
+            tokio::spawn(async move {
+                let _claim = claim;
+                if let Err(e) = resolver.resolve_refund(refund, None).await {
+                    tracing::error!(error = %e, "watchdog: journal error on a refund; retried on the next sweep");
+                }
+            });
+        }
         Ok(started)
     }
 

@@ -38,6 +38,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         },
         "journal": {"path": journal.path().display().to_string(), "ok": true},
         "in_doubt": open.len(),
+        "refunds_in_doubt": journal.open_refunds().map_err(ApiError::internal)?.len(),
         "oldest_in_doubt_age_s": oldest,
         "needs_attention": attention.iter().map(|a| json!({
             "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,

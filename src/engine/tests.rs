@@ -31,6 +31,8 @@ struct Faulty {
     drop_link_after_pay: AtomicBool,
     /// The next refund is made, but its answer is lost.
     lose_refund_answer: AtomicBool,
+    /// The link drops right after the next refund was made.
+    drop_link_after_refund: AtomicBool,
     refunds: AtomicU32,
     /// Runs inside `pay`, before the request reaches the sandbox.
     on_pay: StdMutex<Option<PayHook>>,
@@ -47,6 +49,7 @@ impl Faulty {
             wrong_amount: AtomicBool::new(false),
             drop_link_after_pay: AtomicBool::new(false),
             lose_refund_answer: AtomicBool::new(false),
+            drop_link_after_refund: AtomicBool::new(false),
             refunds: AtomicU32::new(0),
             on_pay: StdMutex::new(None),
         }
@@ -126,6 +129,9 @@ impl Gateway for Faulty {
             return Outcome::NotSent("connection refused".into());
         }
         let outcome = self.inner.refund(request).await;
+        if self.drop_link_after_refund.swap(false, Ordering::SeqCst) {
+            self.offline.store(true, Ordering::SeqCst);
+        }
         if self.lose_refund_answer.swap(false, Ordering::SeqCst) {
             return Outcome::Unknown(crate::gateway::Unknown::new(
                 crate::gateway::UnknownKind::ConnectionLost,
@@ -756,6 +762,36 @@ async fn a_sale_handed_to_the_watchdog_ends_with_its_attempt_and_never_reopens()
         sale.state,
         SaleState::Cancelled,
         "not back to awaiting a scan nobody will make"
+    );
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_finishes_a_refund_left_in_doubt() {
+    use crate::state::RefundState;
+    let h = harness();
+    let sale = h.pay("12.50", "286000000000000000").await;
+    // The refund's answer is lost and the link stays down: the engine gives up on it.
+    h.gateway.lose_refund_answer.store(true, Ordering::SeqCst);
+    h.gateway
+        .drop_link_after_refund
+        .store(true, Ordering::SeqCst);
+    let r = h
+        .engine
+        .refund(&sale.sale_id, cny("4.00"), None)
+        .await
+        .unwrap();
+    assert_eq!(r.state, RefundState::Unknown, "{r:?}");
+    assert_eq!(h.journal.open_refunds().unwrap().len(), 1);
+    // The link comes back; only the watchdog is left to finish it.
+    h.gateway.offline.store(false, Ordering::SeqCst);
+    let watchdog = h.engine.watchdog();
+    assert_eq!(watchdog.sweep().unwrap(), 1, "the open refund is adopted");
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(h.journal.open_refunds().unwrap().is_empty());
+    assert_eq!(
+        h.journal.refunds(&sale.sale_id).unwrap()[0].state,
+        RefundState::Succeeded
     );
     h.assert_ledger_agrees();
 }
