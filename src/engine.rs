@@ -89,6 +89,8 @@ pub enum EngineError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     NoSale,
+    /// scanpay is shutting down.
+    Stopping,
     InFlight {
         request_id: String,
     },
@@ -105,6 +107,7 @@ pub enum Refusal {
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Refusal::Stopping => f.write_str("scanpay is stopping: this scan was not charged"),
             Refusal::NoSale => f.write_str(
                 "scan without sale: no sale is waiting for a payment code; start the sale first",
             ),
@@ -178,6 +181,17 @@ pub struct Engine {
     on_wire: std::sync::atomic::AtomicBool,
     /// Wakes the watchdog when an attempt in doubt is handed to it.
     wake: Arc<tokio::sync::Notify>,
+    /// Set at shutdown: no new sale or scan is taken.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// Clears the on-the-wire flag however the pay request ends (answer, timeout, dropped).
+struct OnWire<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for OnWire<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Clears the in-flight slot however the attempt ends (answer, error, or the future dropped
@@ -222,7 +236,18 @@ impl Engine {
             slots: Mutex::new(Slots::default()),
             on_wire: std::sync::atomic::AtomicBool::new(false),
             wake: Arc::new(tokio::sync::Notify::new()),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Shutdown: from now on new sales and scans are refused; a scan being charged finishes.
+    pub fn stop_taking_sales(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn is_stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether a pay request is waiting for its answer right now.
@@ -327,6 +352,11 @@ impl Engine {
                 amount,
                 max: terminal.max_amount,
             });
+        }
+        if self.is_stopping() {
+            return Err(EngineError::Preflight(
+                "scanpay is stopping; start the sale again in a moment".into(),
+            ));
         }
         if let Some(check) = &self.preflight
             && let Err(why) = check.check()
@@ -459,6 +489,9 @@ impl Engine {
                 gateway: self.gateway.name(),
             });
         }
+        if self.is_stopping() {
+            return Err(Refusal::Stopping);
+        }
         let mut slots = lock(&self.slots);
         if let Some(request_id) = &slots.in_flight {
             return Err(Refusal::InFlight {
@@ -563,6 +596,7 @@ impl Engine {
         });
         self.on_wire
             .store(true, std::sync::atomic::Ordering::SeqCst);
+        let on_wire = OnWire(&self.on_wire);
         let outcome =
             match tokio::time::timeout(self.settings.timeout, self.gateway.pay(&request)).await {
                 Ok(outcome) => outcome,
@@ -571,8 +605,7 @@ impl Engine {
                     format!("no answer within {} ms", self.settings.timeout.as_millis()),
                 )),
             };
-        self.on_wire
-            .store(false, std::sync::atomic::Ordering::SeqCst);
+        drop(on_wire);
         let outcome = match outcome {
             Outcome::Success(paid) if !echo_ok(&paid, attempt.amount) => {
                 tracing::error!(request_id = %request.request_id, "pay answer states another amount: not trusted");

@@ -268,7 +268,10 @@ pub fn out(line: &str) {
 
 /// Runs the parsed command and returns the process exit status.
 pub fn run(cli: Cli) -> u8 {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    // Two workers: a journal checkpoint or a sysfs write on one never stalls the API and
+    // the watchdog on the other.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_time()
         .enable_io()
         .build()

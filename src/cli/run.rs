@@ -214,18 +214,28 @@ pub async fn run(args: Args) -> u8 {
             scanners.await;
         }
     };
+    let mut input = std::pin::pin!(input);
     tokio::select! {
-        _ = input => tracing::info!("input ended"),
-        _ = stop_requested => tracing::info!("stop requested"),
+        _ = &mut input => tracing::info!("input ended"),
+        _ = stop_requested => {
+            tracing::info!("stop requested");
+            engine.stop_taking_sales();
+            // A scan being charged finishes: its pay request gets its answer or times out. No
+            // new one starts; whatever stays in doubt is resolved after the next start.
+            let limit = config.gateway.timeout + Duration::from_secs(1);
+            let _ = tokio::time::timeout(limit, async {
+                while engine.in_flight() {
+                    tokio::select! {
+                        _ = &mut input => break,
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                    }
+                }
+            })
+            .await;
+        }
     }
     notifier.stopping();
     devices_stop.store(true, Ordering::Relaxed);
-    // A pay request on the wire gets its answer or times out; whatever follows (inquiries,
-    // cancels) is in the journal and resumes at the next start.
-    let wait_until = tokio::time::Instant::now() + config.gateway.timeout + Duration::from_secs(1);
-    while engine.on_wire() && tokio::time::Instant::now() < wait_until {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
     let _ = stop_tx.send(true);
     let _ = watchdog_task.await;
     if let Some(task) = api_task {

@@ -795,3 +795,31 @@ async fn the_watchdog_finishes_a_refund_left_in_doubt() {
     );
     h.assert_ledger_agrees();
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_stop_no_sale_or_scan_is_taken() {
+    let h = harness();
+    h.engine.arm(sale("5.00")).unwrap();
+    h.engine.stop_taking_sales();
+    let outcome = h.engine.scan("286000000000000000").await;
+    assert!(
+        matches!(
+            outcome,
+            ScanOutcome::Refused {
+                refusal: Refusal::Stopping,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(h.gateway.calls(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_stop_no_sale_is_started() {
+    let h = harness();
+    h.engine.stop_taking_sales();
+    let refused = h.engine.arm(sale("1.00")).unwrap_err();
+    assert!(refused.to_string().contains("stopping"), "{refused}");
+    assert!(h.engine.armed().is_none());
+}

@@ -273,11 +273,14 @@ impl Journal {
     /// Folds the write-ahead log into the main file and truncates it, so page images that
     /// held a payment code do not linger in the WAL after the attempt is final.
     pub fn scrub(&self) {
-        let result = self
-            .conn()
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                r.get::<_, i64>(0)
-            });
+        let conn = self.conn();
+        // A reader (`scanpay status`, a report) must not hold the sale path for seconds:
+        // the checkpoint gives up at once and is retried after the next sale.
+        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        });
+        let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
         if !matches!(result, Ok(0)) {
             tracing::debug!(
                 ?result,
