@@ -408,3 +408,87 @@ async fn events_arrive_in_order_and_resume_from_last_event_id() {
         [live[1].0, live[2].0]
     );
 }
+
+/// One HTTP/1.1 request over TCP; returns the status code.
+fn tcp_status(addr: std::net::SocketAddr, headers: &[(&str, &str)]) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut request = "GET /v1/health HTTP/1.1\r\nConnection: close\r\n".to_string();
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_needs_the_token_and_refuses_browsers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let token = "register-token-0123456789";
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"{addr}\"\ntoken = \"{token}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < end, "no TCP API:\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bearer = format!("Bearer {token}");
+    let host = addr.to_string();
+    let ok = [("Host", host.as_str()), ("Authorization", bearer.as_str())];
+    assert_eq!(tcp_status(addr, &ok), 200);
+    assert_eq!(tcp_status(addr, &[("Host", host.as_str())]), 401);
+    assert_eq!(
+        tcp_status(
+            addr,
+            &[
+                ("Host", host.as_str()),
+                ("Authorization", "Bearer wrong-token-000000000")
+            ]
+        ),
+        401
+    );
+    let mut from_page = ok.to_vec();
+    from_page.push(("Origin", "http://shop.example"));
+    assert_eq!(tcp_status(addr, &from_page), 403);
+    let rebound = [
+        ("Host", "evil.example:8089"),
+        ("Authorization", bearer.as_str()),
+    ];
+    assert_eq!(tcp_status(addr, &rebound), 403);
+    assert_eq!(
+        tcp_status(
+            addr,
+            &[("Host", "localhost"), ("Authorization", bearer.as_str())]
+        ),
+        200
+    );
+
+    // A second daemon on the same address stops at start, naming the key.
+    let other = dir.path().join("other");
+    let second = SandboxProc::start(&other, 0);
+    let second_config = second.config();
+    let text = std::fs::read_to_string(&second_config).unwrap()
+        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"{addr}\"\ntoken = \"{token}\"\n");
+    std::fs::write(&second_config, text).unwrap();
+    let mut clash = Daemon::start(&second_config, None);
+    let status = clash.wait(Duration::from_secs(15));
+    assert!(!status.success());
+    assert!(clash.stderr().contains("[api] tcp"), "{}", clash.stderr());
+}

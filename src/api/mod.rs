@@ -56,9 +56,31 @@ pub enum ServeError {
     Tcp(std::io::Error, String),
 }
 
+/// The API's bound listeners: bound before READY=1 so a failure stops the start, not a
+/// running daemon, and a register started after scanpay finds them.
+pub struct Listeners {
+    unix: tokio::net::UnixListener,
+    tcp: Option<tokio::net::TcpListener>,
+}
+
+/// Binds the Unix socket and, when configured, the TCP address.
+pub fn bind(config: &ApiConfig) -> Result<Listeners, ServeError> {
+    let unix = bind_unix(config)?;
+    let tcp = match config.tcp {
+        Some(addr) => {
+            let tcp_err = |e| ServeError::Tcp(e, addr.to_string());
+            let std_listener = std::net::TcpListener::bind(addr).map_err(tcp_err)?;
+            std_listener.set_nonblocking(true).map_err(tcp_err)?;
+            Some(tokio::net::TcpListener::from_std(std_listener).map_err(tcp_err)?)
+        }
+        None => None,
+    };
+    Ok(Listeners { unix, tcp })
+}
+
 /// Binds the Unix socket: a stale socket from a crash is replaced, a live one (another
 /// daemon) or a file that is not a socket is refused; then mode and group are set.
-pub fn bind_unix(config: &ApiConfig) -> Result<tokio::net::UnixListener, ServeError> {
+fn bind_unix(config: &ApiConfig) -> Result<tokio::net::UnixListener, ServeError> {
     let path = &config.socket;
     let err = |why: String| ServeError::Socket {
         path: path.display().to_string(),
@@ -106,8 +128,19 @@ fn set_socket_access(path: &Path, mode: u32, group: Option<&str>) -> Result<(), 
                 .gid
                 .as_raw(),
         };
-        std::os::unix::fs::chown(path, None, Some(gid))
-            .map_err(|e| format!("chgrp {group}: {e}"))?;
+        // Under the unit the socket already has the service's group and chown is filtered
+        // out (`~@privileged`), so only a different group costs a syscall.
+        use std::os::unix::fs::MetadataExt;
+        let current = std::fs::metadata(path)
+            .map_err(|e| format!("stat: {e}"))?
+            .gid();
+        if current != gid {
+            std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| {
+                format!(
+                    "chgrp {group}: {e}; under systemd leave [api] group unset and add the register's user to group scanpay"
+                )
+            })?;
+        }
     }
     Ok(())
 }
@@ -132,6 +165,46 @@ async fn require_token(State(token): State<Arc<String>>, request: Request, next:
     }
 }
 
+/// Refuses what a web browser sends: a page the cashier happens to open must not reach the
+/// TCP API, neither directly (`Origin`, `Sec-Fetch-Site`) nor through a DNS name rebound to
+/// this address (a `Host` that is a name other than `localhost`). Registers send neither.
+async fn refuse_browsers(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let from_browser =
+        headers.contains_key(axum::http::header::ORIGIN) || headers.contains_key("sec-fetch-site");
+    let host_ok = match headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => true,
+        Some(host) => host_is_address(host),
+    };
+    if from_browser || !host_ok {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "browser requests are refused; call the API from the register with Host set to the IP address",
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+/// Whether a `Host` header names an IP address (with optional port) or `localhost`.
+fn host_is_address(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => {
+            return rest
+                .split(']')
+                .next()
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+        }
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::Ipv4Addr>().is_ok()
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -139,10 +212,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Serves the API on the bound socket (and TCP when configured) until `stop` is true.
 pub async fn serve(
     config: &ApiConfig,
-    unix: tokio::net::UnixListener,
+    listeners: Listeners,
     state: ApiState,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
+    let Listeners { unix, tcp } = listeners;
     let app = router(state);
     let mut tasks = Vec::new();
     let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -158,10 +232,7 @@ pub async fn serve(
             tracing::error!(error = %e, "API socket stopped");
         }
     }));
-    if let Some(addr) = config.tcp {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| ServeError::Tcp(e, addr.to_string()))?;
+    if let Some(listener) = tcp {
         let tcp_app = match &config.token {
             Some(token) => app.layer(axum::middleware::from_fn_with_state(
                 Arc::new(token.clone()),
@@ -169,6 +240,7 @@ pub async fn serve(
             )),
             None => app,
         };
+        let tcp_app = tcp_app.layer(axum::middleware::from_fn(refuse_browsers));
         let rx = stop.clone();
         tasks.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, tcp_app)

@@ -154,9 +154,10 @@ pub async fn run(args: Args) -> u8 {
     drop(device_tx);
     let api_task = match (&config.api, &bus) {
         (Some(api), Some(bus)) => {
-            // Bound before READY=1, so a register that starts after scanpay finds the socket.
-            let listener = match crate::api::bind_unix(api) {
-                Ok(l) => l,
+            // Bound before READY=1, so a register that starts after scanpay finds the API and a
+            // busy address stops the start instead of a running daemon.
+            let listeners = match crate::api::bind(api) {
+                Ok(listeners) => listeners,
                 Err(e) => {
                     eprintln!("error: {}: {e}", config.source);
                     return EXIT_USAGE;
@@ -173,7 +174,7 @@ pub async fn run(args: Args) -> u8 {
             let rx = stop_rx.clone();
             tracing::info!(socket = %api.socket.display(), tcp = ?api.tcp, "register API listening");
             Some(tokio::spawn(async move {
-                if let Err(e) = crate::api::serve(&api, listener, state, rx).await {
+                if let Err(e) = crate::api::serve(&api, listeners, state, rx).await {
                     tracing::error!(error = %e, "register API stopped");
                 }
             }))
