@@ -79,13 +79,12 @@ pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, Journ
         if sale.state == SaleState::Paid {
             paid.entry(c.code().to_string()).or_insert((0, c)).0 += sale.amount.minor();
         }
-        for r in journal.refunds(&sale.id)? {
-            if r.state == RefundState::Succeeded {
-                let e = refunds.entry(c.code().to_string()).or_insert((0, 0, c));
-                e.0 += 1;
-                e.1 += r.amount.minor();
-            }
-        }
+    }
+    for r in journal.refunds_succeeded_between(start, end)? {
+        let c = r.amount.currency();
+        let e = refunds.entry(c.code().to_string()).or_insert((0, 0, c));
+        e.0 += 1;
+        e.1 += r.amount.minor();
     }
     let fmt = |minor: i64, c: Currency| Amount::from_minor(minor, c).to_major_string();
     let lines = by
@@ -97,6 +96,10 @@ pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, Journ
             total: fmt(minor, c),
         })
         .collect();
+    // A day may have refunds and no sales: its net is negative.
+    for (currency, (_, _, c)) in &refunds {
+        paid.entry(currency.clone()).or_insert((0, *c));
+    }
     let net = paid
         .iter()
         .map(|(currency, (minor, c))| {
@@ -334,5 +337,33 @@ mod tests {
             day_report(&j, yesterday).unwrap().lines.is_empty(),
             "another day has no sales"
         );
+
+        // A refund made tomorrow for one of today's sales counts tomorrow, not today.
+        let tomorrow_at = now + chrono::Duration::days(1);
+        let late = j
+            .begin_refund("S0", "RF2", Amount::from_minor(100, cny), None, tomorrow_at)
+            .unwrap();
+        j.refund_transition(
+            late.id,
+            RefundState::Succeeded,
+            "ok",
+            "ok",
+            None,
+            tomorrow_at,
+        )
+        .unwrap();
+        let today = day_report(&j, now.with_timezone(&chrono::Local).date_naive()).unwrap();
+        assert_eq!(today.refunds[0].total, "2.50");
+        let tomorrow =
+            day_report(&j, tomorrow_at.with_timezone(&chrono::Local).date_naive()).unwrap();
+        assert!(tomorrow.lines.is_empty());
+        assert_eq!(
+            (
+                tomorrow.refunds[0].count,
+                tomorrow.refunds[0].total.as_str()
+            ),
+            (1, "1.00")
+        );
+        assert_eq!(tomorrow.net[0].total, "-1.00");
     }
 }

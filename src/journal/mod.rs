@@ -797,6 +797,24 @@ impl Journal {
         refund_in(&self.conn(), id)
     }
 
+    /// Refunds that succeeded in `[since, until)`, by the time they succeeded: a day's report
+    /// counts a refund on the day the money went back, whatever day the sale was.
+    pub fn refunds_succeeded_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RefundRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds
+             WHERE state = 'succeeded' AND updated_at >= ?1 AND updated_at < ?2 ORDER BY id"
+        ))?;
+        let raws = stmt
+            .query_map(params![to_journal(since), to_journal(until)], raw_refund)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawRefund::into_row).collect()
+    }
+
     /// Refunds not yet final, oldest first (uses the partial index).
     pub fn open_refunds(&self) -> Result<Vec<RefundRow>, JournalError> {
         let conn = self.conn();
