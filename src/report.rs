@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::journal::{Journal, JournalError, SaleFilter};
 use crate::money::{Amount, Currency};
-use crate::state::{RefundState, SaleState};
+use crate::state::SaleState;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Line {
@@ -246,7 +246,7 @@ mod tests {
     use super::*;
     use crate::journal::{Change, NewAttempt, NewSale};
     use crate::paycode::{Scan, recognise};
-    use crate::state::{AttemptState, Cause};
+    use crate::state::{AttemptState, Cause, RefundState};
 
     #[test]
     fn sums_equal_the_journal() {
