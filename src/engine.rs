@@ -441,7 +441,7 @@ impl Engine {
             Scan::Payment(code) => code,
             Scan::Barcode { text, kind } => {
                 self.observer.event(&Event::Barcode {
-                    text: text.clone(),
+                    text: crate::paycode::mask_long_digit_runs(&text),
                     kind,
                 });
                 return ScanOutcome::Barcode { text, kind };

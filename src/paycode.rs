@@ -218,6 +218,31 @@ pub fn mask(code: &str) -> String {
         .collect()
 }
 
+/// Masks every run of 16 or more digits in a non-payment barcode before it is stored or
+/// passed on: no product code is that long, a card number or an unknown wallet's code may be.
+pub fn mask_long_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 16 {
+            out.push_str(&mask(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +321,19 @@ mod tests {
     #[test]
     fn surrounding_whitespace_is_ignored() {
         assert_eq!(wallet(" 286000000000000000\r"), Some(Wallet::Alipay));
+    }
+
+    #[test]
+    fn long_digit_runs_in_barcodes_are_masked() {
+        assert_eq!(mask_long_digit_runs("4006381333931"), "4006381333931");
+        assert_eq!(
+            mask_long_digit_runs("card 4111111111111111 exp"),
+            "card 41**********1111 exp"
+        );
+        assert_eq!(
+            mask_long_digit_runs("https://x/1234567"),
+            "https://x/1234567"
+        );
     }
 
     #[test]

@@ -358,6 +358,10 @@ async fn read_stdin(engine: &Engine, config: &Config) {
 
 /// Probes the gateway while idle or offline, keeps `status` informed through the journal,
 /// updates systemd's STATUS= and pings its watchdog while the loops are alive.
+/// Events a register can still replay with `Last-Event-ID` (weeks of a busy till).
+const EVENTS_KEPT: i64 = 200_000;
+const PRUNE_EVENTS_EVERY: Duration = Duration::from_secs(3600);
+
 async fn housekeeping(
     engine: Arc<Engine>,
     monitor: Arc<Monitored<dyn Gateway>>,
@@ -374,6 +378,8 @@ async fn housekeeping(
     let mut last_status = String::new();
     let mut last_probe = tokio::time::Instant::now();
     let mut last_ping = tokio::time::Instant::now();
+    // Pruned once soon after start, then hourly.
+    let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         let idle = monitor.idle_for().is_none_or(|d| d >= PROBE_IDLE_AFTER);
         let due = if monitor.is_offline() {
@@ -415,6 +421,18 @@ async fn housekeeping(
         if status != last_status {
             notifier.status(&status);
             last_status = status;
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVENTS_EVERY) && !engine.in_flight() {
+            last_prune = Some(tokio::time::Instant::now());
+            match journal.prune_events(EVENTS_KEPT) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    dropped = n,
+                    kept = EVENTS_KEPT,
+                    "old register events pruned"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot prune old register events"),
+            }
         }
         if let Some(every) = ping
             && last_ping.elapsed() >= every

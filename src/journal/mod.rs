@@ -827,6 +827,18 @@ impl Journal {
         raws.into_iter().map(RawRefund::into_row).collect()
     }
 
+    /// Drops all but the newest `keep` events: the event log serves a register catching up
+    /// after a reconnect, not the books (sales, attempts and refunds are never pruned).
+    /// Returns how many were dropped.
+    pub fn prune_events(&self, keep: i64) -> Result<usize, JournalError> {
+        let conn = self.conn();
+        let dropped = conn.execute(
+            "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+            params![keep],
+        )?;
+        Ok(dropped)
+    }
+
     /// Appends events (kind, sale id, JSON) in one transaction; returns their ids in order.
     pub fn append_events(
         &self,

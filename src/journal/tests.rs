@@ -416,3 +416,25 @@ fn a_failure_is_not_overturned_while_another_attempt_is_open() {
     assert_eq!(s.state, SaleState::Paid);
     assert!(a.needs_attention.unwrap().contains("refund one"));
 }
+
+#[test]
+fn pruning_keeps_the_newest_events_and_their_ids() {
+    let (_dir, j) = journal();
+    let now = Utc::now();
+    let batch: Vec<_> = (0..10)
+        .map(|i| ("barcode".to_string(), None, format!("{{\"n\":{i}}}")))
+        .collect();
+    let ids = j.append_events(&batch, now).unwrap();
+    assert_eq!(j.prune_events(4).unwrap(), 6);
+    let left: Vec<i64> = j
+        .events_after(0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(left, ids[6..].to_vec());
+    assert_eq!(j.prune_events(4).unwrap(), 0);
+    // AUTOINCREMENT: ids never go back, so a register's Last-Event-ID stays meaningful.
+    let next = j.append_events(&batch[..1], now).unwrap();
+    assert!(next[0] > ids[9]);
+}
