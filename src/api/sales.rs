@@ -256,8 +256,17 @@ pub async fn cancel(
                 .map(|sale| sale.amount)
                 .ok_or_else(|| ApiError::not_found(&format!("sale {id:?}")))?;
             let left = Amount::from_minor(paid.minor() - committed, paid.currency());
+            // Same statuses as a refund: 200 only once the money is back (or already on its
+            // way back from an earlier cancel), 202 while the refund is being confirmed, 502
+            // when the gateway refused it and the customer is still charged.
+            let mut status = if refunds.iter().any(|r| !r.state.is_final()) {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
             if left.is_positive() {
-                s.engine
+                let refund = s
+                    .engine
                     .refund(
                         &id,
                         left,
@@ -265,9 +274,25 @@ pub async fn cancel(
                     )
                     .await
                     .map_err(engine_error)?;
+                status = match refund.state {
+                    crate::state::RefundState::Succeeded => status,
+                    crate::state::RefundState::Failed => {
+                        return Err(ApiError::new(
+                            StatusCode::BAD_GATEWAY,
+                            "refund_failed",
+                            format!(
+                                "sale {id} stays paid: the gateway refused refund {} ({}); retry the cancel or refund it by hand",
+                                refund.refund_id,
+                                refund.result_message.as_deref().unwrap_or("no reason given")
+                            ),
+                        )
+                        .with_sale(&id));
+                    }
+                    _ => StatusCode::ACCEPTED,
+                };
             }
             let view = s.engine.view(&id).map_err(ApiError::internal)?;
-            Ok(Json(view).into_response())
+            Ok((status, Json(view)).into_response())
         }
         SaleState::Failed | SaleState::Cancelled | SaleState::Expired => Err(ApiError::new(
             StatusCode::CONFLICT,
