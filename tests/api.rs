@@ -407,6 +407,24 @@ async fn events_arrive_in_order_and_resume_from_last_event_id() {
         resumed.iter().map(|(id, _, _)| *id).collect::<Vec<_>>(),
         [live[1].0, live[2].0]
     );
+
+    // An id beyond the journal's newest (a register that talked to another journal) still
+    // gets the live events.
+    let socket = s.socket.clone();
+    let stranger = tokio::spawn(async move { read_events(&socket, Some(1_000_000_000), 1).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (st, next) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"3.00","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(st, 201, "{next}");
+    let got = stranger.await.unwrap();
+    assert_eq!(got[0].1, "sale_armed");
+    assert_eq!(got[0].2["sale"]["sale_id"], next["sale_id"]);
 }
 
 /// One HTTP/1.1 request over TCP; returns the status code.

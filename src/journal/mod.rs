@@ -827,6 +827,12 @@ impl Journal {
         raws.into_iter().map(RawRefund::into_row).collect()
     }
 
+    /// The id of the newest event, 0 when there is none.
+    pub fn last_event_id(&self) -> Result<i64, JournalError> {
+        let conn = self.conn();
+        Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     /// Drops all but the newest `keep` events: the event log serves a register catching up
     /// after a reconnect, not the books (sales, attempts and refunds are never pruned).
     /// Returns how many were dropped.
