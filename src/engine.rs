@@ -91,6 +91,9 @@ pub enum Refusal {
     NoSale,
     /// scanpay is shutting down.
     Stopping,
+    /// Scanned while another payment was being charged: by the time it could be handled it
+    /// may belong to the next customer's sale, so it is not charged.
+    ScannedDuringPayment,
     InFlight {
         request_id: String,
     },
@@ -108,6 +111,9 @@ impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Refusal::Stopping => f.write_str("scanpay is stopping: this scan was not charged"),
+            Refusal::ScannedDuringPayment => f.write_str(
+                "scanned while another payment was being charged: not charged; scan it again",
+            ),
             Refusal::NoSale => f.write_str(
                 "scan without sale: no sale is waiting for a payment code; start the sale first",
             ),
@@ -474,6 +480,24 @@ impl Engine {
                     refusal,
                 }
             }
+        }
+    }
+
+    /// A scan that queued up while a payment was being charged: a payment code is refused
+    /// (told to the cashier like any refusal), anything else is handled as usual.
+    pub async fn scan_queued(&self, raw: &str) -> ScanOutcome {
+        let Scan::Payment(code) = recognise(raw) else {
+            return self.scan(raw).await;
+        };
+        let refusal = Refusal::ScannedDuringPayment;
+        tracing::warn!(code = %code, %refusal, "scan refused");
+        self.observer.event(&Event::ScanRefused {
+            code_masked: Some(code.masked()),
+            reason: refusal.to_string(),
+        });
+        ScanOutcome::Refused {
+            code_masked: code.masked(),
+            refusal,
         }
     }
 

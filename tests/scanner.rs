@@ -195,3 +195,71 @@ async fn a_serial_scan_pays_and_the_scanner_survives_unplug_and_replug() {
     let total: i64 = ledger.iter().map(|(_, n)| n).sum();
     assert_eq!(total, 1250 + 100 + 300 + 200, "{ledger:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_scanned_while_a_payment_is_charged_is_never_charged_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let link: PathBuf = dir.path().join("scanner-front");
+    let mut master = plug(&link);
+    let config = sandbox.config();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "\n[api]\nsocket = \"api.sock\"\n\n[[scanner]]\nname = \"front\"\nkind = \"serial\"\npath = \"{}\"\nbaud = 9600\n",
+            link.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let socket = sandbox.dir.join("api.sock");
+    let mut daemon = Daemon::start(&config, None);
+    wait_until("the scanner", &daemon, async || {
+        tokio::net::UnixStream::connect(&socket).await.is_ok()
+            && scanner_state(&socket).await["connected"] == true
+    })
+    .await;
+
+    // The customer never confirms: the attempt is inquired, then cancelled, and the sale
+    // waits for another scan. A second code scanned meanwhile must not be charged to it
+    // once the first attempt ends.
+    let (status, sale) = call(
+        &socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"4.00","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{sale}");
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    master.write_all(b"286000000000000404\r\n").unwrap();
+    master.flush().unwrap();
+    wait_until("the first attempt", &daemon, async || {
+        call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "")
+            .await
+            .1["state"]
+            == "processing"
+    })
+    .await;
+    master.write_all(b"286000000000000500\r\n").unwrap();
+    master.flush().unwrap();
+    wait_until("the first attempt to end", &daemon, async || {
+        call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "")
+            .await
+            .1["state"]
+            != "processing"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, s) = call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+    assert_eq!(s["attempts"].as_array().unwrap().len(), 1, "{s}");
+    assert_ne!(s["state"], "paid", "{s}");
+    assert!(
+        daemon
+            .stderr()
+            .contains("scanned while another payment was being charged"),
+        "{}",
+        daemon.stderr()
+    );
+    assert!(daemon.terminate().success(), "{}", daemon.stderr());
+    let ledger = sandbox.ledger();
+    assert!(ledger.iter().all(|(_, net)| *net == 0), "{ledger:?}");
+}

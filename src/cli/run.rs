@@ -273,7 +273,16 @@ async fn scanner_loop(
         return std::future::pending().await;
     }
     let mut debounce = Debounce::new(DOUBLE_TRIGGER);
-    while let Some(event) = events.recv().await {
+    // Scans that arrived while a payment was being charged, handled before newer ones.
+    let mut queued: std::collections::VecDeque<DeviceEvent> = Default::default();
+    loop {
+        let (event, during_payment) = match queued.pop_front() {
+            Some(event) => (event, true),
+            None => match events.recv().await {
+                Some(event) => (event, false),
+                None => return,
+            },
+        };
         let scanner = event.scanner;
         match event.kind {
             DeviceEventKind::Connected { detail } => {
@@ -292,8 +301,23 @@ async fn scanner_loop(
                     continue;
                 }
                 tracing::debug!(%scanner, ?symbology, "scan");
-                if let ScanOutcome::Refused { refusal, .. } = engine.scan(&text).await {
-                    tracing::info!(%scanner, %refusal, "scan refused");
+                let outcome = if during_payment {
+                    engine.scan_queued(&text).await
+                } else {
+                    engine.scan(&text).await
+                };
+                match outcome {
+                    ScanOutcome::Refused { refusal, .. } => {
+                        tracing::info!(%scanner, %refusal, "scan refused");
+                    }
+                    // What came in while the payment was on the wire may be meant for the
+                    // next sale: never charge it to whatever sale is armed by now.
+                    ScanOutcome::Attempted { .. } | ScanOutcome::Unrecorded { .. } => {
+                        while let Ok(event) = events.try_recv() {
+                            queued.push_back(event);
+                        }
+                    }
+                    ScanOutcome::Barcode { .. } | ScanOutcome::Garbage { .. } => {}
                 }
             }
             DeviceEventKind::Frame(Frame::Garbage { why, len }) => {
