@@ -469,27 +469,12 @@ impl Engine {
                 }
                 outcome
             }
-            Err(refusal) => {
-                tracing::warn!(code = %code, %refusal, "scan refused");
-                self.observer.event(&Event::ScanRefused {
-                    code_masked: Some(code.masked()),
-                    reason: refusal.to_string(),
-                });
-                ScanOutcome::Refused {
-                    code_masked: code.masked(),
-                    refusal,
-                }
-            }
+            Err(refusal) => self.refuse(&code, refusal),
         }
     }
 
-    /// A scan that queued up while a payment was being charged: a payment code is refused
-    /// (told to the cashier like any refusal), anything else is handled as usual.
-    pub async fn scan_queued(&self, raw: &str) -> ScanOutcome {
-        let Scan::Payment(code) = recognise(raw) else {
-            return self.scan(raw).await;
-        };
-        let refusal = Refusal::ScannedDuringPayment;
+    /// Tells the cashier (log, LED, register) why a payment code was not charged.
+    fn refuse(&self, code: &PaymentCode, refusal: Refusal) -> ScanOutcome {
         tracing::warn!(code = %code, %refusal, "scan refused");
         self.observer.event(&Event::ScanRefused {
             code_masked: Some(code.masked()),
@@ -499,6 +484,15 @@ impl Engine {
             code_masked: code.masked(),
             refusal,
         }
+    }
+
+    /// A scan that queued up while a payment was being charged: a payment code is refused
+    /// (told to the cashier like any refusal), anything else is handled as usual.
+    pub async fn scan_queued(&self, raw: &str) -> ScanOutcome {
+        let Scan::Payment(code) = recognise(raw) else {
+            return self.scan(raw).await;
+        };
+        self.refuse(&code, Refusal::ScannedDuringPayment)
     }
 
     /// Checks every refusal rule and writes the attempt row, under the slot lock so two

@@ -458,9 +458,12 @@ async fn tcp_needs_the_token_and_refuses_browsers() {
         .port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let token = "register-token-0123456789";
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"{addr}\"\ntoken = \"{token}\"\n");
-    std::fs::write(&config, text).unwrap();
+    let with_tcp_api = |config: &Path| {
+        let text = std::fs::read_to_string(config).unwrap()
+            + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"{addr}\"\ntoken = \"{token}\"\n");
+        std::fs::write(config, text).unwrap();
+    };
+    with_tcp_api(&config);
     let daemon = Daemon::start(&config, None);
     let end = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(addr).is_err() {
@@ -502,9 +505,7 @@ async fn tcp_needs_the_token_and_refuses_browsers() {
     let other = dir.path().join("other");
     let second = SandboxProc::start(&other, 0);
     let second_config = second.config();
-    let text = std::fs::read_to_string(&second_config).unwrap()
-        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"{addr}\"\ntoken = \"{token}\"\n");
-    std::fs::write(&second_config, text).unwrap();
+    with_tcp_api(&second_config);
     let mut clash = Daemon::start(&second_config, None);
     let status = clash.wait(Duration::from_secs(15));
     assert!(!status.success());

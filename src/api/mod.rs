@@ -52,7 +52,7 @@ pub fn router(state: ApiState) -> Router {
 pub enum ServeError {
     #[error("[api] socket {path}: {why}")]
     Socket { path: String, why: String },
-    #[error("[api] tcp {addr}: {0}", addr = .1)]
+    #[error("[api] tcp {addr}: {0}; free that address or set [api] tcp to another", addr = .1)]
     Tcp(std::io::Error, String),
 }
 
