@@ -6,70 +6,17 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::procs::{Daemon, SandboxProc, scanpay, wait_for};
+use common::procs::{Daemon, SandboxProc, assert_journal_and_ledger_agree, scanpay, wait_for};
 
 use scanpay::journal::Journal;
-use scanpay::state::{AttemptState, SaleState};
+use scanpay::state::SaleState;
 use serde_json::Value;
 
 fn no_open_attempts(j: &Journal) -> bool {
     j.open_attempts().map(|a| a.is_empty()).unwrap_or(false)
         && !j.sales(&Default::default()).unwrap_or_default().is_empty()
-}
-
-/// Every attempt final; money taken iff paid, for each request id the sandbox saw; one
-/// paid attempt at most per sale; the file sound.
-fn assert_journal_and_ledger_agree(journal: &Path, ledger: &[(String, i64)]) -> Vec<SaleState> {
-    let j = Journal::open_read_only(journal).unwrap();
-    j.integrity_check().unwrap();
-    assert!(j.open_attempts().unwrap().is_empty(), "attempts still open");
-    let mut states = Vec::new();
-    for sale in j.sales(&Default::default()).unwrap() {
-        let attempts = j.attempts(&sale.id).unwrap();
-        let paid: Vec<_> = attempts
-            .iter()
-            .filter(|a| a.state == AttemptState::Succeeded)
-            .collect();
-        assert!(paid.len() <= 1, "sale {} paid twice", sale.id);
-        assert_eq!(
-            sale.state == SaleState::Paid,
-            paid.len() == 1,
-            "sale {} is {} with {} paid attempts",
-            sale.id,
-            sale.state,
-            paid.len()
-        );
-        for a in &attempts {
-            let net = ledger
-                .iter()
-                .find(|(id, _)| *id == a.request_id)
-                .map(|(_, n)| *n)
-                .unwrap_or(0);
-            let expected = if a.state == AttemptState::Succeeded {
-                a.amount.minor()
-            } else {
-                0
-            };
-            assert_eq!(
-                net, expected,
-                "attempt {} is {} but the ledger says {net}",
-                a.request_id, a.state
-            );
-        }
-        states.push(sale.state);
-    }
-    for (request_id, net) in ledger {
-        if *net != 0 {
-            assert!(
-                j.attempt_by_request_id(request_id).unwrap().is_some(),
-                "money taken under {request_id}, unknown to the journal"
-            );
-        }
-    }
-    states
 }
 
 /// Kills the daemon at one step of a sale, restarts it, and returns the final sale states.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use scanpay::journal::Journal;
+use scanpay::state::{AttemptState, RefundState, SaleState};
 use serde_json::Value;
 
 pub fn scanpay() -> Command {
@@ -208,4 +209,65 @@ pub fn wait_for(journal: &Path, limit: Duration, what: &str, done: impl Fn(&Jour
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Every attempt and refund final; for each request id the sandbox saw, the money it kept
+/// equals what the journal says (the amount less succeeded refunds iff paid, else nothing);
+/// one paid attempt at most per sale; the file sound. Returns the sales' final states.
+pub fn assert_journal_and_ledger_agree(journal: &Path, ledger: &[(String, i64)]) -> Vec<SaleState> {
+    let j = Journal::open_read_only(journal).unwrap();
+    j.integrity_check().unwrap();
+    assert!(j.open_attempts().unwrap().is_empty(), "attempts still open");
+    assert!(j.open_refunds().unwrap().is_empty(), "refunds still open");
+    let mut states = Vec::new();
+    for sale in j.sales(&Default::default()).unwrap() {
+        let attempts = j.attempts(&sale.id).unwrap();
+        let refunded: i64 = j
+            .refunds(&sale.id)
+            .unwrap()
+            .iter()
+            .filter(|r| r.state == RefundState::Succeeded)
+            .map(|r| r.amount.minor())
+            .sum();
+        let paid: Vec<_> = attempts
+            .iter()
+            .filter(|a| a.state == AttemptState::Succeeded)
+            .collect();
+        assert!(paid.len() <= 1, "sale {} paid twice", sale.id);
+        assert_eq!(
+            sale.state == SaleState::Paid,
+            paid.len() == 1,
+            "sale {} is {} with {} paid attempts",
+            sale.id,
+            sale.state,
+            paid.len()
+        );
+        for a in &attempts {
+            let net = ledger
+                .iter()
+                .find(|(id, _)| *id == a.request_id)
+                .map(|(_, n)| *n)
+                .unwrap_or(0);
+            let expected = if a.state == AttemptState::Succeeded {
+                a.amount.minor() - refunded
+            } else {
+                0
+            };
+            assert_eq!(
+                net, expected,
+                "attempt {} is {} but the ledger says {net}",
+                a.request_id, a.state
+            );
+        }
+        states.push(sale.state);
+    }
+    for (request_id, net) in ledger {
+        if *net != 0 {
+            assert!(
+                j.attempt_by_request_id(request_id).unwrap().is_some(),
+                "money taken under {request_id}, unknown to the journal"
+            );
+        }
+    }
+    states
 }
