@@ -511,3 +511,84 @@ async fn tcp_needs_the_token_and_refuses_browsers() {
     assert!(!status.success());
     assert!(clash.stderr().contains("[api] tcp"), "{}", clash.stderr());
 }
+
+/// Sets the daemon's file-size limit (soft only, so it can be lifted again): at 0 every write
+/// to the journal fails as on a full disk.
+fn limit_file_size(s: &Setup, bytes: Option<u64>) {
+    let limit = bytes.map_or("unlimited".to_string(), |b| b.to_string());
+    let status = std::process::Command::new("prlimit")
+        .arg(format!("--pid={}", s.daemon.child.id()))
+        .arg(format!("--fsize={limit}:"))
+        .status()
+        .expect("prlimit (util-linux) runs");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_sales_clearly_charges_nothing_and_health_keeps_answering() {
+    let mut s = setup().await;
+    let sale = |n: u32| format!(r#"{{"amount":"{n}.00","currency":"CNY"}}"#);
+    let (_, first) = call(&s.socket, "POST", "/v1/sales", &[], &sale(1)).await;
+    s.daemon.feed("286000000000000100\n");
+    wait_state(&s, first["sale_id"].as_str().unwrap(), "paid").await;
+
+    // Full before a sale is opened: the register is told why; health says what is wrong.
+    limit_file_size(&s, Some(0));
+    let (status, refused) = call(&s.socket, "POST", "/v1/sales", &[], &sale(2)).await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "journal_unwritable");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("disk is full or read-only"), "{message}");
+    let (status, health) = call(&s.socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["journal"]["ok"], false);
+    assert!(health["journal"]["write_failure"]["error"].is_string());
+    assert_eq!(sales_in(&s), 1, "nothing half-written");
+
+    // Space again: health clears by itself, sales open.
+    limit_file_size(&s, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, health) = call(&s.socket, "GET", "/v1/health", &[], "").await;
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < end, "health never cleared: {health}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, second) = call(&s.socket, "POST", "/v1/sales", &[], &sale(3)).await;
+    assert_eq!(status, 201, "{second}");
+    let id = second["sale_id"].as_str().unwrap().to_string();
+
+    // Full between opening a sale and the scan: the code is not sent, so nothing is charged.
+    limit_file_size(&s, Some(0));
+    s.daemon.feed("286000000000000200\n");
+    let end = Instant::now() + Duration::from_secs(10);
+    while !s
+        .daemon
+        .stderr()
+        .contains("the journal cannot record the payment")
+    {
+        assert!(
+            Instant::now() < end,
+            "scan not refused:\n{}",
+            s.daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, view) = call(&s.socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+    assert_eq!(view["state"], "awaiting_scan", "{view}");
+    assert_eq!(view["attempts"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        s.sandbox.ledger().len(),
+        1,
+        "the refused code was never sent"
+    );
+
+    // And once it can write again, the same sale takes a code and is paid.
+    limit_file_size(&s, None);
+    s.daemon.feed("286000000000000300\n");
+    wait_state(&s, &id, "paid").await;
+    assert!(s.daemon.terminate().success(), "{}", s.daemon.stderr());
+    common::procs::assert_journal_and_ledger_agree(&s.sandbox.journal(), &s.sandbox.ledger());
+}

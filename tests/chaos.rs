@@ -388,7 +388,7 @@ fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
     let mut till = Till::start(rt, config, socket);
-    let mut rng = fastrand::Rng::with_seed(seed ^ 0x5ca9_9a7);
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x05ca_99a7);
     let mut tally = Tally::default();
     let mut codes = Vec::new();
 

@@ -28,7 +28,8 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         .map_err(ApiError::internal)?;
     let reachability = s.monitor.reachability();
     let gateway_ok = !matches!(reachability, Reachability::Offline { .. });
-    let ok = gateway_ok && attention.is_empty();
+    let write_failure = journal.write_failure();
+    let ok = gateway_ok && attention.is_empty() && write_failure.is_none();
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "gateway": {
@@ -36,7 +37,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
             "reachability": reachability,
             "last_error": s.monitor.last_error(),
         },
-        "journal": {"path": journal.path().display().to_string(), "ok": true},
+        "journal": {
+            "path": journal.path().display().to_string(),
+            "ok": write_failure.is_none(),
+            "write_failure": write_failure,
+        },
         "in_doubt": open.len(),
         "refunds_in_doubt": journal.open_refunds().map_err(ApiError::internal)?.len(),
         "oldest_in_doubt_age_s": oldest,

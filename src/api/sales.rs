@@ -144,6 +144,11 @@ fn engine_error(e: EngineError) -> ApiError {
             format!("Idempotency-Key {key:?} names another sale"),
         )
         .with_sale(&sale),
+        EngineError::Journal(j @ JournalError::Unwritable(_)) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "journal_unwritable",
+            j.to_string(),
+        ),
         EngineError::Journal(j) => ApiError::internal(j),
     }
 }

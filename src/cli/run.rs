@@ -66,6 +66,16 @@ impl Preflight for DaemonPreflight {
 }
 
 pub async fn run(args: Args) -> u8 {
+    // A file-size limit (systemd's LimitFSIZE=) reached must look like a full disk (the
+    // write fails, the sale is refused), not kill the daemon mid-payment.
+    // SAFETY: installs SIG_IGN, no handler code runs; done before any thread is spawned
+    // by this function.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGXFSZ,
+            nix::sys::signal::SigHandler::SigIgn,
+        )
+    };
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -404,6 +414,7 @@ async fn housekeeping(
     let mut last_ping = tokio::time::Instant::now();
     // Pruned once soon after start, then hourly.
     let mut last_prune: Option<tokio::time::Instant> = None;
+    let mut last_write_probe = tokio::time::Instant::now();
     loop {
         let idle = monitor.idle_for().is_none_or(|d| d >= PROBE_IDLE_AFTER);
         let due = if monitor.is_offline() {
@@ -445,6 +456,12 @@ async fn housekeeping(
         if status != last_status {
             notifier.status(&status);
             last_status = status;
+        }
+        // While the journal cannot be written, a small write now and then finds out when
+        // it can again, so health clears without waiting for the next sale.
+        if journal.write_failure().is_some() && last_write_probe.elapsed() >= PROBE_OFFLINE_EVERY {
+            last_write_probe = tokio::time::Instant::now();
+            let _ = journal.set_meta("write_probe", &crate::clock::to_journal(chrono::Utc::now()));
         }
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVENTS_EVERY) && !engine.in_flight() {
             last_prune = Some(tokio::time::Instant::now());

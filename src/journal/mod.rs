@@ -38,7 +38,12 @@ pub enum JournalError {
     )]
     TooNew { found: i64, known: i64 },
     #[error("journal: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk is full or the file system read-only: nothing was written.
+    #[error(
+        "the journal cannot be written ({0}): the disk is full or read-only; no payment is taken until it can be: free space or fix the mount"
+    )]
+    Unwritable(rusqlite::Error),
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
     #[error("journal: no sale {0:?}")]
@@ -77,6 +82,16 @@ pub enum JournalError {
     Version { found: i64, known: i64 },
     #[error("sale {sale}: {why}")]
     Refund { sale: String, why: String },
+}
+
+impl From<rusqlite::Error> for JournalError {
+    fn from(e: rusqlite::Error) -> JournalError {
+        use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+        match e.sqlite_error_code() {
+            Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen) => JournalError::Unwritable(e),
+            _ => JournalError::Sqlite(e),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +215,16 @@ pub struct Journal {
     code_salt: String,
     /// Held for the life of a writing journal: one process owns the open attempts.
     _lock: Option<std::fs::File>,
+    /// The last write that failed because the journal could not be written, until one
+    /// succeeds again: health reports it.
+    write_failure: Mutex<Option<WriteFailure>>,
+}
+
+/// Why and since when the journal cannot be written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WriteFailure {
+    pub since: String,
+    pub error: String,
 }
 
 impl Journal {
@@ -239,6 +264,7 @@ impl Journal {
             path: path.to_path_buf(),
             code_salt,
             _lock: Some(lock),
+            write_failure: Mutex::new(None),
         })
     }
 
@@ -267,6 +293,7 @@ impl Journal {
             path: path.to_path_buf(),
             code_salt: String::new(),
             _lock: None,
+            write_failure: Mutex::new(None),
         })
     }
 
@@ -291,6 +318,43 @@ impl Journal {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Why the journal cannot be written, while its last write failed for that reason.
+    pub fn write_failure(&self) -> Option<WriteFailure> {
+        self.write_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Records whether a write reached the disk, so health can tell a full or read-only
+    /// disk from a healthy one.
+    fn track<T>(&self, result: rusqlite::Result<T>) -> Result<T, JournalError> {
+        let result = result.map_err(JournalError::from);
+        let mut failure = self.write_failure.lock().unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => {
+                if failure.take().is_some() {
+                    tracing::info!(journal = %self.path.display(), "journal writable again");
+                }
+            }
+            Err(e @ JournalError::Unwritable(_)) => {
+                if failure.is_none() {
+                    tracing::error!(journal = %self.path.display(), error = %e, "journal cannot be written: new sales are refused");
+                    *failure = Some(WriteFailure {
+                        since: crate::clock::to_journal(chrono::Utc::now()),
+                        error: e.to_string(),
+                    });
+                }
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn commit(&self, tx: rusqlite::Transaction<'_>) -> Result<(), JournalError> {
+        self.track(tx.commit())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -354,7 +418,7 @@ impl Journal {
             ],
         )?;
         let sale = sale_in(&tx, &new.id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok((sale, true))
     }
 
@@ -446,7 +510,7 @@ impl Journal {
             params![sale_id, t],
         )?;
         let attempt = attempt_in(&tx, id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(attempt)
     }
 
@@ -532,7 +596,7 @@ impl Journal {
         )?;
         let attempt = attempt_in(&tx, attempt_id)?;
         let sale = sale_in(&tx, &sale.id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok((attempt, sale))
     }
 
@@ -551,14 +615,14 @@ impl Journal {
             Counter::Inquiry => "inquiries",
             Counter::Cancel => "cancels",
         };
-        let changed = self.conn().execute(
+        let changed = self.track(self.conn().execute(
             &format!(
                 "UPDATE attempts SET {column} = {column} + 1, result_code = ?2,
                                      result_message = ?3, updated_at = ?4
                  WHERE id = ?1"
             ),
             params![attempt_id, result_code, result_message, to_journal(now)],
-        )?;
+        ))?;
         if changed == 1 {
             Ok(())
         } else {
@@ -573,10 +637,10 @@ impl Journal {
         why: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.track(self.conn().execute(
             "UPDATE attempts SET needs_attention = ?2, updated_at = ?3 WHERE id = ?1",
             params![attempt_id, why, to_journal(now)],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -611,7 +675,7 @@ impl Journal {
             params![sale_id, to.as_str(), reason, to_journal(now)],
         )?;
         let sale = sale_in(&tx, sale_id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(sale)
     }
 
@@ -748,7 +812,7 @@ impl Journal {
         )?;
         let id = tx.last_insert_rowid();
         let row = refund_in(&tx, id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(row)
     }
 
@@ -785,7 +849,7 @@ impl Journal {
             ],
         )?;
         let row = refund_in(&tx, id)?;
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(row)
     }
 
@@ -864,7 +928,7 @@ impl Journal {
                 ids.push(tx.last_insert_rowid());
             }
         }
-        tx.commit()?;
+        self.commit(tx)?;
         Ok(ids)
     }
 
@@ -890,22 +954,22 @@ impl Journal {
     /// waiting and cancels (the register gave up on the sale). The sale takes no more scans.
     pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
         self.no_more_attempts(sale_id)?;
-        let changed = self.conn().execute(
+        let changed = self.track(self.conn().execute(
             "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
              WHERE sale_id = ?1 AND state IN ('pending','unknown')",
             params![sale_id, to_journal(now)],
-        )?;
+        ))?;
         Ok(changed)
     }
 
     /// The sale takes no scan beyond those already made: however its open attempt ends, the
     /// sale ends with it (used when the terminal has moved on from it).
     pub fn no_more_attempts(&self, sale_id: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.track(self.conn().execute(
             "UPDATE sales SET max_attempts = MAX(1, (SELECT count(*) FROM attempts WHERE sale_id = ?1))
              WHERE id = ?1",
             [sale_id],
-        )?;
+        ))?;
         Ok(())
     }
 
@@ -923,11 +987,11 @@ impl Journal {
 
     /// A small value the daemon keeps for `scanpay status` (reachability, last error).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), JournalError> {
-        self.conn().execute(
+        self.track(self.conn().execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
-        )?;
+        ))?;
         Ok(())
     }
 
