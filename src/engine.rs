@@ -261,10 +261,17 @@ impl Engine {
         self.on_wire.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Expires sales an earlier run left waiting for a scan: nobody is at the till for them.
-    pub fn expire_unscanned(&self) -> Result<Vec<SaleView>, JournalError> {
+    /// Lets go of the sales an earlier run left open: nobody is at the till for them. Those
+    /// waiting for a scan expire; those in doubt take no further scan, so however the
+    /// watchdog ends their attempt, the sale ends with it instead of reopening unattended.
+    pub fn release_earlier_sales(&self) -> Result<Vec<SaleView>, JournalError> {
         let mut expired = Vec::new();
         for sale in self.journal.open_sales()? {
+            if sale.state == SaleState::Processing
+                && self.armed().as_deref() != Some(sale.id.as_str())
+            {
+                self.journal.no_more_attempts(&sale.id)?;
+            }
             if sale.state == SaleState::AwaitingScan
                 && self.armed().as_deref() != Some(sale.id.as_str())
             {
@@ -335,7 +342,7 @@ impl Engine {
                 .resolve_refund(refund, self.settings.cancel_give_up_after)
                 .await?;
         }
-        finished.extend(self.expire_unscanned()?);
+        finished.extend(self.release_earlier_sales()?);
         self.journal.scrub();
         Ok(finished)
     }

@@ -136,7 +136,7 @@ pub async fn run(args: Args) -> u8 {
     let stop_requested = shutdown_signals();
 
     // Recovery: every attempt left open is the watchdog's before any new scan is taken.
-    if let Err(e) = engine.expire_unscanned() {
+    if let Err(e) = engine.release_earlier_sales() {
         eprintln!("error: {e}");
         return EXIT_NOT_PAID;
     }

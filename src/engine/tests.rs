@@ -731,6 +731,43 @@ async fn a_refund_left_open_by_a_crash_is_finished_at_startup() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_sale_left_in_doubt_by_a_crash_ends_with_its_attempt_and_never_reopens() {
+    let h = harness();
+    let now = chrono::Utc::now();
+    // A register sale that may take three scans; the process died with its first attempt
+    // written and unanswered.
+    let view = h
+        .engine
+        .arm(SaleRequest {
+            max_attempts: 3,
+            ..sale("12.50")
+        })
+        .unwrap();
+    let crate::paycode::Scan::Payment(code) = recognise("286000000000000100") else {
+        panic!()
+    };
+    let new = NewAttempt {
+        request_id: "T_crash_doubt".into(),
+        gateway: "sandbox",
+        code: &code,
+        deadline_at: now + chrono::Duration::seconds(15),
+    };
+    h.journal.begin_attempt(&view.sale_id, &new, now).unwrap();
+    lock(&h.engine.slots).armed = None;
+    // The restarted process lets go of it before the watchdog ends the attempt unpaid.
+    h.engine.release_earlier_sales().unwrap();
+    h.engine.recover().await.unwrap();
+    let sale = h.journal.sale(&view.sale_id).unwrap().unwrap();
+    assert_eq!(
+        sale.state,
+        SaleState::Cancelled,
+        "not back to awaiting a scan nobody will make"
+    );
+    assert!(h.journal.open_sales().unwrap().is_empty());
+    h.assert_ledger_agrees();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_sale_handed_to_the_watchdog_ends_with_its_attempt_and_never_reopens() {
     let mut h = harness();
     let mut s = settings();
