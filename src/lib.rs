@@ -20,6 +20,7 @@ pub mod device;
 pub mod engine;
 pub mod events;
 pub mod failpoint;
+pub mod fuzzing;
 pub mod gateway;
 pub mod journal;
 pub mod money;

@@ -3,9 +3,9 @@
 //! every call with a curl example.
 
 mod bus;
-mod error;
+pub(crate) mod error;
 mod health;
-mod sales;
+pub(crate) mod sales;
 mod stream;
 
 use std::path::Path;

@@ -20,7 +20,7 @@ const SCANS_PER_SALE: u32 = 3;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateSale {
+pub(crate) struct CreateSale {
     amount: String,
     currency: String,
     reference: Option<String>,
@@ -29,12 +29,32 @@ struct CreateSale {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CreateRefund {
+pub(crate) struct CreateRefund {
     amount: String,
     reason: Option<String>,
 }
 
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+/// A create request's body, checked as far as it can be without the journal: the JSON, the
+/// currency and the amount.
+pub(crate) fn parse_create(body: &[u8]) -> Result<(CreateSale, Amount), ApiError> {
+    let req: CreateSale = parse_json(body)?;
+    let currency = Currency::from_code(&req.currency)
+        .map_err(|e| ApiError::field("currency", e.to_string()))?;
+    let amount = parse_amount(&req.amount, currency)?;
+    Ok((req, amount))
+}
+
+/// A refund request's body, its amount in the sale's currency.
+pub(crate) fn parse_refund(
+    body: &[u8],
+    currency: Currency,
+) -> Result<(CreateRefund, Amount), ApiError> {
+    let req: CreateRefund = parse_json(body)?;
+    let amount = parse_amount(&req.amount, currency)?;
+    Ok((req, amount))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -53,10 +73,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: CreateSale = parse_json(&body)?;
-    let currency = Currency::from_code(&req.currency)
-        .map_err(|e| ApiError::field("currency", e.to_string()))?;
-    let amount = parse_amount(&req.amount, currency)?;
+    let (req, amount) = parse_create(&body)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -313,14 +330,13 @@ pub async fn refund(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: CreateRefund = parse_json(&body)?;
     let sale = s
         .engine
         .journal()
         .sale(&id)
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(&format!("sale {id:?}")))?;
-    let amount = parse_amount(&req.amount, sale.amount.currency())?;
+    let (req, amount) = parse_refund(&body, sale.amount.currency())?;
     let refund = s
         .engine
         .refund(&id, amount, req.reason)
