@@ -132,7 +132,7 @@ async fn create_scan_paid_and_the_socket_is_0660() {
     // scanpay status asks the running daemon.
     let status = common::procs::scanpay()
         .args(["status", "--json", "--config"])
-        .arg(s.sandbox.dir.join("daemon.toml"))
+        .arg(s.sandbox.dir.join("daemon-scanpay.toml"))
         .output()
         .unwrap();
     let status: Value = serde_json::from_slice(&status.stdout).unwrap();

@@ -350,11 +350,21 @@ fn code(n: u32, scenario: u32) -> String {
 }
 
 #[test]
-fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
+fn chaos_open_platform_every_sale_ends_known_and_the_ledger_equals_the_journal() {
+    chaos("scanpay.toml", "journal.sqlite", "CNY", 500);
+}
+
+#[test]
+fn chaos_ams_every_sale_ends_known_and_the_ledger_equals_the_journal() {
+    chaos("scanpay-ams.toml", "journal-ams.sqlite", "USD", 150);
+}
+
+/// One chaos run against the sandbox config `written` (its journal file and currency).
+fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) {
     let sales: u32 = std::env::var("SCANPAY_CHAOS_SALES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+        .unwrap_or(default_sales);
     let seed: u64 = std::env::var("SCANPAY_CHAOS_SEED")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -380,10 +390,10 @@ fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
     let upstream: SocketAddr = ([127, 0, 0, 1], sandbox.port).into();
     rt.spawn(proxy(listener, upstream, plan.clone()));
 
-    let config = sandbox.config();
+    let config = sandbox.config_from(written);
     let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("http://127.0.0.1:{}/", sandbox.port),
-        &format!("http://{proxy_addr}/"),
+        &format!("http://127.0.0.1:{}", sandbox.port),
+        &format!("http://{proxy_addr}"),
     ) + "\n[api]\nsocket = \"api.sock\"\n";
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
@@ -408,8 +418,8 @@ fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
         };
         let amount = format!("{}.{:02}", rng.u32(0..300), rng.u32(1..100));
         let key = format!("chaos-{seed}-{n}");
-        let body =
-            json!({"amount": amount, "currency": "CNY", "reference": format!("R-{n}")}).to_string();
+        let body = json!({"amount": amount, "currency": currency, "reference": format!("R-{n}")})
+            .to_string();
         let refusal_end = Instant::now() + Duration::from_secs(60);
         let id = loop {
             let (status, sale) =
@@ -488,7 +498,7 @@ fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
     }
 
     // Everything the watchdog owns ends, through whatever faults are still coming.
-    let journal = sandbox.journal();
+    let journal = sandbox.dir.join(journal_file);
     let end = Instant::now() + Duration::from_secs(180);
     loop {
         let open = Journal::open_read_only(&journal).ok().map(|j| {
@@ -530,7 +540,7 @@ fn chaos_every_sale_ends_known_and_the_ledger_equals_the_journal() {
     // Printed past the test harness's capture, so CI shows what was survived.
     let counts = plan.counts.lock().unwrap().clone();
     let mut report = format!(
-        "chaos: seed {seed}, {} sales in {:.0} s; final states {by_state:?}\n\
+        "chaos {written}: seed {seed}, {} sales in {:.0} s; final states {by_state:?}\n\
          chaos: SIGKILL+restart {} (mid-payment {}, idle {}); register: {} cancels, {} refunds, \
          {} rescans, {} refused while offline\nchaos: faults injected per connection:",
         tally.sales,

@@ -77,12 +77,17 @@ impl SandboxProc {
 
     /// A client config with short in-doubt windows, beside the sandbox's keys.
     pub fn config(&self) -> PathBuf {
-        let text = std::fs::read_to_string(self.dir.join("scanpay.toml"))
+        self.config_from("scanpay.toml")
+    }
+
+    /// The same, from one of the configs the sandbox wrote (`scanpay-ams.toml`).
+    pub fn config_from(&self, written: &str) -> PathBuf {
+        let text = std::fs::read_to_string(self.dir.join(written))
             .unwrap()
             .replace("timeout_ms = 5000", "timeout_ms = 2000")
             .replace("sale_deadline_s = 20", "sale_deadline_s = 6")
             .replace("inquiry_interval_ms = 1000", "inquiry_interval_ms = 500");
-        let path = self.dir.join("daemon.toml");
+        let path = self.dir.join(format!("daemon-{written}"));
         std::fs::write(&path, text).unwrap();
         path
     }
