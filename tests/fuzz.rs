@@ -3,6 +3,7 @@
 //! coverage-guided runs (`cargo +nightly fuzz run TARGET`) grow the corpus; this replays it.
 
 use std::path::Path;
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use scanpay::fuzzing;
@@ -17,7 +18,22 @@ const TARGETS: [(&str, Target); 5] = [
     ("api_request", fuzzing::api_request),
 ];
 
-fn corpus(target: &str) -> Vec<Vec<u8>> {
+/// The committed corpus of each target, read once.
+fn corpus(target: &str) -> &'static [Vec<u8>] {
+    static CORPORA: OnceLock<Vec<(&'static str, Vec<Vec<u8>>)>> = OnceLock::new();
+    let all = CORPORA.get_or_init(|| {
+        TARGETS
+            .iter()
+            .map(|(name, _)| (*name, read_corpus(name)))
+            .collect()
+    });
+    all.iter()
+        .find(|(name, _)| *name == target)
+        .map(|(_, inputs)| inputs.as_slice())
+        .unwrap_or(&[])
+}
+
+fn read_corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);
@@ -34,7 +50,7 @@ fn every_corpus_input_runs_through_its_target() {
     for (name, target) in TARGETS {
         let inputs = corpus(name);
         assert!(inputs.len() >= 5, "{name}: corpus too small");
-        for input in &inputs {
+        for input in inputs {
             target(input);
         }
     }
