@@ -20,7 +20,8 @@ const TARGETS: [(&str, Target); 5] = [
 
 /// The committed corpus of each target, read once.
 fn corpus(target: &str) -> &'static [Vec<u8>] {
-    static CORPORA: OnceLock<Vec<(&'static str, Vec<Vec<u8>>)>> = OnceLock::new();
+    type Corpora = Vec<(&'static str, Vec<Vec<u8>>)>;
+    static CORPORA: OnceLock<Corpora> = OnceLock::new();
     let all = CORPORA.get_or_init(|| {
         TARGETS
             .iter()
