@@ -26,6 +26,7 @@ pub mod journal;
 pub mod money;
 pub mod output;
 pub mod paycode;
+pub mod reconcile;
 pub mod report;
 pub mod state;
 pub mod systemd;

@@ -861,6 +861,19 @@ impl Journal {
         refund_in(&self.conn(), id)
     }
 
+    /// The refund with this refund id (`out_request_no` / `refundRequestId`), if any.
+    pub fn refund_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<RefundRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds WHERE request_id = ?1"
+        ))?;
+        let raw = stmt.query_row([request_id], raw_refund).optional()?;
+        raw.map(RawRefund::into_row).transpose()
+    }
+
     /// Refunds that succeeded in `[since, until)`, by the time they succeeded: a day's report
     /// counts a refund on the day the money went back, whatever day the sale was.
     pub fn refunds_succeeded_between(

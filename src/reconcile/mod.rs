@@ -1,0 +1,468 @@
+//! Reconciliation: the provider's own record of a day's money (the Open Platform's daily trade
+//! bill, or an AMS transaction report) against the journal's, line by line, by request id
+//! (`out_trade_no` / `paymentRequestId`) and refund id. Every one-sided or unequal trade is a
+//! [`Difference`]; the dangerous one is money kept by the provider for a sale the journal says
+//! is not paid.
+
+pub mod alipay_bill;
+pub mod ams_report;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use crate::journal::{Journal, JournalError, SaleFilter};
+use crate::money::{Amount, Currency};
+use crate::state::{AttemptState, RefundState};
+
+/// What one provider line records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordKind {
+    Payment,
+    /// A refund, or a cancel that gave the money back (then without a refund id).
+    Refund,
+}
+
+/// One line of the provider's record of the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderRecord {
+    pub kind: RecordKind,
+    /// The attempt's request id (`out_trade_no` / `paymentRequestId`).
+    pub request_id: String,
+    /// The provider's trade id (`trade_no` / `paymentId`).
+    pub trade_id: String,
+    /// Always positive; `kind` says which way the money went.
+    pub amount: Amount,
+    /// The refund's own id (`out_request_no` / `refundRequestId`); none for a cancel.
+    pub refund_id: Option<String>,
+    /// When the provider completed it, as the file says.
+    pub at: String,
+    /// Line in the file, for the operator.
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DifferenceKind {
+    /// The provider kept money for a trade the journal does not have as paid: the customer
+    /// may be charged for a sale the register thinks failed. `--fix` refunds it.
+    PaidOnlyAtProvider,
+    /// The journal says paid; the provider has no such payment.
+    PaidOnlyInJournal,
+    /// Both have the payment, for different amounts.
+    AmountMismatch,
+    /// Refunds (or a cancel's reversal) differ between the two.
+    RefundMismatch,
+}
+
+impl DifferenceKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DifferenceKind::PaidOnlyAtProvider => "paid_only_at_provider",
+            DifferenceKind::PaidOnlyInJournal => "paid_only_in_journal",
+            DifferenceKind::AmountMismatch => "amount_mismatch",
+            DifferenceKind::RefundMismatch => "refund_mismatch",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Difference {
+    pub kind: DifferenceKind,
+    /// The payment's request id.
+    pub request_id: String,
+    /// The refund's id, for a refund difference.
+    pub refund_id: Option<String>,
+    pub sale_id: Option<String>,
+    pub trade_id: Option<String>,
+    pub currency: String,
+    /// Minor units the provider records (paid, or refunded for a refund difference).
+    pub provider_minor: i64,
+    /// Minor units the journal records, likewise.
+    pub journal_minor: i64,
+    /// In plain words, with the journal's state.
+    pub detail: String,
+}
+
+/// Sums per currency on each side, minor units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub currency: String,
+    pub provider_paid: i64,
+    pub provider_refunded: i64,
+    pub journal_paid: i64,
+    pub journal_refunded: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reconciliation {
+    pub date: String,
+    /// Where the provider's record came from.
+    pub source: String,
+    pub provider_lines: usize,
+    pub differences: Vec<Difference>,
+    pub totals: Vec<Totals>,
+}
+
+impl Reconciliation {
+    pub fn matches(&self) -> bool {
+        self.differences.is_empty()
+    }
+}
+
+/// One payment as the journal has it.
+struct JournalPayment {
+    sale_id: String,
+    amount: Amount,
+    state: AttemptState,
+    /// Paid, then given back by the cancel.
+    reversed: bool,
+    /// On the day being reconciled (else found only through the provider's line).
+    on_day: bool,
+}
+
+/// Compares the provider's records of the day `[from, to)` with the journal.
+pub fn reconcile(
+    journal: &Journal,
+    date: NaiveDate,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    source: &str,
+    records: &[ProviderRecord],
+) -> Result<Reconciliation, JournalError> {
+    // The journal's payments of the day, and any other the provider's lines name.
+    let mut payments: BTreeMap<String, JournalPayment> = BTreeMap::new();
+    let filter = SaleFilter {
+        since: Some(from),
+        until: Some(to),
+        ..SaleFilter::default()
+    };
+    for sale in journal.sales(&filter)? {
+        for a in journal.attempts(&sale.id)? {
+            payments.insert(
+                a.request_id.clone(),
+                JournalPayment {
+                    sale_id: sale.id.clone(),
+                    amount: a.amount,
+                    state: a.state,
+                    reversed: a.paid_then_refunded,
+                    on_day: true,
+                },
+            );
+        }
+    }
+    for r in records {
+        if !payments.contains_key(&r.request_id)
+            && let Some(a) = journal.attempt_by_request_id(&r.request_id)?
+        {
+            payments.insert(
+                r.request_id.clone(),
+                JournalPayment {
+                    sale_id: a.sale_id.clone(),
+                    amount: a.amount,
+                    state: a.state,
+                    reversed: a.paid_then_refunded,
+                    on_day: false,
+                },
+            );
+        }
+    }
+
+    let mut differences = Vec::new();
+    let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
+    fn total(totals: &mut BTreeMap<String, Totals>, currency: Currency) -> &mut Totals {
+        totals
+            .entry(currency.code().to_string())
+            .or_insert_with(|| Totals {
+                currency: currency.code().to_string(),
+                ..Totals::default()
+            })
+    }
+
+    // The provider's side, by request id.
+    #[derive(Default)]
+    struct Side {
+        paid: i64,
+        reversed: i64,
+        trade_id: Option<String>,
+        currency: Option<Currency>,
+    }
+    let mut provider: BTreeMap<&str, Side> = BTreeMap::new();
+    let mut provider_refunds: BTreeMap<&str, (&ProviderRecord, i64)> = BTreeMap::new();
+    for r in records {
+        let t = total(&mut totals, r.amount.currency());
+        match r.kind {
+            RecordKind::Payment => t.provider_paid += r.amount.minor(),
+            RecordKind::Refund => t.provider_refunded += r.amount.minor(),
+        }
+        let side = provider.entry(r.request_id.as_str()).or_default();
+        side.trade_id.get_or_insert_with(|| r.trade_id.clone());
+        side.currency.get_or_insert(r.amount.currency());
+        match (r.kind, &r.refund_id) {
+            (RecordKind::Payment, _) => side.paid += r.amount.minor(),
+            (RecordKind::Refund, None) => side.reversed += r.amount.minor(),
+            (RecordKind::Refund, Some(id)) => {
+                provider_refunds.entry(id.as_str()).or_insert((r, 0)).1 += r.amount.minor();
+            }
+        }
+    }
+
+    // Payments: every request id either side knows.
+    let ids: BTreeSet<&str> = provider
+        .keys()
+        .copied()
+        .chain(
+            payments
+                .iter()
+                .filter(|(_, p)| p.on_day)
+                .map(|(id, _)| id.as_str()),
+        )
+        .collect();
+    for id in ids {
+        let p = provider.get(id);
+        let j = payments.get(id);
+        let p_paid = p.map_or(0, |s| s.paid);
+        let p_reversed = p.map_or(0, |s| s.reversed);
+        let j_paid_flag = j.is_some_and(|j| j.state == AttemptState::Succeeded || j.reversed);
+        let j_paid = if j_paid_flag {
+            j.map_or(0, |j| j.amount.minor())
+        } else {
+            0
+        };
+        let j_reversed = if j.is_some_and(|j| j.reversed) {
+            j_paid
+        } else {
+            0
+        };
+        let currency = p
+            .and_then(|s| s.currency)
+            .or_else(|| j.map(|j| j.amount.currency()));
+        if let (Some(j), true) = (j, j_paid_flag)
+            && j.on_day
+        {
+            total(&mut totals, j.amount.currency()).journal_paid += j_paid;
+            total(&mut totals, j.amount.currency()).journal_refunded += j_reversed;
+        }
+        let journal_state = match j {
+            None => "unknown to the journal".to_string(),
+            Some(j) if j.reversed => "cancelled and refunded in the journal".to_string(),
+            Some(j) => format!("{} in the journal", j.state),
+        };
+        let mut diff = |kind, provider_minor, journal_minor, detail: String| {
+            differences.push(Difference {
+                kind,
+                request_id: id.to_string(),
+                refund_id: None,
+                sale_id: j.map(|j| j.sale_id.clone()),
+                trade_id: p.and_then(|s| s.trade_id.clone()),
+                currency: currency.map_or_else(String::new, |c| c.code().to_string()),
+                provider_minor,
+                journal_minor,
+                detail,
+            })
+        };
+        if p_paid > 0 && j_paid == 0 {
+            if p_paid > p_reversed {
+                diff(
+                    DifferenceKind::PaidOnlyAtProvider,
+                    p_paid - p_reversed,
+                    0,
+                    format!("the provider kept the money; {journal_state}"),
+                );
+            }
+        } else if p_paid == 0 && j_paid > 0 {
+            diff(
+                DifferenceKind::PaidOnlyInJournal,
+                0,
+                j_paid,
+                "the provider has no such payment".to_string(),
+            );
+        } else if p_paid != j_paid {
+            diff(
+                DifferenceKind::AmountMismatch,
+                p_paid,
+                j_paid,
+                "paid on both sides, for different amounts".to_string(),
+            );
+        } else if p_reversed != j_reversed {
+            diff(
+                DifferenceKind::RefundMismatch,
+                p_reversed,
+                j_reversed,
+                format!("the cancel's reversal differs; {journal_state}"),
+            );
+        }
+    }
+
+    // Refunds: by refund id, the provider's lines against the journal's refunds that
+    // succeeded on the day (or that a line names).
+    let mut journal_refunds = BTreeMap::new();
+    for r in journal.refunds_succeeded_between(from, to)? {
+        journal_refunds.insert(r.request_id.clone(), r);
+    }
+    for refund_id in provider_refunds.keys() {
+        if !journal_refunds.contains_key(*refund_id)
+            && let Some(r) = journal.refund_by_request_id(refund_id)?
+        {
+            journal_refunds.insert(r.request_id.clone(), r);
+        }
+    }
+    for r in journal_refunds.values() {
+        if r.state == RefundState::Succeeded && r.updated_at >= from && r.updated_at < to {
+            total(&mut totals, r.amount.currency()).journal_refunded += r.amount.minor();
+        }
+    }
+    let refund_ids: BTreeSet<&str> = provider_refunds
+        .keys()
+        .copied()
+        .chain(journal_refunds.keys().map(String::as_str))
+        .collect();
+    for refund_id in refund_ids {
+        let p = provider_refunds.get(refund_id);
+        let j = journal_refunds
+            .get(refund_id)
+            .filter(|r| r.state == RefundState::Succeeded);
+        let p_minor = p.map_or(0, |(_, m)| *m);
+        let j_minor = j.map_or(0, |r| r.amount.minor());
+        if p_minor == j_minor {
+            continue;
+        }
+        let payment_id = p
+            .map(|(rec, _)| rec.request_id.clone())
+            .or_else(|| {
+                journal_refunds.get(refund_id).and_then(|r| {
+                    journal
+                        .attempt(r.attempt_id)
+                        .ok()
+                        .map(|a| a.request_id.clone())
+                })
+            })
+            .unwrap_or_default();
+        let state = journal_refunds
+            .get(refund_id)
+            .map_or("unknown to the journal".to_string(), |r| {
+                format!("{} in the journal", r.state)
+            });
+        differences.push(Difference {
+            kind: DifferenceKind::RefundMismatch,
+            refund_id: Some(refund_id.to_string()),
+            sale_id: journal_refunds
+                .get(refund_id)
+                .map(|r| r.sale_id.clone())
+                .or_else(|| payments.get(&payment_id).map(|j| j.sale_id.clone())),
+            trade_id: p.map(|(rec, _)| rec.trade_id.clone()),
+            currency: p
+                .map(|(rec, _)| rec.amount.currency().code().to_string())
+                .or_else(|| {
+                    journal_refunds
+                        .get(refund_id)
+                        .map(|r| r.amount.currency().code().to_string())
+                })
+                .unwrap_or_default(),
+            request_id: payment_id,
+            provider_minor: p_minor,
+            journal_minor: j_minor,
+            detail: if p.is_none() {
+                "refunded in the journal, not at the provider".to_string()
+            } else {
+                format!("refund at the provider; {state}")
+            },
+        });
+    }
+    differences.sort_by(|a, b| (a.kind, &a.request_id).cmp(&(b.kind, &b.request_id)));
+    Ok(Reconciliation {
+        date: date.to_string(),
+        source: source.to_string(),
+        provider_lines: records.len(),
+        differences,
+        totals: totals.into_values().collect(),
+    })
+}
+
+fn major(minor: i64, currency: &str) -> String {
+    match Currency::from_code(currency) {
+        Ok(c) => Amount::from_minor(minor, c).to_major_string(),
+        Err(_) => minor.to_string(),
+    }
+}
+
+/// The text report an operator reads.
+pub fn to_text(r: &Reconciliation) -> String {
+    let mut out = format!(
+        "Reconciliation {} against {} ({} provider lines)\n",
+        r.date, r.source, r.provider_lines
+    );
+    for t in &r.totals {
+        out.push_str(&format!(
+            "  {}: provider paid {} refunded {}; journal paid {} refunded {}\n",
+            t.currency,
+            major(t.provider_paid, &t.currency),
+            major(t.provider_refunded, &t.currency),
+            major(t.journal_paid, &t.currency),
+            major(t.journal_refunded, &t.currency),
+        ));
+    }
+    if r.differences.is_empty() {
+        out.push_str("No differences: the provider's record and the journal agree.\n");
+        return out;
+    }
+    out.push_str(&format!("{} difference(s):\n", r.differences.len()));
+    for d in &r.differences {
+        out.push_str(&format!(
+            "  {:<22} {} {}{} provider {} journal {} {}: {}\n",
+            d.kind.as_str(),
+            d.request_id,
+            d.sale_id.as_deref().unwrap_or("-"),
+            d.refund_id
+                .as_deref()
+                .map(|id| format!(" refund {id}"))
+                .unwrap_or_default(),
+            major(d.provider_minor, &d.currency),
+            major(d.journal_minor, &d.currency),
+            d.currency,
+            d.detail,
+        ));
+    }
+    if r.differences
+        .iter()
+        .any(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
+    {
+        out.push_str(
+            "paid_only_at_provider: the customer was charged for a sale the journal has as not paid; refund it (scanpay reconcile --fix) or check it with the provider.\n",
+        );
+    }
+    out
+}
+
+/// One CSV row per difference, with a header.
+pub fn to_csv(r: &Reconciliation) -> Result<String, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "kind",
+        "request_id",
+        "refund_id",
+        "sale_id",
+        "trade_id",
+        "currency",
+        "provider",
+        "journal",
+        "detail",
+    ])?;
+    for d in &r.differences {
+        w.write_record([
+            d.kind.as_str(),
+            &d.request_id,
+            d.refund_id.as_deref().unwrap_or(""),
+            d.sale_id.as_deref().unwrap_or(""),
+            d.trade_id.as_deref().unwrap_or(""),
+            &d.currency,
+            &major(d.provider_minor, &d.currency),
+            &major(d.journal_minor, &d.currency),
+            &d.detail,
+        ])?;
+    }
+    let bytes = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
