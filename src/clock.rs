@@ -46,6 +46,13 @@ pub fn beijing() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| unreachable!())
 }
 
+/// The calendar day `date` in Beijing time (the Open Platform's bills), as `[from, to)` in UTC.
+pub fn beijing_day(date: chrono::NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = date.and_time(chrono::NaiveTime::MIN) - chrono::Duration::hours(8);
+    let from = start.and_utc();
+    (from, from + chrono::Duration::days(1))
+}
+
 /// RFC 3339 in UTC with milliseconds, the journal's timestamp form (sorts as text).
 pub fn to_journal(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

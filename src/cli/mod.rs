@@ -7,6 +7,7 @@ mod console;
 mod demo;
 mod journal;
 mod output;
+mod reconcile;
 mod refund;
 mod run;
 pub mod sandbox;
@@ -126,6 +127,22 @@ pub enum Command {
         /// Directory on the disk to measure (work files go in a temporary subdirectory)
         #[arg(long, default_value = ".")]
         dir: PathBuf,
+    },
+    /// Compare the provider's record of a day (the Open Platform's trade bill, downloaded; or
+    /// an AMS transaction report, --file) with the journal, trade by trade. Exit 0 only when
+    /// they agree, 1 when they differ, 2 when they could not be compared
+    Reconcile {
+        #[arg(long, default_value = "/etc/scanpay/scanpay.toml")]
+        config: PathBuf,
+        /// The provider's day (Beijing time), YYYY-MM-DD; default yesterday
+        #[arg(long)]
+        date: Option<String>,
+        /// The provider's file for the day: an AMS transaction report (CSV), or an Open
+        /// Platform bill zip already downloaded
+        #[arg(long)]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// Print a sale's receipt again on the configured printer
     Reprint {
@@ -320,6 +337,17 @@ pub fn run(cli: Cli) -> u8 {
             print,
         } => output::report(&source, date.as_deref(), format, print),
         Command::Reprint { config, sale_id } => output::reprint(&config, &sale_id),
+        Command::Reconcile {
+            config,
+            date,
+            file,
+            format,
+        } => runtime.block_on(reconcile::run(reconcile::Args {
+            config,
+            date,
+            file,
+            format,
+        })),
         Command::Bench { quick, dir } => {
             let plan = if quick {
                 crate::bench::Plan::quick()
@@ -383,6 +411,25 @@ pub fn open_engine(
 }
 
 /// Builds the gateway the config names.
+/// The Open Platform client a config describes.
+pub fn openapi_client(
+    o: &crate::config::OpenApiConfig,
+    timeout: std::time::Duration,
+    clock: Arc<dyn Clock>,
+) -> Result<OpenApi, String> {
+    let settings = OpenApiSettings {
+        url: o.url.clone(),
+        app_id: o.app_id.clone(),
+        private_key: o.private_key.clone(),
+        alipay_public_key: o.alipay_public_key.clone(),
+        app_auth_token: o.app_auth_token.clone(),
+        notify_url: o.notify_url.clone(),
+        seller_id: o.seller_id.clone(),
+        timeout,
+    };
+    OpenApi::new(settings, clock)
+}
+
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
     let g = &config.gateway;
     match (g.kind, &g.openapi, &g.ams) {
@@ -394,17 +441,7 @@ pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn G
             )),
         },
         (GatewayKind::AlipayOpenapi, Some(o), _) => {
-            let settings = OpenApiSettings {
-                url: o.url.clone(),
-                app_id: o.app_id.clone(),
-                private_key: o.private_key.clone(),
-                alipay_public_key: o.alipay_public_key.clone(),
-                app_auth_token: o.app_auth_token.clone(),
-                notify_url: o.notify_url.clone(),
-                seller_id: o.seller_id.clone(),
-                timeout: g.timeout,
-            };
-            Ok(Arc::new(OpenApi::new(settings, clock)?))
+            Ok(Arc::new(openapi_client(o, g.timeout, clock)?))
         }
         (GatewayKind::AlipayAms, _, Some(a)) => {
             let settings = AmsSettings {

@@ -466,3 +466,222 @@ pub fn to_csv(r: &Reconciliation) -> Result<String, csv::Error> {
     let bytes = w.into_inner().map_err(|e| e.into_error())?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Change, NewAttempt, NewSale};
+    use crate::paycode::{Scan, recognise};
+    use crate::state::Cause;
+
+    fn cny(minor: i64) -> Amount {
+        Amount::from_minor(minor, Currency::from_code("CNY").unwrap())
+    }
+
+    /// A journal with one sale per `(request id, minor units, final state)`, made now.
+    fn journal(sales: &[(&str, i64, AttemptState)]) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        for (i, (request_id, minor, state)) in sales.iter().enumerate() {
+            let new = NewSale {
+                id: format!("S{i}"),
+                amount: cny(*minor),
+                reference: None,
+                subject: "x".into(),
+                idempotency_key: None,
+                max_attempts: 1,
+            };
+            j.create_sale(&new, Utc::now()).unwrap();
+            let Scan::Payment(code) = recognise(&format!("2860000000000{i:05}")) else {
+                panic!()
+            };
+            let attempt = NewAttempt {
+                request_id: request_id.to_string(),
+                gateway: "sandbox",
+                code: &code,
+                deadline_at: Utc::now(),
+            };
+            let a = j.begin_attempt(&new.id, &attempt, Utc::now()).unwrap();
+            let change = Change {
+                paid_then_refunded: *state == AttemptState::Cancelled && *minor > 0 && i % 2 == 1,
+                ..Change::default()
+            };
+            let via = if *state == AttemptState::Cancelled {
+                j.transition(
+                    a.id,
+                    AttemptState::Unknown,
+                    Cause::PayAnswer,
+                    &Change::default(),
+                    Utc::now(),
+                )
+                .unwrap();
+                j.transition(
+                    a.id,
+                    AttemptState::Cancelling,
+                    Cause::Deadline,
+                    &Change::default(),
+                    Utc::now(),
+                )
+                .unwrap();
+                Cause::CancelAnswer
+            } else {
+                Cause::PayAnswer
+            };
+            j.transition(a.id, *state, via, &change, Utc::now())
+                .unwrap();
+        }
+        (dir, j)
+    }
+
+    fn line(
+        kind: RecordKind,
+        request_id: &str,
+        minor: i64,
+        refund_id: Option<&str>,
+    ) -> ProviderRecord {
+        ProviderRecord {
+            kind,
+            request_id: request_id.into(),
+            trade_id: format!("trade-{request_id}"),
+            amount: cny(minor),
+            refund_id: refund_id.map(str::to_string),
+            at: String::new(),
+            line: 0,
+        }
+    }
+
+    fn compare(j: &Journal, records: &[ProviderRecord]) -> Reconciliation {
+        let today = Utc::now().date_naive();
+        let from = today.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::days(1);
+        reconcile(
+            j,
+            today,
+            from,
+            from + chrono::Duration::days(3),
+            "test",
+            records,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn agreeing_records_have_no_difference_and_equal_totals() {
+        let (_d, j) = journal(&[
+            ("T_paid", 1250, AttemptState::Succeeded),
+            ("T_failed", 900, AttemptState::Failed),
+            ("T_closed", 300, AttemptState::Cancelled),
+            ("T_reversed", 700, AttemptState::Cancelled),
+        ]);
+        let r = compare(
+            &j,
+            &[
+                line(RecordKind::Payment, "T_paid", 1250, None),
+                line(RecordKind::Payment, "T_reversed", 700, None),
+                line(RecordKind::Refund, "T_reversed", 700, None),
+            ],
+        );
+        assert!(r.matches(), "{:?}", r.differences);
+        let t = &r.totals[0];
+        assert_eq!((t.provider_paid, t.journal_paid), (1950, 1950));
+        assert_eq!((t.provider_refunded, t.journal_refunded), (700, 700));
+    }
+
+    #[test]
+    fn each_kind_of_difference_is_reported_exactly_once() {
+        let (_d, j) = journal(&[
+            ("T_kept", 1250, AttemptState::Failed),
+            ("T_missing", 500, AttemptState::Succeeded),
+            ("T_amount", 800, AttemptState::Succeeded),
+            ("T_refund", 1000, AttemptState::Succeeded),
+        ]);
+        let r = compare(
+            &j,
+            &[
+                line(RecordKind::Payment, "T_kept", 1250, None),
+                line(RecordKind::Payment, "T_unknown", 400, None),
+                line(RecordKind::Payment, "T_amount", 810, None),
+                line(RecordKind::Payment, "T_refund", 1000, None),
+                line(
+                    RecordKind::Refund,
+                    "T_refund",
+                    100,
+                    Some("R_only_at_provider"),
+                ),
+            ],
+        );
+        let got: Vec<(DifferenceKind, &str, Option<&str>, i64, i64)> = r
+            .differences
+            .iter()
+            .map(|d| {
+                (
+                    d.kind,
+                    d.request_id.as_str(),
+                    d.refund_id.as_deref(),
+                    d.provider_minor,
+                    d.journal_minor,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (DifferenceKind::PaidOnlyAtProvider, "T_kept", None, 1250, 0),
+                (
+                    DifferenceKind::PaidOnlyAtProvider,
+                    "T_unknown",
+                    None,
+                    400,
+                    0
+                ),
+                (DifferenceKind::PaidOnlyInJournal, "T_missing", None, 0, 500),
+                (DifferenceKind::AmountMismatch, "T_amount", None, 810, 800),
+                (
+                    DifferenceKind::RefundMismatch,
+                    "T_refund",
+                    Some("R_only_at_provider"),
+                    100,
+                    0
+                ),
+            ]
+        );
+        assert!(r.differences[1].detail.contains("unknown to the journal"));
+        assert_eq!(r.differences[0].sale_id.as_deref(), Some("S0"));
+        let csv = to_csv(&r).unwrap();
+        assert_eq!(csv.lines().count(), 6);
+        assert!(to_text(&r).contains("5 difference(s)"));
+    }
+
+    #[test]
+    fn a_journal_refund_missing_at_the_provider_is_a_refund_mismatch() {
+        let (_d, j) = journal(&[("T_paid", 1250, AttemptState::Succeeded)]);
+        let refund = j
+            .begin_refund("S0", "R1", cny(250), None, Utc::now())
+            .unwrap();
+        j.refund_transition(
+            refund.id,
+            RefundState::Succeeded,
+            "SUCCESS",
+            "ok",
+            None,
+            Utc::now(),
+        )
+        .unwrap();
+        let r = compare(&j, &[line(RecordKind::Payment, "T_paid", 1250, None)]);
+        assert_eq!(r.differences.len(), 1, "{:?}", r.differences);
+        let d = &r.differences[0];
+        assert_eq!(
+            (d.kind, d.refund_id.as_deref(), d.request_id.as_str()),
+            (DifferenceKind::RefundMismatch, Some("R1"), "T_paid")
+        );
+        assert_eq!((d.provider_minor, d.journal_minor), (0, 250));
+        // And once the provider lists it, they agree.
+        let r = compare(
+            &j,
+            &[
+                line(RecordKind::Payment, "T_paid", 1250, None),
+                line(RecordKind::Refund, "T_paid", 250, Some("R1")),
+            ],
+        );
+        assert!(r.matches(), "{:?}", r.differences);
+    }
+}

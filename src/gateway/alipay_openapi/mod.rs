@@ -26,6 +26,8 @@ use wire::Node;
 /// How long Alipay keeps an unpaid bar-code trade open (the F2F demo's value). scanpay
 /// cancels sooner, at its own deadline.
 const TIMEOUT_EXPRESS: &str = "5m";
+/// A day's bill can be large; the link is fetched with more patience than a payment call.
+const BILL_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// Host clock further than this from the gateway's `Date` is reported.
 const CLOCK_SKEW_WARN_S: i64 = 120;
 
@@ -204,6 +206,55 @@ impl OpenApi {
             );
         }
         *last = Some(skew);
+    }
+
+    /// Downloads the day's trade bill (`bill_type=trade`, `date` in Beijing time): asks for
+    /// the link and fetches it at once, since it lives about 30 seconds. Returns the zip.
+    pub async fn download_bill(&self, date: chrono::NaiveDate) -> Result<Vec<u8>, String> {
+        let biz = json!({"bill_type": "trade", "bill_date": date.format("%Y-%m-%d").to_string()});
+        let node = match self
+            .call(
+                "alipay.data.dataservice.bill.downloadurl.query",
+                Self::biz(biz),
+            )
+            .await
+        {
+            Ok(node) => node,
+            Err(CallError::NotSent(why)) => return Err(format!("cannot reach the gateway: {why}")),
+            Err(CallError::Unknown(u)) => return Err(format!("no usable answer: {u}")),
+        };
+        let url = match (node.code.as_str(), node.bill_download_url) {
+            ("10000", Some(url)) => url,
+            _ => {
+                let sub = node.sub_code.unwrap_or_default();
+                let hint = if sub == "isp.bill_not_exist" {
+                    ": the bill is ready from about 10:00 Beijing time the next day"
+                } else {
+                    ""
+                };
+                return Err(format!(
+                    "the gateway gave no bill for {date}: {} {} {sub} {}{hint}",
+                    node.code,
+                    node.msg,
+                    node.sub_msg.unwrap_or_default()
+                ));
+            }
+        };
+        let response = self
+            .http
+            .get(&url)
+            .timeout(BILL_DOWNLOAD_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| format!("bill download: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("bill download: HTTP {}", response.status()));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("bill download cut off: {e}"))?;
+        Ok(bytes.to_vec())
     }
 
     fn biz(value: serde_json::Value) -> String {

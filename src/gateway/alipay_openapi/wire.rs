@@ -122,6 +122,7 @@ pub struct Node {
     pub fund_change: Option<String>,
     pub refund_status: Option<String>,
     pub out_request_no: Option<String>,
+    pub bill_download_url: Option<String>,
 }
 
 pub fn parse_node(content: &str) -> Result<Node, String> {

@@ -122,8 +122,12 @@ struct Trade {
     code: String,
     amount: Option<Amount>,
     state: TradeState,
-    /// Partial refunds by refund id.
-    refunds: BTreeMap<String, Amount>,
+    /// Partial refunds by refund id, with when they were made.
+    refunds: BTreeMap<String, (Amount, DateTime<Utc>)>,
+    subject: String,
+    /// When the customer paid, and when a cancel gave it back.
+    paid_at: Option<DateTime<Utc>>,
+    reversed_at: Option<DateTime<Utc>>,
 }
 
 /// Money moved for one request id, as the sandbox saw it.
@@ -188,6 +192,64 @@ impl Sandbox {
             .collect()
     }
 
+    /// The sandbox's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The provider's record of `[from, to)`: a payment line per trade paid then, a refund
+    /// line per refund or cancel reversal made then, each with the trade's subject, as the
+    /// daily bill lists them (times in Beijing time).
+    pub fn bill(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Vec<(crate::reconcile::ProviderRecord, String)> {
+        use crate::reconcile::{ProviderRecord, RecordKind};
+        let now = self.clock.now();
+        let in_day = |t: &DateTime<Utc>| *t >= from && *t < to;
+        let when = |t: &DateTime<Utc>| {
+            t.with_timezone(&crate::clock::beijing())
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        };
+        let mut ledger = self.lock();
+        let mut lines = Vec::new();
+        for (request_id, trade) in ledger.trades.iter_mut() {
+            settle(trade, now);
+            let Some(amount) = trade.amount else {
+                continue;
+            };
+            let mut line = |kind, amount, refund_id, at: &DateTime<Utc>| {
+                lines.push((
+                    ProviderRecord {
+                        kind,
+                        request_id: request_id.clone(),
+                        trade_id: trade.trade_no.clone(),
+                        amount,
+                        refund_id,
+                        at: when(at),
+                        line: 0,
+                    },
+                    trade.subject.clone(),
+                ))
+            };
+            if let Some(paid) = trade.paid_at.filter(in_day) {
+                line(RecordKind::Payment, amount, None, &paid);
+            }
+            if let Some(reversed) = trade.reversed_at.filter(in_day) {
+                line(RecordKind::Refund, amount, None, &reversed);
+            }
+            for (refund_id, (refunded, at)) in &trade.refunds {
+                if in_day(at) {
+                    line(RecordKind::Refund, *refunded, Some(refund_id.clone()), at);
+                }
+            }
+        }
+        lines.sort_by(|a, b| a.0.at.cmp(&b.0.at));
+        lines
+    }
+
     /// The amount of refund `refund_id` of the payment `request_id`, if it was made.
     pub fn refunded(&self, request_id: &str, refund_id: &str) -> Option<Amount> {
         let ledger = self.lock();
@@ -196,7 +258,7 @@ impl Sandbox {
             .get(request_id)?
             .refunds
             .get(refund_id)
-            .copied()
+            .map(|(amount, _)| *amount)
     }
 
     /// The request id a trade number belongs to.
@@ -215,7 +277,7 @@ impl Sandbox {
         ledger.trades.iter().find_map(|(id, t)| {
             t.refunds
                 .get(refund_id)
-                .map(|a| (id.clone(), t.trade_no.clone(), *a))
+                .map(|(a, _)| (id.clone(), t.trade_no.clone(), *a))
         })
     }
 
@@ -327,8 +389,11 @@ impl Sandbox {
                 trade_no,
                 code: code.to_string(),
                 amount: Some(request.amount),
+                paid_at: (state == TradeState::Paid).then_some(now),
                 state,
                 refunds: BTreeMap::new(),
+                subject: request.subject.clone(),
+                reversed_at: None,
             },
         );
         (outcome, delay)
@@ -357,6 +422,7 @@ fn settle(trade: &mut Trade, now: DateTime<Utc>) {
         && now >= at
     {
         trade.state = TradeState::Paid;
+        trade.paid_at = Some(at);
     }
 }
 
@@ -379,7 +445,7 @@ fn answer_for(trade: &Trade) -> Outcome<Paid> {
 
 fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
     let amount = trade.amount.map(|a| a.minor()).unwrap_or(0);
-    let refunds: i64 = trade.refunds.values().map(|a| a.minor()).sum();
+    let refunds: i64 = trade.refunds.values().map(|(a, _)| a.minor()).sum();
     let (charged, refunded, state) = match trade.state {
         TradeState::Waiting { .. } => (0, 0, "waiting"),
         TradeState::Paid => (amount, refunds, "paid"),
@@ -448,6 +514,9 @@ impl Gateway for Sandbox {
                 amount: None,
                 state: TradeState::Waiting { pays_at: None },
                 refunds: BTreeMap::new(),
+                subject: String::new(),
+                paid_at: None,
+                reversed_at: None,
             });
         settle(trade, now);
         let action = match trade.state {
@@ -465,6 +534,7 @@ impl Gateway for Sandbox {
                     ));
                 }
                 trade.state = TradeState::CancelledRefunded;
+                trade.reversed_at.get_or_insert(now);
                 Cancelled::Refunded
             }
         };
@@ -481,7 +551,7 @@ impl Gateway for Sandbox {
             return Outcome::Failed(failure("TRADE_NOT_EXIST", "no such trade"));
         };
         settle(trade, now);
-        if let Some(done) = trade.refunds.get(&request.refund_id) {
+        if let Some((done, _)) = trade.refunds.get(&request.refund_id) {
             return if *done == request.amount {
                 Outcome::Success(Refunded {
                     provider_refund_id: Some(format!("{}-{}", trade.trade_no, request.refund_id)),
@@ -496,7 +566,7 @@ impl Gateway for Sandbox {
         let (TradeState::Paid, Some(paid)) = (&trade.state, trade.amount) else {
             return Outcome::Failed(failure("TRADE_STATUS_ERROR", "trade is not paid"));
         };
-        let refunded: i64 = trade.refunds.values().map(|a| a.minor()).sum();
+        let refunded: i64 = trade.refunds.values().map(|(a, _)| a.minor()).sum();
         if request.amount.currency() != paid.currency()
             || !request.amount.is_positive()
             || refunded.saturating_add(request.amount.minor()) > paid.minor()
@@ -508,7 +578,7 @@ impl Gateway for Sandbox {
         }
         trade
             .refunds
-            .insert(request.refund_id.clone(), request.amount);
+            .insert(request.refund_id.clone(), (request.amount, now));
         Outcome::Success(Refunded {
             provider_refund_id: Some(format!("{}-{}", trade.trade_no, request.refund_id)),
         })

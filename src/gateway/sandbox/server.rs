@@ -86,6 +86,10 @@ fn load_or_generate(path: &Path, bits: usize, what: &str) -> Result<PrivateKey, 
     }
 }
 
+pub const BILL_METHOD: &str = "alipay.data.dataservice.bill.downloadurl.query";
+const BILL_PATH: &str = "/_sandbox/bill/";
+const BILL_URL_LIFETIME_S: i64 = 30;
+
 pub struct SandboxServer {
     pub sandbox: Arc<Sandbox>,
     pub(super) gateway_key: PrivateKey,
@@ -174,7 +178,17 @@ impl SandboxServer {
                 };
                 super::ams_server::handle(self, &path, &headers, &body).await
             }
+            (&Method::GET, p) if p.starts_with(BILL_PATH) => Ok(self.bill_file(
+                p.trim_start_matches(BILL_PATH),
+                req.uri().query().unwrap_or(""),
+            )),
             (&Method::POST | &Method::GET, "/gateway.do") => {
+                let host = req
+                    .headers()
+                    .get(hyper::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("127.0.0.1")
+                    .to_string();
                 let query = req.uri().query().unwrap_or("").to_string();
                 let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
                     Ok(b) => b.to_bytes(),
@@ -193,7 +207,7 @@ impl SandboxServer {
                     params.insert(k.into_owned(), v.into_owned());
                 }
                 tracing::debug!(%peer, method = params.get("method").map(String::as_str).unwrap_or(""), "sandbox request");
-                self.gateway(params).await
+                self.gateway(params, &host).await
             }
             _ => Ok(plain(
                 StatusCode::NOT_FOUND,
@@ -203,7 +217,7 @@ impl SandboxServer {
         }
     }
 
-    async fn gateway(&self, params: BTreeMap<String, String>) -> Answer {
+    async fn gateway(&self, params: BTreeMap<String, String>, host: &str) -> Answer {
         let method = params.get("method").cloned().unwrap_or_default();
         let node = if method.is_empty() {
             "error_response".to_string()
@@ -285,6 +299,9 @@ impl SandboxServer {
             }
         };
         let field = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        if method == BILL_METHOD {
+            return Ok(self.bill_url(&node, &field("bill_type"), &field("bill_date"), host));
+        }
         let out_trade_no = field("out_trade_no");
         let id_ok = !out_trade_no.is_empty()
             && out_trade_no.len() <= 64
@@ -515,6 +532,68 @@ impl SandboxServer {
 
     /// `{"<node>":<content>,"sign":"<RSA2 over content>"}`; with `bad_signature` the
     /// signature is over other bytes, so it cannot verify.
+    /// `alipay.data.dataservice.bill.downloadurl.query`: a link to the day's trade bill that
+    /// works for 30 seconds, as the provider's does.
+    fn bill_url(
+        &self,
+        node: &str,
+        bill_type: &str,
+        date: &str,
+        host: &str,
+    ) -> Response<Full<Bytes>> {
+        if bill_type != "trade" {
+            return self.answer(
+                node,
+                json!({"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-bill-type", "sub_msg": "账单类型不正确"}),
+                false,
+            );
+        }
+        if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
+            return self.answer(
+                node,
+                json!({"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_not_exist", "sub_msg": "账单不存在"}),
+                false,
+            );
+        }
+        let expires = self.sandbox.now().timestamp() + BILL_URL_LIFETIME_S;
+        let url = format!("http://{host}{BILL_PATH}{date}.zip?expires={expires}");
+        self.answer(
+            node,
+            json!({"code": "10000", "msg": "Success", "bill_download_url": url}),
+            false,
+        )
+    }
+
+    /// The bill file itself: a zip of GBK CSV built from the ledger.
+    fn bill_file(&self, file: &str, query: &str) -> Response<Full<Bytes>> {
+        let expires = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "expires")
+            .and_then(|(_, v)| v.parse::<i64>().ok());
+        if expires.is_none_or(|e| e < self.sandbox.now().timestamp()) {
+            return plain(StatusCode::FORBIDDEN, "text/plain", "link expired".into());
+        }
+        let Some(date) = file
+            .strip_suffix(".zip")
+            .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        else {
+            return plain(StatusCode::NOT_FOUND, "text/plain", "no such bill".into());
+        };
+        let (from, to) = crate::clock::beijing_day(date);
+        let lines = self.sandbox.bill(from, to);
+        match crate::reconcile::alipay_bill::write_zip(&self.app_id, date, &lines) {
+            Ok(zip) => {
+                let mut response = Response::new(Full::new(Bytes::from(zip)));
+                if let Ok(v) = hyper::header::HeaderValue::from_str("application/zip") {
+                    response
+                        .headers_mut()
+                        .insert(hyper::header::CONTENT_TYPE, v);
+                }
+                response
+            }
+            Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
+        }
+    }
+
     fn answer(&self, node: &str, content: Value, bad_signature: bool) -> Response<Full<Bytes>> {
         let content = content.to_string();
         let signed = if bad_signature {
