@@ -771,6 +771,36 @@ impl Engine {
         }
         Ok(RefundView::new(&row))
     }
+
+    /// Gives back `amount` the provider kept for the payment `request_id` that the journal
+    /// has as not paid (reconciliation found it). Journaled before it is sent, like any
+    /// refund, under an id fixed by the payment's: asking twice refunds once.
+    pub async fn refund_unrecorded_payment(
+        &self,
+        request_id: &str,
+        amount: Amount,
+    ) -> Result<RefundView, EngineError> {
+        let now = self.clock.now();
+        let row = self.journal.begin_recovery_refund(
+            request_id,
+            &format!("{request_id}X"),
+            amount,
+            "reconciliation: the provider kept this payment for a sale the journal has as not paid",
+            now,
+        )?;
+        if row.state.is_final() {
+            return Ok(RefundView::new(&row));
+        }
+        tracing::warn!(payment = %request_id, refund = %row.request_id, %amount, "refunding a payment only the provider recorded");
+        let claim = self.owners.claim_work(Work::Refund, row.id);
+        let give_up = self
+            .settings
+            .cancel_give_up_after
+            .unwrap_or(self.settings.timeout * 3);
+        let row = self.resolver.resolve_refund(row, Some(give_up)).await?;
+        drop(claim);
+        Ok(RefundView::new(&row))
+    }
 }
 
 fn check_text(what: &'static str, text: Option<&str>, max: usize) -> Result<(), EngineError> {

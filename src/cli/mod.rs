@@ -143,6 +143,11 @@ pub enum Command {
         file: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
+        /// Refund, through the gateway and journaled like any refund, each payment the
+        /// provider kept for a sale the journal has as not paid. Needs the daemon stopped;
+        /// running it twice refunds once
+        #[arg(long)]
+        fix: bool,
     },
     /// Print a sale's receipt again on the configured printer
     Reprint {
@@ -342,11 +347,13 @@ pub fn run(cli: Cli) -> u8 {
             date,
             file,
             format,
+            fix,
         } => runtime.block_on(reconcile::run(reconcile::Args {
             config,
             date,
             file,
             format,
+            fix,
         })),
         Command::Bench { quick, dir } => {
             let plan = if quick {

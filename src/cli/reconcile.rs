@@ -5,20 +5,24 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::NaiveDate;
 
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ReportFormat, out};
 use crate::clock::{Clock, SystemClock, beijing, beijing_day};
 use crate::config::{Config, GatewayKind};
+use crate::events::LogObserver;
 use crate::journal::Journal;
-use crate::reconcile::{self, ProviderRecord};
+use crate::money::{Amount, Currency};
+use crate::reconcile::{self, DifferenceKind, Fix, ProviderRecord};
 
 pub struct Args {
     pub config: PathBuf,
     pub date: Option<String>,
     pub file: Option<PathBuf>,
     pub format: ReportFormat,
+    pub fix: bool,
 }
 
 pub async fn run(args: Args) -> u8 {
@@ -57,7 +61,80 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
     let (source, records) = provider_records(&config, date, args.file.as_ref(), clock).await?;
     let journal = Journal::open_read_only(&config.journal.path).map_err(|e| e.to_string())?;
     let (from, to) = beijing_day(date);
-    reconcile::reconcile(&journal, date, from, to, &source, &records).map_err(|e| e.to_string())
+    let mut result = reconcile::reconcile(
+        &journal,
+        &config.terminal.id,
+        date,
+        from,
+        to,
+        &source,
+        &records,
+    )
+    .map_err(|e| e.to_string())?;
+    drop(journal);
+    if args.fix {
+        result.fixes = fix(&config, &result).await?;
+    }
+    Ok(result)
+}
+
+/// How long `--fix` keeps resending a refund in doubt; then the daemon (or the next run)
+/// finishes it.
+const FIX_IN_LINE_FOR: Duration = Duration::from_secs(60);
+
+/// Refunds each payment only the provider recorded, when the journal has its attempt; a
+/// payment this journal never made is left to a person (it may be another system's).
+async fn fix(config: &Config, r: &reconcile::Reconciliation) -> Result<Vec<Fix>, String> {
+    let kept: Vec<_> = r
+        .differences
+        .iter()
+        .filter(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
+        .collect();
+    if kept.is_empty() {
+        return Ok(Vec::new());
+    }
+    // Refunds are journaled: this needs the journal to itself.
+    let engine = super::open_engine(config, Arc::new(LogObserver), FIX_IN_LINE_FOR).map_err(|e| {
+        format!("--fix writes the journal: {e}; stop the daemon (systemctl stop scanpay) for --fix, then start it again")
+    })?;
+    let mut fixes = Vec::new();
+    for d in kept {
+        let currency = Currency::from_code(&d.currency).map_err(|e| e.to_string())?;
+        let fix = if d.sale_id.is_none() {
+            Fix {
+                request_id: d.request_id.clone(),
+                refund_id: None,
+                state: "not_fixed".to_string(),
+                detail: "this journal never made the payment: check it with the provider and refund it there".to_string(),
+            }
+        } else {
+            match engine
+                .refund_unrecorded_payment(
+                    &d.request_id,
+                    Amount::from_minor(d.provider_minor, currency),
+                )
+                .await
+            {
+                Ok(refund) => Fix {
+                    request_id: d.request_id.clone(),
+                    refund_id: Some(refund.refund_id.clone()),
+                    state: refund.state.to_string(),
+                    detail: refund
+                        .result_message
+                        .clone()
+                        .unwrap_or_else(|| "refund sent".to_string()),
+                },
+                Err(e) => Fix {
+                    request_id: d.request_id.clone(),
+                    refund_id: None,
+                    state: "not_fixed".to_string(),
+                    detail: e.to_string(),
+                },
+            }
+        };
+        fixes.push(fix);
+    }
+    Ok(fixes)
 }
 
 async fn provider_records(

@@ -816,6 +816,93 @@ impl Journal {
         Ok(row)
     }
 
+    /// Writes a refund (state `pending`) of money the provider kept for an attempt the
+    /// journal has as not paid (found by reconciliation). The refund id is the caller's, so
+    /// writing it again returns the refund already written instead of a second one.
+    pub fn begin_recovery_refund(
+        &self,
+        attempt_request_id: &str,
+        request_id: &str,
+        amount: Amount,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RefundRow, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if let Some(id) = tx
+            .query_row(
+                "SELECT id FROM refunds WHERE request_id = ?1",
+                [request_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+        {
+            let existing = refund_in(&tx, id)?;
+            if existing.amount != amount {
+                return Err(JournalError::Refund {
+                    sale: existing.sale_id,
+                    why: format!(
+                        "already has refund {request_id} for {}, not {amount}",
+                        existing.amount
+                    ),
+                });
+            }
+            return Ok(existing);
+        }
+        let attempt = tx
+            .query_row(
+                "SELECT id FROM attempts WHERE request_id = ?1",
+                [attempt_request_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .map(|id| attempt_in(&tx, id))
+            .transpose()?
+            .ok_or_else(|| JournalError::NoSale(attempt_request_id.to_string()))?;
+        let refund_err = |why: String| JournalError::Refund {
+            sale: attempt.sale_id.clone(),
+            why,
+        };
+        if !attempt.state.is_final() || attempt.state == AttemptState::Succeeded {
+            return Err(refund_err(format!(
+                "has its payment {}: {}",
+                attempt.state,
+                if attempt.state == AttemptState::Succeeded {
+                    "refund it as a paid sale"
+                } else {
+                    "the watchdog decides it first"
+                }
+            )));
+        }
+        if amount.currency() != attempt.amount.currency()
+            || !amount.is_positive()
+            || amount.minor() > attempt.amount.minor()
+        {
+            return Err(refund_err(format!(
+                "a recovery refund must be positive, in {}, at most the {} charged",
+                attempt.amount.currency(),
+                attempt.amount
+            )));
+        }
+        tx.execute(
+            "INSERT INTO refunds (sale_id, attempt_id, request_id, amount_minor, currency, reason,
+                                  state, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
+            params![
+                attempt.sale_id,
+                attempt.id,
+                request_id,
+                amount.minor(),
+                amount.currency().code(),
+                reason,
+                to_journal(now)
+            ],
+        )?;
+        let row = refund_in(&tx, tx.last_insert_rowid())?;
+        self.commit(tx)?;
+        Ok(row)
+    }
+
     /// Moves a refund forward (checked), recording the gateway's answer.
     pub fn refund_transition(
         &self,

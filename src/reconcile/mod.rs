@@ -102,8 +102,23 @@ pub struct Reconciliation {
     /// Where the provider's record came from.
     pub source: String,
     pub provider_lines: usize,
+    /// Lines of other terminals or systems on the same merchant account (their request ids
+    /// do not start with this terminal's id): not compared.
+    pub other_lines: usize,
     pub differences: Vec<Difference>,
     pub totals: Vec<Totals>,
+    /// What `--fix` did, one entry per payment it refunded or tried to.
+    pub fixes: Vec<Fix>,
+}
+
+/// A refund `--fix` made (or found already made) for money only the provider recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fix {
+    pub request_id: String,
+    pub refund_id: Option<String>,
+    /// `succeeded`, `failed`, `pending`, `unknown`, or `not_fixed` with the reason.
+    pub state: String,
+    pub detail: String,
 }
 
 impl Reconciliation {
@@ -126,12 +141,17 @@ struct JournalPayment {
 /// Compares the provider's records of the day `[from, to)` with the journal.
 pub fn reconcile(
     journal: &Journal,
+    terminal_id: &str,
     date: NaiveDate,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     source: &str,
     records: &[ProviderRecord],
 ) -> Result<Reconciliation, JournalError> {
+    let prefix = format!("{terminal_id}_");
+    let (records, others): (Vec<&ProviderRecord>, Vec<&ProviderRecord>) = records
+        .iter()
+        .partition(|r| r.request_id.starts_with(&prefix));
     // The journal's payments of the day, and any other the provider's lines name.
     let mut payments: BTreeMap<String, JournalPayment> = BTreeMap::new();
     let filter = SaleFilter {
@@ -153,7 +173,7 @@ pub fn reconcile(
             );
         }
     }
-    for r in records {
+    for r in &records {
         if !payments.contains_key(&r.request_id)
             && let Some(a) = journal.attempt_by_request_id(&r.request_id)?
         {
@@ -186,12 +206,14 @@ pub fn reconcile(
     struct Side {
         paid: i64,
         reversed: i64,
+        /// Refunds with a refund id, for this payment.
+        refunded: i64,
         trade_id: Option<String>,
         currency: Option<Currency>,
     }
     let mut provider: BTreeMap<&str, Side> = BTreeMap::new();
     let mut provider_refunds: BTreeMap<&str, (&ProviderRecord, i64)> = BTreeMap::new();
-    for r in records {
+    for r in records.iter().copied() {
         let t = total(&mut totals, r.amount.currency());
         match r.kind {
             RecordKind::Payment => t.provider_paid += r.amount.minor(),
@@ -204,6 +226,7 @@ pub fn reconcile(
             (RecordKind::Payment, _) => side.paid += r.amount.minor(),
             (RecordKind::Refund, None) => side.reversed += r.amount.minor(),
             (RecordKind::Refund, Some(id)) => {
+                side.refunded += r.amount.minor();
                 provider_refunds.entry(id.as_str()).or_insert((r, 0)).1 += r.amount.minor();
             }
         }
@@ -264,12 +287,19 @@ pub fn reconcile(
             })
         };
         if p_paid > 0 && j_paid == 0 {
-            if p_paid > p_reversed {
+            // Money given back the same day (a cancel, or a refund such as --fix makes)
+            // leaves nothing kept.
+            let kept = p_paid - p_reversed - p.map_or(0, |s| s.refunded);
+            if kept > 0 {
+                let fixed = match journal.refund_by_request_id(&recovery_refund_id(id))? {
+                    Some(r) => format!("; refund {} is {} in the journal", r.request_id, r.state),
+                    None => String::new(),
+                };
                 diff(
                     DifferenceKind::PaidOnlyAtProvider,
-                    p_paid - p_reversed,
+                    kept,
                     0,
-                    format!("the provider kept the money; {journal_state}"),
+                    format!("the provider kept the money; {journal_state}{fixed}"),
                 );
             }
         } else if p_paid == 0 && j_paid > 0 {
@@ -376,9 +406,17 @@ pub fn reconcile(
         date: date.to_string(),
         source: source.to_string(),
         provider_lines: records.len(),
+        other_lines: others.len(),
         differences,
         totals: totals.into_values().collect(),
+        fixes: Vec::new(),
     })
+}
+
+/// The refund id `--fix` uses for money kept under the payment `request_id`: fixed by it, so
+/// a second run finds the first run's refund instead of making another.
+pub fn recovery_refund_id(request_id: &str) -> String {
+    format!("{request_id}X")
 }
 
 fn major(minor: i64, currency: &str) -> String {
@@ -402,6 +440,21 @@ pub fn to_text(r: &Reconciliation) -> String {
             major(t.provider_refunded, &t.currency),
             major(t.journal_paid, &t.currency),
             major(t.journal_refunded, &t.currency),
+        ));
+    }
+    if r.other_lines > 0 {
+        out.push_str(&format!(
+            "  {} line(s) of other terminals on the same account not compared\n",
+            r.other_lines
+        ));
+    }
+    for f in &r.fixes {
+        out.push_str(&format!(
+            "  fix {}: refund {} {}: {}\n",
+            f.request_id,
+            f.refund_id.as_deref().unwrap_or("-"),
+            f.state,
+            f.detail
         ));
     }
     if r.differences.is_empty() {
@@ -555,6 +608,7 @@ mod tests {
         let from = today.and_time(chrono::NaiveTime::MIN).and_utc() - chrono::Duration::days(1);
         reconcile(
             j,
+            "T",
             today,
             from,
             from + chrono::Duration::days(3),
@@ -649,6 +703,47 @@ mod tests {
         let csv = to_csv(&r).unwrap();
         assert_eq!(csv.lines().count(), 6);
         assert!(to_text(&r).contains("5 difference(s)"));
+    }
+
+    #[test]
+    fn other_terminals_lines_are_counted_not_compared() {
+        let (_d, j) = journal(&[("T_paid", 1250, AttemptState::Succeeded)]);
+        let r = compare(
+            &j,
+            &[
+                line(RecordKind::Payment, "T_paid", 1250, None),
+                line(RecordKind::Payment, "T2_other_till", 999, None),
+            ],
+        );
+        assert!(r.matches(), "{:?}", r.differences);
+        assert_eq!((r.provider_lines, r.other_lines), (1, 1));
+    }
+
+    #[test]
+    fn a_recovery_refund_is_written_once_and_only_for_an_unpaid_final_attempt() {
+        let (_d, j) = journal(&[
+            ("T_kept", 1250, AttemptState::Failed),
+            ("T_paid", 500, AttemptState::Succeeded),
+        ]);
+        let id = recovery_refund_id("T_kept");
+        let first = j
+            .begin_recovery_refund("T_kept", &id, cny(1250), "r", Utc::now())
+            .unwrap();
+        let again = j
+            .begin_recovery_refund("T_kept", &id, cny(1250), "r", Utc::now())
+            .unwrap();
+        assert_eq!(first.id, again.id, "the same refund, not a second");
+        assert_eq!(first.sale_id, "S0");
+        for (request_id, amount) in [("T_paid", 500), ("T_kept", 1251), ("T_nothing", 1)] {
+            let refused = j.begin_recovery_refund(
+                request_id,
+                &recovery_refund_id(request_id),
+                cny(amount),
+                "r",
+                Utc::now(),
+            );
+            assert!(refused.is_err(), "{request_id} {amount}");
+        }
     }
 
     #[test]
