@@ -66,6 +66,26 @@ pub struct Config {
     pub led: LedConfig,
     /// `None` without a `[printer]` section.
     pub printer: Option<crate::output::printer::PrinterConfig>,
+    /// The daemon's daily reconciliation; `None` without a `[reconcile]` section.
+    pub reconcile: Option<ReconcileConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// Local time of day at which the daemon reconciles the previous day.
+    pub daily_at: chrono::NaiveTime,
+    /// The provider's file for a day, `{date}` standing for YYYY-MM-DD (required for AMS,
+    /// whose reports arrive outside the API; the Open Platform's bill is downloaded).
+    pub report_file: Option<String>,
+}
+
+impl ReconcileConfig {
+    /// The report file for `date`, if one is configured.
+    pub fn report_file_for(&self, date: chrono::NaiveDate) -> Option<PathBuf> {
+        self.report_file
+            .as_ref()
+            .map(|t| PathBuf::from(t.replace("{date}", &date.format("%Y-%m-%d").to_string())))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -192,6 +212,14 @@ struct RawConfig {
     led: Option<RawLed>,
     printer: Option<RawPrinter>,
     receipt: Option<RawReceipt>,
+    reconcile: Option<RawReconcile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReconcile {
+    daily_at: Option<String>,
+    report_file: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -435,6 +463,7 @@ impl Validator<'_> {
         let terminal = self.terminal(terminal)?;
         let terminal_id = terminal.id.clone();
         let gateway = self.gateway(gateway, base)?;
+        let gateway_kind = gateway.kind;
         if gateway.kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
             return Err(self.invalid(
                 "terminal",
@@ -453,6 +482,50 @@ impl Validator<'_> {
             scanners: self.scanners(raw.scanner, base)?,
             led: self.led(raw.led, base)?,
             printer: self.printer(raw.printer, raw.receipt, base, &terminal_id)?,
+            reconcile: raw
+                .reconcile
+                .map(|r| self.reconcile(r, base, gateway_kind))
+                .transpose()?,
+        })
+    }
+
+    fn reconcile(
+        &self,
+        raw: RawReconcile,
+        base: &Path,
+        kind: GatewayKind,
+    ) -> Result<ReconcileConfig, ConfigError> {
+        let at = raw.daily_at.ok_or_else(|| {
+            self.missing(
+                "reconcile",
+                "daily_at",
+                "the local time to reconcile the previous day, e.g. daily_at = \"10:30\" (the Open Platform's bill is ready from about 10:00 Beijing time)",
+            )
+        })?;
+        let daily_at = chrono::NaiveTime::parse_from_str(&at, "%H:%M")
+            .map_err(|_| self.invalid("reconcile", "daily_at", &at, "use HH:MM, e.g. \"10:30\""))?;
+        if kind == GatewayKind::AlipayAms && raw.report_file.is_none() {
+            return Err(self.missing(
+                "reconcile",
+                "report_file",
+                "AMS delivers its reports outside the API: name where the day's report lands, with {date} for YYYY-MM-DD",
+            ));
+        }
+        let report_file = match raw.report_file {
+            None => None,
+            Some(t) if !t.contains("{date}") => {
+                return Err(self.invalid(
+                    "reconcile",
+                    "report_file",
+                    &t,
+                    "must contain {date}, which stands for the day (YYYY-MM-DD)",
+                ));
+            }
+            Some(t) => Some(base.join(t).display().to_string()),
+        };
+        Ok(ReconcileConfig {
+            daily_at,
+            report_file,
         })
     }
 
@@ -1343,6 +1416,21 @@ path = "journal.sqlite"
                 "[gateway] url",
             ),
             ("path = \"journal.sqlite\"", "path = \"\"", "[journal] path"),
+            (
+                "path = \"journal.sqlite\"",
+                "path = \"journal.sqlite\"\n[reconcile]\ndaily_at = \"25:00\"",
+                "[reconcile] daily_at",
+            ),
+            (
+                "path = \"journal.sqlite\"",
+                "path = \"journal.sqlite\"\n[reconcile]\nreport_file = \"r.csv\"",
+                "[reconcile] daily_at is missing",
+            ),
+            (
+                "path = \"journal.sqlite\"",
+                "path = \"journal.sqlite\"\n[reconcile]\ndaily_at = \"10:30\"\nreport_file = \"r.csv\"",
+                "[reconcile] report_file",
+            ),
         ];
         for (from, to, expected) in cases {
             let text = GOOD.replace(from, to);

@@ -74,6 +74,13 @@ pub enum Event {
         scanner: String,
         why: String,
     },
+    /// The daily reconciliation found trades on which the provider and the journal differ.
+    ReconciliationMismatch {
+        date: String,
+        differences: usize,
+        /// Differences where the provider kept money for a sale the journal has as not paid.
+        paid_only_at_provider: usize,
+    },
 }
 
 impl Event {
@@ -95,6 +102,7 @@ impl Event {
             Event::Refund { .. } => "refund",
             Event::ScannerConnected { .. } => "scanner_connected",
             Event::ScannerDisconnected { .. } => "scanner_disconnected",
+            Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
         }
     }
 

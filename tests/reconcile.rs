@@ -217,3 +217,65 @@ fn an_ams_report_file_reconciles_against_the_journal() {
     assert_eq!(result["differences"][0]["kind"], "paid_only_at_provider");
     assert_eq!(result["differences"][0]["request_id"], "T0001_ghost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_reconciles_the_previous_day_and_health_shows_a_mismatch() {
+    use common::procs::Daemon;
+    use scanpay::journal::Journal;
+    use scanpay::reconcile::LastRun;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[api]\nsocket = \"api.sock\"\n\n[reconcile]\ndaily_at = \"00:00\"\n";
+    std::fs::write(&config, text).unwrap();
+    let socket = sandbox.dir.join("api.sock");
+    let yesterday = (chrono::Utc::now().with_timezone(&scanpay::clock::beijing())
+        - chrono::Duration::days(1))
+    .format("%Y-%m-%d")
+    .to_string();
+
+    // Past daily_at and nothing reconciled yet: the daemon does it at start.
+    let mut daemon = Daemon::start(&config, None);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let health = loop {
+        if let Ok(stream) = tokio::net::UnixStream::connect(&socket).await {
+            drop(stream);
+            let (_, health) = common::call(&socket, "GET", "/v1/health", &[], "").await;
+            if !health["reconciliation"].is_null() {
+                break health;
+            }
+        }
+        assert!(std::time::Instant::now() < end, "{}", daemon.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        health["reconciliation"]["date"],
+        yesterday.as_str(),
+        "{health}"
+    );
+    assert_eq!(health["reconciliation"]["differences"], 0, "{health}");
+    assert!(health["reconciliation"]["error"].is_null(), "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(daemon.terminate().success());
+
+    // A day that did not match: health says so until it is dealt with, and does not rerun.
+    {
+        let journal = Journal::open(&sandbox.journal()).unwrap();
+        let mut last = LastRun::load(&journal).unwrap();
+        last.differences = 2;
+        last.paid_only_at_provider = 1;
+        last.save(&journal).unwrap();
+    }
+    let mut daemon = Daemon::start(&config, None);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(std::time::Instant::now() < end, "{}", daemon.stderr());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, health) = common::call(&socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["reconciliation"]["differences"], 2, "{health}");
+    assert!(daemon.terminate().success());
+}

@@ -29,7 +29,9 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let reachability = s.monitor.reachability();
     let gateway_ok = !matches!(reachability, Reachability::Offline { .. });
     let write_failure = journal.write_failure();
-    let ok = gateway_ok && attention.is_empty() && write_failure.is_none();
+    let reconciliation = crate::reconcile::LastRun::load(journal);
+    let reconciled_ok = reconciliation.as_ref().is_none_or(|r| r.differences == 0);
+    let ok = gateway_ok && attention.is_empty() && write_failure.is_none() && reconciled_ok;
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
         "gateway": {
@@ -48,6 +50,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "needs_attention": attention.iter().map(|a| json!({
             "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,
         })).collect::<Vec<_>>(),
+        "reconciliation": reconciliation,
         "armed_sale": s.engine.armed(),
         "scanners": s.scanners.all(),
         "printer": s.printer.as_ref().map(|p| p.state()),
@@ -131,6 +134,22 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "Attempts flagged for a person",
         attention,
     );
+    if let Some(last) = crate::reconcile::LastRun::load(journal) {
+        let differences = Gauge::<i64>::default();
+        differences.set(last.differences as i64);
+        registry.register(
+            "scanpay_reconcile_differences",
+            "Trades on which the provider's record of the last reconciled day differs from the journal",
+            differences,
+        );
+        let failed = Gauge::<i64>::default();
+        failed.set(i64::from(last.error.is_some()));
+        registry.register(
+            "scanpay_reconcile_failed",
+            "1 when the last daily reconciliation could not be made",
+            failed,
+        );
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).map_err(ApiError::internal)?;
     Ok((

@@ -7,7 +7,7 @@ mod console;
 mod demo;
 mod journal;
 mod output;
-mod reconcile;
+pub(crate) mod reconcile;
 mod refund;
 mod run;
 pub mod sandbox;

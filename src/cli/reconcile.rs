@@ -52,17 +52,44 @@ pub async fn run(args: Args) -> u8 {
 async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String> {
     let config = Config::load(&args.config).map_err(|e| e.to_string())?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    // The provider's day is a Beijing-time day; by default yesterday's, the last complete one.
     let date = match &args.date {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| format!("--date {d:?}: expected YYYY-MM-DD"))?,
-        None => (clock.now().with_timezone(&beijing()) - chrono::Duration::days(1)).date_naive(),
+        None => previous_day(clock.now()),
     };
-    let (source, records) = provider_records(&config, date, args.file.as_ref(), clock).await?;
     let journal = Journal::open_read_only(&config.journal.path).map_err(|e| e.to_string())?;
+    let mut result = compare_day(&config, &journal, date, args.file.clone(), clock).await?;
+    drop(journal);
+    if args.fix {
+        result.fixes = fix(&config, &result).await?;
+    }
+    Ok(result)
+}
+
+/// The provider's last complete day (Beijing time) at `now`.
+pub fn previous_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    (now.with_timezone(&beijing()) - chrono::Duration::days(1)).date_naive()
+}
+
+/// Compares the provider's record of `date` (`file`, the configured report file, or the
+/// downloaded bill) with `journal`.
+pub async fn compare_day(
+    config: &Config,
+    journal: &Journal,
+    date: NaiveDate,
+    file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<reconcile::Reconciliation, String> {
+    let file = file.or_else(|| {
+        config
+            .reconcile
+            .as_ref()
+            .and_then(|r| r.report_file_for(date))
+    });
+    let (source, records) = provider_records(config, date, file.as_ref(), clock).await?;
     let (from, to) = beijing_day(date);
-    let mut result = reconcile::reconcile(
-        &journal,
+    reconcile::reconcile(
+        journal,
         &config.terminal.id,
         date,
         from,
@@ -70,12 +97,7 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
         &source,
         &records,
     )
-    .map_err(|e| e.to_string())?;
-    drop(journal);
-    if args.fix {
-        result.fixes = fix(&config, &result).await?;
-    }
-    Ok(result)
+    .map_err(|e| e.to_string())
 }
 
 /// How long `--fix` keeps resending a refund in doubt; then the daemon (or the next run)
@@ -175,5 +197,96 @@ async fn provider_records(
             "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
                 .to_string(),
         ),
+    }
+}
+
+/// After a failed run (bill not ready, gateway unreachable), the daemon tries again this much
+/// later, for as long as the day is the same.
+const RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
+/// The daemon looks at the clock at least this often (a changed time zone, a suspended box).
+const CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// The daemon's daily reconciliation: at `[reconcile] daily_at` (local time) it compares the
+/// provider's previous day with the journal, records the result in the journal, and raises
+/// needs-attention when they differ. A run missed while the box was off happens at start.
+pub async fn daily(
+    config: Config,
+    journal: Arc<Journal>,
+    observer: Arc<dyn crate::events::Observer>,
+    clock: Arc<dyn Clock>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let Some(settings) = config.reconcile.clone() else {
+        return;
+    };
+    loop {
+        let now = clock.now();
+        let date = previous_day(now);
+        let last = reconcile::LastRun::load(&journal);
+        let local_now = now.with_timezone(&chrono::Local);
+        let due_today = local_now.time() >= settings.daily_at;
+        let done = last.as_ref().is_some_and(|l| {
+            l.date == date.to_string()
+                && (l.error.is_none()
+                    || chrono::DateTime::parse_from_rfc3339(&l.ran_at).is_ok_and(|t| {
+                        now - t.with_timezone(&chrono::Utc)
+                            < chrono::Duration::from_std(RETRY_AFTER).unwrap_or_default()
+                    }))
+        });
+        if due_today && !done {
+            run_once(&config, &journal, &*observer, clock.clone(), date).await;
+        }
+        let wait = if due_today {
+            CHECK_EVERY
+        } else {
+            let at = local_now.date_naive().and_time(settings.daily_at);
+            (at - local_now.naive_local())
+                .to_std()
+                .unwrap_or(CHECK_EVERY)
+                .min(CHECK_EVERY)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn run_once(
+    config: &Config,
+    journal: &Journal,
+    observer: &dyn crate::events::Observer,
+    clock: Arc<dyn Clock>,
+    date: NaiveDate,
+) {
+    let now = clock.now();
+    let last = match compare_day(config, journal, date, None, clock).await {
+        Ok(r) => {
+            let last = reconcile::LastRun::of(&r, now);
+            if r.matches() {
+                tracing::info!(%date, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
+            } else {
+                tracing::error!(%date, differences = last.differences, paid_only_at_provider = last.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
+                observer.event(&crate::events::Event::ReconciliationMismatch {
+                    date: date.to_string(),
+                    differences: last.differences,
+                    paid_only_at_provider: last.paid_only_at_provider,
+                });
+            }
+            last
+        }
+        Err(e) => {
+            tracing::warn!(%date, error = %e, "reconciliation could not run; trying again later");
+            reconcile::LastRun {
+                date: date.to_string(),
+                ran_at: crate::clock::to_journal(now),
+                differences: 0,
+                paid_only_at_provider: 0,
+                error: Some(e),
+            }
+        }
+    };
+    if let Err(e) = last.save(journal) {
+        tracing::warn!(error = %e, "cannot record the reconciliation");
     }
 }

@@ -208,6 +208,14 @@ pub async fn run(args: Args) -> u8 {
         stop_rx.clone(),
     ));
 
+    let daily_reconcile = tokio::spawn(super::reconcile::daily(
+        config.clone(),
+        journal.clone(),
+        observer.clone(),
+        clock.clone(),
+        stop_rx.clone(),
+    ));
+
     let input = async {
         let scanners = scanner_loop(
             &engine,
@@ -249,6 +257,7 @@ pub async fn run(args: Args) -> u8 {
     devices_stop.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     let _ = watchdog_task.await;
+    daily_reconcile.abort();
     if let Some(task) = api_task {
         // Event streams never end on their own: give requests a moment, then close.
         if tokio::time::timeout(Duration::from_secs(2), task)

@@ -66,7 +66,9 @@ impl LedPattern {
                 LedPattern::Processing
             }
             Event::CustomerConfirming { .. } => LedPattern::CustomerConfirming,
-            Event::NeedsAttention { .. } => LedPattern::NeedsAttention,
+            Event::NeedsAttention { .. } | Event::ReconciliationMismatch { .. } => {
+                LedPattern::NeedsAttention
+            }
             Event::SaleFinished { sale } => match sale.state {
                 SaleState::Paid => LedPattern::Paid,
                 SaleState::AwaitingScan => LedPattern::Armed,

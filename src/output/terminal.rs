@@ -90,6 +90,11 @@ impl Observer for TerminalOutput {
                 self.say(&format!("scanner {scanner} missing: {why}"))
             }
             Event::GatewayOffline { why } => self.say(&format!("gateway OFFLINE: {why}")),
+            Event::ReconciliationMismatch {
+                date, differences, ..
+            } => self.say(&format!(
+                "NEEDS ATTENTION: the provider's record of {date} differs from the journal on {differences} trade(s): scanpay reconcile --date {date}"
+            )),
             Event::Refund { refund } => self.say(&format!(
                 "refund {} {} {}: {}",
                 refund.refund_id, refund.amount, refund.currency, refund.state

@@ -413,6 +413,49 @@ pub fn reconcile(
     })
 }
 
+/// The journal `meta` key under which the daemon keeps its last daily reconciliation.
+pub const LAST_RUN_KEY: &str = "reconcile_last";
+
+/// What the daemon's last daily reconciliation found, for health, metrics and status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LastRun {
+    /// The provider's day compared.
+    pub date: String,
+    pub ran_at: String,
+    pub differences: usize,
+    pub paid_only_at_provider: usize,
+    /// Why the comparison could not be made (bill not ready, gateway unreachable).
+    pub error: Option<String>,
+}
+
+impl LastRun {
+    pub fn of(r: &Reconciliation, ran_at: DateTime<Utc>) -> LastRun {
+        LastRun {
+            date: r.date.clone(),
+            ran_at: crate::clock::to_journal(ran_at),
+            differences: r.differences.len(),
+            paid_only_at_provider: r
+                .differences
+                .iter()
+                .filter(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
+                .count(),
+            error: None,
+        }
+    }
+
+    pub fn load(journal: &Journal) -> Option<LastRun> {
+        let text = journal.meta(LAST_RUN_KEY).ok()??;
+        serde_json::from_str(&text).ok()
+    }
+
+    pub fn save(&self, journal: &Journal) -> Result<(), JournalError> {
+        journal.set_meta(
+            LAST_RUN_KEY,
+            &serde_json::to_string(self).unwrap_or_default(),
+        )
+    }
+}
+
 /// The refund id `--fix` uses for money kept under the payment `request_id`: fixed by it, so
 /// a second run finds the first run's refund instead of making another.
 pub fn recovery_refund_id(request_id: &str) -> String {
