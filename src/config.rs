@@ -72,7 +72,8 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct ReconcileConfig {
-    /// Local time of day at which the daemon reconciles the previous day.
+    /// Time of day (Beijing time, the provider's) at which the daemon reconciles the
+    /// previous day.
     pub daily_at: chrono::NaiveTime,
     /// The provider's file for a day, `{date}` standing for YYYY-MM-DD (required for AMS,
     /// whose reports arrive outside the API; the Open Platform's bill is downloaded).
@@ -499,7 +500,7 @@ impl Validator<'_> {
             self.missing(
                 "reconcile",
                 "daily_at",
-                "the local time to reconcile the previous day, e.g. daily_at = \"10:30\" (the Open Platform's bill is ready from about 10:00 Beijing time)",
+                "the Beijing time to reconcile the previous day, e.g. daily_at = \"10:30\" (the Open Platform's bill is ready from about 10:00)",
             )
         })?;
         let daily_at = chrono::NaiveTime::parse_from_str(&at, "%H:%M")

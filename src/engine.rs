@@ -774,7 +774,7 @@ impl Engine {
 
     /// Gives back `amount` the provider kept for the payment `request_id` that the journal
     /// has as not paid (reconciliation found it). Journaled before it is sent, like any
-    /// refund, under an id fixed by the payment's: asking twice refunds once.
+    /// refund: asking again while one is pending, in doubt or done refunds nothing more.
     pub async fn refund_unrecorded_payment(
         &self,
         request_id: &str,
@@ -783,7 +783,6 @@ impl Engine {
         let now = self.clock.now();
         let row = self.journal.begin_recovery_refund(
             request_id,
-            &format!("{request_id}X"),
             amount,
             "reconciliation: the provider kept this payment for a sale the journal has as not paid",
             now,

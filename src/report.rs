@@ -81,6 +81,11 @@ pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, Journ
         }
     }
     for r in journal.refunds_succeeded_between(start, end)? {
+        // A refund of money the provider kept for an unpaid attempt (reconciliation) is not
+        // a refund of a paid sale: the report never counted that payment.
+        if journal.attempt(r.attempt_id)?.state != crate::state::AttemptState::Succeeded {
+            continue;
+        }
         let c = r.amount.currency();
         let e = refunds.entry(c.code().to_string()).or_insert((0, 0, c));
         e.0 += 1;

@@ -66,6 +66,22 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
     Ok(result)
 }
 
+/// After `--fix`, the day's stored result (what health shows) counts only what is left.
+fn record_fixes(journal: &Journal, r: &reconcile::Reconciliation) {
+    let Some(mut last) = reconcile::LastRun::load(journal) else {
+        return;
+    };
+    if last.date != r.date {
+        return;
+    }
+    let fixed = r.fixes.iter().filter(|f| f.state == "succeeded").count();
+    last.differences = last.differences.saturating_sub(fixed);
+    last.paid_only_at_provider = last.paid_only_at_provider.saturating_sub(fixed);
+    if let Err(e) = last.save(journal) {
+        tracing::warn!(error = %e, "cannot record the fixes");
+    }
+}
+
 /// The provider's last complete day (Beijing time) at `now`.
 pub fn previous_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
     (now.with_timezone(&beijing()) - chrono::Duration::days(1)).date_naive()
@@ -156,6 +172,11 @@ async fn fix(config: &Config, r: &reconcile::Reconciliation) -> Result<Vec<Fix>,
         };
         fixes.push(fix);
     }
+    let result = reconcile::Reconciliation {
+        fixes: fixes.clone(),
+        ..r.clone()
+    };
+    record_fixes(engine.journal(), &result);
     Ok(fixes)
 }
 
@@ -206,7 +227,7 @@ const RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
 /// The daemon looks at the clock at least this often (a changed time zone, a suspended box).
 const CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
 
-/// The daemon's daily reconciliation: at `[reconcile] daily_at` (local time) it compares the
+/// The daemon's daily reconciliation: at `[reconcile] daily_at` (Beijing time) it compares the
 /// provider's previous day with the journal, records the result in the journal, and raises
 /// needs-attention when they differ. A run missed while the box was off happens at start.
 pub async fn daily(
@@ -223,7 +244,9 @@ pub async fn daily(
         let now = clock.now();
         let date = previous_day(now);
         let last = reconcile::LastRun::load(&journal);
-        let local_now = now.with_timezone(&chrono::Local);
+        // Beijing time, the provider's: its day ends at midnight there and its bill is ready
+        // from about 10:00 there, whatever this machine's time zone.
+        let local_now = now.with_timezone(&beijing());
         let due_today = local_now.time() >= settings.daily_at;
         let done = last.as_ref().is_some_and(|l| {
             l.date == date.to_string()

@@ -692,6 +692,41 @@ impl Journal {
         raws.into_iter().map(RawAttempt::into_row).collect()
     }
 
+    /// Attempts whose last change fell in `[since, until)` (for a final attempt: when it
+    /// ended), oldest first.
+    pub fn attempts_updated_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {ATTEMPT_COLUMNS} FROM attempts
+             WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id"
+        ))?;
+        let raws = stmt
+            .query_map(params![to_journal(since), to_journal(until)], raw_attempt)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawAttempt::into_row).collect()
+    }
+
+    /// Refunds made (written) in `[since, until)`, whatever their state, oldest first.
+    pub fn refunds_created_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<RefundRow>, JournalError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {REFUND_COLUMNS} FROM refunds
+             WHERE created_at >= ?1 AND created_at < ?2 ORDER BY id"
+        ))?;
+        let raws = stmt
+            .query_map(params![to_journal(since), to_journal(until)], raw_refund)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(RawRefund::into_row).collect()
+    }
+
     /// Sales not yet final (awaiting a scan or processing), oldest first.
     pub fn open_sales(&self) -> Result<Vec<SaleRow>, JournalError> {
         let conn = self.conn();
@@ -782,10 +817,11 @@ impl Journal {
                 paid.amount.currency()
             )));
         }
-        // Refunds that may still take money back count against what is left.
+        // Refunds of this payment that may still take money back count against what is
+        // left (a recovery refund of another attempt of the sale does not).
         let committed: i64 = refunds_in(&tx, sale_id)?
             .iter()
-            .filter(|r| r.state != RefundState::Failed)
+            .filter(|r| r.attempt_id == paid.id && r.state != RefundState::Failed)
             .map(|r| r.amount.minor())
             .sum();
         let left = paid.amount.minor() - committed;
@@ -817,38 +853,18 @@ impl Journal {
     }
 
     /// Writes a refund (state `pending`) of money the provider kept for an attempt the
-    /// journal has as not paid (found by reconciliation). The refund id is the caller's, so
-    /// writing it again returns the refund already written instead of a second one.
+    /// journal has as not paid (found by reconciliation), under the id `<request id>X<n>`.
+    /// While such a refund is pending, in doubt or done, writing it again returns that one
+    /// instead of a second; after one failed, the next gets a new id.
     pub fn begin_recovery_refund(
         &self,
         attempt_request_id: &str,
-        request_id: &str,
         amount: Amount,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<RefundRow, JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(id) = tx
-            .query_row(
-                "SELECT id FROM refunds WHERE request_id = ?1",
-                [request_id],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-        {
-            let existing = refund_in(&tx, id)?;
-            if existing.amount != amount {
-                return Err(JournalError::Refund {
-                    sale: existing.sale_id,
-                    why: format!(
-                        "already has refund {request_id} for {}, not {amount}",
-                        existing.amount
-                    ),
-                });
-            }
-            return Ok(existing);
-        }
         let attempt = tx
             .query_row(
                 "SELECT id FROM attempts WHERE request_id = ?1",
@@ -863,6 +879,19 @@ impl Journal {
             sale: attempt.sale_id.clone(),
             why,
         };
+        let earlier: Vec<RefundRow> = refunds_in(&tx, &attempt.sale_id)?
+            .into_iter()
+            .filter(|r| r.attempt_id == attempt.id)
+            .collect();
+        if let Some(live) = earlier.iter().find(|r| r.state != RefundState::Failed) {
+            if live.amount != amount {
+                return Err(refund_err(format!(
+                    "already has refund {} for {}, not {amount}",
+                    live.request_id, live.amount
+                )));
+            }
+            return Ok(live.clone());
+        }
         if !attempt.state.is_final() || attempt.state == AttemptState::Succeeded {
             return Err(refund_err(format!(
                 "has its payment {}: {}",
@@ -884,6 +913,7 @@ impl Journal {
                 attempt.amount
             )));
         }
+        let request_id = format!("{attempt_request_id}X{}", earlier.len() + 1);
         tx.execute(
             "INSERT INTO refunds (sale_id, attempt_id, request_id, amount_minor, currency, reason,
                                   state, created_at, updated_at)

@@ -99,6 +99,12 @@ CREATE TABLE events (
 ) STRICT;
 CREATE INDEX events_at ON events (at);
 "#,
+    // 4: reconciliation picks a day's payments by when they ended and refunds by when they
+    // were made, without reading all history.
+    r#"
+CREATE INDEX attempts_updated ON attempts (updated_at);
+CREATE INDEX refunds_created ON refunds (created_at);
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

@@ -79,17 +79,21 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<ProviderRecord>, ReportErro
         }
         let currency = Currency::from_code(currency)
             .map_err(|e| err(format!("transactionAmountCurrency: {e}")))?;
-        let minor: i64 = value
-            .strip_prefix('-')
-            .unwrap_or(value)
-            .parse()
-            .ok()
-            .filter(|m| *m > 0)
-            .ok_or_else(|| {
-                err(format!(
-                    "transactionAmountValue {value:?}: expected whole minor units (1231 for 12.31 USD)"
-                ))
-            })?;
+        // Money out may be written negative; a payment may not.
+        let digits = match value.strip_prefix('-') {
+            Some(_) if kind == RecordKind::Payment => {
+                return Err(err(format!(
+                    "transactionAmountValue {value:?} is negative for a PAYMENT"
+                )));
+            }
+            Some(d) => d,
+            None => value,
+        };
+        let minor: i64 = digits.parse().ok().filter(|m| *m > 0).ok_or_else(|| {
+            err(format!(
+                "transactionAmountValue {value:?}: expected whole minor units (1231 for 12.31 USD)"
+            ))
+        })?;
         let refund_id = refund_at
             .map(field)
             .filter(|id| !id.is_empty() && kind == RecordKind::Refund)

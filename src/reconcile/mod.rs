@@ -129,16 +129,84 @@ impl Reconciliation {
 
 /// One payment as the journal has it.
 struct JournalPayment {
+    attempt_id: i64,
     sale_id: String,
     amount: Amount,
     state: AttemptState,
     /// Paid, then given back by the cancel.
     reversed: bool,
-    /// On the day being reconciled (else found only through the provider's line).
-    on_day: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-/// Compares the provider's records of the day `[from, to)` with the journal.
+impl JournalPayment {
+    fn of(a: &crate::journal::AttemptRow) -> JournalPayment {
+        JournalPayment {
+            attempt_id: a.id,
+            sale_id: a.sale_id.clone(),
+            amount: a.amount,
+            state: a.state,
+            reversed: a.paid_then_refunded,
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+        }
+    }
+
+    /// The customer paid (even if a cancel gave it back later).
+    fn paid(&self) -> bool {
+        self.state == AttemptState::Succeeded || self.reversed
+    }
+
+    /// Paid within `[from, to)`, as far as the journal knows: a paid attempt by when it
+    /// ended, a reversed one by when it was made (the moment it was paid is not kept).
+    fn paid_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        let at = if self.reversed {
+            self.created_at
+        } else {
+            self.updated_at
+        };
+        self.paid() && at >= from && at < to
+    }
+
+    /// Given back by its cancel within `[from, to)`.
+    fn reversed_within(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+        self.reversed && self.updated_at >= from && self.updated_at < to
+    }
+
+    fn describe(&self) -> String {
+        if self.reversed {
+            "cancelled and refunded in the journal".to_string()
+        } else {
+            format!("{} in the journal", self.state)
+        }
+    }
+}
+
+/// Each request id's money on the provider's side of the day, minor units.
+#[derive(Default)]
+struct ProviderSide {
+    paid: i64,
+    /// Given back by a cancel (a refund line without a refund id).
+    reversed: i64,
+    /// Refund lines with a refund id.
+    refunded: i64,
+    trade_id: Option<String>,
+    currency: Option<Currency>,
+}
+
+fn total(totals: &mut BTreeMap<String, Totals>, currency: Currency) -> &mut Totals {
+    totals
+        .entry(currency.code().to_string())
+        .or_insert_with(|| Totals {
+            currency: currency.code().to_string(),
+            ..Totals::default()
+        })
+}
+
+/// Compares the provider's records of the day `[from, to)` with the journal. The day's
+/// events are compared, not whole trades: payments made that day, cancels that gave money
+/// back that day, refunds made that day, each matched by request id or refund id. Lines of
+/// other terminals (request ids not starting with `terminal_id`) are only counted.
 pub fn reconcile(
     journal: &Journal,
     terminal_id: &str,
@@ -152,8 +220,9 @@ pub fn reconcile(
     let (records, others): (Vec<&ProviderRecord>, Vec<&ProviderRecord>) = records
         .iter()
         .partition(|r| r.request_id.starts_with(&prefix));
-    // The journal's payments of the day, and any other the provider's lines name.
-    let mut payments: BTreeMap<String, JournalPayment> = BTreeMap::new();
+
+    // The journal's attempts of the day (made or ended in it), and any a line names.
+    let mut journal_payments: BTreeMap<String, JournalPayment> = BTreeMap::new();
     let filter = SaleFilter {
         since: Some(from),
         until: Some(to),
@@ -161,57 +230,22 @@ pub fn reconcile(
     };
     for sale in journal.sales(&filter)? {
         for a in journal.attempts(&sale.id)? {
-            payments.insert(
-                a.request_id.clone(),
-                JournalPayment {
-                    sale_id: sale.id.clone(),
-                    amount: a.amount,
-                    state: a.state,
-                    reversed: a.paid_then_refunded,
-                    on_day: true,
-                },
-            );
+            journal_payments.insert(a.request_id.clone(), JournalPayment::of(&a));
         }
+    }
+    for a in journal.attempts_updated_between(from, to)? {
+        journal_payments.insert(a.request_id.clone(), JournalPayment::of(&a));
     }
     for r in &records {
-        if !payments.contains_key(&r.request_id)
+        if !journal_payments.contains_key(&r.request_id)
             && let Some(a) = journal.attempt_by_request_id(&r.request_id)?
         {
-            payments.insert(
-                r.request_id.clone(),
-                JournalPayment {
-                    sale_id: a.sale_id.clone(),
-                    amount: a.amount,
-                    state: a.state,
-                    reversed: a.paid_then_refunded,
-                    on_day: false,
-                },
-            );
+            journal_payments.insert(r.request_id.clone(), JournalPayment::of(&a));
         }
     }
 
-    let mut differences = Vec::new();
     let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
-    fn total(totals: &mut BTreeMap<String, Totals>, currency: Currency) -> &mut Totals {
-        totals
-            .entry(currency.code().to_string())
-            .or_insert_with(|| Totals {
-                currency: currency.code().to_string(),
-                ..Totals::default()
-            })
-    }
-
-    // The provider's side, by request id.
-    #[derive(Default)]
-    struct Side {
-        paid: i64,
-        reversed: i64,
-        /// Refunds with a refund id, for this payment.
-        refunded: i64,
-        trade_id: Option<String>,
-        currency: Option<Currency>,
-    }
-    let mut provider: BTreeMap<&str, Side> = BTreeMap::new();
+    let mut provider: BTreeMap<&str, ProviderSide> = BTreeMap::new();
     let mut provider_refunds: BTreeMap<&str, (&ProviderRecord, i64)> = BTreeMap::new();
     for r in records.iter().copied() {
         let t = total(&mut totals, r.amount.currency());
@@ -232,104 +266,156 @@ pub fn reconcile(
         }
     }
 
-    // Payments: every request id either side knows.
-    let ids: BTreeSet<&str> = provider
-        .keys()
-        .copied()
+    let mut differences = Vec::new();
+    let mut push = |kind,
+                    id: &str,
+                    refund_id: Option<String>,
+                    p: Option<&ProviderSide>,
+                    j: Option<&JournalPayment>,
+                    provider_minor,
+                    journal_minor,
+                    detail: String| {
+        differences.push(Difference {
+            kind,
+            request_id: id.to_string(),
+            refund_id,
+            sale_id: j.map(|j| j.sale_id.clone()),
+            trade_id: p.and_then(|s| s.trade_id.clone()),
+            currency: p
+                .and_then(|s| s.currency)
+                .or_else(|| j.map(|j| j.amount.currency()))
+                .map_or_else(String::new, |c| c.code().to_string()),
+            provider_minor,
+            journal_minor,
+            detail,
+        })
+    };
+
+    // Payments made on the day: every id with a payment line, and every attempt the journal
+    // has as paid that day.
+    let payment_ids: BTreeSet<&str> = provider
+        .iter()
+        .filter(|(_, s)| s.paid > 0)
+        .map(|(id, _)| *id)
         .chain(
-            payments
+            journal_payments
                 .iter()
-                .filter(|(_, p)| p.on_day)
+                .filter(|(_, j)| j.paid_within(from, to))
                 .map(|(id, _)| id.as_str()),
         )
         .collect();
-    for id in ids {
+    for id in payment_ids {
         let p = provider.get(id);
-        let j = payments.get(id);
+        let j = journal_payments.get(id);
         let p_paid = p.map_or(0, |s| s.paid);
-        let p_reversed = p.map_or(0, |s| s.reversed);
-        let j_paid_flag = j.is_some_and(|j| j.state == AttemptState::Succeeded || j.reversed);
-        let j_paid = if j_paid_flag {
-            j.map_or(0, |j| j.amount.minor())
-        } else {
-            0
-        };
-        let j_reversed = if j.is_some_and(|j| j.reversed) {
-            j_paid
-        } else {
-            0
-        };
-        let currency = p
-            .and_then(|s| s.currency)
-            .or_else(|| j.map(|j| j.amount.currency()));
-        if let (Some(j), true) = (j, j_paid_flag)
-            && j.on_day
-        {
+        let j_paid = j.filter(|j| j.paid()).map_or(0, |j| j.amount.minor());
+        if let Some(j) = j.filter(|j| j.paid_within(from, to)) {
             total(&mut totals, j.amount.currency()).journal_paid += j_paid;
-            total(&mut totals, j.amount.currency()).journal_refunded += j_reversed;
         }
-        let journal_state = match j {
-            None => "unknown to the journal".to_string(),
-            Some(j) if j.reversed => "cancelled and refunded in the journal".to_string(),
-            Some(j) => format!("{} in the journal", j.state),
-        };
-        let mut diff = |kind, provider_minor, journal_minor, detail: String| {
-            differences.push(Difference {
-                kind,
-                request_id: id.to_string(),
-                refund_id: None,
-                sale_id: j.map(|j| j.sale_id.clone()),
-                trade_id: p.and_then(|s| s.trade_id.clone()),
-                currency: currency.map_or_else(String::new, |c| c.code().to_string()),
-                provider_minor,
-                journal_minor,
-                detail,
-            })
-        };
+        let journal_state = j.map_or(
+            "unknown to the journal".to_string(),
+            JournalPayment::describe,
+        );
         if p_paid > 0 && j_paid == 0 {
             // Money given back the same day (a cancel, or a refund such as --fix makes)
             // leaves nothing kept.
-            let kept = p_paid - p_reversed - p.map_or(0, |s| s.refunded);
+            let kept = p_paid - p.map_or(0, |s| s.reversed + s.refunded);
             if kept > 0 {
-                let fixed = match journal.refund_by_request_id(&recovery_refund_id(id))? {
-                    Some(r) => format!("; refund {} is {} in the journal", r.request_id, r.state),
+                let fixed = match j {
+                    Some(j) => journal
+                        .refunds(&j.sale_id)?
+                        .into_iter()
+                        .filter(|r| r.attempt_id == j.attempt_id)
+                        .map(|r| format!("; refund {} is {} in the journal", r.request_id, r.state))
+                        .collect::<String>(),
                     None => String::new(),
                 };
-                diff(
+                push(
                     DifferenceKind::PaidOnlyAtProvider,
+                    id,
+                    None,
+                    p,
+                    j,
                     kept,
                     0,
                     format!("the provider kept the money; {journal_state}{fixed}"),
                 );
             }
         } else if p_paid == 0 && j_paid > 0 {
-            diff(
+            let midnight = j.is_some_and(|j| j.created_at < from);
+            push(
                 DifferenceKind::PaidOnlyInJournal,
+                id,
+                None,
+                p,
+                j,
                 0,
                 j_paid,
-                "the provider has no such payment".to_string(),
+                if midnight {
+                    "the provider has no such payment this day; it was made before midnight and may be on the previous day's record".to_string()
+                } else {
+                    "the provider has no such payment".to_string()
+                },
             );
         } else if p_paid != j_paid {
-            diff(
+            push(
                 DifferenceKind::AmountMismatch,
+                id,
+                None,
+                p,
+                j,
                 p_paid,
                 j_paid,
                 "paid on both sides, for different amounts".to_string(),
             );
-        } else if p_reversed != j_reversed {
-            diff(
+        }
+    }
+
+    // Cancels that gave money back on the day.
+    let reversal_ids: BTreeSet<&str> = provider
+        .iter()
+        .filter(|(_, s)| s.reversed > 0)
+        .map(|(id, _)| *id)
+        .chain(
+            journal_payments
+                .iter()
+                .filter(|(_, j)| j.reversed_within(from, to))
+                .map(|(id, _)| id.as_str()),
+        )
+        .collect();
+    for id in reversal_ids {
+        let p = provider.get(id);
+        let j = journal_payments.get(id);
+        let p_reversed = p.map_or(0, |s| s.reversed);
+        let j_reversed = j
+            .filter(|j| j.reversed_within(from, to))
+            .map_or(0, |j| j.amount.minor());
+        if let Some(j) = j.filter(|j| j.reversed_within(from, to)) {
+            total(&mut totals, j.amount.currency()).journal_refunded += j_reversed;
+        }
+        // A cancel that gave back a payment the journal never had as paid is already a
+        // paid-only-at-provider matter (or nothing, when nothing was kept).
+        if p_reversed != j_reversed && (j_reversed > 0 || j.is_some_and(JournalPayment::paid)) {
+            let state = j.map_or(
+                "unknown to the journal".to_string(),
+                JournalPayment::describe,
+            );
+            push(
                 DifferenceKind::RefundMismatch,
+                id,
+                None,
+                p,
+                j,
                 p_reversed,
                 j_reversed,
-                format!("the cancel's reversal differs; {journal_state}"),
+                format!("the cancel's refund differs; {state}"),
             );
         }
     }
 
-    // Refunds: by refund id, the provider's lines against the journal's refunds that
-    // succeeded on the day (or that a line names).
+    // Refunds made on the day, by refund id.
     let mut journal_refunds = BTreeMap::new();
-    for r in journal.refunds_succeeded_between(from, to)? {
+    for r in journal.refunds_created_between(from, to)? {
         journal_refunds.insert(r.request_id.clone(), r);
     }
     for refund_id in provider_refunds.keys() {
@@ -340,7 +426,7 @@ pub fn reconcile(
         }
     }
     for r in journal_refunds.values() {
-        if r.state == RefundState::Succeeded && r.updated_at >= from && r.updated_at < to {
+        if r.state == RefundState::Succeeded && r.created_at >= from && r.created_at < to {
             total(&mut totals, r.amount.currency()).journal_refunded += r.amount.minor();
         }
     }
@@ -351,54 +437,44 @@ pub fn reconcile(
         .collect();
     for refund_id in refund_ids {
         let p = provider_refunds.get(refund_id);
-        let j = journal_refunds
-            .get(refund_id)
-            .filter(|r| r.state == RefundState::Succeeded);
+        let row = journal_refunds.get(refund_id);
         let p_minor = p.map_or(0, |(_, m)| *m);
-        let j_minor = j.map_or(0, |r| r.amount.minor());
-        if p_minor == j_minor {
+        let j_minor = row
+            .filter(|r| r.state == RefundState::Succeeded)
+            .map_or(0, |r| r.amount.minor());
+        // A refund still in doubt in the journal is the watchdog's; it is not a difference
+        // until it ends.
+        if p_minor == j_minor || row.is_some_and(|r| !r.state.is_final() && p.is_none()) {
             continue;
         }
-        let payment_id = p
-            .map(|(rec, _)| rec.request_id.clone())
-            .or_else(|| {
-                journal_refunds.get(refund_id).and_then(|r| {
-                    journal
-                        .attempt(r.attempt_id)
-                        .ok()
-                        .map(|a| a.request_id.clone())
-                })
-            })
-            .unwrap_or_default();
-        let state = journal_refunds
-            .get(refund_id)
-            .map_or("unknown to the journal".to_string(), |r| {
-                format!("{} in the journal", r.state)
-            });
+        let payment = match (p, row) {
+            (Some((rec, _)), _) => rec.request_id.clone(),
+            (None, Some(r)) => journal.attempt(r.attempt_id)?.request_id,
+            (None, None) => String::new(),
+        };
+        let j = journal_payments.get(&payment);
+        let side = provider.get(payment.as_str());
+        let detail = match (p, row) {
+            (None, _) => "refunded in the journal, not at the provider".to_string(),
+            (Some(_), Some(r)) => format!("refund at the provider; {} in the journal", r.state),
+            (Some(_), None) => "refund at the provider; unknown to the journal".to_string(),
+        };
+        let mut d_sale = row.map(|r| r.sale_id.clone());
         differences.push(Difference {
             kind: DifferenceKind::RefundMismatch,
+            request_id: payment.clone(),
             refund_id: Some(refund_id.to_string()),
-            sale_id: journal_refunds
-                .get(refund_id)
-                .map(|r| r.sale_id.clone())
-                .or_else(|| payments.get(&payment_id).map(|j| j.sale_id.clone())),
-            trade_id: p.map(|(rec, _)| rec.trade_id.clone()),
+            sale_id: d_sale.take().or_else(|| j.map(|j| j.sale_id.clone())),
+            trade_id: p
+                .map(|(rec, _)| rec.trade_id.clone())
+                .or_else(|| side.and_then(|s| s.trade_id.clone())),
             currency: p
-                .map(|(rec, _)| rec.amount.currency().code().to_string())
-                .or_else(|| {
-                    journal_refunds
-                        .get(refund_id)
-                        .map(|r| r.amount.currency().code().to_string())
-                })
-                .unwrap_or_default(),
-            request_id: payment_id,
+                .map(|(rec, _)| rec.amount.currency())
+                .or_else(|| row.map(|r| r.amount.currency()))
+                .map_or_else(String::new, |c| c.code().to_string()),
             provider_minor: p_minor,
             journal_minor: j_minor,
-            detail: if p.is_none() {
-                "refunded in the journal, not at the provider".to_string()
-            } else {
-                format!("refund at the provider; {state}")
-            },
+            detail,
         });
     }
     differences.sort_by(|a, b| (a.kind, &a.request_id).cmp(&(b.kind, &b.request_id)));
@@ -454,12 +530,6 @@ impl LastRun {
             &serde_json::to_string(self).unwrap_or_default(),
         )
     }
-}
-
-/// The refund id `--fix` uses for money kept under the payment `request_id`: fixed by it, so
-/// a second run finds the first run's refund instead of making another.
-pub fn recovery_refund_id(request_id: &str) -> String {
-    format!("{request_id}X")
 }
 
 fn major(minor: i64, currency: &str) -> String {
@@ -749,6 +819,40 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_of_an_earlier_days_payment_matches_on_its_own_day() {
+        let (_d, j) = journal(&[("T_paid", 1250, AttemptState::Succeeded)]);
+        // The day being reconciled starts after the payment.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let from = Utc::now();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let refund = j
+            .begin_refund("S0", "R1", cny(250), None, Utc::now())
+            .unwrap();
+        j.refund_transition(
+            refund.id,
+            RefundState::Succeeded,
+            "SUCCESS",
+            "ok",
+            None,
+            Utc::now(),
+        )
+        .unwrap();
+        let r = reconcile(
+            &j,
+            "T",
+            from.date_naive(),
+            from,
+            from + chrono::Duration::days(1),
+            "test",
+            &[line(RecordKind::Refund, "T_paid", 250, Some("R1"))],
+        )
+        .unwrap();
+        assert!(r.matches(), "{:?}", r.differences);
+        assert_eq!(r.totals[0].journal_paid, 0, "the payment was another day's");
+        assert_eq!(r.totals[0].journal_refunded, 250);
+    }
+
+    #[test]
     fn other_terminals_lines_are_counted_not_compared() {
         let (_d, j) = journal(&[("T_paid", 1250, AttemptState::Succeeded)]);
         let r = compare(
@@ -768,25 +872,70 @@ mod tests {
             ("T_kept", 1250, AttemptState::Failed),
             ("T_paid", 500, AttemptState::Succeeded),
         ]);
-        let id = recovery_refund_id("T_kept");
         let first = j
-            .begin_recovery_refund("T_kept", &id, cny(1250), "r", Utc::now())
+            .begin_recovery_refund("T_kept", cny(1250), "r", Utc::now())
             .unwrap();
         let again = j
-            .begin_recovery_refund("T_kept", &id, cny(1250), "r", Utc::now())
+            .begin_recovery_refund("T_kept", cny(1250), "r", Utc::now())
             .unwrap();
         assert_eq!(first.id, again.id, "the same refund, not a second");
-        assert_eq!(first.sale_id, "S0");
+        assert_eq!(
+            (first.sale_id.as_str(), first.request_id.as_str()),
+            ("S0", "T_keptX1")
+        );
         for (request_id, amount) in [("T_paid", 500), ("T_kept", 1251), ("T_nothing", 1)] {
-            let refused = j.begin_recovery_refund(
-                request_id,
-                &recovery_refund_id(request_id),
-                cny(amount),
-                "r",
-                Utc::now(),
-            );
+            let refused = j.begin_recovery_refund(request_id, cny(amount), "r", Utc::now());
             assert!(refused.is_err(), "{request_id} {amount}");
         }
+        // After a failed one, the next try is a new refund under a new id.
+        j.refund_transition(
+            first.id,
+            RefundState::Failed,
+            "FAIL",
+            "no",
+            None,
+            Utc::now(),
+        )
+        .unwrap();
+        let retry = j
+            .begin_recovery_refund("T_kept", cny(1250), "r", Utc::now())
+            .unwrap();
+        assert_eq!(retry.request_id, "T_keptX2");
+
+        // It does not use up what a paid attempt of the same sale can still refund.
+        let sale = NewSale {
+            id: "S_two".into(),
+            amount: cny(1250),
+            reference: None,
+            subject: "x".into(),
+            idempotency_key: None,
+            max_attempts: 2,
+        };
+        j.create_sale(&sale, Utc::now()).unwrap();
+        for (i, (request_id, to)) in [
+            ("T_first", AttemptState::Failed),
+            ("T_second", AttemptState::Succeeded),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let Scan::Payment(code) = recognise(&format!("28600000000009{i:04}")) else {
+                panic!()
+            };
+            let new = NewAttempt {
+                request_id: request_id.into(),
+                gateway: "sandbox",
+                code: &code,
+                deadline_at: Utc::now(),
+            };
+            let a = j.begin_attempt("S_two", &new, Utc::now()).unwrap();
+            j.transition(a.id, to, Cause::PayAnswer, &Change::default(), Utc::now())
+                .unwrap();
+        }
+        j.begin_recovery_refund("T_first", cny(1250), "r", Utc::now())
+            .unwrap();
+        j.begin_refund("S_two", "R_customer", cny(1250), None, Utc::now())
+            .unwrap();
     }
 
     #[test]
