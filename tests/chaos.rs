@@ -309,7 +309,13 @@ impl Till {
     }
 
     fn sale(&self, id: &str) -> Value {
-        self.call("GET", &format!("/v1/sales/{id}"), &[], "").1
+        let (status, sale) = self.call("GET", &format!("/v1/sales/{id}"), &[], "");
+        assert!(
+            status == 200 && sale["state"].is_string(),
+            "GET sale {id}: {status} {sale}\n{}",
+            self.daemon.stderr()
+        );
+        sale
     }
 
     /// Waits until the sale's latest scan is off the wire: paid, declined (it asks for
@@ -374,6 +380,8 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
                 .map_or(1, |d| d.as_nanos() as u64)
         });
     let started = Instant::now();
+    let _ = std::io::stderr()
+        .write_all(format!("chaos {written}: seed {seed}, {sales} sales\n").as_bytes());
     let dir = tempfile::tempdir().unwrap();
     let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -436,7 +444,10 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
                 409 if sale["error"]["code"] == "busy" => {
                     if Instant::now() > refusal_end {
                         let busy = till.sale(sale["error"]["sale_id"].as_str().unwrap_or(""));
-                        panic!("busy for a minute: {busy}\n{}", till.daemon.stderr());
+                        panic!(
+                            "busy for a minute (seed {seed}): {busy}\n{}",
+                            till.daemon.stderr()
+                        );
                     }
                     std::thread::sleep(Duration::from_millis(20));
                 }
@@ -471,6 +482,10 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
                 sale = till.sale(&id);
             }
         }
+        assert_ne!(
+            sale["state"], "awaiting_scan",
+            "the register left sale {id} open"
+        );
         // The register changes its mind while the payment is in doubt, or refunds part of a
         // paid one.
         if sale["state"] == "processing" && rng.u32(0..100) < 10 {
@@ -509,11 +524,29 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         if open == Some(0) {
             break;
         }
-        assert!(
-            Instant::now() < end,
-            "{open:?} attempts, refunds or sales still open after 3 minutes:\n{}",
-            till.daemon.stderr()
-        );
+        if Instant::now() >= end {
+            till.keep_logs();
+            let j = Journal::open_read_only(&journal).unwrap();
+            let mut report = String::new();
+            for a in j.open_attempts().unwrap() {
+                report.push_str(&format!("open attempt {a:?}\n"));
+                for line in till.logs.iter().filter(|l| l.contains(&a.request_id)) {
+                    report.push_str(&format!("  {line}\n"));
+                }
+            }
+            for r in j.open_refunds().unwrap() {
+                report.push_str(&format!("open refund {r:?}\n"));
+            }
+            for sale in j.open_sales().unwrap() {
+                report.push_str(&format!("open sale {sale:?}\n"));
+                for line in till.logs.iter().filter(|l| l.contains(&sale.id)) {
+                    report.push_str(&format!("  {line}\n"));
+                }
+            }
+            panic!(
+                "{open:?} attempts, refunds or sales still open after 3 minutes (seed {seed}):\n{report}"
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     let status = till.daemon.terminate();
