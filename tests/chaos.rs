@@ -2,12 +2,13 @@
 //! against `scanpay sandbox`, through a proxy that breaks the connection in every way a
 //! store's network does (refused, reset before and after the request, stalled past the
 //! timeout, 5xx, truncated answer, altered answer, skewed clock), while the daemon is killed
-//! with SIGKILL at random moments and restarted. At the end every sale is final, the
-//! sandbox's ledger equals the journal (money kept iff paid, less refunds), nobody paid twice,
-//! the file is sound, and neither the logs nor the journal hold a full payment code or key.
+//! with SIGKILL at random moments and restarted. Once the sales are done the network heals
+//! (as outages end); then every sale becomes final, the sandbox's ledger equals the journal
+//! (money kept iff paid, less refunds), nobody paid twice, the file is sound, and neither the
+//! logs nor the journal hold a full payment code or key.
 //!
 //! `SCANPAY_CHAOS_SALES` (default 500) and `SCANPAY_CHAOS_SEED` (default: the clock) replay
-//! or lengthen a run; the seed is printed with the counts.
+//! or lengthen a run; the seed is printed first, and again with the counts.
 
 mod common;
 
@@ -66,10 +67,15 @@ const CLIENT_TIMEOUT: Duration = Duration::from_millis(2000);
 struct Plan {
     rng: Mutex<fastrand::Rng>,
     counts: Mutex<BTreeMap<Fault, u32>>,
+    /// Set once the sales are done: the network heals, as outages end.
+    healed: std::sync::atomic::AtomicBool,
 }
 
 impl Plan {
     fn next(&self) -> Fault {
+        if self.healed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Fault::None;
+        }
         let total: u32 = FAULTS.iter().map(|(_, w)| w).sum();
         let mut pick = self.rng.lock().unwrap().u32(0..total);
         let fault = FAULTS
@@ -392,6 +398,7 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
     let plan = Arc::new(Plan {
         rng: Mutex::new(fastrand::Rng::with_seed(seed)),
         counts: Mutex::new(BTreeMap::new()),
+        healed: std::sync::atomic::AtomicBool::new(false),
     });
     let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
     let proxy_addr = listener.local_addr().unwrap();
@@ -512,7 +519,10 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         }
     }
 
-    // Everything the watchdog owns ends, through whatever faults are still coming.
+    // The network heals, as outages end; everything the watchdog owns must then end, within
+    // its longest pause between two cancels and a few inquiries.
+    plan.healed
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let journal = sandbox.dir.join(journal_file);
     let end = Instant::now() + Duration::from_secs(180);
     loop {
