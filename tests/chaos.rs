@@ -620,27 +620,35 @@ fn assert_no_secrets(logs: &[String], journal: &Path, dir: &Path, codes: &[Strin
         .collect();
     assert!(!key_lines.is_empty());
     let text = logs.join("\n");
-    let mut files = vec![std::fs::read(journal).unwrap()];
+    let mut files = vec![(
+        journal.display().to_string(),
+        std::fs::read(journal).unwrap(),
+    )];
     for suffix in ["-wal", "-journal"] {
-        if let Ok(bytes) = std::fs::read(format!("{}{suffix}", journal.display())) {
-            files.push(bytes);
+        let path = format!("{}{suffix}", journal.display());
+        if let Ok(bytes) = std::fs::read(&path) {
+            files.push((path, bytes));
         }
     }
     for code in codes {
         assert!(!text.contains(code.as_str()), "a full code in the logs");
-        for f in &files {
-            assert!(
-                find(f, code.as_bytes()).is_none(),
-                "a full code in the journal's files after every sale ended"
-            );
+        for (path, bytes) in &files {
+            if let Some(at) = find(bytes, code.as_bytes()) {
+                let around = &bytes[at.saturating_sub(300)..(at + 200).min(bytes.len())];
+                panic!(
+                    "a full code in {path} at byte {at} (page {}) after every sale ended: {:?}",
+                    at / 4096,
+                    String::from_utf8_lossy(around)
+                );
+            }
         }
     }
     for line in key_lines {
         assert!(!text.contains(line), "key material in the logs");
-        for f in &files {
+        for (path, bytes) in &files {
             assert!(
-                find(f, line.as_bytes()).is_none(),
-                "key material in the journal"
+                find(bytes, line.as_bytes()).is_none(),
+                "key material in {path}"
             );
         }
     }
