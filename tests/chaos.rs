@@ -134,6 +134,19 @@ async fn proxy(listener: TcpListener, upstream: SocketAddr, plan: Arc<Plan>) {
     }
 }
 
+/// A port below the ephemeral range: while the proxy plays "refused" its port is closed, and
+/// a port from that range could meanwhile be handed to some outgoing connection (even the
+/// client's own connect to it), and the proxy could not listen again.
+async fn proxy_listener(seed: u64) -> TcpListener {
+    let mut rng = fastrand::Rng::with_seed(seed ^ 0x9e37_79b9);
+    loop {
+        let port = rng.u16(20_000..30_000);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
+            return l;
+        }
+    }
+}
+
 async fn serve(mut conn: TcpStream, upstream: SocketAddr, fault: Fault, plan: &Plan) {
     let Some(request) = read_request(&mut conn).await else {
         return;
@@ -400,7 +413,7 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         counts: Mutex::new(BTreeMap::new()),
         healed: std::sync::atomic::AtomicBool::new(false),
     });
-    let listener = rt.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt.block_on(proxy_listener(seed));
     let proxy_addr = listener.local_addr().unwrap();
     let upstream: SocketAddr = ([127, 0, 0, 1], sandbox.port).into();
     rt.spawn(proxy(listener, upstream, plan.clone()));

@@ -425,12 +425,14 @@ async fn housekeeping(
     let mut last_prune: Option<tokio::time::Instant> = None;
     let mut last_write_probe = tokio::time::Instant::now();
     loop {
-        let idle = monitor.idle_for().is_none_or(|d| d >= PROBE_IDLE_AFTER);
+        // Online, a probe only fills a long silence. Offline, sales are refused until the
+        // gateway answers, so it is asked every few seconds, not after half a minute of quiet.
         let due = if monitor.is_offline() {
             PROBE_OFFLINE_EVERY
         } else {
             PROBE_IDLE_AFTER
         };
+        let idle = monitor.idle_for().is_none_or(|d| d >= due);
         if idle && !engine.in_flight() && last_probe.elapsed() >= due {
             last_probe = tokio::time::Instant::now();
             monitor.probe(&terminal_id).await;
