@@ -33,6 +33,7 @@ const INLINE_CANCEL_FOR: Duration = Duration::from_secs(15);
 /// While idle or offline, a probe request this often tells whether the gateway answers.
 const PROBE_IDLE_AFTER: Duration = Duration::from_secs(30);
 const PROBE_OFFLINE_EVERY: Duration = Duration::from_secs(5);
+const SCRUB_RETRY_EVERY: Duration = Duration::from_secs(10);
 /// A loop is considered alive if it ticked within this long.
 const ALIVE_WITHIN_S: i64 = 10;
 
@@ -272,7 +273,8 @@ pub async fn run(args: Args) -> u8 {
     }
     housekeeping.abort();
     drop(heartbeat);
-    journal.scrub();
+    // No sale waits on it now: let readers finish, so no page with a code stays in the WAL.
+    journal.scrub_waiting(Duration::from_secs(3));
     tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
     EXIT_OK
 }
@@ -424,6 +426,7 @@ async fn housekeeping(
     // Pruned once soon after start, then hourly.
     let mut last_prune: Option<tokio::time::Instant> = None;
     let mut last_write_probe = tokio::time::Instant::now();
+    let mut last_scrub = tokio::time::Instant::now();
     loop {
         // Online, a probe only fills a long silence. Offline, sales are refused until the
         // gateway answers, so it is asked every few seconds, not after half a minute of quiet.
@@ -467,6 +470,12 @@ async fn housekeeping(
         if status != last_status {
             notifier.status(&status);
             last_status = status;
+        }
+        // A checkpoint a reader blocked is retried, so a payment code does not linger in the
+        // WAL of a quiet till until the next sale.
+        if journal.scrub_pending() && last_scrub.elapsed() >= SCRUB_RETRY_EVERY {
+            last_scrub = tokio::time::Instant::now();
+            journal.scrub();
         }
         // While the journal cannot be written, a small write now and then finds out when
         // it can again, so health clears without waiting for the next sale.

@@ -218,6 +218,8 @@ pub struct Journal {
     /// The last write that failed because the journal could not be written, until one
     /// succeeds again: health reports it.
     write_failure: Mutex<Option<WriteFailure>>,
+    /// The last checkpoint left pages (possibly holding a payment code) in the WAL.
+    scrub_pending: std::sync::atomic::AtomicBool,
 }
 
 /// Why and since when the journal cannot be written.
@@ -265,6 +267,7 @@ impl Journal {
             code_salt,
             _lock: Some(lock),
             write_failure: Mutex::new(None),
+            scrub_pending: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -294,26 +297,40 @@ impl Journal {
             code_salt: String::new(),
             _lock: None,
             write_failure: Mutex::new(None),
+            scrub_pending: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Folds the write-ahead log into the main file and truncates it, so page images that
     /// held a payment code do not linger in the WAL after the attempt is final.
     pub fn scrub(&self) {
-        let conn = self.conn();
         // A reader (`scanpay status`, a report) must not hold the sale path for seconds:
-        // the checkpoint gives up at once and is retried after the next sale.
-        let _ = conn.busy_timeout(std::time::Duration::ZERO);
+        // the checkpoint gives up at once; the daemon retries it while it stays incomplete.
+        self.scrub_waiting(std::time::Duration::ZERO);
+    }
+
+    /// [`Journal::scrub`], waiting up to `wait` for readers to let go. Returns whether the
+    /// write-ahead log is now empty.
+    pub fn scrub_waiting(&self, wait: std::time::Duration) -> bool {
+        let conn = self.conn();
+        let _ = conn.busy_timeout(wait);
         let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
             r.get::<_, i64>(0)
         });
         let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
-        if !matches!(result, Ok(0)) {
-            tracing::debug!(
-                ?result,
-                "journal checkpoint incomplete; retried after the next sale"
-            );
+        let done = matches!(result, Ok(0));
+        self.scrub_pending
+            .store(!done, std::sync::atomic::Ordering::Relaxed);
+        if !done {
+            tracing::debug!(?result, "journal checkpoint incomplete; retried");
         }
+        done
+    }
+
+    /// Whether the last scrub could not empty the write-ahead log (a reader held it).
+    pub fn scrub_pending(&self) -> bool {
+        self.scrub_pending
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn path(&self) -> &Path {
