@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::{TerminalConfig, WatchdogConfig};
 use crate::events::{Event, Observer};
 use crate::gateway::{Gateway, Outcome, PayRequest, Unknown, UnknownKind};
-use crate::journal::{AttemptRow, Change, Journal, JournalError, NewAttempt, NewSale, SaleRow};
+use crate::journal::{AttemptRow, Change, Journal, JournalError, NewAttempt, NewSale};
 use crate::money::Amount;
 use crate::paycode::{BarcodeKind, PaymentCode, Scan, recognise};
 use crate::state::{AttemptState, Cause, SaleState};
@@ -728,12 +728,11 @@ impl Engine {
     }
 
     pub fn view(&self, sale_id: &str) -> Result<SaleView, JournalError> {
-        let sale: SaleRow = self
+        let (sale, attempts, refunds) = self
             .journal
-            .sale(sale_id)?
+            .sale_whole(sale_id)?
             .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
-        let attempts = self.journal.attempts(sale_id)?;
-        Ok(SaleView::new(&sale, &attempts).with_refunds(&self.journal.refunds(sale_id)?))
+        Ok(SaleView::new(&sale, &attempts).with_refunds(&refunds))
     }
 
     /// The register gave up on a sale in doubt: the watchdog stops waiting and cancels now.

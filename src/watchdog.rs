@@ -528,9 +528,10 @@ impl Watchdog {
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
-    let view = resolver.journal.sale(sale_id).and_then(|s| {
-        let s = s.ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
-        Ok(SaleView::new(&s, &resolver.journal.attempts(sale_id)?))
+    let view = resolver.journal.sale_whole(sale_id).and_then(|whole| {
+        let (s, attempts, refunds) =
+            whole.ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+        Ok(SaleView::new(&s, &attempts).with_refunds(&refunds))
     });
     match view {
         Ok(view) if view.state.is_final() => {

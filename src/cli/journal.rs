@@ -128,12 +128,10 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String>
 }
 
 fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
-    let Some(sale) = j.sale(sale_id).map_err(|e| e.to_string())? else {
+    let Some((sale, attempts, refunds)) = j.sale_whole(sale_id).map_err(|e| e.to_string())? else {
         eprintln!("error: no sale {sale_id:?} in {}", j.path().display());
         return Ok(EXIT_NOT_PAID);
     };
-    let attempts = j.attempts(sale_id).map_err(|e| e.to_string())?;
-    let refunds = j.refunds(sale_id).map_err(|e| e.to_string())?;
     let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
     println!(
         "{}",

@@ -77,19 +77,15 @@ pub fn reprint(config: &Path, sale_id: &str) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let view = match (
-        journal.sale(sale_id),
-        journal.attempts(sale_id),
-        journal.refunds(sale_id),
-    ) {
-        (Ok(Some(sale)), Ok(attempts), Ok(refunds)) => {
+    let view = match journal.sale_whole(sale_id) {
+        Ok(Some((sale, attempts, refunds))) => {
             SaleView::new(&sale, &attempts).with_refunds(&refunds)
         }
-        (Ok(None), _, _) => {
+        Ok(None) => {
             eprintln!("error: no sale {sale_id:?} in {}", journal.path().display());
             return EXIT_USAGE;
         }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+        Err(e) => {
             eprintln!("error: {e}");
             return EXIT_NOT_PAID;
         }

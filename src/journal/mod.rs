@@ -448,6 +448,26 @@ impl Journal {
         }
     }
 
+    /// A sale with its attempts and refunds, read in one transaction, so a write in between
+    /// (an attempt ending) cannot pair the sale's old state with the attempt's new one.
+    #[allow(clippy::type_complexity)]
+    pub fn sale_whole(
+        &self,
+        id: &str,
+    ) -> Result<Option<(SaleRow, Vec<AttemptRow>, Vec<RefundRow>)>, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let sale = match sale_in(&tx, id) {
+            Ok(sale) => sale,
+            Err(JournalError::NoSale(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let attempts = attempts_in(&tx, id)?;
+        let refunds = refunds_in(&tx, id)?;
+        tx.finish()?;
+        Ok(Some((sale, attempts, refunds)))
+    }
+
     pub fn attempts(&self, sale_id: &str) -> Result<Vec<AttemptRow>, JournalError> {
         let conn = self.conn();
         attempts_in(&conn, sale_id)

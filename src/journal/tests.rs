@@ -438,3 +438,41 @@ fn pruning_keeps_the_newest_events_and_their_ids() {
     let next = j.append_events(&batch[..1], now).unwrap();
     assert!(next[0] > ids[9]);
 }
+
+#[test]
+fn a_sale_read_whole_never_pairs_an_old_state_with_a_new_attempt() {
+    let (_d, j) = journal();
+    let j = std::sync::Arc::new(j);
+    sale(&j, "S1", 1000);
+    let writer = {
+        let j = j.clone();
+        std::thread::spawn(move || {
+            for i in 0..300 {
+                let a = attempt(&j, "S1", &format!("R{i}"), &format!("2860000000{i:08}"));
+                j.transition(
+                    a.id,
+                    AttemptState::Failed,
+                    Cause::PayAnswer,
+                    &change("NOT_SENT"),
+                    Utc::now(),
+                )
+                .unwrap();
+            }
+        })
+    };
+    let mut reads = 0;
+    while !writer.is_finished() {
+        let (sale, attempts, _) = j.sale_whole("S1").unwrap().unwrap();
+        let open = attempts.iter().any(|a| !a.state.is_final());
+        assert_eq!(
+            sale.state == SaleState::Processing,
+            open,
+            "sale {} with attempts {:?}",
+            sale.state,
+            attempts.iter().map(|a| a.state).collect::<Vec<_>>()
+        );
+        reads += 1;
+    }
+    writer.join().unwrap();
+    assert!(reads > 10);
+}
