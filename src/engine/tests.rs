@@ -341,11 +341,11 @@ async fn the_attempt_row_is_committed_before_the_pay_request_leaves() {
     *h.gateway.on_pay.lock().unwrap() = Some(Box::new(move |req: &PayRequest| {
         // A separate connection sees only committed data.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let row: Option<(String, Option<String>, i64)> = conn
+        let row: Option<(String, Option<String>, String, i64)> = conn
             .query_row(
-                "SELECT state, code, amount_minor FROM attempts WHERE request_id = ?1",
+                "SELECT state, code, code_masked, amount_minor FROM attempts WHERE request_id = ?1",
                 [&req.request_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .ok();
         seen2.lock().unwrap().push(row);
@@ -358,7 +358,8 @@ async fn the_attempt_row_is_committed_before_the_pay_request_leaves() {
         seen[0],
         Some((
             "pending".to_string(),
-            Some("286000000000000000".to_string()),
+            None,
+            "28************0000".to_string(),
             1250
         ))
     );

@@ -120,7 +120,8 @@ pub struct AttemptRow {
     pub gateway: String,
     pub wallet: Wallet,
     pub code_masked: String,
-    /// The full code while the attempt is open; `None` once final.
+    /// Always `None` for attempts this version writes; a journal from an earlier version may
+    /// hold the full code of an attempt still open, dropped when it ends.
     pub code: Option<String>,
     pub amount: Amount,
     pub state: AttemptState,
@@ -532,7 +533,11 @@ impl Journal {
                 new.gateway,
                 new.code.wallet().as_str(),
                 new.code.masked(),
-                new.code.expose(),
+                // The full code is never written: nothing needs it after the request left (a
+                // resend happens within the call; recovery inquires and cancels by request
+                // id), and SQLite can leave old cell bytes in a page's unused space even with
+                // secure_delete. The salted fingerprint is enough to refuse a reused code.
+                Option::<String>::None,
                 self.code_hash(new.code),
                 sale.amount.minor(),
                 sale.amount.currency().code(),

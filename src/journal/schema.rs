@@ -41,7 +41,7 @@ CREATE TABLE attempts (
     gateway          TEXT NOT NULL,
     wallet           TEXT NOT NULL,
     code_masked      TEXT NOT NULL,
-    -- The full code, needed to resend the same request; dropped once the attempt is final.
+    -- No longer written (NULL); earlier versions kept the full code until the attempt ended.
     code             TEXT,
     code_hash        TEXT NOT NULL,
     amount_minor     INTEGER NOT NULL CHECK (amount_minor > 0),
