@@ -758,6 +758,12 @@ impl Engine {
             self.journal
                 .begin_refund(sale_id, &request_id, amount, reason.as_deref(), now)?;
         tracing::info!(sale = %sale_id, refund = %row.request_id, %amount, "refund");
+        self.send_refund(row).await
+    }
+
+    /// Sends a journaled refund and waits a while for its outcome; one still in doubt is
+    /// left to the watchdog.
+    async fn send_refund(&self, row: crate::journal::RefundRow) -> Result<RefundView, EngineError> {
         let claim = self.owners.claim_work(Work::Refund, row.id);
         let give_up = self
             .settings
@@ -790,14 +796,7 @@ impl Engine {
             return Ok(RefundView::new(&row));
         }
         tracing::warn!(payment = %request_id, refund = %row.request_id, %amount, "refunding a payment only the provider recorded");
-        let claim = self.owners.claim_work(Work::Refund, row.id);
-        let give_up = self
-            .settings
-            .cancel_give_up_after
-            .unwrap_or(self.settings.timeout * 3);
-        let row = self.resolver.resolve_refund(row, Some(give_up)).await?;
-        drop(claim);
-        Ok(RefundView::new(&row))
+        self.send_refund(row).await
     }
 }
 
