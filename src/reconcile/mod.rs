@@ -194,6 +194,26 @@ struct ProviderSide {
     currency: Option<Currency>,
 }
 
+/// The request ids either side has an event of one kind for.
+fn ids_either_side<'a>(
+    provider: &BTreeMap<&'a str, ProviderSide>,
+    journal: &'a BTreeMap<String, JournalPayment>,
+    on_provider: impl Fn(&ProviderSide) -> bool,
+    in_journal: impl Fn(&JournalPayment) -> bool,
+) -> BTreeSet<&'a str> {
+    provider
+        .iter()
+        .filter(|(_, s)| on_provider(s))
+        .map(|(id, _)| *id)
+        .chain(
+            journal
+                .iter()
+                .filter(|(_, j)| in_journal(j))
+                .map(|(id, _)| id.as_str()),
+        )
+        .collect()
+}
+
 fn total(totals: &mut BTreeMap<String, Totals>, currency: Currency) -> &mut Totals {
     totals
         .entry(currency.code().to_string())
@@ -293,17 +313,12 @@ pub fn reconcile(
 
     // Payments made on the day: every id with a payment line, and every attempt the journal
     // has as paid that day.
-    let payment_ids: BTreeSet<&str> = provider
-        .iter()
-        .filter(|(_, s)| s.paid > 0)
-        .map(|(id, _)| *id)
-        .chain(
-            journal_payments
-                .iter()
-                .filter(|(_, j)| j.paid_within(from, to))
-                .map(|(id, _)| id.as_str()),
-        )
-        .collect();
+    let payment_ids = ids_either_side(
+        &provider,
+        &journal_payments,
+        |s| s.paid > 0,
+        |j| j.paid_within(from, to),
+    );
     for id in payment_ids {
         let p = provider.get(id);
         let j = journal_payments.get(id);
@@ -372,17 +387,12 @@ pub fn reconcile(
     }
 
     // Cancels that gave money back on the day.
-    let reversal_ids: BTreeSet<&str> = provider
-        .iter()
-        .filter(|(_, s)| s.reversed > 0)
-        .map(|(id, _)| *id)
-        .chain(
-            journal_payments
-                .iter()
-                .filter(|(_, j)| j.reversed_within(from, to))
-                .map(|(id, _)| id.as_str()),
-        )
-        .collect();
+    let reversal_ids = ids_either_side(
+        &provider,
+        &journal_payments,
+        |s| s.reversed > 0,
+        |j| j.reversed_within(from, to),
+    );
     for id in reversal_ids {
         let p = provider.get(id);
         let j = journal_payments.get(id);
