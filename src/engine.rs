@@ -46,9 +46,10 @@ pub struct EngineSettings {
 }
 
 /// A check run before a sale is armed, so a sale that cannot be taken is refused before the
-/// customer's code is used (gateway offline, clock far off).
+/// customer's code is used (gateway offline, clock far off). A refusal is an error code for
+/// the register (`offline`, `gateway_refusing`, `unavailable`) and a message.
 pub trait Preflight: Send + Sync {
-    fn check(&self) -> Result<(), String>;
+    fn check(&self) -> Result<(), (&'static str, String)>;
 }
 
 /// What the register asks for.
@@ -79,8 +80,8 @@ pub enum EngineError {
     Busy(String),
     #[error("sale {0} has an attempt in progress; it cannot be aborted now")]
     InProgress(String),
-    #[error("sale refused before any scan: {0}")]
-    Preflight(String),
+    #[error("sale refused before any scan: {why}")]
+    Preflight { code: &'static str, why: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -367,14 +368,18 @@ impl Engine {
             });
         }
         if self.is_stopping() {
-            return Err(EngineError::Preflight(
-                "scanpay is stopping; start the sale again in a moment".into(),
-            ));
+            return Err(EngineError::Preflight {
+                code: "unavailable",
+                why: "scanpay is stopping; start the sale again in a moment".into(),
+            });
         }
         if let Some(check) = &self.preflight
             && let Err(why) = check.check()
         {
-            return Err(EngineError::Preflight(why));
+            return Err(EngineError::Preflight {
+                code: why.0,
+                why: why.1,
+            });
         }
         check_text("reference", request.reference.as_deref(), 64)?;
         check_text("subject", request.subject.as_deref(), 128)?;
@@ -667,6 +672,18 @@ impl Engine {
                     ..Change::default()
                 },
             ),
+            Outcome::Rejected(f) => {
+                tracing::error!(request_id = %request.request_id, code = %f.code, message = %f.message, "pay refused at the gateway's door: not charged");
+                (
+                    AttemptState::Failed,
+                    Change {
+                        result_code: Some(f.code.clone()),
+                        result_message: Some(f.message.clone()),
+                        message: Some(format!("not charged: {} ({})", f.cashier, f.code)),
+                        ..Change::default()
+                    },
+                )
+            }
             Outcome::NotSent(why) => (
                 AttemptState::Failed,
                 Change {

@@ -150,8 +150,7 @@ pub fn ams_response(data: &[u8]) {
     let _ = wire::is_throttled(&answer);
     let _ = wire::pay_outcome(&answer, "T1_req");
     let _ = wire::inquiry_outcome(&answer, "T1_req");
-    let _ = wire::cancel_outcome(&answer, false);
-    let _ = wire::cancel_outcome(&answer, true);
+    let _ = wire::cancel_outcome(&answer);
     let _ = wire::refund_outcome(&answer);
     let _ = wire::inquiry_refund_outcome(&answer);
     if let Some(amount) = answer.get("paymentAmount") {

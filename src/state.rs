@@ -103,6 +103,8 @@ pub fn check_attempt_transition(
         // Only the provider's own record can overturn a failure (e.g. a reconciliation).
         (Failed, Succeeded) => cause == Inquiry,
         (Cancelling, Cancelled) => cause == CancelAnswer,
+        // The cancel found no such payment: it was never created, nothing was charged.
+        (Cancelling, Failed) => cause == CancelAnswer,
         _ => false,
     };
     if legal {
@@ -225,6 +227,7 @@ mod tests {
             (Unknown, Cancelling, Cause::Deadline),
             (Failed, Succeeded, Cause::Inquiry),
             (Cancelling, Cancelled, Cause::CancelAnswer),
+            (Cancelling, Failed, Cause::CancelAnswer),
         ];
         for from in AttemptState::ALL {
             for to in AttemptState::ALL {

@@ -40,6 +40,9 @@ const CANCEL_WINDOW_ALERT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 /// How often the watchdog looks for open attempts nobody works on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
+/// Result code of an attempt whose payment the provider never created.
+pub const NOT_CREATED: &str = "not_created";
+
 /// Cashier messages for the ways an in-doubt attempt ends.
 pub const MSG_PAID: &str = "paid";
 pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the customer was not charged";
@@ -188,6 +191,11 @@ impl Resolver {
                         request_id: a.request_id.clone(),
                     });
                 }
+                Outcome::Success(TradeStatus::Reversed(_)) => {
+                    // Someone's cancel already gave the money back: the cancel path records
+                    // it (a resent cancel is answered the same way).
+                    return self.start_cancelling(&a, "inquiry: paid, then reversed by a cancel");
+                }
                 Outcome::Success(TradeStatus::NotFound) => {
                     self.note(
                         &a,
@@ -196,7 +204,9 @@ impl Resolver {
                         "gateway has no such payment yet",
                     )?;
                 }
-                Outcome::Failed(f) => self.note(&a, Counter::Inquiry, &f.code, &f.message)?,
+                Outcome::Failed(f) | Outcome::Rejected(f) => {
+                    self.note(&a, Counter::Inquiry, &f.code, &f.message)?
+                }
                 Outcome::Unknown(u) => {
                     self.note(&a, Counter::Inquiry, u.kind.as_str(), &u.detail)?
                 }
@@ -212,11 +222,15 @@ impl Resolver {
             tokio::time::sleep(left.min(self.next_inquiry_pause())).await;
             a = self.journal.attempt(a.id)?;
         }
+        self.start_cancelling(&a, "no final answer by the deadline: cancelling")
+    }
+
+    fn start_cancelling(&self, a: &AttemptRow, why: &str) -> Result<AttemptRow, JournalError> {
         let a = self.move_to(
-            &a,
+            a,
             AttemptState::Cancelling,
             Cause::Deadline,
-            change("cancelling", "no final answer by the deadline: cancelling"),
+            change("cancelling", why),
         )?;
         crate::failpoint::hit("before_cancel");
         self.observer.event(&Event::Cancelling {
@@ -237,6 +251,26 @@ impl Resolver {
         loop {
             let outcome = self.with_timeout(self.gateway.cancel(&a.request_id)).await;
             match outcome {
+                Outcome::Success(Cancelled::NotCreated { code }) => {
+                    // No such payment at the provider: the pay request never created one
+                    // (lost before it was processed, or never sent). Not charged. A trade
+                    // created late anyway shows on the provider's bill: reconciliation
+                    // checks every attempt that ended this way (docs/gateways.md).
+                    tracing::warn!(request_id = %a.request_id, code, "the gateway never created this payment: not charged");
+                    let c = Change {
+                        result_code: Some(NOT_CREATED.into()),
+                        result_message: Some(format!("cancel: no such payment ({code})")),
+                        message: Some(format!(
+                            "not charged: the gateway never created this payment ({code})"
+                        )),
+                        ..Change::default()
+                    };
+                    let a = self.move_to(&a, AttemptState::Failed, Cause::CancelAnswer, c)?;
+                    if a.needs_attention.is_some() {
+                        self.journal.flag_attention(a.id, None, self.clock.now())?;
+                    }
+                    return self.journal.attempt(a.id);
+                }
                 Outcome::Success(action) => {
                     let refunded = action == Cancelled::Refunded;
                     let (code, text, msg) = if refunded {
@@ -268,8 +302,9 @@ impl Resolver {
                     }
                     return self.journal.attempt(a.id);
                 }
-                Outcome::Failed(f) => {
-                    // A definite refusal (frozen trade, merchant balance): keep trying,
+                Outcome::Failed(f) | Outcome::Rejected(f) => {
+                    // A definite refusal (frozen trade, merchant balance, our credentials
+                    // refused at the door): keep trying,
                     // slowly, and make sure a person hears of it.
                     let why = format!(
                         "cancel refused ({}: {}); reverse this payment by hand if it persists",
@@ -358,6 +393,13 @@ impl Resolver {
                 Outcome::NotSent(why) if r.state == RefundState::Pending => {
                     // It never left: nothing happened, the refund simply failed.
                     return self.refund_to(&r, RefundState::Failed, "not_sent", &why, None);
+                }
+                Outcome::Rejected(f) if r.state == RefundState::Pending => {
+                    // Refused at the door: nothing happened either.
+                    return self.refund_to(&r, RefundState::Failed, &f.code, &f.message, None);
+                }
+                Outcome::Rejected(f) => {
+                    tracing::warn!(refund = %r.request_id, code = %f.code, "refund retry refused at the door")
                 }
                 Outcome::NotSent(why) => {
                     tracing::debug!(refund = %r.request_id, %why, "refund retry not sent")

@@ -143,8 +143,8 @@ fn engine_error(e: EngineError) -> ApiError {
         EngineError::InProgress(ref id) => {
             ApiError::new(StatusCode::CONFLICT, "in_progress", e.to_string()).with_sale(id)
         }
-        EngineError::Preflight(why) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+        EngineError::Preflight { code, why } => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, why)
         }
         EngineError::Journal(JournalError::NoSale(id)) => {
             ApiError::not_found(&format!("sale {id:?}"))

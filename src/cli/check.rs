@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, out};
 use crate::config::{Config, LedConfig};
 use crate::device::Selector;
-use crate::gateway::{Outcome, UnknownKind};
+use crate::gateway::{Failure, Outcome, TradeStatus, UnknownKind};
 use crate::output::printer::PrinterKind;
 
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
@@ -203,31 +203,8 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                 )
                 .await;
                 let ms = started.elapsed().as_millis();
-                match answer {
-                    Ok(Outcome::Success(_) | Outcome::Failed(_)) => note(
-                        Level::Ok,
-                        "gateway",
-                        &format!("answered a signed inquiry in {ms} ms and its signature verified"),
-                    ),
-                    Ok(Outcome::Unknown(u)) if u.kind == UnknownKind::BadSignature => note(
-                        Level::Fail,
-                        "gateway",
-                        "answers, but its signature does not verify: alipay_public_key_file holds the wrong key",
-                    ),
-                    Ok(Outcome::NotSent(why)) => note(
-                        Level::Fail,
-                        "gateway",
-                        &format!("not reachable: {why}; check the network and [gateway] url"),
-                    ),
-                    Ok(Outcome::Unknown(u)) => {
-                        note(Level::Fail, "gateway", &format!("no usable answer: {u}"))
-                    }
-                    Err(_) => note(
-                        Level::Fail,
-                        "gateway",
-                        "no answer in time; check the network and [gateway] url",
-                    ),
-                }
+                let (level, text) = probe_verdict(&config, answer.ok(), ms);
+                note(level, "gateway", &text);
             }
         }
     }
@@ -236,4 +213,110 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
     } else {
         EXIT_OK
     }
+}
+
+/// What a probe's answer says about the configuration. OK only for a signed business answer
+/// that verified; every refusal names the key or id to fix and where the provider's console
+/// shows the right one. `None`: no answer in time.
+fn probe_verdict(
+    config: &Config,
+    answer: Option<Outcome<TradeStatus>>,
+    ms: u128,
+) -> (Level, String) {
+    let Some(answer) = answer else {
+        return (
+            Level::Fail,
+            "no answer in time; check the network and [gateway] url".to_string(),
+        );
+    };
+    match answer {
+        Outcome::Success(_) => (
+            Level::Ok,
+            format!(
+                "answered a signed inquiry in {ms} ms, its signature verified, and it accepts this terminal's credentials"
+            ),
+        ),
+        Outcome::Failed(f) => (
+            Level::Fail,
+            format!(
+                "the gateway accepts the credentials but refused the inquiry ({}: {}); check that the app or client has the in-store payment product",
+                f.code, f.message
+            ),
+        ),
+        Outcome::Rejected(f) => (Level::Fail, refusal_fix(config, &f)),
+        Outcome::Unknown(u) if u.kind == UnknownKind::BadSignature => (
+            Level::Fail,
+            match (&config.gateway.openapi, &config.gateway.ams) {
+                (Some(o), _) => format!(
+                    "answers, but its signature does not verify: [gateway] alipay_public_key_file ({}) holds the wrong key; copy the Alipay public key (支付宝公钥) of app {} from the Open Platform console (your app → 开发设置 → 接口加签方式)",
+                    o.alipay_public_key.source(),
+                    o.app_id
+                ),
+                (_, Some(a)) => format!(
+                    "answers, but its signature does not verify: [gateway] alipay_public_key_file ({}) holds the wrong key; copy the Antom public key from Antom Dashboard → Developers → Key configuration",
+                    a.alipay_public_key.source()
+                ),
+                _ => "answers, but its signature does not verify: alipay_public_key_file holds the wrong key".to_string(),
+            },
+        ),
+        Outcome::NotSent(why) => (
+            Level::Fail,
+            format!("not reachable: {why}; check the network and [gateway] url"),
+        ),
+        Outcome::Unknown(u) => (Level::Fail, format!("no usable answer: {u}")),
+    }
+}
+
+/// The fix for a refusal at the gateway's door, by its code.
+fn refusal_fix(config: &Config, f: &Failure) -> String {
+    let code = f.code.strip_prefix("aop.").unwrap_or(&f.code);
+    let said = format!(
+        "the gateway refuses this terminal ({}: {})",
+        f.code, f.message
+    );
+    if let Some(o) = &config.gateway.openapi {
+        let app = &o.app_id;
+        let fix = match code {
+            "isv.invalid-app-id" | "isv.missing-app-id" => format!(
+                "[gateway] app_id = \"{app}\" is not an app it knows: copy the APPID of your app from the Open Platform console (open.alipay.com → 控制台 → your app)"
+            ),
+            "isv.invalid-signature" | "isv.missing-signature" => format!(
+                "it cannot verify our signature: [gateway] private_key_file ({}) is not the private key whose public key is set for app {app}; in the Open Platform console (your app → 开发设置 → 接口加签方式) set this key's public key, or configure the matching private key",
+                o.private_key.source()
+            ),
+            "isv.missing-app-cert-sn" | "isv.invalid-app-cert-sn" | "isv.missing-alipay-root-cert-sn" => format!(
+                "app {app} signs in public-key certificate mode (公钥证书模式), which needs its certificates; switch the app to public-key mode in the Open Platform console (your app → 开发设置 → 接口加签方式) or use an app in that mode"
+            ),
+            "isv.invalid-timestamp" => {
+                "it does not accept this machine's clock: set the time (NTP)".to_string()
+            }
+            "isv.insufficient-isv-permissions" | "isv.insufficient-user-permissions" => format!(
+                "app {app} may not call the payment APIs: add the Face-to-Face payment product (当面付) to the app in the Open Platform console"
+            ),
+            c if c.contains("auth-token") => "[gateway] app_auth_token is invalid or expired: ask the merchant to authorise the app again and copy the new token".to_string(),
+            _ => "check [gateway] app_id, private_key_file and the app's settings in the Open Platform console".to_string(),
+        };
+        return format!("{said}: {fix}");
+    }
+    if let Some(a) = &config.gateway.ams {
+        let client = &a.client_id;
+        let fix = match code {
+            "CLIENT_INVALID" => format!(
+                "[gateway] client_id = \"{client}\" is not a client it knows: copy the Client ID from Antom Dashboard → Developers → Quick start (a SANDBOX_ id for the sandbox environment, the live one for production)"
+            ),
+            "INVALID_SIGNATURE" => format!(
+                "it cannot verify our signature: [gateway] private_key_file ({}) does not match the public key uploaded for client {client} in Antom Dashboard → Developers → Key configuration",
+                a.private_key.source()
+            ),
+            "KEY_NOT_FOUND" => format!(
+                "no key of [gateway] key_version = {} is set up for client {client}: check the key version in Antom Dashboard → Developers → Key configuration",
+                a.key_version
+            ),
+            _ => format!(
+                "check [gateway] client_id, key_version, private_key_file and the contract of client {client} with Antom"
+            ),
+        };
+        return format!("{said}: {fix}");
+    }
+    said
 }

@@ -226,5 +226,7 @@ fn openapi_client(
         seller_id: None,
         timeout: config.gateway.timeout,
     };
-    Ok(Arc::new(OpenApi::new(settings, clock)?))
+    Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
+        OpenApi::new(settings, clock)?,
+    ))))
 }

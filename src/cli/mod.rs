@@ -437,19 +437,21 @@ pub fn openapi_client(
     OpenApi::new(settings, clock)
 }
 
+/// The configured gateway client, its every outcome scrubbed of payment codes
+/// (`gateway::scrub`) before anything stores, logs or prints it.
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
     let g = &config.gateway;
-    match (g.kind, &g.openapi, &g.ams) {
+    let client: Arc<dyn Gateway> = match (g.kind, &g.openapi, &g.ams) {
         (GatewayKind::Sandbox, _, _) => match &g.url {
-            None => Ok(Arc::new(Sandbox::new(clock))),
-            Some(url) => Err(format!(
-                "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes",
-                config.source
-            )),
+            None => Arc::new(Sandbox::new(clock)),
+            Some(url) => {
+                return Err(format!(
+                    "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes",
+                    config.source
+                ));
+            }
         },
-        (GatewayKind::AlipayOpenapi, Some(o), _) => {
-            Ok(Arc::new(openapi_client(o, g.timeout, clock)?))
-        }
+        (GatewayKind::AlipayOpenapi, Some(o), _) => Arc::new(openapi_client(o, g.timeout, clock)?),
         (GatewayKind::AlipayAms, _, Some(a)) => {
             let settings = AmsSettings {
                 origin: a.origin.clone(),
@@ -461,12 +463,15 @@ pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn G
                 payment_expiry: a.payment_expiry,
                 timeout: g.timeout,
             };
-            Ok(Arc::new(Ams::new(settings, clock)?))
+            Arc::new(Ams::new(settings, clock)?)
         }
-        (kind, _, _) => Err(format!(
-            "{}: [gateway] kind = \"{}\" without its keys",
-            config.source,
-            kind.as_str()
-        )),
-    }
+        (kind, _, _) => {
+            return Err(format!(
+                "{}: [gateway] kind = \"{}\" without its keys",
+                config.source,
+                kind.as_str()
+            ));
+        }
+    };
+    Ok(Arc::new(crate::gateway::scrub::Scrubbed(client)))
 }

@@ -49,20 +49,21 @@ struct DaemonPreflight {
 }
 
 impl Preflight for DaemonPreflight {
-    fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), (&'static str, String)> {
         use chrono::Datelike;
         let now = self.clock.now();
         if now.year() < 2024 {
-            return Err(format!(
-                "this machine's clock says {now}: set the time (NTP) before taking payments"
+            return Err((
+                "unavailable",
+                format!(
+                    "this machine's clock says {now}: set the time (NTP) before taking payments"
+                ),
             ));
         }
-        if let Reachability::Offline { since, last_error } = self.monitor.reachability() {
-            return Err(format!(
-                "offline: the gateway has not answered since {since} ({last_error}); the customer's code was not used"
-            ));
+        match self.monitor.reachability().refusal() {
+            Some(refusal) => Err(refusal),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -444,12 +445,11 @@ async fn housekeeping(
         if std::mem::discriminant(&reachability) != std::mem::discriminant(&last_reachability) {
             match &reachability {
                 Reachability::Online { .. } => observer.event(&crate::events::Event::GatewayOnline),
-                Reachability::Offline { last_error, .. } => {
-                    observer.event(&crate::events::Event::GatewayOffline {
-                        why: last_error.clone(),
-                    })
-                }
                 Reachability::Unknown => {}
+                refusing => {
+                    let why = refusing.refusal().map(|r| r.1).unwrap_or_default();
+                    observer.event(&crate::events::Event::GatewayOffline { why })
+                }
             }
             last_reachability = reachability;
         }
@@ -520,6 +520,8 @@ fn status_line(
     let gateway = match monitor.reachability() {
         Reachability::Online { .. } => "online",
         Reachability::Offline { .. } => "OFFLINE",
+        Reachability::NotAnswering { .. } => "NOT ANSWERING",
+        Reachability::Refusing { .. } => "REFUSING OUR CREDENTIALS",
         Reachability::Unknown => "not contacted yet",
     };
     format!(

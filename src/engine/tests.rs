@@ -573,7 +573,18 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
     assert_eq!(finished.len(), 2);
     let state = |rid: &str| h.journal.attempt_by_request_id(rid).unwrap().unwrap().state;
     assert_eq!(state(&request_ids[0]), AttemptState::Succeeded);
-    assert_eq!(state(&request_ids[1]), AttemptState::Cancelled);
+    // Never sent: the cancel finds no such payment, and it ends not charged, not created.
+    assert_eq!(state(&request_ids[1]), AttemptState::Failed);
+    let never = h
+        .journal
+        .attempt_by_request_id(&request_ids[1])
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        never.result_code.as_deref(),
+        Some(crate::watchdog::NOT_CREATED)
+    );
+    assert!(never.needs_attention.is_none());
     assert!(h.journal.open_attempts().unwrap().is_empty());
     h.assert_ledger_agrees();
 }
@@ -761,8 +772,8 @@ async fn a_sale_left_in_doubt_by_a_crash_ends_with_its_attempt_and_never_reopens
     let sale = h.journal.sale(&view.sale_id).unwrap().unwrap();
     assert_eq!(
         sale.state,
-        SaleState::Cancelled,
-        "not back to awaiting a scan nobody will make"
+        SaleState::Failed,
+        "not back to awaiting a scan nobody will make (and never created: not charged)"
     );
     assert!(h.journal.open_sales().unwrap().is_empty());
     h.assert_ledger_agrees();

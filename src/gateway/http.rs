@@ -11,6 +11,8 @@ pub enum CallError {
     NotSent(String),
     /// May have been sent and acted on.
     Unknown(Unknown),
+    /// Refused at the gateway's door, before any processing (see [`Outcome::Rejected`]).
+    Rejected(super::Failure),
 }
 
 impl CallError {
@@ -22,6 +24,7 @@ impl CallError {
         match self {
             CallError::NotSent(why) => Outcome::NotSent(why),
             CallError::Unknown(u) => Outcome::Unknown(u),
+            CallError::Rejected(f) => Outcome::Rejected(f),
         }
     }
 }

@@ -2,8 +2,11 @@
 //!
 //! Every operation answers with an [`Outcome`] whose variants are the decisions the caller
 //! must make: `Success` (verified and stated), `Failed` (definitely not done), `Unknown`
-//! (may have been done: inquire), `NotSent` (the request never left: nothing happened).
-//! Only modules under `gateway/` know a provider's field names and result codes.
+//! (may have been done: inquire), `NotSent` (the request never left: nothing happened),
+//! `Rejected` (refused at the gateway's door, before any processing: nothing happened, and
+//! our credentials are at fault). Only modules under `gateway/` know a provider's field
+//! names and result codes. Every text in an outcome has been scrubbed of payment codes
+//! ([`scrub`]) before it leaves this module.
 
 pub mod alipay_ams;
 pub mod alipay_openapi;
@@ -11,6 +14,7 @@ mod http;
 pub mod keys;
 pub mod monitor;
 pub mod sandbox;
+pub mod scrub;
 
 use std::fmt;
 
@@ -125,6 +129,25 @@ pub enum Outcome<T> {
     Unknown(Unknown),
     /// The request provably never left this machine (connect refused, DNS failure).
     NotSent(String),
+    /// The gateway refused the request itself before processing it, in an answer it does
+    /// not sign: the app id, client id, key or certificate mode is wrong
+    /// (`40002 isv.invalid-signature`, AMS `F CLIENT_INVALID`). No money moved; every
+    /// request fails the same way until the configuration is fixed. ARCHITECTURE.md says why
+    /// this unsigned answer is trusted and what catches it if it were wrong.
+    Rejected(Failure),
+}
+
+impl<T> Outcome<T> {
+    /// The same outcome with another success value (for outcomes that pass through).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Success(t) => Outcome::Success(f(t)),
+            Outcome::Failed(x) => Outcome::Failed(x),
+            Outcome::Unknown(u) => Outcome::Unknown(u),
+            Outcome::NotSent(why) => Outcome::NotSent(why),
+            Outcome::Rejected(x) => Outcome::Rejected(x),
+        }
+    }
 }
 
 /// What an inquiry learned about a payment.
@@ -135,6 +158,8 @@ pub enum TradeStatus {
     Waiting,
     /// Final and not paid (closed, failed, cancelled).
     Closed(Failure),
+    /// Paid, then given back in full by a cancel (AMS states it after the cancel).
+    Reversed(Paid),
     /// The provider has no such payment (yet): the request may still be on its way.
     NotFound,
 }
@@ -146,6 +171,10 @@ pub enum Cancelled {
     Closed,
     /// The payment had been paid; the cancel refunded it in full.
     Refunded,
+    /// The provider has no such payment: the pay request never created one
+    /// (`ACQ.TRADE_NOT_EXIST`, `ORDER_NOT_EXIST`). Nothing was charged. `code` is how the
+    /// provider said so.
+    NotCreated { code: &'static str },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,22 +289,17 @@ pub async fn reverse_by_refund<G: Gateway + ?Sized>(
                 reason: Some("payment in doubt, reversed after the cancel window".to_string()),
             };
             tracing::warn!(request_id, %amount, "cancel window closed: reversing by a full refund");
-            match gateway.refund(&refund).await {
-                Outcome::Success(_) => Outcome::Success(Cancelled::Refunded),
-                Outcome::Failed(f) => Outcome::Failed(f),
-                Outcome::Unknown(u) => Outcome::Unknown(u),
-                Outcome::NotSent(why) => Outcome::NotSent(why),
-            }
+            gateway.refund(&refund).await.map(|_| Cancelled::Refunded)
         }
-        Outcome::Success(TradeStatus::Closed(_) | TradeStatus::NotFound) => {
-            Outcome::Success(Cancelled::Closed)
-        }
+        Outcome::Success(TradeStatus::Reversed(_)) => Outcome::Success(Cancelled::Refunded),
+        Outcome::Success(TradeStatus::Closed(_)) => Outcome::Success(Cancelled::Closed),
+        Outcome::Success(TradeStatus::NotFound) => Outcome::Success(Cancelled::NotCreated {
+            code: "no such payment",
+        }),
         Outcome::Success(TradeStatus::Waiting) => Outcome::Unknown(Unknown::new(
             UnknownKind::BuyerConfirming,
             "still waiting for the customer",
         )),
-        Outcome::Failed(f) => Outcome::Failed(f),
-        Outcome::Unknown(u) => Outcome::Unknown(u),
-        Outcome::NotSent(why) => Outcome::NotSent(why),
+        other => other.map(|_| Cancelled::Closed),
     }
 }

@@ -118,6 +118,18 @@ impl Ams {
         let (Some(client_id), Some(response_time), Some(signature)) =
             (client_id, response_time, signature)
         else {
+            // Antom signs what it can attribute to our client id and key. A request it
+            // refuses at the door (unknown client id, a signature it cannot verify) comes
+            // unsigned: only such a refusal is believed from it, and it moves nothing.
+            if let Some(r) = serde_json::from_str::<Value>(body)
+                .ok()
+                .as_ref()
+                .and_then(wire::result_of)
+                .filter(|r| r.status == "F" && wire::refused_at_door(&r.code))
+            {
+                tracing::error!(path = %path, code = %r.code, "the gateway refused the request at its door (unsigned): nothing was charged");
+                return Err(CallError::Rejected(wire::door_refusal(&r)));
+            }
             return Err(bad_signature(
                 "answer lacks client-id, response-time or signature",
             ));
@@ -202,17 +214,43 @@ impl Gateway for Ams {
     }
 
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
-        // The cancel answer does not say whether it refunded: ask first.
-        let was_paid = matches!(
-            self.inquire(request_id).await,
-            Outcome::Success(TradeStatus::Paid(_))
-        );
+        // The cancel answer does not say whether it refunded, and the customer may pay in
+        // the moment between an inquiry and the cancel. So the outcome is decided by what
+        // Antom states after the cancel; an inquiry that fails leaves it unknown (the cancel
+        // is resent with the same request id, which Antom answers the same way).
+        let before = self.inquire(request_id).await;
+        let was_paid = match &before {
+            Outcome::Success(TradeStatus::Paid(_) | TradeStatus::Reversed(_)) => true,
+            Outcome::Success(_) => false,
+            _ => return before.map(|_| Cancelled::Closed),
+        };
         let body = json!({ "paymentRequestId": request_id }).to_string();
         let outcome = match self.call(wire::CANCEL_PATH, body).await {
-            Ok(answer) => wire::cancel_outcome(&answer, was_paid),
+            Ok(answer) => wire::cancel_outcome(&answer),
             Err(e) => e.into_outcome(),
         };
         match outcome {
+            Outcome::Success(Cancelled::Closed | Cancelled::Refunded) => {
+                match self.inquire(request_id).await {
+                    Outcome::Success(TradeStatus::Paid(_) | TradeStatus::Reversed(_)) => {
+                        Outcome::Success(Cancelled::Refunded)
+                    }
+                    Outcome::Success(TradeStatus::Closed(_)) if was_paid => {
+                        Outcome::Success(Cancelled::Refunded)
+                    }
+                    Outcome::Success(TradeStatus::Closed(_)) => Outcome::Success(Cancelled::Closed),
+                    Outcome::Success(TradeStatus::NotFound) => {
+                        Outcome::Success(Cancelled::NotCreated {
+                            code: "ORDER_NOT_EXIST",
+                        })
+                    }
+                    Outcome::Success(TradeStatus::Waiting) => Outcome::Unknown(Unknown::new(
+                        UnknownKind::ProviderUnsure,
+                        "cancel accepted but the payment is still processing",
+                    )),
+                    other => other.map(|_| Cancelled::Closed),
+                }
+            }
             Outcome::Failed(f) if f.code == "CANCEL_WINDOW_EXCEED" => {
                 super::reverse_by_refund(self, request_id).await
             }
@@ -233,9 +271,11 @@ impl Gateway for Ams {
                             .into(),
                     });
                 }
-                Outcome::Failed(f) => return Outcome::Failed(f),
-                Outcome::Unknown(u) => return Outcome::Unknown(u),
-                Outcome::NotSent(why) => return Outcome::NotSent(why),
+                other => {
+                    return other.map(|_| Refunded {
+                        provider_refund_id: None,
+                    });
+                }
             },
         };
         let mut body = json!({

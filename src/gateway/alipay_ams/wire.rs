@@ -178,6 +178,37 @@ fn unknown(kind: UnknownKind, r: &ResultInfo) -> Unknown {
     Unknown::new(kind, format!("{} {}: {}", r.status, r.code, r.message))
 }
 
+/// Result codes that refuse the request itself, before any processing: the client id, the
+/// key or the API is wrong. Antom sends them unsigned when it cannot tell whose key to sign
+/// with; they move nothing, whatever the operation.
+pub fn refused_at_door(code: &str) -> bool {
+    matches!(
+        code,
+        "CLIENT_INVALID"
+            | "INVALID_SIGNATURE"
+            | "KEY_NOT_FOUND"
+            | "ACCESS_DENIED"
+            | "INVALID_API"
+            | "NO_INTERFACE_DEF"
+            | "METHOD_NOT_SUPPORTED"
+            | "MEDIA_TYPE_NOT_ACCEPTABLE"
+    )
+}
+
+/// The refusal a door code states.
+pub fn door_refusal(r: &ResultInfo) -> Failure {
+    failure(r)
+}
+
+/// A failure, or a refusal at the door.
+fn failed<T>(r: &ResultInfo) -> Outcome<T> {
+    if refused_at_door(&r.code) {
+        Outcome::Rejected(failure(r))
+    } else {
+        Outcome::Failed(failure(r))
+    }
+}
+
 fn failure(r: &ResultInfo) -> Failure {
     Failure {
         code: r.code.clone(),
@@ -273,7 +304,7 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
             );
             Outcome::Unknown(unknown(UnknownKind::Mismatch, &r))
         }
-        ("F", _) => Outcome::Failed(failure(&r)),
+        ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, &r)),
     }
 }
@@ -329,7 +360,20 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
                 },
                 "PROCESSING" | "PENDING" => Outcome::Success(TradeStatus::Waiting),
                 "FAIL" => Outcome::Success(TradeStatus::Closed(why("FAIL"))),
-                "CANCELLED" => Outcome::Success(TradeStatus::Closed(why("CANCELLED"))),
+                // `paymentTime` is when the payment succeeded: a cancelled payment that has
+                // one was paid, and the cancel gave the money back.
+                "CANCELLED" => match (
+                    body.get("paymentTime").and_then(Value::as_str),
+                    body.get("paymentId").and_then(Value::as_str),
+                ) {
+                    (Some(t), Some(id)) if !t.is_empty() => {
+                        Outcome::Success(TradeStatus::Reversed(Paid {
+                            trade_id: id.to_string(),
+                            amount: body.get("paymentAmount").and_then(parse_amount),
+                        }))
+                    }
+                    _ => Outcome::Success(TradeStatus::Closed(why("CANCELLED"))),
+                },
                 other => Outcome::Unknown(Unknown::new(
                     UnknownKind::Malformed,
                     format!("unexpected paymentStatus {other:?}"),
@@ -337,29 +381,27 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
             }
         }
         ("F", "ORDER_NOT_EXIST") => Outcome::Success(TradeStatus::NotFound),
-        ("F", _) => Outcome::Failed(failure(&r)),
+        ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r)),
     }
 }
 
-/// `cancel` (PROTOCOL.md 5.3). `was_paid` is what an inquiry just before said, because the
-/// cancel answer does not tell a closed payment from a refunded one.
-pub fn cancel_outcome(body: &Value, was_paid: bool) -> Outcome<Cancelled> {
+/// `cancel`. The answer does not tell a closed payment from a refunded one: the client asks
+/// after the cancel (`Closed` here means "accepted"). A cancel of a payment Antom never
+/// received answers `ORDER_NOT_EXIST`: nothing to reverse, nothing was charged.
+pub fn cancel_outcome(body: &Value) -> Outcome<Cancelled> {
     let Some(r) = result_of(body) else {
         return Outcome::Unknown(Unknown::new(UnknownKind::Malformed, "answer has no result"));
     };
     match (r.status.as_str(), r.code.as_str()) {
-        ("S", _) => Outcome::Success(if was_paid {
-            Cancelled::Refunded
-        } else {
-            Cancelled::Closed
-        }),
-        // The payment never reached Antom: there is nothing to reverse.
+        ("S", _) => Outcome::Success(Cancelled::Closed),
         ("F", "ORDER_NOT_EXIST") => {
-            tracing::warn!("cancel found no such payment: it never arrived; treated as closed");
-            Outcome::Success(Cancelled::Closed)
+            tracing::warn!("cancel found no such payment: it was never created");
+            Outcome::Success(Cancelled::NotCreated {
+                code: "ORDER_NOT_EXIST",
+            })
         }
-        ("F", _) => Outcome::Failed(failure(&r)),
+        ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r)),
     }
 }
@@ -376,7 +418,7 @@ pub fn refund_outcome(body: &Value) -> Outcome<crate::gateway::Refunded> {
                 .and_then(Value::as_str)
                 .map(str::to_string),
         }),
-        "F" => Outcome::Failed(failure(&r)),
+        "F" => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r)),
     }
 }
@@ -394,7 +436,7 @@ pub fn inquiry_refund_outcome(body: &Value) -> Outcome<bool> {
         ("S", Some("FAIL")) => Outcome::Success(false),
         ("S", _) => Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r)),
         ("F", _) if r.code == "ORDER_NOT_EXIST" => Outcome::Success(false),
-        ("F", _) => Outcome::Failed(failure(&r)),
+        ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r)),
     }
 }

@@ -160,6 +160,20 @@ impl OpenApi {
             Err(e) => return Err(malformed(e.to_string())),
         };
         let Some(sign) = wire::root_sign(body) else {
+            // The gateway signs every answer it can attribute to our app. One it refuses at
+            // the door (wrong app id, signature or certificate mode) comes unsigned: only a
+            // request-level rejection is believed from it, and it moves nothing.
+            if let Ok(node) = wire::parse_node(content)
+                && wire::rejected_before_processing(&node.code)
+            {
+                tracing::error!(
+                    method,
+                    code = %node.code,
+                    sub_code = node.sub_code.as_deref().unwrap_or(""),
+                    "the gateway refused the request at its door (unsigned): nothing was charged"
+                );
+                return Err(CallError::Rejected(wire::request_refusal(&node)));
+            }
             tracing::error!(
                 method,
                 "gateway answer is not signed: ignored, outcome unknown"
@@ -222,6 +236,12 @@ impl OpenApi {
             Ok(node) => node,
             Err(CallError::NotSent(why)) => return Err(format!("cannot reach the gateway: {why}")),
             Err(CallError::Unknown(u)) => return Err(format!("no usable answer: {u}")),
+            Err(CallError::Rejected(f)) => {
+                return Err(format!(
+                    "the gateway refused the request: {} {}",
+                    f.code, f.message
+                ));
+            }
         };
         let url = match (node.code.as_str(), node.bill_download_url) {
             ("10000", Some(url)) => url,
@@ -309,7 +329,10 @@ impl Gateway for OpenApi {
             Err(e) => e.into_outcome(),
         };
         match outcome {
-            Outcome::Failed(f) if f.code == "ACQ.TRADE_CANCEL_TIME_OUT" => {
+            Outcome::Failed(f)
+                if f.code.strip_prefix("aop.").unwrap_or(&f.code)
+                    == "ACQ.TRADE_CANCEL_TIME_OUT" =>
+            {
                 super::reverse_by_refund(self, request_id).await
             }
             other => other,

@@ -152,10 +152,19 @@ fn describe(node: &Node) -> String {
     }
 }
 
+/// A sub-code as the platform documents it: answers carry `aop.ACQ.SYSTEM_ERROR` as well as
+/// `ACQ.SYSTEM_ERROR`, so the `aop.` prefix is dropped before any comparison.
+pub fn sub_code(node: &Node) -> Option<&str> {
+    node.sub_code
+        .as_deref()
+        .map(|c| c.strip_prefix("aop.").unwrap_or(c))
+        .filter(|c| !c.is_empty())
+}
+
 fn failure(node: &Node) -> Failure {
     let code = node.sub_code.clone().unwrap_or_else(|| node.code.clone());
     Failure {
-        cashier: cashier_message(&node.code, &code).to_string(),
+        cashier: cashier_message(&node.code, sub_code(node).unwrap_or(&node.code)).to_string(),
         message: node
             .sub_msg
             .clone()
@@ -164,9 +173,24 @@ fn failure(node: &Node) -> Failure {
     }
 }
 
-/// What the cashier should do after a definite failure (PROTOCOL.md table 3.7).
+/// What the cashier should do after a definite failure (docs/gateways.md, Open Platform
+/// codes). `sub_code` is without its `aop.` prefix.
 pub fn cashier_message(code: &str, sub_code: &str) -> &'static str {
     match sub_code {
+        "isv.invalid-app-id" | "isv.missing-app-id" => {
+            "the gateway does not know this terminal's app_id: the customer was not charged; fix [gateway] app_id"
+        }
+        "isv.invalid-signature" | "isv.missing-signature" => {
+            "the gateway could not verify this terminal's signature: the customer was not charged; fix [gateway] private_key_file"
+        }
+        "isv.missing-app-cert-sn"
+        | "isv.invalid-app-cert-sn"
+        | "isv.missing-alipay-root-cert-sn" => {
+            "the gateway's app is in certificate mode: the customer was not charged; configure the app's certificates"
+        }
+        "isv.invalid-timestamp" => {
+            "the gateway refused this terminal's clock: the customer was not charged; set the time (NTP)"
+        }
         "ACQ.PAYMENT_AUTH_CODE_INVALID" | "ACQ.PULL_MOBILE_CASHIER_FAIL" => {
             "the code is invalid or has expired: ask the customer to refresh the code and scan again"
         }
@@ -211,13 +235,32 @@ pub fn cashier_message(code: &str, sub_code: &str) -> &'static str {
     }
 }
 
-/// Request-level rejections: the gateway refused the call before processing it.
-fn rejected_before_processing(code: &str) -> bool {
+/// Request-level rejections: the gateway refused the call before processing it (missing or
+/// invalid arguments, the app id, the signature, permissions, an auth token). The gateway
+/// sends these unsigned when it cannot tell whose key to sign with, and they move nothing.
+pub fn rejected_before_processing(code: &str) -> bool {
     matches!(code, "40001" | "40002" | "40006" | "20001")
 }
 
-fn is_system_error(node: &Node) -> bool {
-    node.code == "20000" || node.sub_code.as_deref() == Some("ACQ.SYSTEM_ERROR")
+/// The platform is unsure of its own outcome: `20000` under any sub-code, or a system error
+/// under any code and in either spelling (`ACQ.SYSTEM_ERROR`, `aop.ACQ.SYSTEM_ERROR`, and
+/// the unknown-error sub-codes). Never a definite failure: the customer may be charged.
+pub fn is_system_error(node: &Node) -> bool {
+    node.code == "20000"
+        || matches!(
+            sub_code(node),
+            Some("ACQ.SYSTEM_ERROR" | "isp.unknow-error" | "unknow-error" | "isp.unknown-error")
+        )
+}
+
+/// A request-level rejection as an outcome: refused at the door, nothing done.
+fn rejected<T>(node: &Node) -> Outcome<T> {
+    Outcome::Rejected(failure(node))
+}
+
+/// The refusal a request-level rejection states, for an answer the gateway did not sign.
+pub fn request_refusal(node: &Node) -> Failure {
+    failure(node)
 }
 
 /// `alipay.trade.pay` (PROTOCOL.md 3.1, 3.7).
@@ -246,11 +289,11 @@ pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
         },
         "10003" => Outcome::Unknown(unknown(UnknownKind::BuyerConfirming, node)),
         // Paid under this out_trade_no already: only a query may confirm buyer and amount.
-        "40004" if node.sub_code.as_deref() == Some("ACQ.TRADE_HAS_SUCCESS") => {
+        "40004" if sub_code(node) == Some("ACQ.TRADE_HAS_SUCCESS") => {
             Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node))
         }
         "40004" => Outcome::Failed(failure(node)),
-        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
     }
 }
@@ -282,6 +325,7 @@ pub fn query_outcome(node: &Node, request_id: &str) -> Outcome<TradeStatus> {
                     )),
                 },
                 Some("WAIT_BUYER_PAY") => Outcome::Success(TradeStatus::Waiting),
+                // Closed unpaid, or paid and refunded in full: a cancel's `action` tells which.
                 Some("TRADE_CLOSED") => Outcome::Success(TradeStatus::Closed(Failure {
                     code: "TRADE_CLOSED".into(),
                     message: "trade closed unpaid (or refunded in full)".into(),
@@ -293,16 +337,18 @@ pub fn query_outcome(node: &Node, request_id: &str) -> Outcome<TradeStatus> {
                 )),
             }
         }
-        "40004" if node.sub_code.as_deref() == Some("ACQ.TRADE_NOT_EXIST") => {
+        "40004" if sub_code(node) == Some("ACQ.TRADE_NOT_EXIST") => {
             Outcome::Success(TradeStatus::NotFound)
         }
         "40004" => Outcome::Failed(failure(node)),
-        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
     }
 }
 
-/// `alipay.trade.cancel` (PROTOCOL.md 3.3): `retry_flag=Y`, `20000`, system errors → retry.
+/// `alipay.trade.cancel`: `retry_flag=Y`, `20000`, system errors → retry. A cancel of an
+/// `out_trade_no` the platform never created answers `ACQ.TRADE_NOT_EXIST`: nothing to
+/// reverse, nothing was charged.
 pub fn cancel_outcome(node: &Node) -> Outcome<Cancelled> {
     if node.code == "10000" {
         return match node.action.as_deref() {
@@ -315,13 +361,18 @@ pub fn cancel_outcome(node: &Node) -> Outcome<Cancelled> {
         return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
     }
     match node.code.as_str() {
+        "40004" if sub_code(node) == Some("ACQ.TRADE_NOT_EXIST") => {
+            Outcome::Success(Cancelled::NotCreated {
+                code: "ACQ.TRADE_NOT_EXIST",
+            })
+        }
         "40004" => Outcome::Failed(failure(node)),
-        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
     }
 }
 
-/// `alipay.trade.refund` (PROTOCOL.md 3.4).
+/// `alipay.trade.refund`.
 pub fn refund_outcome(node: &Node) -> Outcome<Refunded> {
     if is_system_error(node) {
         return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
@@ -331,7 +382,7 @@ pub fn refund_outcome(node: &Node) -> Outcome<Refunded> {
             provider_refund_id: node.trade_no.clone(),
         }),
         "40004" => Outcome::Failed(failure(node)),
-        code if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
     }
 }
@@ -349,7 +400,7 @@ pub fn refund_query_outcome(node: &Node) -> Outcome<bool> {
         }
         ("10000", _) => Outcome::Success(false),
         ("40004", _) => Outcome::Failed(failure(node)),
-        (code, _) if rejected_before_processing(code) => Outcome::Failed(failure(node)),
+        (code, _) if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
     }
 }

@@ -73,8 +73,16 @@ pub(super) async fn handle(
         header("signature"),
     );
     let reply = |content: Value| Ok(signed(server, path, content, false));
+    // Refused at the door: Antom cannot tell whose request this is and answers unsigned.
+    let unsigned = |content: Value| {
+        Ok(plain(
+            StatusCode::OK,
+            "application/json; charset=UTF-8",
+            content.to_string(),
+        ))
+    };
     if client_id != server.client_id {
-        return reply(result("F", "CLIENT_INVALID", "unknown client id"));
+        return unsigned(result("F", "CLIENT_INVALID", "the client id is invalid"));
     }
     let body_text = String::from_utf8_lossy(body);
     let content = sign_content("POST", path, client_id, request_time, &body_text);
@@ -83,8 +91,15 @@ pub(super) async fn handle(
             .app_public_key
             .verify_sha256_base64(content.as_bytes(), &sig)
     });
+    if !signature.contains("keyVersion=1") {
+        return unsigned(result(
+            "F",
+            "KEY_NOT_FOUND",
+            "no key of this version is configured for the client id",
+        ));
+    }
     if request_time.is_empty() || !verified {
-        return reply(result(
+        return unsigned(result(
             "F",
             "INVALID_SIGNATURE",
             "the request signature did not verify",
@@ -187,6 +202,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             .to_string(),
         store_id: None,
     };
+    let scenario = super::scenario(pay.code.expose());
     let (outcome, delay) = server.sandbox.decide_pay(&pay);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
@@ -201,6 +217,10 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
         v
     };
     match outcome {
+        Outcome::Unknown(_) if scenario == super::Scenario::SystemErrorButPaid => reply(
+            result("F", "SYSTEM_ERROR", "system error, contact support"),
+            false,
+        ),
         Outcome::Success(p) => reply(paid(&p.trade_id), false),
         Outcome::Failed(f) => reply(result("F", ams_code(&f.code), &f.message), false),
         Outcome::Unknown(u) => match u.kind {
@@ -218,7 +238,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
                 false,
             ),
         },
-        Outcome::NotSent(_) => Err(DropConnection),
+        Outcome::NotSent(_) | Outcome::Rejected(_) => Err(DropConnection),
     }
 }
 
@@ -250,6 +270,14 @@ async fn inquiry(server: &SandboxServer, request_id: &str, payment_id: &str) -> 
             v
         }
         Outcome::Success(TradeStatus::Waiting) => status("PROCESSING"),
+        // Paid, then given back by a cancel: cancelled, with the time it was paid.
+        Outcome::Success(TradeStatus::Reversed(p)) => {
+            let mut v = status("CANCELLED");
+            v["paymentAmount"] = p.amount.map(|a| amount_json(&a)).unwrap_or(Value::Null);
+            v["paymentTime"] = json!(now_iso());
+            v["paymentResultCode"] = json!("ORDER_IS_CANCELED");
+            v
+        }
         Outcome::Success(TradeStatus::Closed(f)) => {
             let cancelled = matches!(f.code.as_str(), "TRADE_HAS_CLOSE" | "TRADE_CLOSED");
             let mut v = status(if cancelled { "CANCELLED" } else { "FAIL" });
@@ -271,6 +299,9 @@ async fn cancel(server: &SandboxServer, request_id: &str, payment_id: &str) -> V
         );
     }
     match server.sandbox.cancel(&request_id).await {
+        Outcome::Success(Cancelled::NotCreated { .. }) => {
+            result("F", "ORDER_NOT_EXIST", "no such payment")
+        }
         Outcome::Success(Cancelled::Closed | Cancelled::Refunded) => {
             let mut v = result("S", "SUCCESS", "success");
             v["paymentRequestId"] = json!(request_id);

@@ -14,7 +14,15 @@
 //! | `07` | connection dropped after charging |
 //! | `08` | answer with a bad signature; the charge went through |
 //! | `09` | risk reject (failed, not charged) |
+//! | `10` | answers "unknown" and never creates the payment (not charged) |
+//! | `11` | connection reset before the payment is created (not charged) |
+//! | `12` | answers `40004 aop.ACQ.SYSTEM_ERROR` (AMS: `F SYSTEM_ERROR`), but the charge went through |
+//! | `13` | customer must confirm; pays the moment the cancel arrives (the cancel refunds it) |
 //! | other | success, as `00` |
+//!
+//! A cancel of a request id the sandbox never created answers "no such payment", as the
+//! providers do; the id stays closed, so a pay arriving later is refused. Requests from a
+//! wrong app id, client id or key are refused at the door, unsigned (the HTTP servers).
 //!
 //! Like the real providers it is idempotent per request id, refuses a code already used
 //! under another request id, and a cancel closes the request id for good.
@@ -55,6 +63,10 @@ pub enum Scenario {
     DropAfterCharge,
     BadSignatureButPaid,
     RiskReject,
+    NeverCreatedUnknown,
+    NeverCreatedDropped,
+    SystemErrorButPaid,
+    PaysAtCancel,
 }
 
 pub fn scenario(code: &str) -> Scenario {
@@ -68,6 +80,10 @@ pub fn scenario(code: &str) -> Scenario {
         Some("07") => Scenario::DropAfterCharge,
         Some("08") => Scenario::BadSignatureButPaid,
         Some("09") => Scenario::RiskReject,
+        Some("10") => Scenario::NeverCreatedUnknown,
+        Some("11") => Scenario::NeverCreatedDropped,
+        Some("12") => Scenario::SystemErrorButPaid,
+        Some("13") => Scenario::PaysAtCancel,
         _ => Scenario::Success,
     }
 }
@@ -103,9 +119,10 @@ impl Scenario {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum TradeState {
-    /// Waiting for the customer; pays at `pays_at` if set.
+    /// Waiting for the customer; pays at `pays_at` if set, or when a cancel arrives.
     Waiting {
         pays_at: Option<DateTime<Utc>>,
+        pays_at_cancel: bool,
     },
     Paid,
     /// Closed unpaid (by cancel or failure).
@@ -114,6 +131,8 @@ enum TradeState {
     },
     /// Paid, then refunded in full by a cancel.
     CancelledRefunded,
+    /// Never created: a cancel came for an id no pay created. Closed for good.
+    NeverCreated,
 }
 
 #[derive(Debug, Clone)]
@@ -322,12 +341,34 @@ impl Sandbox {
                 Duration::ZERO,
             );
         }
+        let scenario = scenario(code);
+        match scenario {
+            // Lost before the provider processed it: no trade, the code not used.
+            Scenario::NeverCreatedUnknown => {
+                return (
+                    Outcome::Unknown(Unknown::new(
+                        UnknownKind::ProviderUnsure,
+                        "SYSTEM_ERROR: system busy, outcome unknown",
+                    )),
+                    Duration::ZERO,
+                );
+            }
+            Scenario::NeverCreatedDropped => {
+                return (
+                    Outcome::Unknown(Unknown::new(
+                        UnknownKind::ConnectionLost,
+                        "connection reset before the request was processed",
+                    )),
+                    Duration::ZERO,
+                );
+            }
+            _ => {}
+        }
         ledger
             .codes
             .insert(code.to_string(), request.request_id.clone());
         ledger.next_trade += 1;
         let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
-        let scenario = scenario(code);
         let (state, outcome, delay) = match scenario {
             Scenario::InsufficientBalance | Scenario::ExpiredCode | Scenario::RiskReject => {
                 let f = scenario.failure().unwrap_or_else(|| unreachable!());
@@ -336,11 +377,14 @@ impl Sandbox {
                 };
                 (state, Outcome::Failed(f), Duration::ZERO)
             }
-            Scenario::ConfirmThenPay | Scenario::ConfirmNeverPays => {
+            Scenario::ConfirmThenPay | Scenario::ConfirmNeverPays | Scenario::PaysAtCancel => {
                 let pays_at = (scenario == Scenario::ConfirmThenPay)
                     .then(|| now + chrono::Duration::from_std(CONFIRM_DELAY).unwrap_or_default());
                 (
-                    TradeState::Waiting { pays_at },
+                    TradeState::Waiting {
+                        pays_at,
+                        pays_at_cancel: scenario == Scenario::PaysAtCancel,
+                    },
                     Outcome::Unknown(Unknown::new(
                         UnknownKind::BuyerConfirming,
                         "customer is confirming the payment in the wallet",
@@ -353,7 +397,7 @@ impl Sandbox {
                 Outcome::Success(paid(&trade_no, request.amount)),
                 Duration::ZERO,
             ),
-            Scenario::UnknownButPaid => (
+            Scenario::UnknownButPaid | Scenario::SystemErrorButPaid => (
                 TradeState::Paid,
                 Outcome::Unknown(Unknown::new(
                     UnknownKind::ProviderUnsure,
@@ -382,6 +426,9 @@ impl Sandbox {
                 )),
                 Duration::ZERO,
             ),
+            Scenario::NeverCreatedUnknown | Scenario::NeverCreatedDropped => {
+                unreachable!("answered above without a trade")
+            }
         };
         ledger.trades.insert(
             request.request_id.clone(),
@@ -418,7 +465,9 @@ fn paid(trade_no: &str, amount: Amount) -> Paid {
 
 /// Lets time act on a trade: a customer confirming pays when the moment comes.
 fn settle(trade: &mut Trade, now: DateTime<Utc>) {
-    if let TradeState::Waiting { pays_at: Some(at) } = trade.state
+    if let TradeState::Waiting {
+        pays_at: Some(at), ..
+    } = trade.state
         && now >= at
     {
         trade.state = TradeState::Paid;
@@ -440,6 +489,7 @@ fn answer_for(trade: &Trade) -> Outcome<Paid> {
         TradeState::CancelledRefunded => {
             Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade cancelled and refunded"))
         }
+        TradeState::NeverCreated => Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade closed")),
     }
 }
 
@@ -450,6 +500,7 @@ fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
         TradeState::Waiting { .. } => (0, 0, "waiting"),
         TradeState::Paid => (amount, refunds, "paid"),
         TradeState::Closed { .. } => (0, 0, "closed"),
+        TradeState::NeverCreated => (0, 0, "never_created"),
         TradeState::CancelledRefunded => (amount, amount, "cancelled_refunded"),
     };
     LedgerEntry {
@@ -487,15 +538,17 @@ impl Gateway for Sandbox {
         };
         settle(trade, now);
         let status = match &trade.state {
+            TradeState::NeverCreated => TradeStatus::NotFound,
             TradeState::Waiting { .. } => TradeStatus::Waiting,
             TradeState::Paid => TradeStatus::Paid(Paid {
                 trade_id: trade.trade_no.clone(),
                 amount: trade.amount,
             }),
             TradeState::Closed { code } => TradeStatus::Closed(failure(code, "trade closed")),
-            TradeState::CancelledRefunded => {
-                TradeStatus::Closed(failure("TRADE_CLOSED", "paid, then refunded by a cancel"))
-            }
+            TradeState::CancelledRefunded => TradeStatus::Reversed(Paid {
+                trade_id: trade.trade_no.clone(),
+                amount: trade.amount,
+            }),
         };
         Outcome::Success(status)
     }
@@ -508,18 +561,30 @@ impl Gateway for Sandbox {
             .trades
             .entry(request_id.to_string())
             .or_insert_with(|| Trade {
-                // Cancel before the pay arrived: the id is closed, a late pay is refused.
+                // Cancel before any pay created it: the id is closed, a late pay is refused.
                 trade_no: format!("SBX{}{:08}", now.format("%Y%m%d"), next),
                 code: String::new(),
                 amount: None,
-                state: TradeState::Waiting { pays_at: None },
+                state: TradeState::NeverCreated,
                 refunds: BTreeMap::new(),
                 subject: String::new(),
                 paid_at: None,
                 reversed_at: None,
             });
         settle(trade, now);
+        if let TradeState::Waiting {
+            pays_at_cancel: true,
+            ..
+        } = trade.state
+        {
+            // The customer confirms in the very moment the cancel arrives.
+            trade.state = TradeState::Paid;
+            trade.paid_at = Some(now);
+        }
         let action = match trade.state {
+            TradeState::NeverCreated => Cancelled::NotCreated {
+                code: "TRADE_NOT_EXIST",
+            },
             TradeState::Waiting { .. } | TradeState::Closed { .. } => {
                 trade.state = TradeState::Closed {
                     code: "TRADE_HAS_CLOSE".to_string(),
@@ -657,8 +722,17 @@ mod tests {
         s.pay(&request("r1", "286000000000000005")).await;
         assert_eq!(s.cancel("r1").await, Outcome::Success(Cancelled::Refunded));
         assert_eq!(s.ledger()[0].net_minor(), 0);
-        // Cancel before any pay: a late pay under that id is refused and charges nothing.
-        assert_eq!(s.cancel("r2").await, Outcome::Success(Cancelled::Closed));
+        // Cancel before any pay: no such payment; a late pay under that id is refused and
+        // charges nothing.
+        let not_created = Outcome::Success(Cancelled::NotCreated {
+            code: "TRADE_NOT_EXIST",
+        });
+        assert_eq!(s.cancel("r2").await, not_created);
+        assert_eq!(s.cancel("r2").await, not_created, "and says so again");
+        assert_eq!(
+            s.inquire("r2").await,
+            Outcome::Success(TradeStatus::NotFound)
+        );
         assert!(matches!(
             s.pay(&request("r2", "286000000000000100")).await,
             Outcome::Failed(_)
@@ -673,5 +747,48 @@ mod tests {
         assert_eq!(scenario("286000000000000009"), Scenario::RiskReject);
         assert_eq!(scenario("286000000000000042"), Scenario::Success);
         assert_eq!(scenario("0"), Scenario::Success);
+        assert_eq!(
+            scenario("286000000000000010"),
+            Scenario::NeverCreatedUnknown
+        );
+        assert_eq!(scenario("286000000000000013"), Scenario::PaysAtCancel);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pay_lost_before_processing_creates_nothing_and_its_cancel_says_so() {
+        let s = sandbox();
+        for (id, code) in [("r1", "286000000000000010"), ("r2", "286000000000000011")] {
+            assert!(matches!(
+                s.pay(&request(id, code)).await,
+                Outcome::Unknown(_)
+            ));
+            assert_eq!(s.inquire(id).await, Outcome::Success(TradeStatus::NotFound));
+            assert!(matches!(
+                s.cancel(id).await,
+                Outcome::Success(Cancelled::NotCreated { .. })
+            ));
+        }
+        let net: i64 = s.ledger().iter().map(LedgerEntry::net_minor).sum();
+        assert_eq!(net, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_customer_paying_as_the_cancel_arrives_is_refunded_by_it() {
+        let s = sandbox();
+        assert!(matches!(
+            s.pay(&request("r1", "286000000000000013")).await,
+            Outcome::Unknown(_)
+        ));
+        assert_eq!(
+            s.inquire("r1").await,
+            Outcome::Success(TradeStatus::Waiting)
+        );
+        assert_eq!(s.cancel("r1").await, Outcome::Success(Cancelled::Refunded));
+        assert!(matches!(
+            s.inquire("r1").await,
+            Outcome::Success(TradeStatus::Reversed(_))
+        ));
+        assert_eq!(s.ledger()[0].charged_minor, 1250);
+        assert_eq!(s.ledger()[0].net_minor(), 0);
     }
 }

@@ -248,13 +248,15 @@ impl SandboxServer {
                 ));
             }
         }
+        // Refused at the door: the platform cannot tell whose request this is, so it answers
+        // in `error_response` without a signature.
+        let unsigned = |sub_code: &str, sub_msg: &str| {
+            self.unsigned(json!({
+                "code": "40002", "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg,
+            }))
+        };
         if params["app_id"] != self.app_id {
-            return Ok(reject(
-                "40002",
-                "Invalid Arguments",
-                "isv.invalid-app-id",
-                "no such app_id",
-            ));
+            return Ok(unsigned("isv.invalid-app-id", "无效的AppID参数"));
         }
         if params["sign_type"] != "RSA2" {
             return Ok(reject(
@@ -269,9 +271,8 @@ impl SandboxServer {
             .app_public_key
             .verify_sha256_base64(content.as_bytes(), &params["sign"])
         {
-            return Ok(reject(
-                "40002",
-                "Invalid Arguments",
+            // Like the platform, the message quotes what it checked: auth_code included.
+            return Ok(unsigned(
                 "isv.invalid-signature",
                 &format!(
                     "验签出错，建议检查签名字符串或签名私钥与应用公钥是否匹配，网关生成的验签字符串为：{content}"
@@ -404,6 +405,7 @@ impl SandboxServer {
                 .to_string(),
             store_id: None,
         };
+        let scenario = super::scenario(request.code.expose());
         let (outcome, delay) = self.sandbox.decide_pay(&request);
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
@@ -420,6 +422,10 @@ impl SandboxServer {
             })
         };
         match outcome {
+            Outcome::Unknown(_) if scenario == super::Scenario::SystemErrorButPaid => fail(
+                "aop.ACQ.SYSTEM_ERROR",
+                "系统错误",
+            ),
             Outcome::Success(p) => Ok(self.answer(node, paid(&p.trade_id), false)),
             Outcome::Failed(f) => {
                 let sub = match f.code.as_str() {
@@ -445,7 +451,7 @@ impl SandboxServer {
                     false,
                 )),
             },
-            Outcome::NotSent(_) => Err(DropConnection),
+            Outcome::NotSent(_) | Outcome::Rejected(_) => Err(DropConnection),
         }
     }
 
@@ -470,7 +476,7 @@ impl SandboxServer {
                 "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "trade_status": "WAIT_BUYER_PAY",
                 "trade_no": self.trade_no(out_trade_no),
             }),
-            Outcome::Success(TradeStatus::Closed(_)) => json!({
+            Outcome::Success(TradeStatus::Closed(_) | TradeStatus::Reversed(_)) => json!({
                 "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "trade_status": "TRADE_CLOSED",
                 "trade_no": self.trade_no(out_trade_no),
             }),
@@ -485,6 +491,10 @@ impl SandboxServer {
         let content = match crate::gateway::Gateway::cancel(self.sandbox.as_ref(), out_trade_no)
             .await
         {
+            Outcome::Success(Cancelled::NotCreated { .. }) => json!({
+                "code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST",
+                "sub_msg": "交易不存在", "retry_flag": "N",
+            }),
             Outcome::Success(action) => json!({
                 "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "retry_flag": "N",
                 "action": if action == Cancelled::Refunded { "refund" } else { "close" },
@@ -592,6 +602,12 @@ impl SandboxServer {
             }
             Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
         }
+    }
+
+    /// `{"error_response":<content>}` without a signature: a refusal at the door.
+    fn unsigned(&self, content: Value) -> Response<Full<Bytes>> {
+        let body = format!("{{\"error_response\":{content}}}");
+        plain(StatusCode::OK, "text/html;charset=utf-8", body)
     }
 
     fn answer(&self, node: &str, content: Value, bad_signature: bool) -> Response<Full<Bytes>> {

@@ -164,6 +164,7 @@ fn kind<T>(o: Outcome<T>) -> String {
         Outcome::Failed(f) => format!("failed:{}", f.code),
         Outcome::Unknown(u) => format!("unknown:{}", u.kind.as_str()),
         Outcome::NotSent(_) => "not_sent".into(),
+        Outcome::Rejected(f) => format!("rejected:{}", f.code),
     }
 }
 
@@ -199,7 +200,8 @@ fn pay_result_codes_map_to_the_documented_action() {
             "{code}"
         );
     }
-    let failures = [
+    // Refused at the door: nothing processed, the credentials or the API are wrong.
+    let door = [
         "ACCESS_DENIED",
         "CLIENT_INVALID",
         "INVALID_API",
@@ -208,6 +210,15 @@ fn pay_result_codes_map_to_the_documented_action() {
         "MEDIA_TYPE_NOT_ACCEPTABLE",
         "INVALID_SIGNATURE",
         "KEY_NOT_FOUND",
+    ];
+    for code in door {
+        let Outcome::Rejected(f) = pay_outcome(&res("F", code), "R") else {
+            panic!("{code}")
+        };
+        assert_eq!(f.code, code);
+        assert!(refused_at_door(code));
+    }
+    let failures = [
         "INVALID_CONTRACT",
         "INVALID_MERCHANT_STATUS",
         "MERCHANT_KYB_NOT_QUALIFIED",
@@ -293,32 +304,49 @@ fn inquiry_payment_status_maps_to_trade_states() {
     ));
     assert!(matches!(
         inquiry_outcome(&res("F", "CLIENT_INVALID"), "R"),
-        Outcome::Failed(_)
+        Outcome::Rejected(_)
+    ));
+    // Paid, then cancelled: the payment time says it was paid.
+    let mut reversed = res("S", "SUCCESS");
+    reversed["paymentStatus"] = json!("CANCELLED");
+    reversed["paymentId"] = json!("P1");
+    reversed["paymentTime"] = json!("2026-12-02T10:00:00+08:00");
+    assert!(matches!(
+        inquiry_outcome(&reversed, "R"),
+        Outcome::Success(TradeStatus::Reversed(_))
+    ));
+    reversed.as_object_mut().map(|o| o.remove("paymentTime"));
+    assert!(matches!(
+        inquiry_outcome(&reversed, "R"),
+        Outcome::Success(TradeStatus::Closed(_))
     ));
 }
 
 #[test]
 fn cancel_and_refund_results() {
+    // Accepted: whether it closed or refunded is asked after it (the client does that).
     assert_eq!(
-        cancel_outcome(&res("S", "SUCCESS"), false),
+        cancel_outcome(&res("S", "SUCCESS")),
         Outcome::Success(Cancelled::Closed)
     );
-    assert_eq!(
-        cancel_outcome(&res("S", "SUCCESS"), true),
-        Outcome::Success(Cancelled::Refunded)
-    );
     assert!(matches!(
-        cancel_outcome(&res("U", "UNKNOWN_EXCEPTION"), false),
+        cancel_outcome(&res("U", "UNKNOWN_EXCEPTION")),
         Outcome::Unknown(_)
     ));
     assert!(matches!(
-        cancel_outcome(&res("F", "CANCEL_WINDOW_EXCEED"), false),
+        cancel_outcome(&res("F", "CANCEL_WINDOW_EXCEED")),
         Outcome::Failed(_)
     ));
     assert_eq!(
-        cancel_outcome(&res("F", "ORDER_NOT_EXIST"), false),
-        Outcome::Success(Cancelled::Closed)
+        cancel_outcome(&res("F", "ORDER_NOT_EXIST")),
+        Outcome::Success(Cancelled::NotCreated {
+            code: "ORDER_NOT_EXIST"
+        })
     );
+    assert!(matches!(
+        cancel_outcome(&res("F", "CLIENT_INVALID")),
+        Outcome::Rejected(_)
+    ));
     assert!(matches!(
         refund_outcome(&res("S", "SUCCESS")),
         Outcome::Success(_)

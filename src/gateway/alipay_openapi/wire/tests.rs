@@ -188,19 +188,19 @@ fn pay_codes_map_to_the_documented_action() {
         ),
         (
             r#"{"code":"40002","msg":"Invalid Arguments","sub_code":"isv.invalid-signature"}"#,
-            "failed:isv.invalid-signature",
+            "rejected:isv.invalid-signature",
         ),
         (
             r#"{"code":"40001","msg":"Missing Required Arguments","sub_code":"isv.missing-app-id"}"#,
-            "failed:isv.missing-app-id",
+            "rejected:isv.missing-app-id",
         ),
         (
             r#"{"code":"40006","msg":"Insufficient Permissions","sub_code":"isv.insufficient-isv-permissions"}"#,
-            "failed:isv.insufficient-isv-permissions",
+            "rejected:isv.insufficient-isv-permissions",
         ),
         (
             r#"{"code":"20001","msg":"Insufficient Token Permissions","sub_code":"aop.invalid-auth-token"}"#,
-            "failed:aop.invalid-auth-token",
+            "rejected:aop.invalid-auth-token",
         ),
         (
             r#"{"code":"10000","msg":"Success"}"#,
@@ -218,6 +218,7 @@ fn pay_codes_map_to_the_documented_action() {
             Outcome::Failed(f) => format!("failed:{}", f.code),
             Outcome::Unknown(u) => format!("unknown:{}", u.kind.as_str()),
             Outcome::NotSent(_) => "not_sent".to_string(),
+            Outcome::Rejected(f) => format!("rejected:{}", f.code),
         };
         assert_eq!(&got, expected, "{json}");
     }
@@ -391,4 +392,83 @@ fn every_documented_pay_sub_code_is_a_definite_failure_with_a_specific_message()
     // A bare 20000 carrying ACQ.SYSTEM_ERROR (as the Java SDK fabricates) is unknown too.
     let json = r#"{"code":"20000","msg":"x","sub_code":"ACQ.SYSTEM_ERROR"}"#;
     assert!(matches!(pay_outcome(&node(json), "R"), Outcome::Unknown(_)));
+}
+
+/// Every documented spelling of a system error, under every code it comes with, is "unknown"
+/// for every method: a charged customer must never be reported "not paid".
+#[test]
+fn a_system_error_is_never_a_definite_failure_whatever_its_spelling() {
+    let spellings = [
+        ("40004", "ACQ.SYSTEM_ERROR"),
+        ("40004", "aop.ACQ.SYSTEM_ERROR"),
+        ("20000", "ACQ.SYSTEM_ERROR"),
+        ("20000", "aop.ACQ.SYSTEM_ERROR"),
+        ("20000", "isp.unknow-error"),
+        ("20000", "aop.unknow-error"),
+        ("40004", "isp.unknow-error"),
+    ];
+    for (code, sub) in spellings {
+        let json = format!(
+            r#"{{"code":"{code}","msg":"Business Failed","sub_code":"{sub}","sub_msg":"系统错误"}}"#
+        );
+        let n = node(&json);
+        let what = format!("{code} {sub}");
+        assert!(
+            matches!(pay_outcome(&n, "R"), Outcome::Unknown(u) if u.kind == UnknownKind::ProviderUnsure),
+            "pay {what}"
+        );
+        assert!(
+            matches!(query_outcome(&n, "R"), Outcome::Unknown(_)),
+            "query {what}"
+        );
+        assert!(
+            matches!(cancel_outcome(&n), Outcome::Unknown(_)),
+            "cancel {what}"
+        );
+        assert!(
+            matches!(refund_outcome(&n), Outcome::Unknown(_)),
+            "refund {what}"
+        );
+        assert!(
+            matches!(refund_query_outcome(&n), Outcome::Unknown(_)),
+            "refund query {what}"
+        );
+    }
+}
+
+#[test]
+fn codes_match_with_or_without_the_aop_prefix() {
+    let n =
+        node(r#"{"code":"40004","msg":"Business Failed","sub_code":"aop.ACQ.TRADE_NOT_EXIST"}"#);
+    assert_eq!(
+        query_outcome(&n, "R"),
+        Outcome::Success(TradeStatus::NotFound)
+    );
+    assert!(matches!(
+        cancel_outcome(&n),
+        Outcome::Success(Cancelled::NotCreated { .. })
+    ));
+    let n = node(
+        r#"{"code":"40004","msg":"Business Failed","sub_code":"aop.ACQ.PAYMENT_AUTH_CODE_INVALID"}"#,
+    );
+    let Outcome::Failed(f) = pay_outcome(&n, "R") else {
+        panic!("a definite failure")
+    };
+    assert!(f.cashier.contains("refresh the code"), "{}", f.cashier);
+    let n =
+        node(r#"{"code":"40004","msg":"Business Failed","sub_code":"aop.ACQ.TRADE_HAS_SUCCESS"}"#);
+    assert!(matches!(pay_outcome(&n, "R"), Outcome::Unknown(_)));
+}
+
+#[test]
+fn a_cancel_of_a_trade_never_created_says_not_created_not_refused() {
+    let n = node(
+        r#"{"code":"40004","msg":"Business Failed","sub_code":"ACQ.TRADE_NOT_EXIST","sub_msg":"交易不存在","retry_flag":"N"}"#,
+    );
+    assert_eq!(
+        cancel_outcome(&n),
+        Outcome::Success(Cancelled::NotCreated {
+            code: "ACQ.TRADE_NOT_EXIST"
+        })
+    );
 }
