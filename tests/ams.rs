@@ -222,23 +222,39 @@ async fn requests_the_gateway_cannot_verify_are_refused_and_charge_nothing() {
     let (sbx, app, alipay) = sandbox(&dir.path().join("sbx")).await;
     let stranger = PrivateKey::generate(1024, "stranger").unwrap();
     let wrong_key = client(&sbx.origin, DEFAULT_CLIENT_ID, stranger, alipay.clone());
-    let Outcome::Failed(f) = wrong_key
+    // Refused at the door, unsigned: believed as a refusal that moved nothing.
+    let Outcome::Rejected(f) = wrong_key
         .pay(&pay_request("T1_a", "286000000000000000", usd(100)))
         .await
     else {
         panic!()
     };
     assert_eq!(f.code, "INVALID_SIGNATURE");
-    let wrong_client = client(&sbx.origin, "SANDBOX_OTHER", app, alipay);
-    // The sandbox signs its refusal for its own client id, which the client does not trust.
+    let wrong_client = client(&sbx.origin, "SANDBOX_OTHER", app, alipay.clone());
     let outcome = wrong_client
         .pay(&pay_request("T1_b", "286000000000000100", usd(100)))
+        .await;
+    assert!(
+        matches!(&outcome, Outcome::Rejected(f) if f.code == "CLIENT_INVALID"),
+        "{outcome:?}"
+    );
+    assert!(ledger(&sbx.ledger_url).await.is_empty());
+    // An unsigned answer that is not a refusal at the door proves nothing.
+    let body = r#"{"result":{"resultStatus":"S","resultCode":"SUCCESS","resultMessage":"ok"},"paymentId":"P","paymentRequestId":"T1_c"}"#;
+    let unsigned = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (url, _) = fake_ams(vec![unsigned.into_bytes()]).await;
+    let stranger = PrivateKey::generate(1024, "stranger").unwrap();
+    let faked = client(&url, DEFAULT_CLIENT_ID, stranger, alipay);
+    let outcome = faked
+        .pay(&pay_request("T1_c", "286000000000000200", usd(100)))
         .await;
     assert!(
         matches!(&outcome, Outcome::Unknown(u) if u.kind == UnknownKind::BadSignature),
         "{outcome:?}"
     );
-    assert!(ledger(&sbx.ledger_url).await.is_empty());
 }
 
 async fn fake_ams(answers: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -375,7 +391,7 @@ async fn inquiry_and_cancel_report_what_happened() {
     );
     assert!(matches!(
         c.inquire("T1_p").await,
-        Outcome::Success(TradeStatus::Closed(_))
+        Outcome::Success(TradeStatus::Reversed(_))
     ));
     c.pay(&pay_request("T1_w", "286000000000000104", usd(100)))
         .await;

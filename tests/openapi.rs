@@ -179,7 +179,8 @@ async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
         DEFAULT_APP_ID,
         Duration::from_secs(5),
     );
-    let Outcome::Failed(f) = wrong_key
+    // Refused at the door, unsigned (as the platform does): believed, nothing moved.
+    let Outcome::Rejected(f) = wrong_key
         .pay(&pay_request("T1_a", "286000000000000000"))
         .await
     else {
@@ -196,7 +197,7 @@ async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
         "2021999999999999",
         Duration::from_secs(5),
     );
-    let Outcome::Failed(f) = wrong_app
+    let Outcome::Rejected(f) = wrong_app
         .pay(&pay_request("T1_b", "286000000000000100"))
         .await
     else {
