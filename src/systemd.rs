@@ -2,16 +2,28 @@
 //! `NOTIFY_SOCKET` (a path, or `@name` for an abstract socket). READY=1 once recovery has
 //! been handed to the watchdog, STATUS= with the counts that matter, WATCHDOG=1 only while the
 //! engine and watchdog loops are alive, STOPPING=1 on shutdown. Outside systemd, nothing.
+//!
+//! The socket is non-blocking: these are sent from runtime threads that also carry sales, so
+//! a receiver whose queue is full (a stuck supervisor, a harness that never reads) must not
+//! hold them up. A message that cannot be sent at once is dropped and counted.
 
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub struct Notifier {
     target: Option<(UnixDatagram, Target)>,
+    /// Notifications not sent (queue full, socket gone, …).
+    dropped: AtomicU64,
 }
 
+/// Whether a full queue has been reported at warn level yet: once per process, however many
+/// notifiers it has (`src/cli/run.rs` makes one for start and stop, one for housekeeping).
+static WARNED_FULL: AtomicBool = AtomicBool::new(false);
+
 enum Target {
-    Path(std::path::PathBuf),
+    Path(PathBuf),
     #[cfg(target_os = "linux")]
     Abstract(std::os::unix::net::SocketAddr),
 }
@@ -20,7 +32,7 @@ impl Notifier {
     /// From `NOTIFY_SOCKET`; a no-op notifier when it is unset or unusable.
     pub fn from_env() -> Notifier {
         let Some(name) = std::env::var_os("NOTIFY_SOCKET") else {
-            return Notifier { target: None };
+            return Notifier::with_target(None);
         };
         let name = name.to_string_lossy().into_owned();
         let target = if let Some(abstract_name) = name.strip_prefix('@') {
@@ -40,9 +52,23 @@ impl Notifier {
         } else {
             Some(Target::Path(name.into()))
         };
-        let socket = UnixDatagram::unbound().ok();
+        Notifier::with_target(target)
+    }
+
+    /// Notifies the socket bound at `path`, as `NOTIFY_SOCKET=path` would.
+    pub fn to_path(path: impl Into<PathBuf>) -> Notifier {
+        Notifier::with_target(Some(Target::Path(path.into())))
+    }
+
+    /// A socket that cannot be made non-blocking is not used: it could stall its caller.
+    fn with_target(target: Option<Target>) -> Notifier {
+        let socket = UnixDatagram::unbound()
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
+            .map_err(|e| tracing::debug!(error = %e, "no sd_notify socket"))
+            .ok();
         Notifier {
-            target: socket.zip(target),
+            target: target.and_then(|t| socket.map(|s| (s, t))),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -50,7 +76,13 @@ impl Notifier {
         self.target.is_some()
     }
 
-    /// Sends one state string (`READY=1`, `STATUS=…`); failures are logged, never fatal.
+    /// Notifications dropped so far because they could not be sent at once.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Sends one state string (`READY=1`, `STATUS=…`) without waiting: when it cannot go at
+    /// once it is dropped and counted, never retried, never fatal.
     pub fn notify(&self, state: &str) {
         let Some((socket, target)) = &self.target else {
             return;
@@ -60,8 +92,18 @@ impl Notifier {
             #[cfg(target_os = "linux")]
             Target::Abstract(addr) => socket.send_to_addr(state.as_bytes(), addr),
         };
-        if let Err(e) = sent {
-            tracing::debug!(error = %e, "sd_notify failed");
+        let Err(e) = sent else {
+            return;
+        };
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if e.kind() == std::io::ErrorKind::WouldBlock && !WARNED_FULL.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "the systemd notification socket is not being read (its queue is full); \
+                 notifications are dropped until it is read again"
+            );
+        } else {
+            tracing::debug!(error = %e, dropped, "sd_notify dropped");
         }
     }
 
@@ -102,9 +144,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
-        let notifier = Notifier {
-            target: Some((UnixDatagram::unbound().unwrap(), Target::Path(path))),
-        };
+        let notifier = Notifier::to_path(path);
         notifier.ready("3 in doubt");
         notifier.watchdog();
         notifier.stopping();
@@ -122,8 +162,35 @@ mod tests {
 
     #[test]
     fn without_notify_socket_nothing_happens() {
-        let n = Notifier { target: None };
+        let n = Notifier::with_target(None);
         assert!(!n.is_active());
         n.ready("x");
+        assert_eq!(n.dropped(), 0);
+    }
+
+    #[test]
+    fn a_receiver_that_never_reads_does_not_block_the_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        // Bound and never read: its queue fills after a few datagrams (the kernel limits a
+        // datagram socket's queue). A blocking send would wait here forever.
+        let _listener = UnixDatagram::bind(&path).unwrap();
+        let notifier = Notifier::to_path(&path);
+        assert!(notifier.is_active());
+        for i in 0..5000 {
+            notifier.status(&format!("gateway online; 0 payment(s) in doubt; sale {i}"));
+        }
+        notifier.watchdog();
+        assert!(notifier.dropped() > 0, "the queue never filled");
+        assert!(notifier.dropped() <= 5001);
+    }
+
+    #[test]
+    fn a_missing_socket_drops_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let notifier = Notifier::to_path(dir.path().join("nobody"));
+        notifier.ready("x");
+        notifier.watchdog();
+        assert_eq!(notifier.dropped(), 2);
     }
 }

@@ -1,8 +1,8 @@
 //! `scanpay run` as a process against `scanpay sandbox` as a process: killed with SIGKILL (or
 //! aborted at an exact step by a failpoint) mid-sale, restarted, and checked: every attempt
 //! final, the sandbox's ledger equal to the journal (money taken iff `paid`), no double
-//! charge, `PRAGMA integrity_check` ok. Also SIGTERM, systemd notifications, and an outage
-//! of the gateway while a payment is in doubt.
+//! charge, `PRAGMA integrity_check` ok. Also SIGTERM, systemd notifications (and a
+//! notification socket nobody reads), and an outage of the gateway while a payment is in doubt.
 
 mod common;
 
@@ -191,6 +191,71 @@ fn sigterm_stops_cleanly_and_systemd_hears_of_it() {
         }
     }
     assert!(seen.iter().any(|s| s == "STOPPING=1"), "{seen:?}");
+}
+
+#[test]
+fn a_notify_socket_nobody_reads_never_holds_up_a_sale() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let socket_path = dir.path().join("notify.sock");
+    // Bound, never read, and filled before the daemon starts: every notification it sends
+    // finds the queue full, as with a supervisor that is stuck.
+    let _socket = UnixDatagram::bind(&socket_path).unwrap();
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    let full = loop {
+        if let Err(e) = filler.send_to(b"STATUS=filler", &socket_path) {
+            break e;
+        }
+    };
+    assert_eq!(full.kind(), std::io::ErrorKind::WouldBlock, "{full}");
+    let mut cmd = scanpay();
+    cmd.args(["run", "--stdin", "--config"])
+        .arg(sandbox.config())
+        .env("NOTIFY_SOCKET", &socket_path)
+        // Watchdog pings too, each housekeeping round.
+        .env("WATCHDOG_USEC", "1000000")
+        .env_remove("WATCHDOG_PID");
+    let mut daemon = Daemon::spawn(cmd);
+    let started = Instant::now();
+    while !daemon.stderr().contains("scanpay running") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the daemon did not start:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let finished = |daemon: &Daemon| daemon.stdout.lock().unwrap().len();
+    let sales = 30;
+    for i in 0..sales {
+        let before = finished(&daemon);
+        let scanned = Instant::now();
+        daemon.feed(&format!("10.00\n28600000000003{i:02}00\n"));
+        while finished(&daemon) == before {
+            assert!(
+                scanned.elapsed() < Duration::from_secs(2),
+                "sale {i} not finished within 2 s of its scan:\n{}",
+                daemon.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let line: Value =
+            serde_json::from_str(daemon.stdout.lock().unwrap().last().unwrap()).unwrap();
+        assert_eq!(line["state"], "paid", "sale {i}: {line}");
+    }
+    assert!(daemon.terminate().success(), "{}", daemon.stderr());
+    let stderr = daemon.stderr();
+    assert_eq!(
+        stderr
+            .matches("notification socket is not being read")
+            .count(),
+        1,
+        "one warning for the full queue:\n{stderr}"
+    );
+    let states = assert_journal_and_ledger_agree(&sandbox.journal(), &sandbox.ledger());
+    assert_eq!(states, vec![SaleState::Paid; sales]);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -137,6 +137,16 @@ impl PrivateKey {
         let pem = self
             .key
             .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        write_file(path, pem.as_bytes(), 0o600)
+    }
+
+    /// Writes the key as PKCS#1 PEM (`RSA PRIVATE KEY`) with mode 0600, for tools that read
+    /// only that form (Alipay's Python SDKs).
+    pub fn write_pkcs1_pem(&self, path: &Path) -> Result<(), KeyError> {
+        let pem = self
+            .key
+            .to_pkcs1_pem(LineEnding::LF)
             .map_err(|e| KeyError::Generate(e.to_string()))?;
         write_file(path, pem.as_bytes(), 0o600)
     }

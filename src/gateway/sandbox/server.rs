@@ -38,12 +38,17 @@ pub struct SandboxKeys {
     pub app_public_key: PublicKey,
     /// Present when the sandbox generated the app key (so it can write a client config).
     pub app_private_key_file: Option<PathBuf>,
+    /// The same app key as PKCS#1 (`RSA PRIVATE KEY`), for SDKs that read only that form
+    /// (Alipay's Python SDKs); `app_private_key_file` is PKCS#8.
+    pub app_private_key_pkcs1_file: Option<PathBuf>,
     pub gateway_public_key_file: PathBuf,
 }
 
 impl SandboxKeys {
     /// Loads the keys from `dir`, generating (and writing) any that are missing. With
-    /// `app_public_key`, the merchant brings its own key and no app key is generated.
+    /// `app_public_key`, the merchant brings its own key and no app key is generated. Each
+    /// private key is also written as PKCS#1 (`…_pkcs1.pem`), again on every start, so the two
+    /// files of a key never differ.
     pub fn load_or_create(
         dir: &Path,
         bits: usize,
@@ -56,21 +61,26 @@ impl SandboxKeys {
         let gateway_private = dir.join("alipay_private_key.pem");
         let gateway_public = dir.join("alipay_public_key.pem");
         let gateway_key = load_or_generate(&gateway_private, bits, "sandbox gateway key")?;
+        gateway_key.write_pkcs1_pem(&dir.join("alipay_private_key_pkcs1.pem"))?;
         gateway_key.public_key().write_pem(&gateway_public)?;
-        let (app_public_key, app_private_key_file) = match app_public_key {
-            Some(path) => (PublicKey::load(path)?, None),
-            None => {
-                let app_private = dir.join("app_private_key.pem");
-                let key = load_or_generate(&app_private, bits, "sandbox app key")?;
-                key.public_key()
-                    .write_pem(&dir.join("app_public_key.pem"))?;
-                (key.public_key(), Some(app_private))
-            }
-        };
+        let (app_public_key, app_private_key_file, app_private_key_pkcs1_file) =
+            match app_public_key {
+                Some(path) => (PublicKey::load(path)?, None, None),
+                None => {
+                    let app_private = dir.join("app_private_key.pem");
+                    let app_pkcs1 = dir.join("app_private_key_pkcs1.pem");
+                    let key = load_or_generate(&app_private, bits, "sandbox app key")?;
+                    key.write_pkcs1_pem(&app_pkcs1)?;
+                    key.public_key()
+                        .write_pem(&dir.join("app_public_key.pem"))?;
+                    (key.public_key(), Some(app_private), Some(app_pkcs1))
+                }
+            };
         Ok(SandboxKeys {
             gateway_key,
             app_public_key,
             app_private_key_file,
+            app_private_key_pkcs1_file,
             gateway_public_key_file: gateway_public,
         })
     }
@@ -637,6 +647,7 @@ pub(super) fn plain(status: StatusCode, content_type: &str, body: String) -> Res
 /// A client configuration for this sandbox, to be written into the key directory.
 pub fn client_config(url: &str, app_id: &str, keys: &SandboxKeys) -> Option<String> {
     let app_private = keys.app_private_key_file.as_ref()?;
+    let note = private_key_note(app_private, keys.app_private_key_pkcs1_file.as_deref());
     Some(format!(
         r#"# Written by `scanpay sandbox`: a client configuration for this sandbox.
 [terminal]
@@ -648,7 +659,7 @@ max_amount = "5000.00"
 kind = "alipay-openapi"
 url = "{url}"
 app_id = "{app_id}"
-private_key_file = "{}"
+{note}private_key_file = "{}"
 alipay_public_key_file = "{}"
 timeout_ms = 5000
 
@@ -667,6 +678,7 @@ inquiry_interval_ms = 1000
 /// An AMS client configuration for this sandbox, to be written into the key directory.
 pub fn ams_client_config(origin: &str, client_id: &str, keys: &SandboxKeys) -> Option<String> {
     let app_private = keys.app_private_key_file.as_ref()?;
+    let note = private_key_note(app_private, keys.app_private_key_pkcs1_file.as_deref());
     Some(format!(
         r#"# Written by `scanpay sandbox`: an Antom AMS client configuration for this sandbox.
 [terminal]
@@ -678,7 +690,7 @@ max_amount = "5000.00"
 kind = "alipay-ams"
 url = "{origin}"
 client_id = "{client_id}"
-private_key_file = "{}"
+{note}private_key_file = "{}"
 alipay_public_key_file = "{}"
 timeout_ms = 5000
 reference_merchant_id = "M0001"
@@ -704,4 +716,97 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// The comment above `private_key_file`: the two files the app key is written to, and which
+/// form each holds.
+fn private_key_note(pkcs8: &Path, pkcs1: Option<&Path>) -> String {
+    let Some(pkcs1) = pkcs1 else {
+        return String::new();
+    };
+    format!(
+        "# {} holds the app key as PKCS#8; {} holds the\n\
+         # same key as PKCS#1 (BEGIN RSA PRIVATE KEY), for SDKs that read only that form.\n",
+        file_name(pkcs8),
+        file_name(pkcs1)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_private_key_is_also_written_as_pkcs1() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = SandboxKeys::load_or_create(dir.path(), 1024, None).unwrap();
+        let pkcs8_file = keys.app_private_key_file.clone().unwrap();
+        let pkcs1_file = keys.app_private_key_pkcs1_file.clone().unwrap();
+        assert_eq!(pkcs8_file, dir.path().join("app_private_key.pem"));
+        assert_eq!(pkcs1_file, dir.path().join("app_private_key_pkcs1.pem"));
+        let message = b"app_id=2021000000000001&method=alipay.trade.pay";
+        for (pkcs8_file, pkcs1_file) in [
+            (pkcs8_file.clone(), pkcs1_file.clone()),
+            (
+                dir.path().join("alipay_private_key.pem"),
+                dir.path().join("alipay_private_key_pkcs1.pem"),
+            ),
+        ] {
+            let text = std::fs::read_to_string(&pkcs1_file).unwrap();
+            assert!(
+                text.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"),
+                "{}",
+                pkcs1_file.display()
+            );
+            let text = std::fs::read_to_string(&pkcs8_file).unwrap();
+            assert!(text.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            let mode = std::fs::metadata(&pkcs1_file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", pkcs1_file.display());
+            // Signatures are deterministic (PKCS#1 v1.5): the same key signs the same bytes.
+            let pkcs8 = PrivateKey::load(&pkcs8_file).unwrap();
+            let pkcs1 = PrivateKey::load(&pkcs1_file).unwrap();
+            assert_eq!(pkcs8.sign_sha256(message), pkcs1.sign_sha256(message));
+        }
+        let app = PrivateKey::load(&pkcs1_file).unwrap();
+        assert!(
+            keys.app_public_key
+                .verify_sha256(message, &app.sign_sha256(message))
+        );
+        // The next start reuses the key, and the PKCS#1 file still holds the same one.
+        let again = SandboxKeys::load_or_create(dir.path(), 1024, None).unwrap();
+        assert!(again.app_public_key.same_key(&keys.app_public_key));
+        let reloaded = PrivateKey::load(&pkcs1_file).unwrap();
+        assert_eq!(reloaded.sign_sha256(message), app.sign_sha256(message));
+    }
+
+    #[test]
+    fn the_client_configs_name_both_files_of_the_app_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = SandboxKeys::load_or_create(dir.path(), 1024, None).unwrap();
+        let configs = [
+            client_config("http://127.0.0.1:8089/gateway.do", DEFAULT_APP_ID, &keys),
+            ams_client_config("http://127.0.0.1:8089", DEFAULT_CLIENT_ID, &keys),
+        ];
+        for config in configs {
+            let config = config.unwrap();
+            let comment = "# app_private_key.pem holds the app key as PKCS#8; \
+                           app_private_key_pkcs1.pem holds the\n# same key as PKCS#1";
+            assert!(config.contains(comment), "{config}");
+            let parsed: toml::Table = toml::from_str(&config).unwrap();
+            assert_eq!(
+                parsed["gateway"]["private_key_file"].as_str(),
+                Some("app_private_key.pem")
+            );
+        }
+        // A merchant that brings its own key gets no config, and no key files of ours.
+        let own = tempfile::tempdir().unwrap();
+        let public = own.path().join("mine.pem");
+        keys.app_public_key.write_pem(&public).unwrap();
+        let theirs =
+            SandboxKeys::load_or_create(&own.path().join("sbx"), 1024, Some(&public)).unwrap();
+        assert!(theirs.app_private_key_pkcs1_file.is_none());
+        assert!(!own.path().join("sbx/app_private_key_pkcs1.pem").exists());
+        assert!(client_config("http://x", DEFAULT_APP_ID, &theirs).is_none());
+    }
 }
