@@ -190,6 +190,14 @@ pub struct Engine {
     wake: Arc<tokio::sync::Notify>,
     /// Set at shutdown: no new sale or scan is taken.
     stopping: std::sync::atomic::AtomicBool,
+    /// Runs right after an attempt's row is committed (tests force interleavings here).
+    #[cfg(test)]
+    pub(crate) after_attempt_written: Mutex<Option<Box<dyn Fn() + Send>>>,
+}
+
+#[cfg(test)]
+fn lock_hook<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Clears the on-the-wire flag however the pay request ends (answer, timeout, dropped).
@@ -244,6 +252,8 @@ impl Engine {
             on_wire: std::sync::atomic::AtomicBool::new(false),
             wake: Arc::new(tokio::sync::Notify::new()),
             stopping: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            after_attempt_written: Mutex::new(None),
         }
     }
 
@@ -321,7 +331,7 @@ impl Engine {
     pub async fn recover(&self) -> Result<Vec<SaleView>, JournalError> {
         let mut finished = Vec::new();
         for attempt in self.journal.open_attempts()? {
-            let Some(_claim) = self.owners.claim(attempt.id) else {
+            let Some(_claim) = self.owners.claim(&attempt.request_id) else {
                 continue;
             };
             tracing::warn!(request_id = %attempt.request_id, state = %attempt.state, "resuming attempt left open");
@@ -335,7 +345,7 @@ impl Engine {
             finished.push(view);
         }
         for refund in self.journal.open_refunds()? {
-            let Some(_claim) = self.owners.claim_work(Work::Refund, refund.id) else {
+            let Some(_claim) = self.owners.claim_work(Work::Refund, &refund.request_id) else {
                 continue;
             };
             tracing::warn!(refund = %refund.request_id, state = %refund.state, "resuming refund left open");
@@ -512,7 +522,7 @@ impl Engine {
     fn start_attempt(
         &self,
         code: &PaymentCode,
-    ) -> Result<(AttemptRow, InFlight<'_>, Option<Claim>), Refusal> {
+    ) -> Result<(AttemptRow, InFlight<'_>, Claim), Refusal> {
         if !self.gateway.accepts(code.wallet()) {
             return Err(Refusal::WalletNotAccepted {
                 wallet: code.wallet().display_name(),
@@ -547,8 +557,17 @@ impl Engine {
         let deadline = now
             + chrono::Duration::from_std(self.settings.watchdog.sale_deadline)
                 .unwrap_or(chrono::TimeDelta::MAX);
+        let request_id = new_request_id(&self.settings.terminal.id, now);
+        // Claimed before the row is written: from its commit on, the watchdog's sweep finds
+        // it owned, so no second worker can take it in between.
+        let claim = self
+            .owners
+            .claim(&request_id)
+            .ok_or_else(|| Refusal::InFlight {
+                request_id: request_id.clone(),
+            })?;
         let new = NewAttempt {
-            request_id: new_request_id(&self.settings.terminal.id, now),
+            request_id,
             gateway: self.gateway.name(),
             code,
             deadline_at: deadline,
@@ -563,8 +582,11 @@ impl Engine {
             }
             Err(e) => return Err(journal_err(e)),
         };
+        #[cfg(test)]
+        if let Some(hook) = lock_hook(&self.after_attempt_written).as_ref() {
+            hook();
+        }
         slots.in_flight = Some(attempt.request_id.clone());
-        let claim = self.owners.claim(attempt.id);
         Ok((attempt, InFlight(&self.slots), claim))
     }
 
@@ -781,7 +803,7 @@ impl Engine {
     /// Sends a journaled refund and waits a while for its outcome; one still in doubt is
     /// left to the watchdog.
     async fn send_refund(&self, row: crate::journal::RefundRow) -> Result<RefundView, EngineError> {
-        let claim = self.owners.claim_work(Work::Refund, row.id);
+        let claim = self.owners.claim_work(Work::Refund, &row.request_id);
         let give_up = self
             .settings
             .cancel_give_up_after

@@ -49,9 +49,11 @@ pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the custom
 pub const MSG_REFUNDED: &str =
     "the customer paid after the deadline; the payment was cancelled and refunded in full";
 
-/// What is being worked on right now: attempts and refunds, by journal id.
+/// What is being worked on right now: attempts and refunds, by request id. Keyed by the
+/// request id, not the row id, so the engine can claim an attempt before its row exists: the
+/// watchdog's sweep can never see a fresh attempt unowned.
 #[derive(Default)]
-pub struct Owners(Mutex<HashSet<(Work, i64)>>);
+pub struct Owners(Mutex<HashSet<(Work, String)>>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Work {
@@ -62,20 +64,21 @@ pub enum Work {
 /// Ownership of one attempt or refund; released on drop.
 pub struct Claim {
     owners: Arc<Owners>,
-    key: (Work, i64),
+    key: (Work, String),
 }
 
 impl Owners {
-    /// Takes attempt `id` unless someone already works on it.
-    pub fn claim(self: &Arc<Self>, id: i64) -> Option<Claim> {
-        self.claim_work(Work::Attempt, id)
+    /// Takes the attempt sent under `request_id` unless someone already works on it.
+    pub fn claim(self: &Arc<Self>, request_id: &str) -> Option<Claim> {
+        self.claim_work(Work::Attempt, request_id)
     }
 
-    pub fn claim_work(self: &Arc<Self>, work: Work, id: i64) -> Option<Claim> {
+    pub fn claim_work(self: &Arc<Self>, work: Work, request_id: &str) -> Option<Claim> {
         let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        set.insert((work, id)).then(|| Claim {
+        let key = (work, request_id.to_string());
+        set.insert(key.clone()).then(|| Claim {
             owners: self.clone(),
-            key: (work, id),
+            key,
         })
     }
 
@@ -516,7 +519,7 @@ impl Watchdog {
     pub fn sweep(&self) -> Result<usize, JournalError> {
         let mut started = 0;
         for attempt in self.resolver.journal.open_attempts()? {
-            let Some(claim) = self.owners.claim(attempt.id) else {
+            let Some(claim) = self.owners.claim(&attempt.request_id) else {
                 continue;
             };
             started += 1;
@@ -535,7 +538,7 @@ impl Watchdog {
             });
         }
         for refund in self.resolver.journal.open_refunds()? {
-            let Some(claim) = self.owners.claim_work(Work::Refund, refund.id) else {
+            let Some(claim) = self.owners.claim_work(Work::Refund, &refund.request_id) else {
                 continue;
             };
             started += 1;

@@ -872,3 +872,29 @@ async fn after_stop_no_sale_is_started() {
     assert!(refused.to_string().contains("stopping"), "{refused}");
     assert!(h.engine.armed().is_none());
 }
+
+/// The watchdog's sweep runs in the very moment between the attempt's commit and the rest of
+/// the engine's start: it must find the attempt owned, so exactly one worker sends it.
+#[tokio::test(start_paused = true)]
+async fn a_sweep_right_after_the_attempt_is_written_finds_it_owned() {
+    let h = harness();
+    let watchdog = Arc::new(h.engine.watchdog());
+    let taken = Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    let (w, t) = (watchdog.clone(), taken.clone());
+    *lock_hook(&h.engine.after_attempt_written) = Some(Box::new(move || {
+        let n = w.sweep().unwrap_or(usize::MAX);
+        t.store(n, Ordering::SeqCst);
+    }));
+    // A second worker would inquire and cancel the pending attempt beside the engine.
+    let view = h.pay("12.50", "286000000000000000").await;
+    assert_eq!(
+        taken.load(Ordering::SeqCst),
+        0,
+        "the sweep took the fresh attempt"
+    );
+    assert_eq!(view.state, SaleState::Paid);
+    assert_eq!(h.gateway.pays.load(Ordering::SeqCst), 1);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(h.gateway.calls(), 1, "nobody else touched it");
+    h.assert_ledger_agrees();
+}
