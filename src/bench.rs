@@ -306,6 +306,7 @@ fn journal_commits(work: &Path, n: usize) -> Result<(Duration, Duration, Duratio
             subject: "bench".into(),
             idempotency_key: None,
             max_attempts: 1,
+            supersede: false,
         };
         journal.create_sale(&new, now).map_err(|e| e.to_string())?;
         let Scan::Payment(code) = recognise(&format!("28{:016}", i)) else {
@@ -455,6 +456,7 @@ async fn gateway_path(work: &Path, n: usize) -> Result<(Duration, Duration, f64,
                 subject: None,
                 idempotency_key: None,
                 max_attempts: 1,
+                supersede: false,
             })
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -497,6 +499,7 @@ async fn gateway_path(work: &Path, n: usize) -> Result<(Duration, Duration, f64,
                         subject: None,
                         idempotency_key: None,
                         max_attempts: 1,
+                        supersede: false,
                     })
                     .map_err(|e| e.to_string())?;
                 // Each terminal its own codes: the sandbox refuses a code used before.

@@ -61,6 +61,9 @@ pub struct SaleRequest {
     pub idempotency_key: Option<String>,
     /// How many scans the sale may consume before it ends unpaid.
     pub max_attempts: u32,
+    /// Cancel (and reverse, if paid) a sale still in doubt for the same reference instead of
+    /// being refused with `reference_in_doubt`.
+    pub supersede: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -418,8 +421,14 @@ impl Engine {
             subject: request.subject.unwrap_or_else(|| terminal.subject.clone()),
             idempotency_key: request.idempotency_key,
             max_attempts: request.max_attempts.max(1),
+            supersede: request.supersede,
         };
+        let supersede = new.supersede && new.reference.is_some();
         let (sale, created) = self.journal.create_sale(&new, now)?;
+        if supersede {
+            // A sale it replaced is cancelled now, not at its deadline.
+            self.wake.notify_one();
+        }
         if created || !sale.state.is_final() {
             slots.armed = Some(sale.id.clone());
         }

@@ -272,6 +272,7 @@ mod tests {
                 subject: "x".into(),
                 idempotency_key: None,
                 max_attempts: 1,
+                supersede: false,
             };
             j.create_sale(&new, now).unwrap();
             let Scan::Payment(code) = recognise(&format!("2860000000000001{i:02}")) else {

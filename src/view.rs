@@ -25,6 +25,10 @@ pub struct SaleView {
     pub reason: Option<String>,
     /// What the cashier should read.
     pub message: Option<String>,
+    /// The sale the register created for the same reference while this one was in doubt
+    /// (`"supersede": true`): this one is cancelled, and reversed if it was paid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -60,6 +64,7 @@ impl SaleView {
             refunds: Vec::new(),
             reason: sale.reason.clone(),
             message: sale.message.clone(),
+            superseded_by: sale.superseded_by.clone(),
         }
     }
 

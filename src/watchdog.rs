@@ -166,7 +166,14 @@ impl Resolver {
                         message: Some(MSG_PAID.into()),
                         ..Change::default()
                     };
-                    return self.move_to(&a, AttemptState::Succeeded, Cause::Inquiry, c);
+                    return match self.move_to(&a, AttemptState::Succeeded, Cause::Inquiry, c) {
+                        // The register replaced the sale meanwhile: give the money back.
+                        Err(JournalError::Superseded { by, .. }) => self.start_cancelling(
+                            &a,
+                            &format!("paid, but superseded by sale {by}: reversing it"),
+                        ),
+                        other => other,
+                    };
                 }
                 Outcome::Success(TradeStatus::Paid(paid)) => {
                     let why = format!(

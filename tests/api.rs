@@ -592,3 +592,67 @@ async fn a_full_disk_refuses_sales_clearly_charges_nothing_and_health_keeps_answ
     assert!(s.daemon.terminate().success(), "{}", s.daemon.stderr());
     common::procs::assert_journal_and_ledger_agree(&s.sandbox.journal(), &s.sandbox.ledger());
 }
+
+/// One basket, one payment: a second sale for the reference of a sale still in doubt is
+/// refused, naming it; with `"supersede": true` it goes ahead and the earlier one is
+/// cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reference_in_doubt_blocks_a_second_sale_unless_it_is_superseded() {
+    let mut s = setup().await;
+    let create = |body: &'static str| {
+        let socket = s.socket.clone();
+        async move { call(&socket, "POST", "/v1/sales", &[], body).await }
+    };
+    let (st, first) = create(r#"{"amount":"5.00","currency":"CNY","reference":"BASKET-7"}"#).await;
+    assert_eq!(st, 201, "{first}");
+    let first_id = first["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000104\n"); // the customer never confirms: in doubt
+    wait_state(&s, &first_id, "processing").await;
+    // The terminal frees itself once the attempt is in doubt; until then it is busy.
+    let end = Instant::now() + Duration::from_secs(10);
+    let (st, refused) = loop {
+        let (st, body) =
+            create(r#"{"amount":"5.00","currency":"CNY","reference":"BASKET-7"}"#).await;
+        if body["error"]["code"] != "busy" || Instant::now() > end {
+            break (st, body);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(st, 409, "{refused}");
+    assert_eq!(refused["error"]["code"], "reference_in_doubt");
+    assert_eq!(refused["error"]["sale_id"], first_id.as_str());
+    assert_eq!(sales_in(&s), 1, "nothing was created");
+    // Another basket is not held up.
+    let (st, other) = create(r#"{"amount":"1.00","currency":"CNY","reference":"BASKET-8"}"#).await;
+    assert_eq!(st, 201, "{other}");
+    let other_id = other["sale_id"].as_str().unwrap().to_string();
+    let (st, _) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/sales/{other_id}/cancel"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    let (st, second) =
+        create(r#"{"amount":"5.00","currency":"CNY","reference":"BASKET-7","supersede":true}"#)
+            .await;
+    assert_eq!(st, 201, "{second}");
+    let second_id = second["sale_id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    let earlier = wait_state(&s, &first_id, "cancelled").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "cancelled at once, not at the deadline"
+    );
+    assert_eq!(earlier["superseded_by"], second_id.as_str());
+    assert_eq!(earlier["attempts"][0]["state"], "cancelled");
+    // The new sale takes the customer's payment as usual.
+    s.daemon.feed("286000000000000200\n");
+    wait_state(&s, &second_id, "paid").await;
+    let ledger = s.sandbox.ledger();
+    let net: i64 = ledger.iter().map(|(_, net)| net).sum();
+    assert_eq!(net, 500, "one payment for the basket: {ledger:?}");
+}

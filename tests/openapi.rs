@@ -127,6 +127,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
                     subject: None,
                     idempotency_key: None,
                     max_attempts: 1,
+                    supersede: false,
                 })
                 .unwrap();
             let outcome = engine.scan(&format!("2860000000000000{ending}")).await;

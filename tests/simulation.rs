@@ -234,6 +234,7 @@ async fn simulate(seed: u64, sales: usize) -> [u32; 5] {
                 subject: None,
                 idempotency_key: None,
                 max_attempts: 1,
+                supersede: false,
             };
             if e.arm(request).is_err() {
                 continue;

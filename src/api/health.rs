@@ -12,7 +12,6 @@ use serde_json::json;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::gateway::monitor::Reachability;
 use crate::state::SaleState;
 
 pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
@@ -27,7 +26,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         .attempts_needing_attention()
         .map_err(ApiError::internal)?;
     let reachability = s.monitor.reachability();
-    let gateway_ok = !matches!(reachability, Reachability::Offline { .. });
+    // Offline, not answering, or refusing our credentials: new sales are refused, and why.
+    let gateway_refusal = reachability.refusal().map(|(code, message)| {
+        json!({"code": code, "message": message})
+    });
+    let gateway_ok = gateway_refusal.is_none();
     let write_failure = journal.write_failure();
     let reconciliation = crate::reconcile::LastRun::load(journal);
     let reconciled_ok = reconciliation.as_ref().is_none_or(|r| r.differences == 0);
@@ -38,6 +41,8 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
             "kind": crate::gateway::Gateway::name(s.monitor.as_ref()),
             "reachability": reachability,
             "last_error": s.monitor.last_error(),
+            "sales_refused": gateway_refusal,
+            "lost_payments": s.monitor.lost_payments(),
         },
         "journal": {
             "path": journal.path().display().to_string(),
@@ -103,8 +108,29 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
     up.set(i64::from(!s.monitor.is_offline()));
     registry.register(
         "scanpay_gateway_up",
-        "1 while the gateway can be reached",
+        "1 while the gateway takes sales (reachable, answering, accepting our credentials)",
         up,
+    );
+    let states = Family::<StateLabel, Gauge>::default();
+    let current = s.monitor.reachability();
+    for state in ["unknown", "online", "offline", "not_answering", "refusing"] {
+        states
+            .get_or_create(&StateLabel {
+                state: state.to_string(),
+            })
+            .set(i64::from(current.name() == state));
+    }
+    registry.register(
+        "scanpay_gateway_state",
+        "1 for the gateway's current reachability state",
+        states,
+    );
+    let lost = Gauge::<i64>::default();
+    lost.set(s.monitor.lost_payments() as i64);
+    registry.register(
+        "scanpay_gateway_lost_payments",
+        "Payments whose pay answer was lost and that no inquiry or cancel has settled yet",
+        lost,
     );
     registry.register(
         "scanpay_gateway_request_seconds",

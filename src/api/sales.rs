@@ -25,6 +25,10 @@ pub(crate) struct CreateSale {
     currency: String,
     reference: Option<String>,
     subject: Option<String>,
+    /// Cancel a sale still in doubt for the same reference instead of answering
+    /// `reference_in_doubt` (docs/api.md).
+    #[serde(default)]
+    supersede: bool,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +116,7 @@ pub async fn create(
         subject: req.subject,
         idempotency_key: key,
         max_attempts: SCANS_PER_SALE,
+        supersede: req.supersede,
     };
     match s.engine.arm(request) {
         Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
@@ -161,6 +166,12 @@ fn engine_error(e: EngineError) -> ApiError {
             format!("Idempotency-Key {key:?} names another sale"),
         )
         .with_sale(&sale),
+        EngineError::Journal(ref j @ JournalError::ReferenceInDoubt { ref sale }) => {
+            ApiError::new(StatusCode::CONFLICT, "reference_in_doubt", j.to_string()).with_sale(sale)
+        }
+        EngineError::Journal(ref j @ JournalError::ReferencePaid { ref sale }) => {
+            ApiError::new(StatusCode::CONFLICT, "reference_paid", j.to_string()).with_sale(sale)
+        }
         EngineError::Journal(j @ JournalError::Unwritable(_)) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "journal_unwritable",

@@ -96,6 +96,7 @@ pub async fn run(args: Args) -> u8 {
         subject: args.subject,
         idempotency_key: None,
         max_attempts: 1,
+        supersede: false,
     }) {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),

@@ -181,6 +181,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
                     subject: None,
                     idempotency_key: None,
                     max_attempts: 1,
+                    supersede: false,
                 };
                 match engine.arm(request) {
                     Ok(_) => {}

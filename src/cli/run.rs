@@ -387,6 +387,7 @@ async fn read_stdin(engine: &Engine, config: &Config) {
                     subject: None,
                     idempotency_key: None,
                     max_attempts: 1,
+                    supersede: false,
                 };
                 if let Err(e) = engine.arm(request) {
                     tracing::warn!(error = %e, "sale refused");

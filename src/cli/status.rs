@@ -151,6 +151,19 @@ fn print_text(r: &Value) {
             r["gateway"]["since"].as_str().unwrap_or("?"),
             r["gateway"]["last_error"].as_str().unwrap_or("")
         ),
+        Some("not_answering") => format!(
+            "NOT ANSWERING since {} ({} answer(s) lost in a row, {} payment(s) in doubt): {}; new sales are refused",
+            r["gateway"]["since"].as_str().unwrap_or("?"),
+            r["gateway"]["lost_answers"],
+            r["gateway"]["payments_in_doubt"],
+            r["gateway"]["last_error"].as_str().unwrap_or("")
+        ),
+        Some("refusing") => format!(
+            "REFUSING THIS TERMINAL'S CREDENTIALS since {} ({}: {}); new sales are refused: run scanpay check-config --probe",
+            r["gateway"]["since"].as_str().unwrap_or("?"),
+            r["gateway"]["code"].as_str().unwrap_or(""),
+            r["gateway"]["message"].as_str().unwrap_or("")
+        ),
         _ => "not known (the daemon has not recorded it)".to_string(),
     };
     println!("gateway   {gateway}");

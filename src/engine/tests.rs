@@ -200,6 +200,7 @@ fn sale(amount: &str) -> SaleRequest {
         subject: None,
         idempotency_key: None,
         max_attempts: 1,
+        supersede: false,
     }
 }
 
@@ -897,4 +898,55 @@ async fn a_sweep_right_after_the_attempt_is_written_finds_it_owned() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(h.gateway.calls(), 1, "nobody else touched it");
     h.assert_ledger_agrees();
+}
+
+/// A superseded sale whose customer did pay is reversed, never reported paid.
+#[tokio::test(start_paused = true)]
+async fn a_superseded_sale_that_turns_out_paid_is_reversed_not_paid() {
+    let mut h = harness();
+    let mut s = settings();
+    s.resolve_inline = false;
+    h.engine = Engine::new(
+        h.journal.clone(),
+        h.gateway.clone(),
+        Arc::new(TokioClock::starting_at(chrono::Utc::now())),
+        Arc::new(LogObserver),
+        s,
+    );
+    let basket = |supersede| SaleRequest {
+        reference: Some("BASKET-1".into()),
+        supersede,
+        ..sale("12.50")
+    };
+    h.engine.arm(basket(false)).unwrap();
+    // Code 03: the customer confirms in the wallet about 3 s later.
+    let ScanOutcome::Attempted { sale: first } = h.engine.scan("286000000000000003").await else {
+        panic!()
+    };
+    assert_eq!(first.state, SaleState::Processing);
+    assert!(matches!(
+        h.engine.arm(basket(false)),
+        Err(EngineError::Journal(JournalError::ReferenceInDoubt { ref sale })) if *sale == first.sale_id
+    ));
+    tokio::time::sleep(Duration::from_secs(4)).await; // the customer has paid by now
+    let second = h.engine.arm(basket(true)).unwrap();
+    assert_eq!(h.engine.watchdog().sweep().unwrap(), 1);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let (sale, attempts, _) = h.journal.sale_whole(&first.sale_id).unwrap().unwrap();
+    assert_eq!(sale.state, SaleState::Cancelled);
+    assert_eq!(sale.superseded_by.as_deref(), Some(second.sale_id.as_str()));
+    assert_eq!(attempts[0].state, AttemptState::Cancelled);
+    assert!(attempts[0].paid_then_refunded, "paid, then given back");
+    h.assert_ledger_agrees();
+    // Superseding a sale that was paid meanwhile is refused: the basket is paid.
+    h.engine.abort(&second.sale_id, "test").unwrap();
+    h.engine.arm(basket(false)).unwrap();
+    let ScanOutcome::Attempted { sale: paid } = h.engine.scan("286000000000000300").await else {
+        panic!()
+    };
+    assert_eq!(paid.state, SaleState::Paid);
+    assert!(matches!(
+        h.engine.arm(basket(true)),
+        Err(EngineError::Journal(JournalError::ReferencePaid { ref sale })) if *sale == paid.sale_id
+    ));
 }

@@ -82,6 +82,14 @@ pub enum JournalError {
     Version { found: i64, known: i64 },
     #[error("sale {sale}: {why}")]
     Refund { sale: String, why: String },
+    #[error(
+        "sale {sale} for this reference is still in doubt: wait for it, or create the new sale with \"supersede\": true to cancel it"
+    )]
+    ReferenceInDoubt { sale: String },
+    #[error("sale {sale} for this reference has been paid meanwhile: no new sale is needed")]
+    ReferencePaid { sale: String },
+    #[error("sale {sale} was superseded by sale {by}: its payment is reversed, not taken")]
+    Superseded { sale: String, by: String },
 }
 
 impl From<rusqlite::Error> for JournalError {
@@ -109,6 +117,8 @@ pub struct SaleRow {
     pub reason: Option<String>,
     /// What the cashier should read.
     pub message: Option<String>,
+    /// The sale that replaced this one while it was in doubt (its payment is reversed).
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +183,9 @@ pub struct NewSale {
     pub subject: String,
     pub idempotency_key: Option<String>,
     pub max_attempts: u32,
+    /// Cancel (and reverse, if paid) the sales in doubt that carry the same reference,
+    /// instead of refusing this one.
+    pub supersede: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -420,6 +433,46 @@ impl Journal {
             }
         }
         let t = to_journal(now);
+        // One basket, one payment: a sale still in doubt for the same reference blocks a new
+        // one, unless the register supersedes it (it is then reversed whatever happened).
+        let earlier = match &new.reference {
+            Some(reference) => {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM sales WHERE state = 'processing' AND reference = ?1
+                     ORDER BY created_at",
+                )?;
+                stmt.query_map([reference], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
+        if let Some(first) = earlier.first()
+            && !new.supersede
+        {
+            return Err(JournalError::ReferenceInDoubt {
+                sale: first.clone(),
+            });
+        }
+        if new.supersede
+            && earlier.is_empty()
+            && let Some(reference) = &new.reference
+        {
+            // The sale the register meant to replace ended meanwhile: if it was paid, the
+            // basket is paid and a new sale would charge the customer twice.
+            let last: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, state FROM sales WHERE reference = ?1
+                     ORDER BY created_at DESC LIMIT 1",
+                    [reference],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if let Some((sale, state)) = last
+                && state == SaleState::Paid.as_str()
+            {
+                return Err(JournalError::ReferencePaid { sale });
+            }
+        }
         tx.execute(
             "INSERT INTO sales (id, created_at, updated_at, amount_minor, currency, reference,
                                 subject, idempotency_key, max_attempts, state)
@@ -435,6 +488,29 @@ impl Journal {
                 new.max_attempts,
             ],
         )?;
+        for old in &earlier {
+            tx.execute(
+                "INSERT INTO supersessions (sale_id, by_sale, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (sale_id) DO NOTHING",
+                params![old, new.id, t],
+            )?;
+            // It takes no more scans, and the watchdog cancels it now.
+            tx.execute(
+                "UPDATE sales SET max_attempts = MAX(1, (SELECT count(*) FROM attempts WHERE sale_id = ?1)),
+                                  message = ?3, updated_at = ?2
+                 WHERE id = ?1",
+                params![
+                    old,
+                    t,
+                    format!("superseded by sale {}: being cancelled, and reversed if it was paid", new.id)
+                ],
+            )?;
+            tx.execute(
+                "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
+                 WHERE sale_id = ?1 AND state IN ('pending','unknown')",
+                params![old, t],
+            )?;
+        }
         let sale = sale_in(&tx, &new.id)?;
         self.commit(tx)?;
         Ok((sale, true))
@@ -570,6 +646,21 @@ impl Journal {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let attempt = attempt_in(&tx, attempt_id)?;
         check_attempt_transition(attempt.state, to, cause)?;
+        if to == AttemptState::Succeeded
+            && let Some(by) = tx
+                .query_row(
+                    "SELECT by_sale FROM supersessions WHERE sale_id = ?1",
+                    [&attempt.sale_id],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+        {
+            // The register replaced this sale: its payment is reversed, never taken.
+            return Err(JournalError::Superseded {
+                sale: attempt.sale_id,
+                by,
+            });
+        }
         let mut attention = None;
         if attempt.state == AttemptState::Failed && to == AttemptState::Succeeded {
             // Overturning a failure: the sale's other attempts decide whether that is safe.
@@ -1275,7 +1366,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 const SALE_COLUMNS: &str = "id, created_at, updated_at, amount_minor, currency, reference, subject,
-    idempotency_key, max_attempts, state, reason, message";
+    idempotency_key, max_attempts, state, reason, message,
+    (SELECT by_sale FROM supersessions WHERE supersessions.sale_id = sales.id)";
 
 const ATTEMPT_COLUMNS: &str = "id, sale_id, seq, request_id, gateway, wallet, code_masked, code,
     amount_minor, currency, state, result_code, result_message, gateway_trade_id,
@@ -1296,6 +1388,7 @@ struct RawSale {
     state: String,
     reason: Option<String>,
     message: Option<String>,
+    superseded_by: Option<String>,
 }
 
 fn raw_sale(r: &Row<'_>) -> rusqlite::Result<RawSale> {
@@ -1312,6 +1405,7 @@ fn raw_sale(r: &Row<'_>) -> rusqlite::Result<RawSale> {
         state: r.get(9)?,
         reason: r.get(10)?,
         message: r.get(11)?,
+        superseded_by: r.get(12)?,
     })
 }
 
@@ -1354,6 +1448,7 @@ impl RawSale {
             max_attempts: self.max_attempts,
             reason: self.reason,
             message: self.message,
+            superseded_by: self.superseded_by,
         })
     }
 }

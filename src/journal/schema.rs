@@ -105,6 +105,15 @@ CREATE INDEX events_at ON events (at);
 CREATE INDEX attempts_updated ON attempts (updated_at);
 CREATE INDEX refunds_created ON refunds (created_at);
 "#,
+    // 5: a sale in doubt the register replaced by a new sale for the same basket: it must end
+    // reversed, never paid.
+    r#"
+CREATE TABLE supersessions (
+    sale_id TEXT PRIMARY KEY REFERENCES sales (id),
+    by_sale TEXT NOT NULL REFERENCES sales (id),
+    at      TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

@@ -26,6 +26,7 @@ fn sale(j: &Journal, id: &str, max_attempts: u32) -> SaleRow {
         subject: "coffee".into(),
         idempotency_key: None,
         max_attempts,
+        supersede: false,
     };
     j.create_sale(&new, Utc::now()).unwrap().0
 }
@@ -240,6 +241,7 @@ fn idempotency_key_returns_the_same_sale() {
         subject: "x".into(),
         idempotency_key: Some("K".into()),
         max_attempts: 1,
+        supersede: false,
     };
     let (a, created) = j.create_sale(&new, Utc::now()).unwrap();
     assert!(created);

@@ -31,6 +31,9 @@ pub fn lines(sale: &SaleView, terminal_id: &str, width: usize) -> Vec<String> {
             field("Note", "paid, then refunded");
         }
     }
+    if let Some(by) = &sale.superseded_by {
+        field("Replaced", by);
+    }
     out.push(rule.clone());
     if let Some(m) = &sale.message {
         out.push(m.clone());
@@ -133,6 +136,9 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
     if reversed {
         p.line("The customer's payment was refunded in full.");
     }
+    if let Some(by) = &sale.superseded_by {
+        field(&mut p, w, "Replaced by", by);
+    }
     for r in &sale.refunds {
         field(
             &mut p,
@@ -223,6 +229,7 @@ mod golden {
             refunds: vec![],
             reason: None,
             message: Some("paid".into()),
+            superseded_by: None,
         }
     }
 

@@ -666,6 +666,7 @@ mod tests {
                 subject: "x".into(),
                 idempotency_key: None,
                 max_attempts: 1,
+                supersede: false,
             };
             j.create_sale(&new, Utc::now()).unwrap();
             let Scan::Payment(code) = recognise(&format!("2860000000000{i:05}")) else {
@@ -920,6 +921,7 @@ mod tests {
             subject: "x".into(),
             idempotency_key: None,
             max_attempts: 2,
+            supersede: false,
         };
         j.create_sale(&sale, Utc::now()).unwrap();
         for (i, (request_id, to)) in [
