@@ -6,12 +6,17 @@
 //! Codes `06` (slow), `07` (connection dropped) and `08` (bad signature) are played out on
 //! the wire: the answer is delayed, the connection is closed without an answer, the answer's
 //! signature is wrong.
+//!
+//! Like the platform, it honours the request's `charset` (UTF-8 or GBK, read from the query):
+//! the form is decoded in it, the signature is checked over the signing string's bytes in it,
+//! and the answer is written and signed in it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use encoding_rs::Encoding;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, Response, StatusCode};
@@ -210,14 +215,17 @@ impl SandboxServer {
                         ));
                     }
                 };
-                let mut params: BTreeMap<String, String> = BTreeMap::new();
-                for (k, v) in url::form_urlencoded::parse(query.as_bytes())
-                    .chain(url::form_urlencoded::parse(&body))
-                {
-                    params.insert(k.into_owned(), v.into_owned());
-                }
-                tracing::debug!(%peer, method = params.get("method").map(String::as_str).unwrap_or(""), "sandbox request");
-                self.gateway(params, &host).await
+                let (params, charset) = match decode_form(query.as_bytes(), &body) {
+                    Ok(form) => form,
+                    Err(refusal) => {
+                        return Ok(self.unsigned(
+                            refusal.charset,
+                            invalid_arguments(refusal.sub_code, &refusal.sub_msg),
+                        ));
+                    }
+                };
+                tracing::debug!(%peer, method = params.get("method").map(String::as_str).unwrap_or(""), charset = charset.name(), "sandbox request");
+                self.gateway(params, charset, &host).await
             }
             _ => Ok(plain(
                 StatusCode::NOT_FOUND,
@@ -227,16 +235,24 @@ impl SandboxServer {
         }
     }
 
-    async fn gateway(&self, params: BTreeMap<String, String>, host: &str) -> Answer {
+    async fn gateway(
+        &self,
+        params: BTreeMap<String, String>,
+        charset: Charset,
+        host: &str,
+    ) -> Answer {
         let method = params.get("method").cloned().unwrap_or_default();
-        let node = if method.is_empty() {
-            "error_response".to_string()
-        } else {
-            response_node(&method)
+        let reply = Reply {
+            node: if method.is_empty() {
+                "error_response".to_string()
+            } else {
+                response_node(&method)
+            },
+            charset,
         };
         let reject = |code: &str, msg: &str, sub_code: &str, sub_msg: &str| {
             self.answer(
-                &node,
+                &reply,
                 json!({"code": code, "msg": msg, "sub_code": sub_code, "sub_msg": sub_msg}),
                 false,
             )
@@ -261,9 +277,7 @@ impl SandboxServer {
         // Refused at the door: the platform cannot tell whose request this is, so it answers
         // in `error_response` without a signature.
         let unsigned = |sub_code: &str, sub_msg: &str| {
-            self.unsigned(json!({
-                "code": "40002", "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg,
-            }))
+            self.unsigned(charset, invalid_arguments(sub_code, sub_msg))
         };
         if params["app_id"] != self.app_id {
             return Ok(unsigned("isv.invalid-app-id", "无效的AppID参数"));
@@ -276,10 +290,11 @@ impl SandboxServer {
                 "use RSA2",
             ));
         }
+        // The client signed the signing string's bytes in its declared charset.
         let content = sign_content(&params);
         if !self
             .app_public_key
-            .verify_sha256_base64(content.as_bytes(), &params["sign"])
+            .verify_sha256_base64(&charset.encode(&content), &params["sign"])
         {
             // Like the platform, the message quotes what it checked: auth_code included.
             return Ok(unsigned(
@@ -311,7 +326,7 @@ impl SandboxServer {
         };
         let field = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         if method == BILL_METHOD {
-            return Ok(self.bill_url(&node, &field("bill_type"), &field("bill_date"), host));
+            return Ok(self.bill_url(&reply, &field("bill_type"), &field("bill_date"), host));
         }
         let out_trade_no = field("out_trade_no");
         let id_ok = !out_trade_no.is_empty()
@@ -328,9 +343,9 @@ impl SandboxServer {
             ));
         }
         match method.as_str() {
-            "alipay.trade.pay" => self.pay(&node, &biz, out_trade_no).await,
-            "alipay.trade.query" => Ok(self.query(&node, &out_trade_no).await),
-            "alipay.trade.cancel" => Ok(self.cancel(&node, &out_trade_no).await),
+            "alipay.trade.pay" => self.pay(&reply, &biz, out_trade_no).await,
+            "alipay.trade.query" => Ok(self.query(&reply, &out_trade_no).await),
+            "alipay.trade.cancel" => Ok(self.cancel(&reply, &out_trade_no).await),
             "alipay.trade.refund" | "alipay.trade.fastpay.refund.query" => {
                 let amount = biz.get("refund_amount").and_then(parse_amount);
                 let refund_id = field("out_request_no");
@@ -358,9 +373,9 @@ impl SandboxServer {
                             "refund_amount invalid",
                         ));
                     };
-                    Ok(self.refund(&node, request(amount)).await)
+                    Ok(self.refund(&reply, request(amount)).await)
                 } else {
-                    Ok(self.refund_query(&node, &out_trade_no, &refund_id))
+                    Ok(self.refund_query(&reply, &out_trade_no, &refund_id))
                 }
             }
             _ => Ok(reject(
@@ -372,10 +387,10 @@ impl SandboxServer {
         }
     }
 
-    async fn pay(&self, node: &str, biz: &Value, out_trade_no: String) -> Answer {
+    async fn pay(&self, reply: &Reply, biz: &Value, out_trade_no: String) -> Answer {
         let fail = |sub: &str, msg: &str| {
             Ok(self.answer(
-                node,
+                reply,
                 json!({"code": "40004", "msg": "Business Failed", "sub_code": sub, "sub_msg": msg, "out_trade_no": out_trade_no}),
                 false,
             ))
@@ -436,7 +451,7 @@ impl SandboxServer {
                 "aop.ACQ.SYSTEM_ERROR",
                 "系统错误",
             ),
-            Outcome::Success(p) => Ok(self.answer(node, paid(&p.trade_id), false)),
+            Outcome::Success(p) => Ok(self.answer(reply, paid(&p.trade_id), false)),
             Outcome::Failed(f) => {
                 let sub = match f.code.as_str() {
                     "RISK_REJECT" => "ACQ.PAYMENT_REQUEST_HAS_RISK".to_string(),
@@ -446,17 +461,17 @@ impl SandboxServer {
             }
             Outcome::Unknown(u) => match u.kind {
                 UnknownKind::BuyerConfirming => Ok(self.answer(
-                    node,
+                    reply,
                     json!({"code": "10003", "msg": " order success pay inprocess", "out_trade_no": out_trade_no}),
                     false,
                 )),
                 UnknownKind::ConnectionLost => Err(DropConnection),
                 UnknownKind::BadSignature => {
                     let trade_no = self.trade_no(&out_trade_no).unwrap_or_default();
-                    Ok(self.answer(node, paid(&trade_no), true))
+                    Ok(self.answer(reply, paid(&trade_no), true))
                 }
                 _ => Ok(self.answer(
-                    node,
+                    reply,
                     json!({"code": "20000", "msg": "Service Currently Unavailable", "sub_code": "isp.unknow-error", "sub_msg": "system busy"}),
                     false,
                 )),
@@ -473,7 +488,7 @@ impl SandboxServer {
             .map(|e| e.trade_no)
     }
 
-    async fn query(&self, node: &str, out_trade_no: &str) -> Response<Full<Bytes>> {
+    async fn query(&self, reply: &Reply, out_trade_no: &str) -> Response<Full<Bytes>> {
         let content = match crate::gateway::Gateway::inquire(self.sandbox.as_ref(), out_trade_no)
             .await
         {
@@ -494,10 +509,10 @@ impl SandboxServer {
                 json!({"code": "40004", "msg": "Business Failed", "sub_code": "ACQ.TRADE_NOT_EXIST", "sub_msg": "交易不存在"})
             }
         };
-        self.answer(node, content, false)
+        self.answer(reply, content, false)
     }
 
-    async fn cancel(&self, node: &str, out_trade_no: &str) -> Response<Full<Bytes>> {
+    async fn cancel(&self, reply: &Reply, out_trade_no: &str) -> Response<Full<Bytes>> {
         let content = match crate::gateway::Gateway::cancel(self.sandbox.as_ref(), out_trade_no)
             .await
         {
@@ -518,10 +533,10 @@ impl SandboxServer {
                 json!({"code": "20000", "msg": "Service Currently Unavailable", "retry_flag": "Y"})
             }
         };
-        self.answer(node, content, false)
+        self.answer(reply, content, false)
     }
 
-    async fn refund(&self, node: &str, request: RefundRequest) -> Response<Full<Bytes>> {
+    async fn refund(&self, reply: &Reply, request: RefundRequest) -> Response<Full<Bytes>> {
         let content = match crate::gateway::Gateway::refund(self.sandbox.as_ref(), &request).await {
             Outcome::Success(_) => json!({
                 "code": "10000", "msg": "Success", "out_trade_no": request.payment_request_id, "fund_change": "Y",
@@ -532,12 +547,12 @@ impl SandboxServer {
             }),
             _ => json!({"code": "20000", "msg": "Service Currently Unavailable"}),
         };
-        self.answer(node, content, false)
+        self.answer(reply, content, false)
     }
 
     fn refund_query(
         &self,
-        node: &str,
+        reply: &Reply,
         out_trade_no: &str,
         refund_id: &str,
     ) -> Response<Full<Bytes>> {
@@ -547,30 +562,28 @@ impl SandboxServer {
             content["refund_status"] = json!("REFUND_SUCCESS");
             content["refund_amount"] = json!(amount.to_major_string());
         }
-        self.answer(node, content, false)
+        self.answer(reply, content, false)
     }
 
-    /// `{"<node>":<content>,"sign":"<RSA2 over content>"}`; with `bad_signature` the
-    /// signature is over other bytes, so it cannot verify.
     /// `alipay.data.dataservice.bill.downloadurl.query`: a link to the day's trade bill that
     /// works for 30 seconds, as the provider's does.
     fn bill_url(
         &self,
-        node: &str,
+        reply: &Reply,
         bill_type: &str,
         date: &str,
         host: &str,
     ) -> Response<Full<Bytes>> {
         if bill_type != "trade" {
             return self.answer(
-                node,
+                reply,
                 json!({"code": "40004", "msg": "Business Failed", "sub_code": "isv.invalid-bill-type", "sub_msg": "账单类型不正确"}),
                 false,
             );
         }
         if chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_err() {
             return self.answer(
-                node,
+                reply,
                 json!({"code": "40004", "msg": "Business Failed", "sub_code": "isp.bill_not_exist", "sub_msg": "账单不存在"}),
                 false,
             );
@@ -578,7 +591,7 @@ impl SandboxServer {
         let expires = self.sandbox.now().timestamp() + BILL_URL_LIFETIME_S;
         let url = format!("http://{host}{BILL_PATH}{date}.zip?expires={expires}");
         self.answer(
-            node,
+            reply,
             json!({"code": "10000", "msg": "Success", "bill_download_url": url}),
             false,
         )
@@ -614,26 +627,202 @@ impl SandboxServer {
         }
     }
 
-    /// `{"error_response":<content>}` without a signature: a refusal at the door.
-    fn unsigned(&self, content: Value) -> Response<Full<Bytes>> {
+    /// `{"error_response":<content>}` without a signature, in `charset`: a refusal at the door.
+    fn unsigned(&self, charset: Charset, content: Value) -> Response<Full<Bytes>> {
         let body = format!("{{\"error_response\":{content}}}");
-        plain(StatusCode::OK, "text/html;charset=utf-8", body)
+        encoded(
+            StatusCode::OK,
+            &charset.content_type(),
+            charset.encode(&body),
+        )
     }
 
-    fn answer(&self, node: &str, content: Value, bad_signature: bool) -> Response<Full<Bytes>> {
+    /// `{"<node>":<content>,"sign":"<RSA2 over content>"}` in the request's charset, the
+    /// signature over the node's bytes in that charset; with `bad_signature` the signature is
+    /// over other bytes, so it cannot verify.
+    fn answer(&self, reply: &Reply, content: Value, bad_signature: bool) -> Response<Full<Bytes>> {
+        let Reply { node, charset } = reply;
         let content = content.to_string();
         let signed = if bad_signature {
             format!("{content} ")
         } else {
             content.clone()
         };
-        let sign = self.gateway_key.sign_sha256_base64(signed.as_bytes());
+        let sign = self
+            .gateway_key
+            .sign_sha256_base64(&charset.encode(&signed));
+        // These charsets encode character by character: the node's bytes in the body are the
+        // bytes signed.
         let body = format!("{{\"{node}\":{content},\"sign\":\"{sign}\"}}");
-        plain(StatusCode::OK, "text/html;charset=utf-8", body)
+        encoded(
+            StatusCode::OK,
+            &charset.content_type(),
+            charset.encode(&body),
+        )
     }
 }
 
+/// Where an Open Platform answer goes: the `…_response` node it is written in, and the charset
+/// the request declared.
+struct Reply {
+    node: String,
+    charset: Charset,
+}
+
+/// A charset the platform accepts in `charset`: UTF-8, GBK (also declared as GB2312) or
+/// GB18030, by their `encoding_rs` labels, any case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Charset(&'static Encoding);
+
+impl Charset {
+    const UTF_8: Charset = Charset(encoding_rs::UTF_8);
+
+    fn from_label(label: &[u8]) -> Option<Charset> {
+        Encoding::for_label_no_replacement(label)
+            .filter(|e| [encoding_rs::UTF_8, encoding_rs::GBK, encoding_rs::GB18030].contains(e))
+            .map(Charset)
+    }
+
+    /// The name the answer's Content-Type gives.
+    fn name(self) -> &'static str {
+        if self.0 == encoding_rs::GBK {
+            "GBK"
+        } else if self.0 == encoding_rs::GB18030 {
+            "GB18030"
+        } else {
+            "utf-8"
+        }
+    }
+
+    fn content_type(self) -> String {
+        format!("text/html;charset={}", self.name())
+    }
+
+    /// The text's bytes in this charset (a character it cannot hold becomes `&#…;`).
+    fn encode(self, text: &str) -> Vec<u8> {
+        self.0.encode(text).0.into_owned()
+    }
+
+    /// `None` when the bytes are not valid in this charset.
+    fn decode(self, bytes: &[u8]) -> Option<String> {
+        self.0
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(std::borrow::Cow::into_owned)
+    }
+}
+
+/// A request refused before its parameters could be read.
+struct FormRefusal {
+    charset: Charset,
+    sub_code: &'static str,
+    sub_msg: String,
+}
+
+fn invalid_arguments(sub_code: &str, sub_msg: &str) -> Value {
+    json!({"code": "40002", "msg": "Invalid Arguments", "sub_code": sub_code, "sub_msg": sub_msg})
+}
+
+/// The parameters of the query and the form body, decoded in the charset the query declares
+/// (`charset`; UTF-8 when absent), as the platform reads them: it looks for `charset` only in
+/// the query.
+fn decode_form(
+    query: &[u8],
+    body: &[u8],
+) -> Result<(BTreeMap<String, String>, Charset), FormRefusal> {
+    let label = form_pairs(query)
+        .filter(|(k, _)| k == b"charset")
+        .map(|(_, v)| v)
+        .last()
+        .unwrap_or_default();
+    let charset = if label.is_empty() {
+        Charset::UTF_8
+    } else {
+        Charset::from_label(&label).ok_or_else(|| FormRefusal {
+            charset: Charset::UTF_8,
+            sub_code: "isv.invalid-charset",
+            sub_msg: format!(
+                "charset {} is not supported; use utf-8 or GBK",
+                String::from_utf8_lossy(&label)
+            ),
+        })?
+    };
+    let mut params = BTreeMap::new();
+    for (k, v) in form_pairs(query).chain(form_pairs(body)) {
+        let (Some(key), Some(value)) = (charset.decode(&k), charset.decode(&v)) else {
+            return Err(FormRefusal {
+                charset,
+                sub_code: "isv.invalid-parameter",
+                sub_msg: format!(
+                    "parameter {} is not valid {}",
+                    String::from_utf8_lossy(&k),
+                    charset.name()
+                ),
+            });
+        };
+        params.insert(key, value);
+    }
+    Ok((params, charset))
+}
+
+/// `application/x-www-form-urlencoded` pairs as bytes: `+` is a space, `%XX` a byte, and a `%`
+/// not followed by two hex digits stays itself, as `url::form_urlencoded::parse` reads them;
+/// but the bytes are left for the declared charset (that parser takes them as UTF-8).
+fn form_pairs(input: &[u8]) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+    input
+        .split(|&b| b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            (percent_decode(key), percent_decode(value))
+        })
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while let Some(&b) = input.get(i) {
+        let escaped = (b == b'%')
+            .then(|| input.get(i + 1..i + 3).and_then(hex_byte))
+            .flatten();
+        match (b, escaped) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', None) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, None) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn hex_byte(digits: &[u8]) -> Option<u8> {
+    let digit = |c: &u8| {
+        char::from(*c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    };
+    let [high, low] = digits else {
+        return None;
+    };
+    Some((digit(high)? << 4) | digit(low)?)
+}
+
 pub(super) fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    encoded(status, content_type, body.into_bytes())
+}
+
+/// A response whose body is already in the charset `content_type` names.
+fn encoded(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
