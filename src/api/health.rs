@@ -27,9 +27,9 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         .map_err(ApiError::internal)?;
     let reachability = s.monitor.reachability();
     // Offline, not answering, or refusing our credentials: new sales are refused, and why.
-    let gateway_refusal = reachability.refusal().map(|(code, message)| {
-        json!({"code": code, "message": message})
-    });
+    let gateway_refusal = reachability
+        .refusal()
+        .map(|(code, message)| json!({"code": code, "message": message}));
     let gateway_ok = gateway_refusal.is_none();
     let write_failure = journal.write_failure();
     let reconciliation = crate::reconcile::LastRun::load(journal);

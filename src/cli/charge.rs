@@ -139,7 +139,20 @@ pub async fn run(args: Args) -> u8 {
     }
     if sale.state == SaleState::Paid {
         EXIT_OK
+    } else if !sale.state.is_final() {
+        eprintln!(
+            "in doubt: sale {} may have been charged; the journal keeps it open and the next run (or the daemon) finishes it",
+            sale.sale_id
+        );
+        EXIT_IN_DOUBT
     } else {
+        eprintln!(
+            "not paid: {} ({})",
+            sale.message
+                .as_deref()
+                .unwrap_or("the payment did not go through"),
+            sale.reason.as_deref().unwrap_or(sale.state.as_str())
+        );
         EXIT_NOT_PAID
     }
 }

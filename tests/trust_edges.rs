@@ -1,0 +1,328 @@
+//! What real gateways answer at the edges, through the binary against `scanpay sandbox`:
+//! payments the gateway never created, requests refused at its door (unsigned), system
+//! errors in the platform's other spelling, and what `check-config --probe` says of wrong
+//! credentials. Each run ends with the sandbox's ledger, the journal and the outputs checked.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::procs::{SandboxProc, assert_journal_and_ledger_agree, scanpay};
+use scanpay::gateway::keys::PrivateKey;
+use scanpay::journal::Journal;
+use serde_json::Value;
+
+/// The sandbox client configs' in-doubt window (`SandboxProc::config_from`).
+const DEADLINE: Duration = Duration::from_secs(6);
+
+fn charge(config: &Path, amount: &str, code: &str) -> (Output, Duration) {
+    let started = Instant::now();
+    let out = scanpay()
+        .arg("charge")
+        .arg("--config")
+        .arg(config)
+        .args(["--amount", amount, "--code", code])
+        .env("SCANPAY_LOG", "debug")
+        .output()
+        .unwrap();
+    (out, started.elapsed())
+}
+
+fn sale_of(out: &Output) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "no sale printed; stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    serde_json::from_str(line).unwrap()
+}
+
+/// A config of the sandbox's with one line replaced (`key = ...` by `with`).
+fn config_with(sbx: &SandboxProc, written: &str, key: &str, with: &str) -> PathBuf {
+    let base = sbx.config_from(written);
+    let text = std::fs::read_to_string(&base).unwrap();
+    let has_key = text.lines().any(|l| l.starts_with(&format!("{key} =")));
+    let text: String = text
+        .lines()
+        .flat_map(|l| {
+            if l.starts_with(&format!("{key} =")) {
+                vec![with.to_string()]
+            } else if !has_key && l.starts_with("kind = ") {
+                // A key the written config leaves at its default goes into [gateway].
+                vec![l.to_string(), with.to_string()]
+            } else {
+                vec![l.to_string()]
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = sbx
+        .dir
+        .join(format!("{}-{key}.toml", written.trim_end_matches(".toml")));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A private key the sandbox has never seen, mode 0600.
+fn stranger_key(dir: &Path) -> PathBuf {
+    let path = dir.join("stranger_key.pem");
+    if !path.exists() {
+        PrivateKey::generate(2048, "stranger")
+            .unwrap()
+            .write_pem(&path)
+            .unwrap();
+    }
+    path
+}
+
+fn journal_of(config: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(config).unwrap();
+    let name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("path = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap();
+    config.parent().unwrap().join(name)
+}
+
+fn assert_no_attention(journal: &Path) {
+    let j = Journal::open_read_only(journal).unwrap();
+    let flagged = j.attempts_needing_attention().unwrap();
+    assert!(flagged.is_empty(), "flagged for a person: {flagged:?}");
+}
+
+/// No byte sequence of the full code in any of the journal's files.
+fn assert_code_absent(journal: &Path, code: &str, outputs: &[&[u8]]) {
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", journal.display()));
+        if let Ok(bytes) = std::fs::read(&file) {
+            assert!(
+                !bytes.windows(code.len()).any(|w| w == code.as_bytes()),
+                "the full code is in {}",
+                file.display()
+            );
+        }
+    }
+    for out in outputs {
+        let text = String::from_utf8_lossy(out);
+        assert!(
+            !text.contains(code),
+            "the full code is in the output:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_payment_the_gateway_never_created_ends_not_charged_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    for (written, amount, expected_code) in [
+        ("scanpay.toml", "3.10", "ACQ.TRADE_NOT_EXIST"),
+        ("scanpay-ams.toml", "3.10", "ORDER_NOT_EXIST"),
+    ] {
+        let config = sbx.config_from(written);
+        // 10: "unknown" and never created; 11: reset before it was processed.
+        for code in ["286000000000000010", "286000000000000111"] {
+            let (out, took) = charge(&config, amount, code);
+            let sale = sale_of(&out);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "{written} {code}: {sale}\n{stderr}"
+            );
+            assert_eq!(sale["state"], "failed", "{sale}");
+            assert_eq!(sale["attempts"][0]["result_code"], "not_created", "{sale}");
+            let message = sale["message"].as_str().unwrap_or("");
+            assert!(message.contains(expected_code), "{message}");
+            assert!(
+                stderr.contains("not paid") && stderr.contains(expected_code),
+                "{stderr}"
+            );
+            assert!(
+                took < DEADLINE + Duration::from_secs(5),
+                "{written} {code}: took {took:?}"
+            );
+            assert_no_attention(&journal_of(&config));
+        }
+        assert_journal_and_ledger_agree(&journal_of(&config), &sbx.ledger());
+    }
+}
+
+#[test]
+fn a_system_error_spelled_with_the_aop_prefix_is_found_paid_by_inquiry() {
+    let dir = tempfile::tempdir().unwrap();
+    for (written, code) in [
+        ("scanpay.toml", "286000000000000012"),
+        ("scanpay-ams.toml", "286000000000000112"),
+    ] {
+        // One sandbox per gateway: its ledger is then this journal's alone.
+        let sbx = SandboxProc::start(&dir.path().join(written), 0);
+        let config = sbx.config_from(written);
+        let (out, _) = charge(&config, "4.12", code);
+        let sale = sale_of(&out);
+        assert_eq!(out.status.code(), Some(0), "{written}: {sale}");
+        assert_eq!(sale["state"], "paid");
+        assert_eq!(
+            sale["attempts"][0]["result_message"], "inquiry: paid",
+            "{written}: decided by inquiry, not by the pay answer: {sale}"
+        );
+        assert_journal_and_ledger_agree(&journal_of(&config), &sbx.ledger());
+    }
+}
+
+#[test]
+fn a_request_refused_at_the_door_ends_not_charged_at_once_and_leaks_no_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let stranger = stranger_key(dir.path());
+    let cases = [
+        (
+            config_with(
+                &sbx,
+                "scanpay.toml",
+                "private_key_file",
+                &format!("private_key_file = \"{}\"", stranger.display()),
+            ),
+            "isv.invalid-signature",
+        ),
+        (
+            config_with(
+                &sbx,
+                "scanpay.toml",
+                "app_id",
+                "app_id = \"2021009999999999\"",
+            ),
+            "isv.invalid-app-id",
+        ),
+        (
+            config_with(
+                &sbx,
+                "scanpay-ams.toml",
+                "private_key_file",
+                &format!("private_key_file = \"{}\"", stranger.display()),
+            ),
+            "INVALID_SIGNATURE",
+        ),
+        (
+            config_with(
+                &sbx,
+                "scanpay-ams.toml",
+                "client_id",
+                "client_id = \"SANDBOX_NOSUCHCLIENT\"",
+            ),
+            "CLIENT_INVALID",
+        ),
+    ];
+    for (i, (config, expected)) in cases.iter().enumerate() {
+        let code = format!("2860000000000{i:03}00");
+        let (out, took) = charge(config, "5.00", &code);
+        let sale = sale_of(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{expected}: {sale}\n{stderr}");
+        assert_eq!(sale["state"], "failed");
+        assert_eq!(sale["attempts"][0]["result_code"], *expected, "{sale}");
+        assert_eq!(sale["attempts"][0]["inquiries"], 0, "no inquiry was needed");
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(took < Duration::from_secs(5), "{expected}: took {took:?}");
+        let journal = journal_of(config);
+        assert_no_attention(&journal);
+        // The gateway's message quotes the signed content, auth_code included: scrubbed.
+        assert_code_absent(&journal, &code, &[&out.stdout, &out.stderr]);
+        let show = scanpay()
+            .args(["journal", "export", "--format", "json", "--journal"])
+            .arg(&journal)
+            .output()
+            .unwrap();
+        assert_code_absent(&journal, &code, &[&show.stdout, &show.stderr]);
+    }
+    assert!(sbx.ledger().is_empty(), "nothing reached the ledger");
+}
+
+fn probe(config: &Path) -> Output {
+    scanpay()
+        .args(["check-config", "--probe"])
+        .arg(config)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_config_probe_fails_on_each_wrong_credential_and_names_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    for written in ["scanpay.toml", "scanpay-ams.toml"] {
+        let out = probe(&sbx.config_from(written));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{written}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("OK   gateway"));
+    }
+    let stranger = stranger_key(dir.path());
+    let key = format!("private_key_file = \"{}\"", stranger.display());
+    let wrong_alipay_key = dir.path().join("wrong_alipay_public.pem");
+    PrivateKey::generate(2048, "other")
+        .unwrap()
+        .public_key()
+        .write_pem(&wrong_alipay_key)
+        .unwrap();
+    let alipay = format!(
+        "alipay_public_key_file = \"{}\"",
+        wrong_alipay_key.display()
+    );
+    let cases = [
+        (
+            config_with(&sbx, "scanpay.toml", "private_key_file", &key),
+            &["private_key_file", "开发设置"][..],
+        ),
+        (
+            config_with(
+                &sbx,
+                "scanpay.toml",
+                "app_id",
+                "app_id = \"2021009999999999\"",
+            ),
+            &["app_id", "APPID"][..],
+        ),
+        (
+            config_with(&sbx, "scanpay.toml", "alipay_public_key_file", &alipay),
+            &["alipay_public_key_file", "支付宝公钥"][..],
+        ),
+        (
+            config_with(&sbx, "scanpay-ams.toml", "private_key_file", &key),
+            &["private_key_file", "Key configuration"][..],
+        ),
+        (
+            config_with(
+                &sbx,
+                "scanpay-ams.toml",
+                "client_id",
+                "client_id = \"SANDBOX_NOSUCHCLIENT\"",
+            ),
+            &["client_id", "Client ID"][..],
+        ),
+        (
+            config_with(&sbx, "scanpay-ams.toml", "key_version", "key_version = 7"),
+            &["key_version"][..],
+        ),
+    ];
+    for (config, names) in cases {
+        let out = probe(&config);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{}: {stderr}", config.display());
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("FAIL gateway"))
+            .unwrap_or_else(|| panic!("no FAIL gateway line:\n{stderr}"));
+        for name in names {
+            assert!(line.contains(name), "{name} not in {line}");
+        }
+    }
+}
