@@ -709,7 +709,11 @@ impl Engine {
                     AttemptState::Failed,
                     Change {
                         result_code: Some(f.code.clone()),
-                        result_message: Some(f.message.clone()),
+                        result_message: Some(format!(
+                            "{}: {}",
+                            crate::state::REFUSED_AT_DOOR,
+                            f.message
+                        )),
                         message: Some(format!("not charged: {} ({})", f.cashier, f.code)),
                         ..Change::default()
                     },

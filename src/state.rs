@@ -6,6 +6,34 @@
 
 use std::fmt;
 
+/// Result code of an attempt whose payment the provider never created (a cancel found no
+/// such payment): not charged. Reconciliation looks for it on the provider's bill anyway.
+pub const NOT_CREATED: &str = "not_created";
+
+/// How the result message of an attempt refused at the gateway's door begins (the request
+/// was refused before any processing, in an answer that may be unsigned): not charged, and
+/// reconciliation looks for it on the provider's bill anyway.
+pub const REFUSED_AT_DOOR: &str = "refused at the gateway's door";
+
+/// Why an attempt ended not charged on the gateway's word alone, without a signed final
+/// state of the payment: `None` for every other attempt.
+pub fn ended_unconfirmed(
+    state: AttemptState,
+    result_code: Option<&str>,
+    result_message: Option<&str>,
+) -> Option<&'static str> {
+    if state != AttemptState::Failed {
+        return None;
+    }
+    if result_code == Some(NOT_CREATED) {
+        Some("never created")
+    } else if result_message.is_some_and(|m| m.starts_with(REFUSED_AT_DOOR)) {
+        Some("refused at the door")
+    } else {
+        None
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttemptState {

@@ -40,8 +40,7 @@ const CANCEL_WINDOW_ALERT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 /// How often the watchdog looks for open attempts nobody works on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Result code of an attempt whose payment the provider never created.
-pub const NOT_CREATED: &str = "not_created";
+pub use crate::state::NOT_CREATED;
 
 /// Cashier messages for the ways an in-doubt attempt ends.
 pub const MSG_PAID: &str = "paid";

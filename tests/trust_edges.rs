@@ -326,3 +326,152 @@ fn check_config_probe_fails_on_each_wrong_credential_and_names_the_fix() {
         }
     }
 }
+
+/// A daemon with the register API, on a copy of the sandbox's config whose gateway URL is
+/// `url`.
+fn daemon_at(sbx: &SandboxProc, url: &str) -> (common::procs::Daemon, PathBuf) {
+    let text = std::fs::read_to_string(sbx.config())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("url = ") {
+                format!("url = \"{url}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n[api]\nsocket = \"api-edge.sock\"\n";
+    let config = sbx.dir.join("daemon-edge.toml");
+    std::fs::write(&config, text).unwrap();
+    let daemon = common::procs::Daemon::start(&config, None);
+    let socket = sbx.dir.join("api-edge.sock");
+    let end = Instant::now() + Duration::from_secs(15);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < end, "no API socket:\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (daemon, socket)
+}
+
+async fn wait_health(socket: &Path, state: &str, daemon: &common::procs::Daemon) -> Value {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, health) = common::call(socket, "GET", "/v1/health", &[], "").await;
+        if health["gateway"]["reachability"]["state"] == state {
+            return health;
+        }
+        assert!(
+            Instant::now() < end,
+            "gateway never {state}: {health}\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const SALE: &str = r#"{"amount":"2.00","currency":"CNY"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_that_never_left_refuses_new_sales_until_the_gateway_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let port = sbx.port;
+    sbx.stop(); // the gateway's port is closed now
+    let (mut daemon, socket) = daemon_at(&sbx, &format!("http://127.0.0.1:{port}/gateway.do"));
+    let (st, first) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 201, "{first}");
+    let id = first["sale_id"].as_str().unwrap().to_string();
+    daemon.feed("286000000000000300\n");
+    // The pay could not leave: not charged, and the gateway is offline at once.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, sale) = common::call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+        if sale["attempts"][0]["result_code"] == "not_sent" {
+            break;
+        }
+        assert!(Instant::now() < end, "{sale}\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (st, refused) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "offline", "{refused}");
+    let (st, health) = common::call(&socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(st, 503);
+    assert_eq!(health["status"], "degraded");
+    assert_eq!(health["gateway"]["reachability"]["state"], "offline");
+    // The gateway comes back on the same port: the offline probe finds it.
+    let _back = SandboxProc::start(&sbx.dir, port);
+    wait_health(&socket, "online", &daemon).await;
+    let (st, cancel) =
+        common::call(&socket, "POST", &format!("/v1/sales/{id}/cancel"), &[], "").await;
+    assert_eq!(st, 200, "{cancel}");
+    let (st, sale) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 201, "taken again: {sale}");
+}
+
+/// A gateway that takes every connection, reads the request and closes without answering.
+fn answers_nothing() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/gateway.do",
+        listener.local_addr().unwrap().port()
+    );
+    let handle = std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut buf = [0u8; 4096];
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = stream.read(&mut buf);
+            drop(stream);
+        }
+    });
+    (url, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_that_loses_every_answer_refuses_new_sales_after_three_and_health_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let (url, _gateway) = answers_nothing();
+    let (mut daemon, socket) = daemon_at(&sbx, &url);
+    let (st, first) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 201, "{first}");
+    daemon.feed("286000000000000400\n");
+    // The pay's answer is lost (in doubt); so are the inquiries that follow: after the
+    // third lost answer in a row the gateway counts as not answering.
+    let health = wait_health(&socket, "not_answering", &daemon).await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["gateway"]["reachability"]["lost_answers"]
+            .as_u64()
+            .unwrap()
+            >= 3,
+        "{health}"
+    );
+    assert_eq!(
+        health["gateway"]["sales_refused"]["code"], "offline",
+        "{health}"
+    );
+    let (st, refused) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "offline");
+    let message = refused["error"]["message"].as_str().unwrap_or("");
+    assert!(message.contains("not answering"), "{message}");
+    // The sale in doubt stays open for the watchdog; nothing is lost.
+    let (_, sale) = common::call(
+        &socket,
+        "GET",
+        &format!("/v1/sales/{}", first["sale_id"].as_str().unwrap()),
+        &[],
+        "",
+    )
+    .await;
+    assert!(
+        matches!(sale["state"].as_str(), Some("processing")),
+        "{sale}"
+    );
+}

@@ -109,6 +109,22 @@ pub struct Reconciliation {
     pub totals: Vec<Totals>,
     /// What `--fix` did, one entry per payment it refunded or tried to.
     pub fixes: Vec<Fix>,
+    /// Attempts of the day that ended not charged on the gateway's word alone (never
+    /// created, refused at the door), each looked up on the provider's record: a payment
+    /// created late after all is a `paid_only_at_provider` difference.
+    pub unconfirmed_checked: Vec<Checked>,
+}
+
+/// One attempt that ended not charged without a signed final state, as reconciliation found
+/// it on the provider's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checked {
+    pub request_id: String,
+    pub sale_id: String,
+    /// `never created` or `refused at the door`.
+    pub why: &'static str,
+    /// Whether the provider's record of the day has a payment under it.
+    pub paid_at_provider: bool,
 }
 
 /// A refund `--fix` made (or found already made) for money only the provider recorded.
@@ -135,6 +151,8 @@ struct JournalPayment {
     state: AttemptState,
     /// Paid, then given back by the cancel.
     reversed: bool,
+    /// Ended not charged on the gateway's word alone (`state::ended_unconfirmed`).
+    unconfirmed: Option<&'static str>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -147,6 +165,11 @@ impl JournalPayment {
             amount: a.amount,
             state: a.state,
             reversed: a.paid_then_refunded,
+            unconfirmed: crate::state::ended_unconfirmed(
+                a.state,
+                a.result_code.as_deref(),
+                a.result_message.as_deref(),
+            ),
             created_at: a.created_at,
             updated_at: a.updated_at,
         }
@@ -176,6 +199,10 @@ impl JournalPayment {
     fn describe(&self) -> String {
         if self.reversed {
             "cancelled and refunded in the journal".to_string()
+        } else if let Some(why) = self.unconfirmed {
+            format!(
+                "failed in the journal ({why}: the gateway said no payment exists, yet it was created)"
+            )
         } else {
             format!("{} in the journal", self.state)
         }
@@ -488,6 +515,19 @@ pub fn reconcile(
         });
     }
     differences.sort_by(|a, b| (a.kind, &a.request_id).cmp(&(b.kind, &b.request_id)));
+    // Every attempt that ended not charged on the gateway's word alone is looked up
+    // explicitly: a trade created late cannot slip through.
+    let unconfirmed_checked = journal_payments
+        .iter()
+        .filter_map(|(id, j)| {
+            j.unconfirmed.map(|why| Checked {
+                request_id: id.clone(),
+                sale_id: j.sale_id.clone(),
+                why,
+                paid_at_provider: provider.get(id.as_str()).is_some_and(|s| s.paid > 0),
+            })
+        })
+        .collect();
     Ok(Reconciliation {
         date: date.to_string(),
         source: source.to_string(),
@@ -496,6 +536,7 @@ pub fn reconcile(
         differences,
         totals: totals.into_values().collect(),
         fixes: Vec::new(),
+        unconfirmed_checked,
     })
 }
 
@@ -569,6 +610,17 @@ pub fn to_text(r: &Reconciliation) -> String {
         out.push_str(&format!(
             "  {} line(s) of other terminals on the same account not compared\n",
             r.other_lines
+        ));
+    }
+    if !r.unconfirmed_checked.is_empty() {
+        let found = r
+            .unconfirmed_checked
+            .iter()
+            .filter(|c| c.paid_at_provider)
+            .count();
+        out.push_str(&format!(
+            "  {} attempt(s) ended not charged on the gateway's word alone (never created, refused at the door): looked up on the provider's record, {found} paid there\n",
+            r.unconfirmed_checked.len()
         ));
     }
     for f in &r.fixes {
@@ -740,6 +792,70 @@ mod tests {
             records,
         )
         .unwrap()
+    }
+
+    /// A failed attempt ended with `result_code`/`result_message` as the engine and the
+    /// watchdog write them for "never created" and "refused at the door".
+    fn end_unconfirmed(j: &Journal, request_id: &str, code: &str, message: &str) {
+        let a = j.attempt_by_request_id(request_id).unwrap().unwrap();
+        let conn = rusqlite::Connection::open(j.path()).unwrap();
+        conn.execute(
+            "UPDATE attempts SET result_code = ?2, result_message = ?3 WHERE id = ?1",
+            rusqlite::params![a.id, code, message],
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn attempts_ended_on_the_gateways_word_alone_are_looked_up_on_the_bill() {
+        let (_d, j) = journal(&[
+            ("T_never", 300, AttemptState::Failed),
+            ("T_door", 400, AttemptState::Failed),
+            ("T_late", 500, AttemptState::Failed),
+            ("T_declined", 600, AttemptState::Failed),
+        ]);
+        end_unconfirmed(
+            &j,
+            "T_never",
+            crate::state::NOT_CREATED,
+            "cancel: no such payment",
+        );
+        end_unconfirmed(
+            &j,
+            "T_door",
+            "isv.invalid-signature",
+            &format!("{}: 验签出错", crate::state::REFUSED_AT_DOOR),
+        );
+        end_unconfirmed(
+            &j,
+            "T_late",
+            crate::state::NOT_CREATED,
+            "cancel: no such payment",
+        );
+        // The "never created" payment T_late was created after all.
+        let r = compare(&j, &[line(RecordKind::Payment, "T_late", 500, None)]);
+        let checked: Vec<(&str, &str, bool)> = r
+            .unconfirmed_checked
+            .iter()
+            .map(|c| (c.request_id.as_str(), c.why, c.paid_at_provider))
+            .collect();
+        assert_eq!(
+            checked,
+            [
+                ("T_door", "refused at the door", false),
+                ("T_late", "never created", true),
+                ("T_never", "never created", false),
+            ],
+            "an ordinary decline is not in the list"
+        );
+        assert_eq!(r.differences.len(), 1, "{:?}", r.differences);
+        let d = &r.differences[0];
+        assert_eq!(d.kind, DifferenceKind::PaidOnlyAtProvider);
+        assert_eq!(d.request_id, "T_late");
+        assert!(d.detail.contains("never created"), "{}", d.detail);
+        let text = to_text(&r);
+        assert!(text.contains("3 attempt(s) ended not charged"), "{text}");
+        assert!(text.contains("1 paid there"), "{text}");
     }
 
     #[test]
