@@ -479,3 +479,20 @@ fn charge_with_an_ams_config_against_the_sandbox_process() {
         assert_eq!(sale["state"], state, "{code}");
     }
 }
+
+/// A cancel is decided by what Antom states around it: when the inquiry before it fails, the
+/// outcome is unknown and the cancel is not sent yet (never "closed unpaid").
+#[tokio::test]
+async fn a_cancel_whose_inquiry_fails_is_unknown_not_closed() {
+    let alipay = PrivateKey::generate(1024, "gw").unwrap().public_key();
+    let bad_gateway =
+        b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
+    let (url, seen) = fake_ams(vec![bad_gateway]).await;
+    let key = PrivateKey::generate(1024, "app").unwrap();
+    let c = client(&url, DEFAULT_CLIENT_ID, key, alipay);
+    let outcome = c.cancel("T1_race").await;
+    assert!(matches!(outcome, Outcome::Unknown(_)), "{outcome:?}");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "only the inquiry went out: {seen:?}");
+    assert!(seen[0].contains("T1_race"));
+}

@@ -475,3 +475,108 @@ async fn a_gateway_that_loses_every_answer_refuses_new_sales_after_three_and_hea
         "{sale}"
     );
 }
+
+#[test]
+fn a_customer_who_pays_as_the_cancel_arrives_is_refunded_and_told_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for written in ["scanpay.toml", "scanpay-ams.toml"] {
+        let sbx = SandboxProc::start(&dir.path().join(written), 0);
+        let config = sbx.config_from(written);
+        let (out, _) = charge(&config, "6.13", "286000000000000013");
+        let sale = sale_of(&out);
+        assert_eq!(out.status.code(), Some(1), "{written}: {sale}");
+        assert_eq!(sale["state"], "cancelled", "{written}: {sale}");
+        assert_eq!(
+            sale["attempts"][0]["paid_then_refunded"], true,
+            "{written}: the cancel refunded a payment: {sale}"
+        );
+        let message = sale["message"].as_str().unwrap_or("");
+        assert!(message.contains("refunded"), "{message}");
+        assert_journal_and_ledger_agree(&journal_of(&config), &sbx.ledger());
+        assert_eq!(sbx.ledger()[0].1, 0, "charged, then given back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_refusing_the_credentials_refuses_new_sales_with_its_own_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let url = format!("http://127.0.0.1:{}/gateway.do", sbx.port);
+    let (mut daemon, socket) = daemon_at(&sbx, &url);
+    // The same daemon, but with an app id the gateway does not know.
+    let _ = daemon.terminate();
+    let config = sbx.dir.join("daemon-edge.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "app_id = \"2021000000000001\"",
+        "app_id = \"2021009999999999\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let _ = std::fs::remove_file(&socket);
+    let mut daemon = common::procs::Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < end, "no API socket:\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (st, first) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 201, "{first}");
+    let id = first["sale_id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    daemon.feed("286000000000000500\n");
+    let health = wait_health(&socket, "refusing", &daemon).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        health["gateway"]["reachability"]["code"],
+        "isv.invalid-app-id"
+    );
+    assert_eq!(
+        health["gateway"]["sales_refused"]["code"], "gateway_refusing",
+        "{health}"
+    );
+    let (_, sale) = common::call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+    assert_eq!(sale["attempts"][0]["state"], "failed", "{sale}");
+    assert_eq!(sale["attempts"][0]["result_code"], "isv.invalid-app-id");
+    let (st, refused) = common::call(&socket, "POST", "/v1/sales", &[], SALE).await;
+    assert_eq!(st, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "gateway_refusing");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("isv.invalid-app-id"),
+        "{refused}"
+    );
+    let status = scanpay()
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains("REFUSING") && text.contains("isv.invalid-app-id"),
+        "{text}"
+    );
+    let metrics = {
+        let stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let req = hyper::Request::builder()
+            .uri("/metrics")
+            .header("host", "scanpay")
+            .body(http_body_util::Empty::<hyper::body::Bytes>::new())
+            .unwrap();
+        let response = sender.send_request(req).await.unwrap();
+        use http_body_util::BodyExt;
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8_lossy(&body).into_owned()
+    };
+    assert!(
+        metrics.contains("scanpay_gateway_state{state=\"refusing\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("scanpay_gateway_up 0"), "{metrics}");
+    assert!(sbx.ledger().is_empty());
+}
