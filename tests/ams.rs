@@ -363,6 +363,11 @@ async fn a_throttled_pay_is_resent_with_the_same_request_id_and_bytes() {
         json!({"currency": "USD", "value": "500"})
     );
     assert_eq!(body["productCode"], "IN_STORE_PAYMENT");
+    assert_eq!(
+        body["settlementStrategy"],
+        json!({"settlementCurrency": "USD"}),
+        "unconfigured, the payment's own currency"
+    );
     assert!(
         body["paymentExpiryTime"]
             .as_str()
