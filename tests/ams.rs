@@ -258,6 +258,50 @@ async fn requests_the_gateway_cannot_verify_are_refused_and_charge_nothing() {
     );
 }
 
+#[tokio::test]
+async fn the_sandbox_refuses_a_wallet_pay_that_names_no_settlement_currency() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sbx, app, _) = sandbox(&dir.path().join("sbx")).await;
+    let path = "/ams/sandbox/api/v1/payments/pay";
+    let send = |body: Value| {
+        let body = body.to_string();
+        let time = "2026-12-02T10:00:00+08:00";
+        let content = sign_content("POST", path, DEFAULT_CLIENT_ID, time, &body);
+        let signature = signature_header(1, &app.sign_sha256_base64(content.as_bytes()));
+        let request = reqwest::Client::new()
+            .post(format!("{}{path}", sbx.origin.trim_end_matches('/')))
+            .header("content-type", "application/json; charset=UTF-8")
+            .header("client-id", DEFAULT_CLIENT_ID)
+            .header("request-time", time)
+            .header("signature", signature)
+            .body(body)
+            .timeout(Duration::from_secs(10));
+        async move {
+            let answer = request.send().await.unwrap().text().await.unwrap();
+            serde_json::from_str::<Value>(&answer).unwrap()
+        }
+    };
+    let mut pay = json!({
+        "productCode": "IN_STORE_PAYMENT",
+        "paymentRequestId": "T1_s",
+        "paymentAmount": {"currency": "USD", "value": "100"},
+        "paymentMethod": {"paymentMethodType": "CONNECT_WALLET", "paymentMethodId": "286000000000000000"},
+        "paymentFactor": {"inStorePaymentScenario": "PaymentCode"},
+        "order": {"orderDescription": "coffee", "env": {"storeTerminalId": "T1"}},
+    });
+    let refused = send(pay.clone()).await;
+    assert_eq!(
+        refused["result"],
+        json!({"resultStatus": "F", "resultCode": "PARAM_ILLEGAL",
+            "resultMessage": "settlementStrategy.settlementCurrency is required for CONNECT_WALLET"})
+    );
+    assert!(ledger(&sbx.ledger_url).await.is_empty());
+    pay["settlementStrategy"] = json!({"settlementCurrency": "USD"});
+    let paid = send(pay).await;
+    assert_eq!(paid["result"]["resultStatus"], "S", "{paid}");
+    assert_eq!(ledger(&sbx.ledger_url).await.len(), 1);
+}
+
 async fn fake_ams(answers: Vec<Vec<u8>>) -> (String, Arc<Mutex<Vec<String>>>) {
     common::fake_http(answers).await
 }
@@ -363,6 +407,11 @@ async fn a_throttled_pay_is_resent_with_the_same_request_id_and_bytes() {
         json!({"currency": "USD", "value": "500"})
     );
     assert_eq!(body["productCode"], "IN_STORE_PAYMENT");
+    assert_eq!(
+        body["settlementStrategy"],
+        json!({"settlementCurrency": "USD"}),
+        "unconfigured, the payment's own currency"
+    );
     assert!(
         body["paymentExpiryTime"]
             .as_str()

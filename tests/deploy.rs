@@ -192,6 +192,46 @@ fn every_example_config_loads() {
 }
 
 #[test]
+fn check_config_warns_of_the_ams_keys_an_acquirer_may_require() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = example_with_keys("ams.example.toml", dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        let out = scanpay().arg("check-config").arg(&config).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, stdout) = check(&text);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout.contains("OK   settlement") && stdout.contains("in USD"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK   notify"), "{stdout}");
+
+    let without: String = text
+        .lines()
+        .filter(|l| !l.starts_with("settlement_currency") && !l.starts_with("payment_notify_url"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let (code, stdout) = check(&without);
+    assert_eq!(code, Some(0), "warnings only: {stdout}");
+    assert!(
+        stdout.contains("WARN settlement")
+            && stdout.contains("terminal currency SGD")
+            && stdout.contains("Antom Dashboard"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("WARN notify") && stdout.contains("\"resultCode\":\"SUCCESS\""),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_config_names_each_failure_and_the_fix() {
     let dir = tempfile::tempdir().unwrap();
     let config = example_with_keys("openapi.example.toml", dir.path());

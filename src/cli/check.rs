@@ -77,6 +77,33 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                 a.alipay_public_key.source()
             ),
         );
+        match &a.merchant.settlement_currency {
+            Some(c) => note(
+                Level::Ok,
+                "settlement",
+                &format!("every pay asks to settle in {c}"),
+            ),
+            None => note(
+                Level::Warn,
+                "settlement",
+                &format!(
+                    "[gateway] settlement_currency is not set: every pay asks to settle in the terminal currency {}; set it to the currency of your settlement contract with Antom, as in Antom Dashboard",
+                    config.terminal.currency
+                ),
+            ),
+        }
+        match &a.merchant.payment_notify_url {
+            Some(u) => note(
+                Level::Ok,
+                "notify",
+                &format!("payment results are also sent to {u}"),
+            ),
+            None => note(
+                Level::Warn,
+                "notify",
+                "[gateway] payment_notify_url is not set, and some acquirers refuse a pay without it: set an HTTPS endpoint you control (e.g. the store back office) that answers 200 with {\"result\":{\"resultCode\":\"SUCCESS\",\"resultStatus\":\"S\",\"resultMessage\":\"success\"}}; scanpay resolves payments by inquiry and never needs the notification",
+            ),
+        }
     }
     let journal_dir = config
         .journal

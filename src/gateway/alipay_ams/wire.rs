@@ -67,6 +67,7 @@ pub struct Merchant {
     pub reference_store_id: String,
     pub store_name: String,
     pub merchant_region: Option<String>,
+    /// `settlementStrategy.settlementCurrency`; `None` sends the payment's currency.
     pub settlement_currency: Option<String>,
     pub payment_notify_url: Option<String>,
 }
@@ -138,9 +139,13 @@ pub fn pay_body(p: &PayBody<'_>) -> String {
     if let Some(f) = factor {
         body["paymentFactor"] = f;
     }
-    if let Some(c) = &m.settlement_currency {
-        body["settlementStrategy"] = json!({"settlementCurrency": c});
-    }
+    // Required with CONNECT_WALLET and with auto-debit: an acquirer with several settlement
+    // contracts cannot choose one without it. Unconfigured, the payment's own currency.
+    let settlement = m
+        .settlement_currency
+        .as_deref()
+        .unwrap_or(p.amount.currency().code());
+    body["settlementStrategy"] = json!({"settlementCurrency": settlement});
     if let Some(r) = &m.merchant_region {
         body["merchantRegion"] = json!(r);
     }

@@ -165,6 +165,25 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             false,
         );
     }
+    // As an acquirer with several settlement contracts may: it cannot tell which one to use.
+    if request
+        .pointer("/paymentMethod/paymentMethodType")
+        .and_then(Value::as_str)
+        == Some("CONNECT_WALLET")
+        && request
+            .pointer("/settlementStrategy/settlementCurrency")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        return reply(
+            result(
+                "F",
+                "PARAM_ILLEGAL",
+                "settlementStrategy.settlementCurrency is required for CONNECT_WALLET",
+            ),
+            false,
+        );
+    }
     let Some(amount) = request
         .get("paymentAmount")
         .and_then(parse_amount)

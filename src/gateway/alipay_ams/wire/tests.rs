@@ -90,12 +90,17 @@ fn the_upm_body_has_the_documented_shape() {
         merchant: &merchant,
     });
     let mut got: Value = serde_json::from_str(&body).unwrap();
-    // scanpay adds the order reference; everything else is the documented example.
+    // scanpay adds the order reference and the settlement currency (the payment's own when
+    // none is configured); everything else is the documented example.
     assert_eq!(got["order"]["referenceOrderId"], "pay_20240101_0001");
     got["order"]
         .as_object_mut()
         .unwrap()
         .remove("referenceOrderId");
+    assert_eq!(
+        got.as_object_mut().unwrap().remove("settlementStrategy"),
+        Some(json!({"settlementCurrency": "USD"}))
+    );
     assert_eq!(got, expected);
 
     let agreement = pay_body(&PayBody {
@@ -120,6 +125,55 @@ fn the_upm_body_has_the_documented_shape() {
     assert!(a.get("paymentFactor").is_none());
     assert_eq!(a["settlementStrategy"]["settlementCurrency"], "USD");
     assert_eq!(a["paymentExpiryTime"], "2024-01-01T12:01:00+08:00");
+}
+
+#[test]
+fn every_pay_names_a_settlement_currency_the_configured_one_or_the_payments() {
+    let merchant = |settlement: Option<&str>| Merchant {
+        reference_merchant_id: "M0001".into(),
+        merchant_name: "Demo Cafe".into(),
+        merchant_mcc: "5812".into(),
+        reference_store_id: "S0001".into(),
+        store_name: "Demo Cafe Main St".into(),
+        merchant_region: None,
+        settlement_currency: settlement.map(str::to_string),
+        payment_notify_url: None,
+    };
+    let sources = [
+        (
+            "CONNECT_WALLET",
+            PaymentSource::PaymentCode("281234567890123456"),
+        ),
+        (
+            "GCASH",
+            PaymentSource::Agreement {
+                wallet: "GCASH",
+                access_token: "tok",
+            },
+        ),
+    ];
+    for (method, source) in sources {
+        for (configured, sent) in [(Some("USD"), "USD"), (None, "SGD")] {
+            let m = merchant(configured);
+            let body = pay_body(&PayBody {
+                request_id: "r",
+                source: source.clone(),
+                amount: Amount::from_minor(1050, Currency::from_code("SGD").unwrap()),
+                description: "x",
+                terminal_id: "T",
+                request_time: "t",
+                expiry_time: None,
+                merchant: &m,
+            });
+            let body: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["paymentMethod"]["paymentMethodType"], method);
+            assert_eq!(
+                body["settlementStrategy"],
+                json!({"settlementCurrency": sent}),
+                "{method}, configured {configured:?}"
+            );
+        }
+    }
 }
 
 #[test]
