@@ -1,4 +1,5 @@
-//! `scanpay journal list|show|export`: read the journal without changing it.
+//! `scanpay journal list|show|export`: read the journal without changing it (`verify`,
+//! `init`, `backup` and `restore` are in `journal_files.rs`).
 
 use std::path::PathBuf;
 
@@ -43,6 +44,12 @@ pub fn run(command: JournalCommand) -> u8 {
             };
             with_journal(&source, |j| export(j, format, since))
         }
+        JournalCommand::Verify { source } => super::journal_files::verify(&source),
+        JournalCommand::Init { source, force } => super::journal_files::init(&source, force),
+        JournalCommand::Backup { source, dest } => super::journal_files::backup(&source, &dest),
+        JournalCommand::Restore { source, src, force } => {
+            super::journal_files::restore(&source, &src, force)
+        }
     }
 }
 
@@ -52,21 +59,25 @@ fn parse_day(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
 }
 
+/// The journal a command names, by `--journal` or the config's `[journal] path`.
+pub(super) fn journal_path(source: &JournalSource) -> Result<PathBuf, String> {
+    match (&source.journal, &source.config) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(c)) => Config::load(c)
+            .map(|config| config.journal.path)
+            .map_err(|e| e.to_string()),
+        (None, None) => Err("name the journal with --config FILE or --journal PATH".into()),
+    }
+}
+
 pub(super) fn with_journal(
     source: &JournalSource,
     f: impl FnOnce(&Journal) -> Result<u8, String>,
 ) -> u8 {
-    let path: PathBuf = match (&source.journal, &source.config) {
-        (Some(p), _) => p.clone(),
-        (None, Some(c)) => match Config::load(c) {
-            Ok(config) => config.journal.path,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        },
-        (None, None) => {
-            eprintln!("error: name the journal with --config FILE or --journal PATH");
+    let path = match journal_path(source) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };

@@ -6,6 +6,7 @@ mod check;
 mod console;
 mod demo;
 mod journal;
+mod journal_files;
 mod output;
 pub(crate) mod reconcile;
 mod refund;
@@ -231,6 +232,37 @@ pub enum JournalCommand {
         /// First day to include, YYYY-MM-DD (UTC)
         #[arg(long)]
         since: Option<String>,
+    },
+    /// Check the journal's files against its identity and SQLite's integrity check, as
+    /// `scanpay run` does at start; changes nothing (the daemon may be running)
+    Verify {
+        #[command(flatten)]
+        source: JournalSource,
+    },
+    /// Make a new, empty journal; with --force, archive the files that are there first
+    Init {
+        #[command(flatten)]
+        source: JournalSource,
+        /// Archive an existing journal (into a directory beside it) and start over
+        #[arg(long)]
+        force: bool,
+    },
+    /// A consistent copy of the journal into DEST, while the daemon runs, verified after
+    /// writing
+    Backup {
+        #[command(flatten)]
+        source: JournalSource,
+        dest: PathBuf,
+    },
+    /// Put the backup SRC in place of the journal (the daemon stopped); the files there are
+    /// archived first
+    Restore {
+        #[command(flatten)]
+        source: JournalSource,
+        src: PathBuf,
+        /// Restore even a backup older than what the journal issued, or of another journal
+        #[arg(long)]
+        force: bool,
     },
 }
 

@@ -6,7 +6,9 @@
 //! and nothing is written. Queries for open work use partial indexes, so startup cost does
 //! not grow with the number of finished sales.
 
+pub mod identity;
 mod schema;
+pub mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -82,6 +84,9 @@ pub enum JournalError {
     Version { found: i64, known: i64 },
     #[error("sale {sale}: {why}")]
     Refund { sale: String, why: String },
+    /// The journal does not match what is known to have been here: refused, changing nothing.
+    #[error("{0}")]
+    Damaged(String),
     #[error(
         "sale {sale} for this reference is still in doubt: wait for it, or create the new sale with \"supersede\": true to cancel it"
     )]
@@ -234,6 +239,19 @@ pub struct Journal {
     write_failure: Mutex<Option<WriteFailure>>,
     /// The last checkpoint left pages (possibly holding a payment code) in the WAL.
     scrub_pending: std::sync::atomic::AtomicBool,
+    /// Keeps the identity file beside a journal open for writing.
+    identity: Option<identity::Keeper>,
+}
+
+/// What a journal holds, in a few numbers (`journal verify`, `backup`, `restore`).
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub journal_id: Option<String>,
+    pub created_at: Option<String>,
+    pub sales: i64,
+    pub open_attempts: i64,
+    pub newest_sale: Option<String>,
+    pub newest_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// Why and since when the journal cannot be written.
@@ -253,6 +271,10 @@ impl Journal {
             source,
         };
         let lock = lock_file(path)?;
+        // Before SQLite touches the files: it would create a missing journal afresh, and
+        // drop a WAL whose checksums fail, both silently.
+        let known = identity::load(path).map_err(|e| damaged(path, &e))?;
+        check_files(path, known.as_ref())?;
         let mut conn = Connection::open(path).map_err(open_err)?;
         // Settings are explicit: durability must not depend on a library default.
         let mode: String = conn
@@ -273,8 +295,15 @@ impl Journal {
             .map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(open_err)?;
+        if let Some(id) = &known {
+            check_contents(&conn, path, id)?;
+        }
         schema::migrate(&mut conn)?;
         let code_salt = code_salt(&conn)?;
+        let id = match known {
+            Some(id) => id,
+            None => adopt(&conn, path)?,
+        };
         Ok(Journal {
             conn: Mutex::new(conn),
             path: path.to_path_buf(),
@@ -282,7 +311,188 @@ impl Journal {
             _lock: Some(lock),
             write_failure: Mutex::new(None),
             scrub_pending: std::sync::atomic::AtomicBool::new(false),
+            identity: Some(identity::Keeper::new(path, id)),
         })
+    }
+
+    /// The identity this journal keeps beside it (journals open for writing).
+    pub fn identity(&self) -> Option<identity::Identity> {
+        self.identity.as_ref().map(identity::Keeper::identity)
+    }
+
+    /// Waits until the identity file holds every update so far.
+    pub fn flush_identity(&self) {
+        if let Some(k) = &self.identity {
+            k.flush();
+        }
+    }
+
+    /// Checks the journal at `path` as `open` does (its files, its identity, what it holds)
+    /// and SQLite's own integrity check, changing nothing. It may be run while the daemon
+    /// runs.
+    pub fn verify(path: &Path) -> Result<Summary, JournalError> {
+        let known = identity::load(path).map_err(|e| damaged(path, &e))?;
+        if known.is_none() && !path.exists() {
+            return Err(JournalError::Damaged(format!(
+                "there is no journal at {} (and no {}): nothing to verify",
+                path.display(),
+                identity::path_for(path).display()
+            )));
+        }
+        check_files(path, known.as_ref())?;
+        let journal = Journal::open_read_only(path)?;
+        if let Some(id) = &known {
+            check_contents(&journal.conn(), path, id)?;
+        }
+        journal.integrity_check()?;
+        journal.summary()
+    }
+
+    /// What the journal holds, in a few numbers.
+    pub fn summary(&self) -> Result<Summary, JournalError> {
+        let conn = self.conn();
+        let meta = |key: &str| -> Result<Option<String>, JournalError> {
+            Ok(conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()?)
+        };
+        let count =
+            |sql: &str| -> Result<i64, JournalError> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
+        Ok(Summary {
+            journal_id: meta("journal_id")?,
+            created_at: meta("journal_created_at")?,
+            sales: count("SELECT count(*) FROM sales")?,
+            open_attempts: count(
+                "SELECT count(*) FROM attempts WHERE state IN ('pending','unknown','cancelling')",
+            )?,
+            newest_sale: conn
+                .query_row(
+                    "SELECT id FROM sales ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            newest_attempt_at: conn
+                .query_row(
+                    "SELECT created_at FROM attempts ORDER BY id DESC LIMIT 1",
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?
+                .and_then(|t| from_journal(&t)),
+        })
+    }
+
+    /// Whether the journal has the sale and the attempt an identity names as newest.
+    pub fn holds(&self, id: &identity::Identity) -> Result<Vec<String>, JournalError> {
+        let conn = self.conn();
+        let mut missing = Vec::new();
+        if let Some(sale) = &id.last_sale_id
+            && conn
+                .query_row("SELECT 1 FROM sales WHERE id = ?1", [sale], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .optional()?
+                .is_none()
+        {
+            missing.push(format!("sale {sale}"));
+        }
+        if let Some(request) = &id.last_request_id
+            && conn
+                .query_row(
+                    "SELECT 1 FROM attempts WHERE request_id = ?1",
+                    [request],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .is_none()
+        {
+            missing.push(format!("attempt {request}"));
+        }
+        Ok(missing)
+    }
+
+    /// Request ids of attempts in this journal that `other` does not have, oldest first.
+    pub fn attempts_not_in(
+        &self,
+        other: &Journal,
+    ) -> Result<Vec<(String, DateTime<Utc>)>, JournalError> {
+        let mine: Vec<(String, String)> = {
+            let conn = self.conn();
+            let mut stmt =
+                conn.prepare("SELECT request_id, created_at FROM attempts ORDER BY id")?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let theirs = other.conn();
+        let mut out = Vec::new();
+        for (request_id, at) in mine {
+            let found: Option<i64> = theirs
+                .query_row(
+                    "SELECT 1 FROM attempts WHERE request_id = ?1",
+                    [&request_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if found.is_none() {
+                out.push((request_id, time("attempt", "", &at)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A consistent copy of the whole journal, WAL contents included, into the new file
+    /// `dest` (SQLite's `VACUUM INTO`: it reads one snapshot, so the daemon may keep
+    /// writing). The copy carries the journal's id and when it was made.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), JournalError> {
+        let text = dest.to_str().ok_or_else(|| {
+            JournalError::Damaged(format!(
+                "{}: use a path that is valid UTF-8",
+                dest.display()
+            ))
+        })?;
+        self.conn().execute("VACUUM INTO ?1", [text])?;
+        let copy = Connection::open(dest)?;
+        copy.execute(
+            "INSERT INTO meta (key, value) VALUES ('backup_at', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [to_journal(Utc::now())],
+        )?;
+        copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Moves the journal's files (the file, its WAL and shared memory, its identity) into a
+    /// new directory beside it and returns that directory; `None` when there was nothing.
+    /// Takes the journal's lock: the daemon must be stopped.
+    pub fn archive(path: &Path) -> Result<Option<PathBuf>, JournalError> {
+        let _lock = lock_file(path)?;
+        let files: Vec<PathBuf> = ["", "-wal", "-shm"]
+            .iter()
+            .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
+            .chain(std::iter::once(identity::path_for(path)))
+            .filter(|f| f.exists())
+            .collect();
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "journal".into());
+        let dir = path.with_file_name(format!(
+            "{stem}-archived-{}",
+            Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+        ));
+        let io = |e: std::io::Error| {
+            JournalError::Damaged(format!("archiving into {}: {e}", dir.display()))
+        };
+        std::fs::create_dir(&dir).map_err(io)?;
+        for f in files {
+            let name = f.file_name().map(|n| n.to_owned()).unwrap_or_default();
+            std::fs::rename(&f, dir.join(name)).map_err(io)?;
+        }
+        Ok(Some(dir))
     }
 
     /// Opens an existing journal to read it while its owner may be running.
@@ -312,6 +522,7 @@ impl Journal {
             _lock: None,
             write_failure: Mutex::new(None),
             scrub_pending: std::sync::atomic::AtomicBool::new(false),
+            identity: None,
         })
     }
 
@@ -513,6 +724,9 @@ impl Journal {
         }
         let sale = sale_in(&tx, &new.id)?;
         self.commit(tx)?;
+        if let Some(k) = &self.identity {
+            k.sale(&sale.id);
+        }
         Ok((sale, true))
     }
 
@@ -629,6 +843,9 @@ impl Journal {
         )?;
         let attempt = attempt_in(&tx, id)?;
         self.commit(tx)?;
+        if let Some(k) = &self.identity {
+            k.request(&attempt.request_id);
+        }
         Ok(attempt)
     }
 
@@ -1192,6 +1409,9 @@ impl Journal {
             }
         }
         self.commit(tx)?;
+        if let (Some(k), Some(last)) = (&self.identity, ids.last()) {
+            k.event(*last);
+        }
         Ok(ids)
     }
 
@@ -1337,6 +1557,175 @@ fn reason_text(code: Option<&str>, message: Option<&str>) -> String {
         (None, Some(m)) => m.to_string(),
         (None, None) => "not paid".to_string(),
     }
+}
+
+/// A damaged-journal error: what is wrong, and the ways back.
+fn damaged(path: &Path, what: &str) -> JournalError {
+    JournalError::Damaged(format!(
+        "{what}. Nothing was changed. To recover: put the journal's files back as they were \
+         ({0} and {0}-wal together), or restore a backup (scanpay journal restore BACKUP \
+         --journal {0}); `scanpay journal verify --journal {0}` checks it. Only to start over \
+         on purpose: scanpay journal init --force --journal {0} (archives what is there)",
+        path.display()
+    ))
+}
+
+/// What the files say before SQLite opens them: a journal the identity names must be there
+/// and not empty, and its WAL must not be damaged.
+fn check_files(path: &Path, known: Option<&identity::Identity>) -> Result<(), JournalError> {
+    let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+    if let Some(id) = known {
+        let said = format!(
+            "{} says journal {} (created {}) lives here{}",
+            identity::path_for(path).display(),
+            id.journal_id,
+            id.created_at,
+            id.last_sale_id
+                .as_deref()
+                .map(|s| format!(", its newest sale {s}"))
+                .unwrap_or_default()
+        );
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(damaged(
+                    path,
+                    &format!("journal {} is missing, but {said}", path.display()),
+                ));
+            }
+            Ok(m) if m.len() == 0 => {
+                return Err(damaged(
+                    path,
+                    &format!("journal {} is empty (0 bytes), but {said}", path.display()),
+                ));
+            }
+            _ => {}
+        }
+    }
+    match wal::check(&wal_path) {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(d)) => Err(damaged(path, &format!("{}: {d}", wal_path.display()))),
+        Err(e) => Err(damaged(
+            path,
+            &format!("{} cannot be read: {e}", wal_path.display()),
+        )),
+    }
+}
+
+/// What the journal holds against what its identity says was issued.
+fn check_contents(
+    conn: &Connection,
+    path: &Path,
+    id: &identity::Identity,
+) -> Result<(), JournalError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let lost = |what: String| {
+        damaged(
+            path,
+            &format!(
+                "journal {} {what}, but {} says it issued more: it has lost its newest transactions (a missing or damaged {}-wal, or an older copy)",
+                path.display(),
+                identity::path_for(path).display(),
+                path.display()
+            ),
+        )
+    };
+    if version == 0 {
+        return Err(lost("holds no tables".to_string()));
+    }
+    let stored: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'journal_id'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    match stored {
+        Some(j) if j == id.journal_id => {}
+        Some(j) => {
+            return Err(damaged(
+                path,
+                &format!(
+                    "journal {} is journal {j}, but {} names journal {}: another journal was put in its place",
+                    path.display(),
+                    identity::path_for(path).display(),
+                    id.journal_id
+                ),
+            ));
+        }
+        None => return Err(lost("carries no journal id".to_string())),
+    }
+    if let Some(sale) = &id.last_sale_id {
+        let found: Option<i64> = conn
+            .query_row("SELECT 1 FROM sales WHERE id = ?1", [sale], |r| r.get(0))
+            .optional()?;
+        if found.is_none() {
+            return Err(lost(format!("has no sale {sale}")));
+        }
+    }
+    if let Some(request) = &id.last_request_id {
+        let found: Option<i64> = conn
+            .query_row(
+                "SELECT 1 FROM attempts WHERE request_id = ?1",
+                [request],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if found.is_none() {
+            return Err(lost(format!("has no attempt {request}")));
+        }
+    }
+    if id.last_event_id > 0 {
+        let seq: i64 = conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0);
+        if seq < id.last_event_id {
+            return Err(lost(format!(
+                "has issued events up to {seq}, not {}",
+                id.last_event_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A journal without an identity file: new, from a version that kept none, or its file was
+/// lost. Its id is made (or read back) and the file written.
+fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity, JournalError> {
+    let now = to_journal(Utc::now());
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1), ('journal_created_at', ?2)",
+        params![hex(&rand::random::<[u8; 16]>()), now],
+    )?;
+    let meta = |key: &str| -> Result<String, JournalError> {
+        Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+    };
+    let newest = |sql: &str| -> Result<Option<String>, JournalError> {
+        Ok(conn.query_row(sql, [], |r| r.get(0)).optional()?.flatten())
+    };
+    let id = identity::Identity {
+        journal_id: meta("journal_id")?,
+        created_at: meta("journal_created_at")?,
+        last_sale_id: newest("SELECT id FROM sales ORDER BY created_at DESC, rowid DESC LIMIT 1")?,
+        last_request_id: newest("SELECT request_id FROM attempts ORDER BY id DESC LIMIT 1")?,
+        last_event_id: conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(0),
+    };
+    if id.last_sale_id.is_some() {
+        tracing::warn!(file = %identity::path_for(path).display(), "the journal's identity file was missing: written anew from the journal");
+    }
+    if let Err(e) = identity::store(path, &id) {
+        tracing::warn!(error = %e, file = %identity::path_for(path).display(), "cannot write the journal identity");
+    }
+    Ok(id)
 }
 
 fn code_salt(conn: &Connection) -> Result<String, JournalError> {

@@ -1,0 +1,407 @@
+//! The journal never silently forgets: a charged payment whose answer was never journaled
+//! (the process died right after the gateway answered) lives in the WAL, and every common
+//! way of damaging the journal's files makes `scanpay run` refuse to start (exit 2, naming
+//! the file and the way back) instead of starting a new journal. Putting the files back, or
+//! restoring a backup, finds the payment again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::procs::{SandboxProc, assert_journal_and_ledger_agree, scanpay};
+use scanpay::journal::Journal;
+use scanpay::state::{AttemptState, SaleState};
+
+struct Till {
+    _dir: tempfile::TempDir,
+    sandbox: SandboxProc,
+    config: PathBuf,
+    journal: PathBuf,
+}
+
+fn charge(config: &Path, code: &str, failpoint: Option<&str>) -> Output {
+    let mut cmd = scanpay();
+    cmd.arg("charge")
+        .arg("--config")
+        .arg(config)
+        .args(["--amount", "8.00", "--code", code]);
+    if let Some(f) = failpoint {
+        cmd.env("SCANPAY_FAILPOINT", f);
+    }
+    cmd.output().unwrap()
+}
+
+/// A sandbox till whose last payment went through at the gateway, but the process died
+/// before journaling the answer: its attempt is `pending`, in the WAL.
+fn till_with_a_payment_in_doubt() -> Till {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let journal = sandbox.journal();
+    let first = charge(&config, "286000000000000600", None);
+    assert_eq!(first.status.code(), Some(0));
+    let died = charge(&config, "286000000000000700", Some("after_pay_answer"));
+    assert_ne!(died.status.code(), Some(0), "the failpoint aborts");
+    let wal = std::fs::metadata(format!("{}-wal", journal.display()))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(wal > 0, "the payment in doubt is in the WAL");
+    Till {
+        _dir: dir,
+        sandbox,
+        config,
+        journal,
+    }
+}
+
+fn files(journal: &Path) -> Vec<PathBuf> {
+    vec![
+        journal.to_path_buf(),
+        PathBuf::from(format!("{}-wal", journal.display())),
+        PathBuf::from(format!("{}-shm", journal.display())),
+        journal.with_extension("identity"),
+    ]
+}
+
+fn save(journal: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in files(journal) {
+        if f.exists() {
+            std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
+        }
+    }
+}
+
+fn put_back(journal: &Path, from: &Path) {
+    for f in files(journal) {
+        let _ = std::fs::remove_file(&f);
+        let saved = from.join(f.file_name().unwrap());
+        if saved.exists() {
+            std::fs::copy(&saved, &f).unwrap();
+        }
+    }
+}
+
+/// `scanpay run` on the till's config; it must exit by itself within the limit.
+fn run_daemon(config: &Path) -> (Option<i32>, String) {
+    let mut child = scanpay()
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut err)
+                .unwrap();
+            return (status.code(), err);
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return (
+                None,
+                "did not exit: it started on the damaged journal".into(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The sale in doubt is found and finished: paid, as the gateway charged it.
+fn assert_payment_found(till: &Till) {
+    let out = charge(&till.config, "286000000000000800", None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = Journal::open_read_only(&till.journal).unwrap();
+    let paid: Vec<_> = j
+        .sales(&Default::default())
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.state == SaleState::Paid)
+        .collect();
+    assert_eq!(paid.len(), 3, "the payment in doubt was found and finished");
+    assert!(j.open_attempts().unwrap().is_empty());
+    assert_journal_and_ledger_agree(&till.journal, &till.sandbox.ledger());
+}
+
+fn checkpoint(journal: &Path) {
+    let conn = rusqlite::Connection::open(journal).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+}
+
+#[test]
+fn every_common_damage_refuses_to_start_and_putting_the_files_back_finds_the_payment() {
+    let till = till_with_a_payment_in_doubt();
+    let saved = till.journal.parent().unwrap().join("saved");
+    save(&till.journal, &saved);
+    let j = till.journal.clone();
+    let wal = PathBuf::from(format!("{}-wal", j.display()));
+    type Damage = Box<dyn Fn()>;
+    let (j1, j2, j3, j5, j6) = (j.clone(), j.clone(), j.clone(), j.clone(), j.clone());
+    let (w4, w5) = (wal.clone(), wal.clone());
+    let damages: Vec<(&str, Damage, &Path)> = vec![
+        (
+            "journal truncated to 0 bytes, WAL kept",
+            Box::new(move || std::fs::write(&j1, b"").unwrap()),
+            &j,
+        ),
+        (
+            "journal deleted, WAL kept",
+            Box::new(move || std::fs::remove_file(&j2).unwrap()),
+            &j,
+        ),
+        (
+            "every journal file deleted",
+            Box::new(move || {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", j3.display()));
+                }
+            }),
+            &j,
+        ),
+        (
+            "only the WAL deleted",
+            Box::new(move || std::fs::remove_file(&w4).unwrap()),
+            &j,
+        ),
+        (
+            "bytes flipped in the WAL",
+            Box::new(move || {
+                let mut bytes = std::fs::read(&w5).unwrap();
+                let at = 32 + 24 + 100 + 2 * (24 + 4096);
+                bytes[at] ^= 0x5a;
+                bytes[at + 1] ^= 0xa5;
+                std::fs::write(&w5, bytes).unwrap();
+                let _ = j5;
+            }),
+            &wal,
+        ),
+        (
+            "checkpointed, then truncated to 0 bytes",
+            Box::new(move || {
+                checkpoint(&j6);
+                std::fs::write(&j6, b"").unwrap();
+            }),
+            &j,
+        ),
+    ];
+    for (what, damage, named) in damages {
+        put_back(&till.journal, &saved);
+        damage();
+        let (code, stderr) = run_daemon(&till.config);
+        assert_eq!(code, Some(2), "{what}: {stderr}");
+        assert!(
+            stderr.contains(&named.display().to_string()),
+            "{what}: the message names {}:\n{stderr}",
+            named.display()
+        );
+        assert!(
+            stderr.contains("scanpay journal restore") && stderr.contains("journal init --force"),
+            "{what}: the message names the way back:\n{stderr}"
+        );
+        let verify = scanpay()
+            .args(["journal", "verify", "--journal"])
+            .arg(&till.journal)
+            .output()
+            .unwrap();
+        assert_eq!(verify.status.code(), Some(2), "{what}: verify agrees");
+    }
+    // The operator puts the files back: the charged payment is found, nothing is lost.
+    put_back(&till.journal, &saved);
+    let verify = scanpay()
+        .args(["journal", "verify", "--journal"])
+        .arg(&till.journal)
+        .output()
+        .unwrap();
+    assert_eq!(
+        verify.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert_payment_found(&till);
+}
+
+#[test]
+fn a_backup_taken_while_a_sale_is_in_doubt_restores_into_a_fresh_directory_and_resolves_it() {
+    let till = till_with_a_payment_in_doubt();
+    let dest = till.journal.parent().unwrap().join("backup.sqlite");
+    let out = scanpay()
+        .args(["journal", "backup", "--config"])
+        .arg(&till.config)
+        .arg(&dest)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 payment(s) in doubt") && stdout.contains("verified"),
+        "{stdout}"
+    );
+    // A fresh directory, as on a replacement box.
+    let fresh = tempfile::tempdir().unwrap();
+    let journal = fresh.path().join("journal.sqlite");
+    let text = std::fs::read_to_string(&till.config).unwrap().replace(
+        "path = \"journal.sqlite\"",
+        &format!("path = \"{}\"", journal.display()),
+    );
+    let config = till.journal.parent().unwrap().join("fresh.toml");
+    std::fs::write(&config, text).unwrap();
+    let out = scanpay()
+        .args(["journal", "restore", "--config"])
+        .arg(&config)
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = Journal::open_read_only(&journal).unwrap();
+    assert_eq!(
+        before.open_attempts().unwrap().len(),
+        1,
+        "restored in doubt"
+    );
+    drop(before);
+    let out = charge(&config, "286000000000000900", None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j = Journal::open_read_only(&journal).unwrap();
+    assert!(
+        j.open_attempts().unwrap().is_empty(),
+        "resolved after restart"
+    );
+    let states: Vec<AttemptState> = j
+        .sales(&Default::default())
+        .unwrap()
+        .iter()
+        .flat_map(|s| j.attempts(&s.id).unwrap())
+        .map(|a| a.state)
+        .collect();
+    assert_eq!(
+        states
+            .iter()
+            .filter(|s| **s == AttemptState::Succeeded)
+            .count(),
+        3
+    );
+    assert_journal_and_ledger_agree(&journal, &till.sandbox.ledger());
+}
+
+#[test]
+fn an_older_backup_is_refused_unless_forced_and_then_says_what_may_have_moved() {
+    let till = till_with_a_payment_in_doubt();
+    let dest = till.journal.parent().unwrap().join("old.sqlite");
+    let out = scanpay()
+        .args(["journal", "backup", "--config"])
+        .arg(&till.config)
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // A payment after the backup.
+    let later = charge(&till.config, "286000000000001000", None);
+    assert_eq!(later.status.code(), Some(0));
+    let restore = |force: bool| {
+        let mut cmd = scanpay();
+        cmd.args(["journal", "restore", "--config"])
+            .arg(&till.config)
+            .arg(&dest);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = restore(false);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("older") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    let forced = restore(true);
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert_eq!(
+        forced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(stdout.contains("may have moved money"), "{stdout}");
+    assert!(stdout.contains("scanpay reconcile --date"), "{stdout}");
+    // The journal that was there is kept, archived beside it.
+    let archived = std::fs::read_dir(till.journal.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().contains("-archived-"));
+    assert!(archived);
+}
+
+#[test]
+fn init_refuses_an_existing_journal_and_with_force_archives_it() {
+    let till = till_with_a_payment_in_doubt();
+    let init = |force: bool| {
+        let mut cmd = scanpay();
+        cmd.args(["journal", "init", "--journal"])
+            .arg(&till.journal);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.output().unwrap()
+    };
+    let refused = init(false);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    let forced = init(true);
+    let stdout = String::from_utf8_lossy(&forced.stdout);
+    assert_eq!(
+        forced.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&forced.stderr)
+    );
+    assert!(
+        stdout.contains("archived") && stdout.contains("0 sale(s)"),
+        "{stdout}"
+    );
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("archived the journal's files into "))
+        .unwrap();
+    let old = Path::new(dir).join("journal.sqlite");
+    let old = Journal::open_read_only(&old).unwrap();
+    assert_eq!(
+        old.open_attempts().unwrap().len(),
+        1,
+        "the payment in doubt is kept there"
+    );
+}
