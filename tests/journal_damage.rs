@@ -405,3 +405,99 @@ fn init_refuses_an_existing_journal_and_with_force_archives_it() {
         "the payment in doubt is kept there"
     );
 }
+
+/// A small tmpfs of our own, unmounted on drop; `None` where mounting is not allowed.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system of `dir` until a write fails.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = vec![0u8; 64 * 1024];
+    while f.write_all(&block).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_at_start_serves_health_and_takes_a_sale_once_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "4m") else {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs (needs root)");
+        return;
+    };
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let journal = disk.0.join("journal.sqlite");
+    let socket = dir.path().join("api.sock");
+    let text = std::fs::read_to_string(sandbox.config()).unwrap().replace(
+        "path = \"journal.sqlite\"",
+        &format!("path = \"{}\"", journal.display()),
+    ) + &format!("\n[api]\nsocket = \"{}\"\n", socket.display());
+    let config = sandbox.dir.join("full.toml");
+    std::fs::write(&config, text).unwrap();
+    assert_eq!(
+        charge(&config, "286000000000001100", None).status.code(),
+        Some(0)
+    );
+    let filler = fill(&disk.0);
+    let mut daemon = common::procs::Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(Instant::now() < end, "no API:\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (st, health) = common::call(&socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(st, 503, "{health}");
+    assert_eq!(health["reasons"][0], "journal_unwritable", "{health}");
+    let sale = r#"{"amount":"3.00","currency":"CNY"}"#;
+    let (st, refused) = common::call(&socket, "POST", "/v1/sales", &[], sale).await;
+    assert_eq!(st, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "journal_unwritable");
+    assert!(daemon.child.try_wait().unwrap().is_none(), "still running");
+    // Space returns: the daemon takes sales again by itself, with no restart.
+    std::fs::remove_file(&filler).unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    let created = loop {
+        let (st, body) = common::call(&socket, "POST", "/v1/sales", &[], sale).await;
+        if st == 201 {
+            break body;
+        }
+        assert!(Instant::now() < end, "{st} {body}\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    daemon.feed("286000000000001200\n");
+    let id = created["sale_id"].as_str().unwrap();
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, s) = common::call(&socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+        if s["state"] == "paid" {
+            break;
+        }
+        assert!(Instant::now() < end, "{s}\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = daemon.terminate();
+}

@@ -35,8 +35,23 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let reconciliation = crate::reconcile::LastRun::load(journal);
     let reconciled_ok = reconciliation.as_ref().is_none_or(|r| r.differences == 0);
     let ok = gateway_ok && attention.is_empty() && write_failure.is_none() && reconciled_ok;
+    // Why it is degraded, as codes a register or a monitor can act on.
+    let mut reasons: Vec<&str> = Vec::new();
+    if write_failure.is_some() {
+        reasons.push("journal_unwritable");
+    }
+    if let Some((code, _)) = reachability.refusal() {
+        reasons.push(code);
+    }
+    if !attention.is_empty() {
+        reasons.push("needs_attention");
+    }
+    if !reconciled_ok {
+        reasons.push("reconciliation_differences");
+    }
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
+        "reasons": reasons,
         "gateway": {
             "kind": crate::gateway::Gateway::name(s.monitor.as_ref()),
             "reachability": reachability,

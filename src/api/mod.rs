@@ -7,6 +7,7 @@ pub(crate) mod error;
 mod health;
 pub(crate) mod sales;
 mod stream;
+pub mod unavailable;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -93,8 +93,12 @@ pub async fn run(args: Args) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let journal = match Journal::open(&config.journal.path) {
-        Ok(j) => Arc::new(j),
+    let notifier = Notifier::from_env();
+    let stop_requested = shutdown_signals();
+    let mut stop_requested = Box::pin(stop_requested);
+    let journal = match open_journal(&config, &notifier, &mut stop_requested).await {
+        Ok(Some(j)) => Arc::new(j),
+        Ok(None) => return EXIT_OK,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
@@ -134,14 +138,20 @@ pub async fn run(args: Args) -> u8 {
             clock: clock.clone(),
         })),
     );
-    let notifier = Notifier::from_env();
-    let stop_requested = shutdown_signals();
-
-    // Recovery: every attempt left open is the watchdog's before any new scan is taken.
-    if let Err(e) = engine.release_earlier_sales() {
-        eprintln!("error: {e}");
-        return EXIT_NOT_PAID;
-    }
+    // Recovery: every attempt left open is the watchdog's before any new scan is taken. A
+    // journal that cannot be written now (full disk) is retried by housekeeping; sales are
+    // refused until then.
+    let released = match engine.release_earlier_sales() {
+        Ok(_) => true,
+        Err(e) if e.is_unwritable() => {
+            tracing::error!(error = %e, "the journal cannot be written: sales are refused until it can be");
+            false
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_NOT_PAID;
+        }
+    };
     let watchdog = Arc::new(engine.watchdog());
     let resumed = match watchdog.sweep() {
         Ok(n) => n,
@@ -204,9 +214,9 @@ pub async fn run(args: Args) -> u8 {
         engine.clone(),
         monitor.clone(),
         watchdog.clone(),
-        journal.clone(),
         observer.clone(),
         config.terminal.id.clone(),
+        released,
         stop_rx.clone(),
     ));
 
@@ -238,7 +248,7 @@ pub async fn run(args: Args) -> u8 {
     let mut input = std::pin::pin!(input);
     tokio::select! {
         _ = &mut input => tracing::info!("input ended"),
-        _ = stop_requested => {
+        _ = &mut stop_requested => {
             tracing::info!("stop requested");
             engine.stop_taking_sales();
             // A scan being charged finishes: its pay request gets its answer or times out. No
@@ -278,6 +288,75 @@ pub async fn run(args: Args) -> u8 {
     journal.scrub_waiting(Duration::from_secs(3));
     tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
     EXIT_OK
+}
+
+/// How often a journal that cannot be opened (full or read-only disk) is tried again.
+const JOURNAL_RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// Opens the journal. While it cannot be opened because the disk is full or read-only, the
+/// daemon stays up: it tells systemd it is ready (degraded), serves an API that answers
+/// `503 journal_unwritable`, and tries again every few seconds. `None`: stopped meanwhile.
+async fn open_journal(
+    config: &Config,
+    notifier: &Notifier,
+    stop_requested: &mut std::pin::Pin<Box<impl std::future::Future<Output = ()>>>,
+) -> Result<Option<Journal>, crate::journal::JournalError> {
+    let mut unavailable: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )> = None;
+    let why = crate::api::unavailable::Why::default();
+    let ping = watchdog_ping_interval();
+    loop {
+        match Journal::open(&config.journal.path) {
+            Ok(j) => {
+                if let Some((stop, task)) = unavailable.take() {
+                    let _ = stop.send(true);
+                    let _ = task.await;
+                    tracing::info!("the journal opens again: taking sales");
+                }
+                return Ok(Some(j));
+            }
+            Err(e) if e.is_unwritable() => {
+                let now = crate::clock::to_journal(chrono::Utc::now());
+                why.set(&now, &e.to_string());
+                if unavailable.is_none() {
+                    tracing::error!(error = %e, "the journal cannot be opened: serving health only, retrying every {} s", JOURNAL_RETRY_EVERY.as_secs());
+                    let (tx, rx) = tokio::sync::watch::channel(false);
+                    let task = match &config.api {
+                        Some(api) => match crate::api::bind(api) {
+                            Ok(listeners) => tokio::spawn(crate::api::unavailable::serve(
+                                listeners,
+                                why.clone(),
+                                rx,
+                            )),
+                            Err(bind) => {
+                                tracing::error!(error = %bind, "register API not served");
+                                tokio::spawn(async {})
+                            }
+                        },
+                        None => tokio::spawn(async {}),
+                    };
+                    unavailable = Some((tx, task));
+                    notifier.ready(&format!("journal cannot be written: {e}"));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        let wait = ping.map_or(JOURNAL_RETRY_EVERY, |p| p.min(JOURNAL_RETRY_EVERY));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop_requested.as_mut() => {
+                if let Some((stop, task)) = unavailable.take() {
+                    let _ = stop.send(true);
+                    let _ = task.await;
+                }
+                notifier.stopping();
+                return Ok(None);
+            }
+        }
+        notifier.watchdog();
+    }
 }
 
 /// Double triggers: the same code from the same scanner within this window is read once.
@@ -413,11 +492,12 @@ async fn housekeeping(
     engine: Arc<Engine>,
     monitor: Arc<Monitored<dyn Gateway>>,
     watchdog: Arc<crate::watchdog::Watchdog>,
-    journal: Arc<Journal>,
     observer: Arc<dyn Observer>,
     terminal_id: String,
+    mut released: bool,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let journal = engine.journal().clone();
     let mut last_reachability = Reachability::Unknown;
     let notifier = Notifier::from_env();
     let ping = watchdog_ping_interval();
@@ -483,6 +563,13 @@ async fn housekeeping(
         if journal.write_failure().is_some() && last_write_probe.elapsed() >= PROBE_OFFLINE_EVERY {
             last_write_probe = tokio::time::Instant::now();
             let _ = journal.set_meta("write_probe", &crate::clock::to_journal(chrono::Utc::now()));
+        }
+        // The sales an earlier run left open, let go of once the journal can be written.
+        if !released && journal.write_failure().is_none() {
+            match engine.release_earlier_sales() {
+                Ok(_) => released = true,
+                Err(e) => tracing::warn!(error = %e, "earlier sales not released yet"),
+            }
         }
         if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVENTS_EVERY) && !engine.in_flight() {
             last_prune = Some(tokio::time::Instant::now());

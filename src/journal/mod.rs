@@ -97,6 +97,27 @@ pub enum JournalError {
     Superseded { sale: String, by: String },
 }
 
+impl JournalError {
+    /// The disk is full or read-only (or its I/O fails): the journal may open once it is not.
+    pub fn is_unwritable(&self) -> bool {
+        use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
+        let code = match self {
+            JournalError::Unwritable(_) => return true,
+            JournalError::Open { source, .. } | JournalError::Sqlite(source) => {
+                source.sqlite_error_code()
+            }
+            JournalError::LockFile { source, .. } => {
+                return matches!(source.raw_os_error(), Some(28 | 30 | 27 | 5));
+            }
+            _ => None,
+        };
+        matches!(
+            code,
+            Some(DiskFull | ReadOnly | SystemIoFailure | CannotOpen)
+        )
+    }
+}
+
 impl From<rusqlite::Error> for JournalError {
     fn from(e: rusqlite::Error) -> JournalError {
         use rusqlite::ErrorCode::{CannotOpen, DiskFull, ReadOnly, SystemIoFailure};
