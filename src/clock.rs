@@ -18,10 +18,12 @@ impl Clock for SystemClock {
     }
 }
 
-/// Wall time that advances with tokio's (pausable) clock from a fixed start.
+/// Wall time that advances with tokio's (pausable) clock from a fixed start, and can be
+/// stepped apart from it, as NTP or an operator steps a real wall clock.
 pub struct TokioClock {
     start_wall: DateTime<Utc>,
     start: tokio::time::Instant,
+    step_ms: std::sync::atomic::AtomicI64,
 }
 
 impl TokioClock {
@@ -29,14 +31,24 @@ impl TokioClock {
         TokioClock {
             start_wall,
             start: tokio::time::Instant::now(),
+            step_ms: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    /// Steps the wall clock by `by` (either way); tokio's clock does not move.
+    pub fn step(&self, by: chrono::TimeDelta) {
+        self.step_ms
+            .fetch_add(by.num_milliseconds(), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
         let elapsed = tokio::time::Instant::now() - self.start;
-        self.start_wall + chrono::Duration::from_std(elapsed).unwrap_or(chrono::TimeDelta::MAX)
+        let step = self.step_ms.load(std::sync::atomic::Ordering::SeqCst);
+        self.start_wall
+            + chrono::Duration::from_std(elapsed).unwrap_or(chrono::TimeDelta::MAX)
+            + chrono::TimeDelta::milliseconds(step)
     }
 }
 

@@ -148,13 +148,14 @@ impl Resolver {
     }
 
     async fn inquire_until_deadline(&self, mut a: AttemptRow) -> Result<AttemptRow, JournalError> {
-        // The deadline is wall time (it survives restarts); a monotonic budget caps the wait
-        // too, so a clock stepped backwards cannot stretch it.
+        // The in-doubt window runs on the monotonic clock: a step of the wall clock (NTP
+        // after a boot without RTC, an operator's `date`) neither cancels every attempt at
+        // once nor stretches a wait. What is left of it is kept with each inquiry, so a
+        // restart resumes that, not the wall-time deadline.
         let started = tokio::time::Instant::now();
-        let budget = (a.deadline_at - self.clock.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO);
+        let budget = a.budget_left(self.clock.now());
         loop {
+            let left_now = budget.saturating_sub(started.elapsed());
             let outcome = self.with_timeout(self.gateway.inquire(&a.request_id)).await;
             match outcome {
                 Outcome::Success(TradeStatus::Paid(paid)) if echo_ok(&paid, a.amount) => {
@@ -182,7 +183,13 @@ impl Resolver {
                         a.amount
                     );
                     tracing::error!(request_id = %a.request_id, %why, "amount mismatch");
-                    self.note(&a, Counter::Inquiry, UnknownKind::Mismatch.as_str(), &why)?;
+                    self.note(
+                        &a,
+                        Some(left_now),
+                        Counter::Inquiry,
+                        UnknownKind::Mismatch.as_str(),
+                        &why,
+                    )?;
                 }
                 Outcome::Success(TradeStatus::Closed(f)) => {
                     let c = Change {
@@ -194,7 +201,13 @@ impl Resolver {
                     return self.move_to(&a, AttemptState::Failed, Cause::Inquiry, c);
                 }
                 Outcome::Success(TradeStatus::Waiting) => {
-                    self.note(&a, Counter::Inquiry, "waiting", "customer is confirming")?;
+                    self.note(
+                        &a,
+                        Some(left_now),
+                        Counter::Inquiry,
+                        "waiting",
+                        "customer is confirming",
+                    )?;
                     self.observer.event(&Event::CustomerConfirming {
                         sale_id: a.sale_id.clone(),
                         request_id: a.request_id.clone(),
@@ -208,28 +221,40 @@ impl Resolver {
                 Outcome::Success(TradeStatus::NotFound) => {
                     self.note(
                         &a,
+                        Some(left_now),
                         Counter::Inquiry,
                         "not_found",
                         "gateway has no such payment yet",
                     )?;
                 }
                 Outcome::Failed(f) | Outcome::Rejected(f) => {
-                    self.note(&a, Counter::Inquiry, &f.code, &f.message)?
+                    self.note(&a, Some(left_now), Counter::Inquiry, &f.code, &f.message)?
                 }
-                Outcome::Unknown(u) => {
-                    self.note(&a, Counter::Inquiry, u.kind.as_str(), &u.detail)?
+                Outcome::Unknown(u) => self.note(
+                    &a,
+                    Some(left_now),
+                    Counter::Inquiry,
+                    u.kind.as_str(),
+                    &u.detail,
+                )?,
+                Outcome::NotSent(why) => {
+                    self.note(&a, Some(left_now), Counter::Inquiry, "not_sent", &why)?
                 }
-                Outcome::NotSent(why) => self.note(&a, Counter::Inquiry, "not_sent", &why)?,
             }
-            let left = (a.deadline_at - self.clock.now())
-                .to_std()
-                .unwrap_or(Duration::ZERO)
-                .min(budget.saturating_sub(started.elapsed()));
+            let left = if a.expedited() {
+                Duration::ZERO
+            } else {
+                budget.saturating_sub(started.elapsed())
+            };
             if left.is_zero() {
                 break;
             }
             tokio::time::sleep(left.min(self.next_inquiry_pause())).await;
             a = self.journal.attempt(a.id)?;
+            if a.expedited() {
+                // The register gave up on it (or superseded it): cancel now.
+                break;
+            }
         }
         self.start_cancelling(&a, "no final answer by the deadline: cancelling")
     }
@@ -319,14 +344,14 @@ impl Resolver {
                         "cancel refused ({}: {}); reverse this payment by hand if it persists",
                         f.code, f.message
                     );
-                    self.note(&a, Counter::Cancel, &f.code, &f.message)?;
+                    self.note(&a, None, Counter::Cancel, &f.code, &f.message)?;
                     self.alert(&a, &why)?;
                     backoff = CANCEL_BACKOFF_MAX;
                 }
                 Outcome::Unknown(u) => {
-                    self.note(&a, Counter::Cancel, u.kind.as_str(), &u.detail)?
+                    self.note(&a, None, Counter::Cancel, u.kind.as_str(), &u.detail)?
                 }
-                Outcome::NotSent(why) => self.note(&a, Counter::Cancel, "not_sent", &why)?,
+                Outcome::NotSent(why) => self.note(&a, None, Counter::Cancel, "not_sent", &why)?,
             }
             let now = self.clock.now();
             if now >= closes_at {
@@ -483,16 +508,19 @@ impl Resolver {
         }
     }
 
+    /// Records a request that changed nothing; `budget` is what is left of the in-doubt
+    /// window, kept with it so a restart resumes the same budget (docs/operations.md).
     fn note(
         &self,
         a: &AttemptRow,
+        budget: Option<Duration>,
         counter: Counter,
         code: &str,
         text: &str,
     ) -> Result<(), JournalError> {
         tracing::debug!(request_id = %a.request_id, ?counter, code, text, "still in doubt");
         self.journal
-            .note(a.id, counter, code, text, self.clock.now())
+            .note(a.id, counter, code, text, budget, self.clock.now())
     }
 
     fn move_to(

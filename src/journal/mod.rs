@@ -173,9 +173,34 @@ pub struct AttemptRow {
     pub pay_requests: u32,
     pub inquiries: u32,
     pub cancels: u32,
+    /// What was left of the in-doubt window, and the wall time it was measured at.
+    pub budget_left_ms: Option<i64>,
+    pub budget_at: Option<DateTime<Utc>>,
 }
 
 impl AttemptRow {
+    /// The register gave up on the attempt (cancel, supersede): its deadline was moved to
+    /// its creation, so it is cancelled now.
+    pub fn expedited(&self) -> bool {
+        self.deadline_at <= self.created_at
+    }
+
+    /// What is left of the in-doubt window at `now`. From the kept budget, less the wall
+    /// time since it was kept, never less than nothing and never more than was left: a clock
+    /// stepped back cannot stretch it. Without a kept budget (older rows), the deadline.
+    pub fn budget_left(&self, now: DateTime<Utc>) -> std::time::Duration {
+        if self.expedited() {
+            return std::time::Duration::ZERO;
+        }
+        let ms = match (self.budget_left_ms, self.budget_at) {
+            (Some(left), Some(at)) => {
+                let since = (now - at).num_milliseconds().clamp(0, left.max(0));
+                left.max(0) - since
+            }
+            _ => (self.deadline_at - now).num_milliseconds().max(0),
+        };
+        std::time::Duration::from_millis(ms.max(0) as u64)
+    }
     /// The code to resend under the same request id, while the attempt is open.
     pub fn payment_code(&self) -> Option<PaymentCode> {
         self.code
@@ -738,7 +763,7 @@ impl Journal {
                 ],
             )?;
             tx.execute(
-                "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
+                "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
                  WHERE sale_id = ?1 AND state IN ('pending','unknown')",
                 params![old, t],
             )?;
@@ -835,8 +860,10 @@ impl Journal {
         tx.execute(
             "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
                                    code_hash, amount_minor, currency, state, created_at,
-                                   updated_at, deadline_at, pay_requests)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1)",
+                                   updated_at, deadline_at, pay_requests, budget_left_ms,
+                                   budget_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1, ?13,
+                     ?11)",
             params![
                 sale_id,
                 seq,
@@ -854,6 +881,7 @@ impl Journal {
                 sale.amount.currency().code(),
                 t,
                 to_journal(new.deadline_at),
+                (new.deadline_at - now).num_milliseconds().max(0),
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -979,6 +1007,7 @@ impl Journal {
         counter: Counter,
         result_code: &str,
         result_message: &str,
+        budget_left: Option<std::time::Duration>,
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
         let column = match counter {
@@ -986,13 +1015,22 @@ impl Journal {
             Counter::Inquiry => "inquiries",
             Counter::Cancel => "cancels",
         };
+        let t = to_journal(now);
         let changed = self.track(self.conn().execute(
             &format!(
                 "UPDATE attempts SET {column} = {column} + 1, result_code = ?2,
-                                     result_message = ?3, updated_at = ?4
+                                     result_message = ?3, updated_at = ?4,
+                                     budget_left_ms = COALESCE(?5, budget_left_ms),
+                                     budget_at = CASE WHEN ?5 IS NULL THEN budget_at ELSE ?4 END
                  WHERE id = ?1"
             ),
-            params![attempt_id, result_code, result_message, to_journal(now)],
+            params![
+                attempt_id,
+                result_code,
+                result_message,
+                t,
+                budget_left.map(|b| b.as_millis() as i64)
+            ],
         ))?;
         if changed == 1 {
             Ok(())
@@ -1459,7 +1497,7 @@ impl Journal {
     pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
         self.no_more_attempts(sale_id)?;
         let changed = self.track(self.conn().execute(
-            "UPDATE attempts SET deadline_at = MIN(deadline_at, ?2), updated_at = ?2
+            "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
              WHERE sale_id = ?1 AND state IN ('pending','unknown')",
             params![sale_id, to_journal(now)],
         ))?;
@@ -1782,7 +1820,7 @@ const SALE_COLUMNS: &str = "id, created_at, updated_at, amount_minor, currency, 
 const ATTEMPT_COLUMNS: &str = "id, sale_id, seq, request_id, gateway, wallet, code_masked, code,
     amount_minor, currency, state, result_code, result_message, gateway_trade_id,
     paid_then_refunded, needs_attention, created_at, updated_at, deadline_at, pay_requests,
-    inquiries, cancels";
+    inquiries, cancels, budget_left_ms, budget_at";
 
 /// A sales row as stored, before its text columns are checked.
 struct RawSale {
@@ -1886,6 +1924,8 @@ struct RawAttempt {
     pay_requests: u32,
     inquiries: u32,
     cancels: u32,
+    budget_left_ms: Option<i64>,
+    budget_at: Option<String>,
 }
 
 fn raw_attempt(r: &Row<'_>) -> rusqlite::Result<RawAttempt> {
@@ -1912,6 +1952,8 @@ fn raw_attempt(r: &Row<'_>) -> rusqlite::Result<RawAttempt> {
         pay_requests: r.get(19)?,
         inquiries: r.get(20)?,
         cancels: r.get(21)?,
+        budget_left_ms: r.get(22)?,
+        budget_at: r.get(23)?,
     })
 }
 
@@ -1952,6 +1994,11 @@ impl RawAttempt {
             pay_requests: self.pay_requests,
             inquiries: self.inquiries,
             cancels: self.cancels,
+            budget_left_ms: self.budget_left_ms,
+            budget_at: match &self.budget_at {
+                Some(t) => Some(time("attempt", id, t)?),
+                None => None,
+            },
         })
     }
 }

@@ -114,6 +114,12 @@ CREATE TABLE supersessions (
     at      TEXT NOT NULL
 ) STRICT;
 "#,
+    // 6: what is left of an attempt's in-doubt window, and the wall time it was measured at:
+    // the window runs on the monotonic clock, and a restart resumes what was left.
+    r#"
+ALTER TABLE attempts ADD COLUMN budget_left_ms INTEGER;
+ALTER TABLE attempts ADD COLUMN budget_at TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
