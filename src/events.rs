@@ -74,6 +74,13 @@ pub enum Event {
         scanner: String,
         why: String,
     },
+    /// This machine's clock is off the gateway's by more than the warning line (or is back
+    /// within it, `skew_s` then small).
+    ClockSkew {
+        skew_s: i64,
+        /// Whether it is off now.
+        off: bool,
+    },
     /// The daily reconciliation found trades on which the provider and the journal differ.
     ReconciliationMismatch {
         date: String,
@@ -103,6 +110,7 @@ impl Event {
             Event::ScannerConnected { .. } => "scanner_connected",
             Event::ScannerDisconnected { .. } => "scanner_disconnected",
             Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
+            Event::ClockSkew { .. } => "clock_skew",
         }
     }
 

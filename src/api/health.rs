@@ -12,6 +12,7 @@ use serde_json::json;
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::gateway::Gateway;
 use crate::state::SaleState;
 
 pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
@@ -34,7 +35,12 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let write_failure = journal.write_failure();
     let reconciliation = crate::reconcile::LastRun::load(journal);
     let reconciled_ok = reconciliation.as_ref().is_none_or(|r| r.differences == 0);
-    let ok = gateway_ok && attention.is_empty() && write_failure.is_none() && reconciled_ok;
+    let skew_off = s
+        .monitor
+        .clock_skew_s()
+        .is_some_and(|k| k.abs() > crate::gateway::CLOCK_SKEW_WARN_S);
+    let ok =
+        gateway_ok && attention.is_empty() && write_failure.is_none() && reconciled_ok && !skew_off;
     // Why it is degraded, as codes a register or a monitor can act on.
     let mut reasons: Vec<&str> = Vec::new();
     if write_failure.is_some() {
@@ -42,6 +48,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     }
     if let Some((code, _)) = reachability.refusal() {
         reasons.push(code);
+    }
+    let skew = s.monitor.clock_skew_s();
+    let clock_off = skew.is_some_and(|k| k.abs() > crate::gateway::CLOCK_SKEW_WARN_S);
+    if clock_off {
+        reasons.push("clock");
     }
     if !attention.is_empty() {
         reasons.push("needs_attention");
@@ -53,10 +64,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "status": if ok { "ok" } else { "degraded" },
         "reasons": reasons,
         "gateway": {
-            "kind": crate::gateway::Gateway::name(s.monitor.as_ref()),
+            "kind": s.monitor.name(),
             "reachability": reachability,
             "last_error": s.monitor.last_error(),
             "sales_refused": gateway_refusal,
+            "clock_skew_s": skew,
             "lost_payments": s.monitor.lost_payments(),
         },
         "journal": {
@@ -140,6 +152,15 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "1 for the gateway's current reachability state",
         states,
     );
+    if let Some(skew) = s.monitor.clock_skew_s() {
+        let g = Gauge::<i64>::default();
+        g.set(skew);
+        registry.register(
+            "scanpay_gateway_clock_skew_seconds",
+            "The gateway's clock minus this machine's, from its last answer",
+            g,
+        );
+    }
     let lost = Gauge::<i64>::default();
     lost.set(s.monitor.lost_payments() as i64);
     registry.register(

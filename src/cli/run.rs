@@ -42,21 +42,49 @@ pub struct Args {
     pub stdin: bool,
 }
 
-/// Refuses a sale while the gateway is unreachable or the clock is implausible.
+/// Refuses a sale while the gateway is unreachable, refusing or not answering, or the clock
+/// is implausible: before this scanpay was built, before the journal's latest write (it was
+/// set back), or far from the gateway's.
 struct DaemonPreflight {
     monitor: Arc<Monitored<dyn Gateway>>,
     clock: Arc<dyn Clock>,
+    /// The earliest plausible time: the build, or the journal's latest write at start.
+    floor: chrono::DateTime<chrono::Utc>,
+}
+
+/// How far behind the journal's latest write the clock may be (an NTP correction) before it
+/// counts as set back.
+const CLOCK_BEHIND_JOURNAL: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+fn built_at() -> chrono::DateTime<chrono::Utc> {
+    env!("SCANPAY_BUILT_AT")
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .unwrap_or_default()
 }
 
 impl Preflight for DaemonPreflight {
     fn check(&self) -> Result<(), (&'static str, String)> {
-        use chrono::Datelike;
         let now = self.clock.now();
-        if now.year() < 2024 {
+        if now < self.floor {
             return Err((
-                "unavailable",
+                "clock",
                 format!(
-                    "this machine's clock says {now}: set the time (NTP) before taking payments"
+                    "this machine's clock says {}, before {} (when this scanpay was built, or the journal's latest write): set the time (NTP) before taking payments",
+                    crate::clock::to_journal(now),
+                    crate::clock::to_journal(self.floor)
+                ),
+            ));
+        }
+        if let Some(skew) = self.monitor.clock_skew_s()
+            && skew.abs() > crate::gateway::CLOCK_SKEW_REFUSE_S
+        {
+            return Err((
+                "clock",
+                format!(
+                    "this machine's clock is {skew} s off the gateway's (more than {} s): set the time (NTP) before taking payments",
+                    crate::gateway::CLOCK_SKEW_REFUSE_S
                 ),
             ));
         }
@@ -136,6 +164,13 @@ pub async fn run(args: Args) -> u8 {
         .with_preflight(Arc::new(DaemonPreflight {
             monitor: monitor.clone(),
             clock: clock.clone(),
+            floor: journal
+                .latest_timestamp()
+                .ok()
+                .flatten()
+                .map(|t| t - CLOCK_BEHIND_JOURNAL)
+                .unwrap_or_default()
+                .max(built_at()),
         })),
     );
     // Recovery: every attempt left open is the watchdog's before any new scan is taken. A
@@ -499,6 +534,7 @@ async fn housekeeping(
 ) {
     let journal = engine.journal().clone();
     let mut last_reachability = Reachability::Unknown;
+    let mut clock_off = false;
     let notifier = Notifier::from_env();
     let ping = watchdog_ping_interval();
     let mut last_saved = String::new();
@@ -512,7 +548,11 @@ async fn housekeeping(
     loop {
         // Online, a probe only fills a long silence. Offline, sales are refused until the
         // gateway answers, so it is asked every few seconds, not after half a minute of quiet.
-        let due = if monitor.is_offline() {
+        // Sales refused for the clock are probed as often: only answers move the skew.
+        let clock_refused = monitor
+            .clock_skew_s()
+            .is_some_and(|k| k.abs() > crate::gateway::CLOCK_SKEW_REFUSE_S);
+        let due = if monitor.is_offline() || clock_refused {
             PROBE_OFFLINE_EVERY
         } else {
             PROBE_IDLE_AFTER
@@ -521,6 +561,14 @@ async fn housekeeping(
         if idle && !engine.in_flight() && last_probe.elapsed() >= due {
             last_probe = tokio::time::Instant::now();
             monitor.probe(&terminal_id).await;
+        }
+        // The clock against the gateway's: told once when it goes off, and once when back.
+        if let Some(skew) = monitor.clock_skew_s() {
+            let off = skew.abs() > crate::gateway::CLOCK_SKEW_WARN_S;
+            if off != clock_off {
+                clock_off = off;
+                observer.event(&crate::events::Event::ClockSkew { skew_s: skew, off });
+            }
         }
         let reachability = monitor.reachability();
         if std::mem::discriminant(&reachability) != std::mem::discriminant(&last_reachability) {
@@ -638,5 +686,78 @@ fn shutdown_signals() -> impl std::future::Future<Output = ()> {
             }
             _ => std::future::pending().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
+    use crate::gateway::keys::PrivateKey;
+
+    /// The real Open Platform client against the sandbox over HTTP, its wall clock apart
+    /// from the sandbox's by `off`.
+    async fn monitored(
+        dir: &std::path::Path,
+        clock: Arc<TokioClock>,
+    ) -> (Arc<Monitored<dyn Gateway>>, super::super::sandbox::Running) {
+        let sandbox = super::super::sandbox::start(
+            ([127, 0, 0, 1], 0).into(),
+            dir,
+            crate::gateway::sandbox::server::DEFAULT_APP_ID,
+            crate::gateway::sandbox::server::DEFAULT_CLIENT_ID,
+            None,
+        )
+        .await
+        .unwrap();
+        let key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
+        let settings = OpenApiSettings {
+            url: url::Url::parse(&sandbox.url).unwrap(),
+            app_id: crate::gateway::sandbox::server::DEFAULT_APP_ID.into(),
+            private_key: key,
+            alipay_public_key: sandbox.keys.gateway_key.public_key(),
+            app_auth_token: None,
+            notify_url: None,
+            seller_id: None,
+            timeout: Duration::from_secs(5),
+        };
+        let client: Arc<dyn Gateway> = Arc::new(OpenApi::new(settings, clock.clone()).unwrap());
+        (Arc::new(Monitored::new(client, clock)), sandbox)
+    }
+
+    #[tokio::test]
+    async fn sales_are_refused_while_the_clock_is_implausible() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+        let (monitor, _sandbox) = monitored(&dir.path().join("sbx"), clock.clone()).await;
+        let preflight = |floor| DaemonPreflight {
+            monitor: monitor.clone(),
+            clock: clock.clone(),
+            floor,
+        };
+        monitor.probe("T0001").await;
+        assert_eq!(preflight(built_at()).check(), Ok(()));
+        // Set back behind the journal's latest write (or the build).
+        let later = chrono::Utc::now() + chrono::TimeDelta::hours(1);
+        let (code, message) = preflight(later).check().unwrap_err();
+        assert_eq!(code, "clock");
+        assert!(message.contains("set the time"), "{message}");
+        // An hour off the gateway's clock: one answer is not enough, every recent one is.
+        clock.step(-chrono::TimeDelta::hours(1));
+        monitor.probe("T0001").await;
+        assert_eq!(preflight(chrono::DateTime::default()).check(), Ok(()));
+        for _ in 0..crate::gateway::http_skew_samples() {
+            monitor.probe("T0001").await;
+        }
+        let skew = monitor.clock_skew_s().unwrap();
+        assert!((3590..=3610).contains(&skew), "{skew}");
+        let (code, message) = preflight(chrono::DateTime::default()).check().unwrap_err();
+        assert_eq!(code, "clock");
+        assert!(message.contains("off the gateway's"), "{message}");
+        // Set right again: the next answer clears it.
+        clock.step(chrono::TimeDelta::hours(1));
+        monitor.probe("T0001").await;
+        assert_eq!(preflight(chrono::DateTime::default()).check(), Ok(()));
     }
 }

@@ -71,3 +71,74 @@ pub fn without_url(e: &reqwest::Error) -> String {
     }
     text
 }
+
+/// Host clock further than this from the gateway's is reported (log, health, LED).
+pub const CLOCK_SKEW_WARN_S: i64 = 120;
+/// Host clock further than this from the gateway's refuses new sales: both gateways check
+/// the request time, and a till this far off is wrong in its receipts and reports too.
+pub const CLOCK_SKEW_REFUSE_S: i64 = 600;
+
+/// The gateway's clock minus ours, from the times its answers carry. One answer with an odd
+/// time (a proxy's stale `Date`) is not the clock: the skew is the smallest of the last
+/// [`SKEW_SAMPLES`] answers', so only a clock that is off for all of them counts.
+#[derive(Default)]
+pub struct SkewMeter(std::sync::Mutex<std::collections::VecDeque<i64>>);
+
+/// How many recent answers the skew is judged by.
+pub const SKEW_SAMPLES: usize = 3;
+
+impl SkewMeter {
+    /// Records one answer's time; warns once when the skew crosses the warning line.
+    pub fn note(
+        &self,
+        gateway: chrono::DateTime<chrono::Utc>,
+        ours: chrono::DateTime<chrono::Utc>,
+    ) {
+        let sample = (gateway - ours).num_seconds();
+        let mut last = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let was_off = judged(&last).is_some_and(|s| s.abs() > CLOCK_SKEW_WARN_S);
+        last.push_back(sample);
+        while last.len() > SKEW_SAMPLES {
+            last.pop_front();
+        }
+        let skew = judged(&last);
+        if let Some(skew) = skew
+            && skew.abs() > CLOCK_SKEW_WARN_S
+            && !was_off
+        {
+            tracing::warn!(
+                skew_s = skew,
+                "this machine's clock is {skew} s off the gateway's; fix NTP (timedatectl set-ntp true), or requests are refused"
+            );
+        }
+    }
+
+    pub fn get(&self) -> Option<i64> {
+        judged(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+fn judged(samples: &std::collections::VecDeque<i64>) -> Option<i64> {
+    samples.iter().copied().min_by_key(|s| s.abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_odd_answer_is_not_a_clock_off() {
+        let m = SkewMeter::default();
+        let ours = chrono::Utc::now();
+        assert_eq!(m.get(), None);
+        m.note(ours + chrono::TimeDelta::seconds(2), ours);
+        m.note(ours + chrono::TimeDelta::hours(3), ours);
+        assert_eq!(m.get(), Some(2), "a stale Date once changes nothing");
+        for _ in 0..SKEW_SAMPLES {
+            m.note(ours - chrono::TimeDelta::hours(1), ours);
+        }
+        assert_eq!(m.get(), Some(-3600), "off for every recent answer: off");
+        m.note(ours, ours);
+        assert_eq!(m.get(), Some(0), "one good answer: back");
+    }
+}

@@ -16,6 +16,13 @@ pub mod monitor;
 pub mod sandbox;
 pub mod scrub;
 
+pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
+
+/// How many recent answers a clock skew is judged by.
+pub fn http_skew_samples() -> usize {
+    http::SKEW_SAMPLES
+}
+
 use std::fmt;
 
 use async_trait::async_trait;
@@ -250,6 +257,11 @@ pub trait Gateway: Send + Sync {
 
     /// Whether this gateway can charge codes of `wallet`.
     fn accepts(&self, wallet: Wallet) -> bool;
+
+    /// The gateway's clock minus ours, seconds, from its last answer; `None` when unknown.
+    fn clock_skew_s(&self) -> Option<i64> {
+        None
+    }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;
 

@@ -341,6 +341,9 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn accepts(&self, wallet: Wallet) -> bool {
         self.inner.accepts(wallet)
     }
+    fn clock_skew_s(&self) -> Option<i64> {
+        self.inner.clock_skew_s()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;

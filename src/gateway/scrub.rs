@@ -66,6 +66,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn accepts(&self, wallet: Wallet) -> bool {
         self.0.accepts(wallet)
     }
+    fn clock_skew_s(&self) -> Option<i64> {
+        self.0.clock_skew_s()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }

@@ -394,6 +394,24 @@ impl Journal {
         journal.summary()
     }
 
+    /// The latest time the journal has written anything at: a clock earlier than that has
+    /// been set back.
+    pub fn latest_timestamp(&self) -> Result<Option<DateTime<Utc>>, JournalError> {
+        let conn = self.conn();
+        let mut latest: Option<DateTime<Utc>> = None;
+        for sql in [
+            "SELECT max(updated_at) FROM attempts",
+            "SELECT max(created_at) FROM sales",
+            "SELECT max(at) FROM events",
+        ] {
+            let t: Option<String> = conn.query_row(sql, [], |r| r.get(0))?;
+            if let Some(t) = t.as_deref().and_then(from_journal) {
+                latest = latest.max(Some(t));
+            }
+        }
+        Ok(latest)
+    }
+
     /// What the journal holds, in a few numbers.
     pub fn summary(&self) -> Result<Summary, JournalError> {
         let conn = self.conn();

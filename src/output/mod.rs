@@ -76,6 +76,8 @@ impl LedPattern {
                 SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
             },
             Event::GatewayOffline { .. } => LedPattern::Offline,
+            Event::ClockSkew { off: true, .. } => LedPattern::NeedsAttention,
+            Event::ClockSkew { off: false, .. } => LedPattern::Idle,
             Event::ScannerDisconnected { .. } => LedPattern::ScannerMissing,
             Event::ScannerConnected { .. } => LedPattern::Idle,
             Event::GatewayOnline => LedPattern::Idle,

@@ -83,6 +83,11 @@ impl Observer for TerminalOutput {
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
             Event::GatewayOnline => self.say("gateway reachable"),
+            Event::ClockSkew { skew_s, off } => self.say(&if *off {
+                format!("CLOCK OFF: this machine is {skew_s} s off the gateway's clock; fix NTP")
+            } else {
+                "clock agrees with the gateway's again".to_string()
+            }),
             Event::ScannerConnected { scanner, detail } => {
                 self.say(&format!("scanner {scanner} connected ({detail})"))
             }

@@ -45,6 +45,8 @@ pub struct Ams {
     settings: AmsSettings,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// Gateway clock minus host clock, from the answers' `response-time` (or `Date`).
+    skew: super::http::SkewMeter,
 }
 
 impl Ams {
@@ -54,6 +56,7 @@ impl Ams {
             settings,
             http,
             clock,
+            skew: super::http::SkewMeter::default(),
         })
     }
 
@@ -96,6 +99,17 @@ impl Ams {
             header("response-time"),
             header("signature"),
         );
+        if let Some(at) = response_time
+            .as_deref()
+            .and_then(wire::parse_time)
+            .or_else(|| {
+                header("date")
+                    .and_then(|d| chrono::DateTime::parse_from_rfc2822(&d).ok())
+                    .map(|d| d.with_timezone(&chrono::Utc))
+            })
+        {
+            self.skew.note(at, self.clock.now());
+        }
         let bytes = response.bytes().await.map_err(|e| {
             CallError::Unknown(Unknown::new(
                 UnknownKind::ConnectionLost,
@@ -167,6 +181,10 @@ impl Gateway for Ams {
 
     fn policy(&self) -> super::Policy {
         super::Policy::AMS
+    }
+
+    fn clock_skew_s(&self) -> Option<i64> {
+        self.skew.get()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {

@@ -43,6 +43,18 @@ pub fn parse_signature_header(header: &str) -> Option<String> {
     (!decoded.is_empty()).then_some(decoded)
 }
 
+/// A `Request-Time`/`response-time` value: epoch milliseconds (the Java and Go SDKs) or ISO
+/// 8601 with an offset (the Python SDK); both are seen.
+pub fn parse_time(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return chrono::DateTime::from_timestamp_millis(text.parse().ok()?);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// An AMS `Amount`: currency and minor units as a string.
 pub fn amount_json(amount: &Amount) -> Value {
     json!({"currency": amount.currency().code(), "value": amount.to_minor_string()})

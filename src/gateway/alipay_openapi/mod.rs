@@ -7,7 +7,7 @@
 pub mod wire;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -28,8 +28,6 @@ use wire::Node;
 const TIMEOUT_EXPRESS: &str = "5m";
 /// A day's bill can be large; the link is fetched with more patience than a payment call.
 const BILL_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
-/// Host clock further than this from the gateway's `Date` is reported.
-const CLOCK_SKEW_WARN_S: i64 = 120;
 
 #[derive(Clone)]
 pub struct OpenApiSettings {
@@ -48,8 +46,8 @@ pub struct OpenApi {
     settings: OpenApiSettings,
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
-    /// Gateway clock minus host clock, seconds, from the last answer's `Date` header.
-    clock_skew_s: Mutex<Option<i64>>,
+    /// Gateway clock minus host clock, from the last answer's `Date` header.
+    skew: super::http::SkewMeter,
 }
 
 impl OpenApi {
@@ -59,13 +57,13 @@ impl OpenApi {
             settings,
             http,
             clock,
-            clock_skew_s: Mutex::new(None),
+            skew: super::http::SkewMeter::default(),
         })
     }
 
     /// The last measured difference between the gateway's clock and ours, in seconds.
     pub fn clock_skew_s(&self) -> Option<i64> {
-        *self.clock_skew_s.lock().unwrap_or_else(|e| e.into_inner())
+        self.skew.get()
     }
 
     /// Signs and sends one method call; returns the verified response node.
@@ -210,16 +208,8 @@ impl OpenApi {
         else {
             return;
         };
-        let skew = (date.with_timezone(&chrono::Utc) - self.clock.now()).num_seconds();
-        let mut last = self.clock_skew_s.lock().unwrap_or_else(|e| e.into_inner());
-        let was_off = last.is_some_and(|s| s.abs() > CLOCK_SKEW_WARN_S);
-        if skew.abs() > CLOCK_SKEW_WARN_S && !was_off {
-            tracing::warn!(
-                skew_s = skew,
-                "this machine's clock is {skew} s off the gateway's; fix NTP, or requests fail with isv.invalid-timestamp"
-            );
-        }
-        *last = Some(skew);
+        self.skew
+            .note(date.with_timezone(&chrono::Utc), self.clock.now());
     }
 
     /// Downloads the day's trade bill (`bill_type=trade`, `date` in Beijing time): asks for
@@ -290,6 +280,10 @@ impl Gateway for OpenApi {
 
     fn accepts(&self, wallet: Wallet) -> bool {
         wallet == Wallet::Alipay
+    }
+
+    fn clock_skew_s(&self) -> Option<i64> {
+        self.skew.get()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
