@@ -33,6 +33,15 @@ fn charge(config: &Path, code: &str, failpoint: Option<&str>) -> Output {
     cmd.output().unwrap()
 }
 
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A sandbox till whose last payment went through at the gateway, but the process died
 /// before journaling the answer: its attempt is `pending`, in the WAL.
 fn till_with_a_payment_in_doubt() -> Till {
@@ -122,12 +131,7 @@ fn run_daemon(config: &Path) -> (Option<i32>, String) {
 /// The sale in doubt is found and finished: paid, as the gateway charged it.
 fn assert_payment_found(till: &Till) {
     let out = charge(&till.config, "286000000000000800", None);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let j = Journal::open_read_only(&till.journal).unwrap();
     let paid: Vec<_> = j
         .sales(&Default::default())
@@ -275,12 +279,7 @@ fn a_backup_taken_while_a_sale_is_in_doubt_restores_into_a_fresh_directory_and_r
         .arg(&dest)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let before = Journal::open_read_only(&journal).unwrap();
     assert_eq!(
         before.open_attempts().unwrap().len(),
@@ -289,12 +288,7 @@ fn a_backup_taken_while_a_sale_is_in_doubt_restores_into_a_fresh_directory_and_r
     );
     drop(before);
     let out = charge(&config, "286000000000000900", None);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let j = Journal::open_read_only(&journal).unwrap();
     assert!(
         j.open_attempts().unwrap().is_empty(),

@@ -904,15 +904,7 @@ async fn a_sweep_right_after_the_attempt_is_written_finds_it_owned() {
 #[tokio::test(start_paused = true)]
 async fn a_superseded_sale_that_turns_out_paid_is_reversed_not_paid() {
     let mut h = harness();
-    let mut s = settings();
-    s.resolve_inline = false;
-    h.engine = Engine::new(
-        h.journal.clone(),
-        h.gateway.clone(),
-        Arc::new(TokioClock::starting_at(chrono::Utc::now())),
-        Arc::new(LogObserver),
-        s,
-    );
+    stepping(&mut h);
     let basket = |supersede| SaleRequest {
         reference: Some("BASKET-1".into()),
         supersede,
@@ -951,7 +943,8 @@ async fn a_superseded_sale_that_turns_out_paid_is_reversed_not_paid() {
     ));
 }
 
-/// An engine whose wall clock the test can step apart from tokio's monotonic clock.
+/// A daemon's engine (unclear answers go to the watchdog), on a wall clock the test can
+/// step apart from tokio's monotonic clock.
 fn stepping(h: &mut Harness) -> Arc<TokioClock> {
     let clock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
     let mut s = settings();
