@@ -296,6 +296,24 @@ async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
             r#"{"amount":"1.00","currency":"CNY","reference":""}"#,
             Some("reference"),
         ),
+        // Format characters that reorder or hide text: RIGHT-TO-LEFT OVERRIDE, raw and
+        // escaped, ZERO WIDTH SPACE and a byte order mark.
+        (
+            "{\"amount\":\"1.00\",\"currency\":\"CNY\",\"reference\":\"R-\u{202E}1\"}",
+            Some("reference"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","subject":"Tea \u202E"}"#,
+            Some("subject"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","reference":"R\u200B1"}"#,
+            Some("reference"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","subject":"\uFEFFTea"}"#,
+            Some("subject"),
+        ),
     ];
     for (body, field) in cases {
         let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], body).await;
