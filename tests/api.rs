@@ -674,3 +674,73 @@ async fn a_reference_in_doubt_blocks_a_second_sale_unless_it_is_superseded() {
     let net: i64 = ledger.iter().map(|(_, net)| net).sum();
     assert_eq!(net, 500, "one payment for the basket: {ledger:?}");
 }
+
+/// Sends `request` as it is over a new connection and reads the answer to the end: the
+/// status and the JSON body.
+async fn raw(socket: &Path, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer, then the connection closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    (status, json)
+}
+
+/// The errors axum answers by itself (routing, body limit, path and query decoding) carry
+/// the same JSON as the API's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answers_the_documented_json() {
+    let s = setup().await;
+    let big = format!(
+        r#"{{"amount":"1.00","currency":"CNY","subject":"{}"}}"#,
+        "x".repeat(20 * 1024)
+    );
+    let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], &big).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "DELETE", "/v1/sales", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "GET", "/v1/sales?limit=many", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "GET", "/v1/nothing/%FF", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+    // A sale id that does not decode to UTF-8.
+    let (status, e) = raw(
+        &s.socket,
+        b"GET /v1/sales/%FF%FE HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    assert!(e["error"]["message"].is_string(), "{e}");
+    assert_eq!(sales_in(&s), 0, "nothing was created");
+}

@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +35,10 @@ pub struct ApiState {
     pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
 }
 
+/// Largest request body taken: a sale or refund request is a few hundred bytes, and every
+/// connection may hold one body in memory while it is read.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/sales", post(sales::create).get(sales::list))
@@ -45,7 +49,57 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Gives the errors axum answers by itself the documented JSON body (`docs/api.md`): a
+/// method a path does not take (405), a body over [`BODY_LIMIT`] (413), a path parameter
+/// that does not decode to UTF-8 or a query that does not parse (400). They are plain text
+/// or empty otherwise; the API's own errors are JSON already and pass through.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejection texts are one short line; a longer body is not ours to pass on.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!("the body is over {BODY_LIMIT} bytes"),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this path does not take that method: see docs/api.md".to_string(),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such API: see docs/api.md".to_string()),
+        s if s.is_client_error() => (
+            "bad_request",
+            if text.is_empty() {
+                "the request cannot be read: see docs/api.md".to_string()
+            } else {
+                text
+            },
+        ),
+        _ => ("internal", text),
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 #[derive(Debug, thiserror::Error)]
