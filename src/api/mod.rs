@@ -3,6 +3,7 @@
 //! every call with a curl example.
 
 mod bus;
+mod conn;
 pub(crate) mod error;
 mod health;
 pub(crate) mod sales;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use bus::EventBus;
+pub use conn::Connections;
 pub use error::ApiError;
 
 use crate::config::ApiConfig;
@@ -33,6 +35,8 @@ pub struct ApiState {
     pub bus: Arc<EventBus>,
     pub scanners: Arc<crate::device::ScannerStates>,
     pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
+    /// The API's connection counts, for `/metrics`.
+    pub connections: Arc<Connections>,
 }
 
 /// Largest request body taken: a sale or refund request is a few hundred bytes, and every
@@ -263,7 +267,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves the API on the bound socket (and TCP when configured) until `stop` is true.
+/// Serves the API on the bound socket (and TCP when configured) until `stop` is true, then
+/// waits for the requests being answered. Connections on both are capped together and
+/// timed out when idle or slow to send a request (`conn.rs`).
 pub async fn serve(
     config: &ApiConfig,
     listeners: Listeners,
@@ -271,20 +277,14 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let Listeners { unix, tcp } = listeners;
+    let cap = Arc::new(conn::Cap::for_this_process(state.connections.clone()));
     let app = router(state);
     let mut tasks = Vec::new();
-    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
     let socket_app = app.clone();
     let rx = stop.clone();
+    let socket_cap = cap.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(unix, socket_app)
-            .with_graceful_shutdown(shutdown(rx))
-            .await
-        {
-            tracing::error!(error = %e, "API socket stopped");
-        }
+        conn::accept_loop(unix, socket_app, &socket_cap, "socket", rx).await;
     }));
     if let Some(listener) = tcp {
         let tcp_app = match &config.token {
@@ -296,18 +296,15 @@ pub async fn serve(
         };
         let tcp_app = tcp_app.layer(axum::middleware::from_fn(refuse_browsers));
         let rx = stop.clone();
+        let tcp_cap = cap.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, tcp_app)
-                .with_graceful_shutdown(shutdown(rx))
-                .await
-            {
-                tracing::error!(error = %e, "API TCP stopped");
-            }
+            conn::accept_loop(listener, tcp_app, &tcp_cap, "tcp", rx).await;
         }));
     }
     for t in tasks {
         let _ = t.await;
     }
+    cap.all_closed().await;
     let _ = std::fs::remove_file(&config.socket);
     Ok(())
 }
