@@ -761,6 +761,28 @@ async fn every_error_answers_the_documented_json() {
         "{e}"
     );
     assert!(e["error"]["message"].is_string(), "{e}");
+    // A body announced over the limit is refused before it is read.
+    let (status, e) = raw(
+        &s.socket,
+        b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 1000000\r\n\r\n{",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    // A body that does not arrive is given up on, and the connection freed.
+    let (status, e) = raw(
+        &s.socket,
+        b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 40\r\n\r\n{\"amount\"",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (408, Some("request_timeout")),
+        "{e}"
+    );
     assert_eq!(sales_in(&s), 0, "nothing was created");
 }
 

@@ -43,6 +43,11 @@ pub struct ApiState {
 /// connection may hold one body in memory while it is read.
 pub const BODY_LIMIT: usize = 16 * 1024;
 
+/// Time a request body may take once its head is read: a register sends its few hundred
+/// bytes at once, while a client that announces a body and sends it slowly, or never, would
+/// otherwise keep its connection (and one of the capped places, `conn.rs`) for good.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn router(state: ApiState) -> Router {
     Router::new()
         .route("/v1/sales", post(sales::create).get(sales::list))
@@ -53,9 +58,60 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })
+        .layer(axum::middleware::from_fn(read_body))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Reads a request's body before the handler runs, within [`BODY_READ_TIMEOUT`] and
+/// [`BODY_LIMIT`]: a body announced larger than the limit is refused before it is read.
+/// Requests without a body (event streams among them) pass as they are.
+async fn read_body(request: Request, next: Next) -> Response {
+    use axum::body::{Body, HttpBody};
+    let (parts, body) = request.into_parts();
+    let hint = body.size_hint();
+    if hint.exact() == Some(0) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {BODY_LIMIT} bytes"),
+        )
+        .into_response()
+    };
+    if hint.lower() > BODY_LIMIT as u64 {
+        return too_large();
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>()) =>
+        {
+            too_large()
+        }
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body ended before its announced length",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Gives the errors axum answers by itself the documented JSON body (`docs/api.md`): a
