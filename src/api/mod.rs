@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use bus::EventBus;
-pub use conn::Connections;
+pub use conn::{Connections, FD_RESERVE, MAX_CONNECTIONS};
 pub use error::ApiError;
 
 use crate::config::ApiConfig;
