@@ -852,13 +852,51 @@ impl Engine {
     }
 }
 
+/// Refuses empty or over-long text and text with characters that are not printed as what
+/// they are: control characters, and format characters that reorder or hide text (a
+/// reference shown reversed by U+202E on a receipt or in the provider's records).
 fn check_text(what: &'static str, text: Option<&str>, max: usize) -> Result<(), EngineError> {
     match text {
-        Some(t) if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) => {
+        Some(t)
+            if t.is_empty()
+                || t.chars().count() > max
+                || t.chars().any(|c| c.is_control() || is_format_char(c)) =>
+        {
             Err(EngineError::BadText(what, max))
         }
         _ => Ok(()),
     }
+}
+
+/// Whether `c` is in Unicode general category Cf (Format): soft hyphen, bidirectional
+/// marks, embeddings, overrides and isolates, zero-width characters, the byte order mark,
+/// invisible operators, interlinear annotation and tag characters. The standard library
+/// has no general-category lookup; this is the category's list as of Unicode 15.
+fn is_format_char(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }
 
 /// `S20261122-3f9a0c1e7b`: sortable by day, unique by 40 random bits.

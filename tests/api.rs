@@ -22,13 +22,19 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(|config| Daemon::start(config, None)).await
+}
+
+/// A sandbox and a daemon serving the API on a socket, the daemon started by `start` with
+/// its config.
+async fn setup_with(start: impl FnOnce(&Path) -> Daemon) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
     let config = sandbox.config();
     let text = std::fs::read_to_string(&config).unwrap() + "\n[api]\nsocket = \"api.sock\"\n";
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
-    let daemon = Daemon::start(&config, None);
+    let daemon = start(&config);
     let end = Instant::now() + Duration::from_secs(15);
     while tokio::net::UnixStream::connect(&socket).await.is_err() {
         assert!(
@@ -296,6 +302,24 @@ async fn malformed_requests_get_400_naming_the_field_and_change_nothing() {
             r#"{"amount":"1.00","currency":"CNY","reference":""}"#,
             Some("reference"),
         ),
+        // Format characters that reorder or hide text: RIGHT-TO-LEFT OVERRIDE, raw and
+        // escaped, ZERO WIDTH SPACE and a byte order mark.
+        (
+            "{\"amount\":\"1.00\",\"currency\":\"CNY\",\"reference\":\"R-\u{202E}1\"}",
+            Some("reference"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","subject":"Tea \u202E"}"#,
+            Some("subject"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","reference":"R\u200B1"}"#,
+            Some("reference"),
+        ),
+        (
+            r#"{"amount":"1.00","currency":"CNY","subject":"\uFEFFTea"}"#,
+            Some("subject"),
+        ),
     ];
     for (body, field) in cases {
         let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], body).await;
@@ -320,6 +344,20 @@ async fn read_events(
     last_event_id: Option<i64>,
     n: usize,
 ) -> Vec<(i64, String, Value)> {
+    read_events_until(socket, last_event_id, Duration::from_secs(20), |events| {
+        events.len() >= n
+    })
+    .await
+}
+
+/// Reads SSE events from a stream until `done` holds for those received, for at most
+/// `limit`.
+async fn read_events_until(
+    socket: &Path,
+    last_event_id: Option<i64>,
+    limit: Duration,
+    done: impl Fn(&[(i64, String, Value)]) -> bool,
+) -> Vec<(i64, String, Value)> {
     let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -339,11 +377,10 @@ async fn read_events(
     let mut body = response.into_body();
     let mut text = String::new();
     let mut events = Vec::new();
-    let end = Instant::now() + Duration::from_secs(20);
-    while events.len() < n {
+    let end = Instant::now() + limit;
+    while !done(&events) {
         assert!(Instant::now() < end, "only {} events: {text}", events.len());
-        let Ok(Some(Ok(frame))) = tokio::time::timeout(Duration::from_secs(20), body.frame()).await
-        else {
+        let Ok(Some(Ok(frame))) = tokio::time::timeout(limit, body.frame()).await else {
             panic!("stream ended: {text}");
         };
         if let Ok(data) = frame.into_data() {
@@ -655,4 +692,323 @@ async fn a_reference_in_doubt_blocks_a_second_sale_unless_it_is_superseded() {
     let ledger = s.sandbox.ledger();
     let net: i64 = ledger.iter().map(|(_, net)| net).sum();
     assert_eq!(net, 500, "one payment for the basket: {ledger:?}");
+}
+
+/// Sends `request` as it is over a new connection and reads the answer to the end: the
+/// status and the JSON body.
+async fn raw(socket: &Path, request: &[u8]) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+        .await
+        .expect("an answer, then the connection closed")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    let json = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {answer:?}"));
+    (status, json)
+}
+
+/// The errors axum answers by itself (routing, body limit, path and query decoding) carry
+/// the same JSON as the API's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_answers_the_documented_json() {
+    let s = setup().await;
+    let big = format!(
+        r#"{{"amount":"1.00","currency":"CNY","subject":"{}"}}"#,
+        "x".repeat(20 * 1024)
+    );
+    let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], &big).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "DELETE", "/v1/sales", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "GET", "/v1/sales?limit=many", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    let (status, e) = call(&s.socket, "GET", "/v1/nothing/%FF", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+    // A sale id that does not decode to UTF-8.
+    let (status, e) = raw(
+        &s.socket,
+        b"GET /v1/sales/%FF%FE HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("bad_request")),
+        "{e}"
+    );
+    assert!(e["error"]["message"].is_string(), "{e}");
+    // A body announced over the limit is refused before it is read.
+    let (status, e) = raw(
+        &s.socket,
+        b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 1000000\r\n\r\n{",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (413, Some("payload_too_large")),
+        "{e}"
+    );
+    // A body that does not arrive is given up on, and the connection freed.
+    let (status, e) = raw(
+        &s.socket,
+        b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 40\r\n\r\n{\"amount\"",
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (408, Some("request_timeout")),
+        "{e}"
+    );
+    assert_eq!(sales_in(&s), 0, "nothing was created");
+}
+
+/// One request over a new connection, like `call`, but `None` when the connection is closed
+/// before an answer (the daemon at its connection limit) or no answer comes within 10 s.
+async fn try_call(socket: &Path, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        try_call_once(socket, method, path, body),
+    )
+    .await
+    .ok()?
+}
+
+async fn try_call_once(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Option<(u16, Value)> {
+    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .ok()?;
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "scanpay")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .ok()?;
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.ok()?.to_bytes();
+    Some((
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// `try_call` until it is answered, for at most 30 s.
+async fn call_until_answered(s: &Setup, method: &str, path: &str, body: &str) -> (u16, Value) {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(answer) = try_call(&s.socket, method, path, body).await {
+            return answer;
+        }
+        assert!(
+            Instant::now() < end,
+            "{method} {path} never answered:\n{}",
+            s.daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The daemon's soft limit on open files, from /proc.
+fn nofile_soft_limit(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// 2,000 connections that never send a request, from a client in the socket's group, under
+/// the default soft limit of 1,024 descriptors: the daemon keeps descriptors for its own
+/// work, sheds the idle connections, and a sale is still created and paid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_idle_connections_do_not_stop_a_sale() {
+    const IDLE: usize = 2000;
+    // This test process needs a descriptor per connection, and more for the daemons its
+    // neighbours start.
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let wanted = IDLE as u64 + 1000;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    if hard < wanted {
+        println!("skipped: the hard limit on open files is {hard}, below {wanted}");
+        return;
+    }
+    if soft < wanted {
+        setrlimit(Resource::RLIMIT_NOFILE, wanted, hard).unwrap();
+    }
+    let mut s = setup_with(|config| Daemon::start_with_nofile(config, 1024)).await;
+    assert_eq!(nofile_soft_limit(s.daemon.child.id()), 1024);
+
+    let mut idle = Vec::with_capacity(IDLE);
+    let end = Instant::now() + Duration::from_secs(30);
+    while idle.len() < IDLE {
+        match tokio::net::UnixStream::connect(&s.socket).await {
+            Ok(stream) => idle.push(stream),
+            // The listen backlog is full for a moment.
+            Err(_) => {
+                assert!(Instant::now() < end, "only {} connections", idle.len());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+
+    let (status, sale) = call_until_answered(
+        &s,
+        "POST",
+        "/v1/sales",
+        r#"{"amount":"4.20","currency":"CNY","reference":"CROWDED"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{sale}");
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000000\n");
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, view) = call_until_answered(&s, "GET", &format!("/v1/sales/{id}"), "").await;
+        if view["state"] == "paid" {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "never paid: {view}\n{}",
+            s.daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stderr = s.daemon.stderr();
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    assert_eq!(
+        stderr.matches("API connection limit reached").count(),
+        1,
+        "one warning for the burst:\n{stderr}"
+    );
+
+    let stream = tokio::net::UnixStream::connect(&s.socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::builder()
+        .uri("/metrics")
+        .header("host", "x")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&text);
+    let metric = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    assert_eq!(metric("scanpay_api_connection_limit"), 512);
+    assert!(
+        metric("scanpay_api_connections_refused_total") >= (IDLE - 512) as u64,
+        "{text}"
+    );
+    drop(idle);
+}
+
+/// A connection that sends half a request head, or nothing, is closed by the daemon soon;
+/// one idle between requests for longer than that is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_or_silent_connections_are_closed_idle_ones_kept() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = setup().await;
+    let closed_within = |mut stream: tokio::net::UnixStream, limit: Duration| async move {
+        let started = Instant::now();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(limit, stream.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "still open after {limit:?}");
+        started.elapsed()
+    };
+    let mut half = tokio::net::UnixStream::connect(&s.socket).await.unwrap();
+    half.write_all(b"GET /v1/health HTTP/1.1\r\nHost: scan")
+        .await
+        .unwrap();
+    let half = tokio::spawn(closed_within(half, Duration::from_secs(15)));
+    let silent = tokio::net::UnixStream::connect(&s.socket).await.unwrap();
+    let silent = tokio::spawn(closed_within(silent, Duration::from_secs(15)));
+
+    // Keep-alive: a second request 7 s after the first (longer than a head may take, shorter
+    // than the idle timeout) is answered on the same connection.
+    let stream = tokio::net::UnixStream::connect(&s.socket).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let health = || {
+        hyper::Request::builder()
+            .uri("/v1/health")
+            .header("host", "scanpay")
+            .body(Full::new(Bytes::new()))
+            .unwrap()
+    };
+    let first = sender.send_request(health()).await.unwrap();
+    assert_eq!(first.status(), 200);
+    first.into_body().collect().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let second = sender.send_request(health()).await.unwrap();
+    assert_eq!(second.status(), 200);
+
+    half.await.unwrap();
+    silent.await.unwrap();
+}
+
+/// An event stream is a response being written, not an idle connection: it stays open past
+/// the idle timeout and still carries events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_outlives_the_idle_timeout() {
+    let s = setup().await;
+    let socket = s.socket.clone();
+    // Other events (the gateway found reachable) may come first.
+    let armed = |events: &[(i64, String, Value)]| events.iter().any(|e| e.1 == "sale_armed");
+    let listener = tokio::spawn(async move {
+        read_events_until(&socket, None, Duration::from_secs(60), armed).await
+    });
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert!(!listener.is_finished(), "the stream ended early");
+    let (status, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"1.00","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{sale}");
+    let events = listener.await.unwrap();
+    let armed = events.iter().find(|e| e.1 == "sale_armed").unwrap();
+    assert_eq!(armed.2["sale"]["sale_id"], sale["sale_id"]);
 }

@@ -56,6 +56,15 @@ fn the_unit_agrees_with_the_code() {
         unit_value("PrivateDevices").is_empty(),
         "PrivateDevices hides the scanners"
     );
+    // The API's connection cap is the soft limit on open files less a reserve, at most
+    // MAX_CONNECTIONS: the unit's limit leaves the full cap and the reserve.
+    let nofile = unit_value("LimitNOFILE");
+    assert_eq!(nofile.len(), 1, "LimitNOFILE= set once: {nofile:?}");
+    let nofile: u64 = nofile[0].parse().expect("LimitNOFILE= a single number");
+    assert!(
+        nofile >= scanpay::api::MAX_CONNECTIONS as u64 + scanpay::api::FD_RESERVE,
+        "LimitNOFILE={nofile} is below the API's cap plus the reserve"
+    );
     assert_eq!(
         unit_value("ExecStart"),
         ["/usr/bin/scanpay run --config /etc/scanpay/scanpay.toml"]

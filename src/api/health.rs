@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -195,6 +196,30 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "scanpay_needs_attention",
         "Attempts flagged for a person",
         attention,
+    );
+    let connections = Gauge::<i64>::default();
+    connections.set(s.connections.open() as i64);
+    registry.register(
+        "scanpay_api_connections",
+        "API connections open (socket and TCP)",
+        connections,
+    );
+    let limit = Gauge::<i64>::default();
+    limit.set(s.connections.limit() as i64);
+    registry.register(
+        "scanpay_api_connection_limit",
+        format!(
+            "Most API connections at a time: the descriptor limit less a reserve, at most {}",
+            super::conn::MAX_CONNECTIONS
+        ),
+        limit,
+    );
+    let refused = Counter::<u64>::default();
+    refused.inc_by(s.connections.refused());
+    registry.register(
+        "scanpay_api_connections_refused",
+        "API connections closed unanswered because the limit was reached",
+        refused,
     );
     if let Some(last) = crate::reconcile::LastRun::load(journal) {
         let differences = Gauge::<i64>::default();

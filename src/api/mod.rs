@@ -3,6 +3,7 @@
 //! every call with a curl example.
 
 mod bus;
+mod conn;
 pub(crate) mod error;
 mod health;
 pub(crate) mod sales;
@@ -13,13 +14,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 pub use bus::EventBus;
+pub use conn::{Connections, FD_RESERVE, MAX_CONNECTIONS};
 pub use error::ApiError;
 
 use crate::config::ApiConfig;
@@ -34,7 +36,18 @@ pub struct ApiState {
     pub bus: Arc<EventBus>,
     pub scanners: Arc<crate::device::ScannerStates>,
     pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
+    /// The API's connection counts, for `/metrics`.
+    pub connections: Arc<Connections>,
 }
+
+/// Largest request body taken: a sale or refund request is a few hundred bytes, and every
+/// connection may hold one body in memory while it is read.
+pub const BODY_LIMIT: usize = 16 * 1024;
+
+/// Time a request body may take once its head is read: a register sends its few hundred
+/// bytes at once, while a client that announces a body and sends it slowly, or never, would
+/// otherwise keep its connection (and one of the capped places, `conn.rs`) for good.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -46,7 +59,108 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health::health))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })
+        .layer(axum::middleware::from_fn(read_body))
+        .layer(axum::middleware::from_fn(json_errors))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
+}
+
+/// Reads a request's body before the handler runs, within [`BODY_READ_TIMEOUT`] and
+/// [`BODY_LIMIT`]: a body announced larger than the limit is refused before it is read.
+/// Requests without a body (event streams among them) pass as they are.
+async fn read_body(request: Request, next: Next) -> Response {
+    use axum::body::{Body, HttpBody};
+    let (parts, body) = request.into_parts();
+    let hint = body.size_hint();
+    if hint.exact() == Some(0) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is over {BODY_LIMIT} bytes"),
+        )
+        .into_response()
+    };
+    if hint.lower() > BODY_LIMIT as u64 {
+        return too_large();
+    }
+    match tokio::time::timeout(BODY_READ_TIMEOUT, axum::body::to_bytes(body, BODY_LIMIT)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e))
+            if std::error::Error::source(&e)
+                .is_some_and(|inner| inner.is::<http_body_util::LengthLimitError>()) =>
+        {
+            too_large()
+        }
+        Ok(Err(_)) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body ended before its announced length",
+        )
+        .into_response(),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// Gives the errors axum answers by itself the documented JSON body (`docs/api.md`): a
+/// method a path does not take (405), a body over [`BODY_LIMIT`] (413), a path parameter
+/// that does not decode to UTF-8 or a query that does not parse (400). They are plain text
+/// or empty otherwise; the API's own errors are JSON already and pass through.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // axum's rejection texts are one short line; a longer body is not ours to pass on.
+    let text = axum::body::to_bytes(body, 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, message) = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            format!("the body is over {BODY_LIMIT} bytes"),
+        ),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this path does not take that method: see docs/api.md".to_string(),
+        ),
+        StatusCode::NOT_FOUND => ("not_found", "no such API: see docs/api.md".to_string()),
+        s if s.is_client_error() => (
+            "bad_request",
+            if text.is_empty() {
+                "the request cannot be read: see docs/api.md".to_string()
+            } else {
+                text
+            },
+        ),
+        _ => ("internal", text),
+    };
+    let mut answer = ApiError::new(status, code, message).into_response();
+    if let Some(allow) = parts.headers.get(header::ALLOW) {
+        answer.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    answer
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,7 +324,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves the API on the bound socket (and TCP when configured) until `stop` is true.
+/// Serves the API on the bound socket (and TCP when configured) until `stop` is true, then
+/// waits for the requests being answered. Connections on both are capped together and
+/// timed out when idle or slow to send a request (`conn.rs`).
 pub async fn serve(
     config: &ApiConfig,
     listeners: Listeners,
@@ -218,20 +334,14 @@ pub async fn serve(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), ServeError> {
     let Listeners { unix, tcp } = listeners;
+    let cap = Arc::new(conn::Cap::for_this_process(state.connections.clone()));
     let app = router(state);
     let mut tasks = Vec::new();
-    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
     let socket_app = app.clone();
     let rx = stop.clone();
+    let socket_cap = cap.clone();
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(unix, socket_app)
-            .with_graceful_shutdown(shutdown(rx))
-            .await
-        {
-            tracing::error!(error = %e, "API socket stopped");
-        }
+        conn::accept_loop(unix, socket_app, &socket_cap, "socket", rx).await;
     }));
     if let Some(listener) = tcp {
         let tcp_app = match &config.token {
@@ -243,18 +353,15 @@ pub async fn serve(
         };
         let tcp_app = tcp_app.layer(axum::middleware::from_fn(refuse_browsers));
         let rx = stop.clone();
+        let tcp_cap = cap.clone();
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, tcp_app)
-                .with_graceful_shutdown(shutdown(rx))
-                .await
-            {
-                tracing::error!(error = %e, "API TCP stopped");
-            }
+            conn::accept_loop(listener, tcp_app, &tcp_cap, "tcp", rx).await;
         }));
     }
     for t in tasks {
         let _ = t.await;
     }
+    cap.all_closed().await;
     let _ = std::fs::remove_file(&config.socket);
     Ok(())
 }

@@ -226,6 +226,7 @@ pub async fn run(args: Args) -> u8 {
                 bus: bus.clone(),
                 scanners: scanner_states.clone(),
                 printer: printer.clone(),
+                connections: Default::default(),
             };
             let api = api.clone();
             let rx = stop_rx.clone();

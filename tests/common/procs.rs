@@ -140,6 +140,22 @@ impl Daemon {
         Daemon::spawn(cmd)
     }
 
+    /// `scanpay run --stdin` with its soft limit on open files set to `soft`, as systemd's
+    /// `LimitNOFILE=` would: util-linux `prlimit` sets it and then runs the daemon in its
+    /// place (same pid). Without this the daemon inherits the test process's limit.
+    pub fn start_with_nofile(config: &Path, soft: u64) -> Daemon {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={soft}:"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_scanpay"))
+            .args(["run", "--stdin", "--config"])
+            .arg(config)
+            .env_remove("SCANPAY_LOG")
+            .env_remove("SCANPAY_FAILPOINT")
+            .env_remove("NOTIFY_SOCKET");
+        Daemon::spawn(cmd)
+    }
+
     pub fn spawn(mut cmd: Command) -> Daemon {
         let mut child = cmd
             .env("SCANPAY_LOG", "info")
