@@ -658,6 +658,7 @@ impl Engine {
         self.on_wire
             .store(true, std::sync::atomic::Ordering::SeqCst);
         let on_wire = OnWire(&self.on_wire);
+        let sent_at = tokio::time::Instant::now();
         let outcome =
             match tokio::time::timeout(self.settings.timeout, self.gateway.pay(&request)).await {
                 Ok(outcome) => outcome,
@@ -745,6 +746,14 @@ impl Engine {
                         } else {
                             "checking the payment with the gateway".into()
                         }),
+                        // By the monotonic clock: a wall-clock step before the watchdog
+                        // takes it over changes nothing.
+                        budget_left: Some(
+                            self.settings
+                                .watchdog
+                                .sale_deadline
+                                .saturating_sub(sent_at.elapsed()),
+                        ),
                         ..Change::default()
                     },
                     now,
@@ -806,17 +815,25 @@ impl Engine {
         check_text("reason", reason.as_deref(), 256)?;
         let now = self.clock.now();
         let request_id = format!("{}R", new_request_id(&self.settings.terminal.id, now));
+        // Claimed before the row exists, as attempts are: the watchdog never takes it too.
+        let claim = self
+            .owners
+            .claim_work(Work::Refund, &request_id)
+            .ok_or_else(|| EngineError::InProgress(sale_id.to_string()))?;
         let row =
             self.journal
                 .begin_refund(sale_id, &request_id, amount, reason.as_deref(), now)?;
         tracing::info!(sale = %sale_id, refund = %row.request_id, %amount, "refund");
-        self.send_refund(row).await
+        self.send_refund(row, claim).await
     }
 
     /// Sends a journaled refund and waits a while for its outcome; one still in doubt is
     /// left to the watchdog.
-    async fn send_refund(&self, row: crate::journal::RefundRow) -> Result<RefundView, EngineError> {
-        let claim = self.owners.claim_work(Work::Refund, &row.request_id);
+    async fn send_refund(
+        &self,
+        row: crate::journal::RefundRow,
+        claim: Claim,
+    ) -> Result<RefundView, EngineError> {
         let give_up = self
             .settings
             .cancel_give_up_after
@@ -847,8 +864,12 @@ impl Engine {
         if row.state.is_final() {
             return Ok(RefundView::new(&row));
         }
+        // One still open may be the watchdog's already: it finishes it.
+        let Some(claim) = self.owners.claim_work(Work::Refund, &row.request_id) else {
+            return Ok(RefundView::new(&row));
+        };
         tracing::warn!(payment = %request_id, refund = %row.request_id, %amount, "refunding a payment only the provider recorded");
-        self.send_refund(row).await
+        self.send_refund(row, claim).await
     }
 }
 

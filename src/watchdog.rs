@@ -155,8 +155,9 @@ impl Resolver {
         let started = tokio::time::Instant::now();
         let budget = a.budget_left(self.clock.now());
         loop {
-            let left_now = budget.saturating_sub(started.elapsed());
             let outcome = self.with_timeout(self.gateway.inquire(&a.request_id)).await;
+            // Measured after the answer, so a restart resumes what was really left.
+            let left_now = budget.saturating_sub(started.elapsed());
             match outcome {
                 Outcome::Success(TradeStatus::Paid(paid)) if echo_ok(&paid, a.amount) => {
                     let c = Change {

@@ -529,19 +529,33 @@ fn charge_with_an_ams_config_against_the_sandbox_process() {
     }
 }
 
-/// A cancel is decided by what Antom states around it: when the inquiry before it fails, the
-/// outcome is unknown and the cancel is not sent yet (never "closed unpaid").
+/// A cancel is decided by what Antom states after it: a failed inquiry before it does not
+/// hold the cancel back, and a failed inquiry after it leaves the outcome unknown (never
+/// "closed unpaid"), so the cancel is resent.
 #[tokio::test]
 async fn a_cancel_whose_inquiry_fails_is_unknown_not_closed() {
-    let alipay = PrivateKey::generate(1024, "gw").unwrap().public_key();
+    let gateway = PrivateKey::generate(1024, "gw").unwrap();
     let bad_gateway =
         b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".to_vec();
-    let (url, seen) = fake_ams(vec![bad_gateway]).await;
+    let cancelled = json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS", "resultMessage": "success"},
+        "paymentRequestId": "T1_race", "paymentId": "P1", "cancelTime": "2026-12-02T10:00:00+08:00"})
+    .to_string();
+    let (url, seen) = fake_ams(vec![
+        bad_gateway.clone(),
+        answer(
+            &gateway,
+            "/ams/api/v1/payments/cancel",
+            &cancelled,
+            |b, t, s| (b, t, s),
+        ),
+        bad_gateway,
+    ])
+    .await;
     let key = PrivateKey::generate(1024, "app").unwrap();
-    let c = client(&url, DEFAULT_CLIENT_ID, key, alipay);
+    let c = client(&url, "C1", key, gateway.public_key());
     let outcome = c.cancel("T1_race").await;
     assert!(matches!(outcome, Outcome::Unknown(_)), "{outcome:?}");
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 1, "only the inquiry went out: {seen:?}");
-    assert!(seen[0].contains("T1_race"));
+    assert_eq!(seen.len(), 3, "inquiry, cancel, inquiry: {seen:?}");
+    assert!(seen.iter().all(|b| b.contains("T1_race")));
 }

@@ -391,12 +391,27 @@ fn init_refuses_an_existing_journal_and_with_force_archives_it() {
         .lines()
         .find_map(|l| l.strip_prefix("archived the journal's files into "))
         .unwrap();
-    let old = Path::new(dir).join("journal.sqlite");
-    let old = Journal::open_read_only(&old).unwrap();
+    let archived = Path::new(dir).join("journal.sqlite");
+    let old = Journal::open_read_only(&archived).unwrap();
     assert_eq!(
         old.open_attempts().unwrap().len(),
         1,
         "the payment in doubt is kept there"
+    );
+    drop(old);
+    // Put back from the archive, whose WAL holds the payment in doubt: it comes along.
+    let back = scanpay()
+        .args(["journal", "restore", "--force", "--journal"])
+        .arg(&till.journal)
+        .arg(&archived)
+        .output()
+        .unwrap();
+    assert_ok(&back);
+    let restored = Journal::open_read_only(&till.journal).unwrap();
+    assert_eq!(
+        restored.open_attempts().unwrap().len(),
+        1,
+        "the WAL's contents came along"
     );
 }
 

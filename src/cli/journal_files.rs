@@ -173,21 +173,18 @@ pub fn restore(source: &JournalSource, src: &Path, force: bool) -> u8 {
             ));
         }
     }
-    let archived = match Journal::archive(&path) {
+    // Archived and written in one hold of the journal's lock, from the opened backup, so
+    // a WAL beside the backup comes along.
+    let archived = match Journal::replace_with(&path, &backup) {
         Ok(a) => a,
-        Err(e) => return fail(&e.to_string()),
+        Err(e) => {
+            return fail(&format!(
+                "restoring {} into {}: {e}",
+                src.display(),
+                path.display()
+            ));
+        }
     };
-    if let Err(e) = std::fs::copy(src, &path).and_then(|_| std::fs::File::open(&path)?.sync_all()) {
-        return fail(&format!(
-            "copying {} to {}: {e} (the files that were there are in {})",
-            src.display(),
-            path.display(),
-            archived
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_else(|| "nowhere: there were none".into())
-        ));
-    }
     // The identity is the restored journal's own now.
     let restored = match Journal::open(&path) {
         Ok(j) => {

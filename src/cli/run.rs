@@ -67,7 +67,13 @@ fn built_at() -> chrono::DateTime<chrono::Utc> {
 impl Preflight for DaemonPreflight {
     fn check(&self) -> Result<(), (&'static str, String)> {
         let now = self.clock.now();
-        if now < self.floor {
+        // The gateway's own clock, when it agrees with ours, outweighs the floor: a journal
+        // written while the clock ran ahead must not lock the till out once it is right.
+        let confirmed = self
+            .monitor
+            .clock_skew_s()
+            .is_some_and(|k| k.abs() <= crate::gateway::CLOCK_SKEW_WARN_S);
+        if now < self.floor && !confirmed {
             return Err((
                 "clock",
                 format!(
@@ -737,13 +743,17 @@ mod tests {
             clock: clock.clone(),
             floor,
         };
-        monitor.probe("T0001").await;
+        // Set back behind the journal's latest write (or the build), and no gateway answer
+        // yet to say otherwise.
         assert_eq!(preflight(built_at()).check(), Ok(()));
-        // Set back behind the journal's latest write (or the build).
         let later = chrono::Utc::now() + chrono::TimeDelta::hours(1);
         let (code, message) = preflight(later).check().unwrap_err();
         assert_eq!(code, "clock");
         assert!(message.contains("set the time"), "{message}");
+        // The gateway's clock agrees with ours: the journal was written while the clock ran
+        // ahead, and the till is not locked out.
+        monitor.probe("T0001").await;
+        assert_eq!(preflight(later).check(), Ok(()));
         // An hour off the gateway's clock: one answer is not enough, every recent one is.
         clock.step(-chrono::TimeDelta::hours(1));
         monitor.probe("T0001").await;

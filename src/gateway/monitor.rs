@@ -223,7 +223,9 @@ impl<G: Gateway + ?Sized> Monitored<G> {
         let mut s = self.lock();
         s.last_call = Some(tokio::time::Instant::now());
         match (&call, &class) {
-            (Call::Pay(id), Class::Lost(_)) => {
+            // An answer that does not verify settles nothing either: with a wrong key (or
+            // something altering answers) every sale would end in doubt.
+            (Call::Pay(id), Class::Lost(_) | Class::Neutral) => {
                 s.lost_payments.insert(id.to_string());
             }
             (Call::Settles(id), Class::Answered) => {
@@ -238,6 +240,10 @@ impl<G: Gateway + ?Sized> Monitored<G> {
             payments_in_doubt: s.lost_payments.len(),
         };
         let next = match class {
+            Class::Neutral if s.lost_payments.len() >= LOST_PAYMENTS_DEGRADED => {
+                s.last_error = Some("answers whose signature does not verify".into());
+                not_answering(&s)
+            }
             Class::Neutral => return,
             Class::Refused(f) => {
                 s.unreachable = 0;
@@ -499,6 +505,20 @@ mod tests {
         assert_eq!(m.lost_payments(), LOST_PAYMENTS_DEGRADED - 1);
         m.record(Call::Other, &answered);
         assert!(!m.is_offline(), "{:?}", m.reachability());
+    }
+
+    #[test]
+    fn pays_answered_with_bad_signatures_pile_up_like_lost_ones() {
+        let m = monitor();
+        let bad = Outcome::<()>::Unknown(Unknown::new(UnknownKind::BadSignature, "bad"));
+        for i in 0..LOST_PAYMENTS_DEGRADED {
+            m.record(Call::Pay(&format!("r{i}")), &bad);
+        }
+        assert!(
+            matches!(m.reachability(), Reachability::NotAnswering { .. }),
+            "{:?}",
+            m.reachability()
+        );
     }
 
     #[test]

@@ -49,8 +49,11 @@ pub fn load(journal: &Path) -> Result<Option<Identity>, String> {
 }
 
 /// Writes `identity` durably: a temporary file, fsynced, renamed over the old one, and the
-/// directory fsynced, so a crash leaves the old file or the new one, never half of one.
+/// directory fsynced, so a crash leaves the old file or the new one, never half of one. One
+/// writer at a time per process: two would share the temporary file.
 pub fn store(journal: &Path, identity: &Identity) -> std::io::Result<()> {
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one = lock(&WRITING);
     let path = path_for(journal);
     let tmp = path.with_extension("identity.tmp");
     let text = serde_json::to_string_pretty(identity).map_err(std::io::Error::other)?;
@@ -109,12 +112,8 @@ impl Keeper {
 
     /// A new sale: written and waited for (the sale is armed before any scan).
     pub fn sale(&self, sale_id: &str) {
-        let snapshot = {
-            let mut id = lock(&self.current);
-            id.last_sale_id = Some(sale_id.to_string());
-            id.clone()
-        };
-        if let Err(e) = store(&self.journal, &snapshot) {
+        lock(&self.current).last_sale_id = Some(sale_id.to_string());
+        if let Err(e) = store_current(&self.journal, &self.current) {
             tracing::warn!(error = %e, file = %path_for(&self.journal).display(), "cannot update the journal identity");
         }
     }
@@ -143,8 +142,7 @@ impl Keeper {
             None => {
                 drop(queue);
                 apply(&mut lock(&self.current), &update);
-                let snapshot = self.identity();
-                let _ = store(&self.journal, &snapshot);
+                let _ = store_current(&self.journal, &self.current);
                 false
             }
         }
@@ -155,6 +153,15 @@ impl Drop for Keeper {
     fn drop(&mut self) {
         self.flush();
     }
+}
+
+/// Stores what `current` holds at the moment of writing, so whichever of two writers goes
+/// last writes the newest of everything (never an older snapshot over a newer one).
+fn store_current(journal: &Path, current: &Mutex<Identity>) -> std::io::Result<()> {
+    static WRITING: Mutex<()> = Mutex::new(());
+    let _one = lock(&WRITING);
+    let snapshot = lock(current).clone();
+    store(journal, &snapshot)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -186,11 +193,8 @@ fn background(journal: &Path, current: &Mutex<Identity>, rx: mpsc::Receiver<Upda
                 other => changed |= apply(&mut lock(current), &other),
             }
         }
-        if changed {
-            let snapshot = lock(current).clone();
-            if let Err(e) = store(journal, &snapshot) {
-                tracing::warn!(error = %e, file = %path_for(journal).display(), "cannot update the journal identity");
-            }
+        if changed && let Err(e) = store_current(journal, current) {
+            tracing::warn!(error = %e, file = %path_for(journal).display(), "cannot update the journal identity");
         }
         for done in waiting {
             let _ = done.send(());

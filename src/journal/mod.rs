@@ -256,6 +256,8 @@ pub struct Change {
     pub paid_then_refunded: bool,
     /// Cashier message for the sale.
     pub message: Option<String>,
+    /// What is left of the in-doubt window now (kept with the attempt, see `budget_left`).
+    pub budget_left: Option<std::time::Duration>,
 }
 
 /// Which request counter to bump.
@@ -399,10 +401,11 @@ impl Journal {
     pub fn latest_timestamp(&self) -> Result<Option<DateTime<Utc>>, JournalError> {
         let conn = self.conn();
         let mut latest: Option<DateTime<Utc>> = None;
+        // Sales and attempts only: events are written while sales are refused too, with a
+        // clock that may be the wrong one.
         for sql in [
             "SELECT max(updated_at) FROM attempts",
             "SELECT max(created_at) FROM sales",
-            "SELECT max(at) FROM events",
         ] {
             let t: Option<String> = conn.query_row(sql, [], |r| r.get(0))?;
             if let Some(t) = t.as_deref().and_then(from_journal) {
@@ -526,11 +529,28 @@ impl Journal {
         Ok(())
     }
 
+    /// Archives the journal's files (see [`Journal::archive`]) and writes `from`, a whole
+    /// snapshot of another journal, WAL contents included, in their place, all under the
+    /// journal's lock. Returns the archive directory.
+    pub fn replace_with(path: &Path, from: &Journal) -> Result<Option<PathBuf>, JournalError> {
+        let lock = lock_file(path)?;
+        let archived = archive_locked(path)?;
+        from.backup_to(path)?;
+        drop(lock);
+        Ok(archived)
+    }
+
     /// Moves the journal's files (the file, its WAL and shared memory, its identity) into a
     /// new directory beside it and returns that directory; `None` when there was nothing.
     /// Takes the journal's lock: the daemon must be stopped.
     pub fn archive(path: &Path) -> Result<Option<PathBuf>, JournalError> {
         let _lock = lock_file(path)?;
+        archive_locked(path)
+    }
+}
+
+fn archive_locked(path: &Path) -> Result<Option<PathBuf>, JournalError> {
+    {
         let files: Vec<PathBuf> = ["", "-wal", "-shm"]
             .iter()
             .map(|suffix| PathBuf::from(format!("{}{suffix}", path.display())))
@@ -558,7 +578,9 @@ impl Journal {
         }
         Ok(Some(dir))
     }
+}
 
+impl Journal {
     /// Opens an existing journal to read it while its owner may be running.
     pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
         let open_err = |source| JournalError::Open {
@@ -712,8 +734,10 @@ impl Journal {
         // one, unless the register supersedes it (it is then reversed whatever happened).
         let earlier = match &new.reference {
             Some(reference) => {
+                // A sale already superseded is being reversed: it holds up nothing.
                 let mut stmt = tx.prepare(
                     "SELECT id FROM sales WHERE state = 'processing' AND reference = ?1
+                       AND id NOT IN (SELECT sale_id FROM supersessions)
                      ORDER BY created_at",
                 )?;
                 stmt.query_map([reference], |r| r.get::<_, String>(0))?
@@ -732,11 +756,13 @@ impl Journal {
             && earlier.is_empty()
             && let Some(reference) = &new.reference
         {
-            // The sale the register meant to replace ended meanwhile: if it was paid, the
-            // basket is paid and a new sale would charge the customer twice.
+            // The sale the register meant to replace ended meanwhile (or was itself replaced
+            // and its successor paid): if the basket's latest sale that stands is paid, a new
+            // sale would charge the customer twice.
             let last: Option<(String, String)> = tx
                 .query_row(
                     "SELECT id, state FROM sales WHERE reference = ?1
+                       AND id NOT IN (SELECT sale_id FROM supersessions)
                      ORDER BY created_at DESC LIMIT 1",
                     [reference],
                     |r| Ok((r.get(0)?, r.get(1)?)),
@@ -788,6 +814,7 @@ impl Journal {
         }
         let sale = sale_in(&tx, &new.id)?;
         self.commit(tx)?;
+        drop(conn);
         if let Some(k) = &self.identity {
             k.sale(&sale.id);
         }
@@ -967,7 +994,9 @@ impl Journal {
                  paid_then_refunded = paid_then_refunded OR ?6,
                  code = CASE WHEN ?7 THEN NULL ELSE code END,
                  updated_at = ?8,
-                 needs_attention = COALESCE(?9, needs_attention)
+                 needs_attention = COALESCE(?9, needs_attention),
+                 budget_left_ms = COALESCE(?10, budget_left_ms),
+                 budget_at = CASE WHEN ?10 IS NULL THEN budget_at ELSE ?8 END
              WHERE id = ?1",
             params![
                 attempt_id,
@@ -979,6 +1008,7 @@ impl Journal {
                 to.is_final(),
                 t,
                 attention,
+                change.budget_left.map(|b| b.as_millis() as i64),
             ],
         )?;
         let sale = sale_in(&tx, &attempt.sale_id)?;

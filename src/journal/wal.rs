@@ -3,12 +3,14 @@
 //! a flipped byte in the middle of the WAL would forget every transaction committed after it,
 //! a charged payment in doubt among them. So the WAL is read here first, by its documented
 //! format (sqlite.org/fileformat2.html, "The Write-Ahead Log"), and refused when a frame of
-//! the current log fails its checksum while a later frame of the same log commits a
-//! transaction: that transaction was committed, and only damage can make it unreadable.
+//! the current log fails its checksum while two later frames of the same log commit
+//! transactions: the first of those was followed by another transaction, so its commit had
+//! returned, and only damage can make it unreadable.
 //!
-//! A torn last transaction (power cut while it was written, before its commit returned) has
-//! no commit frame after the bad one, and SQLite dropping it loses nothing that was
-//! acknowledged: that is accepted.
+//! A torn last transaction is accepted: SQLite writes a transaction's frames and then syncs
+//! once, so a power cut can keep its commit frame and tear an earlier frame of it. That
+//! transaction never returned, no payment was sent on it, and SQLite dropping it loses
+//! nothing that was acknowledged.
 
 use std::path::Path;
 
@@ -122,7 +124,8 @@ pub fn check_bytes(wal: &[u8]) -> Result<WalReport, WalDamage> {
         }
     }
     match bad {
-        Some((bad_frame, later_commits)) if later_commits > 0 => Err(WalDamage {
+        // One later commit may be the torn transaction's own; a second proves damage.
+        Some((bad_frame, later_commits)) if later_commits >= 2 => Err(WalDamage {
             bad_frame,
             frames,
             later_commits,
@@ -194,6 +197,14 @@ mod tests {
         wal[last + FRAME_HEADER + 7] ^= 0xff;
         let r = check_bytes(&wal).unwrap();
         assert_eq!(r.valid_frames, frames - 1);
+        // A torn frame inside the last transaction, its commit frame written: not damage.
+        let mut torn = real_wal(5);
+        let second_last = HEADER + (frames - 2) * frame_len;
+        torn[second_last + FRAME_HEADER + 9] ^= 0xff;
+        assert!(
+            check_bytes(&torn).is_ok(),
+            "one commit after the torn frame may be its own"
+        );
         // And a log cut mid-frame reads as far as its whole frames.
         let cut = &wal[..wal.len() - 100];
         assert!(check_bytes(cut).is_ok());

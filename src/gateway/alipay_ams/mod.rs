@@ -234,14 +234,14 @@ impl Gateway for Ams {
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
         // The cancel answer does not say whether it refunded, and the customer may pay in
         // the moment between an inquiry and the cancel. So the outcome is decided by what
-        // Antom states after the cancel; an inquiry that fails leaves it unknown (the cancel
-        // is resent with the same request id, which Antom answers the same way).
-        let before = self.inquire(request_id).await;
-        let was_paid = match &before {
-            Outcome::Success(TradeStatus::Paid(_) | TradeStatus::Reversed(_)) => true,
-            Outcome::Success(_) => false,
-            _ => return before.map(|_| Cancelled::Closed),
-        };
+        // Antom states after the cancel; an inquiry after it that fails leaves it unknown
+        // (the cancel is resent with the same request id, which Antom answers the same way).
+        // A failed inquiry before does not hold the cancel back (the cancel window must not
+        // run out behind a failing inquiry): what is stated after the cancel decides.
+        let was_paid = matches!(
+            self.inquire(request_id).await,
+            Outcome::Success(TradeStatus::Paid(_) | TradeStatus::Reversed(_))
+        );
         let body = json!({ "paymentRequestId": request_id }).to_string();
         let outcome = match self.call(wire::CANCEL_PATH, body).await {
             Ok(answer) => wire::cancel_outcome(&answer),
