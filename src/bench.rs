@@ -149,18 +149,29 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     }
     let sign = percentile(&mut signs, 0.5);
     let verify = percentile(&mut verifies, 0.5);
+    let openssl = openssl_speed();
+    let against = |ours: Duration, theirs: Option<f64>| match theirs {
+        Some(theirs) if theirs > 0.0 => {
+            format!("openssl {theirs:.3} ms; {:.2}x", ms(ours) / theirs)
+        }
+        _ => "openssl speed not available".to_string(),
+    };
     r.add(
         "RSA-2048 sign, p50",
         format!("{:.3} ms", ms(sign)),
-        openssl_speed().unwrap_or_else(|| "openssl speed not available".into()),
+        against(sign, openssl.map(|o| o.sign_ms)),
     );
     r.add(
         "RSA-2048 verify, p50",
         format!("{:.3} ms", ms(verify)),
-        String::new(),
+        against(verify, openssl.map(|o| o.verify_ms)),
     );
     r.figure("sign_ms", ms(sign));
     r.figure("verify_ms", ms(verify));
+    if let Some(o) = openssl {
+        r.figure("openssl_sign_ms", o.sign_ms);
+        r.figure("openssl_verify_ms", o.verify_ms);
+    }
 
     // Journal commits.
     let (attempt_p50, attempt_p99, change_p50, per_s) = journal_commits(work, plan.commits)?;
@@ -268,24 +279,57 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     Ok(Value::Object(r.figures))
 }
 
-fn openssl_speed() -> Option<String> {
+/// OpenSSL's RSA-2048 figures on this machine, the baseline of our signer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct OpensslSpeed {
+    sign_ms: f64,
+    verify_ms: f64,
+}
+
+fn openssl_speed() -> Option<OpensslSpeed> {
     let out = std::process::Command::new("openssl")
         .args(["speed", "-seconds", "1", "rsa2048"])
         .output()
         .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| {
-        l.trim_start().starts_with("rsa 2048") || l.trim_start().starts_with("rsa  2048")
-    })?;
-    let cols: Vec<&str> = line.split_whitespace().collect();
-    // "rsa 2048 bits 0.000611s 0.000018s 1636.7 55245.0"
-    let sign_s: f64 = cols.get(3)?.trim_end_matches('s').parse().ok()?;
-    let verify_s: f64 = cols.get(4)?.trim_end_matches('s').parse().ok()?;
-    Some(format!(
-        "openssl: sign {:.3} ms, verify {:.3} ms",
-        sign_s * 1000.0,
-        verify_s * 1000.0
-    ))
+    parse_openssl_speed(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Reads the sign and verify times of `openssl speed rsa2048`:
+///
+/// ```text
+///                   sign    verify    sign/s verify/s
+/// rsa 2048 bits 0.000272s 0.000020s   3681.0  50899.0
+/// ```
+///
+/// Columns are found by the header line, since OpenSSL 3.2 and later add encrypt and decrypt
+/// columns (and a KEM table whose row reads `rsa2048`); without a header, the first two times
+/// are sign and verify.
+fn parse_openssl_speed(text: &str) -> Option<OpensslSpeed> {
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let row = lines
+        .iter()
+        .position(|t| t.first() == Some(&"rsa") && t.get(1) == Some(&"2048"))?;
+    let header = lines[..row]
+        .iter()
+        .rev()
+        .find(|t| t.contains(&"sign") && t.contains(&"verify"));
+    let column = |name: &str, otherwise: usize| {
+        header
+            .and_then(|h| h.iter().position(|c| *c == name))
+            .unwrap_or(otherwise)
+    };
+    // The row starts with three words of name: `rsa 2048 bits`.
+    let seconds = |i: usize| -> Option<f64> {
+        let cell = lines[row].get(3 + i)?.strip_suffix('s')?;
+        cell.parse().ok()
+    };
+    Some(OpensslSpeed {
+        sign_ms: seconds(column("sign", 0))? * 1000.0,
+        verify_ms: seconds(column("verify", 1))? * 1000.0,
+    })
 }
 
 fn journal_commits(work: &Path, n: usize) -> Result<(Duration, Duration, Duration, f64), String> {
@@ -657,4 +701,52 @@ async fn idle_daemon(work: &Path, idle: Duration) -> Option<(f64, f64)> {
         rss_kb / 1024.0,
         (after - before) as f64 / idle.as_secs_f64(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-9
+    }
+
+    #[test]
+    fn openssl_speed_output_is_read_by_its_header() {
+        let three_0 = "options: bn(64,64)\n\
+                       \x20                 sign    verify    sign/s verify/s\n\
+                       rsa 2048 bits 0.000272s 0.000020s   3681.0  50899.0\n";
+        let o = parse_openssl_speed(three_0).unwrap();
+        assert!(
+            close(o.sign_ms, 0.272) && close(o.verify_ms, 0.020),
+            "{o:?}"
+        );
+
+        // OpenSSL 3.2 and later: encrypt and decrypt columns, then a KEM table.
+        let three_5 = "                   sign    verify    encrypt   decrypt   sign/s verify/s  encr./s  decr./s\n\
+                       rsa  2048 bits 0.000611s 0.000018s 0.000019s 0.000600s   1636.7  55245.0  52631.6   1666.7\n\
+                       \x20                              keygen    encaps    decaps keygens/s  encaps/s  decaps/s\n\
+                       \x20                   rsa2048 0.040000s 0.000020s 0.000600s      25.0   50000.0   1666.7\n";
+        let o = parse_openssl_speed(three_5).unwrap();
+        assert!(
+            close(o.sign_ms, 0.611) && close(o.verify_ms, 0.018),
+            "{o:?}"
+        );
+
+        let no_header = "rsa 2048 bits 0.000611s 0.000018s 1636.7 55245.0\n";
+        let o = parse_openssl_speed(no_header).unwrap();
+        assert!(
+            close(o.sign_ms, 0.611) && close(o.verify_ms, 0.018),
+            "{o:?}"
+        );
+
+        for broken in [
+            "",
+            "rsa 2048 bits\n",
+            "rsa 2048 bits x y\n",
+            "rsa 4096 bits 1s 1s\n",
+        ] {
+            assert_eq!(parse_openssl_speed(broken), None, "{broken}");
+        }
+    }
 }

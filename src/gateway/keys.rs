@@ -4,13 +4,25 @@
 //! `RSA PUBLIC KEY`) or as the bare base64 DER line Alipay's console hands out. A private key
 //! file readable by group or others is refused. Key material is never logged: the types print
 //! only where they came from.
+//!
+//! The `rsa` crate parses, converts and generates keys. Signing runs in `ring`, whose
+//! private-key operation is constant-time (see SECURITY.md), and so does verification; the
+//! `rsa` crate signs and verifies only with keys `ring` refuses (shorter than 2048 bits, as
+//! tests make).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+use ring::rand::SystemRandom;
+use ring::signature::{
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
+};
+use rsa::pkcs1::{
+    DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey, EncodeRsaPublicKey,
+};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -49,16 +61,21 @@ pub enum KeyError {
     },
 }
 
-/// A private RSA key (zeroed on drop by the `rsa` crate).
+/// A private RSA key (the `rsa` crate's copy is zeroed on drop; `ring`'s is not).
 #[derive(Clone)]
 pub struct PrivateKey {
     key: RsaPrivateKey,
+    /// The same key in `ring`, which signs with it; `None` when `ring` refuses the key.
+    signer: Option<Arc<RsaKeyPair>>,
     source: String,
 }
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     key: RsaPublicKey,
+    /// The key as PKCS#1 `RSAPublicKey` DER, the form `ring` verifies with; `None` when `ring`
+    /// does not take the key.
+    ring_der: Option<Arc<[u8]>>,
     source: String,
 }
 
@@ -91,28 +108,51 @@ impl PrivateKey {
             what: "RSA private key",
             spki: "",
         })?;
-        Ok(PrivateKey { key, source: file })
+        Ok(PrivateKey::new(key, file))
     }
 
     /// Parses key text (PEM or bare base64); `source` names it in messages.
     pub fn parse(text: &str, source: &str) -> Option<PrivateKey> {
-        parse_private(text).map(|key| PrivateKey {
-            key,
-            source: source.to_string(),
-        })
+        parse_private(text).map(|key| PrivateKey::new(key, source.to_string()))
     }
 
+    /// Generates a key with the `rsa` crate (sandbox and test keys).
     pub fn generate(bits: usize, source: &str) -> Result<PrivateKey, KeyError> {
         let key = RsaPrivateKey::new(&mut rand::thread_rng(), bits)
             .map_err(|e| KeyError::Generate(e.to_string()))?;
-        Ok(PrivateKey {
+        Ok(PrivateKey::new(key, source.to_string()))
+    }
+
+    fn new(key: RsaPrivateKey, source: String) -> PrivateKey {
+        PrivateKey {
+            signer: ring_signer(&key).map(Arc::new),
             key,
-            source: source.to_string(),
-        })
+            source,
+        }
     }
 
     /// SHA256withRSA (RSASSA-PKCS1-v1_5), as Alipay's `RSA2` and AMS's `RSA256`.
+    ///
+    /// PKCS#1 v1.5 signatures are deterministic: `ring` and the `rsa` crate give the same
+    /// bytes for the same key and message.
     pub fn sign_sha256(&self, message: &[u8]) -> Vec<u8> {
+        if let Some(signer) = &self.signer {
+            let mut signature = vec![0u8; signer.public().modulus_len()];
+            // `ring` fails only on a wrong buffer length (not here) or on a key whose parts do
+            // not fit together, which the `rsa` crate rejects when parsing; the `rsa` crate
+            // below still answers then, as it did before `ring` signed.
+            if signer
+                .sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    message,
+                    &mut signature,
+                )
+                .is_ok()
+            {
+                return signature;
+            }
+        }
         let digest = Sha256::digest(message);
         // Signing with a valid key and a 32-byte digest cannot fail for keys ≥ 512 bits;
         // an empty signature would simply fail verification on the other side.
@@ -126,10 +166,10 @@ impl PrivateKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey {
-            key: self.key.to_public_key(),
-            source: format!("public part of {}", self.source),
-        }
+        PublicKey::new(
+            self.key.to_public_key(),
+            format!("public part of {}", self.source),
+        )
     }
 
     /// Writes the key as PKCS#8 PEM with mode 0600.
@@ -171,13 +211,23 @@ impl PublicKey {
     }
 
     pub fn parse(text: &str, source: &str) -> Option<PublicKey> {
-        parse_public(text).map(|key| PublicKey {
+        parse_public(text).map(|key| PublicKey::new(key, source.to_string()))
+    }
+
+    fn new(key: RsaPublicKey, source: String) -> PublicKey {
+        PublicKey {
+            ring_der: ring_public_der(&key),
             key,
-            source: source.to_string(),
-        })
+            source,
+        }
     }
 
     pub fn verify_sha256(&self, message: &[u8], signature: &[u8]) -> bool {
+        if let Some(der) = &self.ring_der {
+            return UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, der)
+                .verify(message, signature)
+                .is_ok();
+        }
         let digest = Sha256::digest(message);
         self.key
             .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, signature)
@@ -209,6 +259,36 @@ impl PublicKey {
     pub fn source(&self) -> &str {
         &self.source
     }
+}
+
+/// The key in `ring`, from its PKCS#8 DER. `ring` refuses keys shorter than 2048 or longer
+/// than 4096 bits, public exponents below 65537, and keys of more than two primes; those
+/// keys (tests generate 1024-bit ones) keep signing with the `rsa` crate.
+fn ring_signer(key: &RsaPrivateKey) -> Option<RsaKeyPair> {
+    // The DER is a `SecretDocument`, zeroed on drop.
+    let der = key.to_pkcs8_der().ok()?;
+    RsaKeyPair::from_pkcs8(der.as_bytes()).ok()
+}
+
+/// The PKCS#1 `RSAPublicKey` DER that `ring` verifies with, or `None` for a key that
+/// `RSA_PKCS1_2048_8192_SHA256` does not take: `ring` wants an odd modulus of 256 to 1024
+/// bytes and an odd public exponent of 3 to 2^33 - 1. Other keys (tests generate 1024-bit
+/// ones) keep verifying with the `rsa` crate, so every key verifies as it did before `ring`
+/// did the work. Checked here because `ring` parses the key only when verifying, and answers
+/// a refused key and a bad signature with the same error.
+fn ring_public_der(key: &RsaPublicKey) -> Option<Arc<[u8]>> {
+    let n = key.n().to_bytes_be();
+    let e = key.e().to_bytes_be();
+    let odd = |be: &[u8]| be.last().is_some_and(|b| b & 1 == 1);
+    let e_value = (e.len() <= 8).then(|| e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))?;
+    let takes = (256..=1024).contains(&n.len())
+        && odd(&n)
+        && odd(&e)
+        && (3..=(1u64 << 33) - 1).contains(&e_value);
+    if !takes {
+        return None;
+    }
+    key.to_pkcs1_der().ok().map(|der| Arc::from(der.as_bytes()))
 }
 
 fn parse_private(text: &str) -> Option<RsaPrivateKey> {
@@ -429,6 +509,121 @@ mod tests {
             !key.public_key()
                 .verify_sha256_base64(b"hello", "not base64!")
         );
+    }
+
+    /// The `rsa` crate's signature, as every signature was made before `ring` signed.
+    fn rsa_crate_signature(key: &PrivateKey, message: &[u8]) -> Vec<u8> {
+        key.key
+            .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
+            .unwrap()
+    }
+
+    fn rsa_crate_verifies(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
+        key.key
+            .verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(message),
+                signature,
+            )
+            .is_ok()
+    }
+
+    fn openssl_vectors() -> Value {
+        serde_json::from_str(include_str!("../../tests/vectors/rsa2048-openssl.json")).unwrap()
+    }
+
+    #[test]
+    fn ring_signs_2048_bit_keys_byte_for_byte_as_openssl_and_the_rsa_crate() {
+        let v = openssl_vectors();
+        let entry = &v["keys"][0];
+        assert_eq!(entry["public_exponent"], 65537);
+        let key = PrivateKey::parse(entry["private_pkcs8_der_b64"].as_str().unwrap(), "k").unwrap();
+        assert!(key.signer.is_some(), "ring refused a 2048-bit key");
+        let public = PublicKey::parse(entry["public_spki_der_b64"].as_str().unwrap(), "p").unwrap();
+        assert!(public.ring_der.is_some());
+        assert!(public.same_key(&key.public_key()));
+        for case in entry["cases"].as_array().unwrap() {
+            let message = case["message"].as_str().unwrap().as_bytes();
+            let expected = STANDARD
+                .decode(case["signature_b64"].as_str().unwrap())
+                .unwrap();
+            let sig = key.sign_sha256(message);
+            assert_eq!(sig, expected);
+            assert_eq!(sig, rsa_crate_signature(&key, message));
+            assert!(public.verify_sha256(message, &sig));
+            assert!(rsa_crate_verifies(&public, message, &sig));
+        }
+        // ring and the rsa crate refuse the same damaged signatures.
+        let sig = key.sign_sha256(b"hello");
+        let mut flipped = sig.clone();
+        flipped[100] ^= 1;
+        let mut longer = sig.clone();
+        longer.insert(0, 0);
+        let modulus = public.key.n().to_bytes_be();
+        for bad in [flipped, longer, sig[1..].to_vec(), Vec::new(), modulus] {
+            assert!(!public.verify_sha256(b"hello", &bad));
+            assert!(!rsa_crate_verifies(&public, b"hello", &bad));
+        }
+        assert!(!public.verify_sha256(b"hellO", &sig));
+        // A clone shares the ring key and signs the same.
+        assert_eq!(key.clone().sign_sha256(b"hello"), sig);
+    }
+
+    #[test]
+    fn ring_verifies_with_exponent_3_and_the_rsa_crate_signs_with_it() {
+        let v = openssl_vectors();
+        let entry = &v["keys"][1];
+        assert_eq!(entry["public_exponent"], 3);
+        // ring refuses exponents below 65537 for signing, not for verifying.
+        let key = PrivateKey::parse(entry["private_pkcs8_der_b64"].as_str().unwrap(), "k").unwrap();
+        assert!(key.signer.is_none());
+        let public = PublicKey::parse(entry["public_spki_der_b64"].as_str().unwrap(), "p").unwrap();
+        assert!(public.ring_der.is_some());
+        for case in entry["cases"].as_array().unwrap() {
+            let message = case["message"].as_str().unwrap().as_bytes();
+            let expected = STANDARD
+                .decode(case["signature_b64"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(key.sign_sha256(message), expected);
+            assert!(public.verify_sha256(message, &expected));
+        }
+    }
+
+    #[test]
+    fn keys_ring_refuses_sign_and_verify_with_the_rsa_crate() {
+        let v = vectors();
+        let small = PrivateKey::parse(
+            v["computed_keypair"]["private_pkcs8_der_b64"]
+                .as_str()
+                .unwrap(),
+            "1024",
+        )
+        .unwrap();
+        assert!(small.signer.is_none());
+        let public = small.public_key();
+        assert!(public.ring_der.is_none());
+        let sig = small.sign_sha256(b"hello");
+        assert_eq!(sig.len(), 128);
+        assert_eq!(sig, rsa_crate_signature(&small, b"hello"));
+        assert!(public.verify_sha256(b"hello", &sig));
+        assert!(!public.verify_sha256(b"hellO", &sig));
+
+        // The modulus decides: ring takes any exponent the rsa crate parses (odd, 3 to
+        // 2^33 - 1) with a 2048-bit modulus.
+        let n = openssl_vectors_public(0).key.n().clone();
+        let e5 = RsaPublicKey::new(n, rsa::BigUint::from(5u32)).unwrap();
+        assert!(ring_public_der(&e5).is_some());
+        let max = RsaPublicKey::new(
+            openssl_vectors_public(0).key.n().clone(),
+            rsa::BigUint::from((1u64 << 33) - 1),
+        )
+        .unwrap();
+        assert!(ring_public_der(&max).is_some());
+    }
+
+    fn openssl_vectors_public(i: usize) -> PublicKey {
+        let v = openssl_vectors();
+        PublicKey::parse(v["keys"][i]["public_spki_der_b64"].as_str().unwrap(), "p").unwrap()
     }
 
     #[test]
