@@ -114,7 +114,7 @@ impl Keeper {
     pub fn sale(&self, sale_id: &str) {
         lock(&self.current).last_sale_id = Some(sale_id.to_string());
         if let Err(e) = store_current(&self.journal, &self.current) {
-            tracing::warn!(error = %e, file = %path_for(&self.journal).display(), "cannot update the journal identity");
+            report(&self.journal, &e);
         }
     }
 
@@ -152,6 +152,19 @@ impl Keeper {
 impl Drop for Keeper {
     fn drop(&mut self) {
         self.flush();
+    }
+}
+
+/// A failed write is worth a warning, unless the journal's whole directory is gone (a
+/// temporary journal removed with its directory): then there is nothing left to guard.
+fn report(journal: &Path, e: &std::io::Error) {
+    let dir_gone = journal
+        .parent()
+        .is_some_and(|d| !d.as_os_str().is_empty() && !d.exists());
+    if dir_gone {
+        tracing::debug!(error = %e, "journal directory gone: identity not updated");
+    } else {
+        tracing::warn!(error = %e, file = %path_for(journal).display(), "cannot update the journal identity");
     }
 }
 
@@ -194,7 +207,7 @@ fn background(journal: &Path, current: &Mutex<Identity>, rx: mpsc::Receiver<Upda
             }
         }
         if changed && let Err(e) = store_current(journal, current) {
-            tracing::warn!(error = %e, file = %path_for(journal).display(), "cannot update the journal identity");
+            report(journal, &e);
         }
         for done in waiting {
             let _ = done.send(());
