@@ -69,10 +69,7 @@ impl Preflight for DaemonPreflight {
         let now = self.clock.now();
         // The gateway's own clock, when it agrees with ours, outweighs the floor: a journal
         // written while the clock ran ahead must not lock the till out once it is right.
-        let confirmed = self
-            .monitor
-            .clock_skew_s()
-            .is_some_and(|k| k.abs() <= crate::gateway::CLOCK_SKEW_WARN_S);
+        let confirmed = self.monitor.clock_agrees();
         if now < self.floor && !confirmed {
             return Err((
                 "clock",

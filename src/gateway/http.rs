@@ -116,6 +116,13 @@ impl SkewMeter {
     pub fn get(&self) -> Option<i64> {
         judged(&self.0.lock().unwrap_or_else(|e| e.into_inner()))
     }
+
+    /// Whether every recent answer agrees with our clock (within the warning line): strong
+    /// enough to outweigh another sign that the clock is wrong.
+    pub fn agrees(&self) -> bool {
+        let samples = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        !samples.is_empty() && samples.iter().all(|s| s.abs() <= CLOCK_SKEW_WARN_S)
+    }
 }
 
 fn judged(samples: &std::collections::VecDeque<i64>) -> Option<i64> {

@@ -108,7 +108,14 @@ impl PrivateKey {
             what: "RSA private key",
             spki: "",
         })?;
-        Ok(PrivateKey::new(key, file))
+        let key = PrivateKey::new(key, file);
+        if key.signer.is_none() {
+            tracing::warn!(
+                file = %key.source,
+                "this private key is not a 2048- to 4096-bit RSA key with exponent 65537: it signs with a slower implementation that is not constant-time; generate a 2048-bit key"
+            );
+        }
+        Ok(key)
     }
 
     /// Parses key text (PEM or bare base64); `source` names it in messages.
@@ -281,7 +288,9 @@ fn ring_public_der(key: &RsaPublicKey) -> Option<Arc<[u8]>> {
     let e = key.e().to_bytes_be();
     let odd = |be: &[u8]| be.last().is_some_and(|b| b & 1 == 1);
     let e_value = (e.len() <= 8).then(|| e.iter().fold(0u64, |v, b| (v << 8) | u64::from(*b)))?;
-    let takes = (256..=1024).contains(&n.len())
+    // Bits, not bytes: a 256-byte modulus may still be under 2048 bits.
+    let takes = (2048..=8192).contains(&key.n().bits())
+        && (256..=1024).contains(&n.len())
         && odd(&n)
         && odd(&e)
         && (3..=(1u64 << 33) - 1).contains(&e_value);

@@ -263,6 +263,11 @@ pub trait Gateway: Send + Sync {
         None
     }
 
+    /// Whether every recent answer's time agrees with our clock.
+    fn clock_agrees(&self) -> bool {
+        false
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;
 
     /// Asks for the state of the payment sent under `request_id`.

@@ -350,6 +350,9 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn clock_skew_s(&self) -> Option<i64> {
         self.inner.clock_skew_s()
     }
+    fn clock_agrees(&self) -> bool {
+        self.inner.clock_agrees()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;

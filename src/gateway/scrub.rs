@@ -69,6 +69,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn clock_skew_s(&self) -> Option<i64> {
         self.0.clock_skew_s()
     }
+    fn clock_agrees(&self) -> bool {
+        self.0.clock_agrees()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }

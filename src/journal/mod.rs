@@ -434,7 +434,7 @@ impl Journal {
             )?,
             newest_sale: conn
                 .query_row(
-                    "SELECT id FROM sales ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                    "SELECT id FROM sales ORDER BY rowid DESC LIMIT 1",
                     [],
                     |r| r.get(0),
                 )
@@ -512,13 +512,7 @@ impl Journal {
     /// `dest` (SQLite's `VACUUM INTO`: it reads one snapshot, so the daemon may keep
     /// writing). The copy carries the journal's id and when it was made.
     pub fn backup_to(&self, dest: &Path) -> Result<(), JournalError> {
-        let text = dest.to_str().ok_or_else(|| {
-            JournalError::Damaged(format!(
-                "{}: use a path that is valid UTF-8",
-                dest.display()
-            ))
-        })?;
-        self.conn().execute("VACUUM INTO ?1", [text])?;
+        self.copy_to(dest)?;
         let copy = Connection::open(dest)?;
         copy.execute(
             "INSERT INTO meta (key, value) VALUES ('backup_at', ?1)
@@ -529,13 +523,48 @@ impl Journal {
         Ok(())
     }
 
+    /// One consistent snapshot of the whole journal, WAL contents included, into the new
+    /// file `dest`, made durable.
+    fn copy_to(&self, dest: &Path) -> Result<(), JournalError> {
+        let text = dest.to_str().ok_or_else(|| {
+            JournalError::Damaged(format!(
+                "{}: use a path that is valid UTF-8",
+                dest.display()
+            ))
+        })?;
+        self.conn().execute("VACUUM INTO ?1", [text])?;
+        let sync = std::fs::File::open(dest)
+            .and_then(|f| f.sync_all())
+            .and_then(|()| {
+                let dir = dest
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."));
+                std::fs::File::open(dir)?.sync_all()
+            });
+        sync.map_err(|e| JournalError::Damaged(format!("{}: {e}", dest.display())))
+    }
+
     /// Archives the journal's files (see [`Journal::archive`]) and writes `from`, a whole
     /// snapshot of another journal, WAL contents included, in their place, all under the
-    /// journal's lock. Returns the archive directory.
+    /// journal's lock. Returns the archive directory. If the write fails, the archived
+    /// files are put back, and the error says where they are if that fails too.
     pub fn replace_with(path: &Path, from: &Journal) -> Result<Option<PathBuf>, JournalError> {
         let lock = lock_file(path)?;
         let archived = archive_locked(path)?;
-        from.backup_to(path)?;
+        if let Err(e) = from.copy_to(path) {
+            let _ = std::fs::remove_file(path);
+            let put_back = archived.as_ref().map(|dir| unarchive(dir, path));
+            drop(lock);
+            return Err(JournalError::Damaged(match (put_back, &archived) {
+                (Some(Err(why)), Some(dir)) => format!(
+                    "{e}; the journal's files are in {} ({why}): move them back beside {}",
+                    dir.display(),
+                    path.display()
+                ),
+                _ => format!("{e}; the journal's files are back as they were"),
+            }));
+        }
         drop(lock);
         Ok(archived)
     }
@@ -547,6 +576,19 @@ impl Journal {
         let _lock = lock_file(path)?;
         archive_locked(path)
     }
+}
+
+/// Moves archived files from `dir` back beside `path`.
+fn unarchive(dir: &Path, path: &Path) -> std::io::Result<()> {
+    let target = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        std::fs::rename(entry.path(), target.join(entry.file_name()))?;
+    }
+    std::fs::remove_dir(dir)
 }
 
 fn archive_locked(path: &Path) -> Result<Option<PathBuf>, JournalError> {
@@ -763,7 +805,7 @@ impl Journal {
                 .query_row(
                     "SELECT id, state FROM sales WHERE reference = ?1
                        AND id NOT IN (SELECT sale_id FROM supersessions)
-                     ORDER BY created_at DESC LIMIT 1",
+                     ORDER BY rowid DESC LIMIT 1",
                     [reference],
                     |r| Ok((r.get(0)?, r.get(1)?)),
                 )
@@ -1815,7 +1857,7 @@ fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity, JournalEr
     let id = identity::Identity {
         journal_id: meta("journal_id")?,
         created_at: meta("journal_created_at")?,
-        last_sale_id: newest("SELECT id FROM sales ORDER BY created_at DESC, rowid DESC LIMIT 1")?,
+        last_sale_id: newest("SELECT id FROM sales ORDER BY rowid DESC LIMIT 1")?,
         last_request_id: newest("SELECT request_id FROM attempts ORDER BY id DESC LIMIT 1")?,
         last_event_id: conn
             .query_row(

@@ -37,6 +37,7 @@ pub struct WalDamage {
     /// 1-based.
     pub bad_frame: usize,
     pub frames: usize,
+    /// Commit frames from the bad one on (itself included).
     pub later_commits: usize,
 }
 
@@ -107,7 +108,9 @@ pub fn check_bytes(wal: &[u8]) -> Result<WalReport, WalDamage> {
                 let (c0, c1) = checksum(&f[..8], big_endian, s0, s1);
                 let (c0, c1) = checksum(&f[FRAME_HEADER..], big_endian, c0, c1);
                 if (c0, c1) != (be(at + 16), be(at + 20)) {
-                    bad = Some((i + 1, 0usize));
+                    // A bad commit frame counts: a commit after it proves its own was
+                    // acknowledged.
+                    bad = Some((i + 1, usize::from(commit)));
                     continue;
                 }
                 (s0, s1) = (c0, c1);
@@ -124,7 +127,8 @@ pub fn check_bytes(wal: &[u8]) -> Result<WalReport, WalDamage> {
         }
     }
     match bad {
-        // One later commit may be the torn transaction's own; a second proves damage.
+        // One commit from the bad frame on may be the torn transaction's own; a second
+        // proves damage.
         Some((bad_frame, later_commits)) if later_commits >= 2 => Err(WalDamage {
             bad_frame,
             frames,
@@ -169,6 +173,26 @@ mod tests {
         wal
     }
 
+    /// As [`real_wal`], then one more transaction of several pages (a large row).
+    fn real_wal_ending_in_a_big_transaction(commits: usize) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
+            .unwrap();
+        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+        conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
+        for i in 0..commits {
+            conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
+                .unwrap();
+        }
+        conn.execute("INSERT INTO t VALUES (?1)", ["x".repeat(12_000)])
+            .unwrap();
+        let wal = std::fs::read(dir.path().join("db.sqlite-wal")).unwrap();
+        std::mem::forget(conn);
+        wal
+    }
+
     #[test]
     fn a_sound_wal_reads_to_its_end() {
         let wal = real_wal(20);
@@ -198,12 +222,21 @@ mod tests {
         let r = check_bytes(&wal).unwrap();
         assert_eq!(r.valid_frames, frames - 1);
         // A torn frame inside the last transaction, its commit frame written: not damage.
-        let mut torn = real_wal(5);
-        let second_last = HEADER + (frames - 2) * frame_len;
-        torn[second_last + FRAME_HEADER + 9] ^= 0xff;
+        let mut torn = real_wal_ending_in_a_big_transaction(5);
+        let r = check_bytes(&torn).unwrap();
+        let first_of_last = HEADER + (r.valid_frames - 3) * frame_len;
+        torn[first_of_last + FRAME_HEADER + 9] ^= 0xff;
         assert!(
             check_bytes(&torn).is_ok(),
             "one commit after the torn frame may be its own"
+        );
+        // A damaged commit frame followed by one more commit: the first was acknowledged.
+        let mut flipped_commit = real_wal(5);
+        let third_last = HEADER + (frames - 2) * frame_len;
+        flipped_commit[third_last + FRAME_HEADER + 3] ^= 0x10;
+        assert!(
+            check_bytes(&flipped_commit).is_err(),
+            "its own commit and the next make two"
         );
         // And a log cut mid-frame reads as far as its whole frames.
         let cut = &wal[..wal.len() - 100];

@@ -187,6 +187,10 @@ impl Gateway for Ams {
         self.skew.get()
     }
 
+    fn clock_agrees(&self) -> bool {
+        self.skew.agrees()
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let now = self.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);

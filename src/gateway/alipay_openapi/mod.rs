@@ -286,6 +286,10 @@ impl Gateway for OpenApi {
         self.skew.get()
     }
 
+    fn clock_agrees(&self) -> bool {
+        self.skew.agrees()
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let mut biz = json!({
             "out_trade_no": request.request_id,
