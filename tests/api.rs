@@ -726,40 +726,20 @@ async fn every_error_answers_the_documented_json() {
         "x".repeat(20 * 1024)
     );
     let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], &big).await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (413, Some("payload_too_large")),
-        "{e}"
-    );
+    assert_error(status, &e, 413, "payload_too_large");
     let (status, e) = call(&s.socket, "DELETE", "/v1/sales", &[], "").await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (405, Some("method_not_allowed")),
-        "{e}"
-    );
+    assert_error(status, &e, 405, "method_not_allowed");
     let (status, e) = call(&s.socket, "GET", "/v1/sales?limit=many", &[], "").await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{e}"
-    );
+    assert_error(status, &e, 400, "bad_request");
     let (status, e) = call(&s.socket, "GET", "/v1/nothing/%FF", &[], "").await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (404, Some("not_found")),
-        "{e}"
-    );
+    assert_error(status, &e, 404, "not_found");
     // A sale id that does not decode to UTF-8.
     let (status, e) = raw(
         &s.socket,
         b"GET /v1/sales/%FF%FE HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (400, Some("bad_request")),
-        "{e}"
-    );
+    assert_error(status, &e, 400, "bad_request");
     assert!(e["error"]["message"].is_string(), "{e}");
     // A body announced over the limit is refused before it is read.
     let (status, e) = raw(
@@ -767,23 +747,24 @@ async fn every_error_answers_the_documented_json() {
         b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 1000000\r\n\r\n{",
     )
     .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (413, Some("payload_too_large")),
-        "{e}"
-    );
+    assert_error(status, &e, 413, "payload_too_large");
     // A body that does not arrive is given up on, and the connection freed.
     let (status, e) = raw(
         &s.socket,
         b"POST /v1/sales HTTP/1.1\r\nHost: scanpay\r\nConnection: close\r\nContent-Length: 40\r\n\r\n{\"amount\"",
     )
     .await;
+    assert_error(status, &e, 408, "request_timeout");
+    assert_eq!(sales_in(&s), 0, "nothing was created");
+}
+
+/// An error answer in the documented JSON, with its status and code.
+fn assert_error(status: u16, e: &Value, expected_status: u16, code: &str) {
     assert_eq!(
         (status, e["error"]["code"].as_str()),
-        (408, Some("request_timeout")),
+        (expected_status, Some(code)),
         "{e}"
     );
-    assert_eq!(sales_in(&s), 0, "nothing was created");
 }
 
 /// One request over a new connection, like `call`, but `None` when the connection is closed

@@ -157,58 +157,56 @@ fn every_common_damage_refuses_to_start_and_putting_the_files_back_finds_the_pay
     save(&till.journal, &saved);
     let j = till.journal.clone();
     let wal = PathBuf::from(format!("{}-wal", j.display()));
-    type Damage = Box<dyn Fn()>;
-    let (j1, j2, j3, j5, j6) = (j.clone(), j.clone(), j.clone(), j.clone(), j.clone());
-    let (w4, w5) = (wal.clone(), wal.clone());
-    let damages: Vec<(&str, Damage, &Path)> = vec![
+    // Each damage acts on the journal and its WAL; the message must name the one given.
+    type Damage = fn(&Path, &Path);
+    let damages: [(&str, Damage, &Path); 6] = [
         (
             "journal truncated to 0 bytes, WAL kept",
-            Box::new(move || std::fs::write(&j1, b"").unwrap()),
+            |j, _| std::fs::write(j, b"").unwrap(),
             &j,
         ),
         (
             "journal deleted, WAL kept",
-            Box::new(move || std::fs::remove_file(&j2).unwrap()),
+            |j, _| std::fs::remove_file(j).unwrap(),
             &j,
         ),
         (
             "every journal file deleted",
-            Box::new(move || {
+            |j, _| {
                 for suffix in ["", "-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", j3.display()));
+                    let _ = std::fs::remove_file(format!("{}{suffix}", j.display()));
                 }
-            }),
+            },
             &j,
         ),
         (
             "only the WAL deleted",
-            Box::new(move || std::fs::remove_file(&w4).unwrap()),
+            |_, w| std::fs::remove_file(w).unwrap(),
             &j,
         ),
         (
             "bytes flipped in the WAL",
-            Box::new(move || {
-                let mut bytes = std::fs::read(&w5).unwrap();
+            |_, w| {
+                let mut bytes = std::fs::read(w).unwrap();
                 let at = 32 + 24 + 100 + 2 * (24 + 4096);
                 bytes[at] ^= 0x5a;
                 bytes[at + 1] ^= 0xa5;
-                std::fs::write(&w5, bytes).unwrap();
-                let _ = j5;
-            }),
+                std::fs::write(w, bytes).unwrap();
+            },
             &wal,
         ),
         (
             "checkpointed, then truncated to 0 bytes",
-            Box::new(move || {
-                checkpoint(&j6);
-                std::fs::write(&j6, b"").unwrap();
-            }),
+            |j, _| {
+                checkpoint(j);
+                std::fs::write(j, b"").unwrap();
+            },
             &j,
         ),
     ];
     for (what, damage, named) in damages {
         put_back(&till.journal, &saved);
-        damage();
+        damage(&j, &wal);
         let (code, stderr) = run_daemon(&till.config);
         assert_eq!(code, Some(2), "{what}: {stderr}");
         assert!(

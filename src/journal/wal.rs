@@ -155,8 +155,9 @@ mod tests {
     use super::*;
 
     /// A real WAL: a database in WAL mode that is never checkpointed, with `commits`
-    /// transactions; returns the WAL's bytes.
-    fn real_wal(commits: usize) -> Vec<u8> {
+    /// one-row transactions, then, with `last_row`, one more of a row that long (several
+    /// pages); returns the WAL's bytes.
+    fn wal_of(commits: usize, last_row: Option<usize>) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db.sqlite");
         let conn = rusqlite::Connection::open(&path).unwrap();
@@ -164,33 +165,19 @@ mod tests {
             .unwrap();
         conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
         conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
-        for i in 0..commits {
-            conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
-                .unwrap();
+        let rows = (0..commits)
+            .map(|i| format!("row {i}"))
+            .chain(last_row.map(|len| "x".repeat(len)));
+        for row in rows {
+            conn.execute("INSERT INTO t VALUES (?1)", [row]).unwrap();
         }
         let wal = std::fs::read(dir.path().join("db.sqlite-wal")).unwrap();
         std::mem::forget(conn); // keep the WAL as it is: no checkpoint at close
         wal
     }
 
-    /// As [`real_wal`], then one more transaction of several pages (a large row).
-    fn real_wal_ending_in_a_big_transaction(commits: usize) -> Vec<u8> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db.sqlite");
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))
-            .unwrap();
-        conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
-        conn.execute_batch("CREATE TABLE t (x TEXT)").unwrap();
-        for i in 0..commits {
-            conn.execute("INSERT INTO t VALUES (?1)", [format!("row {i}")])
-                .unwrap();
-        }
-        conn.execute("INSERT INTO t VALUES (?1)", ["x".repeat(12_000)])
-            .unwrap();
-        let wal = std::fs::read(dir.path().join("db.sqlite-wal")).unwrap();
-        std::mem::forget(conn);
-        wal
+    fn real_wal(commits: usize) -> Vec<u8> {
+        wal_of(commits, None)
     }
 
     #[test]
@@ -222,7 +209,7 @@ mod tests {
         let r = check_bytes(&wal).unwrap();
         assert_eq!(r.valid_frames, frames - 1);
         // A torn frame inside the last transaction, its commit frame written: not damage.
-        let mut torn = real_wal_ending_in_a_big_transaction(5);
+        let mut torn = wal_of(5, Some(12_000));
         let r = check_bytes(&torn).unwrap();
         let first_of_last = HEADER + (r.valid_frames - 3) * frame_len;
         torn[first_of_last + FRAME_HEADER + 9] ^= 0xff;

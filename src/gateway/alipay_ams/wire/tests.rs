@@ -422,3 +422,13 @@ fn sandbox_client_ids_use_the_sandbox_path() {
     );
     assert_eq!(request_path("5Y0566", PAY_PATH), PAY_PATH);
 }
+
+#[test]
+fn response_times_read_in_both_forms_the_sdks_send() {
+    let ms = parse_time("1704081602345").unwrap();
+    assert_eq!(ms.timestamp_millis(), 1_704_081_602_345);
+    let iso = parse_time("2024-01-01T12:00:02+08:00").unwrap();
+    assert_eq!(iso.timestamp(), 1_704_081_602);
+    assert_eq!(parse_time(""), None);
+    assert_eq!(parse_time("yesterday"), None);
+}
