@@ -201,12 +201,6 @@ impl AttemptRow {
         };
         std::time::Duration::from_millis(ms.max(0) as u64)
     }
-    /// The code to resend under the same request id, while the attempt is open.
-    pub fn payment_code(&self) -> Option<PaymentCode> {
-        self.code
-            .clone()
-            .map(|c| PaymentCode::from_journal(c, self.wallet))
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
