@@ -2,10 +2,10 @@
 //! final state, with the sale it moves along.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
-use super::query::{amount, corrupt, time};
+use super::query::{self, Cells, Table, corrupt};
 use super::sales::sale_in;
 use super::{Journal, JournalError, SaleRow, hex};
 use crate::clock::to_journal;
@@ -121,15 +121,7 @@ impl Journal {
         &self,
         request_id: &str,
     ) -> Result<Option<AttemptRow>, JournalError> {
-        let conn = self.conn();
-        conn.query_row(
-            &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE request_id = ?1"),
-            [request_id],
-            raw_attempt,
-        )
-        .optional()?
-        .map(RawAttempt::into_row)
-        .transpose()
+        query::row(&self.conn(), "WHERE request_id = ?1", [request_id])
     }
 
     /// Writes a new attempt (state `pending`) and moves its sale to `processing`, in one
@@ -215,13 +207,11 @@ impl Journal {
         let attempt = attempt_in(&tx, attempt_id)?;
         check_attempt_transition(attempt.state, to, cause)?;
         if to == AttemptState::Succeeded
-            && let Some(by) = tx
-                .query_row(
-                    "SELECT by_sale FROM supersessions WHERE sale_id = ?1",
-                    [&attempt.sale_id],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?
+            && let Some(by) = query::value::<String>(
+                &tx,
+                "SELECT by_sale FROM supersessions WHERE sale_id = ?1",
+                [&attempt.sale_id],
+            )?
         {
             // The register replaced this sale: its payment is reversed, never taken.
             return Err(JournalError::Superseded {
@@ -372,15 +362,11 @@ impl Journal {
 
     /// Every attempt not yet final, oldest first (uses the partial index).
     pub fn open_attempts(&self) -> Result<Vec<AttemptRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts
-             WHERE state IN ('pending','unknown','cancelling') ORDER BY id"
-        ))?;
-        let raws = stmt
-            .query_map([], raw_attempt)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawAttempt::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE state IN ('pending','unknown','cancelling') ORDER BY id",
+            [],
+        )
     }
 
     /// Attempts whose last change fell in `[since, until)` (for a final attempt: when it
@@ -390,15 +376,11 @@ impl Journal {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<AttemptRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts
-             WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id"
-        ))?;
-        let raws = stmt
-            .query_map(params![to_journal(since), to_journal(until)], raw_attempt)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawAttempt::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id",
+            params![to_journal(since), to_journal(until)],
+        )
     }
 
     /// Attempts that sent `code` (by fingerprint) and were created at or after `since`.
@@ -407,29 +389,20 @@ impl Journal {
         code: &PaymentCode,
         since: DateTime<Utc>,
     ) -> Result<Vec<AttemptRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE code_hash = ?1 AND created_at >= ?2"
-        ))?;
-        let raws = stmt
-            .query_map(
-                params![self.code_hash(code), to_journal(since)],
-                raw_attempt,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawAttempt::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE code_hash = ?1 AND created_at >= ?2",
+            params![self.code_hash(code), to_journal(since)],
+        )
     }
 
     /// Attempts flagged for a person, newest first.
     pub fn attempts_needing_attention(&self) -> Result<Vec<AttemptRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE needs_attention IS NOT NULL ORDER BY id DESC"
-        ))?;
-        let raws = stmt
-            .query_map([], raw_attempt)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawAttempt::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE needs_attention IS NOT NULL ORDER BY id DESC",
+            [],
+        )
     }
 }
 
@@ -442,74 +415,20 @@ fn reason_text(code: Option<&str>, message: Option<&str>) -> String {
     }
 }
 
-const ATTEMPT_COLUMNS: &str = "id, sale_id, seq, request_id, gateway, wallet, code_masked, code,
-    amount_minor, currency, state, result_code, result_message, gateway_trade_id,
-    paid_then_refunded, needs_attention, created_at, updated_at, deadline_at, pay_requests,
-    inquiries, cancels, budget_left_ms, budget_at";
+impl Table for AttemptRow {
+    const SELECT: &'static str = "SELECT id, sale_id, seq, request_id, gateway, wallet,
+        code_masked, code, amount_minor, currency, state, result_code, result_message,
+        gateway_trade_id, paid_then_refunded, needs_attention, created_at, updated_at,
+        deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at
+        FROM attempts";
 
-struct RawAttempt {
-    id: i64,
-    sale_id: String,
-    seq: u32,
-    request_id: String,
-    gateway: String,
-    wallet: String,
-    code_masked: String,
-    code: Option<String>,
-    amount_minor: i64,
-    currency: String,
-    state: String,
-    result_code: Option<String>,
-    result_message: Option<String>,
-    gateway_trade_id: Option<String>,
-    paid_then_refunded: bool,
-    needs_attention: Option<String>,
-    created_at: String,
-    updated_at: String,
-    deadline_at: String,
-    pay_requests: u32,
-    inquiries: u32,
-    cancels: u32,
-    budget_left_ms: Option<i64>,
-    budget_at: Option<String>,
-}
-
-fn raw_attempt(r: &Row<'_>) -> rusqlite::Result<RawAttempt> {
-    Ok(RawAttempt {
-        id: r.get(0)?,
-        sale_id: r.get(1)?,
-        seq: r.get(2)?,
-        request_id: r.get(3)?,
-        gateway: r.get(4)?,
-        wallet: r.get(5)?,
-        code_masked: r.get(6)?,
-        code: r.get(7)?,
-        amount_minor: r.get(8)?,
-        currency: r.get(9)?,
-        state: r.get(10)?,
-        result_code: r.get(11)?,
-        result_message: r.get(12)?,
-        gateway_trade_id: r.get(13)?,
-        paid_then_refunded: r.get(14)?,
-        needs_attention: r.get(15)?,
-        created_at: r.get(16)?,
-        updated_at: r.get(17)?,
-        deadline_at: r.get(18)?,
-        pay_requests: r.get(19)?,
-        inquiries: r.get(20)?,
-        cancels: r.get(21)?,
-        budget_left_ms: r.get(22)?,
-        budget_at: r.get(23)?,
-    })
-}
-
-impl RawAttempt {
-    fn into_row(self) -> Result<AttemptRow, JournalError> {
-        let id = self.id;
-        let state = AttemptState::parse(&self.state)
-            .ok_or_else(|| corrupt("attempt", id, "unknown state", &self.state))?;
+    fn from_row(r: &Row<'_>) -> Result<AttemptRow, JournalError> {
+        let id: i64 = r.get(0)?;
+        let c = Cells::new(r, "attempt", id);
+        let state = c.parsed(10, "unknown state", AttemptState::parse)?;
+        let code: Option<String> = c.get(7)?;
         // Pair check of the write side: a final attempt never keeps its full code.
-        if state.is_final() && self.code.is_some() {
+        if state.is_final() && code.is_some() {
             return Err(corrupt(
                 "attempt",
                 id,
@@ -519,56 +438,45 @@ impl RawAttempt {
         }
         Ok(AttemptRow {
             id,
-            wallet: Wallet::parse(&self.wallet)
-                .ok_or_else(|| corrupt("attempt", id, "unknown wallet", &self.wallet))?,
-            amount: amount("attempt", id, self.amount_minor, &self.currency)?,
+            sale_id: c.get(1)?,
+            seq: c.get(2)?,
+            request_id: c.get(3)?,
+            gateway: c.get(4)?,
+            wallet: c.parsed(5, "unknown wallet", Wallet::parse)?,
+            code_masked: c.get(6)?,
+            code,
+            amount: c.amount(8, 9)?,
             state,
-            created_at: time("attempt", id, &self.created_at)?,
-            updated_at: time("attempt", id, &self.updated_at)?,
-            deadline_at: time("attempt", id, &self.deadline_at)?,
-            sale_id: self.sale_id,
-            seq: self.seq,
-            request_id: self.request_id,
-            gateway: self.gateway,
-            code_masked: self.code_masked,
-            code: self.code,
-            result_code: self.result_code,
-            result_message: self.result_message,
-            gateway_trade_id: self.gateway_trade_id,
-            paid_then_refunded: self.paid_then_refunded,
-            needs_attention: self.needs_attention,
-            pay_requests: self.pay_requests,
-            inquiries: self.inquiries,
-            cancels: self.cancels,
-            budget_left_ms: self.budget_left_ms,
-            budget_at: match &self.budget_at {
-                Some(t) => Some(time("attempt", id, t)?),
-                None => None,
-            },
+            result_code: c.get(11)?,
+            result_message: c.get(12)?,
+            gateway_trade_id: c.get(13)?,
+            paid_then_refunded: c.get(14)?,
+            needs_attention: c.get(15)?,
+            created_at: c.time(16)?,
+            updated_at: c.time(17)?,
+            deadline_at: c.time(18)?,
+            pay_requests: c.get(19)?,
+            inquiries: c.get(20)?,
+            cancels: c.get(21)?,
+            budget_left_ms: c.get(22)?,
+            budget_at: c.time_or_none(23)?,
         })
     }
 }
 
 pub(super) fn attempt_in(conn: &Connection, id: i64) -> Result<AttemptRow, JournalError> {
-    conn.query_row(
-        &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?1"),
-        [id],
-        raw_attempt,
-    )
-    .optional()?
-    .ok_or(JournalError::NoAttempt(id))?
-    .into_row()
+    query::row(conn, "WHERE id = ?1", [id])?.ok_or(JournalError::NoAttempt(id))
 }
 
 pub(super) fn attempts_in(
     conn: &Connection,
     sale_id: &str,
 ) -> Result<Vec<AttemptRow>, JournalError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE sale_id = ?1 ORDER BY seq"
-    ))?;
-    let raws = stmt
-        .query_map([sale_id], raw_attempt)?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter().map(RawAttempt::into_row).collect()
+    query::rows(conn, "WHERE sale_id = ?1 ORDER BY seq", [sale_id])
+}
+
+/// Whether the journal has an attempt under `request_id`.
+pub(super) fn has_attempt(conn: &Connection, request_id: &str) -> Result<bool, JournalError> {
+    let sql = "SELECT 1 FROM attempts WHERE request_id = ?1";
+    Ok(query::value::<i64>(conn, sql, [request_id])?.is_some())
 }

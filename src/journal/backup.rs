@@ -4,10 +4,12 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
-use super::query::time;
-use super::{Journal, JournalError, identity, lock_file};
+use super::attempts::has_attempt;
+use super::query::{self, time};
+use super::sales::newest_sale;
+use super::{Journal, JournalError, identity, lock_file, meta};
 use crate::clock::{from_journal, to_journal};
 
 /// What a journal holds, in a few numbers (`journal verify`, `backup`, `restore`).
@@ -25,65 +27,24 @@ impl Journal {
     /// What the journal holds, in a few numbers.
     pub fn summary(&self) -> Result<Summary, JournalError> {
         let conn = self.conn();
-        let meta = |key: &str| -> Result<Option<String>, JournalError> {
-            Ok(conn
-                .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                .optional()?)
+        let count = |sql: &str| -> Result<i64, JournalError> {
+            Ok(query::value(&conn, sql, [])?.unwrap_or(0))
         };
-        let count =
-            |sql: &str| -> Result<i64, JournalError> { Ok(conn.query_row(sql, [], |r| r.get(0))?) };
         Ok(Summary {
-            journal_id: meta("journal_id")?,
-            created_at: meta("journal_created_at")?,
+            journal_id: meta::get(&conn, "journal_id")?,
+            created_at: meta::get(&conn, "journal_created_at")?,
             sales: count("SELECT count(*) FROM sales")?,
             open_attempts: count(
                 "SELECT count(*) FROM attempts WHERE state IN ('pending','unknown','cancelling')",
             )?,
-            newest_sale: conn
-                .query_row(
-                    "SELECT id FROM sales ORDER BY rowid DESC LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()?,
-            newest_attempt_at: conn
-                .query_row(
-                    "SELECT created_at FROM attempts ORDER BY id DESC LIMIT 1",
-                    [],
-                    |r| r.get::<_, String>(0),
-                )
-                .optional()?
-                .and_then(|t| from_journal(&t)),
+            newest_sale: newest_sale(&conn)?,
+            newest_attempt_at: query::value::<String>(
+                &conn,
+                "SELECT created_at FROM attempts ORDER BY id DESC LIMIT 1",
+                [],
+            )?
+            .and_then(|t| from_journal(&t)),
         })
-    }
-
-    /// Whether the journal has the sale and the attempt an identity names as newest.
-    pub fn holds(&self, id: &identity::Identity) -> Result<Vec<String>, JournalError> {
-        let conn = self.conn();
-        let mut missing = Vec::new();
-        if let Some(sale) = &id.last_sale_id
-            && conn
-                .query_row("SELECT 1 FROM sales WHERE id = ?1", [sale], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .optional()?
-                .is_none()
-        {
-            missing.push(format!("sale {sale}"));
-        }
-        if let Some(request) = &id.last_request_id
-            && conn
-                .query_row(
-                    "SELECT 1 FROM attempts WHERE request_id = ?1",
-                    [request],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .is_none()
-        {
-            missing.push(format!("attempt {request}"));
-        }
-        Ok(missing)
     }
 
     /// Request ids of attempts in this journal that `other` does not have, oldest first.
@@ -91,24 +52,16 @@ impl Journal {
         &self,
         other: &Journal,
     ) -> Result<Vec<(String, DateTime<Utc>)>, JournalError> {
-        let mine: Vec<(String, String)> = {
-            let conn = self.conn();
-            let mut stmt =
-                conn.prepare("SELECT request_id, created_at FROM attempts ORDER BY id")?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
-        };
+        let mine: Vec<(String, String)> = query::all(
+            &self.conn(),
+            "SELECT request_id, created_at FROM attempts ORDER BY id",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         let theirs = other.conn();
         let mut out = Vec::new();
         for (request_id, at) in mine {
-            let found: Option<i64> = theirs
-                .query_row(
-                    "SELECT 1 FROM attempts WHERE request_id = ?1",
-                    [&request_id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if found.is_none() {
+            if !has_attempt(&theirs, &request_id)? {
                 out.push((request_id, time("attempt", "", &at)?));
             }
         }
@@ -121,11 +74,7 @@ impl Journal {
     pub fn backup_to(&self, dest: &Path) -> Result<(), JournalError> {
         self.copy_to(dest)?;
         let copy = Connection::open(dest)?;
-        copy.execute(
-            "INSERT INTO meta (key, value) VALUES ('backup_at', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            [to_journal(Utc::now())],
-        )?;
+        meta::put(&copy, "backup_at", &to_journal(Utc::now()))?;
         copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
         Ok(())
     }

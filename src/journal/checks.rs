@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
-use super::{Journal, JournalError, Summary, hex, identity, wal};
+use super::attempts::has_attempt;
+use super::events::events_issued;
+use super::sales::{has_sale, newest_sale};
+use super::{Journal, JournalError, Summary, hex, identity, meta, query, wal};
 use crate::clock::to_journal;
 
 impl Journal {
@@ -30,6 +33,11 @@ impl Journal {
         }
         journal.integrity_check()?;
         journal.summary()
+    }
+
+    /// Whether the journal has the sale and the attempt an identity names as newest.
+    pub fn holds(&self, id: &identity::Identity) -> Result<Vec<String>, JournalError> {
+        missing(&self.conn(), id)
     }
 
     /// `PRAGMA integrity_check`: `Ok` when SQLite finds the file sound.
@@ -120,12 +128,7 @@ pub(super) fn check_contents(
     if version == 0 {
         return Err(lost("holds no tables".to_string()));
     }
-    let stored: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'journal_id'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    match stored {
+    match meta::get(conn, "journal_id")? {
         Some(j) if j == id.journal_id => {}
         Some(j) => {
             return Err(damaged(
@@ -140,35 +143,11 @@ pub(super) fn check_contents(
         }
         None => return Err(lost("carries no journal id".to_string())),
     }
-    if let Some(sale) = &id.last_sale_id {
-        let found: Option<i64> = conn
-            .query_row("SELECT 1 FROM sales WHERE id = ?1", [sale], |r| r.get(0))
-            .optional()?;
-        if found.is_none() {
-            return Err(lost(format!("has no sale {sale}")));
-        }
-    }
-    if let Some(request) = &id.last_request_id {
-        let found: Option<i64> = conn
-            .query_row(
-                "SELECT 1 FROM attempts WHERE request_id = ?1",
-                [request],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if found.is_none() {
-            return Err(lost(format!("has no attempt {request}")));
-        }
+    if let Some(first) = missing(conn, id)?.first() {
+        return Err(lost(format!("has no {first}")));
     }
     if id.last_event_id > 0 {
-        let seq: i64 = conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0);
+        let seq = events_issued(conn)?;
         if seq < id.last_event_id {
             return Err(lost(format!(
                 "has issued events up to {seq}, not {}",
@@ -179,6 +158,22 @@ pub(super) fn check_contents(
     Ok(())
 }
 
+/// The newest sale and attempt `id` names that the journal does not have.
+fn missing(conn: &Connection, id: &identity::Identity) -> Result<Vec<String>, JournalError> {
+    let mut missing = Vec::new();
+    if let Some(sale) = &id.last_sale_id
+        && !has_sale(conn, sale)?
+    {
+        missing.push(format!("sale {sale}"));
+    }
+    if let Some(request) = &id.last_request_id
+        && !has_attempt(conn, request)?
+    {
+        missing.push(format!("attempt {request}"));
+    }
+    Ok(missing)
+}
+
 /// A journal without an identity file: new, from a version that kept none, or its file was
 /// lost. Its id is made (or read back) and the file written.
 pub(super) fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity, JournalError> {
@@ -187,25 +182,19 @@ pub(super) fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1), ('journal_created_at', ?2)",
         params![hex(&rand::random::<[u8; 16]>()), now],
     )?;
-    let meta = |key: &str| -> Result<String, JournalError> {
-        Ok(conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
-    };
-    let newest = |sql: &str| -> Result<Option<String>, JournalError> {
-        Ok(conn.query_row(sql, [], |r| r.get(0)).optional()?.flatten())
+    let stored = |key: &str| -> Result<String, JournalError> {
+        meta::get(conn, key)?.ok_or_else(|| JournalError::Corrupt(format!("meta: no {key}")))
     };
     let id = identity::Identity {
-        journal_id: meta("journal_id")?,
-        created_at: meta("journal_created_at")?,
-        last_sale_id: newest("SELECT id FROM sales ORDER BY rowid DESC LIMIT 1")?,
-        last_request_id: newest("SELECT request_id FROM attempts ORDER BY id DESC LIMIT 1")?,
-        last_event_id: conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'events'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?
-            .unwrap_or(0),
+        journal_id: stored("journal_id")?,
+        created_at: stored("journal_created_at")?,
+        last_sale_id: newest_sale(conn)?,
+        last_request_id: query::value(
+            conn,
+            "SELECT request_id FROM attempts ORDER BY id DESC LIMIT 1",
+            [],
+        )?,
+        last_event_id: events_issued(conn)?,
     };
     if id.last_sale_id.is_some() {
         tracing::warn!(file = %identity::path_for(path).display(), "the journal's identity file was missing: written anew from the journal");

@@ -2,16 +2,17 @@
 //! reconnect.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
+use super::query;
 use super::{Journal, JournalError};
 use crate::clock::to_journal;
 
 impl Journal {
     /// The id of the newest event, 0 when there is none.
     pub fn last_event_id(&self) -> Result<i64, JournalError> {
-        let conn = self.conn();
-        Ok(conn.query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |r| r.get(0))?)
+        let sql = "SELECT COALESCE(MAX(id), 0) FROM events";
+        Ok(query::value(&self.conn(), sql, [])?.unwrap_or(0))
     }
 
     /// Drops all but the newest `keep` events: the event log serves a register catching up
@@ -58,15 +59,17 @@ impl Journal {
         id: i64,
         limit: u32,
     ) -> Result<Vec<(i64, String, String)>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        query::all(
+            &self.conn(),
             "SELECT id, kind, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt
-            .query_map(params![id, limit], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+            params![id, limit],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
+}
+
+/// The id the newest event was given, even if it has been pruned since (0 before the first).
+pub(super) fn events_issued(conn: &Connection) -> Result<i64, JournalError> {
+    let sql = "SELECT seq FROM sqlite_sequence WHERE name = 'events'";
+    Ok(query::value(conn, sql, [])?.unwrap_or(0))
 }

@@ -1,35 +1,38 @@
 //! The `meta` table: small values kept beside the books, one per key.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
+use super::query;
 use super::{Journal, JournalError, hex};
 
 impl Journal {
     /// A small value the daemon keeps for `scanpay status` (reachability, last error).
     pub fn set_meta(&self, key: &str, value: &str) -> Result<(), JournalError> {
-        self.track(self.conn().execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![key, value],
-        ))?;
+        self.track(put(&self.conn(), key, value))?;
         Ok(())
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, JournalError> {
-        Ok(self
-            .conn()
-            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?)
+        get(&self.conn(), key)
     }
 }
 
+/// The value kept under `key`, if there is one.
+pub(super) fn get(conn: &Connection, key: &str) -> Result<Option<String>, JournalError> {
+    query::value(conn, "SELECT value FROM meta WHERE key = ?1", [key])
+}
+
+/// Keeps `value` under `key`, replacing what was there.
+pub(super) fn put(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        params![key, value],
+    )
+}
+
 pub(super) fn code_salt(conn: &Connection) -> Result<String, JournalError> {
-    let existing: Option<String> = conn
-        .query_row("SELECT value FROM meta WHERE key = 'code_salt'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if let Some(salt) = existing {
+    if let Some(salt) = get(conn, "code_salt")? {
         return Ok(salt);
     }
     let salt = hex(&rand::random::<[u8; 16]>());
@@ -38,9 +41,5 @@ pub(super) fn code_salt(conn: &Connection) -> Result<String, JournalError> {
         [&salt],
     )?;
     // Another process may have won the race; read back what is stored.
-    Ok(
-        conn.query_row("SELECT value FROM meta WHERE key = 'code_salt'", [], |r| {
-            r.get(0)
-        })?,
-    )
+    get(conn, "code_salt")?.ok_or_else(|| JournalError::Corrupt("meta: no code_salt".into()))
 }

@@ -140,7 +140,7 @@ impl Journal {
             "SELECT max(updated_at) FROM attempts",
             "SELECT max(created_at) FROM sales",
         ] {
-            let t: Option<String> = conn.query_row(sql, [], |r| r.get(0))?;
+            let t: Option<String> = query::value(&conn, sql, [])?.flatten();
             if let Some(t) = t.as_deref().and_then(from_journal) {
                 latest = latest.max(Some(t));
             }

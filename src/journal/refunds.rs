@@ -2,12 +2,12 @@
 //! kept for an attempt the journal has as not paid.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
-use super::attempts::{attempt_in, attempts_in};
-use super::query::{amount, corrupt, time};
+use super::attempts::attempts_in;
+use super::query::{self, Cells, Table};
 use super::sales::sale_in;
-use super::{Journal, JournalError};
+use super::{AttemptRow, Journal, JournalError};
 use crate::clock::to_journal;
 use crate::money::Amount;
 use crate::state::{AttemptState, RefundState, SaleState, check_refund_transition};
@@ -111,15 +111,7 @@ impl Journal {
     ) -> Result<RefundRow, JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let attempt = tx
-            .query_row(
-                "SELECT id FROM attempts WHERE request_id = ?1",
-                [attempt_request_id],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .map(|id| attempt_in(&tx, id))
-            .transpose()?
+        let attempt = query::row::<AttemptRow>(&tx, "WHERE request_id = ?1", [attempt_request_id])?
             .ok_or_else(|| JournalError::NoSale(attempt_request_id.to_string()))?;
         let refund_err = |why: String| JournalError::Refund {
             sale: attempt.sale_id.clone(),
@@ -229,12 +221,7 @@ impl Journal {
         &self,
         request_id: &str,
     ) -> Result<Option<RefundRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE request_id = ?1"
-        ))?;
-        let raw = stmt.query_row([request_id], raw_refund).optional()?;
-        raw.map(RawRefund::into_row).transpose()
+        query::row(&self.conn(), "WHERE request_id = ?1", [request_id])
     }
 
     /// Refunds made (written) in `[since, until)`, whatever their state, oldest first.
@@ -243,15 +230,11 @@ impl Journal {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<RefundRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds
-             WHERE created_at >= ?1 AND created_at < ?2 ORDER BY id"
-        ))?;
-        let raws = stmt
-            .query_map(params![to_journal(since), to_journal(until)], raw_refund)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawRefund::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE created_at >= ?1 AND created_at < ?2 ORDER BY id",
+            params![to_journal(since), to_journal(until)],
+        )
     }
 
     /// Refunds that succeeded in `[since, until)`, by the time they succeeded: a day's report
@@ -261,108 +244,56 @@ impl Journal {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<RefundRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds
-             WHERE state = 'succeeded' AND updated_at >= ?1 AND updated_at < ?2 ORDER BY id"
-        ))?;
-        let raws = stmt
-            .query_map(params![to_journal(since), to_journal(until)], raw_refund)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawRefund::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE state = 'succeeded' AND updated_at >= ?1 AND updated_at < ?2 ORDER BY id",
+            params![to_journal(since), to_journal(until)],
+        )
     }
 
     /// Refunds not yet final, oldest first (uses the partial index).
     pub fn open_refunds(&self) -> Result<Vec<RefundRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {REFUND_COLUMNS} FROM refunds WHERE state IN ('pending','unknown') ORDER BY id"
-        ))?;
-        let raws = stmt
-            .query_map([], raw_refund)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawRefund::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE state IN ('pending','unknown') ORDER BY id",
+            [],
+        )
     }
 }
 
-const REFUND_COLUMNS: &str = "id, sale_id, attempt_id, request_id, amount_minor, currency, reason,
-    state, result_code, result_message, gateway_refund_id, created_at, updated_at";
+impl Table for RefundRow {
+    const SELECT: &'static str = "SELECT id, sale_id, attempt_id, request_id, amount_minor,
+        currency, reason, state, result_code, result_message, gateway_refund_id, created_at,
+        updated_at
+        FROM refunds";
 
-struct RawRefund {
-    id: i64,
-    sale_id: String,
-    attempt_id: i64,
-    request_id: String,
-    amount_minor: i64,
-    currency: String,
-    reason: Option<String>,
-    state: String,
-    result_code: Option<String>,
-    result_message: Option<String>,
-    gateway_refund_id: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-fn raw_refund(r: &Row<'_>) -> rusqlite::Result<RawRefund> {
-    Ok(RawRefund {
-        id: r.get(0)?,
-        sale_id: r.get(1)?,
-        attempt_id: r.get(2)?,
-        request_id: r.get(3)?,
-        amount_minor: r.get(4)?,
-        currency: r.get(5)?,
-        reason: r.get(6)?,
-        state: r.get(7)?,
-        result_code: r.get(8)?,
-        result_message: r.get(9)?,
-        gateway_refund_id: r.get(10)?,
-        created_at: r.get(11)?,
-        updated_at: r.get(12)?,
-    })
-}
-
-impl RawRefund {
-    fn into_row(self) -> Result<RefundRow, JournalError> {
-        let id = self.id;
+    fn from_row(r: &Row<'_>) -> Result<RefundRow, JournalError> {
+        let id: i64 = r.get(0)?;
+        let c = Cells::new(r, "refund", id);
         Ok(RefundRow {
-            amount: amount("refund", id, self.amount_minor, &self.currency)?,
-            state: RefundState::parse(&self.state)
-                .ok_or_else(|| corrupt("refund", id, "unknown state", &self.state))?,
-            created_at: time("refund", id, &self.created_at)?,
-            updated_at: time("refund", id, &self.updated_at)?,
             id,
-            sale_id: self.sale_id,
-            attempt_id: self.attempt_id,
-            request_id: self.request_id,
-            reason: self.reason,
-            result_code: self.result_code,
-            result_message: self.result_message,
-            gateway_refund_id: self.gateway_refund_id,
+            sale_id: c.get(1)?,
+            attempt_id: c.get(2)?,
+            request_id: c.get(3)?,
+            amount: c.amount(4, 5)?,
+            reason: c.get(6)?,
+            state: c.parsed(7, "unknown state", RefundState::parse)?,
+            result_code: c.get(8)?,
+            result_message: c.get(9)?,
+            gateway_refund_id: c.get(10)?,
+            created_at: c.time(11)?,
+            updated_at: c.time(12)?,
         })
     }
 }
 
 pub(super) fn refund_in(conn: &Connection, id: i64) -> Result<RefundRow, JournalError> {
-    conn.query_row(
-        &format!("SELECT {REFUND_COLUMNS} FROM refunds WHERE id = ?1"),
-        [id],
-        raw_refund,
-    )
-    .optional()?
-    .ok_or_else(|| JournalError::Refund {
+    query::row(conn, "WHERE id = ?1", [id])?.ok_or_else(|| JournalError::Refund {
         sale: String::new(),
         why: format!("no refund {id}"),
-    })?
-    .into_row()
+    })
 }
 
 pub(super) fn refunds_in(conn: &Connection, sale_id: &str) -> Result<Vec<RefundRow>, JournalError> {
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {REFUND_COLUMNS} FROM refunds WHERE sale_id = ?1 ORDER BY id"
-    ))?;
-    let raws = stmt
-        .query_map([sale_id], raw_refund)?
-        .collect::<Result<Vec<_>, _>>()?;
-    raws.into_iter().map(RawRefund::into_row).collect()
+    query::rows(conn, "WHERE sale_id = ?1 ORDER BY id", [sale_id])
 }

@@ -2,10 +2,10 @@
 //! closing one unpaid, and reading sales back.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 
 use super::attempts::attempts_in;
-use super::query::{amount, corrupt, time};
+use super::query::{self, Cells, Table, parsed};
 use super::refunds::refunds_in;
 use super::{AttemptRow, Journal, JournalError, RefundRow};
 use crate::clock::to_journal;
@@ -61,27 +61,19 @@ impl Journal {
     ) -> Result<(SaleRow, bool), JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(key) = &new.idempotency_key {
-            let existing = tx
-                .query_row(
-                    &format!("SELECT {SALE_COLUMNS} FROM sales WHERE idempotency_key = ?1"),
-                    [key],
-                    raw_sale,
-                )
-                .optional()?;
-            if let Some(raw) = existing {
-                let sale = raw.into_row()?;
-                if sale.amount != new.amount
-                    || sale.reference != new.reference
-                    || sale.subject != new.subject
-                {
-                    return Err(JournalError::IdempotencyConflict {
-                        key: key.clone(),
-                        sale: sale.id,
-                    });
-                }
-                return Ok((sale, false));
+        if let Some(key) = &new.idempotency_key
+            && let Some(sale) = sale_by_key(&tx, key)?
+        {
+            if sale.amount != new.amount
+                || sale.reference != new.reference
+                || sale.subject != new.subject
+            {
+                return Err(JournalError::IdempotencyConflict {
+                    key: key.clone(),
+                    sale: sale.id,
+                });
             }
+            return Ok((sale, false));
         }
         let t = to_journal(now);
         // One basket, one payment: a sale still in doubt for the same reference blocks a new
@@ -89,13 +81,14 @@ impl Journal {
         let earlier = match &new.reference {
             Some(reference) => {
                 // A sale already superseded is being reversed: it holds up nothing.
-                let mut stmt = tx.prepare(
+                query::all(
+                    &tx,
                     "SELECT id FROM sales WHERE state = 'processing' AND reference = ?1
                        AND id NOT IN (SELECT sale_id FROM supersessions)
                      ORDER BY created_at",
-                )?;
-                stmt.query_map([reference], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?
+                    [reference],
+                    |r| Ok(r.get::<_, String>(0)?),
+                )?
             }
             None => Vec::new(),
         };
@@ -113,15 +106,14 @@ impl Journal {
             // The sale the register meant to replace ended meanwhile (or was itself replaced
             // and its successor paid): if the basket's latest sale that stands is paid, a new
             // sale would charge the customer twice.
-            let last: Option<(String, String)> = tx
-                .query_row(
-                    "SELECT id, state FROM sales WHERE reference = ?1
-                       AND id NOT IN (SELECT sale_id FROM supersessions)
-                     ORDER BY rowid DESC LIMIT 1",
-                    [reference],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()?;
+            let last: Option<(String, String)> = query::first(
+                &tx,
+                "SELECT id, state FROM sales WHERE reference = ?1
+                   AND id NOT IN (SELECT sale_id FROM supersessions)
+                 ORDER BY rowid DESC LIMIT 1",
+                [reference],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             if let Some((sale, state)) = last
                 && state == SaleState::Paid.as_str()
             {
@@ -176,12 +168,7 @@ impl Journal {
     }
 
     pub fn sale(&self, id: &str) -> Result<Option<SaleRow>, JournalError> {
-        let conn = self.conn();
-        match sale_in(&conn, id) {
-            Ok(sale) => Ok(Some(sale)),
-            Err(JournalError::NoSale(_)) => Ok(None),
-            Err(e) => Err(e),
-        }
+        query::row(&self.conn(), "WHERE id = ?1", [id])
     }
 
     /// A sale with its attempts and refunds, read in one transaction, so a write in between
@@ -193,10 +180,8 @@ impl Journal {
     ) -> Result<Option<(SaleRow, Vec<AttemptRow>, Vec<RefundRow>)>, JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let sale = match sale_in(&tx, id) {
-            Ok(sale) => sale,
-            Err(JournalError::NoSale(_)) => return Ok(None),
-            Err(e) => return Err(e),
+        let Some(sale) = query::row(&tx, "WHERE id = ?1", [id])? else {
+            return Ok(None);
         };
         let attempts = attempts_in(&tx, id)?;
         let refunds = refunds_in(&tx, id)?;
@@ -241,52 +226,33 @@ impl Journal {
 
     /// Sales not yet final (awaiting a scan or processing), oldest first.
     pub fn open_sales(&self) -> Result<Vec<SaleRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {SALE_COLUMNS} FROM sales
-             WHERE state IN ('awaiting_scan','processing') ORDER BY created_at"
-        ))?;
-        let raws = stmt
-            .query_map([], raw_sale)?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawSale::into_row).collect()
+        query::rows(
+            &self.conn(),
+            "WHERE state IN ('awaiting_scan','processing') ORDER BY created_at",
+            [],
+        )
     }
 
     /// Sales newest first, filtered.
     pub fn sales(&self, filter: &SaleFilter) -> Result<Vec<SaleRow>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {SALE_COLUMNS} FROM sales
-             WHERE (?1 IS NULL OR state = ?1)
+        query::rows(
+            &self.conn(),
+            "WHERE (?1 IS NULL OR state = ?1)
                AND (?2 IS NULL OR created_at >= ?2)
                AND (?3 IS NULL OR created_at < ?3)
              ORDER BY created_at DESC, id DESC
-             LIMIT ?4"
-        ))?;
-        let raws = stmt
-            .query_map(
-                params![
-                    filter.state.map(|s| s.as_str()),
-                    filter.since.map(to_journal),
-                    filter.until.map(to_journal),
-                    filter.limit.map(i64::from).unwrap_or(-1),
-                ],
-                raw_sale,
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        raws.into_iter().map(RawSale::into_row).collect()
+             LIMIT ?4",
+            params![
+                filter.state.map(|s| s.as_str()),
+                filter.since.map(to_journal),
+                filter.until.map(to_journal),
+                filter.limit.map(i64::from).unwrap_or(-1),
+            ],
+        )
     }
 
     pub fn sale_by_idempotency_key(&self, key: &str) -> Result<Option<SaleRow>, JournalError> {
-        let conn = self.conn();
-        conn.query_row(
-            &format!("SELECT {SALE_COLUMNS} FROM sales WHERE idempotency_key = ?1"),
-            [key],
-            raw_sale,
-        )
-        .optional()?
-        .map(RawSale::into_row)
-        .transpose()
+        sale_by_key(&self.conn(), key)
     }
 
     /// The sale takes no scan beyond those already made: however its open attempt ends, the
@@ -302,88 +268,60 @@ impl Journal {
 
     /// Number of sales in each state.
     pub fn sale_counts(&self) -> Result<Vec<(SaleState, u64)>, JournalError> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT state, count(*) FROM sales GROUP BY state")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(state, n)| {
-                SaleState::parse(&state)
-                    .map(|s| (s, n.max(0) as u64))
-                    .ok_or_else(|| corrupt("sales", "*", "unknown state", &state))
-            })
-            .collect()
+        query::all(
+            &self.conn(),
+            "SELECT state, count(*) FROM sales GROUP BY state",
+            [],
+            |r| {
+                let state: String = r.get(0)?;
+                let n: i64 = r.get(1)?;
+                let state = parsed("sales", "*", "unknown state", &state, SaleState::parse)?;
+                Ok((state, n.max(0) as u64))
+            },
+        )
     }
 }
 
-const SALE_COLUMNS: &str = "id, created_at, updated_at, amount_minor, currency, reference, subject,
-    idempotency_key, max_attempts, state, reason, message,
-    (SELECT by_sale FROM supersessions WHERE supersessions.sale_id = sales.id)";
+impl Table for SaleRow {
+    const SELECT: &'static str = "SELECT id, created_at, updated_at, amount_minor, currency,
+        reference, subject, idempotency_key, max_attempts, state, reason, message,
+        (SELECT by_sale FROM supersessions WHERE supersessions.sale_id = sales.id)
+        FROM sales";
 
-/// A sales row as stored, before its text columns are checked.
-struct RawSale {
-    id: String,
-    created_at: String,
-    updated_at: String,
-    amount_minor: i64,
-    currency: String,
-    reference: Option<String>,
-    subject: String,
-    idempotency_key: Option<String>,
-    max_attempts: u32,
-    state: String,
-    reason: Option<String>,
-    message: Option<String>,
-    superseded_by: Option<String>,
-}
-
-fn raw_sale(r: &Row<'_>) -> rusqlite::Result<RawSale> {
-    Ok(RawSale {
-        id: r.get(0)?,
-        created_at: r.get(1)?,
-        updated_at: r.get(2)?,
-        amount_minor: r.get(3)?,
-        currency: r.get(4)?,
-        reference: r.get(5)?,
-        subject: r.get(6)?,
-        idempotency_key: r.get(7)?,
-        max_attempts: r.get(8)?,
-        state: r.get(9)?,
-        reason: r.get(10)?,
-        message: r.get(11)?,
-        superseded_by: r.get(12)?,
-    })
-}
-
-impl RawSale {
-    fn into_row(self) -> Result<SaleRow, JournalError> {
-        let id = self.id.as_str();
+    fn from_row(r: &Row<'_>) -> Result<SaleRow, JournalError> {
+        let id: String = r.get(0)?;
+        let c = Cells::new(r, "sale", &id);
         Ok(SaleRow {
-            created_at: time("sale", id, &self.created_at)?,
-            updated_at: time("sale", id, &self.updated_at)?,
-            amount: amount("sale", id, self.amount_minor, &self.currency)?,
-            state: SaleState::parse(&self.state)
-                .ok_or_else(|| corrupt("sale", id, "unknown state", &self.state))?,
-            id: self.id,
-            reference: self.reference,
-            subject: self.subject,
-            idempotency_key: self.idempotency_key,
-            max_attempts: self.max_attempts,
-            reason: self.reason,
-            message: self.message,
-            superseded_by: self.superseded_by,
+            created_at: c.time(1)?,
+            updated_at: c.time(2)?,
+            amount: c.amount(3, 4)?,
+            reference: c.get(5)?,
+            subject: c.get(6)?,
+            idempotency_key: c.get(7)?,
+            max_attempts: c.get(8)?,
+            state: c.parsed(9, "unknown state", SaleState::parse)?,
+            reason: c.get(10)?,
+            message: c.get(11)?,
+            superseded_by: c.get(12)?,
+            id,
         })
     }
 }
 
 pub(super) fn sale_in(conn: &Connection, id: &str) -> Result<SaleRow, JournalError> {
-    conn.query_row(
-        &format!("SELECT {SALE_COLUMNS} FROM sales WHERE id = ?1"),
-        [id],
-        raw_sale,
-    )
-    .optional()?
-    .ok_or_else(|| JournalError::NoSale(id.to_string()))?
-    .into_row()
+    query::row(conn, "WHERE id = ?1", [id])?.ok_or_else(|| JournalError::NoSale(id.to_string()))
+}
+
+/// Whether the journal has the sale `id`.
+pub(super) fn has_sale(conn: &Connection, id: &str) -> Result<bool, JournalError> {
+    Ok(query::value::<i64>(conn, "SELECT 1 FROM sales WHERE id = ?1", [id])?.is_some())
+}
+
+/// The id of the sale created last.
+pub(super) fn newest_sale(conn: &Connection) -> Result<Option<String>, JournalError> {
+    query::value(conn, "SELECT id FROM sales ORDER BY rowid DESC LIMIT 1", [])
+}
+
+fn sale_by_key(conn: &Connection, key: &str) -> Result<Option<SaleRow>, JournalError> {
+    query::row(conn, "WHERE idempotency_key = ?1", [key])
 }
