@@ -7,10 +7,11 @@ use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
 use super::attempts::has_attempt;
+use super::meta::{self, Origin};
 use super::query::{self, time};
 use super::sales::newest_sale;
-use super::{Journal, JournalError, identity, lock_file, meta};
-use crate::clock::{from_journal, to_journal};
+use super::{Journal, JournalError, identity, lock_file};
+use crate::clock::from_journal;
 
 /// What a journal holds, in a few numbers (`journal verify`, `backup`, `restore`).
 #[derive(Debug, Clone)]
@@ -27,12 +28,13 @@ impl Journal {
     /// What the journal holds, in a few numbers.
     pub fn summary(&self) -> Result<Summary, JournalError> {
         let conn = self.conn();
+        let origin = Origin::load(&conn)?;
         let count = |sql: &str| -> Result<i64, JournalError> {
             Ok(query::value(&conn, sql, [])?.unwrap_or(0))
         };
         Ok(Summary {
-            journal_id: meta::get(&conn, "journal_id")?,
-            created_at: meta::get(&conn, "journal_created_at")?,
+            journal_id: origin.journal_id,
+            created_at: origin.created_at,
             sales: count("SELECT count(*) FROM sales")?,
             open_attempts: count(
                 "SELECT count(*) FROM attempts WHERE state IN ('pending','unknown','cancelling')",
@@ -74,7 +76,7 @@ impl Journal {
     pub fn backup_to(&self, dest: &Path) -> Result<(), JournalError> {
         self.copy_to(dest)?;
         let copy = Connection::open(dest)?;
-        meta::put(&copy, "backup_at", &to_journal(Utc::now()))?;
+        meta::stamp_backup(&copy, Utc::now())?;
         copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))?;
         Ok(())
     }

@@ -4,14 +4,13 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::attempts::has_attempt;
 use super::events::events_issued;
+use super::meta::Origin;
 use super::sales::{has_sale, newest_sale};
-use super::{Journal, JournalError, Summary, hex, identity, meta, query, wal};
-use crate::clock::to_journal;
+use super::{Journal, JournalError, Summary, identity, query, wal};
 
 impl Journal {
     /// Checks the journal at `path` as `open` does (its files, its identity, what it holds)
@@ -128,7 +127,7 @@ pub(super) fn check_contents(
     if version == 0 {
         return Err(lost("holds no tables".to_string()));
     }
-    match meta::get(conn, "journal_id")? {
+    match Origin::load(conn)?.journal_id {
         Some(j) if j == id.journal_id => {}
         Some(j) => {
             return Err(damaged(
@@ -177,17 +176,14 @@ fn missing(conn: &Connection, id: &identity::Identity) -> Result<Vec<String>, Jo
 /// A journal without an identity file: new, from a version that kept none, or its file was
 /// lost. Its id is made (or read back) and the file written.
 pub(super) fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity, JournalError> {
-    let now = to_journal(Utc::now());
-    conn.execute(
-        "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1), ('journal_created_at', ?2)",
-        params![hex(&rand::random::<[u8; 16]>()), now],
-    )?;
-    let stored = |key: &str| -> Result<String, JournalError> {
-        meta::get(conn, key)?.ok_or_else(|| JournalError::Corrupt(format!("meta: no {key}")))
+    Origin::make(conn)?;
+    let origin = Origin::load(conn)?;
+    let stored = |value: Option<String>, key: &str| {
+        value.ok_or_else(|| JournalError::Corrupt(format!("meta: no {key}")))
     };
     let id = identity::Identity {
-        journal_id: stored("journal_id")?,
-        created_at: stored("journal_created_at")?,
+        journal_id: stored(origin.journal_id, "journal_id")?,
+        created_at: stored(origin.created_at, "journal_created_at")?,
         last_sale_id: newest_sale(conn)?,
         last_request_id: query::value(
             conn,

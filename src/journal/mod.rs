@@ -16,7 +16,7 @@ mod checks;
 mod error;
 mod events;
 pub mod identity;
-mod meta;
+pub mod meta;
 mod query;
 mod refunds;
 mod sales;
