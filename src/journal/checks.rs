@@ -176,14 +176,10 @@ fn missing(conn: &Connection, id: &identity::Identity) -> Result<Vec<String>, Jo
 /// A journal without an identity file: new, from a version that kept none, or its file was
 /// lost. Its id is made (or read back) and the file written.
 pub(super) fn adopt(conn: &Connection, path: &Path) -> Result<identity::Identity, JournalError> {
-    Origin::make(conn)?;
-    let origin = Origin::load(conn)?;
-    let stored = |value: Option<String>, key: &str| {
-        value.ok_or_else(|| JournalError::Corrupt(format!("meta: no {key}")))
-    };
+    let (journal_id, created_at) = Origin::make(conn)?;
     let id = identity::Identity {
-        journal_id: stored(origin.journal_id, "journal_id")?,
-        created_at: stored(origin.created_at, "journal_created_at")?,
+        journal_id,
+        created_at,
         last_sale_id: newest_sale(conn)?,
         last_request_id: query::value(
             conn,

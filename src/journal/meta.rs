@@ -82,13 +82,17 @@ impl Origin {
         })
     }
 
-    /// Gives the journal an id made now, unless it has one.
-    pub(super) fn make(conn: &Connection) -> Result<(), JournalError> {
+    /// Gives the journal an id made now, unless it has one; returns the id it has and when
+    /// that was made.
+    pub(super) fn make(conn: &Connection) -> Result<(String, String), JournalError> {
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1), ('journal_created_at', ?2)",
             params![hex(&rand::random::<[u8; 16]>()), to_journal(Utc::now())],
         )?;
-        Ok(())
+        Ok((
+            stored(conn, "journal_id")?,
+            stored(conn, "journal_created_at")?,
+        ))
     }
 }
 
@@ -112,7 +116,7 @@ pub(super) fn code_salt(conn: &Connection) -> Result<String, JournalError> {
         [&salt],
     )?;
     // Another process may have won the race; read back what is stored.
-    get(conn, "code_salt")?.ok_or_else(|| JournalError::Corrupt("meta: no code_salt".into()))
+    stored(conn, "code_salt")
 }
 
 /// Marks the copy `conn` as a backup made at `at`.
@@ -140,6 +144,11 @@ fn save<R: Record>(journal: &Journal, record: &R) -> Result<(), JournalError> {
 
 fn get(conn: &Connection, key: &str) -> Result<Option<String>, JournalError> {
     query::value(conn, "SELECT value FROM meta WHERE key = ?1", [key])
+}
+
+/// The value under `key`, which a write has just made sure of.
+fn stored(conn: &Connection, key: &str) -> Result<String, JournalError> {
+    get(conn, key)?.ok_or_else(|| JournalError::Corrupt(format!("meta: no {key}")))
 }
 
 fn put(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<usize> {
