@@ -71,11 +71,6 @@ pub struct PaymentCode {
 }
 
 impl PaymentCode {
-    /// Rebuilds a code read back from the journal (already recognised when it was scanned).
-    pub fn from_journal(code: String, wallet: Wallet) -> PaymentCode {
-        PaymentCode { code, wallet }
-    }
-
     pub fn wallet(&self) -> Wallet {
         self.wallet
     }

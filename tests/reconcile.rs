@@ -263,7 +263,7 @@ async fn the_daemon_reconciles_the_previous_day_and_health_shows_a_mismatch() {
     // A day that did not match: health says so until it is dealt with, and does not rerun.
     {
         let journal = Journal::open(&sandbox.journal()).unwrap();
-        let mut last = LastRun::load(&journal).unwrap();
+        let mut last = LastRun::load(&journal).unwrap().unwrap();
         last.differences = 2;
         last.paid_only_at_provider = 1;
         last.save(&journal).unwrap();

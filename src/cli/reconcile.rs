@@ -68,7 +68,7 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
 
 /// After `--fix`, the day's stored result (what health shows) counts only what is left.
 fn record_fixes(journal: &Journal, r: &reconcile::Reconciliation) {
-    let Some(mut last) = reconcile::LastRun::load(journal) else {
+    let Some(mut last) = reconcile::LastRun::load(journal).ok().flatten() else {
         return;
     };
     if last.date != r.date {
@@ -243,7 +243,7 @@ pub async fn daily(
     loop {
         let now = clock.now();
         let date = previous_day(now);
-        let last = reconcile::LastRun::load(&journal);
+        let last = reconcile::LastRun::load(&journal).ok().flatten();
         // Beijing time, the provider's: its day ends at midnight there and its bill is ready
         // from about 10:00 there, whatever this machine's time zone.
         let local_now = now.with_timezone(&beijing());

@@ -25,6 +25,7 @@ use crate::events::{Fanout, JsonLines, LogObserver, Observer};
 use crate::gateway::Gateway;
 use crate::gateway::monitor::{Monitored, Reachability};
 use crate::journal::Journal;
+use crate::journal::meta::DaemonStatus;
 use crate::money::Amount;
 use crate::systemd::{Notifier, watchdog_ping_interval};
 
@@ -541,7 +542,7 @@ async fn housekeeping(
     let mut clock_off = false;
     let notifier = Notifier::from_env();
     let ping = watchdog_ping_interval();
-    let mut last_saved = String::new();
+    let mut last_saved: Option<DaemonStatus> = None;
     let mut last_status = String::new();
     let mut last_probe = tokio::time::Instant::now();
     let mut last_ping = tokio::time::Instant::now();
@@ -587,15 +588,14 @@ async fn housekeeping(
             last_reachability = reachability;
         }
         // Written only when it changes: a journal write is an fsync.
-        let saved = serde_json::json!({
-            "pid": std::process::id(),
-            "reachability": monitor.reachability(),
-            "last_error": monitor.last_error(),
-        })
-        .to_string();
-        if saved != last_saved {
-            match journal.set_meta("daemon_status", &saved) {
-                Ok(()) => last_saved = saved,
+        let saved = DaemonStatus {
+            last_error: monitor.last_error(),
+            pid: std::process::id(),
+            reachability: serde_json::to_value(monitor.reachability()).unwrap_or_default(),
+        };
+        if last_saved.as_ref() != Some(&saved) {
+            match saved.save(&journal) {
+                Ok(()) => last_saved = Some(saved),
                 Err(e) => tracing::warn!(error = %e, "cannot record the daemon status"),
             }
         }
@@ -614,7 +614,7 @@ async fn housekeeping(
         // it can again, so health clears without waiting for the next sale.
         if journal.write_failure().is_some() && last_write_probe.elapsed() >= PROBE_OFFLINE_EVERY {
             last_write_probe = tokio::time::Instant::now();
-            let _ = journal.set_meta("write_probe", &crate::clock::to_journal(chrono::Utc::now()));
+            let _ = journal.probe_write(chrono::Utc::now());
         }
         // The sales an earlier run left open, let go of once the journal can be written.
         if !released && journal.write_failure().is_none() {

@@ -7,6 +7,7 @@ use super::journal::with_journal;
 use super::{EXIT_NOT_PAID, EXIT_OK, JournalSource};
 use crate::clock::to_journal;
 use crate::journal::Journal;
+use crate::journal::meta::DaemonStatus;
 use crate::state::SaleState;
 
 pub async fn run(source: &JournalSource, as_json: bool) -> u8 {
@@ -62,11 +63,7 @@ fn report(j: &Journal) -> Result<Value, String> {
     let oldest = open.iter().min_by_key(|a| a.created_at);
     let now = chrono::Utc::now();
     let attention = j.attempts_needing_attention().map_err(e)?;
-    let daemon: Value = j
-        .meta("daemon_status")
-        .map_err(e)?
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
+    let daemon = DaemonStatus::load(j).map_err(e)?;
     Ok(json!({
         "journal": j.path().display().to_string(),
         "sales": by_state,
@@ -84,8 +81,8 @@ fn report(j: &Journal) -> Result<Value, String> {
             "state": a.state,
             "why": a.needs_attention,
         })).collect::<Vec<_>>(),
-        "gateway": daemon.get("reachability").cloned().unwrap_or(Value::Null),
-        "last_error": daemon.get("last_error").cloned().unwrap_or(Value::Null),
+        "gateway": daemon.as_ref().map(|d| d.reachability.clone()).unwrap_or(Value::Null),
+        "last_error": daemon.and_then(|d| d.last_error),
     }))
 }
 

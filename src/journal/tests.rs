@@ -1,5 +1,8 @@
 use super::*;
-use crate::paycode::{Scan, recognise};
+use crate::money::{Amount, Currency};
+use crate::paycode::{PaymentCode, Scan, recognise};
+use crate::state::{AttemptState, Cause, SaleState};
+use sha2::{Digest, Sha256};
 
 fn cny(minor: i64) -> Amount {
     Amount::from_minor(minor, Currency::from_code("CNY").unwrap())

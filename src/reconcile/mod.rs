@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+pub use crate::journal::meta::LastRun;
 use crate::journal::{Journal, JournalError, SaleFilter};
 use crate::money::{Amount, Currency};
 use crate::state::{AttemptState, RefundState};
@@ -540,21 +541,7 @@ pub fn reconcile(
     })
 }
 
-/// The journal `meta` key under which the daemon keeps its last daily reconciliation.
-pub const LAST_RUN_KEY: &str = "reconcile_last";
-
-/// What the daemon's last daily reconciliation found, for health, metrics and status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct LastRun {
-    /// The provider's day compared.
-    pub date: String,
-    pub ran_at: String,
-    pub differences: usize,
-    pub paid_only_at_provider: usize,
-    /// Why the comparison could not be made (bill not ready, gateway unreachable).
-    pub error: Option<String>,
-}
-
+// The record is the journal's (kept in its `meta`); what a reconciliation puts in it is here.
 impl LastRun {
     pub fn of(r: &Reconciliation, ran_at: DateTime<Utc>) -> LastRun {
         LastRun {
@@ -568,18 +555,6 @@ impl LastRun {
                 .count(),
             error: None,
         }
-    }
-
-    pub fn load(journal: &Journal) -> Option<LastRun> {
-        let text = journal.meta(LAST_RUN_KEY).ok()??;
-        serde_json::from_str(&text).ok()
-    }
-
-    pub fn save(&self, journal: &Journal) -> Result<(), JournalError> {
-        journal.set_meta(
-            LAST_RUN_KEY,
-            &serde_json::to_string(self).unwrap_or_default(),
-        )
     }
 }
 

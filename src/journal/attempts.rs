@@ -1,0 +1,482 @@
+//! The `attempts` table: a payment attempt from the write before its pay request to its
+//! final state, with the sale it moves along.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
+use sha2::{Digest, Sha256};
+
+use super::query::{self, Cells, Table, corrupt};
+use super::sales::sale_in;
+use super::{Journal, JournalError, SaleRow, hex};
+use crate::clock::to_journal;
+use crate::money::Amount;
+use crate::paycode::{PaymentCode, Wallet};
+use crate::state::{AttemptState, Cause, SaleState, check_attempt_transition, sale_state_after};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub sale_id: String,
+    pub seq: u32,
+    pub request_id: String,
+    pub gateway: String,
+    pub wallet: Wallet,
+    pub code_masked: String,
+    /// Always `None` for attempts this version writes; a journal from an earlier version may
+    /// hold the full code of an attempt still open, dropped when it ends.
+    pub code: Option<String>,
+    pub amount: Amount,
+    pub state: AttemptState,
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub gateway_trade_id: Option<String>,
+    pub paid_then_refunded: bool,
+    pub needs_attention: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// When inquiring stops and cancelling starts.
+    pub deadline_at: DateTime<Utc>,
+    pub pay_requests: u32,
+    pub inquiries: u32,
+    pub cancels: u32,
+    /// What was left of the in-doubt window, and the wall time it was measured at.
+    pub budget_left_ms: Option<i64>,
+    pub budget_at: Option<DateTime<Utc>>,
+}
+
+impl AttemptRow {
+    /// The register gave up on the attempt (cancel, supersede): its deadline was moved to
+    /// its creation, so it is cancelled now.
+    pub fn expedited(&self) -> bool {
+        self.deadline_at <= self.created_at
+    }
+
+    /// What is left of the in-doubt window at `now`. From the kept budget, less the wall
+    /// time since it was kept, never less than nothing and never more than was left: a clock
+    /// stepped back cannot stretch it. Without a kept budget (older rows), the deadline.
+    pub fn budget_left(&self, now: DateTime<Utc>) -> std::time::Duration {
+        if self.expedited() {
+            return std::time::Duration::ZERO;
+        }
+        let ms = match (self.budget_left_ms, self.budget_at) {
+            (Some(left), Some(at)) => {
+                let since = (now - at).num_milliseconds().clamp(0, left.max(0));
+                left.max(0) - since
+            }
+            _ => (self.deadline_at - now).num_milliseconds().max(0),
+        };
+        std::time::Duration::from_millis(ms.max(0) as u64)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAttempt<'a> {
+    pub request_id: String,
+    pub gateway: &'a str,
+    pub code: &'a PaymentCode,
+    pub deadline_at: DateTime<Utc>,
+}
+
+/// What a transition records besides the new state. `None` keeps the stored value.
+#[derive(Debug, Clone, Default)]
+pub struct Change {
+    pub result_code: Option<String>,
+    pub result_message: Option<String>,
+    pub gateway_trade_id: Option<String>,
+    pub paid_then_refunded: bool,
+    /// Cashier message for the sale.
+    pub message: Option<String>,
+    /// What is left of the in-doubt window now (kept with the attempt, see `budget_left`).
+    pub budget_left: Option<std::time::Duration>,
+}
+
+/// Which request counter to bump.
+#[derive(Debug, Clone, Copy)]
+pub enum Counter {
+    Pay,
+    Inquiry,
+    Cancel,
+}
+
+impl Journal {
+    /// A fingerprint of a payment code, to recognise reuse without keeping the code.
+    pub fn code_hash(&self, code: &PaymentCode) -> String {
+        let mut h = Sha256::new();
+        h.update(self.code_salt.as_bytes());
+        h.update(code.expose().as_bytes());
+        hex(&h.finalize())
+    }
+
+    pub fn attempts(&self, sale_id: &str) -> Result<Vec<AttemptRow>, JournalError> {
+        let conn = self.conn();
+        attempts_in(&conn, sale_id)
+    }
+
+    pub fn attempt(&self, id: i64) -> Result<AttemptRow, JournalError> {
+        let conn = self.conn();
+        attempt_in(&conn, id)
+    }
+
+    pub fn attempt_by_request_id(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<AttemptRow>, JournalError> {
+        query::row(&self.conn(), "WHERE request_id = ?1", [request_id])
+    }
+
+    /// Writes a new attempt (state `pending`) and moves its sale to `processing`, in one
+    /// durable transaction. This must return before the pay request is sent (invariant 1).
+    pub fn begin_attempt(
+        &self,
+        sale_id: &str,
+        new: &NewAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<AttemptRow, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sale = sale_in(&tx, sale_id)?;
+        if sale.state != SaleState::AwaitingScan {
+            return Err(JournalError::SaleState {
+                sale: sale.id,
+                state: sale.state,
+                expected: "awaiting_scan",
+            });
+        }
+        let attempts = attempts_in(&tx, sale_id)?;
+        if attempts.iter().any(|a| !a.state.is_final()) {
+            return Err(JournalError::AttemptOpen(sale.id));
+        }
+        let seq = attempts.len() as u32 + 1;
+        if seq > sale.max_attempts {
+            return Err(JournalError::NoAttemptsLeft(sale.id));
+        }
+        let t = to_journal(now);
+        tx.execute(
+            "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
+                                   code_hash, amount_minor, currency, state, created_at,
+                                   updated_at, deadline_at, pay_requests, budget_left_ms,
+                                   budget_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1, ?13,
+                     ?11)",
+            params![
+                sale_id,
+                seq,
+                new.request_id,
+                new.gateway,
+                new.code.wallet().as_str(),
+                new.code.masked(),
+                // The full code is never written: nothing needs it after the request left (a
+                // resend happens within the call; recovery inquires and cancels by request
+                // id), and SQLite can leave old cell bytes in a page's unused space even with
+                // secure_delete. The salted fingerprint is enough to refuse a reused code.
+                Option::<String>::None,
+                self.code_hash(new.code),
+                sale.amount.minor(),
+                sale.amount.currency().code(),
+                t,
+                to_journal(new.deadline_at),
+                (new.deadline_at - now).num_milliseconds().max(0),
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE sales SET state = 'processing', updated_at = ?2, reason = NULL, message = NULL
+             WHERE id = ?1",
+            params![sale_id, t],
+        )?;
+        let attempt = attempt_in(&tx, id)?;
+        self.commit(tx)?;
+        if let Some(k) = &self.identity {
+            k.request(&attempt.request_id);
+        }
+        Ok(attempt)
+    }
+
+    /// Moves an attempt to `to` (checked against the state machine) and its sale to the
+    /// matching state, in one transaction. Final attempts lose their full code.
+    pub fn transition(
+        &self,
+        attempt_id: i64,
+        to: AttemptState,
+        cause: Cause,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let attempt = attempt_in(&tx, attempt_id)?;
+        check_attempt_transition(attempt.state, to, cause)?;
+        if to == AttemptState::Succeeded
+            && let Some(by) = query::value::<String>(
+                &tx,
+                "SELECT by_sale FROM supersessions WHERE sale_id = ?1",
+                [&attempt.sale_id],
+            )?
+        {
+            // The register replaced this sale: its payment is reversed, never taken.
+            return Err(JournalError::Superseded {
+                sale: attempt.sale_id,
+                by,
+            });
+        }
+        let mut attention = None;
+        if attempt.state == AttemptState::Failed && to == AttemptState::Succeeded {
+            // Overturning a failure: the sale's other attempts decide whether that is safe.
+            let siblings = attempts_in(&tx, &attempt.sale_id)?;
+            let others = siblings.iter().filter(|a| a.id != attempt.id);
+            if others.clone().any(|a| !a.state.is_final()) {
+                return Err(JournalError::AttemptOpen(attempt.sale_id));
+            }
+            if others.clone().any(|a| a.state == AttemptState::Succeeded) {
+                attention = Some("two attempts of this sale were paid: refund one of them");
+            }
+        }
+        let t = to_journal(now);
+        tx.execute(
+            "UPDATE attempts SET
+                 state = ?2,
+                 result_code = COALESCE(?3, result_code),
+                 result_message = COALESCE(?4, result_message),
+                 gateway_trade_id = COALESCE(?5, gateway_trade_id),
+                 paid_then_refunded = paid_then_refunded OR ?6,
+                 code = CASE WHEN ?7 THEN NULL ELSE code END,
+                 updated_at = ?8,
+                 needs_attention = COALESCE(?9, needs_attention),
+                 budget_left_ms = COALESCE(?10, budget_left_ms),
+                 budget_at = CASE WHEN ?10 IS NULL THEN budget_at ELSE ?8 END
+             WHERE id = ?1",
+            params![
+                attempt_id,
+                to.as_str(),
+                change.result_code,
+                change.result_message,
+                change.gateway_trade_id,
+                change.paid_then_refunded,
+                to.is_final(),
+                t,
+                attention,
+                change.budget_left.map(|b| b.as_millis() as i64),
+            ],
+        )?;
+        let sale = sale_in(&tx, &attempt.sale_id)?;
+        let used = attempts_in(&tx, &sale.id)?.len() as u32;
+        let sale_state = sale_state_after(to, used, sale.max_attempts);
+        if sale.state.is_final() && sale_state != sale.state && to != AttemptState::Succeeded {
+            // A closed sale only changes when a late success overturns it.
+            return Err(JournalError::SaleState {
+                sale: sale.id,
+                state: sale.state,
+                expected: "open",
+            });
+        }
+        let reason = match to {
+            AttemptState::Failed | AttemptState::Cancelled => Some(reason_text(
+                change
+                    .result_code
+                    .as_deref()
+                    .or(attempt.result_code.as_deref()),
+                change
+                    .result_message
+                    .as_deref()
+                    .or(attempt.result_message.as_deref()),
+            )),
+            _ => None,
+        };
+        tx.execute(
+            "UPDATE sales SET state = ?2, reason = ?3, message = COALESCE(?4, message),
+                              updated_at = ?5
+             WHERE id = ?1",
+            params![sale.id, sale_state.as_str(), reason, change.message, t],
+        )?;
+        let attempt = attempt_in(&tx, attempt_id)?;
+        let sale = sale_in(&tx, &sale.id)?;
+        self.commit(tx)?;
+        Ok((attempt, sale))
+    }
+
+    /// Counts one more request of `counter`'s kind and records its latest result, without
+    /// changing the state (an inquiry that learned nothing new, a cancel to retry).
+    pub fn note(
+        &self,
+        attempt_id: i64,
+        counter: Counter,
+        result_code: &str,
+        result_message: &str,
+        budget_left: Option<std::time::Duration>,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        let column = match counter {
+            Counter::Pay => "pay_requests",
+            Counter::Inquiry => "inquiries",
+            Counter::Cancel => "cancels",
+        };
+        let t = to_journal(now);
+        let changed = self.track(self.conn().execute(
+            &format!(
+                "UPDATE attempts SET {column} = {column} + 1, result_code = ?2,
+                                     result_message = ?3, updated_at = ?4,
+                                     budget_left_ms = COALESCE(?5, budget_left_ms),
+                                     budget_at = CASE WHEN ?5 IS NULL THEN budget_at ELSE ?4 END
+                 WHERE id = ?1"
+            ),
+            params![
+                attempt_id,
+                result_code,
+                result_message,
+                t,
+                budget_left.map(|b| b.as_millis() as i64)
+            ],
+        ))?;
+        if changed == 1 {
+            Ok(())
+        } else {
+            Err(JournalError::NoAttempt(attempt_id))
+        }
+    }
+
+    /// Marks an attempt as needing a person (or clears the mark with `None`).
+    pub fn flag_attention(
+        &self,
+        attempt_id: i64,
+        why: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        self.track(self.conn().execute(
+            "UPDATE attempts SET needs_attention = ?2, updated_at = ?3 WHERE id = ?1",
+            params![attempt_id, why, to_journal(now)],
+        ))?;
+        Ok(())
+    }
+
+    /// Moves the in-doubt deadline of a sale's open attempts to `now`: the watchdog stops
+    /// waiting and cancels (the register gave up on the sale). The sale takes no more scans.
+    pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
+        self.no_more_attempts(sale_id)?;
+        let changed = self.track(self.conn().execute(
+            "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
+             WHERE sale_id = ?1 AND state IN ('pending','unknown')",
+            params![sale_id, to_journal(now)],
+        ))?;
+        Ok(changed)
+    }
+
+    /// Every attempt not yet final, oldest first (uses the partial index).
+    pub fn open_attempts(&self) -> Result<Vec<AttemptRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE state IN ('pending','unknown','cancelling') ORDER BY id",
+            [],
+        )
+    }
+
+    /// Attempts whose last change fell in `[since, until)` (for a final attempt: when it
+    /// ended), oldest first.
+    pub fn attempts_updated_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<AttemptRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id",
+            params![to_journal(since), to_journal(until)],
+        )
+    }
+
+    /// Attempts that sent `code` (by fingerprint) and were created at or after `since`.
+    pub fn attempts_with_code(
+        &self,
+        code: &PaymentCode,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<AttemptRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE code_hash = ?1 AND created_at >= ?2",
+            params![self.code_hash(code), to_journal(since)],
+        )
+    }
+
+    /// Attempts flagged for a person, newest first.
+    pub fn attempts_needing_attention(&self) -> Result<Vec<AttemptRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE needs_attention IS NOT NULL ORDER BY id DESC",
+            [],
+        )
+    }
+}
+
+fn reason_text(code: Option<&str>, message: Option<&str>) -> String {
+    match (code, message) {
+        (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+        (Some(c), _) => c.to_string(),
+        (None, Some(m)) => m.to_string(),
+        (None, None) => "not paid".to_string(),
+    }
+}
+
+impl Table for AttemptRow {
+    const SELECT: &'static str = "SELECT id, sale_id, seq, request_id, gateway, wallet,
+        code_masked, code, amount_minor, currency, state, result_code, result_message,
+        gateway_trade_id, paid_then_refunded, needs_attention, created_at, updated_at,
+        deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at
+        FROM attempts";
+
+    fn from_row(r: &Row<'_>) -> Result<AttemptRow, JournalError> {
+        let id: i64 = r.get(0)?;
+        let c = Cells::new(r, "attempt", id);
+        let state = c.parsed(10, "unknown state", AttemptState::parse)?;
+        let code: Option<String> = c.get(7)?;
+        // Pair check of the write side: a final attempt never keeps its full code.
+        if state.is_final() && code.is_some() {
+            return Err(corrupt(
+                "attempt",
+                id,
+                "final but still holds its code",
+                state.as_str(),
+            ));
+        }
+        Ok(AttemptRow {
+            id,
+            sale_id: c.get(1)?,
+            seq: c.get(2)?,
+            request_id: c.get(3)?,
+            gateway: c.get(4)?,
+            wallet: c.parsed(5, "unknown wallet", Wallet::parse)?,
+            code_masked: c.get(6)?,
+            code,
+            amount: c.amount(8, 9)?,
+            state,
+            result_code: c.get(11)?,
+            result_message: c.get(12)?,
+            gateway_trade_id: c.get(13)?,
+            paid_then_refunded: c.get(14)?,
+            needs_attention: c.get(15)?,
+            created_at: c.time(16)?,
+            updated_at: c.time(17)?,
+            deadline_at: c.time(18)?,
+            pay_requests: c.get(19)?,
+            inquiries: c.get(20)?,
+            cancels: c.get(21)?,
+            budget_left_ms: c.get(22)?,
+            budget_at: c.time_or_none(23)?,
+        })
+    }
+}
+
+pub(super) fn attempt_in(conn: &Connection, id: i64) -> Result<AttemptRow, JournalError> {
+    query::row(conn, "WHERE id = ?1", [id])?.ok_or(JournalError::NoAttempt(id))
+}
+
+pub(super) fn attempts_in(
+    conn: &Connection,
+    sale_id: &str,
+) -> Result<Vec<AttemptRow>, JournalError> {
+    query::rows(conn, "WHERE sale_id = ?1 ORDER BY seq", [sale_id])
+}
+
+/// Whether the journal has an attempt under `request_id`.
+pub(super) fn has_attempt(conn: &Connection, request_id: &str) -> Result<bool, JournalError> {
+    let sql = "SELECT 1 FROM attempts WHERE request_id = ?1";
+    Ok(query::value::<i64>(conn, sql, [request_id])?.is_some())
+}
