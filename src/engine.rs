@@ -241,6 +241,7 @@ impl Engine {
             observer: observer.clone(),
             timeout: settings.timeout,
             inquiry_interval: settings.watchdog.inquiry_interval,
+            stop: tokio_util::sync::CancellationToken::new(),
         });
         Engine {
             journal,
@@ -264,6 +265,12 @@ impl Engine {
     pub fn stop_taking_sales(&self) {
         self.stopping
             .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Shutdown, once no pay request is on the wire: resolvers return at their next pause
+    /// and leave what is open to the next start.
+    pub fn stop_resolving(&self) {
+        self.resolver.stop.cancel();
     }
 
     fn is_stopping(&self) -> bool {
@@ -317,6 +324,7 @@ impl Engine {
             owners: self.owners.clone(),
             heartbeat: Arc::new(std::sync::atomic::AtomicI64::new(0)),
             wake: self.wake.clone(),
+            tasks: tokio_util::task::TaskTracker::new(),
         }
     }
 

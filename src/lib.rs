@@ -16,6 +16,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod device;
 pub mod engine;
 pub mod events;

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::console::{self, Line};
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::daemon::console::{self, Line};
 use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcome};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};

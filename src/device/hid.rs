@@ -10,9 +10,8 @@
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -107,7 +106,7 @@ fn grab(hidraw: &Path, scanner: &str) -> Vec<std::fs::File> {
     held
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
+pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
     let send = |kind: DeviceEventKind| {
         let _ = events.send(DeviceEvent {
             scanner: config.name.clone(),
@@ -116,7 +115,7 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
     };
     let mut backoff = Duration::ZERO;
     let mut reported_down = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let (device, path) = match open(&config) {
             Ok(d) => d,
             Err(why) => {
@@ -147,7 +146,7 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
         let mut pos = HidPosDecoder::new();
         let mut buf = [0u8; 128];
         let why = loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 return;
             }
             match device.read_timeout(&mut buf, READ_TICK_MS) {

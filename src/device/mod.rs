@@ -11,9 +11,9 @@ pub mod serial;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -92,8 +92,8 @@ pub struct DeviceEvent {
     pub kind: DeviceEventKind,
 }
 
-/// Starts the source thread of `config`; it runs until `stop` is set.
-pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
+/// Starts the source thread of `config`; it runs until `stop` is cancelled.
+pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
     let name = config.name.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("scanner {name}"))
@@ -106,10 +106,10 @@ pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: 
     }
 }
 
-/// Sleeps `pause` in small steps, returning early when `stop` is set.
-pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &AtomicBool) {
+/// Sleeps `pause` in small steps, returning early when `stop` is cancelled.
+pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &CancellationToken) {
     let end = Instant::now() + pause;
-    while Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while Instant::now() < end && !stop.is_cancelled() {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
     }
 }

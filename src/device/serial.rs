@@ -4,9 +4,8 @@
 //! symlink keeps the path stable across replugs) with backoff until it is back.
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -50,7 +49,7 @@ fn open(config: &ScannerConfig) -> Result<serialport::TTYPort, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
+pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
     let send = |kind: DeviceEventKind| {
         let _ = events.send(DeviceEvent {
             scanner: config.name.clone(),
@@ -59,7 +58,7 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
     };
     let mut backoff = Duration::ZERO;
     let mut reported_down = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.is_cancelled() {
         let mut port = match open(&config) {
             Ok(p) => p,
             Err(why) => {
@@ -79,7 +78,7 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
         let mut framer = Framer::new(config.frame.clone());
         let mut buf = [0u8; 256];
         let why = loop {
-            if stop.load(Ordering::Relaxed) {
+            if stop.is_cancelled() {
                 return;
             }
             match port.read(&mut buf) {
