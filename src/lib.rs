@@ -12,7 +12,6 @@
 //! - [`cli`]: the commands of the `scanpay` binary.
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The `scanpay` commands. `main.rs` only parses and calls [`run`]; each command lives in
 //! its own module and returns the process exit status.
 
+mod bench;
 mod charge;
 mod check;
 mod demo;
@@ -382,11 +383,11 @@ pub fn run(cli: Cli) -> u8 {
         })),
         Command::Bench { quick, dir } => {
             let plan = if quick {
-                crate::bench::Plan::quick()
+                bench::Plan::quick()
             } else {
-                crate::bench::Plan::full()
+                bench::Plan::full()
             };
-            match runtime.block_on(crate::bench::run(plan, &dir)) {
+            match runtime.block_on(bench::run(plan, &dir)) {
                 Ok(figures) => {
                     out(&figures.to_string());
                     EXIT_OK
