@@ -636,18 +636,30 @@ impl Watchdog {
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
-    let view = resolver.journal.sale_whole(sale_id).and_then(|whole| {
-        let (s, attempts, refunds) =
-            whole.ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
-        Ok(SaleView::new(&s, &attempts).with_refunds(&refunds))
-    });
-    match view {
-        Ok(view) if view.state.is_final() => {
-            resolver.journal.scrub();
-            resolver.observer.event(&Event::SaleFinished { sale: view });
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale"),
+    resolver.journal.scrub();
+    if let Err(e) = finish(&resolver.journal, &*resolver.observer, sale_id) {
+        tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale");
+    }
+}
+
+/// Reads a sale whole and tells the outputs it finished, if it has.
+pub fn finish(
+    journal: &Journal,
+    observer: &dyn Observer,
+    sale_id: &str,
+) -> Result<SaleView, JournalError> {
+    let (sale, attempts, refunds) = journal
+        .sale_whole(sale_id)?
+        .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+    let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
+    announce_if_final(observer, &view);
+    Ok(view)
+}
+
+/// The one place `SaleFinished` is emitted: only for a sale in a final state.
+pub fn announce_if_final(observer: &dyn Observer, view: &SaleView) {
+    if view.state.is_final() {
+        observer.event(&Event::SaleFinished { sale: view.clone() });
     }
 }
 
