@@ -2,7 +2,7 @@
 //! separate `scanpay sandbox` process with `scanpay charge`, and against a fake server that
 //! tampers with answers or throttles.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

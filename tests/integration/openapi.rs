@@ -2,7 +2,7 @@
 //! process and as a separate `scanpay sandbox` process), and against a fake server serving
 //! answers that must not be trusted.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
