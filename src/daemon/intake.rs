@@ -113,14 +113,7 @@ pub async fn read_stdin(engine: &Engine, currency: Currency) {
                         continue;
                     }
                 };
-                let request = SaleRequest {
-                    amount,
-                    reference: None,
-                    subject: None,
-                    idempotency_key: None,
-                    max_attempts: 1,
-                    supersede: false,
-                };
+                let request = SaleRequest::at_the_till(amount);
                 if let Err(e) = engine.arm(request) {
                     tracing::warn!(error = %e, "sale refused");
                     eprintln!("sale refused: {e}");

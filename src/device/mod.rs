@@ -114,6 +114,54 @@ pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &CancellationToken) {
     }
 }
 
+/// A source thread's life: opens the device (with backoff while it cannot, telling of the
+/// first failure once), reads it until the read fails, tells of the loss, and opens it
+/// again, until `stop`. `open` gives the device and the detail shown when it connects;
+/// `read` reads until it fails (`Some(why)`) or sees `stop` (`None`).
+pub(crate) fn supervise<D>(
+    config: &ScannerConfig,
+    events: &UnboundedSender<DeviceEvent>,
+    stop: &CancellationToken,
+    mut open: impl FnMut() -> Result<(D, String), String>,
+    mut read: impl FnMut(&mut D, &dyn Fn(DeviceEventKind)) -> Option<String>,
+) {
+    let send = |kind: DeviceEventKind| {
+        let _ = events.send(DeviceEvent {
+            scanner: config.name.clone(),
+            kind,
+        });
+    };
+    let mut backoff = Duration::ZERO;
+    let mut reported_down = false;
+    while !stop.is_cancelled() {
+        let mut device = match open() {
+            Ok((device, detail)) => {
+                send(DeviceEventKind::Connected { detail });
+                backoff = Duration::ZERO;
+                device
+            }
+            Err(why) => {
+                if !reported_down {
+                    send(DeviceEventKind::Disconnected { why });
+                    reported_down = true;
+                }
+                backoff = next_backoff(backoff);
+                sleep_unless_stopped(backoff, stop);
+                continue;
+            }
+        };
+        let Some(why) = read(&mut device, &send) else {
+            return;
+        };
+        tracing::warn!(scanner = %config.name, %why, "scanner lost; reopening");
+        send(DeviceEventKind::Disconnected { why });
+        reported_down = true;
+        drop(device);
+        backoff = next_backoff(backoff);
+        sleep_unless_stopped(backoff, stop);
+    }
+}
+
 /// Retry pauses after a device is lost or cannot be opened: 0.5 s doubling to 5 s.
 pub(crate) fn next_backoff(current: Duration) -> Duration {
     (current * 2).clamp(Duration::from_millis(500), Duration::from_secs(5))

@@ -67,6 +67,20 @@ pub struct SaleRequest {
     pub supersede: bool,
 }
 
+impl SaleRequest {
+    /// A sale keyed in at the till: the amount alone, one scan.
+    pub fn at_the_till(amount: Amount) -> SaleRequest {
+        SaleRequest {
+            amount,
+            reference: None,
+            subject: None,
+            idempotency_key: None,
+            max_attempts: 1,
+            supersede: false,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error("amount {amount} is not in this terminal's currency {terminal}")]

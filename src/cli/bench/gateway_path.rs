@@ -127,14 +127,7 @@ pub(super) async fn gateway_path(
     let cny = Currency::from_code("CNY").map_err(|e| e.to_string())?;
     let sale = |engine: &Engine| -> Result<(), String> {
         engine
-            .arm(SaleRequest {
-                amount: Amount::from_minor(100, cny),
-                reference: None,
-                subject: None,
-                idempotency_key: None,
-                max_attempts: 1,
-                supersede: false,
-            })
+            .arm(SaleRequest::at_the_till(Amount::from_minor(100, cny)))
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -170,14 +163,7 @@ pub(super) async fn gateway_path(
         async move {
             for i in 0..n / 2 {
                 engine
-                    .arm(SaleRequest {
-                        amount: Amount::from_minor(100, cny),
-                        reference: None,
-                        subject: None,
-                        idempotency_key: None,
-                        max_attempts: 1,
-                        supersede: false,
-                    })
+                    .arm(SaleRequest::at_the_till(Amount::from_minor(100, cny)))
                     .map_err(|e| e.to_string())?;
                 // Each terminal its own codes: the sandbox refuses a code used before.
                 let code = format!("28{}{:013}00", 5 + t, i);

@@ -67,6 +67,14 @@ fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
+/// `d` as a multiple of `floor`: "1.42x fsync".
+fn times(d: Duration, floor: Duration, what: &str) -> String {
+    format!(
+        "{:.2}x {what}",
+        d.as_secs_f64() / floor.as_secs_f64().max(1e-9)
+    )
+}
+
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     if samples.is_empty() {
         return Duration::ZERO;
@@ -177,10 +185,7 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.add(
         "journal: attempt write, p50",
         format!("{:.3} ms", ms(attempt_p50)),
-        format!(
-            "{:.2}x fsync",
-            attempt_p50.as_secs_f64() / fsync.as_secs_f64().max(1e-9)
-        ),
+        times(attempt_p50, fsync, "fsync"),
     );
     r.add(
         "journal: attempt write, p99",
@@ -190,10 +195,7 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.add(
         "journal: state change, p50",
         format!("{:.3} ms", ms(change_p50)),
-        format!(
-            "{:.2}x fsync",
-            change_p50.as_secs_f64() / fsync.as_secs_f64().max(1e-9)
-        ),
+        times(change_p50, fsync, "fsync"),
     );
     r.add(
         "journal: commits per second",

@@ -202,14 +202,7 @@ fn cny(text: &str) -> Amount {
 }
 
 fn sale(amount: &str) -> SaleRequest {
-    SaleRequest {
-        amount: cny(amount),
-        reference: None,
-        subject: None,
-        idempotency_key: None,
-        max_attempts: 1,
-        supersede: false,
-    }
+    SaleRequest::at_the_till(cny(amount))
 }
 
 impl Harness {
