@@ -12,10 +12,10 @@
 //! - [`cli`]: the commands of the `scanpay` binary.
 
 pub mod api;
-pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod device;
 pub mod engine;
 pub mod events;

@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::events::{Event, Observer};
@@ -102,9 +104,21 @@ pub struct Resolver {
     pub timeout: Duration,
     /// Fixed pause between inquiries; `None`: the gateway's policy, with jitter.
     pub inquiry_interval: Option<Duration>,
+    /// Cancelled when the daemon stops: a resolver then returns at its next pause, leaving
+    /// the attempt open in the journal for the next start (a request on the wire first gets
+    /// its answer or times out).
+    pub stop: CancellationToken,
 }
 
 impl Resolver {
+    /// Sleeps `pause`; false when the daemon stopped meanwhile.
+    async fn pause(&self, pause: Duration) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = self.stop.cancelled() => false,
+        }
+    }
+
     /// Drives `attempt` until it is final, or (with `give_up_after`) until cancelling has
     /// been tried for that long; the attempt then stays `cancelling` in the journal for the
     /// watchdog or the next run. Returns the attempt as the journal now has it.
@@ -250,7 +264,9 @@ impl Resolver {
             if left.is_zero() {
                 break;
             }
-            tokio::time::sleep(left.min(self.next_inquiry_pause())).await;
+            if !self.pause(left.min(self.next_inquiry_pause())).await {
+                return Ok(a);
+            }
             a = self.journal.attempt(a.id)?;
             if a.expedited() {
                 // The register gave up on it (or superseded it): cancel now.
@@ -371,7 +387,9 @@ impl Resolver {
                 return self.journal.attempt(a.id);
             }
             let jitter = rand::thread_rng().gen_range(0.0..0.25);
-            tokio::time::sleep(backoff.mul_f64(1.0 + jitter)).await;
+            if !self.pause(backoff.mul_f64(1.0 + jitter)).await {
+                return self.journal.attempt(a.id);
+            }
             backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
     }
@@ -456,7 +474,9 @@ impl Resolver {
             {
                 return Ok(r);
             }
-            tokio::time::sleep(backoff).await;
+            if !self.pause(backoff).await {
+                return Ok(r);
+            }
             backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
     }
@@ -547,6 +567,8 @@ pub struct Watchdog {
     pub heartbeat: Arc<AtomicI64>,
     /// Notified when the engine hands over an attempt, so it is taken up at once.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Where the resolvers run, so that the daemon's stop joins them.
+    pub tasks: TaskTracker,
 }
 
 impl Watchdog {
@@ -560,7 +582,7 @@ impl Watchdog {
             started += 1;
             tracing::info!(request_id = %attempt.request_id, state = %attempt.state, "watchdog takes over attempt");
             let resolver = self.resolver.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let _claim = claim;
                 let sale_id = attempt.sale_id.clone();
                 match resolver.resolve(attempt, None).await {
@@ -579,7 +601,7 @@ impl Watchdog {
             started += 1;
             tracing::info!(refund = %refund.request_id, state = %refund.state, "watchdog takes over refund");
             let resolver = self.resolver.clone();
-            tokio::spawn(async move {
+            self.tasks.spawn(async move {
                 let _claim = claim;
                 if let Err(e) = resolver.resolve_refund(refund, None).await {
                     tracing::error!(error = %e, "watchdog: journal error on a refund; retried on the next sweep");
@@ -589,8 +611,14 @@ impl Watchdog {
         Ok(started)
     }
 
-    /// Sweeps every second until `stop` turns true.
-    pub async fn run(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    /// Runs its resolvers on `tasks` (the daemon's tracker) instead of a tracker of its own.
+    pub fn tracked_by(mut self, tasks: TaskTracker) -> Watchdog {
+        self.tasks = tasks;
+        self
+    }
+
+    /// Sweeps every second until `stop` is cancelled.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
             if let Err(e) = self.sweep() {
                 tracing::error!(error = %e, "watchdog cannot read the journal");
@@ -600,7 +628,7 @@ impl Watchdog {
             tokio::select! {
                 _ = tokio::time::sleep(SWEEP_EVERY) => {}
                 _ = self.wake.notified() => {}
-                _ = stop.changed() => return,
+                _ = stop.cancelled() => return,
             }
         }
     }
@@ -608,18 +636,30 @@ impl Watchdog {
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
-    let view = resolver.journal.sale_whole(sale_id).and_then(|whole| {
-        let (s, attempts, refunds) =
-            whole.ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
-        Ok(SaleView::new(&s, &attempts).with_refunds(&refunds))
-    });
-    match view {
-        Ok(view) if view.state.is_final() => {
-            resolver.journal.scrub();
-            resolver.observer.event(&Event::SaleFinished { sale: view });
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale"),
+    resolver.journal.scrub();
+    if let Err(e) = finish(&resolver.journal, &*resolver.observer, sale_id) {
+        tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale");
+    }
+}
+
+/// Reads a sale whole and tells the outputs it finished, if it has.
+pub fn finish(
+    journal: &Journal,
+    observer: &dyn Observer,
+    sale_id: &str,
+) -> Result<SaleView, JournalError> {
+    let (sale, attempts, refunds) = journal
+        .sale_whole(sale_id)?
+        .ok_or_else(|| JournalError::NoSale(sale_id.to_string()))?;
+    let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
+    announce_if_final(observer, &view);
+    Ok(view)
+}
+
+/// The one place `SaleFinished` is emitted: only for a sale in a final state.
+pub fn announce_if_final(observer: &dyn Observer, view: &SaleView) {
+    if view.state.is_final() {
+        observer.event(&Event::SaleFinished { sale: view.clone() });
     }
 }
 

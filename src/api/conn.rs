@@ -18,7 +18,8 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 /// Time a request head may take once its first byte has arrived, and time a new connection
 /// has to send its first request: a register sends a head in one write, so only a client
@@ -182,14 +183,14 @@ impl Accept for tokio::net::TcpListener {
     }
 }
 
-/// Accepts connections and serves `app` on each until `stop` is true; connections still
+/// Accepts connections and serves `app` on each until `stop` is cancelled; connections still
 /// open then are shut down gracefully by their own tasks.
 pub async fn accept_loop<L: Accept>(
     listener: L,
     app: Router,
     cap: &Cap,
     what: &'static str,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
     // Accept errors in a row: the first is logged, the rest counted.
     let mut failing = 0u64;
@@ -207,7 +208,7 @@ pub async fn accept_loop<L: Accept>(
                     continue;
                 }
             },
-            _ = stopped(&mut stop) => return,
+            _ = stop.cancelled() => return,
         };
         if failing > 0 {
             tracing::info!(failures = failing, listener = what, "API accepting again");
@@ -228,11 +229,6 @@ pub async fn accept_loop<L: Accept>(
     }
 }
 
-/// Resolves once the daemon stops (or can no longer be told to).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|v| *v).await;
-}
-
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
@@ -244,7 +240,7 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// Serves HTTP/1.1 on one connection until the client closes it, a timeout closes it, or the
 /// daemon stops (then the request being answered finishes first).
-async fn serve_connection<I>(io: I, app: Router, slot: Slot, mut stop: watch::Receiver<bool>)
+async fn serve_connection<I>(io: I, app: Router, slot: Slot, stop: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -273,7 +269,7 @@ where
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         result = conn.as_mut() => Some(result),
-        _ = stopped(&mut stop) => None,
+        _ = stop.cancelled() => None,
     };
     let result = match ended {
         Some(result) => result,

@@ -324,14 +324,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Serves the API on the bound socket (and TCP when configured) until `stop` is true, then
+/// Serves the API on the bound socket (and TCP when configured) until `stop` is cancelled, then
 /// waits for the requests being answered. Connections on both are capped together and
 /// timed out when idle or slow to send a request (`conn.rs`).
 pub async fn serve(
     config: &ApiConfig,
     listeners: Listeners,
     state: ApiState,
-    stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), ServeError> {
     let Listeners { unix, tcp } = listeners;
     let cap = Arc::new(conn::Cap::for_this_process(state.connections.clone()));

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, Listeners};
 
@@ -55,15 +56,13 @@ async fn refuse(State(why): State<Why>) -> ApiError {
     )
 }
 
-/// Serves the unavailable API on `listeners` until `stop` turns true.
-pub async fn serve(listeners: Listeners, why: Why, stop: tokio::sync::watch::Receiver<bool>) {
+/// Serves the unavailable API on `listeners` until `stop` is cancelled.
+pub async fn serve(listeners: Listeners, why: Why, stop: CancellationToken) {
     let app = Router::new()
         .route("/v1/health", get(health))
         .fallback(refuse)
         .with_state(why);
-    let shutdown = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|v| *v).await;
-    };
+    let shutdown = |stop: CancellationToken| async move { stop.cancelled().await };
     let Listeners { unix, tcp } = listeners;
     let unix_task = tokio::spawn(
         axum::serve(unix, app.clone())

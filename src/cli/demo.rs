@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::console::{self, Line};
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcome};
+use crate::daemon::console::{self, Line};
+use crate::engine::{Engine, EngineError, SaleRequest, ScanOutcome};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
@@ -89,13 +89,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         gateway,
         clock,
         output.clone(),
-        EngineSettings {
-            terminal: config.terminal.clone(),
-            timeout: config.gateway.timeout,
-            watchdog: config.watchdog.clone(),
-            cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
-            resolve_inline: true,
-        },
+        crate::daemon::wiring::engine_settings(&config, Some(CANCEL_GIVE_UP_AFTER), true),
     );
     let emit = |sale: &SaleView| {
         if !interactive {
@@ -175,14 +169,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
                         continue;
                     }
                 };
-                let request = SaleRequest {
-                    amount,
-                    reference: None,
-                    subject: None,
-                    idempotency_key: None,
-                    max_attempts: 1,
-                    supersede: false,
-                };
+                let request = SaleRequest::at_the_till(amount);
                 match engine.arm(request) {
                     Ok(_) => {}
                     Err(e @ EngineError::Journal(_)) => {

@@ -1,9 +1,9 @@
 //! The `scanpay` commands. `main.rs` only parses and calls [`run`]; each command lives in
 //! its own module and returns the process exit status.
 
+mod bench;
 mod charge;
 mod check;
-mod console;
 mod demo;
 mod journal;
 mod journal_files;
@@ -15,16 +15,10 @@ pub mod sandbox;
 mod status;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::clock::Clock;
-use crate::config::{Config, GatewayKind};
-use crate::gateway::Gateway;
-use crate::gateway::alipay_ams::{Ams, AmsSettings};
-use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
-use crate::gateway::sandbox::Sandbox;
+pub use crate::daemon::wiring::{build_gateway, open_engine, openapi_client};
 
 /// Exit status: the sale was paid / the command succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -389,11 +383,11 @@ pub fn run(cli: Cli) -> u8 {
         })),
         Command::Bench { quick, dir } => {
             let plan = if quick {
-                crate::bench::Plan::quick()
+                bench::Plan::quick()
             } else {
-                crate::bench::Plan::full()
+                bench::Plan::full()
             };
-            match runtime.block_on(crate::bench::run(plan, &dir)) {
+            match runtime.block_on(bench::run(plan, &dir)) {
                 Ok(figures) => {
                     out(&figures.to_string());
                     EXIT_OK
@@ -422,88 +416,4 @@ pub fn run(cli: Cli) -> u8 {
     // open; do not wait for it.
     runtime.shutdown_background();
     status
-}
-
-/// The engine a one-shot command works with: the configured gateway and the journal (taken
-/// for writing), resolving in line.
-pub fn open_engine(
-    config: &Config,
-    observer: Arc<dyn crate::events::Observer>,
-    cancel_give_up_after: std::time::Duration,
-) -> Result<crate::engine::Engine, String> {
-    let clock: Arc<dyn Clock> = Arc::new(crate::clock::SystemClock);
-    let gateway = build_gateway(config, clock.clone())?;
-    let journal = crate::journal::Journal::open(&config.journal.path).map_err(|e| e.to_string())?;
-    Ok(crate::engine::Engine::new(
-        Arc::new(journal),
-        gateway,
-        clock,
-        observer,
-        crate::engine::EngineSettings {
-            terminal: config.terminal.clone(),
-            timeout: config.gateway.timeout,
-            watchdog: config.watchdog.clone(),
-            cancel_give_up_after: Some(cancel_give_up_after),
-            resolve_inline: true,
-        },
-    ))
-}
-
-/// Builds the gateway the config names.
-/// The Open Platform client a config describes.
-pub fn openapi_client(
-    o: &crate::config::OpenApiConfig,
-    timeout: std::time::Duration,
-    clock: Arc<dyn Clock>,
-) -> Result<OpenApi, String> {
-    let settings = OpenApiSettings {
-        url: o.url.clone(),
-        app_id: o.app_id.clone(),
-        private_key: o.private_key.clone(),
-        alipay_public_key: o.alipay_public_key.clone(),
-        app_auth_token: o.app_auth_token.clone(),
-        notify_url: o.notify_url.clone(),
-        seller_id: o.seller_id.clone(),
-        timeout,
-    };
-    OpenApi::new(settings, clock)
-}
-
-/// The configured gateway client, its every outcome scrubbed of payment codes
-/// (`gateway::scrub`) before anything stores, logs or prints it.
-pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
-    let g = &config.gateway;
-    let client: Arc<dyn Gateway> = match (g.kind, &g.openapi, &g.ams) {
-        (GatewayKind::Sandbox, _, _) => match &g.url {
-            None => Arc::new(Sandbox::new(clock)),
-            Some(url) => {
-                return Err(format!(
-                    "{}: [gateway] url = {url:?}: kind = \"sandbox\" runs in-process; to use `scanpay sandbox` over HTTP, use the client config it writes",
-                    config.source
-                ));
-            }
-        },
-        (GatewayKind::AlipayOpenapi, Some(o), _) => Arc::new(openapi_client(o, g.timeout, clock)?),
-        (GatewayKind::AlipayAms, _, Some(a)) => {
-            let settings = AmsSettings {
-                origin: a.origin.clone(),
-                client_id: a.client_id.clone(),
-                key_version: a.key_version,
-                private_key: a.private_key.clone(),
-                alipay_public_key: a.alipay_public_key.clone(),
-                merchant: a.merchant.clone(),
-                payment_expiry: a.payment_expiry,
-                timeout: g.timeout,
-            };
-            Arc::new(Ams::new(settings, clock)?)
-        }
-        (kind, _, _) => {
-            return Err(format!(
-                "{}: [gateway] kind = \"{}\" without its keys",
-                config.source,
-                kind.as_str()
-            ));
-        }
-    };
-    Ok(Arc::new(crate::gateway::scrub::Scrubbed(client)))
 }

@@ -235,7 +235,7 @@ pub async fn daily(
     journal: Arc<Journal>,
     observer: Arc<dyn crate::events::Observer>,
     clock: Arc<dyn Clock>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio_util::sync::CancellationToken,
 ) {
     let Some(settings) = config.reconcile.clone() else {
         return;
@@ -257,7 +257,12 @@ pub async fn daily(
                     }))
         });
         if due_today && !done {
-            run_once(&config, &journal, &*observer, clock.clone(), date).await;
+            // A run only reads and records, so a stop may cut it short: it runs again at
+            // the next start.
+            tokio::select! {
+                _ = run_once(&config, &journal, &*observer, clock.clone(), date) => {}
+                _ = stop.cancelled() => return,
+            }
         }
         let wait = if due_today {
             CHECK_EVERY
@@ -270,7 +275,7 @@ pub async fn daily(
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
+            _ = stop.cancelled() => return,
         }
     }
 }

@@ -10,19 +10,15 @@
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::frame::{FrameConfig, Framer, Terminator};
 use super::hidpos::HidPosDecoder;
 use super::keyboard::KeyboardDecoder;
-use super::{
-    DeviceEvent, DeviceEventKind, ScannerConfig, ScannerKind, Selector, next_backoff,
-    sleep_unless_stopped,
-};
+use super::{DeviceEvent, DeviceEventKind, ScannerConfig, ScannerKind, Selector, supervise};
 
 const READ_TICK_MS: i32 = 20;
 
@@ -107,37 +103,18 @@ fn grab(hidraw: &Path, scanner: &str) -> Vec<std::fs::File> {
     held
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
-    let send = |kind: DeviceEventKind| {
-        let _ = events.send(DeviceEvent {
-            scanner: config.name.clone(),
-            kind,
-        });
-    };
-    let mut backoff = Duration::ZERO;
-    let mut reported_down = false;
-    while !stop.load(Ordering::Relaxed) {
-        let (device, path) = match open(&config) {
-            Ok(d) => d,
-            Err(why) => {
-                if !reported_down {
-                    send(DeviceEventKind::Disconnected { why });
-                    reported_down = true;
-                }
-                backoff = next_backoff(backoff);
-                sleep_unless_stopped(backoff, &stop);
-                continue;
-            }
-        };
-        let _grabs = if config.kind == ScannerKind::HidKeyboard && config.grab {
+pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
+    let open = || {
+        let (device, path) = open(&config)?;
+        // Held while the device is read: the keyboard nodes stay grabbed until it is lost.
+        let grabs = if config.kind == ScannerKind::HidKeyboard && config.grab {
             grab(Path::new(&path), &config.name)
         } else {
             Vec::new()
         };
-        send(DeviceEventKind::Connected {
-            detail: path.clone(),
-        });
-        backoff = Duration::ZERO;
+        Ok(((device, grabs), path))
+    };
+    supervise(&config, &events, &stop, open, |(device, _grabs), send| {
         let mut keyboard = KeyboardDecoder::new(config.layout, config.tab_ends_scan);
         // Keystrokes become a CR-terminated stream for the common framer.
         let mut framer = Framer::new(FrameConfig {
@@ -146,9 +123,9 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
         });
         let mut pos = HidPosDecoder::new();
         let mut buf = [0u8; 128];
-        let why = loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
+        loop {
+            if stop.is_cancelled() {
+                return None;
             }
             match device.read_timeout(&mut buf, READ_TICK_MS) {
                 Ok(0) => {
@@ -169,15 +146,10 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
                         }
                     }
                 },
-                Err(e) => break format!("read failed: {e}"),
+                Err(e) => return Some(format!("read failed: {e}")),
             }
-        };
-        tracing::warn!(scanner = %config.name, %why, "scanner lost; reopening");
-        send(DeviceEventKind::Disconnected { why });
-        reported_down = true;
-        backoff = next_backoff(backoff);
-        sleep_unless_stopped(backoff, &stop);
-    }
+        }
+    });
 }
 
 /// Every HID device hidapi sees, for `scanpay devices`.

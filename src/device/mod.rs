@@ -11,9 +11,9 @@ pub mod serial;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -92,8 +92,8 @@ pub struct DeviceEvent {
     pub kind: DeviceEventKind,
 }
 
-/// Starts the source thread of `config`; it runs until `stop` is set.
-pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
+/// Starts the source thread of `config`; it runs until `stop` is cancelled.
+pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
     let name = config.name.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("scanner {name}"))
@@ -106,11 +106,59 @@ pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: 
     }
 }
 
-/// Sleeps `pause` in small steps, returning early when `stop` is set.
-pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &AtomicBool) {
+/// Sleeps `pause` in small steps, returning early when `stop` is cancelled.
+pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &CancellationToken) {
     let end = Instant::now() + pause;
-    while Instant::now() < end && !stop.load(std::sync::atomic::Ordering::Relaxed) {
+    while Instant::now() < end && !stop.is_cancelled() {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
+    }
+}
+
+/// A source thread's life: opens the device (with backoff while it cannot, telling of the
+/// first failure once), reads it until the read fails, tells of the loss, and opens it
+/// again, until `stop`. `open` gives the device and the detail shown when it connects;
+/// `read` reads until it fails (`Some(why)`) or sees `stop` (`None`).
+pub(crate) fn supervise<D>(
+    config: &ScannerConfig,
+    events: &UnboundedSender<DeviceEvent>,
+    stop: &CancellationToken,
+    mut open: impl FnMut() -> Result<(D, String), String>,
+    mut read: impl FnMut(&mut D, &dyn Fn(DeviceEventKind)) -> Option<String>,
+) {
+    let send = |kind: DeviceEventKind| {
+        let _ = events.send(DeviceEvent {
+            scanner: config.name.clone(),
+            kind,
+        });
+    };
+    let mut backoff = Duration::ZERO;
+    let mut reported_down = false;
+    while !stop.is_cancelled() {
+        let mut device = match open() {
+            Ok((device, detail)) => {
+                send(DeviceEventKind::Connected { detail });
+                backoff = Duration::ZERO;
+                device
+            }
+            Err(why) => {
+                if !reported_down {
+                    send(DeviceEventKind::Disconnected { why });
+                    reported_down = true;
+                }
+                backoff = next_backoff(backoff);
+                sleep_unless_stopped(backoff, stop);
+                continue;
+            }
+        };
+        let Some(why) = read(&mut device, &send) else {
+            return;
+        };
+        tracing::warn!(scanner = %config.name, %why, "scanner lost; reopening");
+        send(DeviceEventKind::Disconnected { why });
+        reported_down = true;
+        drop(device);
+        backoff = next_backoff(backoff);
+        sleep_unless_stopped(backoff, stop);
     }
 }
 

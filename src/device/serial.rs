@@ -4,17 +4,13 @@
 //! symlink keeps the path stable across replugs) with backoff until it is back.
 
 use std::io::Read;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::frame::Framer;
-use super::{
-    DeviceEvent, DeviceEventKind, Parity, ScannerConfig, Selector, next_backoff,
-    sleep_unless_stopped,
-};
+use super::{DeviceEvent, DeviceEventKind, Parity, ScannerConfig, Selector, supervise};
 
 /// Read timeout: how often an idle port is checked (and the idle gap measured).
 const READ_TICK: Duration = Duration::from_millis(20);
@@ -50,40 +46,18 @@ fn open(config: &ScannerConfig) -> Result<serialport::TTYPort, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Arc<AtomicBool>) {
-    let send = |kind: DeviceEventKind| {
-        let _ = events.send(DeviceEvent {
-            scanner: config.name.clone(),
-            kind,
-        });
-    };
-    let mut backoff = Duration::ZERO;
-    let mut reported_down = false;
-    while !stop.load(Ordering::Relaxed) {
-        let mut port = match open(&config) {
-            Ok(p) => p,
-            Err(why) => {
-                if !reported_down {
-                    send(DeviceEventKind::Disconnected { why });
-                    reported_down = true;
-                }
-                backoff = next_backoff(backoff);
-                sleep_unless_stopped(backoff, &stop);
-                continue;
-            }
-        };
-        send(DeviceEventKind::Connected {
-            detail: format!("{:?} at {} baud", config.selector, config.serial.baud),
-        });
-        backoff = Duration::ZERO;
+pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
+    let detail = format!("{:?} at {} baud", config.selector, config.serial.baud);
+    let open = || open(&config).map(|port| (port, detail.clone()));
+    supervise(&config, &events, &stop, open, |port, send| {
         let mut framer = Framer::new(config.frame.clone());
         let mut buf = [0u8; 256];
-        let why = loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
+        loop {
+            if stop.is_cancelled() {
+                return None;
             }
             match port.read(&mut buf) {
-                Ok(0) => break "the device closed (end of file)".to_string(),
+                Ok(0) => return Some("the device closed (end of file)".to_string()),
                 Ok(n) => {
                     for frame in framer.push(&buf[..n], Instant::now()) {
                         send(DeviceEventKind::Frame(frame));
@@ -95,14 +69,8 @@ pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: Ar
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => break format!("read failed: {e}"),
+                Err(e) => return Some(format!("read failed: {e}")),
             }
-        };
-        tracing::warn!(scanner = %config.name, %why, "scanner lost; reopening");
-        send(DeviceEventKind::Disconnected { why });
-        reported_down = true;
-        drop(port);
-        backoff = next_backoff(backoff);
-        sleep_unless_stopped(backoff, &stop);
-    }
+        }
+    });
 }

@@ -2,7 +2,7 @@
 //! process and as a separate `scanpay sandbox` process), and against a fake server serving
 //! answers that must not be trusted.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -120,16 +120,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
             settings,
         );
         runs.push(tokio::spawn(async move {
-            engine
-                .arm(SaleRequest {
-                    amount: cny("10.00"),
-                    reference: None,
-                    subject: None,
-                    idempotency_key: None,
-                    max_attempts: 1,
-                    supersede: false,
-                })
-                .unwrap();
+            engine.arm(SaleRequest::at_the_till(cny("10.00"))).unwrap();
             let outcome = engine.scan(&format!("2860000000000000{ending}")).await;
             let ScanOutcome::Attempted { sale } = outcome else {
                 panic!("{ending}: {outcome:?}")

@@ -3,7 +3,7 @@
 //! errors in the platform's other spelling, and what `check-config --probe` says of wrong
 //! credentials. Each run ends with the sandbox's ledger, the journal and the outputs checked.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

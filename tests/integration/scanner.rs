@@ -3,7 +3,7 @@
 //! writes what a scanner sends to the master. Scan → paid against the sandbox; unplug (the
 //! pty goes away) and replug (a new pty behind the same symlink) without a restart.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

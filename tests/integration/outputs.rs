@@ -2,7 +2,7 @@
 //! `/sys/class/leds`, a TCP printer that answers the paper-status query, a stalled printer
 //! (a FIFO nobody reads) that must not delay sales, reprint, and the day report.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

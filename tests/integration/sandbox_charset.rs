@@ -2,7 +2,7 @@
 //! declares GBK percent-encodes its values in GBK and signs the signing string's GBK bytes,
 //! and gets its answer written, and signed, in GBK.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! `scanpay sandbox`: create → scan → paid, idempotency, busy, cancel, refund, bad requests
 //! that change nothing, the event stream in order and resumed from `Last-Event-ID`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! rules parse, every example config loads (given keys), and check-config names each failure
 //! it claims to detect, including the gateway probe.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -10,7 +10,7 @@
 //! `SCANPAY_CHAOS_SALES` (default 500) and `SCANPAY_CHAOS_SEED` (default: the clock) replay
 //! or lengthen a run; the seed is printed first, and again with the counts.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;

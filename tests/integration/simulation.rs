@@ -228,14 +228,7 @@ async fn simulate(seed: u64, sales: usize) -> [u32; 5] {
             plan.gen_range(0..100_000_000_000_000u64)
         );
         if e.armed().is_none() {
-            let request = SaleRequest {
-                amount,
-                reference: None,
-                subject: None,
-                idempotency_key: None,
-                max_attempts: 1,
-                supersede: false,
-            };
+            let request = SaleRequest::at_the_till(amount);
             if e.arm(request).is_err() {
                 continue;
             }

@@ -2,7 +2,7 @@
 //! separate `scanpay sandbox` process with `scanpay charge`, and against a fake server that
 //! tampers with answers or throttles.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -133,16 +133,7 @@ async fn every_sandbox_code_through_the_real_ams_client_and_the_ledger_agrees() 
             settings,
         );
         runs.push(tokio::spawn(async move {
-            engine
-                .arm(SaleRequest {
-                    amount: usd(1231),
-                    reference: None,
-                    subject: None,
-                    idempotency_key: None,
-                    max_attempts: 1,
-                    supersede: false,
-                })
-                .unwrap();
+            engine.arm(SaleRequest::at_the_till(usd(1231))).unwrap();
             let outcome = engine.scan(&format!("2860000000000000{ending}")).await;
             let ScanOutcome::Attempted { sale } = outcome else {
                 panic!("{ending}: {outcome:?}")

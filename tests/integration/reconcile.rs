@@ -3,7 +3,7 @@
 //! CSV, compared with the journal: no difference. Then a copy of the journal with one paid
 //! sale's state altered: exactly that trade is reported. AMS through its report file.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -4,7 +4,7 @@
 //! the file and the way back) instead of starting a new journal. Putting the files back, or
 //! restoring a backup, finds the payment again.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};

@@ -4,7 +4,7 @@
 //! charge, `PRAGMA integrity_check` ok. Also SIGTERM, systemd notifications (and a
 //! notification socket nobody reads), and an outage of the gateway while a payment is in doubt.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

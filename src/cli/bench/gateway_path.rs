@@ -1,0 +1,205 @@
+//! The gateway path: scan to wire through a timestamping proxy in front of the HTTP
+//! sandbox, signing cost, and sales per second.
+
+use super::percentile;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
+use crate::events::LogObserver;
+use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
+use crate::gateway::keys::PrivateKey;
+use crate::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
+use crate::journal::Journal;
+use crate::money::{Amount, Currency};
+
+/// A TCP proxy that remembers when the first byte of a request passes.
+async fn timestamping_proxy(
+    upstream: std::net::SocketAddr,
+    arrivals: Arc<Mutex<Vec<Instant>>>,
+) -> Result<std::net::SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let arrivals = arrivals.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = async {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match cr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if buf[..n].starts_with(b"POST ") {
+                            arrivals
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(Instant::now());
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                let down = tokio::io::copy(&mut sr, &mut cw);
+                tokio::select! { _ = up => {}, _ = down => {} }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+pub(super) async fn gateway_path(
+    work: &Path,
+    n: usize,
+) -> Result<(Duration, Duration, f64, f64), String> {
+    let sandbox = crate::cli::sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        &work.join("sandbox"),
+        DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
+        None,
+    )
+    .await?;
+    let upstream: std::net::SocketAddr = sandbox
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/gateway.do")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let proxy = timestamping_proxy(upstream, arrivals.clone()).await?;
+    let app_key = PrivateKey::load(
+        sandbox
+            .keys
+            .app_private_key_file
+            .as_ref()
+            .ok_or("no app key")?,
+    )
+    .map_err(|e| e.to_string())?;
+    let config = Config::demo(Path::new("unused")).map_err(|e| e.to_string())?;
+    let terminal = |i: usize| -> Result<Engine, String> {
+        let settings = OpenApiSettings {
+            url: url::Url::parse(&format!("http://{proxy}/gateway.do"))
+                .map_err(|e| e.to_string())?,
+            app_id: DEFAULT_APP_ID.into(),
+            private_key: app_key.clone(),
+            alipay_public_key: sandbox.keys.gateway_key.public_key(),
+            app_auth_token: None,
+            notify_url: None,
+            seller_id: None,
+            timeout: Duration::from_secs(5),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let gateway = Arc::new(OpenApi::new(settings, clock.clone())?);
+        let journal = Arc::new(
+            Journal::open(&work.join(format!("terminal{i}.sqlite"))).map_err(|e| e.to_string())?,
+        );
+        Ok(Engine::new(
+            journal,
+            gateway,
+            clock,
+            Arc::new(LogObserver),
+            EngineSettings {
+                terminal: config.terminal.clone(),
+                timeout: Duration::from_secs(5),
+                watchdog: config.watchdog.clone(),
+                cancel_give_up_after: Some(Duration::from_secs(10)),
+                resolve_inline: true,
+            },
+        ))
+    };
+    let cny = Currency::from_code("CNY").map_err(|e| e.to_string())?;
+    let sale = |engine: &Engine| -> Result<(), String> {
+        engine
+            .arm(SaleRequest::at_the_till(Amount::from_minor(100, cny)))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    // One terminal: time each scan to its request's first byte at the gateway's socket.
+    let engine = terminal(0)?;
+    let mut wire = Vec::with_capacity(n);
+    let started = Instant::now();
+    for i in 0..n {
+        sale(&engine)?;
+        let code = format!("2860{:012}00", i);
+        let t = Instant::now();
+        let outcome = engine.scan(&code).await;
+        if !matches!(&outcome, ScanOutcome::Attempted { sale } if sale.state == crate::state::SaleState::Paid)
+        {
+            return Err(format!("sale {i} not paid: {outcome:?}"));
+        }
+        let arrived = arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .find(|a| *a >= t);
+        if let Some(a) = arrived {
+            wire.push(a - t);
+        }
+    }
+    let sequential = n as f64 / started.elapsed().as_secs_f64();
+    let p50 = percentile(&mut wire, 0.5);
+    let p99 = percentile(&mut wire, 0.99);
+    // Four terminals at once, one sandbox.
+    let engines: Vec<Engine> = (1..=4).map(terminal).collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    let runs = engines.into_iter().enumerate().map(|(t, engine)| {
+        async move {
+            for i in 0..n / 2 {
+                engine
+                    .arm(SaleRequest::at_the_till(Amount::from_minor(100, cny)))
+                    .map_err(|e| e.to_string())?;
+                // Each terminal its own codes: the sandbox refuses a code used before.
+                let code = format!("28{}{:013}00", 5 + t, i);
+                engine.scan(&code).await;
+            }
+            Ok::<(), String>(())
+        }
+    });
+    for r in futures_join(runs.collect()).await {
+        r?;
+    }
+    let parallel = (4 * (n / 2)) as f64 / started.elapsed().as_secs_f64();
+    arrivals.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    Ok((p50, p99, sequential, parallel))
+}
+
+/// Runs futures concurrently on the current task and collects their results in order.
+async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut set: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

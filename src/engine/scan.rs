@@ -1,0 +1,342 @@
+//! A scan becomes an attempt: the refusal rules, the attempt row written before the pay
+//! request leaves (invariant 1), the answer mapped to a state.
+
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+use super::*;
+use crate::events::Event;
+use crate::gateway::{Outcome, PayRequest, Unknown, UnknownKind};
+use crate::journal::{AttemptRow, Change, JournalError, NewAttempt};
+use crate::paycode::{PaymentCode, Scan, recognise};
+use crate::state::{AttemptState, Cause, SaleState};
+use crate::watchdog::{Claim, MSG_PAID, echo_ok};
+
+impl Engine {
+    /// Handles one scan: classifies it and, for a payment code with a sale armed, charges
+    /// it and sees the attempt through to a known state (or as far as the resolver goes).
+    pub async fn scan(&self, raw: &str) -> ScanOutcome {
+        let code = match recognise(raw) {
+            Scan::Payment(code) => code,
+            Scan::Barcode { text, kind } => {
+                self.observer.event(&Event::Barcode {
+                    text: crate::paycode::mask_long_digit_runs(&text),
+                    kind,
+                });
+                return ScanOutcome::Barcode { text, kind };
+            }
+            Scan::Garbage { why, len } => {
+                tracing::warn!(why, len, "garbage scan dropped");
+                self.observer.event(&Event::Garbage { why, len });
+                return ScanOutcome::Garbage { why };
+            }
+        };
+        match self.start_attempt(&code) {
+            Ok((attempt, guard, claim)) => {
+                let outcome = self.charge(attempt, &code).await;
+                // Still open: the watchdog takes it from here.
+                drop(claim);
+                drop(guard);
+                if matches!(&outcome, ScanOutcome::Attempted { sale } if !sale.state.is_final()) {
+                    self.wake.notify_one();
+                }
+                outcome
+            }
+            Err(refusal) => self.refuse(&code, refusal),
+        }
+    }
+
+    /// Tells the cashier (log, LED, register) why a payment code was not charged.
+    fn refuse(&self, code: &PaymentCode, refusal: Refusal) -> ScanOutcome {
+        tracing::warn!(code = %code, %refusal, "scan refused");
+        self.observer.event(&Event::ScanRefused {
+            code_masked: Some(code.masked()),
+            reason: refusal.to_string(),
+        });
+        ScanOutcome::Refused {
+            code_masked: code.masked(),
+            refusal,
+        }
+    }
+
+    /// A scan that queued up while a payment was being charged: a payment code is refused
+    /// (told to the cashier like any refusal), anything else is handled as usual.
+    pub async fn scan_queued(&self, raw: &str) -> ScanOutcome {
+        let Scan::Payment(code) = recognise(raw) else {
+            return self.scan(raw).await;
+        };
+        self.refuse(&code, Refusal::ScannedDuringPayment)
+    }
+
+    /// Checks every refusal rule and writes the attempt row, under the slot lock so two
+    /// scans can never both pass.
+    fn start_attempt(
+        &self,
+        code: &PaymentCode,
+    ) -> Result<(AttemptRow, InFlight<'_>, Claim), Refusal> {
+        if !self.gateway.accepts(code.wallet()) {
+            return Err(Refusal::WalletNotAccepted {
+                wallet: code.wallet().display_name(),
+                gateway: self.gateway.name(),
+            });
+        }
+        if self.is_stopping() {
+            return Err(Refusal::Stopping);
+        }
+        let mut slots = lock(&self.slots);
+        if let Some(request_id) = &slots.in_flight {
+            return Err(Refusal::InFlight {
+                request_id: request_id.clone(),
+            });
+        }
+        let sale_id = slots.armed.clone().ok_or(Refusal::NoSale)?;
+        let now = self.clock.now();
+        let journal_err = |e: JournalError| Refusal::Journal(e.to_string());
+        let earlier = self
+            .journal
+            .attempts_with_code(code, now - CODE_REUSE_WINDOW)
+            .map_err(journal_err)?;
+        // A request that provably never left did not use the code up.
+        if let Some(used) = earlier
+            .iter()
+            .find(|a| a.result_code.as_deref() != Some(NOT_SENT) || a.state != AttemptState::Failed)
+        {
+            return Err(Refusal::CodeReused {
+                request_id: used.request_id.clone(),
+            });
+        }
+        let deadline = now
+            + chrono::Duration::from_std(self.settings.watchdog.sale_deadline)
+                .unwrap_or(chrono::TimeDelta::MAX);
+        let request_id = new_request_id(&self.settings.terminal.id, now);
+        // Claimed before the row is written: from its commit on, the watchdog's sweep finds
+        // it owned, so no second worker can take it in between.
+        let claim = self
+            .owners
+            .claim(&request_id)
+            .ok_or_else(|| Refusal::InFlight {
+                request_id: request_id.clone(),
+            })?;
+        let new = NewAttempt {
+            request_id,
+            gateway: self.gateway.name(),
+            code,
+            deadline_at: deadline,
+        };
+        let attempt = match self.journal.begin_attempt(&sale_id, &new, now) {
+            Ok(a) => a,
+            Err(e @ (JournalError::SaleState { .. } | JournalError::NoSale(_))) => {
+                // The armed sale ended meanwhile (aborted, expired).
+                slots.armed = None;
+                tracing::debug!(error = %e, "armed sale no longer takes scans");
+                return Err(Refusal::NoSale);
+            }
+            Err(e) => return Err(journal_err(e)),
+        };
+        #[cfg(test)]
+        if let Some(hook) = lock_hook(&self.after_attempt_written).as_ref() {
+            hook();
+        }
+        slots.in_flight = Some(attempt.request_id.clone());
+        Ok((attempt, InFlight(&self.slots), claim))
+    }
+
+    async fn charge(&self, attempt: AttemptRow, code: &PaymentCode) -> ScanOutcome {
+        let sale_id = attempt.sale_id.clone();
+        if let Err(e) = self.send_and_resolve(attempt, code).await {
+            // The journal failed mid-attempt: the row stays open and the next start
+            // resolves it. The register must not treat this as "not paid".
+            tracing::error!(sale = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
+        }
+        let view = match self.view(&sale_id) {
+            Ok(v) => v,
+            Err(e) => {
+                return ScanOutcome::Unrecorded {
+                    sale_id,
+                    error: e.to_string(),
+                };
+            }
+        };
+        if view.state != SaleState::AwaitingScan {
+            // Paid, ended, or in doubt and left to the resolver: no longer takes scans, and
+            // the terminal is free for the next sale.
+            let mut slots = lock(&self.slots);
+            if slots.armed.as_deref() == Some(sale_id.as_str()) {
+                slots.armed = None;
+            }
+        }
+        if view.state.is_final() {
+            self.journal.scrub();
+            crate::watchdog::announce_if_final(&*self.observer, &view);
+        }
+        ScanOutcome::Attempted { sale: view }
+    }
+
+    async fn send_and_resolve(
+        &self,
+        attempt: AttemptRow,
+        code: &PaymentCode,
+    ) -> Result<AttemptRow, JournalError> {
+        let sale = self
+            .journal
+            .sale(&attempt.sale_id)?
+            .ok_or_else(|| JournalError::NoSale(attempt.sale_id.clone()))?;
+        let request = PayRequest {
+            request_id: attempt.request_id.clone(),
+            code: code.clone(),
+            amount: attempt.amount,
+            subject: sale.subject.clone(),
+            terminal_id: self.settings.terminal.id.clone(),
+            store_id: self.settings.terminal.store_id.clone(),
+        };
+        crate::failpoint::hit("before_send");
+        tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
+        self.observer.event(&Event::AttemptSent {
+            sale_id: sale.id.clone(),
+            request_id: request.request_id.clone(),
+            code_masked: code.masked(),
+        });
+        self.on_wire
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let on_wire = OnWire(&self.on_wire);
+        let sent_at = tokio::time::Instant::now();
+        let outcome =
+            match tokio::time::timeout(self.settings.timeout, self.gateway.pay(&request)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Outcome::Unknown(Unknown::new(
+                    UnknownKind::Timeout,
+                    format!("no answer within {} ms", self.settings.timeout.as_millis()),
+                )),
+            };
+        drop(on_wire);
+        let outcome = match outcome {
+            Outcome::Success(paid) if !echo_ok(&paid, attempt.amount) => {
+                tracing::error!(request_id = %request.request_id, "pay answer states another amount: not trusted");
+                Outcome::Unknown(Unknown::new(
+                    UnknownKind::Mismatch,
+                    format!(
+                        "answer states {:?}, asked {}",
+                        paid.amount.map(|a| a.to_string()),
+                        attempt.amount
+                    ),
+                ))
+            }
+            other => other,
+        };
+        crate::failpoint::hit("after_pay_answer");
+        let now = self.clock.now();
+        let (to, c) = match outcome {
+            Outcome::Success(paid) => (
+                AttemptState::Succeeded,
+                Change {
+                    result_code: Some("paid".into()),
+                    result_message: Some("pay: success".into()),
+                    gateway_trade_id: Some(paid.trade_id),
+                    message: Some(MSG_PAID.into()),
+                    ..Change::default()
+                },
+            ),
+            Outcome::Failed(f) => (
+                AttemptState::Failed,
+                Change {
+                    result_code: Some(f.code),
+                    result_message: Some(f.message),
+                    message: Some(f.cashier),
+                    ..Change::default()
+                },
+            ),
+            Outcome::Rejected(f) => {
+                tracing::error!(request_id = %request.request_id, code = %f.code, message = %f.message, "pay refused at the gateway's door: not charged");
+                (
+                    AttemptState::Failed,
+                    Change {
+                        result_code: Some(f.code.clone()),
+                        result_message: Some(format!(
+                            "{}: {}",
+                            crate::state::REFUSED_AT_DOOR,
+                            f.message
+                        )),
+                        message: Some(format!("not charged: {} ({})", f.cashier, f.code)),
+                        ..Change::default()
+                    },
+                )
+            }
+            Outcome::NotSent(why) => (
+                AttemptState::Failed,
+                Change {
+                    result_code: Some(NOT_SENT.into()),
+                    result_message: Some(why),
+                    message: Some(
+                        "the gateway could not be reached; the customer was not charged".into(),
+                    ),
+                    ..Change::default()
+                },
+            ),
+            Outcome::Unknown(u) => {
+                tracing::warn!(request_id = %request.request_id, why = %u, "pay outcome unknown: inquiring");
+                let confirming = u.kind == UnknownKind::BuyerConfirming;
+                let (a, _) = self.journal.transition(
+                    attempt.id,
+                    AttemptState::Unknown,
+                    Cause::PayAnswer,
+                    &Change {
+                        result_code: Some(u.kind.as_str().into()),
+                        result_message: Some(u.detail.clone()),
+                        message: Some(if confirming {
+                            "customer is confirming the payment in the wallet".into()
+                        } else {
+                            "checking the payment with the gateway".into()
+                        }),
+                        // By the monotonic clock: a wall-clock step before the watchdog
+                        // takes it over changes nothing.
+                        budget_left: Some(
+                            self.settings
+                                .watchdog
+                                .sale_deadline
+                                .saturating_sub(sent_at.elapsed()),
+                        ),
+                        ..Change::default()
+                    },
+                    now,
+                )?;
+                self.observer.event(&if confirming {
+                    Event::CustomerConfirming {
+                        sale_id: a.sale_id.clone(),
+                        request_id: a.request_id.clone(),
+                    }
+                } else {
+                    Event::InDoubt {
+                        sale_id: a.sale_id.clone(),
+                        request_id: a.request_id.clone(),
+                        why: u.to_string(),
+                    }
+                });
+                if !self.settings.resolve_inline {
+                    // The terminal moves on to the next sale: however this attempt ends, the
+                    // sale ends with it (a sale nobody is scanning for must not reopen).
+                    self.journal.no_more_attempts(&a.sale_id)?;
+                    return Ok(a);
+                }
+                return self
+                    .resolver
+                    .resolve(a, self.settings.cancel_give_up_after)
+                    .await;
+            }
+        };
+        let (a, _) = self
+            .journal
+            .transition(attempt.id, to, Cause::PayAnswer, &c, now)?;
+        Ok(a)
+    }
+}
+
+/// `T0001_20261122103000_9f3a0c1e`: letters, digits and `_` only, at most 56 characters, so
+/// it is a valid `out_trade_no` and `paymentRequestId`, unique across this merchant's
+/// terminals (the terminal id is in it) and across restarts (time plus 32 random bits).
+pub fn new_request_id(terminal_id: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "{terminal_id}_{}_{:08x}",
+        now.format("%Y%m%d%H%M%S"),
+        rand::thread_rng().r#gen::<u32>()
+    )
+}

@@ -1,0 +1,20 @@
+//! The integration tests: one binary, one module per area. They run the real `scanpay`
+//! binary as processes against the sandbox over loopback, on real journal files.
+
+mod common;
+
+mod ams;
+mod api;
+mod chaos;
+mod cli;
+mod daemon;
+mod deploy;
+mod fuzz;
+mod journal_damage;
+mod openapi;
+mod outputs;
+mod reconcile;
+mod sandbox_charset;
+mod scanner;
+mod simulation;
+mod trust_edges;
