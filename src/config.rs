@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::api::ApiConfig;
+use crate::engine::{TerminalConfig, WatchdogConfig};
 use crate::gateway::keys::{PrivateKey, PublicKey};
 use crate::money::{Amount, Currency};
+use crate::output::led::LedConfig;
 
 /// The demo's configuration, embedded so `scanpay demo` needs no file.
 pub const DEMO_TOML: &str = include_str!("../config/demo.toml");
@@ -89,37 +92,6 @@ impl ReconcileConfig {
     }
 }
 
-#[derive(Debug, Clone)]
-pub enum LedConfig {
-    None,
-    Terminal,
-    Sysfs(crate::output::led::SysfsLeds),
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiConfig {
-    pub socket: PathBuf,
-    pub socket_mode: u32,
-    /// Group that may use the socket (name or number).
-    pub group: Option<String>,
-    /// Optional TCP address (loopback unless `allow_remote`).
-    pub tcp: Option<std::net::SocketAddr>,
-    /// Bearer token required on TCP when set (always set when `allow_remote`).
-    pub token: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TerminalConfig {
-    /// Terminal id: part of every request id, sent as `terminal_id`.
-    pub id: String,
-    pub currency: Currency,
-    /// Largest single sale this terminal takes.
-    pub max_amount: Amount,
-    pub store_id: Option<String>,
-    /// Order subject used when the register gives none.
-    pub subject: String,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum GatewayKind {
     #[serde(rename = "sandbox")]
@@ -181,15 +153,6 @@ pub struct AmsConfig {
 #[derive(Debug, Clone)]
 pub struct JournalConfig {
     pub path: PathBuf,
-}
-
-#[derive(Debug, Clone)]
-pub struct WatchdogConfig {
-    /// From the first send of a pay request to the cancel of an attempt still in doubt.
-    pub sale_deadline: Duration,
-    /// Pause between two inquiries of an attempt in doubt; `None`: the gateway's policy
-    /// (Open Platform 3–6 s, AMS about 3 s).
-    pub inquiry_interval: Option<Duration>,
 }
 
 const TIMEOUT_MS_DEFAULT: u64 = 15_000;

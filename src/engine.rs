@@ -6,14 +6,14 @@
 //! with no sale armed, while another attempt is in flight, of a wallet the gateway does not
 //! take, or already sent under another request id (invariant 4) is refused.
 
+mod settings;
+
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use crate::clock::Clock;
-use crate::config::{TerminalConfig, WatchdogConfig};
 use crate::events::{Event, Observer};
 use crate::gateway::{Gateway, Outcome, PayRequest, Unknown, UnknownKind};
 use crate::journal::{AttemptRow, Change, Journal, JournalError, NewAttempt, NewSale};
@@ -24,26 +24,14 @@ use crate::view::RefundView;
 use crate::view::SaleView;
 use crate::watchdog::{Claim, MSG_PAID, Owners, Resolver, Watchdog, Work, echo_ok};
 
+pub use settings::{EngineSettings, TerminalConfig, WatchdogConfig};
+
 /// A code seen within this window is the same customer's code: never send it again.
 /// Payment codes live about a minute; a day is far beyond any reuse by the same wallet.
 const CODE_REUSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Result code recorded for a pay request that never left this machine.
 pub const NOT_SENT: &str = "not_sent";
-
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    pub terminal: TerminalConfig,
-    /// Longest wait for one gateway answer.
-    pub timeout: Duration,
-    pub watchdog: WatchdogConfig,
-    /// How long the engine itself keeps cancelling an attempt in doubt before it leaves it
-    /// to the watchdog (or, for a one-shot command, to the next run). `None`: until done.
-    pub cancel_give_up_after: Option<Duration>,
-    /// Resolve an unclear pay answer before `scan` returns (one-shot commands), or hand it
-    /// to the watchdog at once and free the terminal (the daemon).
-    pub resolve_inline: bool,
-}
 
 /// A check run before a sale is armed, so a sale that cannot be taken is refused before the
 /// customer's code is used (gateway offline, clock far off). A refusal is an error code for

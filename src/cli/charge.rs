@@ -71,7 +71,8 @@ pub async fn run(args: Args) -> u8 {
         Ok(j) => Arc::new(j),
         Err(e) => return usage(&e.to_string()),
     };
-    let (mut observers, printer) = crate::output::from_config(&config);
+    let (mut observers, printer) =
+        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
     observers.push(Arc::new(LogObserver));
     let engine = Engine::new(
         journal,

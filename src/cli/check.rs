@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, out};
-use crate::config::{Config, LedConfig};
+use crate::config::Config;
 use crate::device::Selector;
 use crate::gateway::{Failure, Outcome, TradeStatus, UnknownKind};
+use crate::output::led::LedConfig;
 use crate::output::printer::PrinterKind;
 
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]

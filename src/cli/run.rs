@@ -140,7 +140,8 @@ pub async fn run(args: Args) -> u8 {
     if args.stdin {
         observers.push(Arc::new(JsonLines));
     }
-    let (outputs, printer) = crate::output::from_config(&config);
+    let (outputs, printer) =
+        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
     observers.extend(outputs);
     let bus = config
         .api

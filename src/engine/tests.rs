@@ -3,12 +3,12 @@
 
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::*;
 use crate::clock::TokioClock;
-use crate::config::Config;
 use crate::events::LogObserver;
 use crate::gateway::sandbox::Sandbox;
 use crate::gateway::{Cancelled, Paid, RefundRequest, Refunded, TradeStatus};
@@ -156,12 +156,22 @@ struct Harness {
     engine: Engine,
 }
 
+/// The terminal and watchdog of the demo config (`config/demo.toml`).
 fn settings() -> EngineSettings {
-    let config = Config::demo(std::path::Path::new("unused")).unwrap();
+    let currency = Currency::from_code("CNY").unwrap();
     EngineSettings {
-        terminal: config.terminal,
+        terminal: TerminalConfig {
+            id: "DEMO01".to_string(),
+            currency,
+            max_amount: Amount::parse("5000.00", currency).unwrap(),
+            store_id: Some("DEMO-STORE".to_string()),
+            subject: "scanpay demo sale".to_string(),
+        },
         timeout: Duration::from_secs(5),
-        watchdog: config.watchdog,
+        watchdog: WatchdogConfig {
+            sale_deadline: WINDOW,
+            inquiry_interval: Some(Duration::from_millis(1000)),
+        },
         cancel_give_up_after: None,
         resolve_inline: true,
     }
