@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
-use crate::engine::{TerminalConfig, WatchdogConfig};
+use crate::engine::{EngineSettings, TerminalConfig, WatchdogConfig};
+use crate::gateway::alipay_ams::AmsSettings;
+use crate::gateway::alipay_openapi::OpenApiSettings;
 use crate::gateway::keys::{PrivateKey, PublicKey};
 use crate::money::{Amount, Currency};
 use crate::output::led::LedConfig;
@@ -59,7 +61,7 @@ pub struct Config {
     /// Where the configuration came from (a path, or `<embedded demo>`).
     pub source: String,
     pub terminal: TerminalConfig,
-    pub gateway: GatewayConfig,
+    pub gateway: GatewaySettings,
     pub journal: JournalConfig,
     pub watchdog: WatchdogConfig,
     /// The register's API; `None` when the file has no `[api]` section.
@@ -112,42 +114,41 @@ impl GatewayKind {
     }
 }
 
-/// Keys and ids of the Alipay Open Platform gateway.
+/// The gateway and its keys: each kind carries what it needs, so a kind without its keys
+/// cannot be configured.
 #[derive(Debug, Clone)]
-pub struct OpenApiConfig {
-    pub url: url::Url,
-    pub app_id: String,
-    pub private_key: PrivateKey,
-    pub alipay_public_key: PublicKey,
-    pub app_auth_token: Option<String>,
-    pub notify_url: Option<String>,
-    pub seller_id: Option<String>,
+pub enum GatewaySettings {
+    Sandbox(SandboxSettings),
+    OpenApi(OpenApiSettings),
+    Ams(AmsSettings),
 }
 
+/// `kind = "sandbox"`: the in-process sandbox.
 #[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    pub kind: GatewayKind,
-    /// Gateway endpoint; for `sandbox`, absent means the in-process sandbox.
+pub struct SandboxSettings {
+    /// Refused when the gateway is built: the in-process sandbox has no URL.
     pub url: Option<String>,
     /// Longest wait for one gateway answer; past it the outcome is unknown.
     pub timeout: Duration,
-    /// Present when `kind = "alipay-openapi"`.
-    pub openapi: Option<OpenApiConfig>,
-    /// Present when `kind = "alipay-ams"`.
-    pub ams: Option<AmsConfig>,
 }
 
-/// Keys, ids and merchant details of the Antom AMS gateway.
-#[derive(Debug, Clone)]
-pub struct AmsConfig {
-    /// Origin only, e.g. `https://open-sea-global.alipay.com`.
-    pub origin: url::Url,
-    pub client_id: String,
-    pub key_version: u32,
-    pub private_key: PrivateKey,
-    pub alipay_public_key: PublicKey,
-    pub merchant: crate::gateway::alipay_ams::wire::Merchant,
-    pub payment_expiry: Option<Duration>,
+impl GatewaySettings {
+    pub fn kind(&self) -> GatewayKind {
+        match self {
+            GatewaySettings::Sandbox(_) => GatewayKind::Sandbox,
+            GatewaySettings::OpenApi(_) => GatewayKind::AlipayOpenapi,
+            GatewaySettings::Ams(_) => GatewayKind::AlipayAms,
+        }
+    }
+
+    /// Longest wait for one gateway answer; past it the outcome is unknown.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            GatewaySettings::Sandbox(s) => s.timeout,
+            GatewaySettings::OpenApi(o) => o.timeout,
+            GatewaySettings::Ams(a) => a.timeout,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -363,6 +364,22 @@ impl Config {
         Ok(config)
     }
 
+    /// The engine's settings from this file, with how unclear answers are resolved, which is
+    /// the command's choice (see [`EngineSettings`]).
+    pub fn engine_settings(
+        &self,
+        cancel_give_up_after: Option<Duration>,
+        resolve_inline: bool,
+    ) -> EngineSettings {
+        EngineSettings {
+            terminal: self.terminal.clone(),
+            timeout: self.gateway.timeout(),
+            watchdog: self.watchdog.clone(),
+            cancel_give_up_after,
+            resolve_inline,
+        }
+    }
+
     pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
             file: file.to_string(),
@@ -427,8 +444,8 @@ impl Validator<'_> {
         let terminal = self.terminal(terminal)?;
         let terminal_id = terminal.id.clone();
         let gateway = self.gateway(gateway, base)?;
-        let gateway_kind = gateway.kind;
-        if gateway.kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
+        let gateway_kind = gateway.kind();
+        if gateway_kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
             return Err(self.invalid(
                 "terminal",
                 "currency",
@@ -557,7 +574,7 @@ impl Validator<'_> {
         })
     }
 
-    fn gateway(&self, raw: RawGateway, base: &Path) -> Result<GatewayConfig, ConfigError> {
+    fn gateway(&self, raw: RawGateway, base: &Path) -> Result<GatewaySettings, ConfigError> {
         let kind = raw.kind.ok_or_else(|| {
             self.missing(
                 "gateway",
@@ -599,24 +616,25 @@ impl Validator<'_> {
                 format!("not used with kind = \"{}\"; remove it", kind.as_str()),
             ));
         }
-        let openapi = match kind {
-            GatewayKind::AlipayOpenapi => Some(self.openapi(&raw, base)?),
-            _ => None,
-        };
-        let ams = match kind {
-            GatewayKind::AlipayAms => Some(self.ams(&raw, base)?),
-            _ => None,
-        };
-        Ok(GatewayConfig {
-            kind,
-            url: raw.url,
-            timeout: Duration::from_millis(timeout_ms),
-            openapi,
-            ams,
+        let timeout = Duration::from_millis(timeout_ms);
+        Ok(match kind {
+            GatewayKind::Sandbox => GatewaySettings::Sandbox(SandboxSettings {
+                url: raw.url,
+                timeout,
+            }),
+            GatewayKind::AlipayOpenapi => {
+                GatewaySettings::OpenApi(self.openapi(&raw, base, timeout)?)
+            }
+            GatewayKind::AlipayAms => GatewaySettings::Ams(self.ams(&raw, base, timeout)?),
         })
     }
 
-    fn openapi(&self, raw: &RawGateway, base: &Path) -> Result<OpenApiConfig, ConfigError> {
+    fn openapi(
+        &self,
+        raw: &RawGateway,
+        base: &Path,
+        timeout: Duration,
+    ) -> Result<OpenApiSettings, ConfigError> {
         let url_text = raw.url.as_ref().ok_or_else(|| {
             self.missing(
                 "gateway",
@@ -658,7 +676,7 @@ impl Validator<'_> {
                 ));
             }
         }
-        Ok(OpenApiConfig {
+        Ok(OpenApiSettings {
             url,
             app_id,
             private_key,
@@ -666,6 +684,7 @@ impl Validator<'_> {
             app_auth_token: raw.app_auth_token.clone(),
             notify_url: raw.notify_url.clone(),
             seller_id: raw.seller_id.clone(),
+            timeout,
         })
     }
 
@@ -713,7 +732,12 @@ impl Validator<'_> {
         Ok((private_key, alipay_public_key))
     }
 
-    fn ams(&self, raw: &RawGateway, base: &Path) -> Result<AmsConfig, ConfigError> {
+    fn ams(
+        &self,
+        raw: &RawGateway,
+        base: &Path,
+        timeout: Duration,
+    ) -> Result<AmsSettings, ConfigError> {
         let url_text = raw.url.as_ref().ok_or_else(|| {
             self.missing(
                 "gateway",
@@ -810,7 +834,7 @@ impl Validator<'_> {
             }
             None => None,
         };
-        Ok(AmsConfig {
+        Ok(AmsSettings {
             origin,
             client_id,
             key_version,
@@ -839,6 +863,7 @@ impl Validator<'_> {
                 payment_notify_url: raw.payment_notify_url.clone(),
             },
             payment_expiry,
+            timeout,
         })
     }
 
@@ -1336,8 +1361,8 @@ path = "journal.sqlite"
         assert_eq!(c.terminal.id, "T0001");
         assert_eq!(c.terminal.currency.code(), "CNY");
         assert_eq!(c.terminal.max_amount.minor(), 500_000);
-        assert_eq!(c.gateway.kind, GatewayKind::Sandbox);
-        assert_eq!(c.gateway.timeout, Duration::from_millis(15_000));
+        assert_eq!(c.gateway.kind(), GatewayKind::Sandbox);
+        assert_eq!(c.gateway.timeout(), Duration::from_millis(15_000));
         assert_eq!(c.journal.path, Path::new("/etc/scanpay/journal.sqlite"));
         assert_eq!(c.watchdog.sale_deadline, Duration::from_secs(60));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
+use crate::engine::{Engine, SaleRequest, ScanOutcome};
 use crate::events::LogObserver;
 use crate::journal::Journal;
 use crate::money::Amount;
@@ -79,13 +79,7 @@ pub async fn run(args: Args) -> u8 {
         gateway,
         clock,
         Arc::new(crate::events::Fanout(observers)),
-        EngineSettings {
-            terminal: config.terminal.clone(),
-            timeout: config.gateway.timeout,
-            watchdog: config.watchdog.clone(),
-            cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
-            resolve_inline: true,
-        },
+        config.engine_settings(Some(CANCEL_GIVE_UP_AFTER), true),
     );
     if let Err(e) = engine.recover().await {
         eprintln!("error: finishing earlier attempts: {e}");

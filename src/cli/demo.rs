@@ -15,7 +15,7 @@ use super::console::{self, Line};
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::engine::{Engine, EngineError, EngineSettings, SaleRequest, ScanOutcome};
+use crate::engine::{Engine, EngineError, SaleRequest, ScanOutcome};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
@@ -89,13 +89,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         gateway,
         clock,
         output.clone(),
-        EngineSettings {
-            terminal: config.terminal.clone(),
-            timeout: config.gateway.timeout,
-            watchdog: config.watchdog.clone(),
-            cancel_give_up_after: Some(CANCEL_GIVE_UP_AFTER),
-            resolve_inline: true,
-        },
+        config.engine_settings(Some(CANCEL_GIVE_UP_AFTER), true),
     );
     let emit = |sale: &SaleView| {
         if !interactive {
@@ -225,7 +219,7 @@ fn openapi_client(
         app_auth_token: None,
         notify_url: None,
         seller_id: None,
-        timeout: config.gateway.timeout,
+        timeout: config.gateway.timeout(),
     };
     Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
         OpenApi::new(settings, clock)?,

@@ -20,7 +20,7 @@ use crate::api::{ApiState, EventBus};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::device::{Debounce, DeviceEvent, DeviceEventKind, Frame, ScannerStates};
-use crate::engine::{Engine, EngineSettings, Preflight, SaleRequest, ScanOutcome};
+use crate::engine::{Engine, Preflight, SaleRequest, ScanOutcome};
 use crate::events::{Fanout, JsonLines, LogObserver, Observer};
 use crate::gateway::Gateway;
 use crate::gateway::monitor::{Monitored, Reachability};
@@ -157,13 +157,7 @@ pub async fn run(args: Args) -> u8 {
             monitor.clone(),
             clock.clone(),
             observer.clone(),
-            EngineSettings {
-                terminal: config.terminal.clone(),
-                timeout: config.gateway.timeout,
-                watchdog: config.watchdog.clone(),
-                cancel_give_up_after: Some(INLINE_CANCEL_FOR),
-                resolve_inline: false,
-            },
+            config.engine_settings(Some(INLINE_CANCEL_FOR), false),
         )
         .with_preflight(Arc::new(DaemonPreflight {
             monitor: monitor.clone(),
@@ -293,7 +287,7 @@ pub async fn run(args: Args) -> u8 {
             engine.stop_taking_sales();
             // A scan being charged finishes: its pay request gets its answer or times out. No
             // new one starts; whatever stays in doubt is resolved after the next start.
-            let limit = config.gateway.timeout + Duration::from_secs(1);
+            let limit = config.gateway.timeout() + Duration::from_secs(1);
             let _ = tokio::time::timeout(limit, async {
                 while engine.in_flight() {
                     tokio::select! {
