@@ -1,7 +1,5 @@
 //! `[api]`: the register API's socket, its access, and the optional TCP listener.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -20,8 +18,8 @@ pub(super) struct RawApi {
 }
 
 impl Validator<'_> {
-    pub(super) fn api(&self, raw: RawApi, base: &Path) -> Result<ApiConfig, ConfigError> {
-        let socket = base.join(raw.socket.as_deref().unwrap_or("/run/scanpay/api.sock"));
+    pub(super) fn api(&self, raw: RawApi) -> Result<ApiConfig, ConfigError> {
+        let socket = self.path(raw.socket.as_deref().unwrap_or("/run/scanpay/api.sock"));
         let mode_text = raw.socket_mode.unwrap_or_else(|| "0660".to_string());
         let socket_mode = u32::from_str_radix(mode_text.trim_start_matches("0o"), 8)
             .ok()

@@ -1,6 +1,6 @@
 //! `[journal]`: where the journal file is.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -19,23 +19,18 @@ pub(super) struct RawJournal {
 }
 
 impl Validator<'_> {
-    pub(super) fn journal(
-        &self,
-        raw: RawJournal,
-        base: &Path,
-    ) -> Result<JournalConfig, ConfigError> {
-        let path = raw.path.ok_or_else(|| {
-            self.missing(
-                "journal",
-                "path",
-                "name the journal file, e.g. path = \"/var/lib/scanpay/journal.sqlite\"",
-            )
-        })?;
+    pub(super) fn journal(&self, raw: RawJournal) -> Result<JournalConfig, ConfigError> {
+        let path = self.required(
+            raw.path,
+            "journal",
+            "path",
+            "name the journal file, e.g. path = \"/var/lib/scanpay/journal.sqlite\"",
+        )?;
         if path.is_empty() {
             return Err(self.invalid("journal", "path", &path, "must name a file"));
         }
         Ok(JournalConfig {
-            path: base.join(path),
+            path: self.path(&path),
         })
     }
 }

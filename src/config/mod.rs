@@ -148,36 +148,33 @@ impl Config {
             file: file.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        Validator { file }.config(raw, base)
+        Validator { file, base }.config(raw)
     }
 }
 
 impl Validator<'_> {
-    fn config(&self, raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
-        let terminal = raw.terminal.ok_or_else(|| {
-            self.missing(
-                "terminal",
-                "id",
-                "add a [terminal] section with id, currency and max_amount",
-            )
-        })?;
-        let gateway = raw.gateway.ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "kind",
-                "add a [gateway] section; kind = \"sandbox\" for testing",
-            )
-        })?;
-        let journal = raw.journal.ok_or_else(|| {
-            self.missing(
-                "journal",
-                "path",
-                "add a [journal] section naming the journal file",
-            )
-        })?;
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let terminal = self.required(
+            raw.terminal,
+            "terminal",
+            "id",
+            "add a [terminal] section with id, currency and max_amount",
+        )?;
+        let gateway = self.required(
+            raw.gateway,
+            "gateway",
+            "kind",
+            "add a [gateway] section; kind = \"sandbox\" for testing",
+        )?;
+        let journal = self.required(
+            raw.journal,
+            "journal",
+            "path",
+            "add a [journal] section naming the journal file",
+        )?;
         let terminal = self.terminal(terminal)?;
         let terminal_id = terminal.id.clone();
-        let gateway = self.gateway(gateway, base)?;
+        let gateway = self.gateway(gateway)?;
         let gateway_kind = gateway.kind();
         if gateway_kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
             return Err(self.invalid(
@@ -191,15 +188,15 @@ impl Validator<'_> {
             source: self.file.to_string(),
             terminal,
             gateway,
-            journal: self.journal(journal, base)?,
+            journal: self.journal(journal)?,
             watchdog: self.watchdog(raw.watchdog)?,
-            api: raw.api.map(|a| self.api(a, base)).transpose()?,
-            scanners: self.scanners(raw.scanner, base)?,
-            led: self.led(raw.led, base)?,
-            printer: self.printer(raw.printer, raw.receipt, base, &terminal_id)?,
+            api: raw.api.map(|a| self.api(a)).transpose()?,
+            scanners: self.scanners(raw.scanner)?,
+            led: self.led(raw.led)?,
+            printer: self.printer(raw.printer, raw.receipt, &terminal_id)?,
             reconcile: raw
                 .reconcile
-                .map(|r| self.reconcile(r, base, gateway_kind))
+                .map(|r| self.reconcile(r, gateway_kind))
                 .transpose()?,
         })
     }

@@ -1,8 +1,6 @@
 //! `[led]`, `[printer]` and `[receipt]`: the status light, the receipt printer and what the
 //! receipt says.
 
-use std::path::Path;
-
 use serde::Deserialize;
 
 use super::ConfigError;
@@ -44,7 +42,7 @@ pub(super) struct RawReceipt {
 }
 
 impl Validator<'_> {
-    pub(super) fn led(&self, raw: Option<RawLed>, base: &Path) -> Result<LedConfig, ConfigError> {
+    pub(super) fn led(&self, raw: Option<RawLed>) -> Result<LedConfig, ConfigError> {
         let Some(raw) = raw else {
             return Ok(LedConfig::None);
         };
@@ -53,7 +51,7 @@ impl Validator<'_> {
             "none" => Ok(LedConfig::None),
             "terminal" => Ok(LedConfig::Terminal),
             "sysfs" => {
-                let path = |p: &Option<String>| p.as_ref().map(|p| base.join(p));
+                let path = |p: &Option<String>| p.as_deref().map(|p| self.path(p));
                 let leds = crate::output::led::SysfsLeds {
                     green: path(&raw.green),
                     red: path(&raw.red),
@@ -74,7 +72,6 @@ impl Validator<'_> {
         &self,
         raw: Option<RawPrinter>,
         receipt: Option<RawReceipt>,
-        base: &Path,
         terminal_id: &str,
     ) -> Result<Option<crate::output::printer::PrinterConfig>, ConfigError> {
         use crate::output::printer::{PrinterConfig, PrinterKind};
@@ -82,13 +79,13 @@ impl Validator<'_> {
         let receipt = receipt.unwrap_or_default();
         let kind_text = raw.kind.clone().unwrap_or_else(|| "none".to_string());
         let need_path = || {
-            raw.path.as_ref().map(|p| base.join(p)).ok_or_else(|| {
-                self.missing(
-                    "printer",
-                    "path",
-                    "name the device or file, e.g. path = \"/dev/usb/lp0\"",
-                )
-            })
+            self.required(
+                raw.path.as_deref(),
+                "printer",
+                "path",
+                "name the device or file, e.g. path = \"/dev/usb/lp0\"",
+            )
+            .map(|p| self.path(p))
         };
         let kind = match kind_text.as_str() {
             "none" => PrinterKind::None,
@@ -98,13 +95,12 @@ impl Validator<'_> {
                 baud: raw.baud.unwrap_or(9600),
             },
             "tcp" => {
-                let address = raw.address.clone().ok_or_else(|| {
-                    self.missing(
-                        "printer",
-                        "address",
-                        "the printer's host and port, e.g. address = \"192.0.2.10:9100\"",
-                    )
-                })?;
+                let address = self.required(
+                    raw.address.clone(),
+                    "printer",
+                    "address",
+                    "the printer's host and port, e.g. address = \"192.0.2.10:9100\"",
+                )?;
                 let address = if address.contains(':') {
                     address
                 } else {

@@ -1,7 +1,7 @@
 //! `[reconcile]`: when the daemon compares the provider's record of the previous day with
 //! the journal, and where the provider's report for a day lands.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -38,16 +38,14 @@ impl Validator<'_> {
     pub(super) fn reconcile(
         &self,
         raw: RawReconcile,
-        base: &Path,
         kind: GatewayKind,
     ) -> Result<ReconcileConfig, ConfigError> {
-        let at = raw.daily_at.ok_or_else(|| {
-            self.missing(
-                "reconcile",
-                "daily_at",
-                "the Beijing time to reconcile the previous day, e.g. daily_at = \"10:30\" (the Open Platform's bill is ready from about 10:00)",
-            )
-        })?;
+        let at = self.required(
+            raw.daily_at,
+            "reconcile",
+            "daily_at",
+            "the Beijing time to reconcile the previous day, e.g. daily_at = \"10:30\" (the Open Platform's bill is ready from about 10:00)",
+        )?;
         let daily_at = chrono::NaiveTime::parse_from_str(&at, "%H:%M")
             .map_err(|_| self.invalid("reconcile", "daily_at", &at, "use HH:MM, e.g. \"10:30\""))?;
         if kind == GatewayKind::AlipayAms && raw.report_file.is_none() {
@@ -67,7 +65,7 @@ impl Validator<'_> {
                     "must contain {date}, which stands for the day (YYYY-MM-DD)",
                 ));
             }
-            Some(t) => Some(base.join(t).display().to_string()),
+            Some(t) => Some(self.path(&t).display().to_string()),
         };
         Ok(ReconcileConfig {
             daily_at,

@@ -1,12 +1,11 @@
 //! `[[scanner]]`: each barcode scanner, how it is found and how its frames end.
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::validate::Validator;
+use super::validate::{Validator, is_token};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,7 +33,6 @@ impl Validator<'_> {
     pub(super) fn scanners(
         &self,
         raw: Vec<RawScanner>,
-        base: &Path,
     ) -> Result<Vec<crate::device::ScannerConfig>, ConfigError> {
         use crate::device::{
             FrameConfig, Layout, Parity, ScannerConfig, ScannerKind, Selector, SerialSettings,
@@ -43,12 +41,9 @@ impl Validator<'_> {
         let mut out: Vec<ScannerConfig> = Vec::new();
         for (i, r) in raw.into_iter().enumerate() {
             let name = r.name.unwrap_or_else(|| format!("scanner-{}", i + 1));
-            if name.is_empty()
-                || name.len() > 32
-                || !name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if !is_token(&name, 32, |b| {
+                b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+            }) {
                 return Err(self.invalid(
                     "scanner",
                     "name",
@@ -64,13 +59,12 @@ impl Validator<'_> {
                     "two scanners have this name; names must differ",
                 ));
             }
-            let kind_text = r.kind.ok_or_else(|| {
-                self.missing(
-                    "scanner",
-                    "kind",
-                    "choose \"serial\", \"hid-keyboard\" or \"hid-pos\"",
-                )
-            })?;
+            let kind_text = self.required(
+                r.kind,
+                "scanner",
+                "kind",
+                "choose \"serial\", \"hid-keyboard\" or \"hid-pos\"",
+            )?;
             let kind = ScannerKind::parse(&kind_text).ok_or_else(|| {
                 self.invalid(
                     "scanner",
@@ -80,7 +74,7 @@ impl Validator<'_> {
                 )
             })?;
             let selector = match (&r.path, &r.usb) {
-                (Some(p), None) => Selector::Path(base.join(p)),
+                (Some(p), None) => Selector::Path(self.path(p)),
                 (None, Some(u)) if kind != ScannerKind::Serial => {
                     let parsed = u.split_once(':').and_then(|(v, p)| {
                         Some((

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use super::ConfigError;
-use super::validate::Validator;
+use super::validate::{Validator, is_token};
 use crate::engine::TerminalConfig;
 use crate::money::{Amount, Currency};
 
@@ -19,10 +19,13 @@ pub(super) struct RawTerminal {
 
 impl Validator<'_> {
     pub(super) fn terminal(&self, raw: RawTerminal) -> Result<TerminalConfig, ConfigError> {
-        let id = raw.id.ok_or_else(|| {
-            self.missing("terminal", "id", "name this terminal, e.g. id = \"T0001\"")
-        })?;
-        if id.is_empty() || id.len() > 32 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let id = self.required(
+            raw.id,
+            "terminal",
+            "id",
+            "name this terminal, e.g. id = \"T0001\"",
+        )?;
+        if !is_token(&id, 32, |b| b.is_ascii_alphanumeric()) {
             return Err(self.invalid(
                 "terminal",
                 "id",
@@ -30,22 +33,20 @@ impl Validator<'_> {
                 "use 1 to 32 ASCII letters and digits; it becomes part of every gateway request id",
             ));
         }
-        let currency_text = raw.currency.ok_or_else(|| {
-            self.missing(
-                "terminal",
-                "currency",
-                "set the ISO 4217 currency, e.g. currency = \"CNY\"",
-            )
-        })?;
+        let currency_text = self.required(
+            raw.currency,
+            "terminal",
+            "currency",
+            "set the ISO 4217 currency, e.g. currency = \"CNY\"",
+        )?;
         let currency = Currency::from_code(&currency_text)
             .map_err(|e| self.invalid("terminal", "currency", &currency_text, e.to_string()))?;
-        let max_text = raw.max_amount.ok_or_else(|| {
-            self.missing(
-                "terminal",
-                "max_amount",
-                "set the largest sale this terminal may take, e.g. max_amount = \"5000.00\"",
-            )
-        })?;
+        let max_text = self.required(
+            raw.max_amount,
+            "terminal",
+            "max_amount",
+            "set the largest sale this terminal may take, e.g. max_amount = \"5000.00\"",
+        )?;
         let max_amount = Amount::parse(&max_text, currency)
             .map_err(|e| self.invalid("terminal", "max_amount", &max_text, e.to_string()))?;
         if !max_amount.is_positive() {

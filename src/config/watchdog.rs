@@ -23,32 +23,21 @@ pub(super) struct RawWatchdog {
 
 impl Validator<'_> {
     pub(super) fn watchdog(&self, raw: RawWatchdog) -> Result<WatchdogConfig, ConfigError> {
-        let deadline_s = raw.sale_deadline_s.unwrap_or(SALE_DEADLINE_S_DEFAULT);
-        if !SALE_DEADLINE_S_RANGE.contains(&deadline_s) {
-            return Err(self.invalid(
-                "watchdog",
-                "sale_deadline_s",
-                deadline_s,
-                format!(
-                    "must be between {} and {} seconds",
-                    SALE_DEADLINE_S_RANGE.start(),
-                    SALE_DEADLINE_S_RANGE.end()
-                ),
-            ));
-        }
+        let deadline_s = self.in_range(
+            "watchdog",
+            "sale_deadline_s",
+            raw.sale_deadline_s.unwrap_or(SALE_DEADLINE_S_DEFAULT),
+            SALE_DEADLINE_S_RANGE,
+            "seconds",
+        )?;
         if let Some(interval_ms) = raw.inquiry_interval_ms {
-            if !INQUIRY_INTERVAL_MS_RANGE.contains(&interval_ms) {
-                return Err(self.invalid(
-                    "watchdog",
-                    "inquiry_interval_ms",
-                    interval_ms,
-                    format!(
-                        "must be between {} and {} milliseconds",
-                        INQUIRY_INTERVAL_MS_RANGE.start(),
-                        INQUIRY_INTERVAL_MS_RANGE.end()
-                    ),
-                ));
-            }
+            self.in_range(
+                "watchdog",
+                "inquiry_interval_ms",
+                interval_ms,
+                INQUIRY_INTERVAL_MS_RANGE,
+                "milliseconds",
+            )?;
             if interval_ms >= deadline_s * 1000 {
                 return Err(self.invalid(
                     "watchdog",

@@ -1,7 +1,6 @@
 //! `[gateway]` with `kind = "alipay-ams"`: the Antom AMS origin, client id, keys and the
 //! merchant details every pay carries.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::RawGateway;
@@ -14,18 +13,15 @@ impl Validator<'_> {
     pub(super) fn ams(
         &self,
         raw: &RawGateway,
-        base: &Path,
         timeout: Duration,
     ) -> Result<AmsSettings, ConfigError> {
-        let url_text = raw.url.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "url",
-                "set the AMS origin, e.g. url = \"https://open-sea-global.alipay.com\"",
-            )
-        })?;
-        let origin = url::Url::parse(url_text)
-            .map_err(|e| self.invalid("gateway", "url", url_text, format!("not a URL: {e}")))?;
+        let url_text = self.required(
+            raw.url.as_ref(),
+            "gateway",
+            "url",
+            "set the AMS origin, e.g. url = \"https://open-sea-global.alipay.com\"",
+        )?;
+        let origin = self.url("gateway", "url", url_text)?;
         if origin.path() != "/" || origin.query().is_some() {
             return Err(self.invalid(
                 "gateway",
@@ -34,22 +30,24 @@ impl Validator<'_> {
                 "give the origin only (scheme, host, port); scanpay appends /ams/api/v1/...",
             ));
         }
-        let required = |key: &'static str, value: &Option<String>, why: &'static str| match value
-            .as_ref()
-            .filter(|v| !v.is_empty())
-        {
-            Some(v) if v.chars().count() <= 256 && !v.chars().any(char::is_control) => {
-                Ok(v.clone())
-            }
-            Some(v) => Err(self.invalid(
-                "gateway",
-                key,
-                v,
-                "use printable text of at most 256 characters",
-            )),
-            None => Err(self.missing("gateway", key, why)),
-        };
-        let client_id = required(
+        // An empty value counts as missing.
+        let required_text =
+            |key: &'static str, value: &Option<String>, why: &'static str| match value
+                .as_ref()
+                .filter(|v| !v.is_empty())
+            {
+                Some(v) if v.chars().count() <= 256 && !v.chars().any(char::is_control) => {
+                    Ok(v.clone())
+                }
+                Some(v) => Err(self.invalid(
+                    "gateway",
+                    key,
+                    v,
+                    "use printable text of at most 256 characters",
+                )),
+                None => Err(self.missing("gateway", key, why)),
+            };
+        let client_id = required_text(
             "client_id",
             &raw.client_id,
             "set the client id from the Antom dashboard",
@@ -63,8 +61,8 @@ impl Validator<'_> {
                 "key versions start at 1",
             ));
         }
-        let (private_key, alipay_public_key) = self.key_pair(raw, base, "Antom")?;
-        let merchant_mcc = required(
+        let (private_key, alipay_public_key) = self.key_pair(raw, "Antom")?;
+        let merchant_mcc = required_text(
             "merchant_mcc",
             &raw.merchant_mcc,
             "set the merchant category code, e.g. \"5812\"",
@@ -92,27 +90,13 @@ impl Validator<'_> {
                 .map_err(|e| self.invalid("gateway", "settlement_currency", c, e.to_string()))?;
         }
         if let Some(u) = &raw.payment_notify_url {
-            url::Url::parse(u).map_err(|e| {
-                self.invalid(
-                    "gateway",
-                    "payment_notify_url",
-                    u,
-                    format!("not a URL: {e}"),
-                )
-            })?;
+            self.url("gateway", "payment_notify_url", u)?;
         }
-        let payment_expiry = match raw.payment_expiry_s {
-            Some(s) if (30..=86_400).contains(&s) => Some(Duration::from_secs(s)),
-            Some(s) => {
-                return Err(self.invalid(
-                    "gateway",
-                    "payment_expiry_s",
-                    s,
-                    "must be between 30 and 86400 seconds",
-                ));
-            }
-            None => None,
-        };
+        let payment_expiry = raw
+            .payment_expiry_s
+            .map(|s| self.in_range("gateway", "payment_expiry_s", s, 30..=86_400, "seconds"))
+            .transpose()?
+            .map(Duration::from_secs);
         Ok(AmsSettings {
             origin,
             client_id,
@@ -120,23 +104,23 @@ impl Validator<'_> {
             private_key,
             alipay_public_key,
             merchant: crate::gateway::alipay_ams::wire::Merchant {
-                reference_merchant_id: required(
+                reference_merchant_id: required_text(
                     "reference_merchant_id",
                     &raw.reference_merchant_id,
                     "set your merchant reference id",
                 )?,
-                merchant_name: required(
+                merchant_name: required_text(
                     "merchant_name",
                     &raw.merchant_name,
                     "set the merchant name",
                 )?,
                 merchant_mcc,
-                reference_store_id: required(
+                reference_store_id: required_text(
                     "reference_store_id",
                     &raw.reference_store_id,
                     "set your store reference id",
                 )?,
-                store_name: required("store_name", &raw.store_name, "set the store name")?,
+                store_name: required_text("store_name", &raw.store_name, "set the store name")?,
                 merchant_region: raw.merchant_region.clone(),
                 settlement_currency: raw.settlement_currency.clone(),
                 payment_notify_url: raw.payment_notify_url.clone(),

@@ -4,7 +4,6 @@
 mod ams;
 mod openapi;
 
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -143,34 +142,23 @@ impl RawGateway {
 }
 
 impl Validator<'_> {
-    pub(super) fn gateway(
-        &self,
-        raw: RawGateway,
-        base: &Path,
-    ) -> Result<GatewaySettings, ConfigError> {
-        let kind = raw.kind.ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "kind",
-                "choose the payment gateway: kind = \"sandbox\"",
-            )
-        })?;
+    pub(super) fn gateway(&self, raw: RawGateway) -> Result<GatewaySettings, ConfigError> {
+        let kind = self.required(
+            raw.kind,
+            "gateway",
+            "kind",
+            "choose the payment gateway: kind = \"sandbox\"",
+        )?;
         if let Some(url) = &raw.url {
             check_url(url).map_err(|why| self.invalid("gateway", "url", url, why))?;
         }
-        let timeout_ms = raw.timeout_ms.unwrap_or(TIMEOUT_MS_DEFAULT);
-        if !TIMEOUT_MS_RANGE.contains(&timeout_ms) {
-            return Err(self.invalid(
-                "gateway",
-                "timeout_ms",
-                timeout_ms,
-                format!(
-                    "must be between {} and {} milliseconds",
-                    TIMEOUT_MS_RANGE.start(),
-                    TIMEOUT_MS_RANGE.end()
-                ),
-            ));
-        }
+        let timeout_ms = self.in_range(
+            "gateway",
+            "timeout_ms",
+            raw.timeout_ms.unwrap_or(TIMEOUT_MS_DEFAULT),
+            TIMEOUT_MS_RANGE,
+            "milliseconds",
+        )?;
         let foreign: Vec<(&'static str, Option<String>)> = match kind {
             GatewayKind::Sandbox => raw
                 .openapi_only()
@@ -195,10 +183,8 @@ impl Validator<'_> {
                 url: raw.url,
                 timeout,
             }),
-            GatewayKind::AlipayOpenapi => {
-                GatewaySettings::OpenApi(self.openapi(&raw, base, timeout)?)
-            }
-            GatewayKind::AlipayAms => GatewaySettings::Ams(self.ams(&raw, base, timeout)?),
+            GatewayKind::AlipayOpenapi => GatewaySettings::OpenApi(self.openapi(&raw, timeout)?),
+            GatewayKind::AlipayAms => GatewaySettings::Ams(self.ams(&raw, timeout)?),
         })
     }
 
@@ -207,27 +193,24 @@ impl Validator<'_> {
     fn key_pair(
         &self,
         raw: &RawGateway,
-        base: &Path,
         console: &str,
     ) -> Result<(PrivateKey, PublicKey), ConfigError> {
-        let private_file = raw.private_key_file.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "private_key_file",
-                "name the merchant's RSA private key file (mode 0600)",
-            )
-        })?;
-        let private_key = PrivateKey::load(&base.join(private_file)).map_err(|e| {
+        let private_file = self.required(
+            raw.private_key_file.as_ref(),
+            "gateway",
+            "private_key_file",
+            "name the merchant's RSA private key file (mode 0600)",
+        )?;
+        let private_key = PrivateKey::load(&self.path(private_file)).map_err(|e| {
             self.invalid("gateway", "private_key_file", private_file, e.to_string())
         })?;
-        let public_file = raw.alipay_public_key_file.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "alipay_public_key_file",
-                "name the file holding Alipay's public key",
-            )
-        })?;
-        let alipay_public_key = PublicKey::load(&base.join(public_file)).map_err(|e| {
+        let public_file = self.required(
+            raw.alipay_public_key_file.as_ref(),
+            "gateway",
+            "alipay_public_key_file",
+            "name the file holding Alipay's public key",
+        )?;
+        let alipay_public_key = PublicKey::load(&self.path(public_file)).map_err(|e| {
             self.invalid(
                 "gateway",
                 "alipay_public_key_file",

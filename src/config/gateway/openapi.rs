@@ -1,37 +1,32 @@
 //! `[gateway]` with `kind = "alipay-openapi"`: the Alipay Open Platform's URL, app id and keys.
 
-use std::path::Path;
 use std::time::Duration;
 
 use super::RawGateway;
 use crate::config::ConfigError;
-use crate::config::validate::Validator;
+use crate::config::validate::{Validator, is_token};
 use crate::gateway::alipay_openapi::OpenApiSettings;
 
 impl Validator<'_> {
     pub(super) fn openapi(
         &self,
         raw: &RawGateway,
-        base: &Path,
         timeout: Duration,
     ) -> Result<OpenApiSettings, ConfigError> {
-        let url_text = raw.url.as_ref().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "url",
-                "set the gateway URL, e.g. url = \"https://openapi.alipay.com/gateway.do\"",
-            )
-        })?;
-        let url = url::Url::parse(url_text)
-            .map_err(|e| self.invalid("gateway", "url", url_text, format!("not a URL: {e}")))?;
-        let app_id = raw.app_id.clone().ok_or_else(|| {
-            self.missing(
-                "gateway",
-                "app_id",
-                "set the app id from the Alipay Open Platform console",
-            )
-        })?;
-        if app_id.is_empty() || app_id.len() > 32 || !app_id.bytes().all(|b| b.is_ascii_digit()) {
+        let url_text = self.required(
+            raw.url.as_ref(),
+            "gateway",
+            "url",
+            "set the gateway URL, e.g. url = \"https://openapi.alipay.com/gateway.do\"",
+        )?;
+        let url = self.url("gateway", "url", url_text)?;
+        let app_id = self.required(
+            raw.app_id.clone(),
+            "gateway",
+            "app_id",
+            "set the app id from the Alipay Open Platform console",
+        )?;
+        if !is_token(&app_id, 32, |b| b.is_ascii_digit()) {
             return Err(self.invalid(
                 "gateway",
                 "app_id",
@@ -39,7 +34,7 @@ impl Validator<'_> {
                 "an Alipay app id is all digits, e.g. 2021000000000001",
             ));
         }
-        let (private_key, alipay_public_key) = self.key_pair(raw, base, "Open Platform")?;
+        let (private_key, alipay_public_key) = self.key_pair(raw, "Open Platform")?;
         for (key, value) in [
             ("app_auth_token", &raw.app_auth_token),
             ("notify_url", &raw.notify_url),
