@@ -10,7 +10,7 @@ pub(crate) mod sales;
 mod stream;
 pub mod unavailable;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::Router;
@@ -24,10 +24,22 @@ pub use bus::EventBus;
 pub use conn::{Connections, FD_RESERVE, MAX_CONNECTIONS};
 pub use error::ApiError;
 
-use crate::config::ApiConfig;
 use crate::engine::Engine;
 use crate::gateway::Gateway;
 use crate::gateway::monitor::Monitored;
+
+/// Where the API listens and who may use it.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    pub socket: PathBuf,
+    pub socket_mode: u32,
+    /// Group that may use the socket (name or number).
+    pub group: Option<String>,
+    /// Optional TCP address (loopback unless `allow_remote`).
+    pub tcp: Option<std::net::SocketAddr>,
+    /// Bearer token required on TCP when set (always set when `allow_remote`).
+    pub token: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct ApiState {

@@ -71,14 +71,15 @@ pub async fn run(args: Args) -> u8 {
         Ok(j) => Arc::new(j),
         Err(e) => return usage(&e.to_string()),
     };
-    let (mut observers, printer) = crate::output::from_config(&config);
+    let (mut observers, printer) =
+        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
     observers.push(Arc::new(LogObserver));
     let engine = Engine::new(
         journal,
         gateway,
         clock,
         Arc::new(crate::events::Fanout(observers)),
-        crate::daemon::wiring::engine_settings(&config, Some(CANCEL_GIVE_UP_AFTER), true),
+        config.engine_settings(Some(CANCEL_GIVE_UP_AFTER), true),
     );
     if let Err(e) = engine.recover().await {
         eprintln!("error: finishing earlier attempts: {e}");

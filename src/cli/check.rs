@@ -7,9 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, out};
-use crate::config::{Config, LedConfig};
+use crate::config::{Config, GatewaySettings};
 use crate::device::Selector;
 use crate::gateway::{Failure, Outcome, TradeStatus, UnknownKind};
+use crate::output::led::LedConfig;
 use crate::output::printer::PrinterKind;
 
 #[derive(PartialEq, Eq, PartialOrd, Ord, Clone, Copy)]
@@ -52,11 +53,11 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
             config.terminal.id,
             config.terminal.currency,
             config.terminal.max_amount,
-            config.gateway.kind.as_str()
+            config.gateway.kind().as_str()
         ),
     );
     let mut note = |l: Level, what: &str, text: &str| worst = worst.max(line(l, what, text));
-    if let Some(o) = &config.gateway.openapi {
+    if let GatewaySettings::OpenApi(o) = &config.gateway {
         note(
             Level::Ok,
             "keys",
@@ -67,7 +68,7 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
             ),
         );
     }
-    if let Some(a) = &config.gateway.ams {
+    if let GatewaySettings::Ams(a) = &config.gateway {
         note(
             Level::Ok,
             "keys",
@@ -225,7 +226,7 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                 let started = std::time::Instant::now();
                 let probe_id = format!("{}_probe", config.terminal.id);
                 let answer = tokio::time::timeout(
-                    config.gateway.timeout + Duration::from_secs(1),
+                    config.gateway.timeout() + Duration::from_secs(1),
                     g.inquire(&probe_id),
                 )
                 .await;
@@ -273,17 +274,17 @@ fn probe_verdict(
         Outcome::Rejected(f) => (Level::Fail, refusal_fix(config, &f)),
         Outcome::Unknown(u) if u.kind == UnknownKind::BadSignature => (
             Level::Fail,
-            match (&config.gateway.openapi, &config.gateway.ams) {
-                (Some(o), _) => format!(
+            match &config.gateway {
+                GatewaySettings::OpenApi(o) => format!(
                     "answers, but its signature does not verify: [gateway] alipay_public_key_file ({}) holds the wrong key; copy the Alipay public key (支付宝公钥) of app {} from the Open Platform console (your app → 开发设置 → 接口加签方式)",
                     o.alipay_public_key.source(),
                     o.app_id
                 ),
-                (_, Some(a)) => format!(
+                GatewaySettings::Ams(a) => format!(
                     "answers, but its signature does not verify: [gateway] alipay_public_key_file ({}) holds the wrong key; copy the Antom public key from Antom Dashboard → Developers → Key configuration",
                     a.alipay_public_key.source()
                 ),
-                _ => "answers, but its signature does not verify: alipay_public_key_file holds the wrong key".to_string(),
+                GatewaySettings::Sandbox(_) => "answers, but its signature does not verify: alipay_public_key_file holds the wrong key".to_string(),
             },
         ),
         Outcome::NotSent(why) => (
@@ -301,7 +302,7 @@ fn refusal_fix(config: &Config, f: &Failure) -> String {
         "the gateway refuses this terminal ({}: {})",
         f.code, f.message
     );
-    if let Some(o) = &config.gateway.openapi {
+    if let GatewaySettings::OpenApi(o) = &config.gateway {
         let app = &o.app_id;
         let fix = match code {
             "isv.invalid-app-id" | "isv.missing-app-id" => format!(
@@ -325,7 +326,7 @@ fn refusal_fix(config: &Config, f: &Failure) -> String {
         };
         return format!("{said}: {fix}");
     }
-    if let Some(a) = &config.gateway.ams {
+    if let GatewaySettings::Ams(a) = &config.gateway {
         let client = &a.client_id;
         let fix = match code {
             "CLIENT_INVALID" => format!(

@@ -89,7 +89,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         gateway,
         clock,
         output.clone(),
-        crate::daemon::wiring::engine_settings(&config, Some(CANCEL_GIVE_UP_AFTER), true),
+        config.engine_settings(Some(CANCEL_GIVE_UP_AFTER), true),
     );
     let emit = |sale: &SaleView| {
         if !interactive {
@@ -212,7 +212,7 @@ fn openapi_client(
         app_auth_token: None,
         notify_url: None,
         seller_id: None,
-        timeout: config.gateway.timeout,
+        timeout: config.gateway.timeout(),
     };
     Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
         OpenApi::new(settings, clock)?,

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-pub use crate::daemon::wiring::{build_gateway, open_engine, openapi_client};
+pub use crate::daemon::wiring::{build_gateway, open_engine};
 
 /// Exit status: the sale was paid / the command succeeded.
 pub const EXIT_OK: u8 = 0;

@@ -11,8 +11,9 @@ use chrono::NaiveDate;
 
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ReportFormat, out};
 use crate::clock::{Clock, SystemClock, beijing, beijing_day};
-use crate::config::{Config, GatewayKind};
+use crate::config::{Config, GatewaySettings};
 use crate::events::LogObserver;
+use crate::gateway::alipay_openapi::OpenApi;
 use crate::journal::Journal;
 use crate::money::{Amount, Currency};
 use crate::reconcile::{self, DifferenceKind, Fix, ProviderRecord};
@@ -188,33 +189,30 @@ async fn provider_records(
 ) -> Result<(String, Vec<ProviderRecord>), String> {
     let read =
         |path: &PathBuf| std::fs::read(path).map_err(|e| format!("--file {}: {e}", path.display()));
-    match (config.gateway.kind, file) {
-        (GatewayKind::AlipayAms, Some(path)) => {
+    match (&config.gateway, file) {
+        (GatewaySettings::Ams(_), Some(path)) => {
             let name = path.display().to_string();
             let records =
                 reconcile::ams_report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
             Ok((name, records))
         }
-        (GatewayKind::AlipayAms, None) => Err(
+        (GatewaySettings::Ams(_), None) => Err(
             "AMS delivers its transaction reports outside the API: pass the day's report with --file PATH"
                 .to_string(),
         ),
-        (GatewayKind::AlipayOpenapi, Some(path)) => {
+        (GatewaySettings::OpenApi(_), Some(path)) => {
             let records =
                 reconcile::alipay_bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok((path.display().to_string(), records))
         }
-        (GatewayKind::AlipayOpenapi, None) => {
-            let o = config.gateway.openapi.as_ref().ok_or_else(|| {
-                format!("{}: [gateway] kind = \"alipay-openapi\" without its keys", config.source)
-            })?;
-            let client = super::openapi_client(o, config.gateway.timeout, clock)?;
+        (GatewaySettings::OpenApi(o), None) => {
+            let client = OpenApi::new(o.clone(), clock)?;
             let zip = client.download_bill(date).await?;
             let records = reconcile::alipay_bill::parse_zip(&zip)
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
         }
-        (GatewayKind::Sandbox, _) => Err(
+        (GatewaySettings::Sandbox(_), _) => Err(
             "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
                 .to_string(),
         ),

@@ -83,7 +83,8 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     if stdin {
         observers.push(Arc::new(JsonLines));
     }
-    let (outputs, printer) = crate::output::from_config(&config);
+    let (outputs, printer) =
+        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
     observers.extend(outputs);
     let bus = config
         .api
@@ -99,7 +100,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             monitor.clone(),
             clock.clone(),
             observer.clone(),
-            wiring::engine_settings(&config, Some(INLINE_CANCEL_FOR), false),
+            config.engine_settings(Some(INLINE_CANCEL_FOR), false),
         )
         .with_preflight(Arc::new(DaemonPreflight::new(
             monitor.clone(),
@@ -208,7 +209,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             engine.stop_taking_sales();
             // A scan being charged finishes: its pay request gets its answer or times out. No
             // new one starts; whatever stays in doubt is resolved after the next start.
-            let limit = config.gateway.timeout + Duration::from_secs(1);
+            let limit = config.gateway.timeout() + Duration::from_secs(1);
             let _ = tokio::time::timeout(limit, async {
                 while engine.in_flight() {
                     tokio::select! {
@@ -225,7 +226,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     engine.stop_resolving();
     shutdown.trigger();
     // A resolver with a request on the wire gets its answer or its timeout.
-    let limit = config.gateway.timeout + TASKS_END_WITHIN;
+    let limit = config.gateway.timeout() + TASKS_END_WITHIN;
     if !shutdown.join(limit).await {
         tracing::warn!("some tasks did not end in time; what they had open stays in the journal");
     }

@@ -9,14 +9,14 @@
 mod refund;
 mod sale;
 mod scan;
+mod settings;
 
 pub use scan::new_request_id;
+pub use settings::{EngineSettings, TerminalConfig, WatchdogConfig};
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::config::{TerminalConfig, WatchdogConfig};
 use crate::events::Observer;
 use crate::gateway::Gateway;
 use crate::journal::{Journal, JournalError};
@@ -31,20 +31,6 @@ const CODE_REUSE_WINDOW: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Result code recorded for a pay request that never left this machine.
 pub const NOT_SENT: &str = "not_sent";
-
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    pub terminal: TerminalConfig,
-    /// Longest wait for one gateway answer.
-    pub timeout: Duration,
-    pub watchdog: WatchdogConfig,
-    /// How long the engine itself keeps cancelling an attempt in doubt before it leaves it
-    /// to the watchdog (or, for a one-shot command, to the next run). `None`: until done.
-    pub cancel_give_up_after: Option<Duration>,
-    /// Resolve an unclear pay answer before `scan` returns (one-shot commands), or hand it
-    /// to the watchdog at once and free the terminal (the daemon).
-    pub resolve_inline: bool,
-}
 
 /// A check run before a sale is armed, so a sale that cannot be taken is refused before the
 /// customer's code is used (gateway offline, clock far off). A refusal is an error code for

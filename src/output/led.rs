@@ -9,6 +9,15 @@ use std::sync::Mutex;
 use super::LedPattern;
 use crate::events::{Event, Observer};
 
+/// Which status light the terminal has.
+#[derive(Debug, Clone)]
+pub enum LedConfig {
+    None,
+    /// Rendered on the terminal (stderr), as the demo does.
+    Terminal,
+    Sysfs(SysfsLeds),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SysfsLeds {
     pub green: Option<PathBuf>,

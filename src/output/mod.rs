@@ -10,25 +10,30 @@ pub mod terminal;
 
 use std::sync::Arc;
 
-use crate::config::{Config, LedConfig};
 use crate::events::{Event, Observer};
 use crate::state::SaleState;
 
-/// The configured outputs as observers, and the printer queue (for health and flushing).
-pub fn from_config(
-    config: &Config,
+use led::LedConfig;
+use printer::PrinterConfig;
+
+/// Starts the configured outputs: the observers that show the LED pattern and print
+/// receipts, and the printer queue (for health and flushing).
+pub fn start(
+    led: &LedConfig,
+    printer: Option<PrinterConfig>,
+    terminal_id: &str,
 ) -> (Vec<Arc<dyn Observer>>, Option<Arc<printer::PrinterQueue>>) {
     let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
-    match &config.led {
+    match led {
         LedConfig::None => {}
         LedConfig::Terminal => observers.push(Arc::new(terminal::TerminalOutput::new(
             Box::new(std::io::stderr()),
             false,
-            &config.terminal.id,
+            terminal_id,
         ))),
         LedConfig::Sysfs(leds) => observers.push(Arc::new(led::SysfsLed::new(leds.clone()))),
     }
-    let printer = config.printer.clone().map(printer::PrinterQueue::start);
+    let printer = printer.map(printer::PrinterQueue::start);
     if let Some(p) = &printer {
         observers.push(p.clone());
     }

@@ -3,9 +3,6 @@
 
 use super::*;
 
-/// The demo config's in-doubt window.
-const WINDOW: Duration = Duration::from_secs(15);
-
 #[tokio::test(start_paused = true)]
 async fn a_wall_clock_jump_forward_does_not_cancel_a_payment_in_doubt_before_its_deadline() {
     let mut h = harness();

@@ -3,6 +3,7 @@
 
 use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -13,7 +14,6 @@ mod scans;
 
 use super::*;
 use crate::clock::TokioClock;
-use crate::config::Config;
 use crate::events::LogObserver;
 use crate::gateway::sandbox::Sandbox;
 use crate::gateway::{Cancelled, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus};
@@ -164,12 +164,25 @@ struct Harness {
     engine: Engine,
 }
 
+/// The demo config's in-doubt window.
+const WINDOW: Duration = Duration::from_secs(15);
+
+/// The terminal and watchdog of the demo config (`config/demo.toml`).
 fn settings() -> EngineSettings {
-    let config = Config::demo(std::path::Path::new("unused")).unwrap();
+    let currency = Currency::from_code("CNY").unwrap();
     EngineSettings {
-        terminal: config.terminal,
+        terminal: TerminalConfig {
+            id: "DEMO01".to_string(),
+            currency,
+            max_amount: Amount::parse("5000.00", currency).unwrap(),
+            store_id: Some("DEMO-STORE".to_string()),
+            subject: "scanpay demo sale".to_string(),
+        },
         timeout: Duration::from_secs(5),
-        watchdog: config.watchdog,
+        watchdog: WatchdogConfig {
+            sale_deadline: WINDOW,
+            inquiry_interval: Some(Duration::from_millis(1000)),
+        },
         cancel_give_up_after: None,
         resolve_inline: true,
     }

@@ -27,7 +27,8 @@ use wire::{Merchant, PayBody, PaymentSource};
 const THROTTLE_RETRIES: u32 = 2;
 const THROTTLE_BACKOFF: Duration = Duration::from_millis(500);
 
-#[derive(Clone)]
+/// What the AMS client is configured with.
+#[derive(Debug, Clone)]
 pub struct AmsSettings {
     /// Origin, e.g. `https://open-sea-global.alipay.com`; paths are appended.
     pub origin: url::Url,

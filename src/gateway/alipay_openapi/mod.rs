@@ -29,7 +29,8 @@ const TIMEOUT_EXPRESS: &str = "5m";
 /// A day's bill can be large; the link is fetched with more patience than a payment call.
 const BILL_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
-#[derive(Clone)]
+/// What the Open Platform client is configured with.
+#[derive(Debug, Clone)]
 pub struct OpenApiSettings {
     /// Full gateway URL, e.g. `https://openapi.alipay.com/gateway.do`.
     pub url: url::Url,

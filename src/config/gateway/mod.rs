@@ -1,0 +1,231 @@
+//! `[gateway]`: which gateway, its URL and timeout, and the keys and ids of its kind, checked
+//! so that each kind holds exactly the keys it uses.
+
+mod ams;
+mod openapi;
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::validate::{Validator, check_url};
+use crate::gateway::alipay_ams::AmsSettings;
+use crate::gateway::alipay_openapi::OpenApiSettings;
+use crate::gateway::keys::{PrivateKey, PublicKey};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum GatewayKind {
+    #[serde(rename = "sandbox")]
+    Sandbox,
+    #[serde(rename = "alipay-openapi")]
+    AlipayOpenapi,
+    #[serde(rename = "alipay-ams")]
+    AlipayAms,
+}
+
+impl GatewayKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GatewayKind::Sandbox => "sandbox",
+            GatewayKind::AlipayOpenapi => "alipay-openapi",
+            GatewayKind::AlipayAms => "alipay-ams",
+        }
+    }
+}
+
+/// The gateway and its keys: each kind carries what it needs, so a kind without its keys
+/// cannot be configured.
+#[derive(Debug, Clone)]
+pub enum GatewaySettings {
+    Sandbox(SandboxSettings),
+    OpenApi(OpenApiSettings),
+    Ams(AmsSettings),
+}
+
+/// `kind = "sandbox"`: the in-process sandbox.
+#[derive(Debug, Clone)]
+pub struct SandboxSettings {
+    /// Refused when the gateway is built: the in-process sandbox has no URL.
+    pub url: Option<String>,
+    /// Longest wait for one gateway answer; past it the outcome is unknown.
+    pub timeout: Duration,
+}
+
+impl GatewaySettings {
+    pub fn kind(&self) -> GatewayKind {
+        match self {
+            GatewaySettings::Sandbox(_) => GatewayKind::Sandbox,
+            GatewaySettings::OpenApi(_) => GatewayKind::AlipayOpenapi,
+            GatewaySettings::Ams(_) => GatewayKind::AlipayAms,
+        }
+    }
+
+    /// Longest wait for one gateway answer; past it the outcome is unknown.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            GatewaySettings::Sandbox(s) => s.timeout,
+            GatewaySettings::OpenApi(o) => o.timeout,
+            GatewaySettings::Ams(a) => a.timeout,
+        }
+    }
+}
+
+const TIMEOUT_MS_DEFAULT: u64 = 15_000;
+const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<u64> = 1_000..=120_000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGateway {
+    kind: Option<GatewayKind>,
+    url: Option<String>,
+    timeout_ms: Option<u64>,
+    app_id: Option<String>,
+    private_key_file: Option<String>,
+    alipay_public_key_file: Option<String>,
+    app_auth_token: Option<String>,
+    notify_url: Option<String>,
+    seller_id: Option<String>,
+    client_id: Option<String>,
+    key_version: Option<u32>,
+    reference_merchant_id: Option<String>,
+    merchant_name: Option<String>,
+    merchant_mcc: Option<String>,
+    reference_store_id: Option<String>,
+    store_name: Option<String>,
+    merchant_region: Option<String>,
+    settlement_currency: Option<String>,
+    payment_notify_url: Option<String>,
+    payment_expiry_s: Option<u64>,
+}
+
+impl RawGateway {
+    /// Keys only the Open Platform takes.
+    fn openapi_only(&self) -> [(&'static str, Option<String>); 4] {
+        [
+            ("app_id", self.app_id.clone()),
+            ("app_auth_token", self.app_auth_token.clone()),
+            ("notify_url", self.notify_url.clone()),
+            ("seller_id", self.seller_id.clone()),
+        ]
+    }
+
+    /// Keys only AMS takes.
+    fn ams_only(&self) -> [(&'static str, Option<String>); 11] {
+        [
+            ("client_id", self.client_id.clone()),
+            ("key_version", self.key_version.map(|v| v.to_string())),
+            ("reference_merchant_id", self.reference_merchant_id.clone()),
+            ("merchant_name", self.merchant_name.clone()),
+            ("merchant_mcc", self.merchant_mcc.clone()),
+            ("reference_store_id", self.reference_store_id.clone()),
+            ("store_name", self.store_name.clone()),
+            ("merchant_region", self.merchant_region.clone()),
+            ("settlement_currency", self.settlement_currency.clone()),
+            ("payment_notify_url", self.payment_notify_url.clone()),
+            (
+                "payment_expiry_s",
+                self.payment_expiry_s.map(|v| v.to_string()),
+            ),
+        ]
+    }
+
+    fn key_files(&self) -> [(&'static str, Option<String>); 2] {
+        [
+            ("private_key_file", self.private_key_file.clone()),
+            (
+                "alipay_public_key_file",
+                self.alipay_public_key_file.clone(),
+            ),
+        ]
+    }
+}
+
+impl Validator<'_> {
+    pub(super) fn gateway(&self, raw: RawGateway) -> Result<GatewaySettings, ConfigError> {
+        let kind = self.required(
+            raw.kind,
+            "gateway",
+            "kind",
+            "choose the payment gateway: kind = \"sandbox\"",
+        )?;
+        if let Some(url) = &raw.url {
+            check_url(url).map_err(|why| self.invalid("gateway", "url", url, why))?;
+        }
+        let timeout_ms = self.in_range(
+            "gateway",
+            "timeout_ms",
+            raw.timeout_ms.unwrap_or(TIMEOUT_MS_DEFAULT),
+            TIMEOUT_MS_RANGE,
+            "milliseconds",
+        )?;
+        let foreign: Vec<(&'static str, Option<String>)> = match kind {
+            GatewayKind::Sandbox => raw
+                .openapi_only()
+                .into_iter()
+                .chain(raw.ams_only())
+                .chain(raw.key_files())
+                .collect(),
+            GatewayKind::AlipayOpenapi => raw.ams_only().into_iter().collect(),
+            GatewayKind::AlipayAms => raw.openapi_only().into_iter().collect(),
+        };
+        if let Some((key, Some(value))) = foreign.into_iter().find(|(_, v)| v.is_some()) {
+            return Err(self.invalid(
+                "gateway",
+                key,
+                value,
+                format!("not used with kind = \"{}\"; remove it", kind.as_str()),
+            ));
+        }
+        let timeout = Duration::from_millis(timeout_ms);
+        Ok(match kind {
+            GatewayKind::Sandbox => GatewaySettings::Sandbox(SandboxSettings {
+                url: raw.url,
+                timeout,
+            }),
+            GatewayKind::AlipayOpenapi => GatewaySettings::OpenApi(self.openapi(&raw, timeout)?),
+            GatewayKind::AlipayAms => GatewaySettings::Ams(self.ams(&raw, timeout)?),
+        })
+    }
+
+    /// The merchant's private key and the gateway's public key, with the classic mix-up
+    /// (the merchant's own public key configured as the gateway's) named.
+    fn key_pair(
+        &self,
+        raw: &RawGateway,
+        console: &str,
+    ) -> Result<(PrivateKey, PublicKey), ConfigError> {
+        let private_file = self.required(
+            raw.private_key_file.as_ref(),
+            "gateway",
+            "private_key_file",
+            "name the merchant's RSA private key file (mode 0600)",
+        )?;
+        let private_key = PrivateKey::load(&self.path(private_file)).map_err(|e| {
+            self.invalid("gateway", "private_key_file", private_file, e.to_string())
+        })?;
+        let public_file = self.required(
+            raw.alipay_public_key_file.as_ref(),
+            "gateway",
+            "alipay_public_key_file",
+            "name the file holding Alipay's public key",
+        )?;
+        let alipay_public_key = PublicKey::load(&self.path(public_file)).map_err(|e| {
+            self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                e.to_string(),
+            )
+        })?;
+        if alipay_public_key.same_key(&private_key.public_key()) {
+            return Err(self.invalid(
+                "gateway",
+                "alipay_public_key_file",
+                public_file,
+                format!("this is your own public key, not Alipay's: in the {console} console, copy the \"Alipay public key\" (支付宝公钥), not your app's public key (应用公钥)"),
+            ));
+        }
+        Ok((private_key, alipay_public_key))
+    }
+}

@@ -1,0 +1,203 @@
+//! The TOML configuration: a private serde mirror of the file, converted into a typed,
+//! validated [`Config`] at load. Every error names the file, the key and what to do;
+//! `config/scanpay.example.toml` documents every key. Each section's mirror and its checks
+//! live in the section's file; the settings they build belong to the modules that use them.
+
+mod api;
+mod gateway;
+mod journal;
+mod output;
+mod reconcile;
+mod scanner;
+mod terminal;
+mod validate;
+mod watchdog;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::api::ApiConfig;
+use crate::engine::{EngineSettings, TerminalConfig, WatchdogConfig};
+use crate::output::led::LedConfig;
+use validate::Validator;
+
+pub use gateway::{GatewayKind, GatewaySettings, SandboxSettings};
+pub use journal::JournalConfig;
+pub use reconcile::ReconcileConfig;
+
+/// The demo's configuration, embedded so `scanpay demo` needs no file.
+pub const DEMO_TOML: &str = include_str!("../../config/demo.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}; check the path and that scanpay may read it")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: [{section}] {key} = {value}: {why}")]
+    Invalid {
+        file: String,
+        section: &'static str,
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("{file}: [{section}] {key} is missing: {why}")]
+    Missing {
+        file: String,
+        section: &'static str,
+        key: &'static str,
+        why: &'static str,
+    },
+}
+
+impl ConfigError {
+    /// The `[section] key` the error is about, when it is about one key.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            ConfigError::Invalid { section, key, .. }
+            | ConfigError::Missing { section, key, .. } => Some(format!("[{section}] {key}")),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (a path, or `<embedded demo>`).
+    pub source: String,
+    pub terminal: TerminalConfig,
+    pub gateway: GatewaySettings,
+    pub journal: JournalConfig,
+    pub watchdog: WatchdogConfig,
+    /// The register's API; `None` when the file has no `[api]` section.
+    pub api: Option<ApiConfig>,
+    /// Barcode scanners (`[[scanner]]`), in file order.
+    pub scanners: Vec<crate::device::ScannerConfig>,
+    pub led: LedConfig,
+    /// `None` without a `[printer]` section.
+    pub printer: Option<crate::output::printer::PrinterConfig>,
+    /// The daemon's daily reconciliation; `None` without a `[reconcile]` section.
+    pub reconcile: Option<ReconcileConfig>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    terminal: Option<terminal::RawTerminal>,
+    gateway: Option<gateway::RawGateway>,
+    journal: Option<journal::RawJournal>,
+    #[serde(default)]
+    watchdog: watchdog::RawWatchdog,
+    api: Option<api::RawApi>,
+    #[serde(default)]
+    scanner: Vec<scanner::RawScanner>,
+    led: Option<output::RawLed>,
+    printer: Option<output::RawPrinter>,
+    receipt: Option<output::RawReceipt>,
+    reconcile: Option<reconcile::RawReconcile>,
+}
+
+impl Config {
+    /// Reads and validates a config file. Relative paths inside it (the journal) are
+    /// resolved against the file's directory, not the working directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Config::from_toml(&text, &file, base)
+    }
+
+    /// The embedded demo configuration with its journal at `journal`.
+    pub fn demo(journal: &Path) -> Result<Config, ConfigError> {
+        let mut config = Config::from_toml(DEMO_TOML, "<embedded demo config>", Path::new("."))?;
+        config.journal.path = journal.to_path_buf();
+        Ok(config)
+    }
+
+    /// The engine's settings from this file, with how unclear answers are resolved, which is
+    /// the command's choice (see [`EngineSettings`]).
+    pub fn engine_settings(
+        &self,
+        cancel_give_up_after: Option<Duration>,
+        resolve_inline: bool,
+    ) -> EngineSettings {
+        EngineSettings {
+            terminal: self.terminal.clone(),
+            timeout: self.gateway.timeout(),
+            watchdog: self.watchdog.clone(),
+            cancel_give_up_after,
+            resolve_inline,
+        }
+    }
+
+    pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        Validator { file, base }.config(raw)
+    }
+}
+
+impl Validator<'_> {
+    fn config(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let terminal = self.required(
+            raw.terminal,
+            "terminal",
+            "id",
+            "add a [terminal] section with id, currency and max_amount",
+        )?;
+        let gateway = self.required(
+            raw.gateway,
+            "gateway",
+            "kind",
+            "add a [gateway] section; kind = \"sandbox\" for testing",
+        )?;
+        let journal = self.required(
+            raw.journal,
+            "journal",
+            "path",
+            "add a [journal] section naming the journal file",
+        )?;
+        let terminal = self.terminal(terminal)?;
+        let terminal_id = terminal.id.clone();
+        let gateway = self.gateway(gateway)?;
+        let gateway_kind = gateway.kind();
+        if gateway_kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
+            return Err(self.invalid(
+                "terminal",
+                "currency",
+                terminal.currency.code(),
+                "the Alipay Open Platform gateway charges CNY only",
+            ));
+        }
+        Ok(Config {
+            source: self.file.to_string(),
+            terminal,
+            gateway,
+            journal: self.journal(journal)?,
+            watchdog: self.watchdog(raw.watchdog)?,
+            api: raw.api.map(|a| self.api(a)).transpose()?,
+            scanners: self.scanners(raw.scanner)?,
+            led: self.led(raw.led)?,
+            printer: self.printer(raw.printer, raw.receipt, &terminal_id)?,
+            reconcile: raw
+                .reconcile
+                .map(|r| self.reconcile(r, gateway_kind))
+                .transpose()?,
+        })
+    }
+}

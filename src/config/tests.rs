@@ -1,0 +1,219 @@
+//! The configuration's loading and every section's checks, on texts in memory.
+
+use super::validate::check_url;
+use super::*;
+
+const GOOD: &str = r#"
+[terminal]
+id = "T0001"
+currency = "CNY"
+max_amount = "5000.00"
+
+[gateway]
+kind = "sandbox"
+
+[journal]
+path = "journal.sqlite"
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, "test.toml", Path::new("/etc/scanpay"))
+}
+
+fn error(text: &str) -> String {
+    load(text)
+        .expect_err("config should be refused")
+        .to_string()
+}
+
+#[test]
+fn minimal_config_loads_with_defaults() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.terminal.id, "T0001");
+    assert_eq!(c.terminal.currency.code(), "CNY");
+    assert_eq!(c.terminal.max_amount.minor(), 500_000);
+    assert_eq!(c.gateway.kind(), GatewayKind::Sandbox);
+    assert_eq!(c.gateway.timeout(), Duration::from_millis(15_000));
+    assert_eq!(c.journal.path, Path::new("/etc/scanpay/journal.sqlite"));
+    assert_eq!(c.watchdog.sale_deadline, Duration::from_secs(60));
+}
+
+#[test]
+fn embedded_demo_and_example_configs_load() {
+    Config::demo(Path::new("/tmp/x.sqlite")).unwrap();
+    let example = include_str!("../../config/scanpay.example.toml");
+    Config::from_toml(example, "scanpay.example.toml", Path::new("/")).unwrap();
+}
+
+#[test]
+fn errors_name_the_key_and_the_file() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "currency = \"CNY\"",
+            "currency = \"XYZ\"",
+            "[terminal] currency",
+        ),
+        (
+            "max_amount = \"5000.00\"",
+            "max_amount = \"50.005\"",
+            "[terminal] max_amount",
+        ),
+        (
+            "max_amount = \"5000.00\"",
+            "max_amount = \"0\"",
+            "[terminal] max_amount",
+        ),
+        ("id = \"T0001\"", "id = \"T 1\"", "[terminal] id"),
+        ("id = \"T0001\"", "", "[terminal] id is missing"),
+        (
+            "kind = \"sandbox\"",
+            "kind = \"sandbox\"\ntimeout_ms = 5",
+            "[gateway] timeout_ms",
+        ),
+        (
+            "kind = \"sandbox\"",
+            "kind = \"sandbox\"\nurl = \"http://example.com/gateway.do\"",
+            "[gateway] url",
+        ),
+        ("path = \"journal.sqlite\"", "path = \"\"", "[journal] path"),
+        (
+            "path = \"journal.sqlite\"",
+            "path = \"journal.sqlite\"\n[reconcile]\ndaily_at = \"25:00\"",
+            "[reconcile] daily_at",
+        ),
+        (
+            "path = \"journal.sqlite\"",
+            "path = \"journal.sqlite\"\n[reconcile]\nreport_file = \"r.csv\"",
+            "[reconcile] daily_at is missing",
+        ),
+        (
+            "path = \"journal.sqlite\"",
+            "path = \"journal.sqlite\"\n[reconcile]\ndaily_at = \"10:30\"\nreport_file = \"r.csv\"",
+            "[reconcile] report_file",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        let text = GOOD.replace(from, to);
+        let message = error(&text);
+        assert!(
+            message.contains(expected),
+            "{expected:?} not in {message:?}"
+        );
+        assert!(message.starts_with("test.toml: "), "{message}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_wrong_types_are_named() {
+    let message = error(&GOOD.replace("currency", "curency"));
+    assert!(message.contains("curency"), "{message}");
+    let message = error(&GOOD.replace("kind = \"sandbox\"", "kind = \"paypal\""));
+    assert!(
+        message.contains("paypal") && message.contains("sandbox"),
+        "{message}"
+    );
+    let message = error(&GOOD.replace(
+        "kind = \"sandbox\"",
+        "kind = \"sandbox\"\ntimeout_ms = \"fast\"",
+    ));
+    assert!(message.contains("timeout_ms"), "{message}");
+    let message = error("[terminal\nid=1");
+    assert!(message.contains("line 1"), "{message}");
+}
+
+#[test]
+fn scanners_are_checked() {
+    let with = |s: &str| format!("{GOOD}\n[[scanner]]\n{s}\n");
+    let c = load(&with(
+        "kind = \"serial\"\npath = \"/dev/scanpay/scanner-1\"\nbaud = 115200\nterminator = \"cr\"",
+    ))
+    .unwrap();
+    assert_eq!(c.scanners.len(), 1);
+    assert_eq!(c.scanners[0].name, "scanner-1");
+    assert_eq!(c.scanners[0].serial.baud, 115200);
+    let hid = load(&with(
+        "kind = \"hid-pos\"\nusb = \"0c2e:0b61\"\nserial_number = \"X1\"",
+    ))
+    .unwrap();
+    assert!(matches!(
+        hid.scanners[0].selector,
+        crate::device::Selector::Usb {
+            vid: 0x0c2e,
+            pid: 0x0b61,
+            ..
+        }
+    ));
+    for (bad, key) in [
+        ("kind = \"laser\"\npath = \"x\"", "[scanner] kind"),
+        ("kind = \"serial\"", "[scanner] path"),
+        ("kind = \"serial\"\nusb = \"0c2e:0b61\"", "[scanner] usb"),
+        ("kind = \"hid-pos\"\nusb = \"nope\"", "[scanner] usb"),
+        (
+            "kind = \"serial\"\npath = \"x\"\nbaud = 7",
+            "[scanner] baud",
+        ),
+        (
+            "kind = \"serial\"\npath = \"x\"\nterminator = \"semicolon\"",
+            "[scanner] terminator",
+        ),
+        (
+            "kind = \"hid-keyboard\"\npath = \"x\"\nlayout = \"dvorak\"",
+            "[scanner] layout",
+        ),
+    ] {
+        assert!(
+            error(&with(bad)).contains(key),
+            "{bad}: {}",
+            error(&with(bad))
+        );
+    }
+    let twice = format!(
+        "{GOOD}\n[[scanner]]\nname = \"a\"\nkind = \"serial\"\npath = \"x\"\n[[scanner]]\nname = \"a\"\nkind = \"serial\"\npath = \"y\"\n"
+    );
+    assert!(error(&twice).contains("[scanner] name"));
+}
+
+#[test]
+fn api_keys_are_checked() {
+    let with = |api: &str| format!("{GOOD}\n[api]\n{api}\n");
+    let c = load(&with("socket = \"api.sock\"")).unwrap();
+    let api = c.api.unwrap();
+    assert_eq!(api.socket, Path::new("/etc/scanpay/api.sock"));
+    assert_eq!(api.socket_mode, 0o660);
+    assert!(load(GOOD).unwrap().api.is_none());
+    assert!(error(&with("socket_mode = \"0666\"")).contains("[api] socket_mode"));
+    assert!(error(&with("tcp = \"0.0.0.0:8089\"")).contains("[api] tcp"));
+    assert!(error(&with("tcp = \"0.0.0.0:8089\"\nallow_remote = true")).contains("[api] token"));
+    assert!(
+        load(&with(
+            "tcp = \"0.0.0.0:8089\"\nallow_remote = true\ntoken = \"0123456789abcdef\""
+        ))
+        .is_ok()
+    );
+    let short = error(&with("token = \"short\""));
+    assert!(
+        short.contains("[api] token") && !short.contains("short\""),
+        "{short}"
+    );
+}
+
+#[test]
+fn watchdog_interval_must_fit_in_the_deadline() {
+    let text = format!("{GOOD}\n[watchdog]\nsale_deadline_s = 5\ninquiry_interval_ms = 6000\n");
+    assert!(error(&text).contains("[watchdog] inquiry_interval_ms"));
+}
+
+#[test]
+fn http_only_for_loopback() {
+    assert!(check_url("https://openapi.alipay.com/gateway.do").is_ok());
+    assert!(check_url("http://127.0.0.1:8080/gateway.do").is_ok());
+    assert!(check_url("http://[::1]:80/").is_ok());
+    assert!(check_url("http://localhost.evil.com/").is_err());
+    assert!(check_url("http://127.0.0.1@evil.example/").is_err());
+    assert!(check_url("http://127.evil.example/").is_err());
+    assert!(check_url("http://localhost:@evil/").is_err());
+    assert!(check_url("https://user:pw@openapi.alipay.com/").is_err());
+    assert!(check_url("http://10.0.0.1/").is_err());
+    assert!(check_url("ftp://x").is_err());
+    assert!(check_url("https://").is_err());
+}
