@@ -24,7 +24,7 @@ use crate::config::{Config, GatewayKind};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_ams::{Ams, AmsSettings};
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
-use crate::gateway::sandbox::Sandbox;
+use crate::sandbox::Sandbox;
 
 /// Exit status: the sale was paid / the command succeeded.
 pub const EXIT_OK: u8 = 0;
@@ -184,10 +184,10 @@ pub enum Command {
         #[arg(long, default_value = "scanpay-sandbox")]
         dir: PathBuf,
         /// The Open Platform app id clients must send
-        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_APP_ID)]
+        #[arg(long, default_value = crate::sandbox::DEFAULT_APP_ID)]
         app_id: String,
         /// The AMS client id clients must send
-        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_CLIENT_ID)]
+        #[arg(long, default_value = crate::sandbox::DEFAULT_CLIENT_ID)]
         client_id: String,
         /// Verify requests with this app public key instead of a generated app key pair
         #[arg(long)]

@@ -10,10 +10,10 @@ use super::*;
 use crate::clock::TokioClock;
 use crate::config::Config;
 use crate::events::LogObserver;
-use crate::gateway::sandbox::Sandbox;
 use crate::gateway::{Cancelled, Paid, RefundRequest, Refunded, TradeStatus};
 use crate::money::Currency;
 use crate::paycode::Wallet;
+use crate::sandbox::Sandbox;
 
 type PayHook = Box<dyn Fn(&PayRequest) + Send>;
 

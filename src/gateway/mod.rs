@@ -13,7 +13,6 @@ pub mod alipay_openapi;
 mod http;
 pub mod keys;
 pub mod monitor;
-pub mod sandbox;
 pub mod scrub;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
