@@ -13,9 +13,10 @@ use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ReportFormat, out};
 use crate::clock::{Clock, SystemClock, beijing, beijing_day};
 use crate::config::{Config, GatewayKind};
 use crate::events::LogObserver;
+use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi};
 use crate::journal::Journal;
 use crate::money::{Amount, Currency};
-use crate::reconcile::{self, DifferenceKind, Fix, ProviderRecord};
+use crate::reconcile::{self, DifferenceKind, Fix};
 
 pub struct Args {
     pub config: PathBuf,
@@ -192,7 +193,7 @@ async fn provider_records(
         (GatewayKind::AlipayAms, Some(path)) => {
             let name = path.display().to_string();
             let records =
-                reconcile::ams_report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
+                alipay_ams::report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
             Ok((name, records))
         }
         (GatewayKind::AlipayAms, None) => Err(
@@ -201,7 +202,7 @@ async fn provider_records(
         ),
         (GatewayKind::AlipayOpenapi, Some(path)) => {
             let records =
-                reconcile::alipay_bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+                alipay_openapi::bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok((path.display().to_string(), records))
         }
         (GatewayKind::AlipayOpenapi, None) => {
@@ -210,7 +211,7 @@ async fn provider_records(
             })?;
             let client = super::openapi_client(o, config.gateway.timeout, clock)?;
             let zip = client.download_bill(date).await?;
-            let records = reconcile::alipay_bill::parse_zip(&zip)
+            let records = alipay_openapi::bill::parse_zip(&zip)
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
         }

@@ -4,44 +4,15 @@
 //! [`Difference`]; the dangerous one is money kept by the provider for a sale the journal says
 //! is not paid.
 
-pub mod alipay_bill;
-pub mod ams_report;
-
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use crate::gateway::{ProviderRecord, RecordKind};
 use crate::journal::{Journal, JournalError, SaleFilter};
 use crate::money::{Amount, Currency};
 use crate::state::{AttemptState, RefundState};
-
-/// What one provider line records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RecordKind {
-    Payment,
-    /// A refund, or a cancel that gave the money back (then without a refund id).
-    Refund,
-}
-
-/// One line of the provider's record of the day.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProviderRecord {
-    pub kind: RecordKind,
-    /// The attempt's request id (`out_trade_no` / `paymentRequestId`).
-    pub request_id: String,
-    /// The provider's trade id (`trade_no` / `paymentId`).
-    pub trade_id: String,
-    /// Always positive; `kind` says which way the money went.
-    pub amount: Amount,
-    /// The refund's own id (`out_request_no` / `refundRequestId`); none for a cancel.
-    pub refund_id: Option<String>,
-    /// When the provider completed it, as the file says.
-    pub at: String,
-    /// Line in the file, for the operator.
-    pub line: usize,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,6 +10,7 @@ use hyper::{Response, StatusCode};
 use super::Sandbox;
 use super::ledger::settle;
 use super::server::{SandboxServer, encoded, plain};
+use crate::gateway::{ProviderRecord, RecordKind, alipay_openapi};
 
 /// Where the bill files are served.
 pub(super) const BILL_PATH: &str = "/_sandbox/bill/";
@@ -25,12 +26,7 @@ impl Sandbox {
     /// The provider's record of `[from, to)`: a payment line per trade paid then, a refund
     /// line per refund or cancel reversal made then, each with the trade's subject, as the
     /// daily bill lists them (times in Beijing time).
-    pub fn bill(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<(crate::reconcile::ProviderRecord, String)> {
-        use crate::reconcile::{ProviderRecord, RecordKind};
+    pub fn bill(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(ProviderRecord, String)> {
         let now = self.clock.now();
         let in_day = |t: &DateTime<Utc>| *t >= from && *t < to;
         let when = |t: &DateTime<Utc>| {
@@ -93,7 +89,7 @@ impl SandboxServer {
         };
         let (from, to) = crate::clock::beijing_day(date);
         let lines = self.sandbox.bill(from, to);
-        match crate::reconcile::alipay_bill::write_zip(&self.app_id, date, &lines) {
+        match alipay_openapi::bill::write_zip(&self.app_id, date, &lines) {
             Ok(zip) => encoded(StatusCode::OK, "application/zip", zip),
             Err(e) => plain(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
         }
