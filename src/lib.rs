@@ -5,7 +5,7 @@
 //! - [`money`], [`paycode`]: exact amounts; what a scan is, masked codes.
 //! - [`state`]: the sale and attempt state machines, pure.
 //! - [`journal`]: the SQLite record of every sale, attempt and refund.
-//! - [`gateway`]: the provider seam and its implementations (the sandbox).
+//! - [`gateway`]: the provider seam and its clients; [`sandbox`]: a provider's test mode.
 //! - [`engine`], [`watchdog`]: scan → durable attempt → pay → known outcome.
 //! - [`events`], [`view`], [`output`]: what the outside world sees.
 //! - [`config`], [`clock`]: configuration and time.
@@ -28,6 +28,7 @@ pub mod output;
 pub mod paycode;
 pub mod reconcile;
 pub mod report;
+pub mod sandbox;
 pub mod state;
 pub mod systemd;
 pub mod view;

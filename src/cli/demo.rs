@@ -19,10 +19,10 @@ use crate::engine::{Engine, EngineError, SaleRequest, ScanOutcome};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
-use crate::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use crate::journal::Journal;
 use crate::money::Amount;
 use crate::output::terminal::TerminalOutput;
+use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use crate::view::SaleView;
 
 const CANCEL_GIVE_UP_AFTER: Duration = Duration::from_secs(60);

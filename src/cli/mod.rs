@@ -178,10 +178,10 @@ pub enum Command {
         #[arg(long, default_value = "scanpay-sandbox")]
         dir: PathBuf,
         /// The Open Platform app id clients must send
-        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_APP_ID)]
+        #[arg(long, default_value = crate::sandbox::DEFAULT_APP_ID)]
         app_id: String,
         /// The AMS client id clients must send
-        #[arg(long, default_value = crate::gateway::sandbox::server::DEFAULT_CLIENT_ID)]
+        #[arg(long, default_value = crate::sandbox::DEFAULT_CLIENT_ID)]
         client_id: String,
         /// Verify requests with this app public key instead of a generated app key pair
         #[arg(long)]

@@ -14,9 +14,10 @@ use crate::clock::{Clock, SystemClock, beijing, beijing_day};
 use crate::config::{Config, GatewaySettings};
 use crate::events::LogObserver;
 use crate::gateway::alipay_openapi::OpenApi;
+use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi};
 use crate::journal::Journal;
 use crate::money::{Amount, Currency};
-use crate::reconcile::{self, DifferenceKind, Fix, ProviderRecord};
+use crate::reconcile::{self, DifferenceKind, Fix};
 
 pub struct Args {
     pub config: PathBuf,
@@ -193,7 +194,7 @@ async fn provider_records(
         (GatewaySettings::Ams(_), Some(path)) => {
             let name = path.display().to_string();
             let records =
-                reconcile::ams_report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
+                alipay_ams::report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
             Ok((name, records))
         }
         (GatewaySettings::Ams(_), None) => Err(
@@ -202,13 +203,13 @@ async fn provider_records(
         ),
         (GatewaySettings::OpenApi(_), Some(path)) => {
             let records =
-                reconcile::alipay_bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+                alipay_openapi::bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
             Ok((path.display().to_string(), records))
         }
         (GatewaySettings::OpenApi(o), None) => {
             let client = OpenApi::new(o.clone(), clock)?;
             let zip = client.download_bill(date).await?;
-            let records = reconcile::alipay_bill::parse_zip(&zip)
+            let records = alipay_openapi::bill::parse_zip(&zip)
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
         }

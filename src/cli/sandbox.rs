@@ -10,10 +10,7 @@ use tokio::net::TcpListener;
 
 use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
 use crate::clock::SystemClock;
-use crate::gateway::sandbox::Sandbox;
-use crate::gateway::sandbox::server::{
-    SandboxKeys, SandboxServer, ams_client_config, client_config,
-};
+use crate::sandbox::{Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config};
 
 /// RSA modulus size of generated keys, as Alipay's own tooling generates.
 pub const KEY_BITS: usize = 2048;

@@ -106,8 +106,8 @@ mod tests {
         let sandbox = crate::cli::sandbox::start(
             ([127, 0, 0, 1], 0).into(),
             dir,
-            crate::gateway::sandbox::server::DEFAULT_APP_ID,
-            crate::gateway::sandbox::server::DEFAULT_CLIENT_ID,
+            crate::sandbox::DEFAULT_APP_ID,
+            crate::sandbox::DEFAULT_CLIENT_ID,
             None,
         )
         .await
@@ -115,7 +115,7 @@ mod tests {
         let key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
         let settings = OpenApiSettings {
             url: url::Url::parse(&sandbox.url).unwrap(),
-            app_id: crate::gateway::sandbox::server::DEFAULT_APP_ID.into(),
+            app_id: crate::sandbox::DEFAULT_APP_ID.into(),
             private_key: key,
             alipay_public_key: sandbox.keys.gateway_key.public_key(),
             app_auth_token: None,

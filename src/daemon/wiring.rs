@@ -8,7 +8,7 @@ use crate::config::{Config, GatewaySettings};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_ams::Ams;
 use crate::gateway::alipay_openapi::OpenApi;
-use crate::gateway::sandbox::Sandbox;
+use crate::sandbox::Sandbox;
 
 /// The engine a one-shot command works with: the configured gateway and the journal (taken
 /// for writing), resolving in line.

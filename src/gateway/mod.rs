@@ -13,10 +13,11 @@ pub mod alipay_openapi;
 mod http;
 pub mod keys;
 pub mod monitor;
-pub mod sandbox;
+pub mod records;
 pub mod scrub;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
+pub use records::{ProviderRecord, RecordKind};
 
 /// How many recent answers a clock skew is judged by.
 pub fn http_skew_samples() -> usize {

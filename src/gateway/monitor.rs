@@ -420,11 +420,11 @@ mod tests {
     use super::*;
     use crate::gateway::{Unknown, UnknownKind};
 
-    fn monitor() -> Monitored<crate::gateway::sandbox::Sandbox> {
+    fn monitor() -> Monitored<crate::sandbox::Sandbox> {
         let clock: std::sync::Arc<dyn crate::clock::Clock> =
             std::sync::Arc::new(crate::clock::SystemClock);
         Monitored::new(
-            std::sync::Arc::new(crate::gateway::sandbox::Sandbox::new(clock.clone())),
+            std::sync::Arc::new(crate::sandbox::Sandbox::new(clock.clone())),
             clock,
         )
     }

@@ -18,11 +18,11 @@ use scanpay::events::LogObserver;
 use scanpay::gateway::alipay_ams::wire::{Merchant, sign_content, signature_header};
 use scanpay::gateway::alipay_ams::{Ams, AmsSettings};
 use scanpay::gateway::keys::{PrivateKey, PublicKey};
-use scanpay::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::gateway::{Gateway, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind};
 use scanpay::journal::Journal;
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
+use scanpay::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::state::{AttemptState, SaleState};
 use serde_json::{Value, json};
 

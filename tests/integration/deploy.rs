@@ -148,12 +148,8 @@ fn the_udev_rules_parse() {
 
 /// A copy of an example config beside real keys (the sandbox's), paths made local.
 fn example_with_keys(name: &str, dir: &Path) -> PathBuf {
-    let keys = scanpay::gateway::sandbox::server::SandboxKeys::load_or_create(
-        &dir.join("keys"),
-        1024,
-        None,
-    )
-    .unwrap();
+    let keys =
+        scanpay::sandbox::SandboxKeys::load_or_create(&dir.join("keys"), 1024, None).unwrap();
     let app = keys.app_private_key_file.unwrap();
     let text = std::fs::read_to_string(root().join("config").join(name))
         .unwrap()

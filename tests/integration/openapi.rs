@@ -17,11 +17,11 @@ use scanpay::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
 use scanpay::events::LogObserver;
 use scanpay::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use scanpay::gateway::keys::{PrivateKey, PublicKey};
-use scanpay::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::gateway::{Gateway, Outcome, PayRequest, UnknownKind};
 use scanpay::journal::Journal;
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
+use scanpay::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::state::{AttemptState, SaleState};
 use serde_json::Value;
 
@@ -507,12 +507,8 @@ async fn charge_against_the_sandbox_process_is_paid() {
 #[test]
 fn check_config_catches_the_app_key_in_place_of_alipays() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = scanpay::gateway::sandbox::server::SandboxKeys::load_or_create(
-        &dir.path().join("k"),
-        1024,
-        None,
-    )
-    .unwrap();
+    let keys =
+        scanpay::sandbox::SandboxKeys::load_or_create(&dir.path().join("k"), 1024, None).unwrap();
     let write = |alipay_key: &str| {
         let config = format!(
             "[terminal]\nid = \"T1\"\ncurrency = \"CNY\"\nmax_amount = \"100.00\"\n\n[gateway]\nkind = \"alipay-openapi\"\nurl = \"https://openapi.alipay.com/gateway.do\"\napp_id = \"2021000000000001\"\nprivate_key_file = \"k/app_private_key.pem\"\nalipay_public_key_file = \"{alipay_key}\"\n\n[journal]\npath = \"j.sqlite\"\n"

@@ -15,10 +15,10 @@ use scanpay::clock::SystemClock;
 use scanpay::gateway::alipay_openapi::wire::{extract_signed_content, root_sign, sign_content};
 use scanpay::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use scanpay::gateway::keys::PrivateKey;
-use scanpay::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use scanpay::gateway::{Gateway, Outcome, PayRequest, TradeStatus};
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
+use scanpay::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use serde_json::{Value, json};
 
 const SUBJECT: &str = "测试商品";

@@ -15,7 +15,6 @@ use scanpay::clock::{Clock, TokioClock};
 use scanpay::config::Config;
 use scanpay::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
 use scanpay::events::LogObserver;
-use scanpay::gateway::sandbox::Sandbox;
 use scanpay::gateway::{
     Cancelled, Gateway, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus, Unknown,
     UnknownKind,
@@ -23,6 +22,7 @@ use scanpay::gateway::{
 use scanpay::journal::Journal;
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::Wallet;
+use scanpay::sandbox::Sandbox;
 use scanpay::state::{AttemptState, RefundState, SaleState};
 
 const TIMEOUT: Duration = Duration::from_secs(5);

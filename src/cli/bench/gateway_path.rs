@@ -14,9 +14,9 @@ use crate::engine::{Engine, EngineSettings, SaleRequest, ScanOutcome};
 use crate::events::LogObserver;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
-use crate::gateway::sandbox::server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use crate::journal::Journal;
 use crate::money::{Amount, Currency};
+use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 
 /// A TCP proxy that remembers when the first byte of a request passes.
 async fn timestamping_proxy(

@@ -15,12 +15,12 @@ mod scans;
 use super::*;
 use crate::clock::TokioClock;
 use crate::events::LogObserver;
-use crate::gateway::sandbox::Sandbox;
 use crate::gateway::{Cancelled, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus};
 use crate::journal::NewAttempt;
 use crate::money::Currency;
 use crate::paycode::Wallet;
 use crate::paycode::recognise;
+use crate::sandbox::Sandbox;
 use crate::state::{AttemptState, SaleState};
 
 type PayHook = Box<dyn Fn(&PayRequest) + Send>;

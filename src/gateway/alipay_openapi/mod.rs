@@ -4,6 +4,7 @@
 //! string; every answer's `sign` is verified over the raw text of its response node, and an
 //! answer that does not verify is `Unknown`, never success or failure.
 
+pub mod bill;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -8,7 +8,7 @@ use std::io::{Cursor, Read, Write};
 
 use chrono::NaiveDate;
 
-use super::{ProviderRecord, RecordKind};
+use crate::gateway::records::{ProviderRecord, RecordKind};
 use crate::money::{Amount, Currency};
 
 pub const TRADE_NO: &str = "支付宝交易号";

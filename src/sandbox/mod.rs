@@ -26,9 +26,31 @@
 //!
 //! Like the real providers it is idempotent per request id, refuses a code already used
 //! under another request id, and a cancel closes the request id for good.
+//!
+//! Here: the decisions by the code table ([`scenario()`]), booked on the `ledger`, and the
+//! in-process gateway. Over HTTP (`scanpay sandbox`): `http` routes each request, `openapi`
+//! and `ams` translate their protocol to and from these decisions (`form` reads the Open
+//! Platform's forms), `bill` serves the day's trade bill, `server` holds what they share;
+//! `keys` and `client` are the keys the sandbox signs with and the client configurations it
+//! writes.
 
-pub mod ams_server;
-pub mod server;
+mod ams;
+mod bill;
+mod client;
+mod form;
+mod http;
+mod keys;
+mod ledger;
+mod openapi;
+mod scenario;
+mod server;
+
+pub use client::{ams_client_config, client_config};
+pub use keys::SandboxKeys;
+pub use ledger::LedgerEntry;
+pub use openapi::BILL_METHOD;
+pub use scenario::{CONFIRM_DELAY, SLOW_ANSWER, Scenario, scenario};
+pub use server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID, SandboxServer};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,146 +59,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{
+use crate::clock::Clock;
+use crate::gateway::{
     Cancelled, Failure, Gateway, Outcome, Paid, PayRequest, RefundRequest, Refunded, TradeStatus,
     Unknown, UnknownKind,
 };
-use crate::clock::Clock;
 use crate::money::Amount;
 use crate::paycode::Wallet;
-
-/// How long the customer takes to confirm for code `03`.
-pub const CONFIRM_DELAY: Duration = Duration::from_secs(3);
-/// How long the sandbox takes to answer code `06`.
-pub const SLOW_ANSWER: Duration = Duration::from_secs(20);
-
-/// What the sandbox does with a code, by its last two digits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scenario {
-    Success,
-    InsufficientBalance,
-    ExpiredCode,
-    ConfirmThenPay,
-    ConfirmNeverPays,
-    UnknownButPaid,
-    SlowButPaid,
-    DropAfterCharge,
-    BadSignatureButPaid,
-    RiskReject,
-    NeverCreatedUnknown,
-    NeverCreatedDropped,
-    SystemErrorButPaid,
-    PaysAtCancel,
-}
-
-pub fn scenario(code: &str) -> Scenario {
-    match code.get(code.len().saturating_sub(2)..) {
-        Some("01") => Scenario::InsufficientBalance,
-        Some("02") => Scenario::ExpiredCode,
-        Some("03") => Scenario::ConfirmThenPay,
-        Some("04") => Scenario::ConfirmNeverPays,
-        Some("05") => Scenario::UnknownButPaid,
-        Some("06") => Scenario::SlowButPaid,
-        Some("07") => Scenario::DropAfterCharge,
-        Some("08") => Scenario::BadSignatureButPaid,
-        Some("09") => Scenario::RiskReject,
-        Some("10") => Scenario::NeverCreatedUnknown,
-        Some("11") => Scenario::NeverCreatedDropped,
-        Some("12") => Scenario::SystemErrorButPaid,
-        Some("13") => Scenario::PaysAtCancel,
-        _ => Scenario::Success,
-    }
-}
-
-impl Scenario {
-    /// The definite refusal of a failing scenario.
-    pub fn failure(&self) -> Option<Failure> {
-        let (code, message, cashier) = match self {
-            Scenario::InsufficientBalance => (
-                "BUYER_BALANCE_NOT_ENOUGH",
-                "buyer balance not enough",
-                "the customer's balance is too low: ask for another payment method",
-            ),
-            Scenario::ExpiredCode => (
-                "PAYMENT_AUTH_CODE_INVALID",
-                "payment code expired",
-                "the code has expired: ask the customer to refresh the code and scan again",
-            ),
-            Scenario::RiskReject => (
-                "RISK_REJECT",
-                "payment rejected by risk control",
-                "the payment was declined: ask for another payment method",
-            ),
-            _ => return None,
-        };
-        Some(Failure {
-            code: code.to_string(),
-            message: message.to_string(),
-            cashier: cashier.to_string(),
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum TradeState {
-    /// Waiting for the customer; pays at `pays_at` if set, or when a cancel arrives.
-    Waiting {
-        pays_at: Option<DateTime<Utc>>,
-        pays_at_cancel: bool,
-    },
-    Paid,
-    /// Closed unpaid (by cancel or failure).
-    Closed {
-        code: String,
-    },
-    /// Paid, then refunded in full by a cancel.
-    CancelledRefunded,
-    /// Never created: a cancel came for an id no pay created. Closed for good.
-    NeverCreated,
-}
-
-#[derive(Debug, Clone)]
-struct Trade {
-    trade_no: String,
-    code: String,
-    amount: Option<Amount>,
-    state: TradeState,
-    /// Partial refunds by refund id, with when they were made.
-    refunds: BTreeMap<String, (Amount, DateTime<Utc>)>,
-    subject: String,
-    /// When the customer paid, and when a cancel gave it back.
-    paid_at: Option<DateTime<Utc>>,
-    reversed_at: Option<DateTime<Utc>>,
-}
-
-/// Money moved for one request id, as the sandbox saw it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct LedgerEntry {
-    pub request_id: String,
-    pub trade_no: String,
-    /// Minor units charged to the customer (0 if never paid).
-    pub charged_minor: i64,
-    /// Minor units given back (cancel refund or refunds).
-    pub refunded_minor: i64,
-    pub state: &'static str,
-}
-
-impl LedgerEntry {
-    /// What the customer is out of pocket for this request id.
-    pub fn net_minor(&self) -> i64 {
-        self.charged_minor - self.refunded_minor
-    }
-}
-
-#[derive(Default)]
-struct Ledger {
-    trades: BTreeMap<String, Trade>,
-    /// code -> request id that used it.
-    codes: BTreeMap<String, String>,
-    next_trade: u64,
-    /// Number of pay requests received, per request id (to check retries).
-    pay_calls: BTreeMap<String, u32>,
-}
+use ledger::{Ledger, Trade, TradeState, entry, settle};
 
 /// The in-process sandbox gateway.
 pub struct Sandbox {
@@ -216,59 +106,6 @@ impl Sandbox {
         self.clock.now()
     }
 
-    /// The provider's record of `[from, to)`: a payment line per trade paid then, a refund
-    /// line per refund or cancel reversal made then, each with the trade's subject, as the
-    /// daily bill lists them (times in Beijing time).
-    pub fn bill(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Vec<(crate::reconcile::ProviderRecord, String)> {
-        use crate::reconcile::{ProviderRecord, RecordKind};
-        let now = self.clock.now();
-        let in_day = |t: &DateTime<Utc>| *t >= from && *t < to;
-        let when = |t: &DateTime<Utc>| {
-            t.with_timezone(&crate::clock::beijing())
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        };
-        let mut ledger = self.lock();
-        let mut lines = Vec::new();
-        for (request_id, trade) in ledger.trades.iter_mut() {
-            settle(trade, now);
-            let Some(amount) = trade.amount else {
-                continue;
-            };
-            let mut line = |kind, amount, refund_id, at: &DateTime<Utc>| {
-                lines.push((
-                    ProviderRecord {
-                        kind,
-                        request_id: request_id.clone(),
-                        trade_id: trade.trade_no.clone(),
-                        amount,
-                        refund_id,
-                        at: when(at),
-                        line: 0,
-                    },
-                    trade.subject.clone(),
-                ))
-            };
-            if let Some(paid) = trade.paid_at.filter(in_day) {
-                line(RecordKind::Payment, amount, None, &paid);
-            }
-            if let Some(reversed) = trade.reversed_at.filter(in_day) {
-                line(RecordKind::Refund, amount, None, &reversed);
-            }
-            for (refund_id, (refunded, at)) in &trade.refunds {
-                if in_day(at) {
-                    line(RecordKind::Refund, *refunded, Some(refund_id.clone()), at);
-                }
-            }
-        }
-        lines.sort_by(|a, b| a.0.at.cmp(&b.0.at));
-        lines
-    }
-
     /// The amount of refund `refund_id` of the payment `request_id`, if it was made.
     pub fn refunded(&self, request_id: &str, refund_id: &str) -> Option<Amount> {
         let ledger = self.lock();
@@ -303,6 +140,16 @@ impl Sandbox {
     /// How many pay requests arrived under `request_id`.
     pub fn pay_calls(&self, request_id: &str) -> u32 {
         self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
+    }
+
+    /// [`Sandbox::decide_pay`], answered once its delay has passed: every way into the
+    /// sandbox plays a slow code out alike.
+    pub async fn pay_after_delay(&self, request: &PayRequest) -> Outcome<Paid> {
+        let (outcome, delay) = self.decide_pay(request);
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        outcome
     }
 
     /// Decides a pay request and books its effect on the ledger; the second value is the
@@ -463,18 +310,6 @@ fn paid(trade_no: &str, amount: Amount) -> Paid {
     }
 }
 
-/// Lets time act on a trade: a customer confirming pays when the moment comes.
-fn settle(trade: &mut Trade, now: DateTime<Utc>) {
-    if let TradeState::Waiting {
-        pays_at: Some(at), ..
-    } = trade.state
-        && now >= at
-    {
-        trade.state = TradeState::Paid;
-        trade.paid_at = Some(at);
-    }
-}
-
 fn answer_for(trade: &Trade) -> Outcome<Paid> {
     match &trade.state {
         TradeState::Paid => match trade.amount {
@@ -493,25 +328,6 @@ fn answer_for(trade: &Trade) -> Outcome<Paid> {
     }
 }
 
-fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
-    let amount = trade.amount.map(|a| a.minor()).unwrap_or(0);
-    let refunds: i64 = trade.refunds.values().map(|(a, _)| a.minor()).sum();
-    let (charged, refunded, state) = match trade.state {
-        TradeState::Waiting { .. } => (0, 0, "waiting"),
-        TradeState::Paid => (amount, refunds, "paid"),
-        TradeState::Closed { .. } => (0, 0, "closed"),
-        TradeState::NeverCreated => (0, 0, "never_created"),
-        TradeState::CancelledRefunded => (amount, amount, "cancelled_refunded"),
-    };
-    LedgerEntry {
-        request_id: request_id.to_string(),
-        trade_no: trade.trade_no.clone(),
-        charged_minor: charged,
-        refunded_minor: refunded,
-        state,
-    }
-}
-
 #[async_trait]
 impl Gateway for Sandbox {
     fn name(&self) -> &'static str {
@@ -523,11 +339,7 @@ impl Gateway for Sandbox {
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
-        let (outcome, delay) = self.decide_pay(request);
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        outcome
+        self.pay_after_delay(request).await
     }
 
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
@@ -739,19 +551,6 @@ mod tests {
         ));
         let net: i64 = s.ledger().iter().map(LedgerEntry::net_minor).sum();
         assert_eq!(net, 0);
-    }
-
-    #[test]
-    fn scenario_table() {
-        assert_eq!(scenario("286000000000000000"), Scenario::Success);
-        assert_eq!(scenario("286000000000000009"), Scenario::RiskReject);
-        assert_eq!(scenario("286000000000000042"), Scenario::Success);
-        assert_eq!(scenario("0"), Scenario::Success);
-        assert_eq!(
-            scenario("286000000000000010"),
-            Scenario::NeverCreatedUnknown
-        );
-        assert_eq!(scenario("286000000000000013"), Scenario::PaysAtCancel);
     }
 
     #[tokio::test(start_paused = true)]

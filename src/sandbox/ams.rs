@@ -10,6 +10,7 @@ use hyper::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::server::{Answer, DropConnection, SandboxServer, plain};
+use super::{Scenario, scenario};
 use crate::clock::beijing;
 use crate::gateway::alipay_ams::wire::{
     amount_json, parse_amount, parse_signature_header, sign_content, signature_header,
@@ -221,11 +222,8 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             .to_string(),
         store_id: None,
     };
-    let scenario = super::scenario(pay.code.expose());
-    let (outcome, delay) = server.sandbox.decide_pay(&pay);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    let scenario = scenario(pay.code.expose());
+    let outcome = server.sandbox.pay_after_delay(&pay).await;
     let paid = |payment_id: &str| {
         let mut v = result("S", "SUCCESS", "success");
         v["paymentRequestId"] = json!(request_id);
@@ -236,7 +234,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
         v
     };
     match outcome {
-        Outcome::Unknown(_) if scenario == super::Scenario::SystemErrorButPaid => reply(
+        Outcome::Unknown(_) if scenario == Scenario::SystemErrorButPaid => reply(
             result("F", "SYSTEM_ERROR", "system error, contact support"),
             false,
         ),

@@ -14,7 +14,7 @@
 //!
 //! Parsing is strict: a row that cannot be read is an error naming its line and column.
 
-use super::{ProviderRecord, RecordKind};
+use crate::gateway::records::{ProviderRecord, RecordKind};
 use crate::money::{Amount, Currency};
 
 #[derive(Debug, thiserror::Error)]

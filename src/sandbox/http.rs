@@ -1,0 +1,100 @@
+//! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
+//! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
+//! /_sandbox/bill/…` the bill download), plus `GET /_sandbox/ledger` for tests and operators.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use tokio::net::TcpListener;
+
+use super::server::{Answer, SandboxServer, plain};
+use super::{ams, bill};
+
+const MAX_BODY: usize = 64 * 1024;
+
+impl SandboxServer {
+    /// Serves connections from `listener` until the task is dropped.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sandbox accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let server = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { server.handle(req, peer).await }
+                });
+                let io = hyper_util::rt::TokioIo::new(stream);
+                if let Err(e) = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(io, service)
+                    .await
+                {
+                    tracing::debug!(error = %e, "sandbox connection ended");
+                }
+            });
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Answer {
+        let path = req.uri().path().to_string();
+        match (req.method(), path.as_str()) {
+            (&Method::GET, "/_sandbox/ledger") => {
+                let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
+                Ok(plain(StatusCode::OK, "application/json", ledger))
+            }
+            (&Method::POST, p) if ams::is_ams_path(p) => {
+                let headers = req.headers().clone();
+                let body = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(refusal) => return Ok(refusal),
+                };
+                ams::handle(self, &path, &headers, &body).await
+            }
+            (&Method::GET, p) if p.starts_with(bill::BILL_PATH) => Ok(self.bill_file(
+                p.trim_start_matches(bill::BILL_PATH),
+                req.uri().query().unwrap_or(""),
+            )),
+            (&Method::POST | &Method::GET, "/gateway.do") => {
+                let host = req
+                    .headers()
+                    .get(hyper::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("127.0.0.1")
+                    .to_string();
+                let query = req.uri().query().unwrap_or("").to_string();
+                let body = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(refusal) => return Ok(refusal),
+                };
+                self.open_platform(query.as_bytes(), &body, &host, peer)
+                    .await
+            }
+            _ => Ok(plain(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found".into(),
+            )),
+        }
+    }
+}
+
+/// The request's body, or the answer refusing one larger than [`MAX_BODY`].
+async fn read_body(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(_) => Err(plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "text/plain",
+            "body too large".into(),
+        )),
+    }
+}

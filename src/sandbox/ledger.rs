@@ -1,0 +1,104 @@
+//! The sandbox's ledger: each request id's trade, its state and the money it moved, and the
+//! entries a test or an operator reads from it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::money::Amount;
+
+/// Where a trade stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TradeState {
+    /// Waiting for the customer; pays at `pays_at` if set, or when a cancel arrives.
+    Waiting {
+        pays_at: Option<DateTime<Utc>>,
+        pays_at_cancel: bool,
+    },
+    Paid,
+    /// Closed unpaid (by cancel or failure).
+    Closed {
+        code: String,
+    },
+    /// Paid, then refunded in full by a cancel.
+    CancelledRefunded,
+    /// Never created: a cancel came for an id no pay created. Closed for good.
+    NeverCreated,
+}
+
+/// What the sandbox knows of one request id.
+#[derive(Debug, Clone)]
+pub(super) struct Trade {
+    pub(super) trade_no: String,
+    pub(super) code: String,
+    pub(super) amount: Option<Amount>,
+    pub(super) state: TradeState,
+    /// Partial refunds by refund id, with when they were made.
+    pub(super) refunds: BTreeMap<String, (Amount, DateTime<Utc>)>,
+    pub(super) subject: String,
+    /// When the customer paid, and when a cancel gave it back.
+    pub(super) paid_at: Option<DateTime<Utc>>,
+    pub(super) reversed_at: Option<DateTime<Utc>>,
+}
+
+/// Money moved for one request id, as the sandbox saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LedgerEntry {
+    pub request_id: String,
+    pub trade_no: String,
+    /// Minor units charged to the customer (0 if never paid).
+    pub charged_minor: i64,
+    /// Minor units given back (cancel refund or refunds).
+    pub refunded_minor: i64,
+    pub state: &'static str,
+}
+
+impl LedgerEntry {
+    /// What the customer is out of pocket for this request id.
+    pub fn net_minor(&self) -> i64 {
+        self.charged_minor - self.refunded_minor
+    }
+}
+
+/// Every trade, and the codes they used.
+#[derive(Default)]
+pub(super) struct Ledger {
+    pub(super) trades: BTreeMap<String, Trade>,
+    /// code -> request id that used it.
+    pub(super) codes: BTreeMap<String, String>,
+    pub(super) next_trade: u64,
+    /// Number of pay requests received, per request id (to check retries).
+    pub(super) pay_calls: BTreeMap<String, u32>,
+}
+
+/// Lets time act on a trade: a customer confirming pays when the moment comes.
+pub(super) fn settle(trade: &mut Trade, now: DateTime<Utc>) {
+    if let TradeState::Waiting {
+        pays_at: Some(at), ..
+    } = trade.state
+        && now >= at
+    {
+        trade.state = TradeState::Paid;
+        trade.paid_at = Some(at);
+    }
+}
+
+/// The ledger entry of a trade: what it charged and gave back.
+pub(super) fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
+    let amount = trade.amount.map(|a| a.minor()).unwrap_or(0);
+    let refunds: i64 = trade.refunds.values().map(|(a, _)| a.minor()).sum();
+    let (charged, refunded, state) = match trade.state {
+        TradeState::Waiting { .. } => (0, 0, "waiting"),
+        TradeState::Paid => (amount, refunds, "paid"),
+        TradeState::Closed { .. } => (0, 0, "closed"),
+        TradeState::NeverCreated => (0, 0, "never_created"),
+        TradeState::CancelledRefunded => (amount, amount, "cancelled_refunded"),
+    };
+    LedgerEntry {
+        request_id: request_id.to_string(),
+        trade_no: trade.trade_no.clone(),
+        charged_minor: charged,
+        refunded_minor: refunded,
+        state,
+    }
+}

@@ -1,0 +1,90 @@
+//! What the HTTP sandbox's protocol modules share: the server (the sandbox it answers for, the
+//! keys it signs and verifies with, the ids it expects) and the form of an answer, a response
+//! or a connection dropped without one.
+
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Response, StatusCode};
+
+use super::Sandbox;
+use super::keys::SandboxKeys;
+use crate::gateway::keys::{PrivateKey, PublicKey};
+
+/// The app id the sandbox expects unless told otherwise.
+pub const DEFAULT_APP_ID: &str = "2021000000000001";
+/// The AMS client id the sandbox expects unless told otherwise (`SANDBOX_` ids use the
+/// `/ams/sandbox/api` paths, as with Antom's own sandbox).
+pub const DEFAULT_CLIENT_ID: &str = "SANDBOX_SCANPAY0001";
+
+/// The sandbox over HTTP: one server answers both protocols from one ledger.
+pub struct SandboxServer {
+    pub sandbox: Arc<Sandbox>,
+    pub(super) gateway_key: PrivateKey,
+    pub(super) app_public_key: PublicKey,
+    /// The Open Platform app id the sandbox expects.
+    pub(super) app_id: String,
+    /// The AMS client id the sandbox expects.
+    pub(super) client_id: String,
+}
+
+/// Returned by a handler to close the connection without answering (code `07`).
+#[derive(Debug)]
+pub(super) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sandbox drops the connection")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+pub(super) type Answer = Result<Response<Full<Bytes>>, DropConnection>;
+
+impl SandboxServer {
+    pub fn new(
+        sandbox: Arc<Sandbox>,
+        keys: &SandboxKeys,
+        app_id: &str,
+        client_id: &str,
+    ) -> SandboxServer {
+        SandboxServer {
+            sandbox,
+            gateway_key: keys.gateway_key.clone(),
+            app_public_key: keys.app_public_key.clone(),
+            app_id: app_id.to_string(),
+            client_id: client_id.to_string(),
+        }
+    }
+
+    /// The trade number the ledger gave `request_id`, if any.
+    pub(super) fn trade_no(&self, request_id: &str) -> Option<String> {
+        self.sandbox
+            .ledger()
+            .into_iter()
+            .find(|e| e.request_id == request_id)
+            .map(|e| e.trade_no)
+    }
+}
+
+pub(super) fn plain(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
+    encoded(status, content_type, body.into_bytes())
+}
+
+/// A response whose body is already in the charset `content_type` names.
+pub(super) fn encoded(
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
