@@ -8,7 +8,7 @@ mod demo;
 mod journal;
 mod journal_files;
 mod output;
-pub(crate) mod reconcile;
+mod reconcile;
 mod refund;
 mod run;
 pub mod sandbox;

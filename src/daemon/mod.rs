@@ -13,6 +13,7 @@ mod housekeeping;
 mod intake;
 mod open;
 mod preflight;
+pub mod reconcile;
 pub mod shutdown;
 pub mod wiring;
 
@@ -177,7 +178,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         )
         .run(stop.clone()),
     );
-    shutdown.spawn(crate::cli::reconcile::daily(
+    shutdown.spawn(reconcile::daily(
         config.clone(),
         journal.clone(),
         observer.clone(),

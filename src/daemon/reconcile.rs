@@ -1,0 +1,185 @@
+//! The daemon's daily reconciliation, and the provider's records a config points at (the
+//! downloaded trade bill, or an AMS report file), which `scanpay reconcile` reads too.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+
+use crate::clock::{Clock, beijing, beijing_day};
+use crate::config::{Config, GatewaySettings};
+use crate::gateway::alipay_openapi::OpenApi;
+use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi};
+use crate::journal::Journal;
+use crate::reconcile;
+
+/// The provider's last complete day (Beijing time) at `now`.
+pub fn previous_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
+    (now.with_timezone(&beijing()) - chrono::Duration::days(1)).date_naive()
+}
+
+/// Compares the provider's record of `date` (`file`, the configured report file, or the
+/// downloaded bill) with `journal`.
+pub async fn compare_day(
+    config: &Config,
+    journal: &Journal,
+    date: NaiveDate,
+    file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<reconcile::Reconciliation, String> {
+    let file = file.or_else(|| {
+        config
+            .reconcile
+            .as_ref()
+            .and_then(|r| r.report_file_for(date))
+    });
+    let (source, records) = provider_records(config, date, file.as_ref(), clock).await?;
+    let (from, to) = beijing_day(date);
+    reconcile::reconcile(
+        journal,
+        &config.terminal.id,
+        date,
+        from,
+        to,
+        &source,
+        &records,
+    )
+    .map_err(|e| e.to_string())
+}
+
+async fn provider_records(
+    config: &Config,
+    date: NaiveDate,
+    file: Option<&PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<(String, Vec<ProviderRecord>), String> {
+    let read =
+        |path: &PathBuf| std::fs::read(path).map_err(|e| format!("--file {}: {e}", path.display()));
+    match (&config.gateway, file) {
+        (GatewaySettings::Ams(_), Some(path)) => {
+            let name = path.display().to_string();
+            let records =
+                alipay_ams::report::parse(&name, &read(path)?).map_err(|e| e.to_string())?;
+            Ok((name, records))
+        }
+        (GatewaySettings::Ams(_), None) => Err(
+            "AMS delivers its transaction reports outside the API: pass the day's report with --file PATH"
+                .to_string(),
+        ),
+        (GatewaySettings::OpenApi(_), Some(path)) => {
+            let records =
+                alipay_openapi::bill::parse_zip(&read(path)?).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((path.display().to_string(), records))
+        }
+        (GatewaySettings::OpenApi(o), None) => {
+            let client = OpenApi::new(o.clone(), clock)?;
+            let zip = client.download_bill(date).await?;
+            let records = alipay_openapi::bill::parse_zip(&zip)
+                .map_err(|e| format!("the trade bill for {date}: {e}"))?;
+            Ok((format!("the Open Platform trade bill of {date}"), records))
+        }
+        (GatewaySettings::Sandbox(_), _) => Err(
+            "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
+                .to_string(),
+        ),
+    }
+}
+
+/// After a failed run (bill not ready, gateway unreachable), the daemon tries again this much
+/// later, for as long as the day is the same.
+const RETRY_AFTER: Duration = Duration::from_secs(30 * 60);
+/// The daemon looks at the clock at least this often (a changed time zone, a suspended box).
+const CHECK_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// The daemon's daily reconciliation: at `[reconcile] daily_at` (Beijing time) it compares the
+/// provider's previous day with the journal, records the result in the journal, and raises
+/// needs-attention when they differ. A run missed while the box was off happens at start.
+pub async fn daily(
+    config: Config,
+    journal: Arc<Journal>,
+    observer: Arc<dyn crate::events::Observer>,
+    clock: Arc<dyn Clock>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let Some(settings) = config.reconcile.clone() else {
+        return;
+    };
+    loop {
+        let now = clock.now();
+        let date = previous_day(now);
+        let last = reconcile::LastRun::load(&journal).ok().flatten();
+        // Beijing time, the provider's: its day ends at midnight there and its bill is ready
+        // from about 10:00 there, whatever this machine's time zone.
+        let local_now = now.with_timezone(&beijing());
+        let due_today = local_now.time() >= settings.daily_at;
+        let done = last.as_ref().is_some_and(|l| {
+            l.date == date.to_string()
+                && (l.error.is_none()
+                    || chrono::DateTime::parse_from_rfc3339(&l.ran_at).is_ok_and(|t| {
+                        now - t.with_timezone(&chrono::Utc)
+                            < chrono::Duration::from_std(RETRY_AFTER).unwrap_or_default()
+                    }))
+        });
+        if due_today && !done {
+            // A run only reads and records, so a stop may cut it short: it runs again at
+            // the next start.
+            tokio::select! {
+                _ = run_once(&config, &journal, &*observer, clock.clone(), date) => {}
+                _ = stop.cancelled() => return,
+            }
+        }
+        let wait = if due_today {
+            CHECK_EVERY
+        } else {
+            let at = local_now.date_naive().and_time(settings.daily_at);
+            (at - local_now.naive_local())
+                .to_std()
+                .unwrap_or(CHECK_EVERY)
+                .min(CHECK_EVERY)
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
+}
+
+async fn run_once(
+    config: &Config,
+    journal: &Journal,
+    observer: &dyn crate::events::Observer,
+    clock: Arc<dyn Clock>,
+    date: NaiveDate,
+) {
+    let now = clock.now();
+    let last = match compare_day(config, journal, date, None, clock).await {
+        Ok(r) => {
+            let last = reconcile::LastRun::of(&r, now);
+            if r.matches() {
+                tracing::info!(%date, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
+            } else {
+                tracing::error!(%date, differences = last.differences, paid_only_at_provider = last.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
+                observer.event(&crate::events::Event::ReconciliationMismatch {
+                    date: date.to_string(),
+                    differences: last.differences,
+                    paid_only_at_provider: last.paid_only_at_provider,
+                });
+            }
+            last
+        }
+        Err(e) => {
+            tracing::warn!(%date, error = %e, "reconciliation could not run; trying again later");
+            reconcile::LastRun {
+                date: date.to_string(),
+                ran_at: crate::clock::to_journal(now),
+                differences: 0,
+                paid_only_at_provider: 0,
+                error: Some(e),
+            }
+        }
+    };
+    if let Err(e) = last.save(journal) {
+        tracing::warn!(error = %e, "cannot record the reconciliation");
+    }
+}
