@@ -1,6 +1,6 @@
 //! Exact money: an amount is an integer count of a currency's minor units.
 //!
-//! No floating point touches money anywhere in scanpay (DESIGN.md invariant 6). Parsing is
+//! No floating point touches money anywhere in scanpay (docs/design.md §3.6). Parsing is
 //! strict because an amount typed by a register developer or an operator must mean exactly
 //! one thing; formatting is per gateway: the Open Platform wants a major-unit decimal string
 //! (`"12.50"` yuan), AMS wants the minor-unit count as a string (`"1250"`).

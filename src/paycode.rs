@@ -2,12 +2,12 @@
 //! something that is not a payment code at all (a product barcode, a URL, garbage).
 //!
 //! Local recognition only routes and rejects; the gateway has the final word on a code.
-//! Formats (PROTOCOL.md 3.9): Alipay user codes are 16–24 digits starting with 25–30;
+//! Formats (docs/protocol.md §11): Alipay user codes are 16–24 digits starting with 25–30;
 //! Alipay+ codes are 17–32 digits; WeChat Pay codes are 18 digits starting with 10–15;
 //! UnionPay QR codes are 19 digits starting with 62; face-pay tokens are `fp` + 33 chars.
 //!
 //! A payment code is a bearer secret while it is valid, so [`PaymentCode`] only ever shows
-//! itself masked (DESIGN.md invariant 5); [`PaymentCode::expose`] is for the wire only.
+//! itself masked (docs/design.md §3.5); [`PaymentCode::expose`] is for the wire only.
 
 use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The sale and attempt state machines of DESIGN.md, as pure functions: no I/O here.
+//! The sale and attempt state machines of docs/design.md §2, as pure functions: no I/O here.
 //!
 //! The journal stores a flat state tag per row; every change goes through
 //! [`check_attempt_transition`], so an illegal move (anything out of `succeeded`, a failure

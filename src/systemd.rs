@@ -19,7 +19,7 @@ pub struct Notifier {
 }
 
 /// Whether a full queue has been reported at warn level yet: once per process, however many
-/// notifiers it has (`src/cli/run.rs` makes one for start and stop, one for housekeeping).
+/// notifiers it has (`src/daemon/` makes one for start and stop, one for housekeeping).
 static WARNED_FULL: AtomicBool = AtomicBool::new(false);
 
 enum Target {

@@ -7,7 +7,7 @@
 //! and hands it to the watchdog if it is still open when the engine stops waiting.
 //! [`Owners`] makes sure no attempt is worked on twice at the same time.
 //!
-//! Rules (PROTOCOL.md section 6): at least one inquiry before any cancel; a verified paid
+//! Rules (docs/protocol.md §9): at least one inquiry before any cancel; a verified paid
 //! answer ends `succeeded`, a verified closed/failed one ends `failed`; anything else
 //! (waiting, not found, no answer, bad signature) keeps inquiring until the deadline; then
 //! cancel with the same request id, retried with backoff until the gateway confirms it. A

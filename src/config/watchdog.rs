@@ -9,7 +9,7 @@ use super::ConfigError;
 use super::validate::Validator;
 use crate::engine::WatchdogConfig;
 
-/// PROTOCOL.md: query for about 60 s after an unclear answer, then cancel.
+/// docs/protocol.md §9.2: query for about 60 s after an unclear answer, then cancel.
 const SALE_DEADLINE_S_DEFAULT: u64 = 60;
 const SALE_DEADLINE_S_RANGE: std::ops::RangeInclusive<u64> = 5..=900;
 const INQUIRY_INTERVAL_MS_RANGE: std::ops::RangeInclusive<u64> = 500..=60_000;

@@ -2,7 +2,7 @@
 //! from boot-keyboard reports, HID POS scanners from scanned-data reports.
 //!
 //! Reading hidraw does not stop the kernel from also typing a keyboard wedge's keystrokes
-//! into the console, a login prompt or the focused window (DEVICES.md 1.3). So while scanpay
+//! into the console, a login prompt or the focused window (docs/devices.md §5). So while scanpay
 //! reads a wedge it grabs (`EVIOCGRAB`) every input event node of the same HID device: the
 //! keystrokes then reach scanpay only. The grab is held by an open file and ends with it: while
 //! the daemon restarts, or if the grab fails (permissions), the keystrokes do leak; a HID POS

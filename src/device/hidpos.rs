@@ -1,5 +1,5 @@
 //! Decoding HID POS (usage page 0x8C) scanned-data reports, in the layout Honeywell and
-//! Newland scanners use on hidraw (DEVICES.md 1.4): `[0]` report ID 0x02, `[1]` number of
+//! Newland scanners use on hidraw (docs/devices.md §6): `[0]` report ID 0x02, `[1]` number of
 //! data bytes in this report, `[2..5]` AIM symbology identifier, `[5..]` data, `[63]`
 //! non-zero when more reports of the same scan follow. Reports of one scan are joined; a
 //! scan never grows past the scan length cap.

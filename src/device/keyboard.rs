@@ -1,4 +1,4 @@
-//! Decoding a keyboard-wedge scanner's HID boot-keyboard reports (DEVICES.md 1.2) into text.
+//! Decoding a keyboard-wedge scanner's HID boot-keyboard reports (docs/devices.md §4) into text.
 //!
 //! An 8-byte report is `[modifiers, reserved, key1..key6]` (9 bytes with a report ID first).
 //! A key is typed when it appears in a report and was not in the previous one, so held keys

@@ -190,7 +190,7 @@ pub struct Refunded {
     pub provider_refund_id: Option<String>,
 }
 
-/// How a gateway wants payments in doubt to be chased (PROTOCOL.md sections 3.8, 5.2, 5.3).
+/// How a gateway wants payments in doubt to be chased (docs/protocol.md §9.2, §9.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// Pause between two inquiries: a random value in this range (jitter spreads terminals).

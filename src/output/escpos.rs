@@ -1,4 +1,4 @@
-//! ESC/POS bytes (DEVICES.md 5.1–5.3): a small builder for receipts. Text is encoded in the
+//! ESC/POS bytes (docs/devices.md §10.1–10.3): a small builder for receipts. Text is encoded in the
 //! printer's character set (GB18030 for Chinese-market printers, whose Chinese mode `FS &` is
 //! switched on for it; or plain ASCII); characters the set cannot hold print as `?`.
 

@@ -5,6 +5,7 @@ mod common;
 
 mod ams;
 mod api;
+mod architecture;
 mod chaos;
 mod cli;
 mod daemon;

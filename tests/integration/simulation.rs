@@ -3,7 +3,7 @@
 //! leave, connections dropped after charging, answers too slow, bad signatures), outages of
 //! up to ten minutes, and crashes at random moments (the sale's future dropped mid-flight,
 //! the journal reopened, recovery run). After every step a checker asserts the invariants of
-//! DESIGN.md; a failure prints the seed that replays it.
+//! docs/design.md §3; a failure prints the seed that replays it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

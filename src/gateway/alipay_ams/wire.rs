@@ -1,4 +1,4 @@
-//! Alipay Global / Antom AMS wire format (PROTOCOL.md sections 4–5): the signed content and
+//! Alipay Global / Antom AMS wire format (docs/protocol.md §6–8, §10.3–10.4): the signed content and
 //! `Signature` header, the request bodies, and the mapping of `result` and `paymentStatus`
 //! to an [`Outcome`].
 
@@ -234,7 +234,7 @@ fn failure(r: &ResultInfo) -> Failure {
     }
 }
 
-/// What the cashier should do after a definite failure (PROTOCOL.md table 5.1).
+/// What the cashier should do after a definite failure (docs/protocol.md §8.1).
 pub fn cashier_message(code: &str) -> &'static str {
     match code {
         "EXPIRED_CODE" => {
@@ -283,7 +283,7 @@ pub fn cashier_message(code: &str) -> &'static str {
     }
 }
 
-/// `pay` (PROTOCOL.md 5.1). `REQUEST_TRAFFIC_EXCEED_LIMIT` is reported as throttled so the
+/// `pay` (docs/protocol.md §8.1). `REQUEST_TRAFFIC_EXCEED_LIMIT` is reported as throttled so the
 /// client can resend the same request.
 pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
     let Some(r) = result_of(body) else {
@@ -331,7 +331,7 @@ pub fn is_throttled(body: &Value) -> bool {
     result_of(body).is_some_and(|r| r.code == "REQUEST_TRAFFIC_EXCEED_LIMIT")
 }
 
-/// `inquiryPayment` (PROTOCOL.md 5.2): `result` says whether the call worked,
+/// `inquiryPayment` (docs/protocol.md §8.2): `result` says whether the call worked,
 /// `paymentStatus` what happened to the payment.
 pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
     let Some(r) = result_of(body) else {
@@ -423,7 +423,7 @@ pub fn cancel_outcome(body: &Value) -> Outcome<Cancelled> {
     }
 }
 
-/// `refund` (PROTOCOL.md 5.4).
+/// `refund` (docs/protocol.md §10.3).
 pub fn refund_outcome(body: &Value) -> Outcome<crate::gateway::Refunded> {
     let Some(r) = result_of(body) else {
         return Outcome::Unknown(Unknown::new(UnknownKind::Malformed, "answer has no result"));

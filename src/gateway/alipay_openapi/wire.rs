@@ -1,4 +1,4 @@
-//! Alipay Open Platform wire format (PROTOCOL.md sections 1–3): the signing string of a
+//! Alipay Open Platform wire format (docs/protocol.md §3–5): the signing string of a
 //! request, the extraction of the signed `…_response` node from a body, the response
 //! fields, and the mapping of every documented code to an [`Outcome`].
 
@@ -263,7 +263,7 @@ pub fn request_refusal(node: &Node) -> Failure {
     failure(node)
 }
 
-/// `alipay.trade.pay` (PROTOCOL.md 3.1, 3.7).
+/// `alipay.trade.pay` (docs/protocol.md §5.1).
 pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
     if let Some(echo) = &node.out_trade_no
         && echo != request_id
@@ -298,7 +298,7 @@ pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
     }
 }
 
-/// `alipay.trade.query` (PROTOCOL.md 3.2).
+/// `alipay.trade.query` (docs/protocol.md §5.2).
 pub fn query_outcome(node: &Node, request_id: &str) -> Outcome<TradeStatus> {
     if is_system_error(node) {
         return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
@@ -387,7 +387,7 @@ pub fn refund_outcome(node: &Node) -> Outcome<Refunded> {
     }
 }
 
-/// `alipay.trade.fastpay.refund.query` (PROTOCOL.md 3.5): `REFUND_SUCCESS` is done; a missing
+/// `alipay.trade.fastpay.refund.query` (docs/protocol.md §10.2): `REFUND_SUCCESS` is done; a missing
 /// status means not received (or failed).
 pub fn refund_query_outcome(node: &Node) -> Outcome<bool> {
     if is_system_error(node) {

@@ -341,7 +341,7 @@ fn refund_and_refund_query_map() {
 
 #[test]
 fn every_documented_pay_sub_code_is_a_definite_failure_with_a_specific_message() {
-    // PROTOCOL.md table 3.7, every sub-code except the two that mean "query first".
+    // docs/protocol.md §5.1, every sub-code except the two that mean "query first".
     let failures = [
         "ACQ.PAYMENT_AUTH_CODE_INVALID",
         "ACQ.PULL_MOBILE_CASHIER_FAIL",
