@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, build_gateway};
+use super::exit::{Exit, Failure, OrExit};
+use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, build_gateway};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::engine::{Engine, SaleRequest, ScanOutcome};
@@ -27,7 +28,7 @@ pub struct Args {
     pub reference: Option<String>,
 }
 
-pub async fn run(args: Args) -> u8 {
+pub async fn run(args: Args) -> Exit {
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => return usage(&e.to_string()),
@@ -82,8 +83,7 @@ pub async fn run(args: Args) -> u8 {
         config.engine_settings(Some(CANCEL_GIVE_UP_AFTER), true),
     );
     if let Err(e) = engine.recover().await {
-        eprintln!("error: finishing earlier attempts: {e}");
-        return EXIT_NOT_PAID;
+        return Err(Failure::failed(format!("finishing earlier attempts: {e}")));
     }
     let sale = match engine.arm(SaleRequest {
         amount,
@@ -99,10 +99,12 @@ pub async fn run(args: Args) -> u8 {
     let sale = match engine.scan(&code).await {
         ScanOutcome::Attempted { sale } => sale,
         ScanOutcome::Unrecorded { sale_id, error } => {
-            eprintln!(
-                "error: sale {sale_id}: the payment may have gone through but the journal cannot be read ({error}); the next run resolves it"
-            );
-            return EXIT_IN_DOUBT;
+            return Err(Failure::new(
+                EXIT_IN_DOUBT,
+                format!(
+                    "sale {sale_id}: the payment may have gone through but the journal cannot be read ({error}); the next run resolves it"
+                ),
+            ));
         }
         ScanOutcome::Refused { refusal, .. } => {
             match engine.journal().close_sale(
@@ -114,13 +116,7 @@ pub async fn run(args: Args) -> u8 {
                 Ok(_) => {}
                 Err(e) => eprintln!("error: {e}"),
             }
-            match engine.view(&sale.sale_id) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return EXIT_NOT_PAID;
-                }
-            }
+            engine.view(&sale.sale_id).or_failed()?
         }
         ScanOutcome::Barcode { .. } | ScanOutcome::Garbage { .. } => {
             // Checked above; kept for completeness.
@@ -132,7 +128,7 @@ pub async fn run(args: Args) -> u8 {
         // The receipt of this sale is queued; give the printer a moment before exiting.
         p.flush(std::time::Duration::from_secs(10));
     }
-    if sale.state == SaleState::Paid {
+    Ok(if sale.state == SaleState::Paid {
         EXIT_OK
     } else if !sale.state.is_final() {
         eprintln!(
@@ -149,10 +145,9 @@ pub async fn run(args: Args) -> u8 {
             sale.reason.as_deref().unwrap_or(sale.state.as_str())
         );
         EXIT_NOT_PAID
-    }
+    })
 }
 
-fn usage(message: &str) -> u8 {
-    eprintln!("error: {message}");
-    EXIT_USAGE
+fn usage(message: &str) -> Exit {
+    Err(Failure::usage(message))
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
+use super::exit::{Exit, Failure, OrExit};
+use super::{EXIT_NOT_PAID, EXIT_OK};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::daemon::console::{self, Line};
@@ -27,28 +28,23 @@ use crate::view::SaleView;
 
 const CANCEL_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
-pub async fn run(journal: Option<PathBuf>) -> u8 {
+pub async fn run(journal: Option<PathBuf>) -> Exit {
     let interactive = std::io::stdin().is_terminal();
     // Kept alive until the end of the demo; the sandbox's keys (and, unless a journal was
     // named, the journal) go with it.
-    let temp = match tempfile::Builder::new().prefix("scanpay-demo-").tempdir() {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot create a temporary directory for the demo: {e}");
-            return EXIT_NOT_PAID;
-        }
-    };
+    let temp = tempfile::Builder::new()
+        .prefix("scanpay-demo-")
+        .tempdir()
+        .map_err(|e| {
+            Failure::failed(format!(
+                "cannot create a temporary directory for the demo: {e}"
+            ))
+        })?;
     let journal_path = journal.unwrap_or_else(|| temp.path().join("journal.sqlite"));
-    let config = match Config::demo(&journal_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    let config = Config::demo(&journal_path).or_usage()?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     // The real Open Platform client, against the sandbox served over HTTP on loopback.
-    let sandbox = match super::sandbox::start(
+    let sandbox = super::sandbox::start(
         ([127, 0, 0, 1], 0).into(),
         &temp.path().join("sandbox"),
         DEFAULT_APP_ID,
@@ -56,27 +52,9 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
         None,
     )
     .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: cannot start the sandbox: {e}");
-            return EXIT_NOT_PAID;
-        }
-    };
-    let gateway = match openapi_client(&sandbox, &config, clock.clone()) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_NOT_PAID;
-        }
-    };
-    let journal = match Journal::open(&config.journal.path) {
-        Ok(j) => Arc::new(j),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    .map_err(|e| Failure::failed(format!("cannot start the sandbox: {e}")))?;
+    let gateway = openapi_client(&sandbox, &config, clock.clone()).or_failed()?;
+    let journal = Arc::new(Journal::open(&config.journal.path).or_usage()?);
     let human: Box<dyn std::io::Write + Send> = if interactive {
         Box::new(std::io::stdout())
     } else {
@@ -110,8 +88,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
     match engine.recover().await {
         Ok(finished) => finished.iter().for_each(emit),
         Err(e) => {
-            eprintln!("error: finishing earlier attempts: {e}");
-            return EXIT_NOT_PAID;
+            return Err(Failure::failed(format!("finishing earlier attempts: {e}")));
         }
     }
 
@@ -174,7 +151,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
                     Ok(_) => {}
                     Err(e @ EngineError::Journal(_)) => {
                         output.say(&format!("error: {e}"));
-                        return EXIT_NOT_PAID;
+                        return Ok(EXIT_NOT_PAID);
                     }
                     Err(e) => output.say(&format!("sale refused: {e}")),
                 }
@@ -191,7 +168,7 @@ pub async fn run(journal: Option<PathBuf>) -> u8 {
     {
         emit(&view);
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }
 
 fn openapi_client(

@@ -3,13 +3,14 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ExportFormat, JournalCommand, JournalSource};
+use super::exit::{Exit, Failure, OrExit};
+use super::{EXIT_OK, ExportFormat, JournalCommand, JournalSource, out};
 use crate::config::Config;
 use crate::journal::{Journal, SaleFilter};
 use crate::state::SaleState;
 use crate::view::SaleView;
 
-pub fn run(command: JournalCommand) -> u8 {
+pub fn run(command: JournalCommand) -> Exit {
     match command {
         JournalCommand::List {
             source,
@@ -20,10 +21,9 @@ pub fn run(command: JournalCommand) -> u8 {
                 None => None,
                 Some((_, Some(s))) => Some(s),
                 Some((s, None)) => {
-                    eprintln!(
-                        "error: --state {s:?}: use one of awaiting_scan, processing, paid, failed, cancelled, expired"
-                    );
-                    return EXIT_USAGE;
+                    return Err(Failure::usage(format!(
+                        "--state {s:?}: use one of awaiting_scan, processing, paid, failed, cancelled, expired"
+                    )));
                 }
             };
             with_journal(&source, |j| list(j, state, limit))
@@ -34,14 +34,11 @@ pub fn run(command: JournalCommand) -> u8 {
             format,
             since,
         } => {
-            let since = match since.as_deref().map(parse_day) {
-                None => None,
-                Some(Ok(d)) => Some(d),
-                Some(Err(e)) => {
-                    eprintln!("error: --since: {e}");
-                    return EXIT_USAGE;
-                }
-            };
+            let since = since
+                .as_deref()
+                .map(parse_day)
+                .transpose()
+                .map_err(|e| Failure::usage(format!("--since: {e}")))?;
             with_journal(&source, |j| export(j, format, since))
         }
         JournalCommand::Verify { source } => super::journal_files::verify(&source),
@@ -73,32 +70,16 @@ pub(super) fn journal_path(source: &JournalSource) -> Result<PathBuf, String> {
 pub(super) fn with_journal(
     source: &JournalSource,
     f: impl FnOnce(&Journal) -> Result<u8, String>,
-) -> u8 {
-    let path = match journal_path(source) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+) -> Exit {
+    let path = journal_path(source).or_usage()?;
     if !path.exists() {
-        eprintln!("error: journal {} does not exist", path.display());
-        return EXIT_USAGE;
+        return Err(Failure::usage(format!(
+            "journal {} does not exist",
+            path.display()
+        )));
     }
-    let journal = match Journal::open_read_only(&path) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    match f(&journal) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_NOT_PAID
-        }
-    }
+    let journal = Journal::open_read_only(&path).or_usage()?;
+    f(&journal).or_failed()
 }
 
 fn views(j: &Journal, filter: &SaleFilter) -> Result<Vec<SaleView>, String> {
@@ -119,12 +100,12 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String>
         limit: Some(limit),
         ..SaleFilter::default()
     };
-    println!(
+    out(&format!(
         "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  reason",
         "sale", "created", "state", "amount", "", "try"
-    );
+    ));
     for v in views(j, &filter)? {
-        println!(
+        out(&format!(
             "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  {}",
             v.sale_id,
             v.created_at,
@@ -133,21 +114,17 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String>
             v.currency,
             v.attempts.len(),
             v.reason.as_deref().unwrap_or("")
-        );
+        ));
     }
     Ok(EXIT_OK)
 }
 
 fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
     let Some((sale, attempts, refunds)) = j.sale_whole(sale_id).map_err(|e| e.to_string())? else {
-        eprintln!("error: no sale {sale_id:?} in {}", j.path().display());
-        return Ok(EXIT_NOT_PAID);
+        return Err(format!("no sale {sale_id:?} in {}", j.path().display()));
     };
     let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?
-    );
+    out(&serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
     Ok(EXIT_OK)
 }
 
@@ -164,10 +141,7 @@ fn export(
     sales.reverse(); // oldest first reads like a ledger
     match format {
         ExportFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&sales).map_err(|e| e.to_string())?
-            );
+            out(&serde_json::to_string_pretty(&sales).map_err(|e| e.to_string())?);
         }
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());

@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
+use super::exit::{Exit, Failure};
 use super::journal::journal_path;
-use super::{EXIT_OK, EXIT_USAGE, JournalSource, out};
+use super::{EXIT_OK, JournalSource, out};
 use crate::journal::{Journal, Summary, identity};
 
-fn fail(message: &str) -> u8 {
-    eprintln!("error: {message}");
-    EXIT_USAGE
+fn fail(message: &str) -> Exit {
+    Err(Failure::usage(message))
 }
 
 fn describe(s: &Summary) -> String {
@@ -25,7 +25,7 @@ fn describe(s: &Summary) -> String {
     )
 }
 
-pub fn verify(source: &JournalSource) -> u8 {
+pub fn verify(source: &JournalSource) -> Exit {
     let path = match journal_path(source) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -33,13 +33,13 @@ pub fn verify(source: &JournalSource) -> u8 {
     match Journal::verify(&path) {
         Ok(summary) => {
             out(&format!("OK {}: {}", path.display(), describe(&summary)));
-            EXIT_OK
+            Ok(EXIT_OK)
         }
         Err(e) => fail(&e.to_string()),
     }
 }
 
-pub fn init(source: &JournalSource, force: bool) -> u8 {
+pub fn init(source: &JournalSource, force: bool) -> Exit {
     let path = match journal_path(source) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -74,13 +74,13 @@ pub fn init(source: &JournalSource, force: bool) -> u8 {
     }) {
         Ok(s) => {
             out(&format!("created {}: {}", path.display(), describe(&s)));
-            EXIT_OK
+            Ok(EXIT_OK)
         }
         Err(e) => fail(&e.to_string()),
     }
 }
 
-pub fn backup(source: &JournalSource, dest: &Path) -> u8 {
+pub fn backup(source: &JournalSource, dest: &Path) -> Exit {
     let path = match journal_path(source) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -113,7 +113,7 @@ pub fn backup(source: &JournalSource, dest: &Path) -> u8 {
                 dest.display(),
                 describe(&s)
             ));
-            EXIT_OK
+            Ok(EXIT_OK)
         }
         Ok(s) => fail(&format!(
             "backup {} names {}, not the journal it was taken from",
@@ -127,7 +127,7 @@ pub fn backup(source: &JournalSource, dest: &Path) -> u8 {
     }
 }
 
-pub fn restore(source: &JournalSource, src: &Path, force: bool) -> u8 {
+pub fn restore(source: &JournalSource, src: &Path, force: bool) -> Exit {
     let path = match journal_path(source) {
         Ok(p) => p,
         Err(e) => return fail(&e),
@@ -228,5 +228,5 @@ pub fn restore(source: &JournalSource, src: &Path, force: bool) -> u8 {
             "Reconcile every day from {since} to today, e.g. scanpay reconcile --date {since} --fix, and refund what the provider kept."
         ));
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }

@@ -5,6 +5,7 @@ mod bench;
 mod charge;
 mod check;
 mod demo;
+mod exit;
 mod journal;
 mod journal_files;
 mod output;
@@ -305,6 +306,14 @@ fn devices() -> u8 {
     EXIT_OK
 }
 
+/// `println!` through [`out`], so a closed pipe does not take the process down.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::out(&format!($($arg)*))
+    };
+}
+pub(crate) use outln;
+
 /// Writes one line to stdout. A reader that went away (a closed pipe) must not take the
 /// process down with it, so write errors are ignored (`println!` would panic).
 pub fn out(line: &str) {
@@ -330,7 +339,16 @@ pub fn run(cli: Cli) -> u8 {
             return EXIT_NOT_PAID;
         }
     };
-    let status = match cli.command {
+    let status = dispatch(cli.command, &runtime).unwrap_or_else(exit::Failure::report);
+    // tokio's stdin reader is a blocking thread that may never return while the pipe is
+    // open; do not wait for it.
+    runtime.shutdown_background();
+    status
+}
+
+/// Runs one command to its exit status.
+fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
+    match command {
         Command::Demo { journal } => runtime.block_on(demo::run(journal)),
         Command::Charge {
             config,
@@ -359,8 +377,8 @@ pub fn run(cli: Cli) -> u8 {
         })),
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
         Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
-        Command::CheckConfig { file, probe } => runtime.block_on(check::run(&file, probe)),
-        Command::Devices => devices(),
+        Command::CheckConfig { file, probe } => Ok(runtime.block_on(check::run(&file, probe))),
+        Command::Devices => Ok(devices()),
         Command::Report {
             source,
             date,
@@ -387,16 +405,11 @@ pub fn run(cli: Cli) -> u8 {
             } else {
                 bench::Plan::full()
             };
-            match runtime.block_on(bench::run(plan, &dir)) {
-                Ok(figures) => {
-                    out(&figures.to_string());
-                    EXIT_OK
-                }
-                Err(e) => {
-                    eprintln!("error: bench: {e}");
-                    EXIT_NOT_PAID
-                }
-            }
+            let figures = runtime
+                .block_on(bench::run(plan, &dir))
+                .map_err(|e| exit::Failure::failed(format!("bench: {e}")))?;
+            out(&figures.to_string());
+            Ok(EXIT_OK)
         }
         Command::Sandbox {
             listen,
@@ -411,9 +424,5 @@ pub fn run(cli: Cli) -> u8 {
             client_id,
             app_public_key,
         })),
-    };
-    // tokio's stdin reader is a blocking thread that may never return while the pipe is
-    // open; do not wait for it.
-    runtime.shutdown_background();
-    status
+    }
 }

@@ -2,42 +2,35 @@
 
 use std::path::Path;
 
+use super::exit::{Exit, Failure, OrExit};
 use super::journal::with_journal;
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, JournalSource, ReportFormat, out};
+use super::{EXIT_OK, JournalSource, ReportFormat, out};
 use crate::config::Config;
 use crate::journal::Journal;
 use crate::output::printer::{PrinterQueue, send};
 use crate::view::SaleView;
 
-pub fn report(source: &JournalSource, date: Option<&str>, format: ReportFormat, print: bool) -> u8 {
+pub fn report(
+    source: &JournalSource,
+    date: Option<&str>,
+    format: ReportFormat,
+    print: bool,
+) -> Exit {
     let date = match date {
         None => chrono::Local::now().date_naive(),
-        Some(d) => match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
-            Ok(d) => d,
-            Err(e) => {
-                eprintln!("error: --date {d:?}: a date like 2026-11-22 ({e})");
-                return EXIT_USAGE;
-            }
-        },
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|e| Failure::usage(format!("--date {d:?}: a date like 2026-11-22 ({e})")))?,
     };
     let printer = if print {
-        let Some(path) = &source.config else {
-            eprintln!("error: --print needs --config (the [printer] to use)");
-            return EXIT_USAGE;
-        };
-        match Config::load(path) {
-            Ok(c) => match c.printer {
-                Some(p) => Some(p),
-                None => {
-                    eprintln!("error: {}: no [printer] section to print on", c.source);
-                    return EXIT_USAGE;
-                }
-            },
-            Err(e) => {
-                eprintln!("error: {e}");
-                return EXIT_USAGE;
-            }
-        }
+        let path = source
+            .config
+            .as_ref()
+            .ok_or_else(|| Failure::usage("--print needs --config (the [printer] to use)"))?;
+        let c = Config::load(path).or_usage()?;
+        let p = c.printer.ok_or_else(|| {
+            Failure::usage(format!("{}: no [printer] section to print on", c.source))
+        })?;
+        Some(p)
     } else {
         None
     };
@@ -58,44 +51,27 @@ pub fn report(source: &JournalSource, date: Option<&str>, format: ReportFormat, 
     })
 }
 
-pub fn reprint(config: &Path, sale_id: &str) -> u8 {
-    let config = match Config::load(config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let Some(printer) = config.printer.clone() else {
-        eprintln!("error: {}: no [printer] section", config.source);
-        return EXIT_USAGE;
-    };
-    let journal = match Journal::open_read_only(&config.journal.path) {
-        Ok(j) => j,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let view = match journal.sale_whole(sale_id) {
-        Ok(Some((sale, attempts, refunds))) => {
-            SaleView::new(&sale, &attempts).with_refunds(&refunds)
-        }
-        Ok(None) => {
-            eprintln!("error: no sale {sale_id:?} in {}", journal.path().display());
-            return EXIT_USAGE;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_NOT_PAID;
-        }
-    };
+pub fn reprint(config: &Path, sale_id: &str) -> Exit {
+    let config = Config::load(config).or_usage()?;
+    let printer = config
+        .printer
+        .clone()
+        .ok_or_else(|| Failure::usage(format!("{}: no [printer] section", config.source)))?;
+    let journal = Journal::open_read_only(&config.journal.path).or_usage()?;
+    let (sale, attempts, refunds) = journal.sale_whole(sale_id).or_failed()?.ok_or_else(|| {
+        Failure::usage(format!(
+            "no sale {sale_id:?} in {}",
+            journal.path().display()
+        ))
+    })?;
+    let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
     let queue = PrinterQueue::start(printer.clone());
     for slip in queue.sale_slips(&view) {
-        if let Err(e) = send(&printer.kind, &slip) {
-            eprintln!("error: printing: {e}; check the printer (paper, power, cable)");
-            return EXIT_NOT_PAID;
-        }
+        send(&printer.kind, &slip).map_err(|e| {
+            Failure::failed(format!(
+                "printing: {e}; check the printer (paper, power, cable)"
+            ))
+        })?;
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, ReportFormat, out};
+use super::exit::{Exit, OrExit};
+use super::{EXIT_NOT_PAID, EXIT_OK, ReportFormat, out};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::daemon::reconcile::{compare_day, previous_day};
@@ -26,28 +27,15 @@ pub struct Args {
     pub fix: bool,
 }
 
-pub async fn run(args: Args) -> u8 {
-    match reconcile_day(&args).await {
-        Ok(r) => {
-            let text = match args.format {
-                ReportFormat::Text => reconcile::to_text(&r),
-                ReportFormat::Csv => match reconcile::to_csv(&r) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return EXIT_USAGE;
-                    }
-                },
-                ReportFormat::Json => serde_json::to_string(&r).unwrap_or_default(),
-            };
-            out(text.trim_end());
-            if r.matches() { EXIT_OK } else { EXIT_NOT_PAID }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_USAGE
-        }
-    }
+pub async fn run(args: Args) -> Exit {
+    let r = reconcile_day(&args).await.or_usage()?;
+    let text = match args.format {
+        ReportFormat::Text => reconcile::to_text(&r),
+        ReportFormat::Csv => reconcile::to_csv(&r).or_usage()?,
+        ReportFormat::Json => serde_json::to_string(&r).unwrap_or_default(),
+    };
+    out(text.trim_end());
+    Ok(if r.matches() { EXIT_OK } else { EXIT_NOT_PAID })
 }
 
 async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String> {

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
+use super::exit::{Exit, Failure, OrExit};
+use super::{EXIT_IN_DOUBT, EXIT_NOT_PAID, EXIT_OK};
 use crate::config::Config;
 use crate::engine::EngineError;
 use crate::events::LogObserver;
@@ -25,40 +26,26 @@ pub struct Args {
     pub reason: Option<String>,
 }
 
-pub async fn run(args: Args) -> u8 {
-    let usage = |m: String| {
-        eprintln!("error: {m}");
-        EXIT_USAGE
-    };
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => return usage(e.to_string()),
-    };
-    let amount = match Amount::parse(&args.amount, config.terminal.currency) {
-        Ok(a) => a,
-        Err(e) => return usage(format!("--amount {:?}: {e}", args.amount)),
-    };
-    let engine = match super::open_engine(&config, Arc::new(LogObserver), REFUND_IN_LINE_FOR) {
-        Ok(e) => e,
-        Err(e) => return usage(e),
-    };
+pub async fn run(args: Args) -> Exit {
+    let config = Config::load(&args.config).or_usage()?;
+    let amount = Amount::parse(&args.amount, config.terminal.currency)
+        .map_err(|e| Failure::usage(format!("--amount {:?}: {e}", args.amount)))?;
+    let engine =
+        super::open_engine(&config, Arc::new(LogObserver), REFUND_IN_LINE_FOR).or_usage()?;
     match engine.refund(&args.sale_id, amount, args.reason).await {
         Ok(refund) => {
             super::out(&refund.to_json_line());
-            match refund.state {
+            Ok(match refund.state {
                 RefundState::Succeeded => EXIT_OK,
                 RefundState::Failed => EXIT_NOT_PAID,
                 RefundState::Pending | RefundState::Unknown => EXIT_IN_DOUBT,
-            }
+            })
         }
         // Refused before anything was sent: wrong sale, wrong amount.
         Err(EngineError::Journal(e @ (JournalError::NoSale(_) | JournalError::Refund { .. }))) => {
-            usage(e.to_string())
+            Err(Failure::usage(e))
         }
-        Err(e @ EngineError::BadText(..)) => usage(e.to_string()),
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_IN_DOUBT
-        }
+        Err(e @ EngineError::BadText(..)) => Err(Failure::usage(e)),
+        Err(e) => Err(Failure::new(EXIT_IN_DOUBT, e)),
     }
 }

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
+use super::EXIT_OK;
+use super::exit::{Exit, Failure, OrExit};
 use crate::config::Config;
 
 pub struct Args {
@@ -10,22 +11,11 @@ pub struct Args {
     pub stdin: bool,
 }
 
-pub async fn run(args: Args) -> u8 {
-    let config = match Config::load(&args.config) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+pub async fn run(args: Args) -> Exit {
+    let config = Config::load(&args.config).or_usage()?;
     match crate::daemon::run(config, args.stdin).await {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("error: {e}");
-            match e {
-                crate::daemon::Error::Usage(_) => EXIT_USAGE,
-                crate::daemon::Error::Failed(_) => EXIT_NOT_PAID,
-            }
-        }
+        Ok(()) => Ok(EXIT_OK),
+        Err(e @ crate::daemon::Error::Usage(_)) => Err(Failure::usage(e)),
+        Err(e @ crate::daemon::Error::Failed(_)) => Err(Failure::failed(e)),
     }
 }

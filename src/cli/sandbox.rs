@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE};
+use super::EXIT_OK;
+use super::exit::{Exit, Failure, OrExit};
 use crate::clock::SystemClock;
 use crate::sandbox::{Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config};
 
@@ -64,14 +65,14 @@ pub async fn start(
     })
 }
 
-pub async fn run(args: Args) -> u8 {
+pub async fn run(args: Args) -> Exit {
     if !args.listen.ip().is_loopback() {
         eprintln!(
             "warning: the sandbox listens on {}, not only on this machine",
             args.listen
         );
     }
-    let running = match start(
+    let running = start(
         args.listen,
         &args.dir,
         &args.app_id,
@@ -79,13 +80,7 @@ pub async fn run(args: Args) -> u8 {
         args.app_public_key.as_deref(),
     )
     .await
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return EXIT_USAGE;
-        }
-    };
+    .or_usage()?;
     super::out(&format!(
         "scanpay sandbox: Open Platform gateway at {}",
         running.url
@@ -114,10 +109,8 @@ pub async fn run(args: Args) -> u8 {
     for (file, what, config) in configs {
         let Some(config) = config else { continue };
         let path = args.dir.join(file);
-        if let Err(e) = std::fs::write(&path, config) {
-            eprintln!("error: cannot write {}: {e}", path.display());
-            return EXIT_NOT_PAID;
-        }
+        std::fs::write(&path, config)
+            .map_err(|e| Failure::failed(format!("cannot write {}: {e}", path.display())))?;
         super::out(&format!("  {what}: {}", path.display()));
     }
     super::out(&format!("  ledger: {}", running.ledger_url));
@@ -142,5 +135,5 @@ pub async fn run(args: Args) -> u8 {
         _ = running.task => eprintln!("error: the sandbox server stopped"),
         _ = stop => {}
     }
-    EXIT_OK
+    Ok(EXIT_OK)
 }

@@ -3,14 +3,15 @@
 
 use serde_json::{Value, json};
 
+use super::exit::Exit;
 use super::journal::with_journal;
-use super::{EXIT_NOT_PAID, EXIT_OK, JournalSource};
+use super::{EXIT_NOT_PAID, EXIT_OK, JournalSource, outln};
 use crate::clock::to_journal;
 use crate::journal::Journal;
 use crate::journal::meta::DaemonStatus;
 use crate::state::SaleState;
 
-pub async fn run(source: &JournalSource, as_json: bool) -> u8 {
+pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     // When the daemon runs, its live view (reachability, armed sale) comes from the API.
     let live = match &source.config {
         Some(path) => match crate::config::Config::load(path) {
@@ -36,7 +37,7 @@ pub async fn run(source: &JournalSource, as_json: bool) -> u8 {
             report["daemon"] = json!({"running": false});
         }
         if as_json {
-            println!("{report}");
+            outln!("{report}");
         } else {
             print_text(&report);
         }
@@ -113,23 +114,23 @@ async fn health_over_socket(socket: &std::path::Path) -> Option<Value> {
 }
 
 fn print_text(r: &Value) {
-    println!("journal   {}", r["journal"].as_str().unwrap_or(""));
+    outln!("journal   {}", r["journal"].as_str().unwrap_or(""));
     match r["daemon"]["running"].as_bool() {
-        Some(true) => println!(
+        Some(true) => outln!(
             "daemon    running (pid {}), sale waiting for a scan: {}",
             r["daemon"]["pid"],
             r["daemon"]["armed_sale"].as_str().unwrap_or("none")
         ),
-        _ => println!("daemon    not answering on its API (or no [api] section)"),
+        _ => outln!("daemon    not answering on its API (or no [api] section)"),
     }
     let sales: Vec<String> = r["sales"]
         .as_object()
         .map(|m| m.iter().map(|(k, v)| format!("{k} {v}")).collect())
         .unwrap_or_default();
-    println!("sales     {}", sales.join(", "));
+    outln!("sales     {}", sales.join(", "));
     match &r["oldest_in_doubt"] {
-        Value::Null => println!("in doubt  none"),
-        o => println!(
+        Value::Null => outln!("in doubt  none"),
+        o => outln!(
             "in doubt  {} (oldest: sale {}, {} since {}, {} s)",
             r["in_doubt"],
             o["sale_id"].as_str().unwrap_or(""),
@@ -163,16 +164,16 @@ fn print_text(r: &Value) {
         ),
         _ => "not known (the daemon has not recorded it)".to_string(),
     };
-    println!("gateway   {gateway}");
+    outln!("gateway   {gateway}");
     if let Some(e) = r["last_error"].as_str() {
-        println!("last error {e}");
+        outln!("last error {e}");
     }
     let attention = r["needs_attention"].as_array().cloned().unwrap_or_default();
     if attention.is_empty() {
-        println!("attention none");
+        outln!("attention none");
     }
     for a in attention {
-        println!(
+        outln!(
             "ATTENTION sale {} ({}): {}",
             a["sale_id"].as_str().unwrap_or(""),
             a["request_id"].as_str().unwrap_or(""),
