@@ -75,3 +75,57 @@ pub fn from_journal(text: &str) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
+
+/// Pauses between retries that double from `first` up to `max`: device reopening, cancels
+/// and refunds in doubt, a throttled request.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    first: std::time::Duration,
+    max: std::time::Duration,
+    next: std::time::Duration,
+}
+
+impl Backoff {
+    pub fn new(first: std::time::Duration, max: std::time::Duration) -> Backoff {
+        Backoff {
+            first,
+            max,
+            next: first,
+        }
+    }
+
+    /// The pause to take now; the one after is twice as long, up to the maximum.
+    pub fn pause(&mut self) -> std::time::Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+
+    /// From now on, the longest pause (a retry that can only succeed after a person acts).
+    pub fn hold_at_max(&mut self) {
+        self.next = self.max;
+    }
+
+    /// Back to the first pause (the retried thing worked).
+    pub fn reset(&mut self) {
+        self.next = self.first;
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    #[test]
+    fn pauses_double_to_the_maximum_and_reset() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+        let pauses: Vec<u128> = (0..6).map(|_| b.pause().as_millis()).collect();
+        assert_eq!(pauses, [500, 1000, 2000, 4000, 5000, 5000]);
+        b.reset();
+        assert_eq!(b.pause(), Duration::from_millis(500));
+        b.hold_at_max();
+        assert_eq!(b.pause(), Duration::from_secs(5));
+    }
+}

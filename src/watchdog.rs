@@ -24,7 +24,7 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::clock::Clock;
+use crate::clock::{Backoff, Clock};
 use crate::events::{Event, Observer};
 use crate::gateway::{
     Cancelled, Gateway, Outcome, RefundRequest, TradeStatus, Unknown, UnknownKind,
@@ -297,7 +297,7 @@ impl Resolver {
         give_up_after: Option<Duration>,
     ) -> Result<AttemptRow, JournalError> {
         let started = tokio::time::Instant::now();
-        let mut backoff = CANCEL_BACKOFF_START;
+        let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
         let closes_at = self.gateway.policy().cancel_window.closes_at(a.created_at);
         loop {
             let outcome = self.with_timeout(self.gateway.cancel(&a.request_id)).await;
@@ -363,7 +363,7 @@ impl Resolver {
                     );
                     self.note(&a, None, Counter::Cancel, &f.code, &f.message)?;
                     self.alert(&a, &why)?;
-                    backoff = CANCEL_BACKOFF_MAX;
+                    backoff.hold_at_max();
                 }
                 Outcome::Unknown(u) => {
                     self.note(&a, None, Counter::Cancel, u.kind.as_str(), &u.detail)?
@@ -387,10 +387,9 @@ impl Resolver {
                 return self.journal.attempt(a.id);
             }
             let jitter = rand::thread_rng().gen_range(0.0..0.25);
-            if !self.pause(backoff.mul_f64(1.0 + jitter)).await {
+            if !self.pause(backoff.pause().mul_f64(1.0 + jitter)).await {
                 return self.journal.attempt(a.id);
             }
-            backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
     }
 
@@ -403,7 +402,7 @@ impl Resolver {
         give_up_after: Option<Duration>,
     ) -> Result<RefundRow, JournalError> {
         let started = tokio::time::Instant::now();
-        let mut backoff = CANCEL_BACKOFF_START;
+        let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
         let attempt = self.journal.attempt(r.attempt_id)?;
         let request = RefundRequest {
             refund_id: r.request_id.clone(),
@@ -474,10 +473,9 @@ impl Resolver {
             {
                 return Ok(r);
             }
-            if !self.pause(backoff).await {
+            if !self.pause(backoff.pause()).await {
                 return Ok(r);
             }
-            backoff = (backoff * 2).min(CANCEL_BACKOFF_MAX);
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Published {
 }
 
 pub struct EventBus {
+    /// Unbounded on purpose: an observer never blocks the engine and a register's replay
+    /// never loses an event; what fills it is bounded by the till's own pace of sales.
     queue: mpsc::UnboundedSender<Event>,
     live: broadcast::Sender<Published>,
 }

@@ -18,7 +18,7 @@ const DOUBLE_TRIGGER: Duration = Duration::from_millis(1500);
 /// Takes scans and connect/disconnect news from the scanner threads, in order.
 pub async fn scanner_loop(
     engine: &Engine,
-    mut events: tokio::sync::mpsc::UnboundedReceiver<DeviceEvent>,
+    mut events: tokio::sync::mpsc::Receiver<DeviceEvent>,
     states: &ScannerStates,
     observer: &Arc<dyn Observer>,
     any: bool,

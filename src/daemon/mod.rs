@@ -35,6 +35,8 @@ use shutdown::Shutdown;
 
 /// Used by recovery in line; the daemon hands unclear answers to the watchdog at once.
 const INLINE_CANCEL_FOR: Duration = Duration::from_secs(15);
+/// Scans and plug news waiting for the intake; a scanner thread waits when it is full.
+const DEVICE_EVENTS_QUEUED: usize = 64;
 /// How long event streams and other requests get to end once the daemon stops.
 const TASKS_END_WITHIN: Duration = Duration::from_secs(2);
 
@@ -131,7 +133,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         "scanpay running"
     );
     let scanner_states = Arc::new(ScannerStates::default());
-    let (device_tx, device_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (device_tx, device_rx) = tokio::sync::mpsc::channel(DEVICE_EVENTS_QUEUED);
     for scanner in &config.scanners {
         crate::device::spawn(scanner.clone(), device_tx.clone(), stop.clone());
     }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use super::frame::{FrameConfig, Framer, Terminator};
 use super::hidpos::HidPosDecoder;
@@ -103,7 +103,7 @@ fn grab(hidraw: &Path, scanner: &str) -> Vec<std::fs::File> {
     held
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
+pub fn run(config: ScannerConfig, events: Sender<DeviceEvent>, stop: CancellationToken) {
     let open = || {
         let (device, path) = open(&config)?;
         // Held while the device is read: the keyboard nodes stay grabbed until it is lost.

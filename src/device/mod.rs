@@ -15,7 +15,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::mpsc::UnboundedSender;
+use crate::clock::Backoff;
+
+use tokio::sync::mpsc::Sender;
 
 pub use frame::{Frame, FrameConfig, Terminator};
 pub use keyboard::Layout;
@@ -93,7 +95,7 @@ pub struct DeviceEvent {
 }
 
 /// Starts the source thread of `config`; it runs until `stop` is cancelled.
-pub fn spawn(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
+pub fn spawn(config: ScannerConfig, events: Sender<DeviceEvent>, stop: CancellationToken) {
     let name = config.name.clone();
     let spawned = std::thread::Builder::new()
         .name(format!("scanner {name}"))
@@ -120,24 +122,25 @@ pub(crate) fn sleep_unless_stopped(pause: Duration, stop: &CancellationToken) {
 /// `read` reads until it fails (`Some(why)`) or sees `stop` (`None`).
 pub(crate) fn supervise<D>(
     config: &ScannerConfig,
-    events: &UnboundedSender<DeviceEvent>,
+    events: &Sender<DeviceEvent>,
     stop: &CancellationToken,
     mut open: impl FnMut() -> Result<(D, String), String>,
     mut read: impl FnMut(&mut D, &dyn Fn(DeviceEventKind)) -> Option<String>,
 ) {
+    // Blocks while the daemon is behind: the device's own buffers hold the bytes meanwhile.
     let send = |kind: DeviceEventKind| {
-        let _ = events.send(DeviceEvent {
+        let _ = events.blocking_send(DeviceEvent {
             scanner: config.name.clone(),
             kind,
         });
     };
-    let mut backoff = Duration::ZERO;
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
     let mut reported_down = false;
     while !stop.is_cancelled() {
         let mut device = match open() {
             Ok((device, detail)) => {
                 send(DeviceEventKind::Connected { detail });
-                backoff = Duration::ZERO;
+                backoff.reset();
                 device
             }
             Err(why) => {
@@ -145,8 +148,7 @@ pub(crate) fn supervise<D>(
                     send(DeviceEventKind::Disconnected { why });
                     reported_down = true;
                 }
-                backoff = next_backoff(backoff);
-                sleep_unless_stopped(backoff, stop);
+                sleep_unless_stopped(backoff.pause(), stop);
                 continue;
             }
         };
@@ -157,14 +159,8 @@ pub(crate) fn supervise<D>(
         send(DeviceEventKind::Disconnected { why });
         reported_down = true;
         drop(device);
-        backoff = next_backoff(backoff);
-        sleep_unless_stopped(backoff, stop);
+        sleep_unless_stopped(backoff.pause(), stop);
     }
-}
-
-/// Retry pauses after a device is lost or cannot be opened: 0.5 s doubling to 5 s.
-pub(crate) fn next_backoff(current: Duration) -> Duration {
-    (current * 2).clamp(Duration::from_millis(500), Duration::from_secs(5))
 }
 
 /// Drops a scan that repeats the previous one from the same scanner within `window`

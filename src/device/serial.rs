@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use super::frame::Framer;
 use super::{DeviceEvent, DeviceEventKind, Parity, ScannerConfig, Selector, supervise};
@@ -46,7 +46,7 @@ fn open(config: &ScannerConfig) -> Result<serialport::TTYPort, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-pub fn run(config: ScannerConfig, events: UnboundedSender<DeviceEvent>, stop: CancellationToken) {
+pub fn run(config: ScannerConfig, events: Sender<DeviceEvent>, stop: CancellationToken) {
     let detail = format!("{:?} at {} baud", config.selector, config.serial.baud);
     let open = || open(&config).map(|port| (port, detail.clone()));
     supervise(&config, &events, &stop, open, |port, send| {

@@ -212,7 +212,7 @@ impl Gateway for Ams {
             expiry_time: expiry.as_deref(),
             merchant: &self.settings.merchant,
         });
-        let mut backoff = THROTTLE_BACKOFF;
+        let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
         for attempt in 0..=THROTTLE_RETRIES {
             let answer = match self.call(wire::PAY_PATH, body.clone()).await {
                 Ok(answer) => answer,
@@ -220,8 +220,7 @@ impl Gateway for Ams {
             };
             if wire::is_throttled(&answer) && attempt < THROTTLE_RETRIES {
                 tracing::warn!(request_id = %request.request_id, "gateway throttled the request; resending it unchanged");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
+                tokio::time::sleep(backoff.pause()).await;
                 continue;
             }
             return wire::pay_outcome(&answer, &request.request_id);
