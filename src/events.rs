@@ -4,8 +4,7 @@
 use crate::paycode::BarcodeKind;
 use crate::view::SaleView;
 
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug, Clone)]
 pub enum Event {
     SaleArmed {
         sale: SaleView,
@@ -91,29 +90,6 @@ pub enum Event {
 }
 
 impl Event {
-    /// The event's name on the wire (`sale_armed`, `sale_finished`, …).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Event::SaleArmed { .. } => "sale_armed",
-            Event::Barcode { .. } => "barcode",
-            Event::Garbage { .. } => "garbage",
-            Event::ScanRefused { .. } => "scan_refused",
-            Event::AttemptSent { .. } => "attempt_sent",
-            Event::CustomerConfirming { .. } => "customer_confirming",
-            Event::InDoubt { .. } => "in_doubt",
-            Event::Cancelling { .. } => "cancelling",
-            Event::NeedsAttention { .. } => "needs_attention",
-            Event::SaleFinished { .. } => "sale_finished",
-            Event::GatewayOnline => "gateway_online",
-            Event::GatewayOffline { .. } => "gateway_offline",
-            Event::Refund { .. } => "refund",
-            Event::ScannerConnected { .. } => "scanner_connected",
-            Event::ScannerDisconnected { .. } => "scanner_disconnected",
-            Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
-            Event::ClockSkew { .. } => "clock_skew",
-        }
-    }
-
     /// The sale the event is about, if any.
     pub fn sale_id(&self) -> Option<&str> {
         match self {
@@ -159,21 +135,6 @@ impl Observer for Fanout {
     fn event(&self, event: &Event) {
         for o in &self.0 {
             o.event(event);
-        }
-    }
-}
-
-/// Prints every finished sale as one JSON line on stdout (the register's view of the
-/// daemon when it is driven through stdin).
-pub struct JsonLines;
-
-impl Observer for JsonLines {
-    fn event(&self, event: &Event) {
-        if let Event::SaleFinished { sale } = event {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{}", sale.to_json_line());
-            let _ = out.flush();
         }
     }
 }

@@ -1,23 +1,23 @@
-//! The JSON shape of a sale, shared by `charge`, `demo`, `journal show/export` and the
-//! register. Codes appear masked only.
+//! A sale as the outside world sees it, whole: its attempts and refunds, with typed amounts
+//! and times, and codes masked only. Receipts, the LED, the demo and the register's answers
+//! all start here; the register's JSON shape of it lives in `api/wire.rs`.
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 
-use crate::clock::to_journal;
 use crate::journal::{AttemptRow, RefundRow, SaleRow};
+use crate::money::Amount;
+use crate::paycode::Wallet;
 use crate::state::{AttemptState, RefundState, SaleState};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaleView {
     pub sale_id: String,
     pub state: SaleState,
-    /// Major units, e.g. "12.50".
-    pub amount: String,
-    pub currency: String,
+    pub amount: Amount,
     pub reference: Option<String>,
     pub subject: String,
-    pub created_at: String,
-    pub updated_at: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
     pub attempts: Vec<AttemptView>,
     /// Refunds of a paid sale, oldest first.
     pub refunds: Vec<RefundView>,
@@ -27,18 +27,18 @@ pub struct SaleView {
     pub message: Option<String>,
     /// The sale the register created for the same reference while this one was in doubt
     /// (`"supersede": true`): this one is cancelled, and reversed if it was paid.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttemptView {
     pub request_id: String,
     pub state: AttemptState,
     pub result_code: Option<String>,
     pub result_message: Option<String>,
+    /// The payment code, masked.
     pub code: String,
-    pub wallet: &'static str,
+    pub wallet: Wallet,
     pub gateway: String,
     pub gateway_trade_id: Option<String>,
     /// The customer paid after the deadline and the cancel refunded it.
@@ -46,7 +46,7 @@ pub struct AttemptView {
     pub needs_attention: Option<String>,
     pub inquiries: u32,
     pub cancels: u32,
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 impl SaleView {
@@ -54,12 +54,11 @@ impl SaleView {
         SaleView {
             sale_id: sale.id.clone(),
             state: sale.state,
-            amount: sale.amount.to_major_string(),
-            currency: sale.amount.currency().code().to_string(),
+            amount: sale.amount,
             reference: sale.reference.clone(),
             subject: sale.subject.clone(),
-            created_at: to_journal(sale.created_at),
-            updated_at: to_journal(sale.updated_at),
+            created_at: sale.created_at,
+            updated_at: sale.updated_at,
             attempts: attempts.iter().map(AttemptView::new).collect(),
             refunds: Vec::new(),
             reason: sale.reason.clone(),
@@ -73,9 +72,9 @@ impl SaleView {
         self
     }
 
-    pub fn to_json_line(&self) -> String {
-        // Serialising plain strings, numbers and enums cannot fail.
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    /// Whether the customer paid after the deadline and the cancel gave the money back.
+    pub fn reversed(&self) -> bool {
+        self.attempts.iter().any(|a| a.paid_then_refunded)
     }
 }
 
@@ -87,31 +86,29 @@ impl AttemptView {
             result_code: a.result_code.clone(),
             result_message: a.result_message.clone(),
             code: a.code_masked.clone(),
-            wallet: a.wallet.as_str(),
+            wallet: a.wallet,
             gateway: a.gateway.clone(),
             gateway_trade_id: a.gateway_trade_id.clone(),
             paid_then_refunded: a.paid_then_refunded,
             needs_attention: a.needs_attention.clone(),
             inquiries: a.inquiries,
             cancels: a.cancels,
-            created_at: to_journal(a.created_at),
+            created_at: a.created_at,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefundView {
     pub sale_id: String,
     pub refund_id: String,
     pub state: RefundState,
-    /// Major units, e.g. "2.50".
-    pub amount: String,
-    pub currency: String,
+    pub amount: Amount,
     pub reason: Option<String>,
     pub result_code: Option<String>,
     pub result_message: Option<String>,
     pub gateway_refund_id: Option<String>,
-    pub created_at: String,
+    pub created_at: DateTime<Utc>,
 }
 
 impl RefundView {
@@ -120,17 +117,12 @@ impl RefundView {
             sale_id: r.sale_id.clone(),
             refund_id: r.request_id.clone(),
             state: r.state,
-            amount: r.amount.to_major_string(),
-            currency: r.amount.currency().code().to_string(),
+            amount: r.amount,
             reason: r.reason.clone(),
             result_code: r.result_code.clone(),
             result_message: r.result_message.clone(),
             gateway_refund_id: r.gateway_refund_id.clone(),
-            created_at: to_journal(r.created_at),
+            created_at: r.created_at,
         }
-    }
-
-    pub fn to_json_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
 }

@@ -45,8 +45,12 @@ impl EventBus {
                 let rows: Vec<(String, Option<String>, String)> = batch
                     .iter()
                     .map(|e| {
-                        let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".to_string());
-                        (e.kind().to_string(), e.sale_id().map(str::to_string), data)
+                        let data = super::wire::event_json(e);
+                        (
+                            super::wire::event_kind(e).to_string(),
+                            e.sale_id().map(str::to_string),
+                            data,
+                        )
                     })
                     .collect();
                 // Off the payment path: the journal write of an event never delays a sale.

@@ -9,6 +9,7 @@ mod health;
 pub(crate) mod sales;
 mod stream;
 pub mod unavailable;
+pub mod wire;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::error::ApiError;
+use super::wire::{RefundJson, SaleJson};
 use crate::engine::{EngineError, SaleRequest};
 use crate::journal::{JournalError, SaleFilter};
 use crate::money::{Amount, Currency};
@@ -108,7 +109,7 @@ pub async fn create(
             .with_sale(&existing.id));
         }
         let view = s.engine.view(&existing.id).map_err(ApiError::internal)?;
-        return Ok((StatusCode::OK, Json(view)).into_response());
+        return Ok((StatusCode::OK, Json(SaleJson::from(&view))).into_response());
     }
     let request = SaleRequest {
         amount,
@@ -119,7 +120,7 @@ pub async fn create(
         supersede: req.supersede,
     };
     match s.engine.arm(request) {
-        Ok(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        Ok(view) => Ok((StatusCode::CREATED, Json(SaleJson::from(&view))).into_response()),
         Err(e) => Err(engine_error(e)),
     }
 }
@@ -183,7 +184,7 @@ fn engine_error(e: EngineError) -> ApiError {
 
 pub async fn get(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
     match s.engine.view(&id) {
-        Ok(view) => Ok(Json(view).into_response()),
+        Ok(view) => Ok(Json(SaleJson::from(&view)).into_response()),
         Err(JournalError::NoSale(_)) => Err(ApiError::not_found(&format!("sale {id:?}"))),
         Err(e) => Err(ApiError::internal(e)),
     }
@@ -244,6 +245,7 @@ pub async fn list(
         .map(|sale| s.engine.view(&sale.id))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
+    let views: Vec<SaleJson> = views.iter().map(SaleJson::from).collect();
     Ok(Json(serde_json::json!({ "sales": views })).into_response())
 }
 
@@ -263,12 +265,12 @@ pub async fn cancel(
                 .engine
                 .abort(&id, "cancelled by the register")
                 .map_err(engine_error)?;
-            Ok(Json(view).into_response())
+            Ok(Json(SaleJson::from(&view)).into_response())
         }
         SaleState::Processing => {
             s.engine.expedite(&id).map_err(engine_error)?;
             let view = s.engine.view(&id).map_err(ApiError::internal)?;
-            Ok((StatusCode::ACCEPTED, Json(view)).into_response())
+            Ok((StatusCode::ACCEPTED, Json(SaleJson::from(&view))).into_response())
         }
         SaleState::Paid => {
             let refunds = s
@@ -325,7 +327,7 @@ pub async fn cancel(
                 };
             }
             let view = s.engine.view(&id).map_err(ApiError::internal)?;
-            Ok((status, Json(view)).into_response())
+            Ok((status, Json(SaleJson::from(&view))).into_response())
         }
         SaleState::Failed | SaleState::Cancelled | SaleState::Expired => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -358,5 +360,5 @@ pub async fn refund(
         crate::state::RefundState::Failed => StatusCode::BAD_GATEWAY,
         _ => StatusCode::ACCEPTED,
     };
-    Ok((status, Json(refund)).into_response())
+    Ok((status, Json(RefundJson::from(&refund))).into_response())
 }

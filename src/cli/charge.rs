@@ -123,7 +123,7 @@ pub async fn run(args: Args) -> Exit {
             return usage("--code: not a payment code");
         }
     };
-    super::out(&sale.to_json_line());
+    super::out(&crate::api::wire::sale_line(&sale));
     if let Some(p) = &printer {
         // The receipt of this sale is queued; give the printer a moment before exiting.
         p.flush(std::time::Duration::from_secs(10));

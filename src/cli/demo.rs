@@ -71,7 +71,7 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
     );
     let emit = |sale: &SaleView| {
         if !interactive {
-            super::out(&sale.to_json_line());
+            super::out(&crate::api::wire::sale_line(sale));
         }
     };
     output.say(&format!(

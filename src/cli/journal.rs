@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use super::exit::{Exit, Failure, OrExit};
 use super::{EXIT_OK, ExportFormat, JournalCommand, JournalSource, out};
+use crate::api::wire::SaleJson;
+use crate::clock::to_journal;
 use crate::config::Config;
 use crate::journal::{Journal, SaleFilter};
 use crate::state::SaleState;
@@ -108,10 +110,10 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String>
         out(&format!(
             "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  {}",
             v.sale_id,
-            v.created_at,
+            to_journal(v.created_at),
             v.state.as_str(),
-            v.amount,
-            v.currency,
+            v.amount.to_major_string(),
+            v.amount.currency().code(),
             v.attempts.len(),
             v.reason.as_deref().unwrap_or("")
         ));
@@ -124,7 +126,7 @@ fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
         return Err(format!("no sale {sale_id:?} in {}", j.path().display()));
     };
     let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
-    out(&serde_json::to_string_pretty(&view).map_err(|e| e.to_string())?);
+    out(&serde_json::to_string_pretty(&SaleJson::from(&view)).map_err(|e| e.to_string())?);
     Ok(EXIT_OK)
 }
 
@@ -141,6 +143,7 @@ fn export(
     sales.reverse(); // oldest first reads like a ledger
     match format {
         ExportFormat::Json => {
+            let sales: Vec<SaleJson> = sales.iter().map(SaleJson::from).collect();
             out(&serde_json::to_string_pretty(&sales).map_err(|e| e.to_string())?);
         }
         ExportFormat::Csv => {
@@ -165,12 +168,13 @@ fn export(
             ];
             w.write_record(header).map_err(|e| e.to_string())?;
             for s in &sales {
+                let (created_at, amount) = (to_journal(s.created_at), s.amount.to_major_string());
                 let sale_cols = [
                     s.sale_id.as_str(),
-                    s.created_at.as_str(),
+                    created_at.as_str(),
                     s.state.as_str(),
-                    s.amount.as_str(),
-                    s.currency.as_str(),
+                    amount.as_str(),
+                    s.amount.currency().code(),
                     s.reference.as_deref().unwrap_or(""),
                     s.subject.as_str(),
                 ];
@@ -189,7 +193,7 @@ fn export(
                         a.state.as_str(),
                         a.result_code.as_deref().unwrap_or(""),
                         a.code.as_str(),
-                        a.wallet,
+                        a.wallet.as_str(),
                         a.gateway_trade_id.as_deref().unwrap_or(""),
                         if a.paid_then_refunded {
                             "true"

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> Exit {
         super::open_engine(&config, Arc::new(LogObserver), REFUND_IN_LINE_FOR).or_usage()?;
     match engine.refund(&args.sale_id, amount, args.reason).await {
         Ok(refund) => {
-            super::out(&refund.to_json_line());
+            super::out(&crate::api::wire::refund_line(&refund));
             Ok(match refund.state {
                 RefundState::Succeeded => EXIT_OK,
                 RefundState::Failed => EXIT_NOT_PAID,

@@ -30,6 +30,21 @@ fn is_amount(line: &str) -> bool {
     digits_or_dot && (line.contains('.') || line.len() <= 8)
 }
 
+/// Prints every finished sale as one JSON line on stdout (the register's view of the
+/// daemon when it is driven through stdin).
+pub struct JsonLines;
+
+impl crate::events::Observer for JsonLines {
+    fn event(&self, event: &crate::events::Event) {
+        if let crate::events::Event::SaleFinished { sale } = event {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", crate::api::wire::sale_line(sale));
+            let _ = out.flush();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::device::ScannerStates;
 use crate::engine::Engine;
-use crate::events::{Fanout, JsonLines, LogObserver, Observer};
+use crate::events::{Fanout, LogObserver, Observer};
 use crate::gateway::Gateway;
 use crate::gateway::monitor::Monitored;
 use crate::systemd::Notifier;
@@ -84,7 +84,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     let monitor: Arc<Monitored<dyn Gateway>> = Arc::new(Monitored::new(gateway, clock.clone()));
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(LogObserver)];
     if stdin {
-        observers.push(Arc::new(JsonLines));
+        observers.push(Arc::new(console::JsonLines));
     }
     let (outputs, printer) =
         crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);

@@ -204,7 +204,7 @@ impl Observer for PrinterQueue {
     fn event(&self, event: &Event) {
         match event {
             Event::SaleFinished { sale } => {
-                let reversed = sale.attempts.iter().any(|a| a.paid_then_refunded);
+                let reversed = sale.reversed();
                 if sale.state == SaleState::Paid || (sale.state == SaleState::Cancelled && reversed)
                 {
                     for slip in self.sale_slips(sale) {

@@ -15,14 +15,14 @@ pub fn lines(sale: &SaleView, terminal_id: &str, width: usize) -> Vec<String> {
         |k: &str, v: &str| out.push(format!("{k:<10}{v:>w$}", w = width.saturating_sub(10)));
     field("Terminal", terminal_id);
     field("Sale", &sale.sale_id);
-    field("Time", &sale.updated_at);
+    field("Time", &crate::clock::to_journal(sale.updated_at));
     if let Some(r) = &sale.reference {
         field("Reference", r);
     }
-    field("Amount", &format!("{} {}", sale.amount, sale.currency));
+    field("Amount", &sale.amount.to_string());
     field("State", sale.state.as_str());
     if let Some(a) = sale.attempts.last() {
-        field("Wallet", a.wallet);
+        field("Wallet", a.wallet.as_str());
         field("Code", &a.code);
         if let Some(t) = &a.gateway_trade_id {
             field("Trade no", t);
@@ -55,16 +55,12 @@ pub struct ReceiptContext {
     pub utc_offset_s: i32,
 }
 
-/// The store's local time for the slip from a journal timestamp.
-fn local(ts: &str, ctx: &ReceiptContext) -> String {
+/// The store's local time for the slip.
+fn local(t: chrono::DateTime<chrono::Utc>, ctx: &ReceiptContext) -> String {
     let offset = chrono::FixedOffset::east_opt(ctx.utc_offset_s).unwrap_or(crate::clock::beijing());
-    crate::clock::from_journal(ts)
-        .map(|t| {
-            t.with_timezone(&offset)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| ts.to_string())
+    t.with_timezone(&offset)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 fn field(p: &mut super::escpos::EscPos, width: usize, key: &str, value: &str) {
@@ -100,7 +96,7 @@ fn ending(p: &mut super::escpos::EscPos, ctx: &ReceiptContext) {
 /// payment made meanwhile was refunded by the cancel. `copy` labels a merchant copy.
 pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) -> Vec<u8> {
     use super::escpos::{Align, EscPos};
-    let reversed = sale.attempts.iter().any(|a| a.paid_then_refunded);
+    let reversed = sale.reversed();
     let title = match (sale.state, reversed) {
         (SaleState::Paid, _) => "PAYMENT RECEIPT",
         (_, true) => "PAYMENT REVERSED",
@@ -114,12 +110,12 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
     }
     field(&mut p, w, "Terminal", &ctx.terminal_id);
     field(&mut p, w, "Sale", &sale.sale_id);
-    field(&mut p, w, "Time", &local(&sale.updated_at, ctx));
+    field(&mut p, w, "Time", &local(sale.updated_at, ctx));
     if let Some(r) = &sale.reference {
         field(&mut p, w, "Reference", r);
     }
     p.align(Align::Center).bold(true).double(true);
-    p.line(&format!("{} {}", sale.amount, sale.currency));
+    p.line(&sale.amount.to_string());
     p.double(false).bold(false).align(Align::Left);
     field(&mut p, w, "State", sale.state.as_str());
     let paid = sale
@@ -127,7 +123,7 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
         .iter()
         .find(|a| a.state == crate::state::AttemptState::Succeeded);
     if let Some(a) = paid.or(sale.attempts.last()) {
-        field(&mut p, w, "Wallet", a.wallet);
+        field(&mut p, w, "Wallet", a.wallet.as_str());
         field(&mut p, w, "Code", &a.code);
         if let Some(t) = &a.gateway_trade_id {
             field(&mut p, w, "Trade no", t);
@@ -144,7 +140,7 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
             &mut p,
             w,
             &format!("Refund {}", r.state.as_str()),
-            &format!("-{} {}", r.amount, r.currency),
+            &format!("-{}", r.amount),
         );
     }
     if let Some(m) = &sale.message {
@@ -167,9 +163,9 @@ pub fn escpos_refund(refund: &crate::view::RefundView, ctx: &ReceiptContext) -> 
     field(&mut p, w, "Terminal", &ctx.terminal_id);
     field(&mut p, w, "Sale", &refund.sale_id);
     field(&mut p, w, "Refund", &refund.refund_id);
-    field(&mut p, w, "Time", &local(&refund.created_at, ctx));
+    field(&mut p, w, "Time", &local(refund.created_at, ctx));
     p.align(Align::Center).bold(true).double(true);
-    p.line(&format!("-{} {}", refund.amount, refund.currency));
+    p.line(&format!("-{}", refund.amount));
     p.double(false).bold(false).align(Align::Left);
     field(&mut p, w, "State", refund.state.as_str());
     if let Some(r) = &refund.reason {
@@ -205,26 +201,29 @@ mod golden {
         SaleView {
             sale_id: "S20261122-7462c83930".into(),
             state,
-            amount: "12.50".into(),
-            currency: "CNY".into(),
+            amount: crate::money::Amount::parse(
+                "12.50",
+                crate::money::Currency::from_code("CNY").unwrap(),
+            )
+            .unwrap(),
             reference: Some("R-1".into()),
             subject: "Coffee".into(),
-            created_at: "2026-11-22T02:00:08.538Z".into(),
-            updated_at: "2026-11-22T02:00:08.540Z".into(),
+            created_at: crate::clock::from_journal("2026-11-22T02:00:08.538Z").unwrap(),
+            updated_at: crate::clock::from_journal("2026-11-22T02:00:08.540Z").unwrap(),
             attempts: vec![AttemptView {
                 request_id: "T0001_20261122020008_f6a72928".into(),
                 state: attempt,
                 result_code: Some("paid".into()),
                 result_message: None,
                 code: "28************0000".into(),
-                wallet: "alipay",
+                wallet: crate::paycode::Wallet::Alipay,
                 gateway: "alipay-openapi".into(),
                 gateway_trade_id: Some("2026112222001400001234567890".into()),
                 paid_then_refunded: refunded,
                 needs_attention: None,
                 inquiries: 0,
                 cancels: 0,
-                created_at: "2026-11-22T02:00:08.539Z".into(),
+                created_at: crate::clock::from_journal("2026-11-22T02:00:08.539Z").unwrap(),
             }],
             refunds: vec![],
             reason: None,

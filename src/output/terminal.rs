@@ -53,8 +53,8 @@ impl Observer for TerminalOutput {
     fn event(&self, event: &Event) {
         match event {
             Event::SaleArmed { sale } => self.say(&format!(
-                "sale {} armed: {} {}",
-                sale.sale_id, sale.amount, sale.currency
+                "sale {} armed: {}",
+                sale.sale_id, sale.amount
             )),
             Event::Barcode { text, kind } => self.say(&format!(
                 "barcode {text} ({kind:?}): not a payment code, passed to the register"
@@ -101,8 +101,8 @@ impl Observer for TerminalOutput {
                 "NEEDS ATTENTION: the provider's record of {date} differs from the journal on {differences} trade(s): scanpay reconcile --date {date}"
             )),
             Event::Refund { refund } => self.say(&format!(
-                "refund {} {} {}: {}",
-                refund.refund_id, refund.amount, refund.currency, refund.state
+                "refund {} {}: {}",
+                refund.refund_id, refund.amount, refund.state
             )),
             Event::SaleFinished { sale } => {
                 for line in receipt::lines(sale, &self.terminal_id, 42) {

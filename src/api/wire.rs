@@ -1,0 +1,370 @@
+//! The register's wire format: the JSON of a sale, a refund and an event, as `docs/api.md`
+//! documents them. Built from the domain types here, so that changing one of those can only
+//! change the API through this file (and the compiler points here).
+
+use serde::Serialize;
+
+use crate::clock::to_journal;
+use crate::events::Event;
+use crate::paycode::BarcodeKind;
+use crate::state::{AttemptState, RefundState, SaleState};
+use crate::view::{AttemptView, RefundView, SaleView};
+
+#[derive(Debug, Serialize)]
+pub struct SaleJson<'a> {
+    pub sale_id: &'a str,
+    pub state: SaleState,
+    /// Major units, e.g. "12.50".
+    pub amount: String,
+    pub currency: &'static str,
+    pub reference: Option<&'a str>,
+    pub subject: &'a str,
+    pub created_at: String,
+    pub updated_at: String,
+    pub attempts: Vec<AttemptJson<'a>>,
+    pub refunds: Vec<RefundJson<'a>>,
+    pub reason: Option<&'a str>,
+    pub message: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptJson<'a> {
+    pub request_id: &'a str,
+    pub state: AttemptState,
+    pub result_code: Option<&'a str>,
+    pub result_message: Option<&'a str>,
+    pub code: &'a str,
+    pub wallet: &'static str,
+    pub gateway: &'a str,
+    pub gateway_trade_id: Option<&'a str>,
+    pub paid_then_refunded: bool,
+    pub needs_attention: Option<&'a str>,
+    pub inquiries: u32,
+    pub cancels: u32,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RefundJson<'a> {
+    pub sale_id: &'a str,
+    pub refund_id: &'a str,
+    pub state: RefundState,
+    /// Major units, e.g. "2.50".
+    pub amount: String,
+    pub currency: &'static str,
+    pub reason: Option<&'a str>,
+    pub result_code: Option<&'a str>,
+    pub result_message: Option<&'a str>,
+    pub gateway_refund_id: Option<&'a str>,
+    pub created_at: String,
+}
+
+impl<'a> From<&'a SaleView> for SaleJson<'a> {
+    fn from(s: &'a SaleView) -> SaleJson<'a> {
+        SaleJson {
+            sale_id: &s.sale_id,
+            state: s.state,
+            amount: s.amount.to_major_string(),
+            currency: s.amount.currency().code(),
+            reference: s.reference.as_deref(),
+            subject: &s.subject,
+            created_at: to_journal(s.created_at),
+            updated_at: to_journal(s.updated_at),
+            attempts: s.attempts.iter().map(AttemptJson::from).collect(),
+            refunds: s.refunds.iter().map(RefundJson::from).collect(),
+            reason: s.reason.as_deref(),
+            message: s.message.as_deref(),
+            superseded_by: s.superseded_by.as_deref(),
+        }
+    }
+}
+
+impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
+    fn from(a: &'a AttemptView) -> AttemptJson<'a> {
+        AttemptJson {
+            request_id: &a.request_id,
+            state: a.state,
+            result_code: a.result_code.as_deref(),
+            result_message: a.result_message.as_deref(),
+            code: &a.code,
+            wallet: a.wallet.as_str(),
+            gateway: &a.gateway,
+            gateway_trade_id: a.gateway_trade_id.as_deref(),
+            paid_then_refunded: a.paid_then_refunded,
+            needs_attention: a.needs_attention.as_deref(),
+            inquiries: a.inquiries,
+            cancels: a.cancels,
+            created_at: to_journal(a.created_at),
+        }
+    }
+}
+
+impl<'a> From<&'a RefundView> for RefundJson<'a> {
+    fn from(r: &'a RefundView) -> RefundJson<'a> {
+        RefundJson {
+            sale_id: &r.sale_id,
+            refund_id: &r.refund_id,
+            state: r.state,
+            amount: r.amount.to_major_string(),
+            currency: r.amount.currency().code(),
+            reason: r.reason.as_deref(),
+            result_code: r.result_code.as_deref(),
+            result_message: r.result_message.as_deref(),
+            gateway_refund_id: r.gateway_refund_id.as_deref(),
+            created_at: to_journal(r.created_at),
+        }
+    }
+}
+
+/// Serialising plain strings, numbers and enums cannot fail; should it, the line says why.
+fn line(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// A sale as one JSON line (`charge`, `demo`, `run --stdin`).
+pub fn sale_line(sale: &SaleView) -> String {
+    line(&SaleJson::from(sale))
+}
+
+/// A refund as one JSON line (`refund`).
+pub fn refund_line(refund: &RefundView) -> String {
+    line(&RefundJson::from(refund))
+}
+
+/// An event on the register's stream, and as the journal keeps it for replay.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum EventJson<'a> {
+    SaleArmed {
+        sale: SaleJson<'a>,
+    },
+    Barcode {
+        text: &'a str,
+        kind: BarcodeKind,
+    },
+    Garbage {
+        why: &'static str,
+        len: usize,
+    },
+    ScanRefused {
+        code_masked: Option<&'a str>,
+        reason: &'a str,
+    },
+    AttemptSent {
+        sale_id: &'a str,
+        request_id: &'a str,
+        code_masked: &'a str,
+    },
+    CustomerConfirming {
+        sale_id: &'a str,
+        request_id: &'a str,
+    },
+    InDoubt {
+        sale_id: &'a str,
+        request_id: &'a str,
+        why: &'a str,
+    },
+    Cancelling {
+        sale_id: &'a str,
+        request_id: &'a str,
+    },
+    NeedsAttention {
+        sale_id: &'a str,
+        request_id: &'a str,
+        why: &'a str,
+    },
+    SaleFinished {
+        sale: SaleJson<'a>,
+    },
+    GatewayOnline,
+    GatewayOffline {
+        why: &'a str,
+    },
+    Refund {
+        refund: RefundJson<'a>,
+    },
+    ScannerConnected {
+        scanner: &'a str,
+        detail: &'a str,
+    },
+    ScannerDisconnected {
+        scanner: &'a str,
+        why: &'a str,
+    },
+    ClockSkew {
+        skew_s: i64,
+        off: bool,
+    },
+    ReconciliationMismatch {
+        date: &'a str,
+        differences: usize,
+        paid_only_at_provider: usize,
+    },
+}
+
+impl<'a> From<&'a Event> for EventJson<'a> {
+    fn from(e: &'a Event) -> EventJson<'a> {
+        match e {
+            Event::SaleArmed { sale } => EventJson::SaleArmed { sale: sale.into() },
+            Event::Barcode { text, kind } => EventJson::Barcode { text, kind: *kind },
+            Event::Garbage { why, len } => EventJson::Garbage { why, len: *len },
+            Event::ScanRefused {
+                code_masked,
+                reason,
+            } => EventJson::ScanRefused {
+                code_masked: code_masked.as_deref(),
+                reason,
+            },
+            Event::AttemptSent {
+                sale_id,
+                request_id,
+                code_masked,
+            } => EventJson::AttemptSent {
+                sale_id,
+                request_id,
+                code_masked,
+            },
+            Event::CustomerConfirming {
+                sale_id,
+                request_id,
+            } => EventJson::CustomerConfirming {
+                sale_id,
+                request_id,
+            },
+            Event::InDoubt {
+                sale_id,
+                request_id,
+                why,
+            } => EventJson::InDoubt {
+                sale_id,
+                request_id,
+                why,
+            },
+            Event::Cancelling {
+                sale_id,
+                request_id,
+            } => EventJson::Cancelling {
+                sale_id,
+                request_id,
+            },
+            Event::NeedsAttention {
+                sale_id,
+                request_id,
+                why,
+            } => EventJson::NeedsAttention {
+                sale_id,
+                request_id,
+                why,
+            },
+            Event::SaleFinished { sale } => EventJson::SaleFinished { sale: sale.into() },
+            Event::GatewayOnline => EventJson::GatewayOnline,
+            Event::GatewayOffline { why } => EventJson::GatewayOffline { why },
+            Event::Refund { refund } => EventJson::Refund {
+                refund: refund.into(),
+            },
+            Event::ScannerConnected { scanner, detail } => {
+                EventJson::ScannerConnected { scanner, detail }
+            }
+            Event::ScannerDisconnected { scanner, why } => {
+                EventJson::ScannerDisconnected { scanner, why }
+            }
+            Event::ClockSkew { skew_s, off } => EventJson::ClockSkew {
+                skew_s: *skew_s,
+                off: *off,
+            },
+            Event::ReconciliationMismatch {
+                date,
+                differences,
+                paid_only_at_provider,
+            } => EventJson::ReconciliationMismatch {
+                date,
+                differences: *differences,
+                paid_only_at_provider: *paid_only_at_provider,
+            },
+        }
+    }
+}
+
+/// An event's JSON on the stream.
+pub fn event_json(event: &Event) -> String {
+    line(&EventJson::from(event))
+}
+
+/// An event's name on the stream (`sale_armed`, `sale_finished`, …): the SSE `event:` field.
+pub fn event_kind(event: &Event) -> &'static str {
+    match event {
+        Event::SaleArmed { .. } => "sale_armed",
+        Event::Barcode { .. } => "barcode",
+        Event::Garbage { .. } => "garbage",
+        Event::ScanRefused { .. } => "scan_refused",
+        Event::AttemptSent { .. } => "attempt_sent",
+        Event::CustomerConfirming { .. } => "customer_confirming",
+        Event::InDoubt { .. } => "in_doubt",
+        Event::Cancelling { .. } => "cancelling",
+        Event::NeedsAttention { .. } => "needs_attention",
+        Event::SaleFinished { .. } => "sale_finished",
+        Event::GatewayOnline => "gateway_online",
+        Event::GatewayOffline { .. } => "gateway_offline",
+        Event::Refund { .. } => "refund",
+        Event::ScannerConnected { .. } => "scanner_connected",
+        Event::ScannerDisconnected { .. } => "scanner_disconnected",
+        Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
+        Event::ClockSkew { .. } => "clock_skew",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The name on the stream is the `type` in the JSON, for every event.
+    #[test]
+    fn an_events_name_is_its_type() {
+        let events = [
+            Event::Garbage {
+                why: "too long",
+                len: 3,
+            },
+            Event::GatewayOnline,
+            Event::ClockSkew {
+                skew_s: 200,
+                off: true,
+            },
+            Event::ScanRefused {
+                code_masked: None,
+                reason: "no sale".into(),
+            },
+        ];
+        for e in &events {
+            let v: serde_json::Value = serde_json::from_str(&event_json(e)).unwrap();
+            assert_eq!(v["type"], event_kind(e), "{v}");
+        }
+    }
+
+    /// The sale's JSON keeps its documented keys, in order (`docs/api.md`).
+    #[test]
+    fn a_sale_has_the_documented_keys() {
+        let cny = crate::money::Currency::from_code("CNY").unwrap();
+        let at = crate::clock::from_journal("2026-11-22T02:00:08.538Z").unwrap();
+        let sale = SaleView {
+            sale_id: "S1".into(),
+            state: SaleState::Paid,
+            amount: crate::money::Amount::from_minor(1250, cny),
+            reference: None,
+            subject: "Coffee".into(),
+            created_at: at,
+            updated_at: at,
+            attempts: vec![],
+            refunds: vec![],
+            reason: None,
+            message: None,
+            superseded_by: None,
+        };
+        assert_eq!(
+            sale_line(&sale),
+            r#"{"sale_id":"S1","state":"paid","amount":"12.50","currency":"CNY","reference":null,"subject":"Coffee","created_at":"2026-11-22T02:00:08.538Z","updated_at":"2026-11-22T02:00:08.538Z","attempts":[],"refunds":[],"reason":null,"message":null}"#
+        );
+    }
+}
