@@ -40,6 +40,28 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot build the HTTP client: {e}"))
 }
 
+/// What every gateway client holds besides its settings: the HTTP client, the clock its
+/// requests are stamped and signed with, and the skew measured from the answers.
+pub struct Transport {
+    pub http: reqwest::Client,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+    /// Gateway clock minus host clock, from the answers.
+    pub skew: SkewMeter,
+}
+
+impl Transport {
+    pub fn new(
+        timeout: Duration,
+        clock: std::sync::Arc<dyn crate::clock::Clock>,
+    ) -> Result<Transport, String> {
+        Ok(Transport {
+            http: client(timeout)?,
+            clock,
+            skew: SkewMeter::default(),
+        })
+    }
+}
+
 pub fn classify(e: &reqwest::Error) -> CallError {
     if e.is_connect() {
         // Nothing was written: connect refused, DNS, TLS handshake.

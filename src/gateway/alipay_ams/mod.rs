@@ -45,28 +45,21 @@ pub struct AmsSettings {
 
 pub struct Ams {
     settings: AmsSettings,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
-    /// Gateway clock minus host clock, from the answers' `response-time` (or `Date`).
-    skew: super::http::SkewMeter,
+    /// HTTP, clock and skew (the skew from the answers' `response-time` or `Date`).
+    io: super::http::Transport,
 }
 
 impl Ams {
     pub fn new(settings: AmsSettings, clock: Arc<dyn Clock>) -> Result<Ams, String> {
-        let http = super::http::client(settings.timeout)?;
-        Ok(Ams {
-            settings,
-            http,
-            clock,
-            skew: super::http::SkewMeter::default(),
-        })
+        let io = super::http::Transport::new(settings.timeout, clock)?;
+        Ok(Ams { settings, io })
     }
 
     /// Signs and sends `body` to `path`; returns the verified answer.
     async fn call(&self, path: &str, body: String) -> Result<Value, CallError> {
         let s = &self.settings;
         let path = wire::request_path(&s.client_id, path);
-        let request_time = self.clock.now().timestamp_millis().to_string();
+        let request_time = self.io.clock.now().timestamp_millis().to_string();
         let content = wire::sign_content("POST", &path, &s.client_id, &request_time, &body);
         let signature = wire::signature_header(
             s.key_version,
@@ -75,6 +68,7 @@ impl Ams {
         let mut url = s.origin.clone();
         url.set_path(&path);
         let response = self
+            .io
             .http
             .post(url)
             .header(
@@ -110,7 +104,7 @@ impl Ams {
                     .map(|d| d.with_timezone(&chrono::Utc))
             })
         {
-            self.skew.note(at, self.clock.now());
+            self.io.skew.note(at, self.io.clock.now());
         }
         let bytes = response.bytes().await.map_err(|e| {
             CallError::Unknown(Unknown::new(
@@ -186,15 +180,15 @@ impl Gateway for Ams {
     }
 
     fn clock_skew_s(&self) -> Option<i64> {
-        self.skew.get()
+        self.io.skew.get()
     }
 
     fn clock_agrees(&self) -> bool {
-        self.skew.agrees()
+        self.io.skew.agrees()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
-        let now = self.clock.now().with_timezone(&beijing());
+        let now = self.io.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
         let expiry = self
             .settings

@@ -46,32 +46,26 @@ pub struct OpenApiSettings {
 
 pub struct OpenApi {
     settings: OpenApiSettings,
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
-    /// Gateway clock minus host clock, from the last answer's `Date` header.
-    skew: super::http::SkewMeter,
+    /// HTTP, clock and skew (the skew from the answers' `Date` header).
+    io: super::http::Transport,
 }
 
 impl OpenApi {
     pub fn new(settings: OpenApiSettings, clock: Arc<dyn Clock>) -> Result<OpenApi, String> {
-        let http = super::http::client(settings.timeout)?;
-        Ok(OpenApi {
-            settings,
-            http,
-            clock,
-            skew: super::http::SkewMeter::default(),
-        })
+        let io = super::http::Transport::new(settings.timeout, clock)?;
+        Ok(OpenApi { settings, io })
     }
 
     /// The last measured difference between the gateway's clock and ours, in seconds.
     pub fn clock_skew_s(&self) -> Option<i64> {
-        self.skew.get()
+        self.io.skew.get()
     }
 
     /// Signs and sends one method call; returns the verified response node.
     async fn call(&self, method: &str, biz_content: String) -> Result<Node, CallError> {
         let s = &self.settings;
         let timestamp = self
+            .io
             .clock
             .now()
             .with_timezone(&beijing())
@@ -118,6 +112,7 @@ impl OpenApi {
             body.finish()
         };
         let response = self
+            .io
             .http
             .post(url)
             .header(
@@ -210,8 +205,9 @@ impl OpenApi {
         else {
             return;
         };
-        self.skew
-            .note(date.with_timezone(&chrono::Utc), self.clock.now());
+        self.io
+            .skew
+            .note(date.with_timezone(&chrono::Utc), self.io.clock.now());
     }
 
     /// Downloads the day's trade bill (`bill_type=trade`, `date` in Beijing time): asks for
@@ -253,6 +249,7 @@ impl OpenApi {
             }
         };
         let response = self
+            .io
             .http
             .get(&url)
             .timeout(BILL_DOWNLOAD_TIMEOUT)
@@ -285,11 +282,11 @@ impl Gateway for OpenApi {
     }
 
     fn clock_skew_s(&self) -> Option<i64> {
-        self.skew.get()
+        self.io.skew.get()
     }
 
     fn clock_agrees(&self) -> bool {
-        self.skew.agrees()
+        self.io.skew.agrees()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
