@@ -111,9 +111,16 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// Whether the daemon is stopping: no new request is sent, nothing new is decided.
+    fn stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// Sleeps `pause`; false when the daemon stopped meanwhile.
     async fn pause(&self, pause: Duration) -> bool {
         tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => false,
             _ = tokio::time::sleep(pause) => true,
             _ = self.stop.cancelled() => false,
         }
@@ -169,6 +176,9 @@ impl Resolver {
         let started = tokio::time::Instant::now();
         let budget = a.budget_left(self.clock.now());
         loop {
+            if self.stopped() {
+                return Ok(a);
+            }
             let outcome = self.with_timeout(self.gateway.inquire(&a.request_id)).await;
             // Measured after the answer, so a restart resumes what was really left.
             let left_now = budget.saturating_sub(started.elapsed());
@@ -277,6 +287,10 @@ impl Resolver {
     }
 
     fn start_cancelling(&self, a: &AttemptRow, why: &str) -> Result<AttemptRow, JournalError> {
+        // Stopping: the attempt stays in doubt; the next start inquires and cancels it.
+        if self.stopped() {
+            return Ok(a.clone());
+        }
         let a = self.move_to(
             a,
             AttemptState::Cancelling,
@@ -300,6 +314,9 @@ impl Resolver {
         let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
         let closes_at = self.gateway.policy().cancel_window.closes_at(a.created_at);
         loop {
+            if self.stopped() {
+                return self.journal.attempt(a.id);
+            }
             let outcome = self.with_timeout(self.gateway.cancel(&a.request_id)).await;
             match outcome {
                 Outcome::Success(Cancelled::NotCreated { code }) => {
@@ -413,6 +430,9 @@ impl Resolver {
         };
         let mut r = r;
         loop {
+            if self.stopped() {
+                return Ok(r);
+            }
             // After an unclear first try, ask before resending.
             if r.state == RefundState::Unknown
                 && let Outcome::Success(true) = self

@@ -315,12 +315,20 @@ macro_rules! outln {
 pub(crate) use outln;
 
 /// Writes one line to stdout. A reader that went away (a closed pipe) must not take the
-/// process down with it, so write errors are ignored (`println!` would panic).
+/// process down with it (`println!` would panic); any other failure (a full disk under
+/// `journal export > file`) ends the command with exit 1, so a cut-short file is never
+/// taken for a whole one.
 pub fn out(line: &str) {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
+    let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(i32::from(EXIT_NOT_PAID));
+        }
+        _ => {}
+    }
 }
 
 /// Runs the parsed command and returns the process exit status.

@@ -68,15 +68,18 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     let notifier = Notifier::from_env();
     let shutdown = Shutdown::new();
     let stop = shutdown.token();
-    // Registered now: a signal from here on means "stop cleanly".
+    // SIGTERM only asks: the API, scanners, housekeeping and systemd pings keep going while a
+    // payment on the wire gets its answer; `stop` reaches the tasks after that. Registered
+    // now, so a signal from here on means "stop cleanly".
+    let requested = tokio_util::sync::CancellationToken::new();
     let signals = shutdown::signals();
-    let signalled = stop.clone();
+    let signalled = requested.clone();
     tokio::spawn(async move {
         signals.await;
         tracing::info!("stop requested");
         signalled.cancel();
     });
-    let journal = match open::open_journal(&config, &notifier, &stop).await {
+    let journal = match open::open_journal(&config, &notifier, &requested).await {
         Ok(Some(j)) => Arc::new(j),
         Ok(None) => return Ok(()),
         Err(e) => return Err(Error::Usage(e.to_string())),
@@ -206,12 +209,16 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         }
     };
     let mut input = std::pin::pin!(input);
+    let mut asked_at = None;
     tokio::select! {
         _ = &mut input => tracing::info!("input ended"),
-        _ = stop.cancelled() => {
+        _ = requested.cancelled() => {
+            asked_at = Some(tokio::time::Instant::now());
             engine.stop_taking_sales();
-            // A scan being charged finishes: its pay request gets its answer or times out. No
-            // new one starts; whatever stays in doubt is resolved after the next start.
+            // Resolvers return at their next step; one with a request on the wire gets its
+            // answer or its timeout, like the scan being charged. No new request starts;
+            // whatever stays in doubt is resolved after the next start.
+            engine.stop_resolving();
             let limit = config.gateway.timeout() + Duration::from_secs(1);
             let _ = tokio::time::timeout(limit, async {
                 while engine.in_flight() {
@@ -224,13 +231,16 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             .await;
         }
     }
+    // Requests started before the stop end within the gateway timeout of it.
+    let tasks_by = asked_at.unwrap_or_else(tokio::time::Instant::now)
+        + config.gateway.timeout()
+        + TASKS_END_WITHIN;
     notifier.stopping();
     engine.stop_taking_sales();
     engine.stop_resolving();
     shutdown.trigger();
-    // A resolver with a request on the wire gets its answer or its timeout.
-    let limit = config.gateway.timeout() + TASKS_END_WITHIN;
-    if !shutdown.join(limit).await {
+    let limit = tasks_by.saturating_duration_since(tokio::time::Instant::now());
+    if !shutdown.join(limit.max(TASKS_END_WITHIN)).await {
         tracing::warn!("some tasks did not end in time; what they had open stays in the journal");
     }
     if let Some(task) = api_task {

@@ -993,3 +993,48 @@ async fn an_event_stream_outlives_the_idle_timeout() {
     let armed = events.iter().find(|e| e.1 == "sale_armed").unwrap();
     assert_eq!(armed.2["sale"]["sale_id"], sale["sale_id"]);
 }
+
+/// SIGTERM while a payment is on the wire: until it has its answer, the register still gets
+/// answers (health, the sale, a clear "stopping" for a new sale), then the daemon exits 0.
+#[tokio::test]
+async fn the_api_answers_while_a_stop_waits_for_the_payment_on_the_wire() {
+    let mut s = setup().await;
+    let (status, sale) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"12.50","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{sale}");
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    // Code 06: the sandbox answers after 20 s, the client gives up at its 5 s timeout.
+    s.daemon.feed("286000000000000006\n");
+    wait_state(&s, &id, "processing").await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.daemon.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, health) = call(&s.socket, "GET", "/v1/health", &[], "").await;
+    assert_eq!(status, 200, "{health}");
+    let (status, again) = call(&s.socket, "GET", &format!("/v1/sales/{id}"), &[], "").await;
+    assert_eq!((status, again["state"].as_str()), (200, Some("processing")));
+    let (status, refused) = call(
+        &s.socket,
+        "POST",
+        "/v1/sales",
+        &[],
+        r#"{"amount":"1.00","currency":"CNY"}"#,
+    )
+    .await;
+    assert_eq!(status, 503, "{refused}");
+    assert_eq!(refused["error"]["code"], "unavailable", "{refused}");
+    assert!(
+        s.daemon.wait(Duration::from_secs(20)).success(),
+        "{}",
+        s.daemon.stderr()
+    );
+}

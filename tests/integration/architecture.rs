@@ -45,45 +45,132 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The product code of a file, without comments and test modules: an inline
-/// `#[cfg(test)] mod x { … }` (always last in a file) ends it, and a `#[cfg(test)] mod x;`
-/// declaration is skipped.
+/// The product code of a file: comments and `#[cfg(test)]` modules (inline ones by their
+/// braces, and `mod x;` declarations) left out.
 fn product_code(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
     let mut code = String::new();
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]" {
-            match lines.peek() {
-                Some(next) if next.trim_start().starts_with("mod ") && next.ends_with(';') => {
-                    lines.next();
-                    continue;
-                }
-                Some(next) if next.trim_start().starts_with("mod ") => break,
-                _ => {}
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        let next = lines.get(i + 1).map(|l| l.trim_start()).unwrap_or("");
+        if line.trim() == "#[cfg(test)]" && next.starts_with("mod ") {
+            if next.ends_with(';') {
+                i += 2;
+                continue;
             }
+            // Skip to the brace that closes the module.
+            let mut depth = 0i32;
+            let mut j = i + 1;
+            while j < lines.len() {
+                depth += lines[j].matches('{').count() as i32;
+                depth -= lines[j].matches('}').count() as i32;
+                j += 1;
+                if depth <= 0 && lines[j - 1].contains('}') {
+                    break;
+                }
+            }
+            i = j;
+            continue;
         }
-        let line = line.split("//").next().unwrap_or("");
-        code.push_str(line);
+        code.push_str(without_comment(line));
         code.push('\n');
+        i += 1;
     }
     code
 }
 
-/// The top-level modules `code` names through `crate::`, including inside `use crate::{a, b}`.
-fn used_modules(code: &str) -> BTreeSet<String> {
+/// `line` without a trailing `//` comment (one inside a string literal is kept).
+fn without_comment(line: &str) -> &str {
+    let mut in_string = false;
+    let bytes = line.as_bytes();
+    for (k, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' if k == 0 || bytes[k - 1] != b'\\' => in_string = !in_string,
+            b'/' if !in_string && bytes.get(k + 1) == Some(&b'/') => return &line[..k],
+            _ => {}
+        }
+    }
+    line
+}
+
+fn ident(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
+
+/// The first segments of every path in a `use` group body (`a::b, c::{d, e}`), nested
+/// groups included: only their first segment names a module at this level.
+fn group_heads(group: &str) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut depth = 0;
+    let mut start = true;
+    for (k, c) in group.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => start = true,
+            c if start && !c.is_whitespace() => {
+                heads.push(ident(&group[k..]));
+                start = false;
+            }
+            _ => {}
+        }
+    }
+    heads
+}
+
+/// The body of the `{ … }` group at the start of `rest`, by brace matching.
+fn group_body(rest: &str) -> &str {
+    let mut depth = 0;
+    for (k, c) in rest.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return &rest[1..k];
+                }
+            }
+            _ => {}
+        }
+    }
+    &rest[1..]
+}
+
+/// The top-level modules `code` names through `crate::` (groups included), and through
+/// `super::` chains that climb out of `module_path` (the file's module, e.g. `["daemon",
+/// "housekeeping"]`) to the crate root.
+fn used_modules(code: &str, module_path: &[String]) -> BTreeSet<String> {
     let mut used = BTreeSet::new();
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
-    };
-    for (i, _) in code.match_indices("crate::") {
-        let rest = &code[i + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            let group = &group[..group.find('}').unwrap_or(group.len())];
-            used.extend(group.split(',').map(|p| ident(p.trim())));
+    let mut names = |rest: &str| {
+        if rest.starts_with('{') {
+            used.extend(group_heads(group_body(rest)));
         } else {
             used.insert(ident(rest));
+        }
+    };
+    for (i, _) in code.match_indices("crate::") {
+        if code[..i].ends_with('$')
+            || code[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        {
+            continue;
+        }
+        names(&code[i + "crate::".len()..]);
+    }
+    for (i, _) in code.match_indices("super::") {
+        if code[..i].ends_with("super::") {
+            continue; // counted from the first `super` of the chain
+        }
+        let mut rest = &code[i..];
+        let mut depth = module_path.len();
+        while let Some(r) = rest.strip_prefix("super::") {
+            rest = r;
+            depth = depth.saturating_sub(1);
+        }
+        if depth == 0 {
+            names(rest);
         }
     }
     used.retain(|m| !m.is_empty());
@@ -116,7 +203,17 @@ fn modules_depend_only_on_what_architecture_md_allows() {
             continue;
         };
         let text = std::fs::read_to_string(file).unwrap();
-        for used in used_modules(&product_code(&text)) {
+        // The file's module path: `daemon/housekeeping/gateway.rs` is daemon::housekeeping::gateway,
+        // `daemon/mod.rs` is daemon.
+        let mut module_path: Vec<String> = relative
+            .with_extension("")
+            .components()
+            .filter_map(|c| c.as_os_str().to_str().map(str::to_string))
+            .collect();
+        if module_path.last().is_some_and(|m| m == "mod") {
+            module_path.pop();
+        }
+        for used in used_modules(&product_code(&text), &module_path) {
             if used != module && !allowed.contains(&used) && !allowed.contains("*") {
                 broken.push(format!(
                     "{}: uses `{used}`, which `{module}` may not (ARCHITECTURE.md, Dependency rule)",
@@ -163,9 +260,24 @@ fn the_rule_has_no_cycle() {
 
 #[test]
 fn use_groups_and_comments_are_read_right() {
-    let code = product_code(
-        "#[cfg(test)]\nmod tests;\nuse crate::{money::Amount, state};\n// crate::cli in a comment\nlet x = crate::clock::now();\n#[cfg(test)]\nmod golden {\n    use crate::cli;\n}\n",
+    let code = product_code(concat!(
+        "#[cfg(test)]\nmod tests;\n",
+        "use crate::{money::Amount, engine::{Engine, x::Y}, api::Z};\n",
+        "// crate::cli in a comment\n",
+        "let x = crate::clock::now(); let s = \"http://host\"; crate::state::A;\n",
+        "#[cfg(test)]\nmod golden {\n    fn f() {\n        crate::cli::x();\n    }\n}\n",
+        "pub fn after_the_tests() { crate::journal::x(); }\n",
+        "use super::super::report;\n",
+    ));
+    let path = ["output".to_string(), "receipt".to_string()];
+    let used: Vec<String> = used_modules(&code, &path).into_iter().collect();
+    assert_eq!(
+        used,
+        [
+            "api", "clock", "engine", "journal", "money", "report", "state"
+        ]
     );
-    let used: Vec<String> = used_modules(&code).into_iter().collect();
-    assert_eq!(used, ["clock", "money", "state"]);
+    // From a top-level file, one `super` reaches the crate root.
+    let used = used_modules("use super::gateway::Outcome;", &["watchdog".to_string()]);
+    assert_eq!(used.into_iter().collect::<Vec<_>>(), ["gateway"]);
 }

@@ -272,3 +272,40 @@ async fn a_sweep_right_after_the_attempt_is_written_finds_it_owned() {
     assert_eq!(h.gateway.calls(), 1, "nobody else touched it");
     h.assert_ledger_agrees();
 }
+
+/// Stopping: a resolver sends nothing more and decides nothing new. Its attempt stays in
+/// doubt in the journal, for the next start to inquire and cancel.
+#[tokio::test(start_paused = true)]
+async fn a_stopped_resolver_starts_no_cancel_and_sends_nothing_more() {
+    let mut h = harness();
+    let mut s = settings();
+    s.resolve_inline = false;
+    h.engine = Engine::new(
+        h.journal.clone(),
+        h.gateway.clone(),
+        Arc::new(TokioClock::starting_at(chrono::Utc::now())),
+        Arc::new(LogObserver),
+        s,
+    );
+    h.engine.arm(sale("12.50")).unwrap();
+    let ScanOutcome::Attempted { sale } = h.engine.scan("286000000000000004").await else {
+        panic!()
+    };
+    assert_eq!(sale.state, SaleState::Processing);
+    let watchdog = h.engine.watchdog();
+    assert_eq!(watchdog.sweep().unwrap(), 1);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.engine.stop_resolving();
+    let asked = h.journal.open_attempts().unwrap()[0].inquiries;
+    // Far past the deadline, when a running resolver would have cancelled long ago.
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    let open = h.journal.open_attempts().unwrap();
+    assert_eq!(open.len(), 1, "still open for the next start");
+    assert_eq!(
+        open[0].state,
+        AttemptState::Unknown,
+        "no cancel was started"
+    );
+    assert_eq!(open[0].cancels, 0);
+    assert_eq!(open[0].inquiries, asked, "no inquiry after the stop");
+}
