@@ -71,7 +71,7 @@ pub(super) fn journal_path(source: &JournalSource) -> Result<PathBuf, String> {
 
 pub(super) fn with_journal(
     source: &JournalSource,
-    f: impl FnOnce(&Journal) -> Result<u8, String>,
+    f: impl FnOnce(&Journal) -> anyhow::Result<u8>,
 ) -> Exit {
     let path = journal_path(source).or_usage()?;
     if !path.exists() {
@@ -84,19 +84,19 @@ pub(super) fn with_journal(
     f(&journal).or_failed()
 }
 
-fn views(j: &Journal, filter: &SaleFilter) -> Result<Vec<SaleView>, String> {
-    let sales = j.sales(filter).map_err(|e| e.to_string())?;
+fn views(j: &Journal, filter: &SaleFilter) -> anyhow::Result<Vec<SaleView>> {
+    let sales = j.sales(filter)?;
     sales
         .iter()
         .map(|s| {
-            let attempts = j.attempts(&s.id).map_err(|e| e.to_string())?;
-            let refunds = j.refunds(&s.id).map_err(|e| e.to_string())?;
+            let attempts = j.attempts(&s.id)?;
+            let refunds = j.refunds(&s.id)?;
             Ok(SaleView::new(s, &attempts).with_refunds(&refunds))
         })
         .collect()
 }
 
-fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String> {
+fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> anyhow::Result<u8> {
     let filter = SaleFilter {
         state,
         limit: Some(limit),
@@ -121,12 +121,12 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> Result<u8, String>
     Ok(EXIT_OK)
 }
 
-fn show(j: &Journal, sale_id: &str) -> Result<u8, String> {
-    let Some((sale, attempts, refunds)) = j.sale_whole(sale_id).map_err(|e| e.to_string())? else {
-        return Err(format!("no sale {sale_id:?} in {}", j.path().display()));
+fn show(j: &Journal, sale_id: &str) -> anyhow::Result<u8> {
+    let Some((sale, attempts, refunds)) = j.sale_whole(sale_id)? else {
+        anyhow::bail!("no sale {sale_id:?} in {}", j.path().display());
     };
     let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
-    out(&serde_json::to_string_pretty(&SaleJson::from(&view)).map_err(|e| e.to_string())?);
+    out(&serde_json::to_string_pretty(&SaleJson::from(&view))?);
     Ok(EXIT_OK)
 }
 
@@ -134,7 +134,7 @@ fn export(
     j: &Journal,
     format: ExportFormat,
     since: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<u8, String> {
+) -> anyhow::Result<u8> {
     let filter = SaleFilter {
         since,
         ..SaleFilter::default()
@@ -144,7 +144,7 @@ fn export(
     match format {
         ExportFormat::Json => {
             let sales: Vec<SaleJson> = sales.iter().map(SaleJson::from).collect();
-            out(&serde_json::to_string_pretty(&sales).map_err(|e| e.to_string())?);
+            out(&serde_json::to_string_pretty(&sales)?);
         }
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout());
@@ -166,7 +166,7 @@ fn export(
                 "paid_then_refunded",
                 "reason",
             ];
-            w.write_record(header).map_err(|e| e.to_string())?;
+            w.write_record(header)?;
             for s in &sales {
                 let (created_at, amount) = (to_journal(s.created_at), s.amount.to_major_string());
                 let sale_cols = [
@@ -182,7 +182,7 @@ fn export(
                 if s.attempts.is_empty() {
                     let mut row: Vec<&str> = sale_cols.to_vec();
                     row.extend(["", "", "", "", "", "", "", "", reason]);
-                    w.write_record(&row).map_err(|e| e.to_string())?;
+                    w.write_record(&row)?;
                 }
                 for (i, a) in s.attempts.iter().enumerate() {
                     let seq = (i + 1).to_string();
@@ -202,10 +202,10 @@ fn export(
                         },
                         reason,
                     ]);
-                    w.write_record(&row).map_err(|e| e.to_string())?;
+                    w.write_record(&row)?;
                 }
             }
-            w.flush().map_err(|e| e.to_string())?;
+            w.flush()?;
         }
     }
     Ok(EXIT_OK)

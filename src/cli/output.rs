@@ -35,17 +35,17 @@ pub fn report(
         None
     };
     with_journal(source, |j| {
-        let r = crate::report::day_report(j, date).map_err(|e| e.to_string())?;
+        let r = crate::report::day_report(j, date)?;
         match format {
             ReportFormat::Text => out(crate::report::text(&r).trim_end()),
-            ReportFormat::Csv => out(crate::report::csv(&r)?.trim_end()),
-            ReportFormat::Json => {
-                out(&serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?)
-            }
+            ReportFormat::Csv => out(crate::report::csv(&r)
+                .map_err(anyhow::Error::msg)?
+                .trim_end()),
+            ReportFormat::Json => out(&serde_json::to_string_pretty(&r)?),
         }
         if let Some(p) = printer {
             send(&p.kind, &crate::report::escpos(&r, &p.receipt))
-                .map_err(|e| format!("printing: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("printing: {e}"))?;
         }
         Ok(EXIT_OK)
     })

@@ -48,9 +48,8 @@ pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     })
 }
 
-fn report(j: &Journal) -> Result<Value, String> {
-    let e = |e: crate::journal::JournalError| e.to_string();
-    let counts = j.sale_counts().map_err(e)?;
+fn report(j: &Journal) -> anyhow::Result<Value> {
+    let counts = j.sale_counts()?;
     let mut by_state = serde_json::Map::new();
     for state in SaleState::ALL {
         let n = counts
@@ -60,11 +59,11 @@ fn report(j: &Journal) -> Result<Value, String> {
             .unwrap_or(0);
         by_state.insert(state.as_str().to_string(), json!(n));
     }
-    let open = j.open_attempts().map_err(e)?;
+    let open = j.open_attempts()?;
     let oldest = open.iter().min_by_key(|a| a.created_at);
     let now = chrono::Utc::now();
-    let attention = j.attempts_needing_attention().map_err(e)?;
-    let daemon = DaemonStatus::load(j).map_err(e)?;
+    let attention = j.attempts_needing_attention()?;
+    let daemon = DaemonStatus::load(j)?;
     Ok(json!({
         "journal": j.path().display().to_string(),
         "sales": by_state,
