@@ -634,7 +634,6 @@ impl Watchdog {
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
-    resolver.journal.scrub();
     if let Err(e) = finish(&resolver.journal, &*resolver.observer, sale_id) {
         tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale");
     }
