@@ -419,9 +419,16 @@ impl Journal {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<AttemptRow>, JournalError> {
+        // Each half through its partial index (`attempts_ended`, `attempts_open`).
         query::rows(
             &self.conn(),
-            "WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id",
+            "WHERE id IN (
+                 SELECT id FROM attempts WHERE state IN ('succeeded','failed','cancelled')
+                   AND updated_at >= ?1 AND updated_at < ?2
+                 UNION ALL
+                 SELECT id FROM attempts WHERE state IN ('pending','unknown','cancelling')
+                   AND updated_at >= ?1 AND updated_at < ?2)
+             ORDER BY id",
             params![to_journal(since), to_journal(until)],
         )
     }

@@ -121,10 +121,6 @@ impl Journal {
             .map_err(open_err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(open_err)?;
-        // Zero freed space, so a payment code dropped from a final attempt is not left
-        // readable in a free page of the file.
-        conn.pragma_update(None, "secure_delete", "ON")
-            .map_err(open_err)?;
         conn.pragma_update(None, "cache_size", CACHE_PAGES)
             .map_err(open_err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
@@ -135,6 +131,10 @@ impl Journal {
         if let Some(id) = &known {
             check_contents(&conn, path, id)?;
         }
+        // No secret is ever written to the journal (an attempt keeps the masked code and a
+        // salted fingerprint; migration 7 cleared the full codes earlier versions kept), so
+        // freed space holds nothing to scrub. FAST (set by `migrate`) still zeroes a freed
+        // cell where that costs no extra page write; ON would write freed pages out again.
         schema::migrate(&mut conn)?;
         let code_salt = code_salt(&conn)?;
         let id = match known {

@@ -598,6 +598,100 @@ fn a_checkpoint_empties_the_wal_and_is_counted() {
     assert_eq!(j.disk_use().since(before).syncs, 1 + 2);
 }
 
+#[test]
+fn reconciliation_finds_ended_and_open_attempts_through_partial_indexes() {
+    let (_d, j) = journal();
+    let t0 = Utc::now() - chrono::TimeDelta::seconds(1);
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000001");
+    j.transition(
+        a.id,
+        AttemptState::Succeeded,
+        Cause::PayAnswer,
+        &change("SUCCESS"),
+        Utc::now(),
+    )
+    .unwrap();
+    sale(&j, "S2", 1);
+    let open = attempt(&j, "S2", "R2", "286000000000000002");
+    let t1 = Utc::now() + chrono::TimeDelta::seconds(1);
+    let found = j.attempts_updated_between(t0, t1).unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|a| a.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["R1", "R2"]
+    );
+    assert_eq!(found[1].id, open.id);
+    assert!(j.attempts_updated_between(t1, t1).unwrap().is_empty());
+    let conn = j.conn();
+    let mut stmt = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id FROM attempts
+             WHERE state IN ('succeeded','failed','cancelled') AND updated_at >= ?1 AND updated_at < ?2",
+        )
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map(["", ""], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(plan.join("; ").contains("attempts_ended"), "{plan:?}");
+}
+
+#[test]
+fn upgrading_clears_the_full_codes_earlier_versions_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    {
+        let j = Journal::open(&path).unwrap();
+        sale(&j, "S1", 1);
+        attempt(&j, "S1", "R1", "286000000000000003");
+    }
+    {
+        // As an earlier version left it: schema 6, the open attempt holding its code.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX attempts_ended;
+             CREATE INDEX attempts_sale ON attempts (sale_id);
+             CREATE INDEX attempts_updated ON attempts (updated_at);
+             CREATE INDEX events_at ON events (at);
+             UPDATE attempts SET code = '286000000000000003';
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    let conn = j.conn();
+    let codes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE code IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(codes, 0);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "attempts_attention",
+            "attempts_code_hash",
+            "attempts_ended",
+            "attempts_open",
+            "sqlite_autoindex_attempts_1",
+            "sqlite_autoindex_attempts_2"
+        ]
+    );
+}
+
 /// The lookups of every sale (its attempts, its refunds) are prepared once: a new sale id
 /// bound to them does not make SQLite prepare them again.
 #[test]
