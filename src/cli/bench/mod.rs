@@ -47,7 +47,8 @@ impl Plan {
             sales: 100,
             history: 100_000,
             in_doubt: 100,
-            idle: Duration::from_secs(2),
+            // Long enough to hold the idle daemon's timers (ten seconds apart) more than once.
+            idle: Duration::from_secs(12),
         }
     }
     pub fn full() -> Plan {
@@ -58,7 +59,7 @@ impl Plan {
             sales: 500,
             history: 1_000_000,
             in_doubt: 1000,
-            idle: Duration::from_secs(5),
+            idle: Duration::from_secs(30),
         }
     }
 }

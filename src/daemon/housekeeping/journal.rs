@@ -105,4 +105,11 @@ impl JournalCare {
             self.checkpoint_failed = Some(tokio::time::Instant::now());
         }
     }
+
+    /// Whether something is due soon: a checkpoint, a write probe, the release of earlier
+    /// sales.
+    pub(super) fn busy(&self) -> bool {
+        let journal = self.engine.journal();
+        journal.wal_frames() > 0 || journal.write_failure().is_some() || !self.released
+    }
 }
