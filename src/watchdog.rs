@@ -41,6 +41,9 @@ const CANCEL_BACKOFF_MAX: Duration = Duration::from_secs(60);
 const CANCEL_WINDOW_ALERT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
 /// How often the watchdog looks for open attempts nobody works on.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// With nothing open the sweep only keeps the heartbeat: the engine wakes the watchdog when
+/// it hands an attempt over, so an idle daemon need not wake every second.
+const SWEEP_IDLE_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::state::NOT_CREATED;
 
@@ -635,16 +638,22 @@ impl Watchdog {
         self
     }
 
-    /// Sweeps every second until `stop` is cancelled.
+    /// Sweeps every second while anything is open, every few seconds otherwise, until `stop`
+    /// is cancelled.
     pub async fn run(self: Arc<Self>, stop: CancellationToken) {
         loop {
-            if let Err(e) = self.sweep() {
-                tracing::error!(error = %e, "watchdog cannot read the journal");
-            }
+            let pause = match self.sweep() {
+                Ok(_) if self.owners.count() == 0 => SWEEP_IDLE_EVERY,
+                Ok(_) => SWEEP_EVERY,
+                Err(e) => {
+                    tracing::error!(error = %e, "watchdog cannot read the journal");
+                    SWEEP_EVERY
+                }
+            };
             self.heartbeat
                 .store(chrono::Utc::now().timestamp(), Ordering::Relaxed);
             tokio::select! {
-                _ = tokio::time::sleep(SWEEP_EVERY) => {}
+                _ = tokio::time::sleep(pause) => {}
                 _ = self.wake.notified() => {}
                 _ = stop.cancelled() => return,
             }
@@ -654,7 +663,6 @@ impl Watchdog {
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
-    resolver.journal.scrub();
     if let Err(e) = finish(&resolver.journal, &*resolver.observer, sale_id) {
         tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale");
     }

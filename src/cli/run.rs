@@ -13,7 +13,16 @@ pub struct Args {
 
 pub async fn run(args: Args) -> Exit {
     let config = Config::load(&args.config).or_usage()?;
-    match crate::daemon::run(config, args.stdin).await {
+    // On a worker of the runtime, not the thread that waits for it: the tasks a scan wakes
+    // (the HTTP connection that sends the pay request) then run on the same worker right
+    // after, instead of waiting for another thread to be woken.
+    let ended = match tokio::spawn(crate::daemon::run(config, args.stdin)).await {
+        Ok(ended) => ended,
+        // A panic goes on as it would have in this thread.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(e) => return Err(Failure::failed(format!("the daemon stopped: {e}"))),
+    };
+    match ended {
         Ok(()) => Ok(EXIT_OK),
         Err(e @ crate::daemon::Error::Usage(_)) => Err(Failure::usage(e)),
         Err(e @ crate::daemon::Error::Failed(_)) => Err(Failure::failed(e)),

@@ -251,8 +251,12 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             let _ = std::fs::remove_file(&api.socket);
         }
     }
-    // No sale waits on it now: let readers finish, so no page with a code stays in the WAL.
-    journal.scrub_waiting(Duration::from_secs(3));
+    // No sale waits on it now: the register's last events are stored, and the main file
+    // holds everything once readers let go.
+    if let Err(e) = journal.write_queued_events() {
+        tracing::warn!(error = %e, "the last register events were not journaled");
+    }
+    journal.checkpoint(crate::journal::Checkpoint::Truncate, Duration::from_secs(3));
     tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
     Ok(())
 }

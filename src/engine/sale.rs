@@ -63,7 +63,6 @@ impl Engine {
                 .await?;
         }
         finished.extend(self.release_earlier_sales()?);
-        self.journal.scrub();
         Ok(finished)
     }
 

@@ -166,7 +166,6 @@ impl Engine {
             }
         }
         if view.state.is_final() {
-            self.journal.scrub();
             crate::watchdog::announce_if_final(&*self.observer, &view);
         }
         ScanOutcome::Attempted { sale: view }

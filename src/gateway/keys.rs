@@ -5,28 +5,27 @@
 //! file readable by group or others is refused. Key material is never logged: the types print
 //! only where they came from.
 //!
-//! The `rsa` crate parses, converts and generates keys. Signing runs in `ring`, whose
-//! private-key operation is constant-time (see SECURITY.md), and so does verification; the
-//! `rsa` crate signs and verifies only with keys `ring` refuses (shorter than 2048 bits, as
-//! tests make).
+//! The `rsa` crate parses, converts and generates keys. Signing runs in AWS-LC (`aws-lc-rs`),
+//! whose private-key operation is constant-time and, on CPUs with AVX-512 IFMA, as fast as
+//! OpenSSL's (see SECURITY.md); verification runs in `ring`. The `rsa` crate signs and
+//! verifies only with keys those refuse (shorter than 2048 bits, as tests make).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use ring::rand::SystemRandom;
-use ring::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use rsa::pkcs1::{
     DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey, EncodeRsaPublicKey,
 };
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
-use rsa::traits::PublicKeyParts;
+use rsa::traits::{PrivateKeyParts, PublicKeyParts};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -61,11 +60,12 @@ pub enum KeyError {
     },
 }
 
-/// A private RSA key (the `rsa` crate's copy is zeroed on drop; `ring`'s is not).
+/// A private RSA key (the `rsa` crate's copy is zeroed on drop; AWS-LC clears its own when
+/// freed).
 #[derive(Clone)]
 pub struct PrivateKey {
     key: RsaPrivateKey,
-    /// The same key in `ring`, which signs with it; `None` when `ring` refuses the key.
+    /// The same key in AWS-LC, which signs with it; `None` for a key it does not take.
     signer: Option<Arc<RsaKeyPair>>,
     source: String,
 }
@@ -132,7 +132,7 @@ impl PrivateKey {
 
     fn new(key: RsaPrivateKey, source: String) -> PrivateKey {
         PrivateKey {
-            signer: ring_signer(&key).map(Arc::new),
+            signer: fast_signer(&key).map(Arc::new),
             key,
             source,
         }
@@ -140,14 +140,14 @@ impl PrivateKey {
 
     /// SHA256withRSA (RSASSA-PKCS1-v1_5), as Alipay's `RSA2` and AMS's `RSA256`.
     ///
-    /// PKCS#1 v1.5 signatures are deterministic: `ring` and the `rsa` crate give the same
-    /// bytes for the same key and message.
+    /// PKCS#1 v1.5 signatures are deterministic: AWS-LC, `ring` and the `rsa` crate give the
+    /// same bytes for the same key and message.
     pub fn sign_sha256(&self, message: &[u8]) -> Vec<u8> {
         if let Some(signer) = &self.signer {
-            let mut signature = vec![0u8; signer.public().modulus_len()];
-            // `ring` fails only on a wrong buffer length (not here) or on a key whose parts do
+            let mut signature = vec![0u8; signer.public_modulus_len()];
+            // AWS-LC fails only on a wrong buffer length (not here) or on a key whose parts do
             // not fit together, which the `rsa` crate rejects when parsing; the `rsa` crate
-            // below still answers then, as it did before `ring` signed.
+            // below still answers then.
             if signer
                 .sign(
                     &RSA_PKCS1_SHA256,
@@ -268,10 +268,17 @@ impl PublicKey {
     }
 }
 
-/// The key in `ring`, from its PKCS#8 DER. `ring` refuses keys shorter than 2048 or longer
-/// than 4096 bits, public exponents below 65537, and keys of more than two primes; those
-/// keys (tests generate 1024-bit ones) keep signing with the `rsa` crate.
-fn ring_signer(key: &RsaPrivateKey) -> Option<RsaKeyPair> {
+/// The key in AWS-LC, from its PKCS#8 DER, for the keys `ring` signed with before it: 2048 to
+/// 4096 bits, a public exponent of 65537 or more, two primes. Other keys (tests generate
+/// 1024-bit ones) keep signing with the `rsa` crate, as they did.
+fn fast_signer(key: &RsaPrivateKey) -> Option<RsaKeyPair> {
+    let takes = (2048..=4096).contains(&key.n().bits())
+        && *key.e() >= rsa::BigUint::from(65_537u32)
+        && key.e().bits() <= 33
+        && key.primes().len() == 2;
+    if !takes {
+        return None;
+    }
     // The DER is a `SecretDocument`, zeroed on drop.
     let der = key.to_pkcs8_der().ok()?;
     RsaKeyPair::from_pkcs8(der.as_bytes()).ok()
@@ -520,7 +527,7 @@ mod tests {
         );
     }
 
-    /// The `rsa` crate's signature, as every signature was made before `ring` signed.
+    /// The `rsa` crate's signature, as every signature was made before a faster signer.
     fn rsa_crate_signature(key: &PrivateKey, message: &[u8]) -> Vec<u8> {
         key.key
             .sign(Pkcs1v15Sign::new::<Sha256>(), &Sha256::digest(message))
@@ -542,12 +549,12 @@ mod tests {
     }
 
     #[test]
-    fn ring_signs_2048_bit_keys_byte_for_byte_as_openssl_and_the_rsa_crate() {
+    fn the_signer_signs_2048_bit_keys_byte_for_byte_as_openssl_and_the_rsa_crate() {
         let v = openssl_vectors();
         let entry = &v["keys"][0];
         assert_eq!(entry["public_exponent"], 65537);
         let key = PrivateKey::parse(entry["private_pkcs8_der_b64"].as_str().unwrap(), "k").unwrap();
-        assert!(key.signer.is_some(), "ring refused a 2048-bit key");
+        assert!(key.signer.is_some(), "AWS-LC refused a 2048-bit key");
         let public = PublicKey::parse(entry["public_spki_der_b64"].as_str().unwrap(), "p").unwrap();
         assert!(public.ring_der.is_some());
         assert!(public.same_key(&key.public_key()));
@@ -574,7 +581,7 @@ mod tests {
             assert!(!rsa_crate_verifies(&public, b"hello", &bad));
         }
         assert!(!public.verify_sha256(b"hellO", &sig));
-        // A clone shares the ring key and signs the same.
+        // A clone shares the AWS-LC key and signs the same.
         assert_eq!(key.clone().sign_sha256(b"hello"), sig);
     }
 
@@ -583,7 +590,7 @@ mod tests {
         let v = openssl_vectors();
         let entry = &v["keys"][1];
         assert_eq!(entry["public_exponent"], 3);
-        // ring refuses exponents below 65537 for signing, not for verifying.
+        // Exponents below 65537 sign in the rsa crate (as when ring signed); ring verifies.
         let key = PrivateKey::parse(entry["private_pkcs8_der_b64"].as_str().unwrap(), "k").unwrap();
         assert!(key.signer.is_none());
         let public = PublicKey::parse(entry["public_spki_der_b64"].as_str().unwrap(), "p").unwrap();

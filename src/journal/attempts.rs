@@ -151,7 +151,8 @@ impl Journal {
             return Err(JournalError::NoAttemptsLeft(sale.id));
         }
         let t = to_journal(now);
-        tx.execute(
+        query::execute(
+            &tx,
             "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
                                    code_hash, amount_minor, currency, state, created_at,
                                    updated_at, deadline_at, pay_requests, budget_left_ms,
@@ -179,13 +180,16 @@ impl Journal {
             ],
         )?;
         let id = tx.last_insert_rowid();
-        tx.execute(
+        query::execute(
+            &tx,
             "UPDATE sales SET state = 'processing', updated_at = ?2, reason = NULL, message = NULL
              WHERE id = ?1",
             params![sale_id, t],
         )?;
         let attempt = attempt_in(&tx, id)?;
         self.commit(tx)?;
+        // Register events wait for the outcome's commit from here on.
+        self.paying.start(attempt.id);
         if let Some(k) = &self.identity {
             k.request(&attempt.request_id);
         }
@@ -193,8 +197,22 @@ impl Journal {
     }
 
     /// Moves an attempt to `to` (checked against the state machine) and its sale to the
-    /// matching state, in one transaction. Final attempts lose their full code.
+    /// matching state, in one transaction, with the register events waiting for a commit.
+    /// Final attempts lose their full code.
     pub fn transition(
+        &self,
+        attempt_id: i64,
+        to: AttemptState,
+        cause: Cause,
+        change: &Change,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        let result = self.transition_in(attempt_id, to, cause, change, now);
+        self.answered(attempt_id);
+        result
+    }
+
+    fn transition_in(
         &self,
         attempt_id: i64,
         to: AttemptState,
@@ -232,7 +250,8 @@ impl Journal {
             }
         }
         let t = to_journal(now);
-        tx.execute(
+        query::execute(
+            &tx,
             "UPDATE attempts SET
                  state = ?2,
                  result_code = COALESCE(?3, result_code),
@@ -282,7 +301,8 @@ impl Journal {
             )),
             _ => None,
         };
-        tx.execute(
+        query::execute(
+            &tx,
             "UPDATE sales SET state = ?2, reason = ?3, message = COALESCE(?4, message),
                               updated_at = ?5
              WHERE id = ?1",
@@ -290,8 +310,27 @@ impl Journal {
         )?;
         let attempt = attempt_in(&tx, attempt_id)?;
         let sale = sale_in(&tx, &sale.id)?;
+        // The events ride on this commit; one that cannot be stored stays queued and never
+        // holds up the outcome.
+        let events = self.write_waiting(&tx).unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "events left for their own commit");
+            Vec::new()
+        });
         self.commit(tx)?;
+        // Out of the queue before the connection is free, so no other commit writes them again.
+        self.stored(events);
         Ok((attempt, sale))
+    }
+
+    /// The attempt's pay request is back (an outcome or a note was written, or failed to
+    /// be): the event bus need not wait for it any longer.
+    fn answered(&self, attempt_id: i64) {
+        if self.paying.end(attempt_id) {
+            self.events_stored.notify_one();
+            if let Some(k) = &self.identity {
+                k.nudge();
+            }
+        }
     }
 
     /// Counts one more request of `counter`'s kind and records its latest result, without
@@ -311,7 +350,8 @@ impl Journal {
             Counter::Cancel => "cancels",
         };
         let t = to_journal(now);
-        let changed = self.track(self.conn().execute(
+        let changed = self.track(query::execute(
+            &self.conn(),
             &format!(
                 "UPDATE attempts SET {column} = {column} + 1, result_code = ?2,
                                      result_message = ?3, updated_at = ?4,
@@ -326,8 +366,9 @@ impl Journal {
                 t,
                 budget_left.map(|b| b.as_millis() as i64)
             ],
-        ))?;
-        if changed == 1 {
+        ));
+        self.answered(attempt_id);
+        if changed? == 1 {
             Ok(())
         } else {
             Err(JournalError::NoAttempt(attempt_id))
@@ -341,7 +382,8 @@ impl Journal {
         why: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        self.track(self.conn().execute(
+        self.track(query::execute(
+            &self.conn(),
             "UPDATE attempts SET needs_attention = ?2, updated_at = ?3 WHERE id = ?1",
             params![attempt_id, why, to_journal(now)],
         ))?;
@@ -352,7 +394,8 @@ impl Journal {
     /// waiting and cancels (the register gave up on the sale). The sale takes no more scans.
     pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {
         self.no_more_attempts(sale_id)?;
-        let changed = self.track(self.conn().execute(
+        let changed = self.track(query::execute(
+            &self.conn(),
             "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
              WHERE sale_id = ?1 AND state IN ('pending','unknown')",
             params![sale_id, to_journal(now)],
@@ -376,9 +419,16 @@ impl Journal {
         since: DateTime<Utc>,
         until: DateTime<Utc>,
     ) -> Result<Vec<AttemptRow>, JournalError> {
+        // Each half through its partial index (`attempts_ended`, `attempts_open`).
         query::rows(
             &self.conn(),
-            "WHERE updated_at >= ?1 AND updated_at < ?2 ORDER BY id",
+            "WHERE id IN (
+                 SELECT id FROM attempts WHERE state IN ('succeeded','failed','cancelled')
+                   AND updated_at >= ?1 AND updated_at < ?2
+                 UNION ALL
+                 SELECT id FROM attempts WHERE state IN ('pending','unknown','cancelling')
+                   AND updated_at >= ?1 AND updated_at < ?2)
+             ORDER BY id",
             params![to_journal(since), to_journal(until)],
         )
     }

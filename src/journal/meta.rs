@@ -85,7 +85,8 @@ impl Origin {
     /// Gives the journal an id made now, unless it has one; returns the id it has and when
     /// that was made.
     pub(super) fn make(conn: &Connection) -> Result<(String, String), JournalError> {
-        conn.execute(
+        query::execute(
+            conn,
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('journal_id', ?1), ('journal_created_at', ?2)",
             params![hex(&rand::random::<[u8; 16]>()), to_journal(Utc::now())],
         )?;
@@ -111,7 +112,8 @@ pub(super) fn code_salt(conn: &Connection) -> Result<String, JournalError> {
         return Ok(salt);
     }
     let salt = hex(&rand::random::<[u8; 16]>());
-    conn.execute(
+    query::execute(
+        conn,
         "INSERT OR IGNORE INTO meta (key, value) VALUES ('code_salt', ?1)",
         [&salt],
     )?;
@@ -152,7 +154,8 @@ fn stored(conn: &Connection, key: &str) -> Result<String, JournalError> {
 }
 
 fn put(conn: &Connection, key: &str, value: &str) -> rusqlite::Result<usize> {
-    conn.execute(
+    query::execute(
+        conn,
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         params![key, value],

@@ -78,6 +78,16 @@ pub(super) fn row<T: Table>(
     )
 }
 
+/// Runs a statement that writes, prepared once per connection like the selects; returns the
+/// rows it changed.
+pub(super) fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
 /// The first column of the first row `sql` selects, if there is a row.
 pub(super) fn value<T: FromSql>(
     conn: &Connection,

@@ -78,7 +78,8 @@ impl Journal {
             )));
         }
         let t = to_journal(now);
-        tx.execute(
+        query::execute(
+            &tx,
             "INSERT INTO refunds (sale_id, attempt_id, request_id, amount_minor, currency, reason,
                                   state, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
@@ -152,7 +153,8 @@ impl Journal {
             )));
         }
         let request_id = format!("{attempt_request_id}X{}", earlier.len() + 1);
-        tx.execute(
+        query::execute(
+            &tx,
             "INSERT INTO refunds (sale_id, attempt_id, request_id, amount_minor, currency, reason,
                                   state, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', ?7, ?7)",
@@ -190,7 +192,8 @@ impl Journal {
                 why,
             })?;
         }
-        tx.execute(
+        query::execute(
+            &tx,
             "UPDATE refunds SET state = ?2, result_code = ?3, result_message = ?4,
                     gateway_refund_id = COALESCE(?5, gateway_refund_id), updated_at = ?6
              WHERE id = ?1",

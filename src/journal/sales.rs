@@ -120,7 +120,8 @@ impl Journal {
                 return Err(JournalError::ReferencePaid { sale });
             }
         }
-        tx.execute(
+        query::execute(
+            &tx,
             "INSERT INTO sales (id, created_at, updated_at, amount_minor, currency, reference,
                                 subject, idempotency_key, max_attempts, state)
              VALUES (?1, ?2, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'awaiting_scan')",
@@ -136,13 +137,14 @@ impl Journal {
             ],
         )?;
         for old in &earlier {
-            tx.execute(
+            query::execute(
+                &tx,
                 "INSERT INTO supersessions (sale_id, by_sale, at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (sale_id) DO NOTHING",
                 params![old, new.id, t],
             )?;
             // It takes no more scans, and the watchdog cancels it now.
-            tx.execute(
+            query::execute(&tx,
                 "UPDATE sales SET max_attempts = MAX(1, (SELECT count(*) FROM attempts WHERE sale_id = ?1)),
                                   message = ?3, updated_at = ?2
                  WHERE id = ?1",
@@ -152,7 +154,8 @@ impl Journal {
                     format!("superseded by sale {}: being cancelled, and reversed if it was paid", new.id)
                 ],
             )?;
-            tx.execute(
+            query::execute(
+                &tx,
                 "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
                  WHERE sale_id = ?1 AND state IN ('pending','unknown')",
                 params![old, t],
@@ -214,7 +217,8 @@ impl Journal {
                 expected: "awaiting_scan",
             });
         }
-        tx.execute(
+        query::execute(
+            &tx,
             "UPDATE sales SET state = ?2, reason = COALESCE(reason, ?3), updated_at = ?4
              WHERE id = ?1",
             params![sale_id, to.as_str(), reason, to_journal(now)],
@@ -258,7 +262,7 @@ impl Journal {
     /// The sale takes no scan beyond those already made: however its open attempt ends, the
     /// sale ends with it (used when the terminal has moved on from it).
     pub fn no_more_attempts(&self, sale_id: &str) -> Result<(), JournalError> {
-        self.track(self.conn().execute(
+        self.track(query::execute(&self.conn(),
             "UPDATE sales SET max_attempts = MAX(1, (SELECT count(*) FROM attempts WHERE sale_id = ?1))
              WHERE id = ?1",
             [sale_id],

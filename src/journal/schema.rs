@@ -120,9 +120,44 @@ CREATE TABLE supersessions (
 ALTER TABLE attempts ADD COLUMN budget_left_ms INTEGER;
 ALTER TABLE attempts ADD COLUMN budget_at TEXT;
 "#,
+    // 7: fewer index writes per payment, and no full payment code left anywhere.
+    //
+    // The indexes on `attempts` after this, each for a query that needs it:
+    // - `request_id` (UNIQUE): one request id, one attempt; lookups by request id (refunds,
+    //   recovery, a journal's newest attempt);
+    // - `(sale_id, seq)` (UNIQUE): a sale's attempts in order, and counting them;
+    // - `attempts_open` (partial, open states): the watchdog's sweep and startup;
+    // - `attempts_code_hash`: refusing a code used before, on every scan;
+    // - `attempts_attention` (partial): attempts flagged for a person;
+    // - `attempts_ended` (partial, final states): reconciliation's attempts that ended on a
+    //   day. Open attempts updated that day are found through `attempts_open`. An attempt
+    //   enters it once, when it ends, not on every write while open.
+    //
+    // Dropped: `attempts_sale`, which `(sale_id, seq)` already serves; `attempts_updated`,
+    // which every attempt write moved; `events_at`, which no query reads.
+    //
+    // Codes: earlier versions kept the full code of an open attempt. Nothing reads it (a
+    // resend happens within the call; recovery inquires and cancels by request id), so it is
+    // cleared now, with secure_delete on for this migration.
+    r#"
+DROP INDEX attempts_sale;
+DROP INDEX attempts_updated;
+CREATE INDEX attempts_ended ON attempts (updated_at)
+    WHERE state IN ('succeeded','failed','cancelled');
+DROP INDEX events_at;
+UPDATE attempts SET code = NULL WHERE code IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {
+    // A migration that clears data (7: payment codes) zeroes what it frees.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let result = apply(conn);
+    conn.pragma_update(None, "secure_delete", "FAST")?;
+    result
+}
+
+fn apply(conn: &mut Connection) -> Result<(), JournalError> {
     let known = MIGRATIONS.len() as i64;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -481,3 +481,242 @@ fn a_sale_read_whole_never_pairs_an_old_state_with_a_new_attempt() {
     writer.join().unwrap();
     assert!(reads > 10);
 }
+
+/// The figure the bench reports and the promise of `journal/mod.rs`: between the scan and its
+/// outcome a paid sale costs two commits (two fsyncs), events included, and stays well under
+/// 64 KiB of writes. Counted, never timed.
+#[test]
+fn a_paid_sale_costs_two_syncs_on_the_pay_path() {
+    let (_d, j) = journal();
+    for i in 0..40 {
+        let id = format!("S{i}");
+        sale(&j, &id, 1);
+        // What the register's bus queues around a sale: armed, then sent.
+        j.queue_events(
+            vec![("sale_armed".into(), Some(id.clone()), "{}".into())],
+            Utc::now(),
+        );
+        let before = j.disk_use();
+        let a = attempt(&j, &id, &format!("R{i}"), &format!("2860{i:012}00"));
+        assert!(j.paying_since().is_some(), "the pay request is out");
+        j.queue_events(
+            vec![("attempt_sent".into(), Some(id.clone()), "{}".into())],
+            Utc::now(),
+        );
+        j.transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::PayAnswer,
+            &change("SUCCESS"),
+            Utc::now(),
+        )
+        .unwrap();
+        let used = j.disk_use().since(before);
+        assert!(used.syncs <= 2, "sale {i}: {used:?}");
+        assert!(used.bytes <= 65_536, "sale {i}: {used:?}");
+        assert!(j.paying_since().is_none());
+        assert_eq!(
+            j.events_waiting_since(),
+            None,
+            "the outcome stored the events"
+        );
+        let stored = j.take_stored_events();
+        let kinds: Vec<&str> = stored.iter().map(|(_, (k, _, _))| k.as_str()).collect();
+        assert_eq!(kinds, ["sale_armed", "attempt_sent"]);
+        assert!(stored[0].0 < stored[1].0);
+    }
+    let kept: Vec<(i64, String, String)> = j.events_after(0, 1000).unwrap();
+    assert_eq!(kept.len(), 80, "every event is stored");
+}
+
+#[test]
+fn queued_events_get_their_own_commit_when_no_outcome_comes() {
+    let (_d, j) = journal();
+    j.queue_events(
+        vec![
+            ("gateway_online".into(), None, "{}".into()),
+            ("barcode".into(), None, "{\"text\":\"x\"}".into()),
+        ],
+        Utc::now(),
+    );
+    assert!(j.events_waiting_since().is_some());
+    assert_eq!(j.last_event_id().unwrap(), 0, "not stored yet");
+    let before = j.disk_use();
+    j.write_queued_events().unwrap();
+    assert_eq!(
+        j.disk_use().since(before).syncs,
+        1,
+        "one commit for the batch"
+    );
+    let stored = j.take_stored_events();
+    assert_eq!(stored.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(j.identity().unwrap().last_event_id, 2);
+    // Nothing waiting: no commit at all.
+    let before = j.disk_use();
+    j.write_queued_events().unwrap();
+    assert_eq!(j.disk_use().since(before).syncs, 0);
+}
+
+#[test]
+fn a_checkpoint_empties_the_wal_and_is_counted() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    assert!(j.wal_frames() > 0);
+    let wal = || {
+        std::fs::metadata(j.path().with_extension("sqlite-wal"))
+            .unwrap()
+            .len()
+    };
+    let before = j.disk_use();
+    let grown = wal();
+    assert!(j.checkpoint(Checkpoint::Restart, std::time::Duration::ZERO));
+    let used = j.disk_use().since(before);
+    assert_eq!(
+        used.syncs, 2,
+        "the WAL before the copy, the main file after"
+    );
+    assert!(used.bytes > 0);
+    assert_eq!(j.wal_frames(), 0);
+    assert_eq!(
+        wal(),
+        grown,
+        "restarted: the file is written over from its start"
+    );
+    let before = j.disk_use();
+    sale(&j, "S1b", 1);
+    assert_eq!(j.disk_use().since(before).syncs, 2 + 2);
+    assert_eq!(wal(), grown);
+    assert!(j.checkpoint(Checkpoint::Truncate, std::time::Duration::ZERO));
+    assert_eq!(wal(), 0, "truncated");
+    // The next commit starts a new log: its header is synced on its own. (Each sale also
+    // writes the identity file: two more.)
+    let before = j.disk_use();
+    sale(&j, "S2", 1);
+    assert_eq!(j.disk_use().since(before).syncs, 2 + 2);
+    let before = j.disk_use();
+    sale(&j, "S3", 1);
+    assert_eq!(j.disk_use().since(before).syncs, 1 + 2);
+}
+
+#[test]
+fn reconciliation_finds_ended_and_open_attempts_through_partial_indexes() {
+    let (_d, j) = journal();
+    let t0 = Utc::now() - chrono::TimeDelta::seconds(1);
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000001");
+    j.transition(
+        a.id,
+        AttemptState::Succeeded,
+        Cause::PayAnswer,
+        &change("SUCCESS"),
+        Utc::now(),
+    )
+    .unwrap();
+    sale(&j, "S2", 1);
+    let open = attempt(&j, "S2", "R2", "286000000000000002");
+    let t1 = Utc::now() + chrono::TimeDelta::seconds(1);
+    let found = j.attempts_updated_between(t0, t1).unwrap();
+    assert_eq!(
+        found
+            .iter()
+            .map(|a| a.request_id.as_str())
+            .collect::<Vec<_>>(),
+        ["R1", "R2"]
+    );
+    assert_eq!(found[1].id, open.id);
+    assert!(j.attempts_updated_between(t1, t1).unwrap().is_empty());
+    let conn = j.conn();
+    let mut stmt = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id FROM attempts
+             WHERE state IN ('succeeded','failed','cancelled') AND updated_at >= ?1 AND updated_at < ?2",
+        )
+        .unwrap();
+    let plan: Vec<String> = stmt
+        .query_map(["", ""], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(plan.join("; ").contains("attempts_ended"), "{plan:?}");
+}
+
+#[test]
+fn upgrading_clears_the_full_codes_earlier_versions_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.sqlite");
+    {
+        let j = Journal::open(&path).unwrap();
+        sale(&j, "S1", 1);
+        attempt(&j, "S1", "R1", "286000000000000003");
+    }
+    {
+        // As an earlier version left it: schema 6, the open attempt holding its code.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP INDEX attempts_ended;
+             CREATE INDEX attempts_sale ON attempts (sale_id);
+             CREATE INDEX attempts_updated ON attempts (updated_at);
+             CREATE INDEX events_at ON events (at);
+             UPDATE attempts SET code = '286000000000000003';
+             PRAGMA user_version = 6;",
+        )
+        .unwrap();
+    }
+    let j = Journal::open(&path).unwrap();
+    let conn = j.conn();
+    let codes: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM attempts WHERE code IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(codes, 0);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'attempts' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(
+        indexes,
+        [
+            "attempts_attention",
+            "attempts_code_hash",
+            "attempts_ended",
+            "attempts_open",
+            "sqlite_autoindex_attempts_1",
+            "sqlite_autoindex_attempts_2"
+        ]
+    );
+}
+
+/// The lookups of every sale (its attempts, its refunds) are prepared once: a new sale id
+/// bound to them does not make SQLite prepare them again.
+#[test]
+fn lookups_by_sale_stay_prepared() {
+    use super::query::Table;
+    let (_d, j) = journal();
+    for id in ["S1", "S2"] {
+        sale(&j, id, 1);
+    }
+    let conn = j.conn();
+    for sql in [
+        format!("{} WHERE sale_id = ?1 ORDER BY seq", AttemptRow::SELECT),
+        format!("{} WHERE sale_id = ?1 ORDER BY id", RefundRow::SELECT),
+        format!("{} WHERE id = ?1", SaleRow::SELECT),
+    ] {
+        for id in ["S1", "S2", "S1", "S2"] {
+            let mut stmt = conn.prepare_cached(&sql).unwrap();
+            let mut rows = stmt.query([id]).unwrap();
+            while rows.next().unwrap().is_some() {}
+            drop(rows);
+            assert_eq!(
+                stmt.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "{sql}"
+            );
+        }
+    }
+}

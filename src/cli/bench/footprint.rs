@@ -19,7 +19,9 @@ pub(super) async fn idle_daemon(work: &Path, idle: Duration) -> Option<(f64, f64
         .spawn()
         .ok()?;
     let pid = child.id();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Idle is after startup: the first housekeeping ticks record the daemon's status and
+    // checkpoint what starting wrote.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let switches = || -> Option<u64> {
         let mut total = 0;
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))

@@ -47,7 +47,8 @@ impl Plan {
             sales: 100,
             history: 100_000,
             in_doubt: 100,
-            idle: Duration::from_secs(2),
+            // Long enough to hold the idle daemon's timers (ten seconds apart) more than once.
+            idle: Duration::from_secs(12),
         }
     }
     pub fn full() -> Plan {
@@ -58,7 +59,7 @@ impl Plan {
             sales: 500,
             history: 1_000_000,
             in_doubt: 1000,
-            idle: Duration::from_secs(5),
+            idle: Duration::from_secs(30),
         }
     }
 }
@@ -207,7 +208,12 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.figure("journal_commits_per_s", per_s);
 
     // Scan to wire and sales per second, through the real client and the HTTP sandbox.
-    let (wire_p50, wire_p99, sequential, parallel) = gateway_path(work, plan.sales).await?;
+    // On a runtime worker, as `scanpay run` runs the engine.
+    let path = tokio::spawn(gateway_path(work.to_path_buf(), plan.sales))
+        .await
+        .map_err(|e| e.to_string())??;
+    let (wire_p50, wire_p99) = (path.wire_p50, path.wire_p99);
+    let (sequential, parallel) = (path.sales_per_s, path.sales_per_s_4_terminals);
     let floor = fsync + sign;
     r.add(
         "scan to wire, p50",
@@ -233,6 +239,40 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
         format!("{parallel:.1}"),
         "4 journals, one sandbox".into(),
     );
+    let sales = path.pay_path.len().max(1) as f64;
+    let per_sale = |total: u64| total as f64 / sales;
+    let syncs = per_sale(path.pay_path.iter().map(|u| u.syncs).sum());
+    let syncs_max = path.pay_path.iter().map(|u| u.syncs).max().unwrap_or(0);
+    let bytes = per_sale(path.pay_path.iter().map(|u| u.bytes).sum());
+    let bytes_max = path.pay_path.iter().map(|u| u.bytes).max().unwrap_or(0);
+    r.add(
+        "fsyncs per sale, scan to paid",
+        format!("{syncs:.2}"),
+        format!(
+            "most {syncs_max}; whole sale {:.2} (arming, events, identity)",
+            per_sale(path.all.syncs)
+        ),
+    );
+    r.add(
+        "bytes written per sale, scan to paid",
+        format!("{:.0}", bytes),
+        format!(
+            "most {bytes_max}; whole sale {:.0}{}",
+            per_sale(path.all.bytes),
+            path.io_write_bytes
+                .map(|b| format!("; /proc/self/io {:.0}", per_sale(b)))
+                .unwrap_or_default()
+        ),
+    );
+    r.figure("fsyncs_per_sale", syncs);
+    r.figure("fsyncs_per_sale_max", syncs_max as f64);
+    r.figure("fsyncs_per_sale_whole", per_sale(path.all.syncs));
+    r.figure("bytes_written_per_sale", bytes);
+    r.figure("bytes_written_per_sale_max", bytes_max as f64);
+    r.figure("bytes_written_per_sale_whole", per_sale(path.all.bytes));
+    if let Some(b) = path.io_write_bytes {
+        r.figure("io_write_bytes_per_sale", per_sale(b));
+    }
     r.figure("scan_to_wire_ms_p50", ms(wire_p50));
     r.figure("scan_to_wire_ms_p99", ms(wire_p99));
     r.figure("scan_to_wire_floor_ms", ms(floor));
