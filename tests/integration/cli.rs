@@ -395,3 +395,27 @@ fn no_full_payment_code_in_logs_or_in_the_journal_of_final_sales() {
         assert!(!found, "{code} left in the journal file");
     }
 }
+
+/// Output that cannot be written (a full disk under `journal list > file`) ends the command
+/// with exit 1 and says so, instead of leaving a cut-short file behind an exit 0.
+#[test]
+fn output_that_cannot_be_written_is_an_error_not_a_silent_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.sqlite");
+    let init = scanpay()
+        .args(["journal", "init", "--journal"])
+        .arg(&journal)
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{init:?}");
+    let full = std::fs::File::create("/dev/full").unwrap();
+    let out = scanpay()
+        .args(["journal", "list", "--journal"])
+        .arg(&journal)
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot write the output"), "{stderr}");
+}
