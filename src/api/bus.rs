@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, Observer};
 use crate::journal::{EventRow, Journal};
@@ -33,22 +34,33 @@ pub struct Published {
 pub struct EventBus {
     journal: Arc<Journal>,
     live: broadcast::Sender<Published>,
+    /// Ends the writer task once the bus is gone (the journal then stores what still waits
+    /// when it closes).
+    stop: CancellationToken,
 }
 
 impl EventBus {
     /// Starts the writer task; the bus is the engine's observer.
     pub fn start(journal: Arc<Journal>) -> Arc<EventBus> {
         let (live, _) = broadcast::channel(1024);
+        let stop = CancellationToken::new();
         let bus = Arc::new(EventBus {
             journal: journal.clone(),
             live: live.clone(),
+            stop: stop.clone(),
         });
-        tokio::spawn(write_and_publish(journal, live));
+        tokio::spawn(write_and_publish(journal, live, stop));
         bus
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.live.subscribe()
+    }
+}
+
+impl Drop for EventBus {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 
@@ -71,10 +83,15 @@ impl Observer for EventBus {
 
 /// The writer task: stores what no commit took within the hold, and publishes what was
 /// stored, in order.
-async fn write_and_publish(journal: Arc<Journal>, live: broadcast::Sender<Published>) {
+async fn write_and_publish(
+    journal: Arc<Journal>,
+    live: broadcast::Sender<Published>,
+    stop: CancellationToken,
+) {
     loop {
         let due = write_due(&journal);
         tokio::select! {
+            _ = stop.cancelled() => return,
             // Queued, stored by a commit, or a pay request got its answer.
             _ = journal.events_notify().notified() => {}
             // Due then, unless a pay request went out meanwhile: then its outcome takes them.
