@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::clock::{StoreZone, to_journal};
 use serde::Serialize;
 
 use crate::journal::{Journal, JournalError, SaleFilter};
 use crate::money::{Amount, Currency};
-use crate::state::SaleState;
+use crate::state::{AttemptState, RefundState, SaleState};
+use crate::view::SaleView;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Line {
@@ -37,7 +40,10 @@ pub struct Open {
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DayReport {
+    /// The store day, in `time_zone`.
     pub date: String,
+    /// The store's time zone (`[terminal] time_zone`; `host` for the machine's own).
+    pub time_zone: String,
     pub from: String,
     pub until: String,
     pub lines: Vec<Line>,
@@ -48,19 +54,13 @@ pub struct DayReport {
     pub needs_attention: Vec<Open>,
 }
 
-/// The report of `date` (a local calendar day on this machine).
-pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, JournalError> {
-    let start = chrono::Local
-        .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
-        .earliest()
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .unwrap_or_else(|| date.and_time(chrono::NaiveTime::MIN).and_utc());
-    let next = date.succ_opt().unwrap_or(date);
-    let end = chrono::Local
-        .from_local_datetime(&next.and_time(chrono::NaiveTime::MIN))
-        .earliest()
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .unwrap_or_else(|| next.and_time(chrono::NaiveTime::MIN).and_utc());
+/// The report of `date`, a day in the store's time zone (docs/operations.md §"One store day").
+pub fn day_report(
+    journal: &Journal,
+    date: NaiveDate,
+    zone: StoreZone,
+) -> Result<DayReport, JournalError> {
+    let (start, end) = zone.day(date);
     let sales = journal.sales(&SaleFilter {
         since: Some(start),
         until: Some(end),
@@ -132,6 +132,7 @@ pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, Journ
     };
     Ok(DayReport {
         date: date.to_string(),
+        time_zone: zone.name(),
         from: crate::clock::to_journal(start),
         until: crate::clock::to_journal(end),
         lines,
@@ -148,8 +149,8 @@ pub fn day_report(journal: &Journal, date: NaiveDate) -> Result<DayReport, Journ
 
 pub fn text(r: &DayReport) -> String {
     let mut out = format!(
-        "scanpay day report {} ({} to {})\n",
-        r.date, r.from, r.until
+        "scanpay day report {} (store time {}; {} to {})\n",
+        r.date, r.time_zone, r.from, r.until
     );
     out.push_str(&format!(
         "{:<14} {:<4} {:>6} {:>16}\n",
@@ -246,6 +247,177 @@ pub fn escpos(r: &DayReport, ctx: &crate::output::receipt::ReceiptContext) -> Ve
     p.into_bytes()
 }
 
+/// A stretch of time `[since, until)`; `None` leaves that side open.
+pub type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// Why an export could not be made: the journal could not be read, or the CSV not written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("writing the CSV: {0}")]
+    Csv(#[from] csv::Error),
+}
+
+impl From<csv::IntoInnerError<csv::Writer<Vec<u8>>>> for ExportError {
+    fn from(e: csv::IntoInnerError<csv::Writer<Vec<u8>>>) -> ExportError {
+        ExportError::Csv(csv::Error::from(e.into_error()))
+    }
+}
+
+/// One row per attempt (a sale without one gets one row) and one per refund. `booked` is
+/// what the row adds to the day report's net, on `store_date`: the paid attempt of a paid
+/// sale its amount, a refund that went through (in the window) minus its amount, all else
+/// zero. So the column of a day's export sums to that day's report net.
+pub fn export_csv(
+    j: &Journal,
+    sales: &[SaleView],
+    (since, until): Window,
+    zone: StoreZone,
+) -> Result<String, ExportError> {
+    let in_window = |t: DateTime<Utc>| since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+    let day = |t: DateTime<Utc>| zone.date_of(t).to_string();
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "sale_id",
+        "created_at",
+        "sale_state",
+        "amount",
+        "currency",
+        "reference",
+        "subject",
+        "attempt",
+        "request_id",
+        "attempt_state",
+        "result_code",
+        "code",
+        "wallet",
+        "gateway_trade_id",
+        "paid_then_refunded",
+        "reason",
+        "record",
+        "store_date",
+        "refund_id",
+        "refund_state",
+        "refund_amount",
+        "gateway_refund_id",
+        "booked",
+    ])?;
+    let zero = |s: &SaleView| Amount::from_minor(0, s.amount.currency()).to_major_string();
+    let mut listed = std::collections::HashSet::new();
+    let mut refunds = Vec::new();
+    for s in sales {
+        let (created_at, amount) = (to_journal(s.created_at), s.amount.to_major_string());
+        let sale_cols = [
+            s.sale_id.as_str(),
+            created_at.as_str(),
+            s.state.as_str(),
+            amount.as_str(),
+            s.amount.currency().code(),
+            s.reference.as_deref().unwrap_or(""),
+            s.subject.as_str(),
+        ];
+        let reason = s.reason.as_deref().unwrap_or("");
+        let store_date = day(s.created_at);
+        let zero = zero(s);
+        if s.attempts.is_empty() {
+            let mut row: Vec<&str> = sale_cols.to_vec();
+            row.extend(["", "", "", "", "", "", "", "", reason, "sale", &store_date]);
+            row.extend(["", "", "", "", zero.as_str()]);
+            w.write_record(&row)?;
+        }
+        for (i, a) in s.attempts.iter().enumerate() {
+            let seq = (i + 1).to_string();
+            let booked = if s.state == SaleState::Paid && a.state == AttemptState::Succeeded {
+                amount.clone()
+            } else {
+                zero.clone()
+            };
+            let mut row: Vec<&str> = sale_cols.to_vec();
+            row.extend([
+                seq.as_str(),
+                a.request_id.as_str(),
+                a.state.as_str(),
+                a.result_code.as_deref().unwrap_or(""),
+                a.code.as_str(),
+                a.wallet.as_str(),
+                a.gateway_trade_id.as_deref().unwrap_or(""),
+                if a.paid_then_refunded {
+                    "true"
+                } else {
+                    "false"
+                },
+                reason,
+                "attempt",
+                &store_date,
+                "",
+                "",
+                "",
+                "",
+                booked.as_str(),
+            ]);
+            w.write_record(&row)?;
+        }
+        listed.insert(s.sale_id.clone());
+        refunds.extend(j.refunds(&s.sale_id)?);
+    }
+    // Refunds made in the window of sales made before it.
+    if let Some(since) = since {
+        let later =
+            j.refunds_succeeded_between(since, until.unwrap_or(DateTime::<Utc>::MAX_UTC))?;
+        refunds.extend(later.into_iter().filter(|r| !listed.contains(&r.sale_id)));
+    }
+    for r in &refunds {
+        let Some(sale) = j.sale(&r.sale_id)? else {
+            continue;
+        };
+        let attempt = j.attempt(r.attempt_id)?;
+        // As the day report: a refund of money the provider kept for an unpaid attempt
+        // (reconciliation) takes back nothing the report counted.
+        let counts = r.state == RefundState::Succeeded
+            && attempt.state == AttemptState::Succeeded
+            && in_window(r.updated_at);
+        let booked = if counts {
+            format!("-{}", r.amount.to_major_string())
+        } else {
+            Amount::from_minor(0, r.amount.currency()).to_major_string()
+        };
+        let created_at = to_journal(r.created_at);
+        let when = if r.state == RefundState::Succeeded {
+            r.updated_at
+        } else {
+            r.created_at
+        };
+        w.write_record([
+            sale.id.as_str(),
+            created_at.as_str(),
+            sale.state.as_str(),
+            "",
+            r.amount.currency().code(),
+            sale.reference.as_deref().unwrap_or(""),
+            sale.subject.as_str(),
+            "",
+            attempt.request_id.as_str(),
+            attempt.state.as_str(),
+            r.result_code.as_deref().unwrap_or(""),
+            "",
+            "",
+            attempt.gateway_trade_id.as_deref().unwrap_or(""),
+            "",
+            r.reason.as_deref().unwrap_or(""),
+            "refund",
+            &day(when),
+            r.request_id.as_str(),
+            r.state.as_str(),
+            &r.amount.to_major_string(),
+            r.gateway_refund_id.as_deref().unwrap_or(""),
+            &booked,
+        ])?;
+    }
+    // Every field written is a Rust string, so the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&w.into_inner()?).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +431,7 @@ mod tests {
         let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
         let cny = Currency::from_code("CNY").unwrap();
         let now = chrono::Utc::now();
+        let zone = StoreZone::parse("-05:00").unwrap();
         let mut expected_paid = 0;
         for (i, (minor, paid)) in [(1250, true), (300, false), (999, true), (1, true)]
             .into_iter()
@@ -306,7 +479,7 @@ mod tests {
             .unwrap();
         j.refund_transition(r.id, RefundState::Succeeded, "ok", "ok", None, now)
             .unwrap();
-        let report = day_report(&j, now.with_timezone(&chrono::Local).date_naive()).unwrap();
+        let report = day_report(&j, zone.date_of(now), zone).unwrap();
         let paid = report
             .lines
             .iter()
@@ -334,13 +507,9 @@ mod tests {
         );
         assert!(text(&report).contains("net"));
         assert!(csv(&report).unwrap().lines().count() >= 4);
-        let yesterday = now
-            .with_timezone(&chrono::Local)
-            .date_naive()
-            .pred_opt()
-            .unwrap();
+        let yesterday = zone.date_of(now).pred_opt().unwrap();
         assert!(
-            day_report(&j, yesterday).unwrap().lines.is_empty(),
+            day_report(&j, yesterday, zone).unwrap().lines.is_empty(),
             "another day has no sales"
         );
 
@@ -358,10 +527,9 @@ mod tests {
             tomorrow_at,
         )
         .unwrap();
-        let today = day_report(&j, now.with_timezone(&chrono::Local).date_naive()).unwrap();
+        let today = day_report(&j, zone.date_of(now), zone).unwrap();
         assert_eq!(today.refunds[0].total, "2.50");
-        let tomorrow =
-            day_report(&j, tomorrow_at.with_timezone(&chrono::Local).date_naive()).unwrap();
+        let tomorrow = day_report(&j, zone.date_of(tomorrow_at), zone).unwrap();
         assert!(tomorrow.lines.is_empty());
         assert_eq!(
             (

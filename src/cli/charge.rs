@@ -72,8 +72,12 @@ pub async fn run(args: Args) -> Exit {
         Ok(j) => Arc::new(j),
         Err(e) => return usage(&e.to_string()),
     };
-    let (mut observers, printer) =
-        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
+    let (mut observers, printer) = crate::output::start(
+        &config.led,
+        config.printer.clone(),
+        &config.terminal.id,
+        config.terminal.zone,
+    );
     observers.push(Arc::new(LogObserver));
     let engine = Engine::new(
         journal,

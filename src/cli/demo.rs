@@ -61,7 +61,12 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         Box::new(std::io::stderr())
     };
     let color = interactive && std::io::stdout().is_terminal();
-    let output = Arc::new(TerminalOutput::new(human, color, &config.terminal.id));
+    let output = Arc::new(TerminalOutput::new(
+        human,
+        color,
+        &config.terminal.id,
+        config.terminal.zone,
+    ));
     let engine = Engine::new(
         journal,
         gateway,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::exit::{Exit, Failure, OrExit};
 use super::{EXIT_OK, ExportFormat, JournalCommand, JournalSource, out};
 use crate::api::wire::SaleJson;
-use crate::clock::to_journal;
+use crate::clock::{StoreZone, to_journal};
 use crate::config::Config;
 use crate::journal::{Journal, SaleFilter};
 use crate::state::SaleState;
@@ -35,13 +35,21 @@ pub fn run(command: JournalCommand) -> Exit {
             source,
             format,
             since,
+            date,
         } => {
-            let since = since
-                .as_deref()
-                .map(parse_day)
-                .transpose()
-                .map_err(|e| Failure::usage(format!("--since: {e}")))?;
-            with_journal(&source, |j| export(j, format, since))
+            let zone = store_zone(&source).or_usage()?;
+            let day = |flag: &str, text: &str| {
+                crate::clock::parse_date(text).map_err(|e| Failure::usage(format!("{flag}: {e}")))
+            };
+            let window = match (since.as_deref(), date.as_deref()) {
+                (_, Some(d)) => {
+                    let (from, to) = zone.day(day("--date", d)?);
+                    (Some(from), Some(to))
+                }
+                (Some(s), None) => (Some(zone.midnight(day("--since", s)?)), None),
+                (None, None) => (None, None),
+            };
+            with_journal(&source, |j| export(j, format, window, zone))
         }
         JournalCommand::Verify { source } => super::journal_files::verify(&source),
         JournalCommand::Init { source, force } => super::journal_files::init(&source, force),
@@ -52,10 +60,15 @@ pub fn run(command: JournalCommand) -> Exit {
     }
 }
 
-fn parse_day(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    let day = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .map_err(|e| format!("{text:?} is not a date like 2026-11-22 ({e})"))?;
-    Ok(day.and_time(chrono::NaiveTime::MIN).and_utc())
+/// The store's time zone for a command reading the journal: `[terminal] time_zone` of
+/// `--config`, or the host's zone when the journal is named directly.
+pub(super) fn store_zone(source: &JournalSource) -> Result<StoreZone, String> {
+    match &source.config {
+        Some(c) if source.journal.is_none() => Config::load(c)
+            .map(|config| config.terminal.zone)
+            .map_err(|e| e.to_string()),
+        _ => Ok(StoreZone::Host),
+    }
 }
 
 /// The journal a command names, by `--journal` or the config's `[journal] path`.
@@ -133,10 +146,13 @@ fn show(j: &Journal, sale_id: &str) -> anyhow::Result<u8> {
 fn export(
     j: &Journal,
     format: ExportFormat,
-    since: Option<chrono::DateTime<chrono::Utc>>,
+    window: crate::report::Window,
+    zone: StoreZone,
 ) -> anyhow::Result<u8> {
+    let (since, until) = window;
     let filter = SaleFilter {
         since,
+        until,
         ..SaleFilter::default()
     };
     let mut sales = views(j, &filter)?;
@@ -146,67 +162,7 @@ fn export(
             let sales: Vec<SaleJson> = sales.iter().map(SaleJson::from).collect();
             out(&serde_json::to_string_pretty(&sales)?);
         }
-        ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout());
-            let header = [
-                "sale_id",
-                "created_at",
-                "sale_state",
-                "amount",
-                "currency",
-                "reference",
-                "subject",
-                "attempt",
-                "request_id",
-                "attempt_state",
-                "result_code",
-                "code",
-                "wallet",
-                "gateway_trade_id",
-                "paid_then_refunded",
-                "reason",
-            ];
-            w.write_record(header)?;
-            for s in &sales {
-                let (created_at, amount) = (to_journal(s.created_at), s.amount.to_major_string());
-                let sale_cols = [
-                    s.sale_id.as_str(),
-                    created_at.as_str(),
-                    s.state.as_str(),
-                    amount.as_str(),
-                    s.amount.currency().code(),
-                    s.reference.as_deref().unwrap_or(""),
-                    s.subject.as_str(),
-                ];
-                let reason = s.reason.as_deref().unwrap_or("");
-                if s.attempts.is_empty() {
-                    let mut row: Vec<&str> = sale_cols.to_vec();
-                    row.extend(["", "", "", "", "", "", "", "", reason]);
-                    w.write_record(&row)?;
-                }
-                for (i, a) in s.attempts.iter().enumerate() {
-                    let seq = (i + 1).to_string();
-                    let mut row: Vec<&str> = sale_cols.to_vec();
-                    row.extend([
-                        seq.as_str(),
-                        a.request_id.as_str(),
-                        a.state.as_str(),
-                        a.result_code.as_deref().unwrap_or(""),
-                        a.code.as_str(),
-                        a.wallet.as_str(),
-                        a.gateway_trade_id.as_deref().unwrap_or(""),
-                        if a.paid_then_refunded {
-                            "true"
-                        } else {
-                            "false"
-                        },
-                        reason,
-                    ]);
-                    w.write_record(&row)?;
-                }
-            }
-            w.flush()?;
-        }
+        ExportFormat::Csv => out(crate::report::export_csv(j, &sales, window, zone)?.trim_end()),
     }
     Ok(EXIT_OK)
 }

@@ -218,15 +218,19 @@ pub enum JournalCommand {
         source: JournalSource,
         sale_id: String,
     },
-    /// Every sale (optionally from a day on), as CSV (one row per attempt) or JSON
+    /// Every sale (optionally from a store day on, or of one store day), as CSV (one row per
+    /// attempt and one per refund; the `booked` column sums to the day report's net) or JSON
     Export {
         #[command(flatten)]
         source: JournalSource,
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
-        /// First day to include, YYYY-MM-DD (UTC)
-        #[arg(long)]
+        /// First store day to include, YYYY-MM-DD (in [terminal] time_zone)
+        #[arg(long, conflicts_with = "date")]
         since: Option<String>,
+        /// Only this store day, YYYY-MM-DD: its sales, and the refunds made on it
+        #[arg(long)]
+        date: Option<String>,
     },
     /// Check the journal's files against its identity and SQLite's integrity check, as
     /// `scanpay run` does at start; changes nothing (the daemon may be running)

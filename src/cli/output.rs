@@ -16,10 +16,12 @@ pub fn report(
     format: ReportFormat,
     print: bool,
 ) -> Exit {
+    let zone = super::journal::store_zone(source).or_usage()?;
     let date = match date {
-        None => chrono::Local::now().date_naive(),
-        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|e| Failure::usage(format!("--date {d:?}: a date like 2026-11-22 ({e})")))?,
+        None => zone.date_of(chrono::Utc::now()),
+        Some(d) => {
+            crate::clock::parse_date(d).map_err(|e| Failure::usage(format!("--date: {e}")))?
+        }
     };
     let printer = if print {
         let path = source
@@ -35,7 +37,7 @@ pub fn report(
         None
     };
     with_journal(source, |j| {
-        let r = crate::report::day_report(j, date)?;
+        let r = crate::report::day_report(j, date, zone)?;
         match format {
             ReportFormat::Text => out(crate::report::text(&r).trim_end()),
             ReportFormat::Csv => out(crate::report::csv(&r)

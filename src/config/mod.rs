@@ -172,8 +172,33 @@ impl Validator<'_> {
             "path",
             "add a [journal] section naming the journal file",
         )?;
-        let terminal = self.terminal(terminal)?;
+        let time_zone_set = terminal.time_zone_set();
+        let mut terminal = self.terminal(terminal)?;
+        // `[receipt] utc_offset` came before `[terminal] time_zone`: alone it still names the
+        // store's zone, for everything; with it, the store's zone would be set twice.
+        if let Some(offset) = raw.receipt.as_ref().and_then(|r| r.utc_offset.as_deref()) {
+            if time_zone_set {
+                return Err(self.invalid(
+                    "receipt",
+                    "utc_offset",
+                    offset,
+                    "the store's time zone is set once, by [terminal] time_zone: remove [receipt] utc_offset",
+                ));
+            }
+            terminal.zone = crate::clock::StoreZone::parse(offset)
+                .ok()
+                .filter(|z| matches!(z, crate::clock::StoreZone::Fixed(_)))
+                .ok_or_else(|| {
+                    self.invalid(
+                        "receipt",
+                        "utc_offset",
+                        offset,
+                        "an offset like \"+08:00\" (better: [terminal] time_zone)",
+                    )
+                })?;
+        }
         let terminal_id = terminal.id.clone();
+        let zone = terminal.zone;
         let gateway = self.gateway(gateway)?;
         let gateway_kind = gateway.kind();
         if gateway_kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
@@ -193,7 +218,7 @@ impl Validator<'_> {
             api: raw.api.map(|a| self.api(a)).transpose()?,
             scanners: self.scanners(raw.scanner)?,
             led: self.led(raw.led)?,
-            printer: self.printer(raw.printer, raw.receipt, &terminal_id)?,
+            printer: self.printer(raw.printer, raw.receipt, &terminal_id, zone)?,
             reconcile: raw
                 .reconcile
                 .map(|r| self.reconcile(r, gateway_kind))

@@ -38,7 +38,7 @@ pub(super) struct RawReceipt {
     #[serde(default)]
     footer: Vec<String>,
     merchant_copy: Option<bool>,
-    utc_offset: Option<String>,
+    pub(super) utc_offset: Option<String>,
 }
 
 impl Validator<'_> {
@@ -73,6 +73,7 @@ impl Validator<'_> {
         raw: Option<RawPrinter>,
         receipt: Option<RawReceipt>,
         terminal_id: &str,
+        zone: crate::clock::StoreZone,
     ) -> Result<Option<crate::output::printer::PrinterConfig>, ConfigError> {
         use crate::output::printer::{PrinterConfig, PrinterKind};
         let Some(raw) = raw else { return Ok(None) };
@@ -160,16 +161,6 @@ impl Validator<'_> {
                 ));
             }
         }
-        let utc_offset_s = match &receipt.utc_offset {
-            None => chrono::Local::now().offset().local_minus_utc(),
-            Some(text) => {
-                chrono::DateTime::parse_from_rfc3339(&format!("2000-01-01T00:00:00{text}"))
-                    .map(|t| t.offset().local_minus_utc())
-                    .map_err(|_| {
-                        self.invalid("receipt", "utc_offset", text, "an offset like \"+08:00\"")
-                    })?
-            }
-        };
         Ok(Some(PrinterConfig {
             kind,
             copies,
@@ -181,7 +172,7 @@ impl Validator<'_> {
                 footer: receipt.footer,
                 width,
                 encoding,
-                utc_offset_s,
+                zone,
             },
         }))
     }

@@ -15,6 +15,13 @@ pub(super) struct RawTerminal {
     max_amount: Option<String>,
     store_id: Option<String>,
     subject: Option<String>,
+    time_zone: Option<String>,
+}
+
+impl RawTerminal {
+    pub(super) fn time_zone_set(&self) -> bool {
+        self.time_zone.is_some()
+    }
 }
 
 impl Validator<'_> {
@@ -74,7 +81,13 @@ impl Validator<'_> {
                 "use 1 to 128 printable characters",
             ));
         }
+        let zone = match &raw.time_zone {
+            None => crate::clock::StoreZone::Host,
+            Some(text) => crate::clock::StoreZone::parse(text)
+                .map_err(|e| self.invalid("terminal", "time_zone", text, e))?,
+        };
         Ok(TerminalConfig {
+            zone,
             id,
             currency,
             max_amount,

@@ -217,3 +217,27 @@ fn http_only_for_loopback() {
     assert!(check_url("ftp://x").is_err());
     assert!(check_url("https://").is_err());
 }
+
+#[test]
+fn the_store_zone_is_set_once_and_an_old_receipt_offset_still_sets_it() {
+    assert_eq!(
+        load(GOOD).unwrap().terminal.zone,
+        crate::clock::StoreZone::Host
+    );
+    let named = GOOD.replace("max_amount", "time_zone = \"Asia/Bangkok\"\nmax_amount");
+    assert_eq!(load(&named).unwrap().terminal.zone.name(), "Asia/Bangkok");
+    let bad = GOOD.replace("max_amount", "time_zone = \"Mars/Olympus\"\nmax_amount");
+    let e = error(&bad);
+    assert!(
+        e.contains("[terminal] time_zone") && e.contains("IANA name"),
+        "{e}"
+    );
+    let old = format!("{GOOD}\n[receipt]\nutc_offset = \"-05:00\"\n");
+    assert_eq!(load(&old).unwrap().terminal.zone.name(), "-05:00");
+    let both = format!("{named}\n[receipt]\nutc_offset = \"+07:00\"\n");
+    let e = error(&both);
+    assert!(
+        e.contains("[receipt] utc_offset") && e.contains("set once"),
+        "{e}"
+    );
+}

@@ -89,8 +89,12 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     if stdin {
         observers.push(Arc::new(console::JsonLines));
     }
-    let (outputs, printer) =
-        crate::output::start(&config.led, config.printer.clone(), &config.terminal.id);
+    let (outputs, printer) = crate::output::start(
+        &config.led,
+        config.printer.clone(),
+        &config.terminal.id,
+        config.terminal.zone,
+    );
     observers.extend(outputs);
     let bus = config
         .api

@@ -39,6 +39,7 @@ pub async fn compare_day(
     reconcile::reconcile(
         journal,
         &config.terminal.id,
+        config.terminal.zone,
         date,
         from,
         to,

@@ -1,7 +1,6 @@
 //! Arming and ending sales: the one sale the next payment code is charged to, aborting it,
 //! expiring what an earlier run left, and reading a sale whole.
 
-use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::*;
@@ -120,7 +119,7 @@ impl Engine {
         }
         let now = self.clock.now();
         let new = NewSale {
-            id: new_sale_id(now),
+            id: new_sale_id(terminal.zone.date_of(now)),
             amount,
             reference: request.reference,
             subject: request.subject.unwrap_or_else(|| terminal.subject.clone()),
@@ -240,11 +239,11 @@ fn is_format_char(c: char) -> bool {
     )
 }
 
-/// `S20261122-3f9a0c1e7b`: sortable by day, unique by 40 random bits.
-fn new_sale_id(now: DateTime<Utc>) -> String {
+/// `S20261122-3f9a0c1e7b`: the store day it was made on, unique by 40 random bits.
+fn new_sale_id(store_day: chrono::NaiveDate) -> String {
     format!(
         "S{}-{:010x}",
-        now.format("%Y%m%d"),
+        store_day.format("%Y%m%d"),
         rand::thread_rng().gen_range(0..1u64 << 40)
     )
 }

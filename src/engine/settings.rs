@@ -29,6 +29,8 @@ pub struct TerminalConfig {
     pub store_id: Option<String>,
     /// Order subject used when the register gives none.
     pub subject: String,
+    /// The store's time zone: sale ids carry the store day (docs/operations.md §"One store day").
+    pub zone: crate::clock::StoreZone,
 }
 
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ pub fn start(
     led: &LedConfig,
     printer: Option<PrinterConfig>,
     terminal_id: &str,
+    zone: crate::clock::StoreZone,
 ) -> (Vec<Arc<dyn Observer>>, Option<Arc<printer::PrinterQueue>>) {
     let mut observers: Vec<Arc<dyn Observer>> = Vec::new();
     match led {
@@ -30,6 +31,7 @@ pub fn start(
             Box::new(std::io::stderr()),
             false,
             terminal_id,
+            zone,
         ))),
         LedConfig::Sysfs(leds) => observers.push(Arc::new(led::SysfsLed::new(leds.clone()))),
     }

@@ -3,7 +3,12 @@
 use crate::state::SaleState;
 use crate::view::SaleView;
 
-pub fn lines(sale: &SaleView, terminal_id: &str, width: usize) -> Vec<String> {
+pub fn lines(
+    sale: &SaleView,
+    terminal_id: &str,
+    zone: crate::clock::StoreZone,
+    width: usize,
+) -> Vec<String> {
     let rule = "-".repeat(width);
     let title = match sale.state {
         SaleState::Paid => "PAYMENT RECEIPT",
@@ -15,7 +20,13 @@ pub fn lines(sale: &SaleView, terminal_id: &str, width: usize) -> Vec<String> {
         |k: &str, v: &str| out.push(format!("{k:<10}{v:>w$}", w = width.saturating_sub(10)));
     field("Terminal", terminal_id);
     field("Sale", &sale.sale_id);
-    field("Time", &crate::clock::to_journal(sale.updated_at));
+    field(
+        "Time",
+        &zone
+            .local(sale.updated_at)
+            .format("%Y-%m-%d %H:%M")
+            .to_string(),
+    );
     if let Some(r) = &sale.reference {
         field("Reference", r);
     }
@@ -51,16 +62,13 @@ pub struct ReceiptContext {
     /// Characters per line: 32 on 58 mm paper, 48 on 80 mm.
     pub width: usize,
     pub encoding: super::escpos::Encoding,
-    /// The store's offset from UTC, seconds: times on slips are the store's local time.
-    pub utc_offset_s: i32,
+    /// The store's time zone: times on slips are the store's local time.
+    pub zone: crate::clock::StoreZone,
 }
 
 /// The store's local time for the slip.
 fn local(t: chrono::DateTime<chrono::Utc>, ctx: &ReceiptContext) -> String {
-    let offset = chrono::FixedOffset::east_opt(ctx.utc_offset_s).unwrap_or(crate::clock::beijing());
-    t.with_timezone(&offset)
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string()
+    ctx.zone.local(t).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
 fn field(p: &mut super::escpos::EscPos, width: usize, key: &str, value: &str) {
@@ -193,7 +201,7 @@ mod golden {
             footer: vec!["谢谢惠顾 Thank you".into()],
             width: 32,
             encoding: Encoding::Gb18030,
-            utc_offset_s: 8 * 3600,
+            zone: crate::clock::StoreZone::parse("+08:00").unwrap(),
         }
     }
 
@@ -289,6 +297,7 @@ mod golden {
     fn z_report() {
         let r = crate::report::DayReport {
             date: "2026-11-22".into(),
+            time_zone: "+08:00".into(),
             from: "2026-11-21T16:00:00.000Z".into(),
             until: "2026-11-22T16:00:00.000Z".into(),
             lines: vec![crate::report::Line {

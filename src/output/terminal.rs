@@ -11,14 +11,21 @@ pub struct TerminalOutput {
     out: Mutex<Box<dyn Write + Send>>,
     color: bool,
     terminal_id: String,
+    zone: crate::clock::StoreZone,
 }
 
 impl TerminalOutput {
-    pub fn new(out: Box<dyn Write + Send>, color: bool, terminal_id: &str) -> TerminalOutput {
+    pub fn new(
+        out: Box<dyn Write + Send>,
+        color: bool,
+        terminal_id: &str,
+        zone: crate::clock::StoreZone,
+    ) -> TerminalOutput {
         TerminalOutput {
             out: Mutex::new(out),
             color,
             terminal_id: terminal_id.to_string(),
+            zone,
         }
     }
 
@@ -105,7 +112,7 @@ impl Observer for TerminalOutput {
                 refund.refund_id, refund.amount, refund.state
             )),
             Event::SaleFinished { sale } => {
-                for line in receipt::lines(sale, &self.terminal_id, 42) {
+                for line in receipt::lines(sale, &self.terminal_id, self.zone, 42) {
                     self.say(&line);
                 }
             }

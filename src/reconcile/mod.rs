@@ -81,7 +81,10 @@ pub struct Totals {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Reconciliation {
+    /// The provider's day (Beijing time for both Alipay gateways).
     pub date: String,
+    /// That day in the store's time, e.g. `2026-11-30 17:00 to 2026-12-01 17:00 (Asia/Bangkok)`.
+    pub store_time: String,
     /// Where the provider's record came from.
     pub source: String,
     pub provider_lines: usize,
@@ -218,9 +221,11 @@ impl JournalPayment {
 /// events are compared, not whole trades: payments made that day, cancels that gave money
 /// back that day, refunds made that day, each matched by request id or refund id. Lines of
 /// other terminals (request ids not starting with `terminal_id`) are only counted.
+#[allow(clippy::too_many_arguments)]
 pub fn reconcile(
     journal: &Journal,
     terminal_id: &str,
+    zone: crate::clock::StoreZone,
     date: NaiveDate,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
@@ -235,6 +240,7 @@ pub fn reconcile(
     let compared = compare::compare(&records, &side, from, to);
     Ok(Reconciliation {
         date: date.to_string(),
+        store_time: store_time(zone, from, to),
         source: source.to_string(),
         provider_lines: records.len(),
         other_lines: others.len(),
@@ -243,6 +249,12 @@ pub fn reconcile(
         fixes: Vec::new(),
         unconfirmed_checked: compared.unconfirmed_checked,
     })
+}
+
+/// The provider's day `[from, to)` as the store's clock reads it.
+fn store_time(zone: crate::clock::StoreZone, from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let at = |t: DateTime<Utc>| zone.local(t).format("%Y-%m-%d %H:%M").to_string();
+    format!("{} to {} ({})", at(from), at(to), zone.name())
 }
 
 // The record is the journal's (kept in its `meta`); what a reconciliation puts in it is here.

@@ -14,8 +14,8 @@ fn major(minor: i64, currency: &str) -> String {
 /// The text report an operator reads.
 pub fn to_text(r: &Reconciliation) -> String {
     let mut out = format!(
-        "Reconciliation {} against {} ({} provider lines)\n",
-        r.date, r.source, r.provider_lines
+        "Reconciliation {} (the provider's day, Beijing time; store time {}) against {} ({} provider lines)\n",
+        r.date, r.store_time, r.source, r.provider_lines
     );
     for t in &r.totals {
         out.push_str(&format!(

@@ -88,6 +88,7 @@ fn compare(j: &Journal, records: &[ProviderRecord]) -> Reconciliation {
     reconcile(
         j,
         "T",
+        crate::clock::StoreZone::Host,
         today,
         from,
         from + chrono::Duration::days(3),
@@ -270,6 +271,7 @@ fn a_refund_of_an_earlier_days_payment_matches_on_its_own_day() {
     let r = reconcile(
         &j,
         "T",
+        crate::clock::StoreZone::parse("+07:00").unwrap(),
         from.date_naive(),
         from,
         from + chrono::Duration::days(1),

@@ -29,7 +29,7 @@ fn config(dir: &Path, printer: &str) -> PathBuf {
         led_dir(dir, "yellow").display()
     );
     let text = format!(
-        "[terminal]\nid = \"T0001\"\ncurrency = \"CNY\"\nmax_amount = \"5000.00\"\n\n[gateway]\nkind = \"sandbox\"\n\n[journal]\npath = \"journal.sqlite\"\n\n{leds}\n{printer}\n[receipt]\nstore_name = \"扫码小店\"\nfooter = [\"谢谢惠顾\"]\nutc_offset = \"+08:00\"\n"
+        "[terminal]\nid = \"T0001\"\ncurrency = \"CNY\"\nmax_amount = \"5000.00\"\ntime_zone = \"Asia/Shanghai\"\n\n[gateway]\nkind = \"sandbox\"\n\n[journal]\npath = \"journal.sqlite\"\n\n{leds}\n{printer}\n[receipt]\nstore_name = \"扫码小店\"\nfooter = [\"谢谢惠顾\"]\n"
     );
     let path = dir.join("scanpay.toml");
     std::fs::write(&path, text).unwrap();

@@ -11,6 +11,7 @@ mod clock;
 mod recovery;
 mod refunds;
 mod scans;
+mod store_day;
 
 use super::*;
 use crate::clock::TokioClock;
@@ -177,6 +178,7 @@ fn settings() -> EngineSettings {
             max_amount: Amount::parse("5000.00", currency).unwrap(),
             store_id: Some("DEMO-STORE".to_string()),
             subject: "scanpay demo sale".to_string(),
+            zone: crate::clock::StoreZone::Host,
         },
         timeout: Duration::from_secs(5),
         watchdog: WatchdogConfig {
