@@ -511,6 +511,13 @@ impl Resolver {
         provider_id: Option<&str>,
     ) -> Result<RefundRow, JournalError> {
         tracing::info!(refund = %r.request_id, from = %r.state, %to, "refund");
+        // A refund that went through is known by the provider's own id where it gives one
+        // (AMS `refundId`), else by our request id, which is how the provider names it
+        // (the Open Platform's `out_request_no`; its answer carries only the trade's number).
+        let provider_id = match to {
+            RefundState::Succeeded => provider_id.or(Some(r.request_id.as_str())),
+            _ => provider_id,
+        };
         let row =
             self.journal
                 .refund_transition(r.id, to, code, text, provider_id, self.clock.now())?;

@@ -502,6 +502,12 @@ async fn charge_against_the_sandbox_process_is_paid() {
         .unwrap();
     let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
     assert_eq!(shown["refunds"][0]["state"], "succeeded");
+    // The Open Platform names a refund only by our out_request_no: that is its id here,
+    // not the trade's number every refund of the sale shares.
+    assert_eq!(
+        shown["refunds"][0]["gateway_refund_id"],
+        shown["refunds"][0]["refund_id"]
+    );
 }
 
 #[test]

@@ -32,6 +32,19 @@ async fn refunds_are_journaled_checked_and_resolved_under_the_same_id() {
         .unwrap();
     assert_eq!(r.state, RefundState::Succeeded, "{r:?}");
     h.assert_ledger_agrees();
+    // Each refund is known by its own id, not by the trade's number they share.
+    let ids: Vec<Option<String>> = h
+        .journal
+        .refunds(&sale.sale_id)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.gateway_refund_id)
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert!(
+        ids.iter().all(Option::is_some) && ids[0] != ids[1],
+        "{ids:?}"
+    );
     let entry = &h.sandbox.ledger()[0];
     assert_eq!(entry.refunded_minor, 1250);
     // A sale not paid cannot be refunded.

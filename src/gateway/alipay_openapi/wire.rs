@@ -378,8 +378,10 @@ pub fn refund_outcome(node: &Node) -> Outcome<Refunded> {
         return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
     }
     match node.code.as_str() {
+        // The answer names the trade (`trade_no`), not the refund: a refund has no id of
+        // its own there but our `out_request_no`.
         "10000" => Outcome::Success(Refunded {
-            provider_refund_id: node.trade_no.clone(),
+            provider_refund_id: None,
         }),
         "40004" => Outcome::Failed(failure(node)),
         code if rejected_before_processing(code) => rejected(node),
