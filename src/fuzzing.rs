@@ -63,6 +63,7 @@ fn recognise(frame: &crate::device::frame::Frame) {
     if let crate::device::frame::Frame::Scan { text, .. } = frame {
         let _ = crate::paycode::recognise(text);
         let _ = crate::paycode::mask_long_digit_runs(text);
+        let _ = crate::paycode::mask_payment_codes(text);
     }
 }
 

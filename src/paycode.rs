@@ -133,7 +133,8 @@ pub fn recognise(raw: &str) -> Scan {
             len: raw.len(),
         };
     }
-    if text.chars().any(|c| c.is_control()) {
+    // GS (0x1D) is FNC1, the separator of GS1 element strings; no other control belongs.
+    if text.chars().any(|c| c.is_control() && c != '\u{1d}') {
         return Scan::Garbage {
             why: "contains control characters",
             len: raw.len(),
@@ -165,9 +166,11 @@ fn wallet_of(text: &str) -> Option<Wallet> {
         (16..=24, 25..=30) => Some(Wallet::Alipay),
         (18, 10..=15) => Some(Wallet::WechatPay),
         (19, 62) => Some(Wallet::UnionPay),
-        // Alipay+ partner wallets: 17–32 digits whatever the issuer prefix. Lengths that are
-        // also product barcodes (EAN-13, UPC-A, EAN-8) are below 17, so there is no clash.
-        (17..=32, _) => Some(Wallet::AlipayPlus),
+        // Alipay+ partner wallets (docs/protocol.md §11): the mainstream form is 24 digits,
+        // a 6-digit issuer id, business type `02` (UPM), 16 digits of user number; the
+        // legacy forms start with 28 and are matched as Alipay above. Any other long number
+        // (a loyalty card, a gift card, a GS1 string) is the register's, not a wallet's.
+        (24, _) if text.get(6..8) == Some("02") => Some(Wallet::AlipayPlus),
         _ => None,
     }
 }
@@ -213,13 +216,24 @@ pub fn mask(code: &str) -> String {
         .collect()
 }
 
-/// Masks every run of 16 or more digits in a non-payment barcode before it is stored or
-/// passed on: no product code is that long, a card number or an unknown wallet's code may be.
+/// Masks every run of 16 or more digits in text from outside (a gateway's message) before
+/// it is stored or shown: no product code is that long, a code of any wallet may be.
 pub fn mask_long_digit_runs(text: &str) -> String {
+    mask_digit_runs(text, |run| run.len() >= 16)
+}
+
+/// Masks, in a barcode passed on to the register, every run of digits that could itself be
+/// a payment code of a wallet scanpay recognises (a code glued to other text). Everything
+/// else is the register's as scanned: product codes, loyalty and gift card numbers, GS1.
+pub fn mask_payment_codes(text: &str) -> String {
+    mask_digit_runs(text, |run| wallet_of(run).is_some())
+}
+
+fn mask_digit_runs(text: &str, secret: impl Fn(&str) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
     let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 16 {
+        if secret(run) {
             out.push_str(&mask(run));
         } else {
             out.push_str(run);
@@ -259,17 +273,21 @@ mod tests {
             ("28763443825664394", Some(Wallet::Alipay)),
             ("251001020123456789012345", Some(Wallet::Alipay)),
             // Prefix outside 25–30 with an Alipay length is another wallet or nothing.
-            ("310000000000000000", Some(Wallet::AlipayPlus)),
-            ("240000000000000000", Some(Wallet::AlipayPlus)),
+            ("310000000000000000", None),
+            ("240000000000000000", None),
             // 15 digits is too short for any wallet.
             ("280000000000000", None),
             // WeChat Pay 18 digits starting 10–15; UnionPay 19 digits starting 62.
             ("134567890123456789", Some(Wallet::WechatPay)),
             ("101234567890123456", Some(Wallet::WechatPay)),
             ("6212345678901234567", Some(Wallet::UnionPay)),
-            // Alipay+ partner codes: up to 32 digits.
-            ("12345678901234567890123456789012", Some(Wallet::AlipayPlus)),
-            ("123456789012345678901234567890123", None),
+            // Alipay+ partner codes: 24 digits, business type 02 after the 6-digit issuer.
+            ("608001020123456789012345", Some(Wallet::AlipayPlus)),
+            ("608001030123456789012345", None),
+            ("12345678901234567890123456789012", None),
+            // A loyalty number and a GS1 DataBar element string are barcodes.
+            ("98765432109876543210", None),
+            ("01095011015300033103000123", None),
             // Face-pay token.
             (
                 "fp1234567890abcdefghij1234567890abc",
@@ -328,6 +346,32 @@ mod tests {
         assert_eq!(
             mask_long_digit_runs("https://x/1234567"),
             "https://x/1234567"
+        );
+    }
+
+    #[test]
+    fn barcodes_reach_the_register_as_scanned_unless_they_hold_a_payment_code() {
+        for text in [
+            "4006381333931",              // EAN-13
+            "98765432109876543210",       // a 20-digit loyalty number
+            "01095011015300033103000123", // GS1 DataBar, fixed-length AIs
+            "0109501101530003",           /* GTIN */
+            // GS1 DataBar Expanded with an FNC1:
+            "010950110153000310ABC123\u{1d}17271231",
+        ] {
+            let Scan::Barcode { text: scanned, .. } = recognise(text) else {
+                panic!("{text:?} is not a barcode: {:?}", recognise(text))
+            };
+            assert_eq!(mask_payment_codes(&scanned), text);
+        }
+        assert_eq!(
+            mask_payment_codes("ORDER-286000000000000000"),
+            "ORDER-28************0000"
+        );
+        assert_eq!(
+            mask_payment_codes("x134567890123456789y"),
+            "x13************6789y",
+            "a WeChat Pay code"
         );
     }
 

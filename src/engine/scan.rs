@@ -20,7 +20,7 @@ impl Engine {
             Scan::Payment(code) => code,
             Scan::Barcode { text, kind } => {
                 self.observer.event(&Event::Barcode {
-                    text: crate::paycode::mask_long_digit_runs(&text),
+                    text: crate::paycode::mask_payment_codes(&text),
                     kind,
                 });
                 return ScanOutcome::Barcode { text, kind };
