@@ -178,6 +178,30 @@ impl SaleState {
         SaleState::ALL.into_iter().find(|a| a.as_str() == s)
     }
 
+    /// What the cashier is shown for a sale nothing more specific was said about.
+    pub fn cashier_default(&self) -> &'static str {
+        match self {
+            SaleState::AwaitingScan => "waiting for the customer's payment code",
+            SaleState::Processing => "charging: waiting for the gateway",
+            SaleState::Paid => "paid",
+            SaleState::Failed => "not paid",
+            SaleState::Cancelled => "cancelled: not paid",
+            SaleState::Expired => "no payment code was scanned in time: not paid",
+        }
+    }
+
+    /// The state as a sentence's end: "sale S1 {words}" (`failed` is "was not paid").
+    pub fn in_words(&self) -> &'static str {
+        match self {
+            SaleState::AwaitingScan => "is waiting for a scan",
+            SaleState::Processing => "is being charged",
+            SaleState::Paid => "is paid",
+            SaleState::Failed => "was not paid (failed)",
+            SaleState::Cancelled => "was cancelled",
+            SaleState::Expired => "expired without a payment",
+        }
+    }
+
     pub fn is_final(&self) -> bool {
         !matches!(self, SaleState::AwaitingScan | SaleState::Processing)
     }

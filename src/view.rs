@@ -62,7 +62,11 @@ impl SaleView {
             attempts: attempts.iter().map(AttemptView::new).collect(),
             refunds: Vec::new(),
             reason: sale.reason.clone(),
-            message: sale.message.clone(),
+            message: Some(
+                sale.message
+                    .clone()
+                    .unwrap_or_else(|| sale.state.cashier_default().to_string()),
+            ),
             superseded_by: sale.superseded_by.clone(),
         }
     }

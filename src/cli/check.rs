@@ -180,7 +180,7 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                     path.display()
                 ),
             ),
-            kind => note(Level::Ok, "printer", &format!("{kind:?}")),
+            kind => note(Level::Ok, "printer", &kind.to_string()),
         }
     }
     if let LedConfig::Sysfs(leds) = &config.led {

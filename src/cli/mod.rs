@@ -299,7 +299,9 @@ fn devices() -> u8 {
                         u.product.unwrap_or_default(),
                         u.serial_number.unwrap_or_default()
                     ),
-                    other => format!("{other:?}"),
+                    serialport::SerialPortType::PciPort => "pci".to_string(),
+                    serialport::SerialPortType::BluetoothPort => "bluetooth".to_string(),
+                    serialport::SerialPortType::Unknown => "built in or virtual".to_string(),
                 };
                 out(&format!("  path = {:?}  {usb}", p.port_name));
             }

@@ -164,7 +164,11 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             };
             let api = api.clone();
             let api_stop = stop.clone();
-            tracing::info!(socket = %api.socket.display(), tcp = ?api.tcp, "register API listening");
+            tracing::info!(
+                socket = %api.socket.display(),
+                tcp = %api.tcp.map_or("off".to_string(), |a| a.to_string()),
+                "register API listening"
+            );
             api_task = Some(tokio::spawn(async move {
                 if let Err(e) = crate::api::serve(&api, listeners, state, api_stop).await {
                     tracing::error!(error = %e, "register API stopped");
@@ -261,6 +265,9 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         tracing::warn!(error = %e, "the last register events were not journaled");
     }
     journal.checkpoint(crate::journal::Checkpoint::Truncate, Duration::from_secs(3));
-    tracing::info!(open = ?journal.open_attempts().map(|a| a.len()), "scanpay stopped");
+    match journal.open_attempts() {
+        Ok(open) => tracing::info!(in_doubt = open.len(), "scanpay stopped"),
+        Err(e) => tracing::info!(error = %e, "scanpay stopped"),
+    }
     Ok(())
 }

@@ -49,6 +49,21 @@ impl Engine {
     /// Tells the cashier (log, LED, register) why a payment code was not charged.
     fn refuse(&self, code: &PaymentCode, refusal: Refusal) -> ScanOutcome {
         tracing::warn!(code = %code, %refusal, "scan refused");
+        let armed = lock(&self.slots).armed.clone();
+        if let Some(sale_id) = armed
+            && !matches!(
+                refusal,
+                Refusal::InFlight { .. } | Refusal::ScannedDuringPayment
+            )
+        {
+            let message = format!("not charged: {refusal}");
+            if let Err(e) = self
+                .journal
+                .note_refused_scan(&sale_id, &message, self.clock.now())
+            {
+                tracing::warn!(sale = %sale_id, error = %e, "the refusal could not be kept on the sale");
+            }
+        }
         self.observer.event(&Event::ScanRefused {
             code_masked: Some(code.masked()),
             reason: refusal.to_string(),

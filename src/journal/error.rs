@@ -27,7 +27,7 @@ pub enum JournalError {
     NoSale(String),
     #[error("journal: no attempt {0}")]
     NoAttempt(i64),
-    #[error("journal: sale {sale} is {state}, not {expected}")]
+    #[error("journal: sale {sale} {}, not {expected}", state.in_words())]
     SaleState {
         sale: String,
         state: SaleState,

@@ -49,14 +49,14 @@ impl Journal {
         };
         if sale.state != SaleState::Paid {
             return Err(refund_err(format!(
-                "is {}, only a paid sale can be refunded",
-                sale.state
+                "only a paid sale can be refunded, and this one {}",
+                sale.state.in_words()
             )));
         }
         let paid = attempts_in(&tx, sale_id)?
             .into_iter()
             .find(|a| a.state == AttemptState::Succeeded)
-            .ok_or_else(|| refund_err("has no paid attempt".to_string()))?;
+            .ok_or_else(|| refund_err("no attempt of it was paid".to_string()))?;
         if amount.currency() != paid.amount.currency() || !amount.is_positive() {
             return Err(refund_err(format!(
                 "a refund must be a positive amount in {}",

@@ -219,13 +219,33 @@ impl Journal {
         }
         query::execute(
             &tx,
-            "UPDATE sales SET state = ?2, reason = COALESCE(reason, ?3), updated_at = ?4
+            "UPDATE sales SET state = ?2, reason = COALESCE(reason, ?3),
+                              message = COALESCE(message, ?3), updated_at = ?4
              WHERE id = ?1",
             params![sale_id, to.as_str(), reason, to_journal(now)],
         )?;
         let sale = sale_in(&tx, sale_id)?;
         self.commit(tx)?;
         Ok(sale)
+    }
+
+    /// Keeps, on a sale still waiting for a scan, what the cashier was told about a scan
+    /// that was not charged (a wallet not accepted, a code used before), so the register
+    /// reading the sale sees it too. A sale past waiting keeps its own message.
+    pub fn note_refused_scan(
+        &self,
+        sale_id: &str,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
+        let conn = self.conn();
+        query::execute(
+            &conn,
+            "UPDATE sales SET message = ?2, updated_at = ?3
+             WHERE id = ?1 AND state = 'awaiting_scan'",
+            params![sale_id, message, to_journal(now)],
+        )?;
+        Ok(())
     }
 
     /// Sales not yet final (awaiting a scan or processing), oldest first.

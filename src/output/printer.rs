@@ -28,6 +28,37 @@ pub enum PrinterKind {
     None,
 }
 
+impl PrinterKind {
+    /// The stable lower-case name health and metrics give the link.
+    pub fn name(&self) -> &'static str {
+        match self {
+            PrinterKind::File(_) => "file",
+            PrinterKind::Tcp(_) => "tcp",
+            PrinterKind::Serial { .. } => "serial",
+            PrinterKind::None => "none",
+        }
+    }
+
+    /// Where the slips go: a path, an address, a port; empty for none.
+    pub fn target(&self) -> String {
+        match self {
+            PrinterKind::File(path) => path.display().to_string(),
+            PrinterKind::Tcp(address) => address.clone(),
+            PrinterKind::Serial { path, baud } => format!("{} at {baud} baud", path.display()),
+            PrinterKind::None => String::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for PrinterKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PrinterKind::None => f.write_str("none"),
+            other => write!(f, "{} {}", other.name(), other.target()),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PrinterConfig {
     pub kind: PrinterKind,
@@ -38,7 +69,10 @@ pub struct PrinterConfig {
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PrinterState {
+    /// `file`, `tcp`, `serial` or `none`.
     pub kind: String,
+    /// The path or address slips go to.
+    pub target: String,
     pub ok: bool,
     pub last_error: Option<String>,
     pub paper: Option<PaperStatus>,
@@ -115,7 +149,8 @@ impl PrinterQueue {
     pub fn start(config: PrinterConfig) -> Arc<PrinterQueue> {
         let (jobs, rx) = sync_channel::<Vec<u8>>(QUEUE);
         let state = Arc::new(Mutex::new(PrinterState {
-            kind: format!("{:?}", config.kind),
+            kind: config.kind.name().to_string(),
+            target: config.kind.target(),
             ok: true,
             ..PrinterState::default()
         }));

@@ -14,6 +14,7 @@ mod fuzz;
 mod journal_damage;
 mod openapi;
 mod outputs;
+mod plain_output;
 mod reconcile;
 mod sandbox_charset;
 mod scanner;

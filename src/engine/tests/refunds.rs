@@ -49,11 +49,15 @@ async fn refunds_are_journaled_checked_and_resolved_under_the_same_id() {
     assert_eq!(entry.refunded_minor, 1250);
     // A sale not paid cannot be refunded.
     let failed = h.pay("1.00", "286000000000000101").await;
+    let err = h
+        .engine
+        .refund(&failed.sale_id, cny("1.00"), None)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
-        h.engine
-            .refund(&failed.sale_id, cny("1.00"), None)
-            .await
-            .is_err()
+        err.ends_with("only a paid sale can be refunded, and this one was not paid (failed)"),
+        "{err}"
     );
 }
 
