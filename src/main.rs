@@ -8,23 +8,45 @@ use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
     let cli = scanpay::cli::Cli::parse();
-    // Logs go to stderr (journald under systemd); stdout is for results. The demo is
-    // quieter by default because it narrates on its own.
+    // Logs go to stderr (journald under systemd); stdout is for results. The demo narrates
+    // on its own, so its logs go to a file it names; bench only warns.
+    let demo = matches!(cli.command, scanpay::cli::Command::Demo { .. });
     let default = match cli.command {
-        scanpay::cli::Command::Demo { .. } | scanpay::cli::Command::Bench { .. } => {
-            LevelFilter::WARN
-        }
+        scanpay::cli::Command::Bench { .. } => LevelFilter::WARN,
         _ => LevelFilter::INFO,
     };
-    let level = std::env::var("SCANPAY_LOG")
-        .ok()
-        .and_then(|v| v.parse::<LevelFilter>().ok())
-        .unwrap_or(default);
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+    let level = match std::env::var("SCANPAY_LOG") {
+        Err(_) => default,
+        Ok(v) if v.trim().is_empty() => default,
+        Ok(v) => match v.trim().parse::<LevelFilter>() {
+            Ok(level) => level,
+            Err(_) => {
+                eprintln!(
+                    "error: SCANPAY_LOG={v:?} is not a log level: use one of off, error, warn, info, debug, trace (or leave it unset for info)"
+                );
+                return ExitCode::from(scanpay::cli::EXIT_USAGE);
+            }
+        },
+    };
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_target(false);
+    if demo {
+        match scanpay::cli::open_demo_log() {
+            Ok(file) => builder
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .init(),
+            Err(e) => {
+                eprintln!("error: cannot write the demo's log in the temporary directory: {e}");
+                return ExitCode::from(scanpay::cli::EXIT_NOT_PAID);
+            }
+        }
+    } else {
+        builder
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
+            .init();
+    }
     ExitCode::from(scanpay::cli::run(cli))
 }

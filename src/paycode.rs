@@ -118,6 +118,19 @@ pub enum BarcodeKind {
     Other,
 }
 
+impl BarcodeKind {
+    /// The name the register's `barcode` event gives it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BarcodeKind::Ean13 => "ean13",
+            BarcodeKind::Ean8 => "ean8",
+            BarcodeKind::UpcA => "upc_a",
+            BarcodeKind::Url => "url",
+            BarcodeKind::Other => "other",
+        }
+    }
+}
+
 /// Classifies one scan (terminator already removed). Surrounding ASCII whitespace is ignored.
 pub fn recognise(raw: &str) -> Scan {
     if raw.len() > MAX_SCAN_LEN {

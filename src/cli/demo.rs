@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::exit::{Exit, Failure, OrExit};
 use super::{EXIT_NOT_PAID, EXIT_OK};
@@ -29,6 +30,8 @@ use crate::view::SaleView;
 const CANCEL_GIVE_UP_AFTER: Duration = Duration::from_secs(60);
 
 pub async fn run(journal: Option<PathBuf>) -> Exit {
+    let mut stop = Stop::catch()
+        .map_err(|e| Failure::failed(format!("cannot catch Ctrl-C for the demo: {e}")))?;
     let interactive = std::io::stdin().is_terminal();
     // Kept alive until the end of the demo; the sandbox's keys (and, unless a journal was
     // named, the journal) go with it.
@@ -84,6 +87,12 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         sandbox.url,
         config.journal.path.display()
     ));
+    if let Some(log) = super::DEMO_LOG.get() {
+        output.say(&format!(
+            "the demo's log (warnings, errors): {}",
+            log.display()
+        ));
+    }
     if interactive {
         output.say(
             "type an amount (12.50) to start a sale, then a payment code (286000000000000000);",
@@ -114,7 +123,14 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
             let _ = std::io::stdout().flush();
         }
         buf.clear();
-        match stdin.read_until(b'\n', &mut buf).await {
+        let read = tokio::select! {
+            read = stdin.read_until(b'\n', &mut buf) => read,
+            why = stop.recv() => {
+                output.say(&format!("{why}: ending the demo"));
+                break;
+            }
+        };
+        match read {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
@@ -144,13 +160,26 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
                         emit(&view);
                     }
                 }
-                let amount = match Amount::parse(&text, config.terminal.currency) {
-                    Ok(a) => a,
-                    Err(e) => {
-                        output.say(&format!("not an amount: {e}"));
-                        continue;
-                    }
-                };
+                let amount =
+                    match Amount::parse(text.trim_start_matches('+'), config.terminal.currency) {
+                        Ok(a) if a.is_positive() => a,
+                        Ok(_) => {
+                            output.say(&format!(
+                                "sale refused: the amount {text} is not above zero"
+                            ));
+                            continue;
+                        }
+                        Err(_) if text.starts_with('-') => {
+                            output.say(&format!(
+                                "sale refused: the amount {text} is not above zero"
+                            ));
+                            continue;
+                        }
+                        Err(e) => {
+                            output.say(&format!("not an amount: {e}"));
+                            continue;
+                        }
+                    };
                 let request = SaleRequest::at_the_till(amount);
                 match engine.arm(request) {
                     Ok(_) => {}
@@ -164,7 +193,14 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
             }
             Line::Scan(text) => text,
         };
-        if let ScanOutcome::Attempted { sale } = engine.scan(&line).await {
+        let outcome = tokio::select! {
+            outcome = engine.scan(&line) => outcome,
+            why = stop.recv() => {
+                output.say(&format!("{why}: ending the demo with a payment in progress"));
+                break;
+            }
+        };
+        if let ScanOutcome::Attempted { sale } = outcome {
             emit(&sale);
         }
     }
@@ -174,6 +210,32 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         emit(&view);
     }
     Ok(EXIT_OK)
+}
+
+/// Ctrl-C, SIGTERM or SIGHUP (the terminal closed), caught from the demo's first step: it
+/// ends through its normal exit, so its temporary directory (journal, keys) is removed.
+struct Stop {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl Stop {
+    fn catch() -> std::io::Result<Stop> {
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "interrupted",
+            _ = self.terminate.recv() => "terminated",
+            _ = self.hangup.recv() => "the terminal closed",
+        }
+    }
 }
 
 fn openapi_client(

@@ -337,6 +337,25 @@ pub fn out(line: &str) {
     }
 }
 
+static DEMO_LOG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Opens the demo's log (its narration is on the screen): one file, replaced by each run,
+/// outside the demo's temporary directory so it outlives the demo; a file of its own when
+/// another user's is in the way. The demo names it.
+pub fn open_demo_log() -> std::io::Result<std::fs::File> {
+    let dir = std::env::temp_dir();
+    let (path, file) = match std::fs::File::create(dir.join("scanpay-demo.log")) {
+        Ok(file) => (dir.join("scanpay-demo.log"), file),
+        Err(_) => {
+            let path = dir.join(format!("scanpay-demo-{}.log", std::process::id()));
+            let file = std::fs::File::create(&path)?;
+            (path, file)
+        }
+    };
+    let _ = DEMO_LOG.set(path);
+    Ok(file)
+}
+
 /// Runs the parsed command and returns the process exit status.
 pub fn run(cli: Cli) -> u8 {
     // Two workers: a journal checkpoint or a sysfs write on one never stalls the API and

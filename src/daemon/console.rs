@@ -24,10 +24,13 @@ pub fn parse(raw: &[u8]) -> Line {
     }
 }
 
-/// An amount has a decimal point, or is a short number; payment codes are 16+ digits.
+/// An amount has a decimal point, or is a short number; payment codes are 16+ digits. A
+/// sign makes it an amount too (`-5` is refused as an amount, never sent as a scan).
 fn is_amount(line: &str) -> bool {
-    let digits_or_dot = line.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    digits_or_dot && (line.contains('.') || line.len() <= 8)
+    let unsigned = line.strip_prefix(['-', '+']).unwrap_or(line);
+    let digits_or_dot =
+        !unsigned.is_empty() && unsigned.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    digits_or_dot && (unsigned.contains('.') || unsigned.len() <= 8 || unsigned.len() < line.len())
 }
 
 /// Prints every finished sale as one JSON line on stdout (the register's view of the
@@ -53,6 +56,8 @@ mod tests {
     fn amounts_scans_and_commands_are_told_apart() {
         assert_eq!(parse(b"12.50\n"), Line::Amount("12.50".into()));
         assert_eq!(parse(b"12\r\n"), Line::Amount("12".into()));
+        assert_eq!(parse(b"-5\n"), Line::Amount("-5".into()));
+        assert_eq!(parse(b"-\n"), Line::Scan("-".into()));
         assert_eq!(
             parse(b"286000000000000000\n"),
             Line::Scan("286000000000000000".into())

@@ -82,7 +82,16 @@ pub async fn scanner_loop(
     }
 }
 
+/// Takes sales and scans from stdin until it ends; a sale still waiting for a scan then
+/// expires (and is printed like any finished sale).
 pub async fn read_stdin(engine: &Engine, currency: Currency) {
+    read_lines(engine, currency).await;
+    if let Err(e) = engine.expire_armed("input ended before a payment code was scanned") {
+        tracing::warn!(error = %e, "the waiting sale could not be expired");
+    }
+}
+
+async fn read_lines(engine: &Engine, currency: Currency) {
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
     loop {
@@ -106,8 +115,16 @@ pub async fn read_stdin(engine: &Engine, currency: Currency) {
                 }
             }
             Line::Amount(text) => {
-                let amount = match Amount::parse(&text, currency) {
-                    Ok(a) => a,
+                let amount = match Amount::parse(text.trim_start_matches('+'), currency) {
+                    Ok(a) if a.is_positive() => a,
+                    Ok(_) => {
+                        eprintln!("sale refused: the amount {text} is not above zero");
+                        continue;
+                    }
+                    Err(_) if text.starts_with('-') => {
+                        eprintln!("sale refused: the amount {text} is not above zero");
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "not an amount");
                         continue;

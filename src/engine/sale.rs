@@ -167,6 +167,27 @@ impl Engine {
         Ok(self.finish(sale_id)?)
     }
 
+    /// Ends the armed sale, if one waits for a scan, as expired (its input ended): it is
+    /// announced finished like any other.
+    pub fn expire_armed(&self, reason: &str) -> Result<Option<SaleView>, EngineError> {
+        let mut slots = lock(&self.slots);
+        let Some(sale_id) = slots.armed.clone() else {
+            return Ok(None);
+        };
+        let sale = self
+            .journal
+            .sale(&sale_id)?
+            .ok_or_else(|| JournalError::NoSale(sale_id.clone()))?;
+        if sale.state != SaleState::AwaitingScan {
+            return Ok(None);
+        }
+        self.journal
+            .close_sale(&sale_id, SaleState::Expired, reason, self.clock.now())?;
+        slots.armed = None;
+        drop(slots);
+        Ok(Some(self.finish(&sale_id)?))
+    }
+
     /// Reads a sale whole and tells the outputs it finished, if it has.
     fn finish(&self, sale_id: &str) -> Result<SaleView, JournalError> {
         crate::watchdog::finish(&self.journal, &*self.observer, sale_id)

@@ -12,6 +12,9 @@ pub struct TerminalOutput {
     color: bool,
     terminal_id: String,
     zone: crate::clock::StoreZone,
+    /// Inquiries that found the customer still confirming, in a row: one line that
+    /// updates on a terminal (one line only, elsewhere), not one line per inquiry.
+    confirming: Mutex<u32>,
 }
 
 impl TerminalOutput {
@@ -26,13 +29,38 @@ impl TerminalOutput {
             color,
             terminal_id: terminal_id.to_string(),
             zone,
+            confirming: Mutex::new(0),
         }
     }
 
     pub fn say(&self, text: &str) {
+        let mut confirming = self.confirming.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         // A closed terminal must not stop a payment: output errors are ignored.
+        if *confirming > 0 && self.color {
+            let _ = writeln!(out);
+        }
+        *confirming = 0;
         let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+    }
+
+    /// The customer is still confirming: the first time a line, then (on a terminal) the
+    /// same line rewritten with how many checks found them still at it.
+    fn still_confirming(&self) {
+        let mut confirming = self.confirming.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        *confirming += 1;
+        let text = self.led(LedPattern::CustomerConfirming);
+        if *confirming == 1 {
+            let _ = if self.color {
+                write!(out, "{text}")
+            } else {
+                writeln!(out, "{text}")
+            };
+        } else if self.color {
+            let _ = write!(out, "\r\x1b[2K{text} (checked {} times)", *confirming);
+        }
         let _ = out.flush();
     }
 
@@ -64,7 +92,8 @@ impl Observer for TerminalOutput {
                 sale.sale_id, sale.amount
             )),
             Event::Barcode { text, kind } => self.say(&format!(
-                "barcode {text} ({kind:?}): not a payment code, passed to the register"
+                "barcode {text} ({}): not a payment code, passed to the register",
+                kind.as_str()
             )),
             Event::Garbage { why, len } => {
                 self.say(&format!("unreadable scan dropped ({why}, {len} bytes)"))
@@ -84,9 +113,7 @@ impl Observer for TerminalOutput {
             Event::InDoubt { why, .. } => self.say(&format!(
                 "no clear answer ({why}): checking with the gateway"
             )),
-            Event::CustomerConfirming { .. } => {
-                self.say("customer is confirming the payment in the wallet")
-            }
+            Event::CustomerConfirming { .. } => return self.still_confirming(),
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
             Event::GatewayOnline => self.say("gateway reachable"),

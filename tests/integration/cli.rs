@@ -143,6 +143,96 @@ fn demo_survives_garbage_from_the_scanner() {
     assert_eq!(lines[0]["state"], "paid");
 }
 
+/// The demo's temporary directory (journal, keys) as its narration names it.
+fn demo_dir(stderr: &str) -> Option<PathBuf> {
+    let journal = stderr.split("journal ").nth(1)?.split_whitespace().next()?;
+    Some(Path::new(journal).parent()?.to_path_buf())
+}
+
+#[test]
+fn demo_interrupted_or_ended_leaves_no_keys_behind_and_logs_to_the_file_it_names() {
+    // Ended by its input, with a refused amount and a customer who keeps confirming.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = scanpay();
+    c.env("TMPDIR", tmp.path());
+    let out = {
+        let mut child = c
+            .arg("demo")
+            .env("SCANPAY_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"-5\n0.00\n1.00\n286000000000000003\n")
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("sale refused: the amount -5 is not above zero"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sale refused: the amount 0.00 is not above zero"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("customer confirming").count(),
+        1,
+        "one line for the customer confirming, not one per inquiry: {stderr}"
+    );
+    assert!(
+        !stderr.contains(" INFO ") && !stderr.contains(" WARN "),
+        "logs are not narration: {stderr}"
+    );
+    let log = tmp.path().join("scanpay-demo.log");
+    assert!(stderr.contains(&log.display().to_string()), "{stderr}");
+    assert!(std::fs::read_to_string(&log).unwrap().contains("INFO"));
+    assert_eq!(json_lines(&out)[0]["state"], "paid");
+    let dir = demo_dir(&stderr).expect("the narration names the journal");
+    assert!(!dir.exists(), "{} left behind", dir.display());
+
+    // Interrupted while waiting for input, and terminated.
+    for signal in ["-INT", "-TERM", "-HUP"] {
+        let mut child = scanpay()
+            .arg("demo")
+            .env("TMPDIR", tmp.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = crate::common::procs::drain(child.stderr.take().unwrap());
+        let started = std::time::Instant::now();
+        let dir = loop {
+            let text = stderr.lock().unwrap().join("\n");
+            if let Some(dir) = demo_dir(&text).filter(|_| text.contains("the demo's log")) {
+                break dir;
+            }
+            assert!(
+                started.elapsed().as_secs() < 20,
+                "the demo did not start: {text}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        assert!(dir.exists());
+        let killed = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{signal}: {status:?}");
+        assert!(!dir.exists(), "{signal}: {} left behind", dir.display());
+    }
+}
+
 #[test]
 fn demo_keeps_its_journal_when_asked() {
     let dir = tempfile::tempdir().unwrap();
@@ -418,4 +508,27 @@ fn output_that_cannot_be_written_is_an_error_not_a_silent_success() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot write the output"), "{stderr}");
+}
+
+#[test]
+fn an_invalid_log_level_is_an_error_that_names_the_levels() {
+    let out = scanpay()
+        .args(["devices"])
+        .env("SCANPAY_LOG", "verbose")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("SCANPAY_LOG=\"verbose\"")
+            && stderr.contains("off, error, warn, info, debug, trace"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "nothing ran");
+    let ok = scanpay()
+        .args(["devices"])
+        .env("SCANPAY_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(ok.status.code(), Some(0));
 }

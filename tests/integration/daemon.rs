@@ -337,3 +337,38 @@ fn a_second_daemon_on_the_same_journal_is_refused() {
     assert!(String::from_utf8_lossy(&second.stderr).contains("in use by another scanpay process"));
     assert!(first.terminate().success());
 }
+
+#[test]
+fn a_sale_still_waiting_when_stdin_ends_expires_and_is_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let mut daemon = Daemon::start(&sandbox.config(), None);
+    daemon.feed("-5\n2.00\n286000000000000000\n3.00\n");
+    daemon.stdin = None; // end of input
+    let status = daemon.wait(Duration::from_secs(20));
+    assert!(status.success(), "{}", daemon.stderr());
+    let lines: Vec<Value> = daemon
+        .stdout
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let states: Vec<(&str, &str)> = lines
+        .iter()
+        .map(|l| (l["amount"].as_str().unwrap(), l["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states, [("2.00", "paid"), ("3.00", "expired")], "{lines:?}");
+    assert_eq!(
+        lines[1]["message"], "input ended before a payment code was scanned",
+        "{}",
+        lines[1]
+    );
+    assert!(
+        daemon
+            .stderr()
+            .contains("sale refused: the amount -5 is not above zero"),
+        "{}",
+        daemon.stderr()
+    );
+}
