@@ -39,7 +39,7 @@ fn main() -> ExitCode {
                 .init(),
             Err(e) => {
                 eprintln!("error: cannot write the demo's log in the temporary directory: {e}");
-                return ExitCode::from(scanpay::cli::EXIT_NOT_PAID);
+                return ExitCode::from(scanpay::cli::EXIT_FAILED);
             }
         }
     } else {

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{EXIT_NOT_PAID, EXIT_OK, EXIT_USAGE, out};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, out};
 use crate::config::{Config, GatewaySettings};
 use crate::device::Selector;
 use crate::gateway::{Failure, Outcome, TradeStatus, UnknownKind};
@@ -237,7 +237,7 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
         }
     }
     if worst == Level::Fail {
-        EXIT_NOT_PAID
+        EXIT_FAILED
     } else {
         EXIT_OK
     }

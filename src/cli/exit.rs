@@ -3,7 +3,7 @@
 
 use std::fmt::Display;
 
-use super::{EXIT_NOT_PAID, EXIT_USAGE};
+use super::{EXIT_FAILED, EXIT_USAGE};
 
 /// A command that could not do its work: the exit status and the error to print.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ impl Failure {
 
     /// The command failed (exit 1).
     pub fn failed(message: impl Display) -> Failure {
-        Failure::new(EXIT_NOT_PAID, message)
+        Failure::new(EXIT_FAILED, message)
     }
 
     /// Prints the failure and gives its status.
@@ -71,6 +71,6 @@ mod tests {
         let f = Err::<(), _>("printing: out of paper")
             .or_failed()
             .unwrap_err();
-        assert_eq!(f.status, EXIT_NOT_PAID);
+        assert_eq!(f.status, EXIT_FAILED);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use super::exit::{Exit, Failure, OrExit};
-use super::{EXIT_OK, ExportFormat, JournalCommand, JournalSource, out};
+use super::{EXIT_OK, ExportFormat, JournalCommand, JournalSource, TextFormat, out};
 use crate::api::wire::SaleJson;
 use crate::clock::{StoreZone, to_journal};
 use crate::config::Config;
@@ -18,6 +18,7 @@ pub fn run(command: JournalCommand) -> Exit {
             source,
             state,
             limit,
+            format,
         } => {
             let state = match state.as_deref().map(|s| (s, SaleState::parse(s))) {
                 None => None,
@@ -28,9 +29,20 @@ pub fn run(command: JournalCommand) -> Exit {
                     )));
                 }
             };
-            with_journal(&source, |j| list(j, state, limit))
+            with_journal(&source, |j| list(j, state, limit, format))
         }
-        JournalCommand::Show { source, sale_id } => with_journal(&source, |j| show(j, &sale_id)),
+        JournalCommand::Show { source, sale_id } => {
+            let journal = open(&source)?;
+            let Some((sale, attempts, refunds)) = journal.sale_whole(&sale_id).or_failed()? else {
+                return Err(Failure::usage(format!(
+                    "no sale {sale_id:?} in {}",
+                    journal.path().display()
+                )));
+            };
+            let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
+            out(&serde_json::to_string_pretty(&SaleJson::from(&view)).or_failed()?);
+            Ok(EXIT_OK)
+        }
         JournalCommand::Export {
             source,
             format,
@@ -63,11 +75,16 @@ pub fn run(command: JournalCommand) -> Exit {
 /// The store's time zone for a command reading the journal: `[terminal] time_zone` of
 /// `--config`, or the host's zone when the journal is named directly.
 pub(super) fn store_zone(source: &JournalSource) -> Result<StoreZone, String> {
-    match &source.config {
-        Some(c) if source.journal.is_none() => Config::load(c)
+    let default = std::path::Path::new(super::DEFAULT_CONFIG);
+    match (&source.journal, &source.config) {
+        (Some(_), _) => Ok(StoreZone::Host),
+        (None, Some(c)) => Config::load(c)
             .map(|config| config.terminal.zone)
             .map_err(|e| e.to_string()),
-        _ => Ok(StoreZone::Host),
+        (None, None) if default.exists() => Config::load(default)
+            .map(|config| config.terminal.zone)
+            .map_err(|e| e.to_string()),
+        (None, None) => Ok(StoreZone::Host),
     }
 }
 
@@ -78,7 +95,18 @@ pub(super) fn journal_path(source: &JournalSource) -> Result<PathBuf, String> {
         (None, Some(c)) => Config::load(c)
             .map(|config| config.journal.path)
             .map_err(|e| e.to_string()),
-        (None, None) => Err("name the journal with --config FILE or --journal PATH".into()),
+        (None, None) => {
+            let default = std::path::Path::new(super::DEFAULT_CONFIG);
+            if !default.exists() {
+                return Err(format!(
+                    "no {} here: name the journal with --config FILE or --journal PATH",
+                    default.display()
+                ));
+            }
+            Config::load(default)
+                .map(|config| config.journal.path)
+                .map_err(|e| e.to_string())
+        }
     }
 }
 
@@ -86,6 +114,11 @@ pub(super) fn with_journal(
     source: &JournalSource,
     f: impl FnOnce(&Journal) -> anyhow::Result<u8>,
 ) -> Exit {
+    f(&open(source)?).or_failed()
+}
+
+/// The journal a command names, opened to read.
+fn open(source: &JournalSource) -> Result<Journal, Failure> {
     let path = journal_path(source).or_usage()?;
     if !path.exists() {
         return Err(Failure::usage(format!(
@@ -93,8 +126,7 @@ pub(super) fn with_journal(
             path.display()
         )));
     }
-    let journal = Journal::open_read_only(&path).or_usage()?;
-    f(&journal).or_failed()
+    Journal::open_read_only(&path).or_usage()
 }
 
 fn views(j: &Journal, filter: &SaleFilter) -> anyhow::Result<Vec<SaleView>> {
@@ -109,12 +141,23 @@ fn views(j: &Journal, filter: &SaleFilter) -> anyhow::Result<Vec<SaleView>> {
         .collect()
 }
 
-fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> anyhow::Result<u8> {
+fn list(
+    j: &Journal,
+    state: Option<SaleState>,
+    limit: u32,
+    format: TextFormat,
+) -> anyhow::Result<u8> {
     let filter = SaleFilter {
         state,
         limit: Some(limit),
         ..SaleFilter::default()
     };
+    if format == TextFormat::Json {
+        let sales = views(j, &filter)?;
+        let sales: Vec<SaleJson> = sales.iter().map(SaleJson::from).collect();
+        out(&serde_json::to_string_pretty(&sales)?);
+        return Ok(EXIT_OK);
+    }
     out(&format!(
         "{:<22} {:<24} {:<13} {:>14} {:<3} {:>3}  reason",
         "sale", "created", "state", "amount", "", "try"
@@ -131,15 +174,6 @@ fn list(j: &Journal, state: Option<SaleState>, limit: u32) -> anyhow::Result<u8>
             v.reason.as_deref().unwrap_or("")
         ));
     }
-    Ok(EXIT_OK)
-}
-
-fn show(j: &Journal, sale_id: &str) -> anyhow::Result<u8> {
-    let Some((sale, attempts, refunds)) = j.sale_whole(sale_id)? else {
-        anyhow::bail!("no sale {sale_id:?} in {}", j.path().display());
-    };
-    let view = SaleView::new(&sale, &attempts).with_refunds(&refunds);
-    out(&serde_json::to_string_pretty(&SaleJson::from(&view))?);
     Ok(EXIT_OK)
 }
 

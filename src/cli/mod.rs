@@ -23,19 +23,37 @@ pub use crate::daemon::wiring::{build_gateway, open_engine};
 
 /// Exit status: the sale was paid / the command succeeded.
 pub const EXIT_OK: u8 = 0;
-/// Exit status: the sale was not paid (or the command found a problem).
+/// Exit status: the sale or refund was not made (the gateway said no).
 pub const EXIT_NOT_PAID: u8 = 1;
+/// Exit status: the command ran and found a problem (a check failed, the records differ,
+/// something needs a person) or could not finish its work (I/O, the printer). The same
+/// number as [`EXIT_NOT_PAID`]: 1 is "not done", 2 "not even started".
+pub const EXIT_FAILED: u8 = 1;
 /// Exit status: usage or configuration error; nothing was changed.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the payment is in doubt (may have been charged); the journal keeps the
 /// attempt open and the next run (or the daemon) resolves it. Not "not paid".
 pub const EXIT_IN_DOUBT: u8 = 3;
 
+/// The config file every command reads when `--config` is not given (the package's).
+pub const DEFAULT_CONFIG: &str = "/etc/scanpay/scanpay.toml";
+
+/// The exit statuses, one table for every command (README.md "Exit status").
+const EXIT_TABLE: &str = "\
+Exit status (every command):
+  0  done: paid, refunded, the check passed, the records agree
+  1  not done: not paid or refund refused; or a check failed, the records differ,
+     something needs a person, or the work could not be finished (I/O, printer)
+  2  not started: a usage or configuration error, an unknown sale; nothing was changed
+  3  in doubt: the payment or refund may have gone through; the journal keeps it open
+     and the daemon (or the next command) finishes it";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "scanpay",
     version,
-    about = "Point-of-sale payment daemon for Alipay payment codes"
+    about = "Point-of-sale payment daemon for Alipay payment codes",
+    after_help = EXIT_TABLE
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +64,9 @@ pub struct Cli {
 pub enum Command {
     /// Try scanpay with no hardware and no config: the sandbox gateway, a temporary journal,
     /// stdin as the scanner (a line like 12.50 starts a sale, a line of digits is a scan)
+    #[command(
+        after_help = "Example:\n  scanpay demo                      # then type 12.50, then 286000000000000000"
+    )]
     Demo {
         /// Keep the journal in this file instead of a temporary one
         #[arg(long)]
@@ -53,8 +74,12 @@ pub enum Command {
     },
     /// Take one payment: charge CODE for AMOUNT through the configured gateway and print the
     /// sale as JSON. Exit 0 paid, 1 not paid, 2 usage or config error, 3 still in doubt
+    #[command(
+        after_help = "Example:\n  scanpay charge --config scanpay-sandbox/scanpay.toml --amount 12.50 --code 286000000000000000"
+    )]
     Charge {
-        #[arg(long)]
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Amount in major units, e.g. 12.50
         #[arg(long)]
@@ -63,6 +88,7 @@ pub enum Command {
         /// keeps it out of the process list
         #[arg(long)]
         code: String,
+        /// The order subject the customer sees in their wallet (default: [terminal] subject)
         #[arg(long)]
         subject: Option<String>,
         /// The register's own reference for the sale
@@ -71,8 +97,10 @@ pub enum Command {
     },
     /// The daemon: take sales and scans, resolve every payment in doubt, through restarts and
     /// outages. Stops cleanly on SIGTERM
+    #[command(after_help = "Example:\n  scanpay run --config /etc/scanpay/scanpay.toml")]
     Run {
-        #[arg(long)]
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Take amounts and scans as lines on stdin (as the demo does) and print each finished
         /// sale as a JSON line; ends at end of input
@@ -81,33 +109,49 @@ pub enum Command {
     },
     /// Show the journal's state: sales by state, payments in doubt, what needs a person, and
     /// the gateway's reachability as the daemon last saw it
+    #[command(
+        after_help = "Example:\n  scanpay status --config /etc/scanpay/scanpay.toml --format json"
+    )]
     Status {
         #[command(flatten)]
         source: JournalSource,
-        /// One JSON object instead of text
+        /// Text for people, or one JSON object
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
+        /// The same as --format json
         #[arg(long)]
         json: bool,
     },
     /// Refund (part of) a paid sale through its gateway and print the refund as JSON. Exit 0
     /// refunded, 1 refused, 2 usage error (nothing sent), 3 still in doubt
+    #[command(
+        after_help = "Example:\n  scanpay refund --config /etc/scanpay/scanpay.toml S20261202-3f9a0c1e7b --amount 2.50 --reason \"returned\""
+    )]
     Refund {
-        #[arg(long)]
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// The paid sale to refund (`S20261202-…`, as `journal list` shows)
         sale_id: String,
         /// Amount in major units, at most what is left of the payment
         #[arg(long)]
         amount: String,
+        /// Why, for the provider's records and the refund slip
         #[arg(long)]
         reason: Option<String>,
     },
     /// The end-of-day report: counts and sums by state and currency, refunds, what is in
     /// doubt or needs a person; --print sends it to the receipt printer as a Z-report
+    #[command(
+        after_help = "Example:\n  scanpay report --config /etc/scanpay/scanpay.toml --date 2026-12-01 --format csv"
+    )]
     Report {
         #[command(flatten)]
         source: JournalSource,
         /// Local date, YYYY-MM-DD; default today
         #[arg(long)]
         date: Option<String>,
+        /// Text for people, CSV for a spreadsheet, or JSON
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Also print it on the [printer] of --config
@@ -116,6 +160,7 @@ pub enum Command {
     },
     /// Measure speed and footprint against baselines taken in the same run (fsync, RSA
     /// signing); prints a table and one JSON line. Also qualifies a new box's disk
+    #[command(after_help = "Example:\n  scanpay bench --quick --dir /var/lib/scanpay")]
     Bench {
         /// Fewer rounds and a smaller journal: finishes within a minute
         #[arg(long)]
@@ -127,8 +172,12 @@ pub enum Command {
     /// Compare the provider's record of a day (the Open Platform's trade bill, downloaded; or
     /// an AMS transaction report, --file) with the journal, trade by trade. Exit 0 only when
     /// they agree, 1 when they differ, 2 when they could not be compared
+    #[command(
+        after_help = "Example:\n  scanpay reconcile --config /etc/scanpay/scanpay.toml --date 2026-12-01"
+    )]
     Reconcile {
-        #[arg(long, default_value = "/etc/scanpay/scanpay.toml")]
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// The provider's day (Beijing time), YYYY-MM-DD; default yesterday
         #[arg(long)]
@@ -137,6 +186,7 @@ pub enum Command {
         /// Platform bill zip already downloaded
         #[arg(long)]
         file: Option<PathBuf>,
+        /// Text for people, CSV for a spreadsheet, or JSON
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Refund, through the gateway and journaled like any refund, each payment the
@@ -146,12 +196,20 @@ pub enum Command {
         fix: bool,
     },
     /// Print a sale's receipt again on the configured printer
+    #[command(
+        after_help = "Example:\n  scanpay reprint --config /etc/scanpay/scanpay.toml S20261202-3f9a0c1e7b"
+    )]
     Reprint {
-        #[arg(long)]
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+        /// The sale whose receipt to print (`S20261202-…`)
         sale_id: String,
     },
     /// Read the journal: list sales, show one, export them
+    #[command(
+        after_help = "Example:\n  scanpay journal list --config /etc/scanpay/scanpay.toml --state paid --limit 10"
+    )]
     Journal {
         #[command(subcommand)]
         command: JournalCommand,
@@ -159,7 +217,9 @@ pub enum Command {
     /// Validate a config file and what it points at (keys, journal directory, scanners,
     /// printer, LEDs), one line per check with the fix; exit 2 when the file is wrong, 1 when a
     /// check fails
+    #[command(after_help = "Example:\n  scanpay check-config /etc/scanpay/scanpay.toml --probe")]
     CheckConfig {
+        /// The config file to check
         file: PathBuf,
         /// Also ask the gateway (a signed, harmless inquiry) whether it answers and verifies
         #[arg(long)]
@@ -167,10 +227,14 @@ pub enum Command {
     },
     /// List candidate scanners: HID devices (hidraw) with vendor:product, names and serial
     /// numbers, and serial ports, with the [[scanner]] values to use
+    #[command(after_help = "Example:\n  scanpay devices")]
     Devices,
     /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
     /// (POST /gateway.do) and the Antom AMS protocol (POST /ams/api/v1/payments/*), with
     /// GET /_sandbox/ledger. Keys and client configs go to --dir
+    #[command(
+        after_help = "Example:\n  scanpay sandbox --listen 127.0.0.1:8089 --dir scanpay-sandbox"
+    )]
     Sandbox {
         /// Address to listen on, e.g. 127.0.0.1:8089 (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:8089")]
@@ -192,7 +256,8 @@ pub enum Command {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct JournalSource {
-    /// Config file naming the journal ([journal] path)
+    /// Config file naming the journal ([journal] path) and the store's time zone
+    /// [default: /etc/scanpay/scanpay.toml]
     #[arg(long, conflicts_with = "journal")]
     pub config: Option<PathBuf>,
     /// Journal file to read directly
@@ -203,26 +268,41 @@ pub struct JournalSource {
 #[derive(Subcommand, Debug)]
 pub enum JournalCommand {
     /// Sales, newest first
+    #[command(
+        after_help = "Example:\n  scanpay journal list --config /etc/scanpay/scanpay.toml --state paid | head"
+    )]
     List {
         #[command(flatten)]
         source: JournalSource,
         /// Only sales in this state (awaiting_scan, processing, paid, failed, cancelled, expired)
         #[arg(long)]
         state: Option<String>,
+        /// At most this many sales
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Text columns, or one JSON array of the sales
+        #[arg(long, value_enum, default_value_t = TextFormat::Text)]
+        format: TextFormat,
     },
     /// One sale with its attempts, as JSON
+    #[command(
+        after_help = "Example:\n  scanpay journal show --config /etc/scanpay/scanpay.toml S20261202-3f9a0c1e7b"
+    )]
     Show {
         #[command(flatten)]
         source: JournalSource,
+        /// The sale to show (`S20261202-…`)
         sale_id: String,
     },
     /// Every sale (optionally from a store day on, or of one store day), as CSV (one row per
     /// attempt and one per refund; the `booked` column sums to the day report's net) or JSON
+    #[command(
+        after_help = "Example:\n  scanpay journal export --config /etc/scanpay/scanpay.toml --date 2026-12-01 > 2026-12-01.csv"
+    )]
     Export {
         #[command(flatten)]
         source: JournalSource,
+        /// CSV (one row per attempt and per refund) or JSON (one object per sale)
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
         /// First store day to include, YYYY-MM-DD (in [terminal] time_zone)
@@ -234,11 +314,15 @@ pub enum JournalCommand {
     },
     /// Check the journal's files against its identity and SQLite's integrity check, as
     /// `scanpay run` does at start; changes nothing (the daemon may be running)
+    #[command(after_help = "Example:\n  scanpay journal verify --config /etc/scanpay/scanpay.toml")]
     Verify {
         #[command(flatten)]
         source: JournalSource,
     },
     /// Make a new, empty journal; with --force, archive the files that are there first
+    #[command(
+        after_help = "Example:\n  scanpay journal init --journal /var/lib/scanpay/journal.sqlite"
+    )]
     Init {
         #[command(flatten)]
         source: JournalSource,
@@ -248,16 +332,24 @@ pub enum JournalCommand {
     },
     /// A consistent copy of the journal into DEST, while the daemon runs, verified after
     /// writing
+    #[command(
+        after_help = "Example:\n  scanpay journal backup --config /etc/scanpay/scanpay.toml /mnt/usb/journal-2026-12-02.sqlite"
+    )]
     Backup {
         #[command(flatten)]
         source: JournalSource,
+        /// Where to write the copy (a new file)
         dest: PathBuf,
     },
     /// Put the backup SRC in place of the journal (the daemon stopped); the files there are
     /// archived first
+    #[command(
+        after_help = "Example:\n  scanpay journal restore --config /etc/scanpay/scanpay.toml /mnt/usb/journal-2026-12-02.sqlite"
+    )]
     Restore {
         #[command(flatten)]
         source: JournalSource,
+        /// The backup to restore (made by `journal backup`)
         src: PathBuf,
         /// Restore even a backup older than what the journal issued, or of another journal
         #[arg(long)]
@@ -269,6 +361,12 @@ pub enum JournalCommand {
 pub enum ReportFormat {
     Text,
     Csv,
+    Json,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextFormat {
+    Text,
     Json,
 }
 
@@ -331,7 +429,7 @@ pub fn out(line: &str) {
     match written {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             eprintln!("error: cannot write the output: {e}");
-            std::process::exit(i32::from(EXIT_NOT_PAID));
+            std::process::exit(i32::from(EXIT_FAILED));
         }
         _ => {}
     }
@@ -369,7 +467,7 @@ pub fn run(cli: Cli) -> u8 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return EXIT_NOT_PAID;
+            return EXIT_FAILED;
         }
     };
     let status = dispatch(cli.command, &runtime).unwrap_or_else(exit::Failure::report);
@@ -409,7 +507,11 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             reason,
         })),
         Command::Run { config, stdin } => runtime.block_on(run::run(run::Args { config, stdin })),
-        Command::Status { source, json } => runtime.block_on(status::run(&source, json)),
+        Command::Status {
+            source,
+            format,
+            json,
+        } => runtime.block_on(status::run(&source, json || format == TextFormat::Json)),
         Command::CheckConfig { file, probe } => Ok(runtime.block_on(check::run(&file, probe))),
         Command::Devices => Ok(devices()),
         Command::Report {
@@ -433,6 +535,12 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             fix,
         })),
         Command::Bench { quick, dir } => {
+            if !dir.is_dir() {
+                return Err(exit::Failure::usage(format!(
+                    "--dir {}: not a directory; name a directory on the disk to measure",
+                    dir.display()
+                )));
+            }
             let plan = if quick {
                 bench::Plan::quick()
             } else {
@@ -457,5 +565,41 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             client_id,
             app_public_key,
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every command says what it does with an example, and every flag what it is for.
+    #[test]
+    fn every_command_and_flag_explains_itself() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_subcommands().next().is_none() {
+                let example = cmd
+                    .get_after_help()
+                    .is_some_and(|h| h.to_string().contains("Example:\n  scanpay "));
+                if !example {
+                    missing.push(format!("{path}: no example"));
+                }
+            }
+            if cmd.get_about().is_none() && path.contains(' ') && path != " scanpay" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}: no help"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::exit::{Exit, OrExit};
-use super::{EXIT_NOT_PAID, EXIT_OK, ReportFormat, out};
+use super::{EXIT_FAILED, EXIT_OK, ReportFormat, out};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::daemon::reconcile::{compare_day, previous_day};
@@ -35,7 +35,7 @@ pub async fn run(args: Args) -> Exit {
         ReportFormat::Json => serde_json::to_string(&r).unwrap_or_default(),
     };
     out(text.trim_end());
-    Ok(if r.matches() { EXIT_OK } else { EXIT_NOT_PAID })
+    Ok(if r.matches() { EXIT_OK } else { EXIT_FAILED })
 }
 
 async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String> {

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use super::exit::Exit;
 use super::journal::with_journal;
-use super::{EXIT_NOT_PAID, EXIT_OK, JournalSource, outln};
+use super::{EXIT_FAILED, EXIT_OK, JournalSource, outln};
 use crate::clock::to_journal;
 use crate::journal::Journal;
 use crate::journal::meta::DaemonStatus;
@@ -13,7 +13,13 @@ use crate::state::SaleState;
 
 pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     // When the daemon runs, its live view (reachability, armed sale) comes from the API.
-    let live = match &source.config {
+    let default = std::path::Path::new(super::DEFAULT_CONFIG);
+    let config = match (&source.journal, &source.config) {
+        (None, Some(path)) => Some(path.as_path()),
+        (None, None) if default.exists() => Some(default),
+        _ => None,
+    };
+    let live = match config {
         Some(path) => match crate::config::Config::load(path) {
             Ok(config) => match &config.api {
                 Some(api) => health_over_socket(&api.socket).await,
@@ -44,7 +50,7 @@ pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
         let attention = report["needs_attention"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
-        Ok(if attention { EXIT_NOT_PAID } else { EXIT_OK })
+        Ok(if attention { EXIT_FAILED } else { EXIT_OK })
     })
 }
 

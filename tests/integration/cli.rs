@@ -442,7 +442,25 @@ fn journal_commands_read_what_charge_wrote() {
         .arg(&config)
         .output()
         .unwrap();
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(
+        missing.status.code(),
+        Some(2),
+        "an unknown sale is a usage error, as in refund and reprint"
+    );
+    for args in [
+        vec!["refund", "S-nope", "--amount", "1.00"],
+        vec!["reprint", "S-nope"],
+    ] {
+        let out = scanpay()
+            .args(&args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    }
+    let listed: Value = serde_json::from_str(&journal(&["list", "--format", "json"])).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
 }
 
 #[test]
