@@ -354,3 +354,47 @@ fn check_config_probe_tells_a_good_gateway_from_a_wrong_key_and_no_gateway() {
         "{text}"
     );
 }
+
+#[test]
+fn the_sandbox_on_every_address_or_on_localhost_writes_configs_that_check_and_answer() {
+    for listen in ["0.0.0.0:0", "localhost:0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = SandboxProc::start_on(&dir.path().join("sbx"), listen);
+        for written in ["scanpay.toml", "scanpay-ams.toml"] {
+            let config = sandbox.dir.join(written);
+            let text = std::fs::read_to_string(&config).unwrap();
+            // A wildcard address is where the server listens, not one to connect to.
+            assert!(
+                !text.contains("0.0.0.0") && !text.contains("[::]"),
+                "{listen} {written}: {text}"
+            );
+            let out = scanpay()
+                .args(["check-config", "--probe"])
+                .arg(&config)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{listen} {written}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("OK   gateway"),
+                "{listen} {written}: {stdout}"
+            );
+        }
+    }
+    let out = scanpay()
+        .args(["sandbox", "--listen", "no-such-host.invalid:8089", "--dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen no-such-host.invalid:8089"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
