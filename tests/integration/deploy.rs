@@ -60,6 +60,20 @@ fn the_unit_agrees_with_the_code() {
     assert_eq!(unit_value("StateDirectory"), ["scanpay"]);
     assert_eq!(unit_value("RuntimeDirectory"), ["scanpay"]);
     assert_eq!(unit_value("ConfigurationDirectory"), ["scanpay"]);
+    // The package makes /etc/scanpay with the mode the unit names, and the keys' directory
+    // private to the service user.
+    let postinst = std::fs::read_to_string(root().join("debian/postinst")).unwrap();
+    let mode = unit_value("ConfigurationDirectoryMode");
+    assert_eq!(mode.len(), 1, "ConfigurationDirectoryMode= set once");
+    assert!(
+        postinst.contains(&format!(
+            "install -d -o root -g {} -m {} /etc/scanpay\n",
+            unit_value("Group")[0],
+            mode[0]
+        )),
+        "debian/postinst makes /etc/scanpay with another owner or mode than the unit's {mode:?}"
+    );
+    assert!(postinst.contains("install -d -o scanpay -g scanpay -m 0700 /etc/scanpay/keys\n"));
     assert!(
         unit_value("PrivateDevices").is_empty(),
         "PrivateDevices hides the scanners"
