@@ -171,3 +171,17 @@ pub async fn run(args: Args) -> Exit {
     }
     Ok(EXIT_OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_connect_to_loopback_when_the_sandbox_listens_on_every_address() {
+        let at = |s: &str| client_addr(s.parse().unwrap()).to_string();
+        assert_eq!(at("0.0.0.0:8089"), "127.0.0.1:8089");
+        assert_eq!(at("[::]:8089"), "[::1]:8089");
+        assert_eq!(at("127.0.0.1:8089"), "127.0.0.1:8089");
+        assert_eq!(at("192.0.2.7:8089"), "192.0.2.7:8089");
+    }
+}
