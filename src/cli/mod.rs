@@ -238,7 +238,7 @@ pub enum Command {
     Sandbox {
         /// Address to listen on, e.g. 127.0.0.1:8089 (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:8089")]
-        listen: std::net::SocketAddr,
+        listen: String,
         /// Where the sandbox keeps its keys and writes scanpay.toml for clients
         #[arg(long, default_value = "scanpay-sandbox")]
         dir: PathBuf,

@@ -2,7 +2,7 @@
 //! the Open Platform protocol, with its own keys (generated once into `--dir`, then reused)
 //! and a ready client configuration written beside them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,7 +17,8 @@ use crate::sandbox::{Sandbox, SandboxKeys, SandboxServer, ams_client_config, cli
 pub const KEY_BITS: usize = 2048;
 
 pub struct Args {
-    pub listen: SocketAddr,
+    /// `HOST:PORT`: an address, or a name such as `localhost` that resolves to one.
+    pub listen: String,
     pub dir: PathBuf,
     pub app_id: String,
     pub client_id: String,
@@ -26,13 +27,26 @@ pub struct Args {
 
 /// A running sandbox: its URL and the task serving it.
 pub struct Running {
-    /// The Open Platform endpoint.
+    /// Where it listens (the address `--listen` resolved to).
+    pub listening: SocketAddr,
+    /// The Open Platform endpoint, at an address a client on this machine can connect to.
     pub url: String,
     /// The AMS origin (paths `/ams/api/v1/payments/*` below it).
     pub origin: String,
     pub ledger_url: String,
     pub keys: SandboxKeys,
     pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Where a client on this machine reaches a server listening on `addr`: a wildcard address
+/// (`0.0.0.0`, `::`) is not one to connect to, so the loopback address of its family stands in.
+pub fn client_addr(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    SocketAddr::new(ip, addr.port())
 }
 
 /// Starts a sandbox server on `listen` with keys in `dir`.
@@ -48,7 +62,8 @@ pub async fn start(
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let listening = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = client_addr(listening);
     let server = Arc::new(SandboxServer::new(
         Arc::new(Sandbox::new(Arc::new(SystemClock))),
         &keys,
@@ -57,6 +72,7 @@ pub async fn start(
     ));
     let task = tokio::spawn(server.serve(listener));
     Ok(Running {
+        listening,
         url: format!("http://{addr}/gateway.do"),
         origin: format!("http://{addr}"),
         ledger_url: format!("http://{addr}/_sandbox/ledger"),
@@ -65,22 +81,40 @@ pub async fn start(
     })
 }
 
+/// `--listen`: an address, or a name (`localhost:8089`) resolved to its addresses, the first
+/// that binds taken.
+async fn start_on(listen: &str, args: &Args) -> Result<Running, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| format!("--listen {listen}: {e} (write HOST:PORT, e.g. 127.0.0.1:8089)"))?
+        .collect();
+    let mut failure = format!("--listen {listen}: the name resolves to no address");
+    for addr in addrs {
+        match start(
+            addr,
+            &args.dir,
+            &args.app_id,
+            &args.client_id,
+            args.app_public_key.as_deref(),
+        )
+        .await
+        {
+            Ok(running) => return Ok(running),
+            // Names the address tried (`--listen 127.0.0.1:8089: Address in use`).
+            Err(e) => failure = e,
+        }
+    }
+    Err(failure)
+}
+
 pub async fn run(args: Args) -> Exit {
-    if !args.listen.ip().is_loopback() {
+    let running = start_on(&args.listen, &args).await.or_usage()?;
+    if !running.listening.ip().is_loopback() {
         eprintln!(
             "warning: the sandbox listens on {}, not only on this machine",
-            args.listen
+            running.listening
         );
     }
-    let running = start(
-        args.listen,
-        &args.dir,
-        &args.app_id,
-        &args.client_id,
-        args.app_public_key.as_deref(),
-    )
-    .await
-    .or_usage()?;
     super::out(&format!(
         "scanpay sandbox: Open Platform gateway at {}",
         running.url
@@ -136,4 +170,18 @@ pub async fn run(args: Args) -> Exit {
         _ = stop => {}
     }
     Ok(EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clients_connect_to_loopback_when_the_sandbox_listens_on_every_address() {
+        let at = |s: &str| client_addr(s.parse().unwrap()).to_string();
+        assert_eq!(at("0.0.0.0:8089"), "127.0.0.1:8089");
+        assert_eq!(at("[::]:8089"), "[::1]:8089");
+        assert_eq!(at("127.0.0.1:8089"), "127.0.0.1:8089");
+        assert_eq!(at("192.0.2.7:8089"), "192.0.2.7:8089");
+    }
 }

@@ -36,7 +36,15 @@ fn the_unit_passes_systemd_analyze_verify() {
         .arg("verify")
         .arg(&path)
         .output()
-        .expect("systemd-analyze is needed (apt-get install systemd; .ci/run does it)");
+        .unwrap_or_else(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                panic!(
+                    "this test needs systemd-analyze, which is not installed: \
+                     apt-get install systemd (.ci/run installs it when missing)"
+                )
+            }
+            panic!("cannot run systemd-analyze: {e}")
+        });
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "{}",
@@ -52,6 +60,20 @@ fn the_unit_agrees_with_the_code() {
     assert_eq!(unit_value("StateDirectory"), ["scanpay"]);
     assert_eq!(unit_value("RuntimeDirectory"), ["scanpay"]);
     assert_eq!(unit_value("ConfigurationDirectory"), ["scanpay"]);
+    // The package makes /etc/scanpay with the mode the unit names, and the keys' directory
+    // private to the service user.
+    let postinst = std::fs::read_to_string(root().join("debian/postinst")).unwrap();
+    let mode = unit_value("ConfigurationDirectoryMode");
+    assert_eq!(mode.len(), 1, "ConfigurationDirectoryMode= set once");
+    assert!(
+        postinst.contains(&format!(
+            "install -d -o root -g {} -m {} /etc/scanpay\n",
+            unit_value("Group")[0],
+            mode[0]
+        )),
+        "debian/postinst makes /etc/scanpay with another owner or mode than the unit's {mode:?}"
+    );
+    assert!(postinst.contains("install -d -o scanpay -g scanpay -m 0700 /etc/scanpay/keys\n"));
     assert!(
         unit_value("PrivateDevices").is_empty(),
         "PrivateDevices hides the scanners"
@@ -352,5 +374,49 @@ fn check_config_probe_tells_a_good_gateway_from_a_wrong_key_and_no_gateway() {
     assert!(
         text.contains("FAIL gateway") && text.contains("not reachable"),
         "{text}"
+    );
+}
+
+#[test]
+fn the_sandbox_on_every_address_or_on_localhost_writes_configs_that_check_and_answer() {
+    for listen in ["0.0.0.0:0", "localhost:0"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sandbox = SandboxProc::start_on(&dir.path().join("sbx"), listen);
+        for written in ["scanpay.toml", "scanpay-ams.toml"] {
+            let config = sandbox.dir.join(written);
+            let text = std::fs::read_to_string(&config).unwrap();
+            // A wildcard address is where the server listens, not one to connect to.
+            assert!(
+                !text.contains("0.0.0.0") && !text.contains("[::]"),
+                "{listen} {written}: {text}"
+            );
+            let out = scanpay()
+                .args(["check-config", "--probe"])
+                .arg(&config)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{listen} {written}: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(
+                stdout.contains("OK   gateway"),
+                "{listen} {written}: {stdout}"
+            );
+        }
+    }
+    let out = scanpay()
+        .args(["sandbox", "--listen", "no-such-host.invalid:8089", "--dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--listen no-such-host.invalid:8089"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -42,8 +42,13 @@ pub struct SandboxProc {
 
 impl SandboxProc {
     pub fn start(dir: &Path, port: u16) -> SandboxProc {
+        SandboxProc::start_on(dir, &format!("127.0.0.1:{port}"))
+    }
+
+    /// `scanpay sandbox --listen LISTEN`, the port read from the address it prints for clients.
+    pub fn start_on(dir: &Path, listen: &str) -> SandboxProc {
         let mut child = scanpay()
-            .args(["sandbox", "--listen", &format!("127.0.0.1:{port}"), "--dir"])
+            .args(["sandbox", "--listen", listen, "--dir"])
             .arg(dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -51,10 +56,11 @@ impl SandboxProc {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().unwrap().unwrap();
+        // "… gateway at http://HOST:PORT/gateway.do"
         let port = first
-            .rsplit_once("127.0.0.1:")
-            .and_then(|(_, rest)| rest.split('/').next())
-            .and_then(|p| p.parse().ok())
+            .strip_suffix("/gateway.do")
+            .and_then(|url| url.rsplit_once(':'))
+            .and_then(|(_, port)| port.parse().ok())
             .unwrap_or_else(|| panic!("no port in {first:?}"));
         // Its configs are written by the time it prints the ledger address.
         for line in lines.by_ref() {
