@@ -98,6 +98,9 @@ pub enum Counter {
     Cancel,
 }
 
+/// The "attempt" a scan is while its row is being written (no row id is 0).
+const SCAN_BEING_WRITTEN: i64 = 0;
+
 impl Journal {
     /// A fingerprint of a payment code, to recognise reuse without keeping the code.
     pub fn code_hash(&self, code: &PaymentCode) -> String {
@@ -127,6 +130,25 @@ impl Journal {
     /// Writes a new attempt (state `pending`) and moves its sale to `processing`, in one
     /// durable transaction. This must return before the pay request is sent (invariant 1).
     pub fn begin_attempt(
+        &self,
+        sale_id: &str,
+        new: &NewAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<AttemptRow, JournalError> {
+        // From the scan on, register events wait: a batch of them whose time came while this
+        // row is being written would put a commit in front of the pay request.
+        self.paying.start(SCAN_BEING_WRITTEN);
+        let written = self.write_attempt(sale_id, new, now);
+        match &written {
+            Ok(attempt) => self.paying.start(attempt.id),
+            Err(_) => {
+                self.paying.end(SCAN_BEING_WRITTEN);
+            }
+        }
+        written
+    }
+
+    fn write_attempt(
         &self,
         sale_id: &str,
         new: &NewAttempt<'_>,
@@ -189,7 +211,6 @@ impl Journal {
         let attempt = attempt_in(&tx, id)?;
         self.commit(tx)?;
         // Register events wait for the outcome's commit from here on.
-        self.paying.start(attempt.id);
         if let Some(k) = &self.identity {
             k.request(&attempt.request_id);
         }
