@@ -550,3 +550,44 @@ fn an_invalid_log_level_is_an_error_that_names_the_levels() {
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
 }
+
+#[test]
+fn output_into_a_pipe_the_reader_closed_ends_quietly() {
+    let s = Setup::new();
+    s.charge("1.00", "286000000000000000");
+    s.charge("1.00", "286000000000000101");
+    let config = s.config();
+    // `scanpay … | head -1` with the reader already gone: every write meets a closed pipe.
+    for args in [
+        vec!["journal", "list"],
+        vec!["journal", "export"],
+        vec!["journal", "export", "--format", "json"],
+        vec!["report"],
+        vec!["status"],
+    ] {
+        let mut child = scanpay()
+            .args(&args)
+            .arg("--config")
+            .arg(&config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    let piped = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} journal list --config {} | head -1",
+            env!("CARGO_BIN_EXE_scanpay"),
+            config.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(piped.status.success());
+    assert!(String::from_utf8_lossy(&piped.stdout).starts_with("sale "));
+}
