@@ -109,6 +109,19 @@ struct StateLabel {
     state: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabel {
+    version: String,
+    gateway: String,
+}
+
+/// A gauge of one value, registered under `name`.
+fn gauge(registry: &mut Registry, name: &str, help: &str, value: i64) {
+    let g = Gauge::<i64>::default();
+    g.set(value);
+    registry.register(name, help, g);
+}
+
 pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let journal = s.engine.journal();
     let mut registry = Registry::default();
@@ -127,13 +140,77 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
             .set(n as i64);
     }
     registry.register("scanpay_sales", "Sales in the journal by state", sales);
-    let in_doubt = Gauge::<i64>::default();
-    in_doubt.set(journal.open_attempts().map_err(ApiError::internal)?.len() as i64);
+    let build = Family::<BuildLabel, Gauge>::default();
+    build
+        .get_or_create(&BuildLabel {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            gateway: s.monitor.name().to_string(),
+        })
+        .set(1);
     registry.register(
+        "scanpay_build_info",
+        "1, labelled with the version and the gateway kind",
+        build,
+    );
+    let open = journal.open_attempts().map_err(ApiError::internal)?;
+    let now = chrono::Utc::now();
+    gauge(
+        &mut registry,
         "scanpay_in_doubt",
         "Payment attempts not yet known paid or reversed",
-        in_doubt,
+        open.len() as i64,
     );
+    gauge(
+        &mut registry,
+        "scanpay_oldest_in_doubt_age_seconds",
+        "Age of the oldest payment in doubt (0 when none)",
+        open.iter()
+            .map(|a| (now - a.created_at).num_seconds())
+            .max()
+            .unwrap_or(0),
+    );
+    let window = s.monitor.policy().cancel_window;
+    gauge(
+        &mut registry,
+        "scanpay_cancel_window_closing",
+        "Payments in doubt whose cancel window closes within 2 hours (or has closed)",
+        open.iter()
+            .filter(|a| window.closes_at(a.created_at) - now <= chrono::TimeDelta::hours(2))
+            .count() as i64,
+    );
+    gauge(
+        &mut registry,
+        "scanpay_last_sale_timestamp_seconds",
+        "When the newest sale was made, Unix time (0 before the first)",
+        journal
+            .newest_sale_at()
+            .map_err(ApiError::internal)?
+            .map_or(0, |t| t.timestamp()),
+    );
+    if let Some(printer) = s.printer.as_ref().map(|p| p.state()) {
+        gauge(
+            &mut registry,
+            "scanpay_printer_ok",
+            "1 while the receipt printer takes slips",
+            i64::from(printer.ok),
+        );
+        gauge(
+            &mut registry,
+            "scanpay_printer_paper_out",
+            "1 when the printer's sensor says the paper is out, 2 when it is near its end",
+            match printer.paper {
+                Some(crate::output::escpos::PaperStatus::Out) => 1,
+                Some(crate::output::escpos::PaperStatus::NearEnd) => 2,
+                _ => 0,
+            },
+        );
+        gauge(
+            &mut registry,
+            "scanpay_printer_dropped",
+            "Slips not printed because the queue was full or the printer failed",
+            printer.dropped as i64,
+        );
+    }
     let up = Gauge::<i64>::default();
     up.set(i64::from(!s.monitor.is_offline()));
     registry.register(

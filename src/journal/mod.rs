@@ -188,6 +188,13 @@ impl Journal {
         }
     }
 
+    /// When the newest sale was made (a till with none for hours while open has stalled).
+    pub fn newest_sale_at(&self) -> Result<Option<DateTime<Utc>>, JournalError> {
+        let t: Option<String> =
+            query::value(&self.conn(), "SELECT max(created_at) FROM sales", [])?.flatten();
+        Ok(t.as_deref().and_then(from_journal))
+    }
+
     /// The latest time the journal has written anything at: a clock earlier than that has
     /// been set back.
     pub fn latest_timestamp(&self) -> Result<Option<DateTime<Utc>>, JournalError> {

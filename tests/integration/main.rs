@@ -12,6 +12,7 @@ mod daemon;
 mod deploy;
 mod fuzz;
 mod journal_damage;
+mod monitoring;
 mod openapi;
 mod outputs;
 mod plain_output;

@@ -1,0 +1,136 @@
+//! What a chain's monitoring reads: every metric the shipped Prometheus rules and Grafana
+//! dashboard name is served by a running daemon's `/metrics`, and the rules pass promtool.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::procs::{Daemon, SandboxProc};
+
+/// The `scanpay_…` names in `text` (PromQL in rules or panels).
+fn metric_names(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("scanpay_") {
+        let name: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        // A panel title or an alert name is not a metric.
+        let before = rest[..at].chars().last();
+        if before.is_none_or(|c| !c.is_ascii_alphanumeric()) {
+            names.insert(name.clone());
+        }
+        rest = &rest[at + name.len()..];
+    }
+    names
+}
+
+/// The metric names `/metrics` serves (histogram and counter series by their own names).
+fn served(exposition: &str) -> BTreeSet<String> {
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+async fn get_metrics(socket: &Path) -> String {
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: scanpay\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_metric_the_rules_and_the_dashboard_name_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "\n[api]\nsocket = \"api.sock\"\n\n[printer]\nkind = \"file\"\npath = \"slips.bin\"\n\n\
+           [[scanner]]\nname = \"front\"\nkind = \"serial\"\npath = \"/dev/scanpay-none\"\nbaud = 9600\n\n\
+           [reconcile]\ndaily_at = \"00:00\"\n";
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, None);
+    let socket = sandbox.dir.join("api.sock");
+    let end = Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(Instant::now() < end, "no API: {}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    daemon.feed("1.00\n286000000000000000\n");
+    // The sale is paid (the gateway's clock is then known) and the day reconciled.
+    let end = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let m = get_metrics(&socket).await;
+        if m.contains("scanpay_reconcile_differences")
+            && m.contains("scanpay_sales{state=\"paid\"} 1")
+        {
+            break m;
+        }
+        assert!(Instant::now() < end, "{m}\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    daemon.terminate();
+    let served = served(&metrics);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let rules = std::fs::read_to_string(repo.join("deploy/prometheus/scanpay.rules.yml")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo.join("deploy/grafana/scanpay-dashboard.json")).unwrap(),
+    )
+    .expect("the dashboard is JSON");
+    let mut exprs = String::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            exprs.push_str(target["expr"].as_str().expect("an expr"));
+            exprs.push('\n');
+        }
+    }
+    let rule_exprs: String = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("expr:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let named = metric_names(&rule_exprs);
+    assert!(named.len() >= 10, "{named:?}");
+    let named: BTreeSet<String> = named.into_iter().chain(metric_names(&exprs)).collect();
+    let missing: Vec<&String> = named.iter().filter(|n| !served.contains(*n)).collect();
+    assert!(
+        missing.is_empty(),
+        "named but not served: {missing:?}\n{metrics}"
+    );
+    assert!(
+        metrics.contains("scanpay_build_info{version=\""),
+        "{metrics}"
+    );
+
+    // promtool's own checks, where it is installed (.ci/run installs it).
+    if Command::new("promtool").arg("--version").output().is_err() {
+        eprintln!("promtool not installed (apt-get install prometheus): rules not checked by it");
+        return;
+    }
+    let rules_dir = repo.join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "scanpay.rules.yml"],
+        ["test", "rules", "scanpay.rules.test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&rules_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "promtool {args:?}: {out:?}");
+    }
+}
