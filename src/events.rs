@@ -87,6 +87,13 @@ pub enum Event {
         /// Differences where the provider kept money for a sale the journal has as not paid.
         paid_only_at_provider: usize,
     },
+    /// An operator did something through the API or the console (a test print): who, what,
+    /// and how it went. Journaled with the other events.
+    OperatorAction {
+        actor: String,
+        action: &'static str,
+        result: String,
+    },
 }
 
 impl Event {

@@ -47,6 +47,8 @@ pub struct AttemptView {
     pub inquiries: u32,
     pub cancels: u32,
     pub created_at: DateTime<Utc>,
+    /// When the watchdog stops inquiring and cancels, if it has not ended by then.
+    pub deadline_at: DateTime<Utc>,
 }
 
 impl SaleView {
@@ -98,6 +100,7 @@ impl AttemptView {
             inquiries: a.inquiries,
             cancels: a.cancels,
             created_at: a.created_at,
+            deadline_at: a.deadline_at,
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod bus;
 mod conn;
+pub mod console;
 pub(crate) mod error;
 mod health;
 pub(crate) mod sales;
@@ -70,6 +71,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/sales/{id}/refunds", post(sales::refund))
         .route("/v1/events", get(stream::events))
         .route("/v1/health", get(health::health))
+        .route("/v1/report", get(console::report))
+        .route("/v1/printer/test", post(console::printer_test))
+        .route("/console", get(console::page))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })
         .layer(axum::middleware::from_fn(read_body))
@@ -293,21 +297,28 @@ async fn require_token(State(token): State<Arc<String>>, request: Request, next:
     }
 }
 
-/// Refuses what a web browser sends: a page the cashier happens to open must not reach the
-/// TCP API, neither directly (`Origin`, `Sec-Fetch-Site`) nor through a DNS name rebound to
-/// this address (a `Host` that is a name other than `localhost`). Registers send neither.
+/// Refuses what a web browser sends from another page: a page the cashier happens to open
+/// must not reach the TCP API, neither directly (`Origin`, `Sec-Fetch-Site`) nor through a
+/// DNS name rebound to this address (a `Host` that is a name other than `localhost`).
+/// Registers send neither. The console is the exception: its page may be opened from
+/// anywhere (it only reads), and its own requests are same-origin (an `Origin` equal to the
+/// `Host` it was served from).
 async fn refuse_browsers(request: Request, next: Next) -> Response {
     let headers = request.headers();
-    let from_browser =
-        headers.contains_key(axum::http::header::ORIGIN) || headers.contains_key("sec-fetch-site");
-    let host_ok = match headers
+    let host = headers
         .get(axum::http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-    {
-        None => true,
-        Some(host) => host_is_address(host),
-    };
-    if from_browser || !host_ok {
+        .and_then(|v| v.to_str().ok());
+    let origin = headers
+        .get(axum::http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    let console_page =
+        request.method() == axum::http::Method::GET && request.uri().path() == "/console";
+    let same_origin = fetch_site.is_none_or(|s| s == "same-origin")
+        && origin.is_none_or(|o| host.is_some_and(|h| o == format!("http://{h}")));
+    let from_browser = origin.is_some() || fetch_site.is_some();
+    let host_ok = host.is_none_or(host_is_address);
+    if (from_browser && !same_origin && !console_page) || !host_ok {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -350,7 +361,9 @@ pub async fn serve(
     let cap = Arc::new(conn::Cap::for_this_process(state.connections.clone()));
     let app = router(state);
     let mut tasks = Vec::new();
-    let socket_app = app.clone();
+    let socket_app = app
+        .clone()
+        .layer(axum::Extension(console::Listener("socket")));
     let rx = stop.clone();
     let socket_cap = cap.clone();
     tasks.push(tokio::spawn(async move {
@@ -364,7 +377,9 @@ pub async fn serve(
             )),
             None => app,
         };
-        let tcp_app = tcp_app.layer(axum::middleware::from_fn(refuse_browsers));
+        let tcp_app = tcp_app
+            .layer(axum::middleware::from_fn(refuse_browsers))
+            .layer(axum::Extension(console::Listener("tcp")));
         let rx = stop.clone();
         let tcp_cap = cap.clone();
         tasks.push(tokio::spawn(async move {

@@ -44,6 +44,8 @@ pub struct AttemptJson<'a> {
     pub inquiries: u32,
     pub cancels: u32,
     pub created_at: String,
+    /// When the watchdog stops inquiring and cancels, if the attempt is still in doubt then.
+    pub deadline_at: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -97,6 +99,7 @@ impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
             inquiries: a.inquiries,
             cancels: a.cancels,
             created_at: to_journal(a.created_at),
+            deadline_at: to_journal(a.deadline_at),
         }
     }
 }
@@ -202,6 +205,11 @@ enum EventJson<'a> {
         differences: usize,
         paid_only_at_provider: usize,
     },
+    OperatorAction {
+        actor: &'a str,
+        action: &'static str,
+        result: &'a str,
+    },
 }
 
 impl<'a> From<&'a Event> for EventJson<'a> {
@@ -283,6 +291,15 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 differences: *differences,
                 paid_only_at_provider: *paid_only_at_provider,
             },
+            Event::OperatorAction {
+                actor,
+                action,
+                result,
+            } => EventJson::OperatorAction {
+                actor,
+                action,
+                result,
+            },
         }
     }
 }
@@ -311,6 +328,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::ScannerConnected { .. } => "scanner_connected",
         Event::ScannerDisconnected { .. } => "scanner_disconnected",
         Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
+        Event::OperatorAction { .. } => "operator_action",
         Event::ClockSkew { .. } => "clock_skew",
     }
 }

@@ -310,6 +310,11 @@ impl Engine {
     }
 
     /// The sale the next payment code goes to, if any.
+    /// The store's time zone (`[terminal] time_zone`).
+    pub fn zone(&self) -> crate::clock::StoreZone {
+        self.settings.terminal.zone
+    }
+
     pub fn armed(&self) -> Option<String> {
         lock(&self.slots).armed.clone()
     }

@@ -90,7 +90,10 @@ impl LedPattern {
             Event::GatewayOnline => LedPattern::Idle,
             // A payment code that was not taken (no sale waiting, code reused): a hint.
             Event::ScanRefused { .. } => LedPattern::ScanRefused,
-            Event::Barcode { .. } | Event::Garbage { .. } | Event::Refund { .. } => {
+            Event::Barcode { .. }
+            | Event::Garbage { .. }
+            | Event::Refund { .. }
+            | Event::OperatorAction { .. } => {
                 return None;
             }
         })

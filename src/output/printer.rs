@@ -221,6 +221,37 @@ impl PrinterQueue {
         }
     }
 
+    /// Prints a test slip (through the queue, in turn with receipts) and waits up to
+    /// `limit` for it: the printer's state after it, paper sensor included.
+    pub fn test_slip(&self, limit: Duration) -> PrinterState {
+        let ctx = &self.config.receipt;
+        let mut p = super::escpos::EscPos::new(ctx.encoding);
+        p.align(super::escpos::Align::Center)
+            .bold(true)
+            .line("TEST SLIP")
+            .bold(false);
+        if let Some(name) = &ctx.store_name {
+            p.line(name);
+        }
+        p.line(&format!("terminal {}", ctx.terminal_id));
+        p.line(
+            &ctx.zone
+                .local(chrono::Utc::now())
+                .format("%Y-%m-%d %H:%M")
+                .to_string(),
+        );
+        p.line(&"-".repeat(ctx.width));
+        p.line("打印测试 printer test: ok");
+        p.feed(2).cut();
+        let before = self.state().done;
+        self.enqueue(p.into_bytes());
+        let end = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < end && self.state().done <= before {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.state()
+    }
+
     /// The receipts of a finished sale (copies, and the merchant's copy when configured).
     pub fn sale_slips(&self, sale: &crate::view::SaleView) -> Vec<Vec<u8>> {
         let ctx = &self.config.receipt;

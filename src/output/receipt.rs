@@ -232,6 +232,7 @@ mod golden {
                 inquiries: 0,
                 cancels: 0,
                 created_at: crate::clock::from_journal("2026-11-22T02:00:08.539Z").unwrap(),
+                deadline_at: crate::clock::from_journal("2026-11-22T02:01:08.539Z").unwrap(),
             }],
             refunds: vec![],
             reason: None,

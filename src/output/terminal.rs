@@ -134,6 +134,11 @@ impl Observer for TerminalOutput {
             } => self.say(&format!(
                 "NEEDS ATTENTION: the provider's record of {date} differs from the journal on {differences} trade(s): scanpay reconcile --date {date}"
             )),
+            Event::OperatorAction {
+                actor,
+                action,
+                result,
+            } => self.say(&format!("{actor}: {action}: {result}")),
             Event::Refund { refund } => self.say(&format!(
                 "refund {} {}: {}",
                 refund.refund_id, refund.amount, refund.state

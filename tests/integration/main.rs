@@ -2,6 +2,7 @@
 //! binary as processes against the sandbox over loopback, on real journal files.
 
 mod common;
+mod console;
 
 mod ams;
 mod api;
