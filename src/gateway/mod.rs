@@ -15,6 +15,7 @@ pub mod keys;
 pub mod monitor;
 pub mod records;
 pub mod scrub;
+pub mod wechat_pay;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
 pub use records::{ProviderRecord, RecordKind};
