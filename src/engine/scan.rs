@@ -105,9 +105,12 @@ impl Engine {
                 request_id: used.request_id.clone(),
             });
         }
-        let deadline = now
-            + chrono::Duration::from_std(self.settings.watchdog.sale_deadline)
-                .unwrap_or(chrono::TimeDelta::MAX);
+        // The gateway's own deadline when it is shorter (WeChat Pay: 30–45 s).
+        let in_doubt = match self.gateway.policy().deadline {
+            Some(d) => d.min(self.settings.watchdog.sale_deadline),
+            None => self.settings.watchdog.sale_deadline,
+        };
+        let deadline = now + chrono::Duration::from_std(in_doubt).unwrap_or(chrono::TimeDelta::MAX);
         let request_id = new_request_id(&self.settings.terminal.id, now);
         // Claimed before the row is written: from its commit on, the watchdog's sweep finds
         // it owned, so no second worker can take it in between.
