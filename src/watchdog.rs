@@ -181,7 +181,9 @@ impl Resolver {
         // A gateway that wants a pause before its first inquiry (WeChat Pay: 5 s after the
         // pay, docs/gateways.md §8.6) gets it, within the budget; a restarted one has had it.
         let first = self.gateway.policy().first_inquiry_after;
-        let since = (self.clock.now() - a.created_at).to_std().unwrap_or_default();
+        let since = (self.clock.now() - a.created_at)
+            .to_std()
+            .unwrap_or_default();
         if let Some(wait) = first.checked_sub(since)
             && !wait.is_zero()
             && !a.expedited()
@@ -329,8 +331,8 @@ impl Resolver {
         let policy = self.gateway.policy();
         let closes_at = policy.cancel_window.closes_at(a.created_at);
         // Not sooner than the gateway allows after the pay (WeChat Pay: 15 s).
-        let not_before = a.created_at
-            + chrono::Duration::from_std(policy.cancel_not_before).unwrap_or_default();
+        let not_before =
+            a.created_at + chrono::Duration::from_std(policy.cancel_not_before).unwrap_or_default();
         if let Ok(wait) = (not_before - self.clock.now()).to_std()
             && !wait.is_zero()
             && !self.pause(wait).await

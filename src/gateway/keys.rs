@@ -217,7 +217,9 @@ pub fn load_secret(path: &Path) -> Result<Zeroizing<String>, KeyError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|source| KeyError::Read { file, source })?,
     );
-    Ok(Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_string()))
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
 }
 
 /// Writes a secret with mode 0600 (the sandbox's APIv3 key).

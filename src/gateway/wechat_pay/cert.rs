@@ -45,7 +45,11 @@ pub fn parse_pem(pem: &str, source: &str) -> Result<PlatformKey, String> {
 
 /// A self-signed certificate for `key` with serial `serial` (hex), valid from now for
 /// `valid_for` (the sandbox's platform certificate). Returns the PEM.
-pub fn self_signed(key: &PrivateKey, serial_hex: &str, valid_for: Duration) -> Result<String, String> {
+pub fn self_signed(
+    key: &PrivateKey,
+    serial_hex: &str,
+    valid_for: Duration,
+) -> Result<String, String> {
     use x509_cert::builder::{Builder, CertificateBuilder, Profile};
     use x509_cert::name::Name;
     use x509_cert::serial_number::SerialNumber;

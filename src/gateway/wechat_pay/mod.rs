@@ -149,7 +149,12 @@ impl WechatPay {
     }
 
     /// Signs and sends one request; returns the answer with its verification result.
-    async fn call(&self, method: Method, target: &str, body: Option<String>) -> Result<Reply, CallError> {
+    async fn call(
+        &self,
+        method: Method,
+        target: &str,
+        body: Option<String>,
+    ) -> Result<Reply, CallError> {
         if self.settings.download_certificates {
             self.refresh_certificates_if_due().await;
         }
@@ -161,7 +166,12 @@ impl WechatPay {
             tracing::info!(serial = %serial, "answer signed with a platform certificate we do not hold yet: downloading");
             self.refresh_certificates(true).await;
             let mut again = reply.0;
-            again.verified = wire::verify(&self.platform_keys(), &reply.1, &again.body, self.io.clock.now());
+            again.verified = wire::verify(
+                &self.platform_keys(),
+                &reply.1,
+                &again.body,
+                self.io.clock.now(),
+            );
             return Ok(self.logged(target, again));
         }
         Ok(self.logged(target, reply.0))
@@ -196,10 +206,12 @@ impl WechatPay {
         let s = &self.settings;
         let now = self.io.clock.now();
         let nonce = wire::nonce();
-        let authorization = wire::sign_request(
-            &s.private_key,
-            &s.mchid,
-            &s.serial_no,
+        let authorization = wire::RequestSigner {
+            key: &s.private_key,
+            mchid: &s.mchid,
+            serial_no: &s.serial_no,
+        }
+        .sign(
             method.as_str(),
             target,
             body.unwrap_or(""),
@@ -279,7 +291,12 @@ impl WechatPay {
     pub async fn refresh_certificates(&self, urgent: bool) {
         let _one = self.refreshing.lock().await;
         if let Some(at) = self.downloaded.read().unwrap_or_else(|e| e.into_inner()).1
-            && at.elapsed() < if urgent { CERT_REFRESH_MIN_GAP } else { CERT_REFRESH_EVERY }
+            && at.elapsed()
+                < if urgent {
+                    CERT_REFRESH_MIN_GAP
+                } else {
+                    CERT_REFRESH_EVERY
+                }
         {
             return;
         }
@@ -332,8 +349,8 @@ impl WechatPay {
             serial_no: String,
             encrypt_certificate: wire::EncryptedResource,
         }
-        let list: List = serde_json::from_slice(&reply.body)
-            .map_err(|e| format!("certificate list: {e}"))?;
+        let list: List =
+            serde_json::from_slice(&reply.body).map_err(|e| format!("certificate list: {e}"))?;
         let mut keys = Vec::new();
         for item in list.data {
             let pem = wire::decrypt(self.settings.apiv3_key.bytes(), &item.encrypt_certificate)
@@ -364,7 +381,11 @@ impl WechatPay {
         )
     }
 
-    async fn get_outcome<T>(&self, target: &str, map: impl FnOnce(&Reply) -> Outcome<T>) -> Outcome<T> {
+    async fn get_outcome<T>(
+        &self,
+        target: &str,
+        map: impl FnOnce(&Reply) -> Outcome<T>,
+    ) -> Outcome<T> {
         match self.call(Method::Get, target, None).await {
             Ok(reply) => map(&reply),
             Err(e) => e.into_outcome(),
@@ -460,9 +481,8 @@ impl Gateway for WechatPay {
             // A stated business failure is confirmed by one query (docs/gateways.md §8.1):
             // only a closed or unknown order makes it final.
             Outcome::Failed(f) => match self.inquire(&request.request_id).await {
-                Outcome::Success(TradeStatus::Closed(_)) | Outcome::Success(TradeStatus::NotFound) => {
-                    Outcome::Failed(f)
-                }
+                Outcome::Success(TradeStatus::Closed(_))
+                | Outcome::Success(TradeStatus::NotFound) => Outcome::Failed(f),
                 other => Outcome::Unknown(Unknown::new(
                     UnknownKind::ProviderUnsure,
                     format!(
@@ -535,7 +555,9 @@ impl Gateway for WechatPay {
             }
             Outcome::Success(status) => Outcome::Unknown(Unknown::new(
                 UnknownKind::ProviderUnsure,
-                format!("reverse answered, but the query after it says {status:?}: reversing again"),
+                format!(
+                    "reverse answered, but the query after it says {status:?}: reversing again"
+                ),
             )),
             other => other.map(|_| Cancelled::Closed),
         }
@@ -561,7 +583,11 @@ impl Gateway for WechatPay {
                     cashier: "the payment is not paid: nothing to refund".to_string(),
                 });
             }
-            other => return other.map(|_| Refunded { provider_refund_id: None }),
+            other => {
+                return other.map(|_| Refunded {
+                    provider_refund_id: None,
+                });
+            }
         };
         let body = match to_json(&wire::RefundBody {
             out_trade_no: request.payment_request_id.clone(),
@@ -587,7 +613,9 @@ impl Gateway for WechatPay {
 
     async fn inquire_refund(&self, request: &RefundRequest) -> Outcome<bool> {
         let target = format!("/v3/refund/domestic/refunds/{}", encode(&request.refund_id));
-        self.get_outcome(&target, |r| wire::refund_query_outcome(r, &request.refund_id))
-            .await
+        self.get_outcome(&target, |r| {
+            wire::refund_query_outcome(r, &request.refund_id)
+        })
+        .await
     }
 }

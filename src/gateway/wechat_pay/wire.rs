@@ -29,7 +29,13 @@ pub const H_REQUEST_ID: &str = "request-id";
 
 /// The text a request signature covers: method, request target (path and query exactly as
 /// sent), timestamp, nonce and body, each followed by `\n` (an empty body for a GET).
-pub fn request_message(method: &str, target: &str, timestamp: i64, nonce: &str, body: &str) -> String {
+pub fn request_message(
+    method: &str,
+    target: &str,
+    timestamp: impl std::fmt::Display,
+    nonce: &str,
+    body: &str,
+) -> String {
     format!("{method}\n{target}\n{timestamp}\n{nonce}\n{body}\n")
 }
 
@@ -46,20 +52,27 @@ pub fn authorization(
     )
 }
 
-/// Signs one request: the `Authorization` header for `method target body` at `timestamp`.
-pub fn sign_request(
-    key: &PrivateKey,
-    mchid: &str,
-    serial_no: &str,
-    method: &str,
-    target: &str,
-    body: &str,
-    timestamp: i64,
-    nonce: &str,
-) -> String {
-    let message = request_message(method, target, timestamp, nonce, body);
-    let signature = key.sign_sha256_base64(message.as_bytes());
-    authorization(mchid, nonce, timestamp, serial_no, &signature)
+/// Who signs a request: the merchant's key, its merchant number and certificate serial.
+pub struct RequestSigner<'a> {
+    pub key: &'a PrivateKey,
+    pub mchid: &'a str,
+    pub serial_no: &'a str,
+}
+
+impl RequestSigner<'_> {
+    /// The `Authorization` header for `method target body` at `timestamp` with `nonce`.
+    pub fn sign(
+        &self,
+        method: &str,
+        target: &str,
+        body: &str,
+        timestamp: i64,
+        nonce: &str,
+    ) -> String {
+        let message = request_message(method, target, timestamp, nonce, body);
+        let signature = self.key.sign_sha256_base64(message.as_bytes());
+        authorization(self.mchid, nonce, timestamp, self.serial_no, &signature)
+    }
 }
 
 /// 32 characters from `[0-9A-Za-z]`, as the official SDKs make a nonce.
@@ -101,7 +114,13 @@ pub fn parse_authorization(header: &str) -> Option<AuthParams> {
             return None;
         }
     }
-    let [Some(mchid), Some(nonce), Some(timestamp), Some(serial_no), Some(signature)] = found
+    let [
+        Some(mchid),
+        Some(nonce),
+        Some(timestamp),
+        Some(serial_no),
+        Some(signature),
+    ] = found
     else {
         return None;
     };
@@ -239,7 +258,12 @@ pub fn verify(
 }
 
 /// Signs an answer (the sandbox): the four `Wechatpay-*` header values.
-pub fn sign_answer(key: &PrivateKey, serial: &str, body: &[u8], now: DateTime<Utc>) -> SignedHeaders {
+pub fn sign_answer(
+    key: &PrivateKey,
+    serial: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> SignedHeaders {
     let timestamp = now.timestamp().to_string();
     let nonce = nonce();
     let signature = key.sign_sha256_base64(&answer_message(&timestamp, &nonce, body));
@@ -491,7 +515,10 @@ impl Reply {
 
     fn unverified(&self) -> Option<Unknown> {
         self.verified.as_ref().err().map(|e| {
-            Unknown::new(UnknownKind::BadSignature, format!("HTTP {}: {e}", self.status))
+            Unknown::new(
+                UnknownKind::BadSignature,
+                format!("HTTP {}: {e}", self.status),
+            )
         })
     }
 }
@@ -571,10 +598,14 @@ fn paid_of(tx: &Transaction, request_id: &str) -> Result<Paid, Unknown> {
         .transaction_id
         .clone()
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| Unknown::new(UnknownKind::Malformed, "paid answer without transaction_id"))?;
+        .ok_or_else(|| {
+            Unknown::new(UnknownKind::Malformed, "paid answer without transaction_id")
+        })?;
     let amount = match &tx.amount {
         Some(TxAmount {
-            total: Some(total), currency, ..
+            total: Some(total),
+            currency,
+            ..
         }) => {
             let currency = match currency.as_deref() {
                 None => cny(),
@@ -689,8 +720,9 @@ pub fn query_outcome(reply: &Reply, request_id: &str) -> Outcome<TradeStatus> {
                 },
                 "USERPAYING" | "NOTPAY" | "ACCEPT" => Outcome::Success(TradeStatus::Waiting),
                 // A reversed order that had been paid still names its transaction.
-                "REVOKED" if tx.transaction_id.as_deref().is_some_and(|t| !t.is_empty())
-                    && tx.success_time.is_some() =>
+                "REVOKED"
+                    if tx.transaction_id.as_deref().is_some_and(|t| !t.is_empty())
+                        && tx.success_time.is_some() =>
                 {
                     match paid_of(&tx, request_id) {
                         Ok(p) => Outcome::Success(TradeStatus::Reversed(p)),
@@ -775,7 +807,10 @@ fn refund_state(reply: &Reply, refund_id: &str) -> Result<(Option<bool>, Refund)
         return Err(Outcome::Unknown(u));
     }
     let r: Refund = serde_json::from_slice(&reply.body).map_err(|e| {
-        Outcome::Unknown(Unknown::new(UnknownKind::Malformed, format!("refund answer: {e}")))
+        Outcome::Unknown(Unknown::new(
+            UnknownKind::Malformed,
+            format!("refund answer: {e}"),
+        ))
     })?;
     if r.out_refund_no.as_deref() != Some(refund_id) {
         return Err(Outcome::Unknown(Unknown::new(
@@ -849,7 +884,9 @@ pub fn refund_query_outcome(reply: &Reply, refund_id: &str) -> Outcome<bool> {
             )),
         },
         // Never received: the refund is sent (again, under the same id).
-        404 if reply.error().code == "RESOURCE_NOT_EXISTS" || reply.error().code == "ORDER_NOT_EXIST" => {
+        404 if reply.error().code == "RESOURCE_NOT_EXISTS"
+            || reply.error().code == "ORDER_NOT_EXIST" =>
+        {
             Outcome::Success(false)
         }
         status => {

@@ -2,7 +2,10 @@ use super::*;
 use serde_json::Value;
 
 fn vectors() -> Value {
-    serde_json::from_str(include_str!("../../../../tests/vectors/wechat/vectors.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../../tests/vectors/wechat/vectors.json"
+    ))
+    .unwrap()
 }
 
 fn key() -> PrivateKey {
@@ -48,27 +51,39 @@ fn v2_request_message_and_header() {
         s(&v, "/v2/get_message")
     );
     assert_eq!(
-        request_message("POST", "/v3/certificates", ts, nonce, s(&v, "/v2/post_body")),
+        request_message(
+            "POST",
+            "/v3/certificates",
+            ts,
+            nonce,
+            s(&v, "/v2/post_body")
+        ),
         s(&v, "/v2/post_message")
     );
-    let header = sign_request(
-        &key(),
-        s(&v, "/v2/mchid"),
-        s(&v, "/v2/serial"),
-        "GET",
-        "/v3/certificates",
-        "",
-        ts,
-        nonce,
+    let key = key();
+    let signer = RequestSigner {
+        key: &key,
+        mchid: s(&v, "/v2/mchid"),
+        serial_no: s(&v, "/v2/serial"),
+    };
+    let header = signer.sign("GET", "/v3/certificates", "", ts, nonce);
+    let signature = key.sign_sha256_base64(s(&v, "/v2/get_message").as_bytes());
+    assert_eq!(
+        header,
+        format!("{}{signature}\"", s(&v, "/v2/header_prefix"))
     );
-    let signature = key().sign_sha256_base64(s(&v, "/v2/get_message").as_bytes());
-    assert_eq!(header, format!("{}{signature}\"", s(&v, "/v2/header_prefix")));
     let parsed = parse_authorization(&header).unwrap();
     assert_eq!(parsed.mchid, "1234567890");
     assert_eq!(parsed.serial_no, "0123456789ABC");
     assert_eq!(parsed.signature, signature);
-    assert_eq!(parse_authorization("WECHATPAY2-SHA256-RSA2048 mchid=\"1\""), None);
-    assert_eq!(parse_authorization(&header.replace("WECHATPAY2-SHA256-RSA2048", "WECHATPAY2-Mock")), None);
+    assert_eq!(
+        parse_authorization("WECHATPAY2-SHA256-RSA2048 mchid=\"1\""),
+        None
+    );
+    assert_eq!(
+        parse_authorization(&header.replace("WECHATPAY2-SHA256-RSA2048", "WECHATPAY2-Mock")),
+        None
+    );
 }
 
 #[test]
@@ -85,7 +100,9 @@ fn v3_notification_verifies_then_decrypts_and_nothing_else_does() {
     };
     assert_eq!(
         answer_message(s(&v, "/v3/timestamp"), s(&v, "/v3/nonce"), body).len() as u64,
-        v.pointer("/v3/message_len").and_then(Value::as_u64).unwrap()
+        v.pointer("/v3/message_len")
+            .and_then(Value::as_u64)
+            .unwrap()
     );
     let ts: i64 = s(&v, "/v3/timestamp").parse().unwrap();
     let keys = [PlatformKey {
@@ -95,7 +112,11 @@ fn v3_notification_verifies_then_decrypts_and_nothing_else_does() {
     assert_eq!(verify(&keys, &headers, body, at(ts + 10)), Ok(()));
     // Re-signing reproduces the signature (PKCS#1 v1.5 is deterministic).
     assert_eq!(
-        key().sign_sha256_base64(&answer_message(s(&v, "/v3/timestamp"), s(&v, "/v3/nonce"), body)),
+        key().sign_sha256_base64(&answer_message(
+            s(&v, "/v3/timestamp"),
+            s(&v, "/v3/nonce"),
+            body
+        )),
         s(&v, "/v3/signature")
     );
     // The 5-minute window, both ways.
@@ -206,14 +227,27 @@ fn v5_v6_code_pay_request_signatures() {
         },
     };
     let text = serde_json::to_string(&body).unwrap();
-    assert_eq!(text, s(&v, "/v5/body"), "serialised in the documented order");
+    assert_eq!(
+        text,
+        s(&v, "/v5/body"),
+        "serialised in the documented order"
+    );
     let ts = 1624523846;
     let nonce = "A1B2C3D4E5F6G7";
+    let key = key();
+    let signer = RequestSigner {
+        key: &key,
+        mchid: "1230000109",
+        serial_no: "X",
+    };
     let sign = |method: &str, target: &str, body: &str| {
-        let h = sign_request(&key(), "1230000109", "X", method, target, body, ts, nonce);
+        let h = signer.sign(method, target, body, ts, nonce);
         parse_authorization(&h).unwrap().signature
     };
-    assert_eq!(sign("POST", s(&v, "/v5/target"), &text), s(&v, "/v5/signature"));
+    assert_eq!(
+        sign("POST", s(&v, "/v5/target"), &text),
+        s(&v, "/v5/signature")
+    );
     assert_eq!(sign("GET", s(&v, "/v6/target"), ""), s(&v, "/v6/signature"));
 }
 
@@ -241,24 +275,42 @@ fn only_a_verified_answer_decides_a_pay() {
     }
     assert!(matches!(
         pay_outcome(&reply(200, paid, false), "R1"),
-        Outcome::Unknown(Unknown { kind: UnknownKind::BadSignature, .. })
+        Outcome::Unknown(Unknown {
+            kind: UnknownKind::BadSignature,
+            ..
+        })
     ));
     assert!(matches!(
         pay_outcome(&reply(200, paid, true), "R2"),
-        Outcome::Unknown(Unknown { kind: UnknownKind::Mismatch, .. })
+        Outcome::Unknown(Unknown {
+            kind: UnknownKind::Mismatch,
+            ..
+        })
     ));
     // 202 in either body shape, signed or not, even empty: confirming.
-    for body in [r#"{"trade_state":"USERPAYING"}"#, r#"{"code":"USER_PAYING","message":"x"}"#, ""] {
+    for body in [
+        r#"{"trade_state":"USERPAYING"}"#,
+        r#"{"code":"USER_PAYING","message":"x"}"#,
+        "",
+    ] {
         for signed in [true, false] {
             assert!(matches!(
                 pay_outcome(&reply(202, body, signed), "R1"),
-                Outcome::Unknown(Unknown { kind: UnknownKind::BuyerConfirming, .. })
+                Outcome::Unknown(Unknown {
+                    kind: UnknownKind::BuyerConfirming,
+                    ..
+                })
             ));
         }
     }
     let not_enough = r#"{"code":"NOT_ENOUGH","message":"余额不足"}"#;
-    assert!(matches!(pay_outcome(&reply(403, not_enough, true), "R1"), Outcome::Failed(f) if f.code == "NOT_ENOUGH"));
-    assert!(matches!(pay_outcome(&reply(403, not_enough, false), "R1"), Outcome::Unknown(_)));
+    assert!(
+        matches!(pay_outcome(&reply(403, not_enough, true), "R1"), Outcome::Failed(f) if f.code == "NOT_ENOUGH")
+    );
+    assert!(matches!(
+        pay_outcome(&reply(403, not_enough, false), "R1"),
+        Outcome::Unknown(_)
+    ));
     for (status, body) in [
         (500, r#"{"code":"SYSTEM_ERROR","message":"系统繁忙"}"#),
         (500, r#"{"code":"BANK_ERROR","message":""}"#),
@@ -269,7 +321,10 @@ fn only_a_verified_answer_decides_a_pay() {
         (418, "not json"),
     ] {
         assert!(
-            matches!(pay_outcome(&reply(status, body, true), "R1"), Outcome::Unknown(_)),
+            matches!(
+                pay_outcome(&reply(status, body, true), "R1"),
+                Outcome::Unknown(_)
+            ),
             "{status} {body}"
         );
     }
@@ -284,50 +339,148 @@ fn query_states() {
     let q = |state: &str, extra: &str| {
         format!(r#"{{"out_trade_no":"R1","trade_state":"{state}"{extra}}}"#)
     };
-    let paid = q("SUCCESS", r#","transaction_id":"42","success_time":"2026-01-01T00:00:00+08:00","amount":{"total":5}"#);
-    assert!(matches!(query_outcome(&reply(200, &paid, true), "R1"), Outcome::Success(TradeStatus::Paid(_))));
-    assert!(matches!(query_outcome(&reply(200, &paid, false), "R1"), Outcome::Unknown(_)));
+    let paid = q(
+        "SUCCESS",
+        r#","transaction_id":"42","success_time":"2026-01-01T00:00:00+08:00","amount":{"total":5}"#,
+    );
+    assert!(matches!(
+        query_outcome(&reply(200, &paid, true), "R1"),
+        Outcome::Success(TradeStatus::Paid(_))
+    ));
+    assert!(matches!(
+        query_outcome(&reply(200, &paid, false), "R1"),
+        Outcome::Unknown(_)
+    ));
     for s in ["USERPAYING", "NOTPAY", "ACCEPT"] {
-        assert_eq!(query_outcome(&reply(200, &q(s, ""), true), "R1"), Outcome::Success(TradeStatus::Waiting));
+        assert_eq!(
+            query_outcome(&reply(200, &q(s, ""), true), "R1"),
+            Outcome::Success(TradeStatus::Waiting)
+        );
     }
     for s in ["CLOSED", "REVOKED", "PAYERROR"] {
-        assert!(matches!(query_outcome(&reply(200, &q(s, ""), true), "R1"), Outcome::Success(TradeStatus::Closed(_))));
+        assert!(matches!(
+            query_outcome(&reply(200, &q(s, ""), true), "R1"),
+            Outcome::Success(TradeStatus::Closed(_))
+        ));
     }
-    let reversed = q("REVOKED", r#","transaction_id":"42","success_time":"2026-01-01T00:00:00+08:00","amount":{"total":5}"#);
-    assert!(matches!(query_outcome(&reply(200, &reversed, true), "R1"), Outcome::Success(TradeStatus::Reversed(_))));
-    assert!(matches!(query_outcome(&reply(200, &q("WHATEVER", ""), true), "R1"), Outcome::Unknown(_)));
+    let reversed = q(
+        "REVOKED",
+        r#","transaction_id":"42","success_time":"2026-01-01T00:00:00+08:00","amount":{"total":5}"#,
+    );
+    assert!(matches!(
+        query_outcome(&reply(200, &reversed, true), "R1"),
+        Outcome::Success(TradeStatus::Reversed(_))
+    ));
+    assert!(matches!(
+        query_outcome(&reply(200, &q("WHATEVER", ""), true), "R1"),
+        Outcome::Unknown(_)
+    ));
     assert_eq!(
-        query_outcome(&reply(404, r#"{"code":"ORDER_NOT_EXIST","message":"订单不存在"}"#, false), "R1"),
+        query_outcome(
+            &reply(
+                404,
+                r#"{"code":"ORDER_NOT_EXIST","message":"订单不存在"}"#,
+                false
+            ),
+            "R1"
+        ),
         Outcome::Success(TradeStatus::NotFound)
     );
 }
 
 #[test]
 fn reverse_answers() {
-    assert_eq!(reverse_outcome(&reply(200, r#"{"mchid":"1","out_trade_no":"R1"}"#, true)), ReverseAnswer::Done);
-    assert!(matches!(reverse_outcome(&reply(200, "{}", false)), ReverseAnswer::Retry(_)));
-    assert_eq!(reverse_outcome(&reply(404, r#"{"code":"ORDER_NOT_EXIST","message":""}"#, false)), ReverseAnswer::NotFound);
-    for (status, code) in [(400, "USERPAYING"), (400, "USER_PAYING"), (429, "FREQUENCY_LIMITED"), (403, "TRADE_ERROR"), (400, "INVALID_REQUEST"), (500, "SYSTEM_ERROR"), (403, "SOMETHING_NEW")] {
+    assert_eq!(
+        reverse_outcome(&reply(200, r#"{"mchid":"1","out_trade_no":"R1"}"#, true)),
+        ReverseAnswer::Done
+    );
+    assert!(matches!(
+        reverse_outcome(&reply(200, "{}", false)),
+        ReverseAnswer::Retry(_)
+    ));
+    assert_eq!(
+        reverse_outcome(&reply(
+            404,
+            r#"{"code":"ORDER_NOT_EXIST","message":""}"#,
+            false
+        )),
+        ReverseAnswer::NotFound
+    );
+    for (status, code) in [
+        (400, "USERPAYING"),
+        (400, "USER_PAYING"),
+        (429, "FREQUENCY_LIMITED"),
+        (403, "TRADE_ERROR"),
+        (400, "INVALID_REQUEST"),
+        (500, "SYSTEM_ERROR"),
+        (403, "SOMETHING_NEW"),
+    ] {
         let body = format!(r#"{{"code":"{code}","message":""}}"#);
-        assert!(matches!(reverse_outcome(&reply(status, &body, false)), ReverseAnswer::Retry(_)), "{code}");
+        assert!(
+            matches!(
+                reverse_outcome(&reply(status, &body, false)),
+                ReverseAnswer::Retry(_)
+            ),
+            "{code}"
+        );
     }
-    assert!(matches!(reverse_outcome(&reply(401, r#"{"code":"SIGN_ERROR","message":""}"#, false)), ReverseAnswer::Rejected(_)));
+    assert!(matches!(
+        reverse_outcome(&reply(401, r#"{"code":"SIGN_ERROR","message":""}"#, false)),
+        ReverseAnswer::Rejected(_)
+    ));
 }
 
 #[test]
 fn refund_answers() {
-    let r = |status: &str| format!(r#"{{"refund_id":"50","out_refund_no":"F1","status":"{status}"}}"#);
-    assert!(matches!(refund_outcome(&reply(200, &r("SUCCESS"), true), "F1"), Outcome::Success(_)));
-    assert!(matches!(refund_outcome(&reply(200, &r("PROCESSING"), true), "F1"), Outcome::Unknown(_)));
-    assert!(matches!(refund_outcome(&reply(200, &r("SUCCESS"), false), "F1"), Outcome::Unknown(_)));
-    assert!(matches!(refund_outcome(&reply(200, &r("SUCCESS"), true), "F2"), Outcome::Unknown(_)));
-    assert!(matches!(refund_outcome(&reply(403, r#"{"code":"NOT_ENOUGH","message":""}"#, true), "F1"), Outcome::Failed(_)));
-    assert!(matches!(refund_outcome(&reply(500, r#"{"code":"SYSTEM_ERROR","message":""}"#, true), "F1"), Outcome::Unknown(_)));
-    assert_eq!(refund_query_outcome(&reply(200, &r("SUCCESS"), true), "F1"), Outcome::Success(true));
-    assert_eq!(refund_query_outcome(&reply(200, &r("CLOSED"), true), "F1"), Outcome::Success(false));
-    assert!(matches!(refund_query_outcome(&reply(200, &r("PROCESSING"), true), "F1"), Outcome::Unknown(_)));
+    let r =
+        |status: &str| format!(r#"{{"refund_id":"50","out_refund_no":"F1","status":"{status}"}}"#);
+    assert!(matches!(
+        refund_outcome(&reply(200, &r("SUCCESS"), true), "F1"),
+        Outcome::Success(_)
+    ));
+    assert!(matches!(
+        refund_outcome(&reply(200, &r("PROCESSING"), true), "F1"),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        refund_outcome(&reply(200, &r("SUCCESS"), false), "F1"),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        refund_outcome(&reply(200, &r("SUCCESS"), true), "F2"),
+        Outcome::Unknown(_)
+    ));
+    assert!(matches!(
+        refund_outcome(
+            &reply(403, r#"{"code":"NOT_ENOUGH","message":""}"#, true),
+            "F1"
+        ),
+        Outcome::Failed(_)
+    ));
+    assert!(matches!(
+        refund_outcome(
+            &reply(500, r#"{"code":"SYSTEM_ERROR","message":""}"#, true),
+            "F1"
+        ),
+        Outcome::Unknown(_)
+    ));
     assert_eq!(
-        refund_query_outcome(&reply(404, r#"{"code":"RESOURCE_NOT_EXISTS","message":""}"#, false), "F1"),
+        refund_query_outcome(&reply(200, &r("SUCCESS"), true), "F1"),
+        Outcome::Success(true)
+    );
+    assert_eq!(
+        refund_query_outcome(&reply(200, &r("CLOSED"), true), "F1"),
+        Outcome::Success(false)
+    );
+    assert!(matches!(
+        refund_query_outcome(&reply(200, &r("PROCESSING"), true), "F1"),
+        Outcome::Unknown(_)
+    ));
+    assert_eq!(
+        refund_query_outcome(
+            &reply(404, r#"{"code":"RESOURCE_NOT_EXISTS","message":""}"#, false),
+            "F1"
+        ),
         Outcome::Success(false)
     );
 }
