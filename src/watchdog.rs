@@ -159,11 +159,11 @@ impl Resolver {
         Ok(a)
     }
 
-    fn next_inquiry_pause(&self) -> Duration {
+    fn next_inquiry_pause(&self, request_id: &str) -> Duration {
         if let Some(fixed) = self.inquiry_interval {
             return fixed;
         }
-        let policy = self.gateway.policy();
+        let policy = self.gateway.policy_for(request_id);
         let (min, max) = (policy.inquiry_interval_min, policy.inquiry_interval_max);
         if max <= min {
             return min;
@@ -180,7 +180,7 @@ impl Resolver {
         let budget = a.budget_left(self.clock.now());
         // A gateway that wants a pause before its first inquiry (WeChat Pay: 5 s after the
         // pay, docs/gateways.md §8.6) gets it, within the budget; a restarted one has had it.
-        let first = self.gateway.policy().first_inquiry_after;
+        let first = self.gateway.policy_for(&a.request_id).first_inquiry_after;
         let since = (self.clock.now() - a.created_at)
             .to_std()
             .unwrap_or_default();
@@ -290,7 +290,10 @@ impl Resolver {
             if left.is_zero() {
                 break;
             }
-            if !self.pause(left.min(self.next_inquiry_pause())).await {
+            if !self
+                .pause(left.min(self.next_inquiry_pause(&a.request_id)))
+                .await
+            {
                 return Ok(a);
             }
             a = self.journal.attempt(a.id)?;
@@ -328,7 +331,7 @@ impl Resolver {
     ) -> Result<AttemptRow, JournalError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
-        let policy = self.gateway.policy();
+        let policy = self.gateway.policy_for(&a.request_id);
         let closes_at = policy.cancel_window.closes_at(a.created_at);
         // Not sooner than the gateway allows after the pay (WeChat Pay: 15 s).
         let not_before =

@@ -169,8 +169,8 @@ pub enum Command {
     /// numbers, and serial ports, with the [[scanner]] values to use
     Devices,
     /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
-    /// (POST /gateway.do) and the Antom AMS protocol (POST /ams/api/v1/payments/*), with
-    /// GET /_sandbox/ledger. Keys and client configs go to --dir
+    /// (POST /gateway.do), the Antom AMS protocol (POST /ams/api/v1/payments/*) and WeChat
+    /// Pay APIv3 (/v3/...), with GET /_sandbox/ledger. Keys and client configs go to --dir
     Sandbox {
         /// Address to listen on, e.g. 127.0.0.1:8089 (port 0 picks a free one)
         #[arg(long, default_value = "127.0.0.1:8089")]
@@ -187,6 +187,10 @@ pub enum Command {
         /// Verify requests with this app public key instead of a generated app key pair
         #[arg(long)]
         app_public_key: Option<PathBuf>,
+        /// WeChat Pay behaviours no source confirms, comma-separated: userpaying-code,
+        /// unsigned-202, unsigned-errors, reverse-429, reverse-unknown-200, revoked-bare, probe
+        #[arg(long, default_value = "")]
+        wechat_mode: crate::sandbox::WechatModes,
     },
 }
 
@@ -425,7 +429,9 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             app_id,
             client_id,
             app_public_key,
+            wechat_mode,
         } => runtime.block_on(sandbox::run(sandbox::Args {
+            wechat_mode,
             listen,
             dir,
             app_id,

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use super::EXIT_OK;
 use super::exit::{Exit, Failure, OrExit};
 use crate::clock::SystemClock;
-use crate::sandbox::{Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config};
+use crate::sandbox::{
+    Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config, dual_client_config,
+};
 
 /// RSA modulus size of generated keys, as Alipay's own tooling generates.
 pub const KEY_BITS: usize = 2048;
@@ -22,6 +24,7 @@ pub struct Args {
     pub app_id: String,
     pub client_id: String,
     pub app_public_key: Option<PathBuf>,
+    pub wechat_mode: crate::sandbox::WechatModes,
 }
 
 /// A running sandbox: its URL and the task serving it.
@@ -43,18 +46,41 @@ pub async fn start(
     client_id: &str,
     app_public_key: Option<&Path>,
 ) -> Result<Running, String> {
+    start_with_modes(
+        listen,
+        dir,
+        app_id,
+        client_id,
+        app_public_key,
+        crate::sandbox::WechatModes::default(),
+    )
+    .await
+}
+
+/// [`start`], with these WeChat Pay behaviours switched on (docs/gateways.md §8.7).
+pub async fn start_with_modes(
+    listen: SocketAddr,
+    dir: &Path,
+    app_id: &str,
+    client_id: &str,
+    app_public_key: Option<&Path>,
+    wechat_modes: crate::sandbox::WechatModes,
+) -> Result<Running, String> {
     let keys =
         SandboxKeys::load_or_create(dir, KEY_BITS, app_public_key).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let server = Arc::new(SandboxServer::new(
-        Arc::new(Sandbox::new(Arc::new(SystemClock))),
-        &keys,
-        app_id,
-        client_id,
-    ));
+    let server = Arc::new(
+        SandboxServer::new(
+            Arc::new(Sandbox::new(Arc::new(SystemClock))),
+            &keys,
+            app_id,
+            client_id,
+        )
+        .with_wechat_modes(wechat_modes),
+    );
     let task = tokio::spawn(server.serve(listener));
     Ok(Running {
         url: format!("http://{addr}/gateway.do"),
@@ -72,12 +98,13 @@ pub async fn run(args: Args) -> Exit {
             args.listen
         );
     }
-    let running = start(
+    let running = start_with_modes(
         args.listen,
         &args.dir,
         &args.app_id,
         &args.client_id,
         args.app_public_key.as_deref(),
+        args.wechat_mode,
     )
     .await
     .or_usage()?;
@@ -94,6 +121,12 @@ pub async fn run(args: Args) -> Exit {
         "scanpay sandbox: Antom AMS gateway at {} (client id {})",
         running.origin, args.client_id
     ));
+    super::out(&format!(
+        "scanpay sandbox: WeChat Pay APIv3 at {}/v3/ (mchid {}, platform certificate {})",
+        running.origin,
+        crate::sandbox::WECHAT_MCHID,
+        running.keys.wechat.cert_serial
+    ));
     let configs = [
         (
             "scanpay.toml",
@@ -104,6 +137,11 @@ pub async fn run(args: Args) -> Exit {
             "scanpay-ams.toml",
             "AMS client config",
             ams_client_config(&running.origin, &args.client_id, &running.keys),
+        ),
+        (
+            "scanpay-dual.toml",
+            "Alipay + WeChat Pay client config",
+            dual_client_config(&running.url, &running.origin, &args.app_id, &running.keys),
         ),
     ];
     for (file, what, config) in configs {

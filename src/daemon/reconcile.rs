@@ -79,6 +79,10 @@ async fn provider_records(
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
         }
+        (GatewaySettings::Wechat(_), _) => Err(
+            "reconciliation against the WeChat Pay trade bill is not implemented yet: reconcile the Alipay gateway ([gateway.alipay])"
+                .to_string(),
+        ),
         (GatewaySettings::Sandbox(_), _) => Err(
             "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
                 .to_string(),

@@ -105,13 +105,19 @@ impl Engine {
                 request_id: used.request_id.clone(),
             });
         }
+        // Tagged so that every later call about it reaches the gateway it went to.
+        let wallet = code.wallet();
+        let request_id = format!(
+            "{}{}",
+            new_request_id(&self.settings.terminal.id, now),
+            self.gateway.request_id_tag(wallet)
+        );
         // The gateway's own deadline when it is shorter (WeChat Pay: 30–45 s).
-        let in_doubt = match self.gateway.policy().deadline {
+        let in_doubt = match self.gateway.policy_for(&request_id).deadline {
             Some(d) => d.min(self.settings.watchdog.sale_deadline),
             None => self.settings.watchdog.sale_deadline,
         };
         let deadline = now + chrono::Duration::from_std(in_doubt).unwrap_or(chrono::TimeDelta::MAX);
-        let request_id = new_request_id(&self.settings.terminal.id, now);
         // Claimed before the row is written: from its commit on, the watchdog's sweep finds
         // it owned, so no second worker can take it in between.
         let claim = self
@@ -122,7 +128,7 @@ impl Engine {
             })?;
         let new = NewAttempt {
             request_id,
-            gateway: self.gateway.name(),
+            gateway: self.gateway.route(wallet).unwrap_or(self.gateway.name()),
             code,
             deadline_at: deadline,
         };

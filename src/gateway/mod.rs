@@ -14,6 +14,7 @@ mod http;
 pub mod keys;
 pub mod monitor;
 pub mod records;
+pub mod router;
 pub mod scrub;
 pub mod wechat_pay;
 
@@ -295,6 +296,24 @@ pub trait Gateway: Send + Sync {
 
     /// Whether this gateway can charge codes of `wallet`.
     fn accepts(&self, wallet: Wallet) -> bool;
+
+    /// The name of the gateway that charges codes of `wallet` (a [`router::Router`] answers
+    /// for the one it routes to); `None` when none does.
+    fn route(&self, wallet: Wallet) -> Option<&'static str> {
+        self.accepts(wallet).then(|| self.name())
+    }
+
+    /// What ends the request ids of payments sent through this gateway for `wallet`, so that
+    /// a router sends every later call about one to the same gateway (WeChat Pay: `W`).
+    fn request_id_tag(&self, _wallet: Wallet) -> &'static str {
+        ""
+    }
+
+    /// How the payment sent under `request_id` is chased: the policy of the gateway it went
+    /// to.
+    fn policy_for(&self, _request_id: &str) -> Policy {
+        self.policy()
+    }
 
     /// The gateway's clock minus ours, seconds, from its last answer; `None` when unknown.
     fn clock_skew_s(&self) -> Option<i64> {

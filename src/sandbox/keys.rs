@@ -64,7 +64,8 @@ fn wechat_keys(dir: &Path, bits: usize) -> Result<WechatKeys, KeyError> {
     let (cert_pem, cert_serial) = match existing {
         Some((pem, k)) => (pem, k.id),
         None => {
-            let serial = format!("{:040X}", rand::random::<u128>());
+            // A positive DER integer: the first byte below 0x80.
+            let serial = format!("5C{:030X}", rand::random::<u128>() >> 8);
             let pem = cert::self_signed(&platform_key, &serial, WECHAT_CERT_VALIDITY)
                 .map_err(generate_err)?;
             let k = cert::parse_pem(&pem, "sandbox certificate").map_err(generate_err)?;

@@ -46,7 +46,7 @@ mod scenario;
 mod server;
 mod wechat;
 
-pub use client::{ams_client_config, client_config};
+pub use client::{ams_client_config, client_config, dual_client_config};
 pub use keys::{
     SandboxKeys, WECHAT_APPID, WECHAT_MCHID, WECHAT_MERCHANT_SERIAL, WECHAT_PUBLIC_KEY_ID,
     WechatKeys,

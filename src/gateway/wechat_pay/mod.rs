@@ -24,6 +24,10 @@ use crate::clock::Clock;
 use crate::paycode::Wallet;
 use wire::{PlatformKey, Reply, ReverseAnswer, SignedHeaders};
 
+/// What ends the request id of every WeChat Pay payment: a router sends the calls about it
+/// here, whichever gateways are configured (docs/gateways.md §8.8).
+pub const REQUEST_ID_TAG: &str = "W";
+
 /// The in-doubt deadline unless configured (docs/gateways.md §8.6): 30 s, then reverse.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 /// The range the deadline may be configured in.
@@ -421,6 +425,11 @@ impl Gateway for WechatPay {
 
     fn accepts(&self, wallet: Wallet) -> bool {
         wallet == Wallet::WechatPay
+    }
+
+    /// Request ids of WeChat Pay payments end in `W` (docs/gateways.md §8.8).
+    fn request_id_tag(&self, _wallet: Wallet) -> &'static str {
+        REQUEST_ID_TAG
     }
 
     fn clock_skew_s(&self) -> Option<i64> {
