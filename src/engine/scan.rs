@@ -297,10 +297,11 @@ impl Engine {
                         }),
                         // By the monotonic clock: a wall-clock step before the watchdog
                         // takes it over changes nothing.
+                        // The attempt's own window (a gateway's deadline may be shorter).
                         budget_left: Some(
-                            self.settings
-                                .watchdog
-                                .sale_deadline
+                            (attempt.deadline_at - attempt.created_at)
+                                .to_std()
+                                .unwrap_or(self.settings.watchdog.sale_deadline)
                                 .saturating_sub(sent_at.elapsed()),
                         ),
                         ..Change::default()

@@ -19,3 +19,4 @@ mod sandbox_charset;
 mod scanner;
 mod simulation;
 mod trust_edges;
+mod wechat;
