@@ -144,6 +144,9 @@ pub enum Command {
         /// running it twice refunds once
         #[arg(long)]
         fix: bool,
+        /// With several gateways, whose records: alipay or wechat (default: the first)
+        #[arg(long)]
+        provider: Option<String>,
     },
     /// Print a sale's receipt again on the configured printer
     Reprint {
@@ -404,12 +407,14 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             file,
             format,
             fix,
+            provider,
         } => runtime.block_on(reconcile::run(reconcile::Args {
             config,
             date,
             file,
             format,
             fix,
+            provider,
         })),
         Command::Bench { quick, dir } => {
             let plan = if quick {

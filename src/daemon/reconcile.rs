@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use crate::clock::{Clock, beijing, beijing_day};
 use crate::config::{Config, GatewaySettings};
 use crate::gateway::alipay_openapi::OpenApi;
-use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi};
+use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi, wechat_pay};
 use crate::journal::Journal;
 use crate::reconcile;
 
@@ -28,17 +28,33 @@ pub async fn compare_day(
     file: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<reconcile::Reconciliation, String> {
+    compare_day_of(config, &config.gateway, journal, date, file, clock).await
+}
+
+/// [`compare_day`] with the records of `provider`, one of the configured gateways, compared
+/// with the attempts that went to it.
+pub async fn compare_day_of(
+    config: &Config,
+    provider: &GatewaySettings,
+    journal: &Journal,
+    date: NaiveDate,
+    file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<reconcile::Reconciliation, String> {
     let file = file.or_else(|| {
         config
             .reconcile
             .as_ref()
             .and_then(|r| r.report_file_for(date))
     });
-    let (source, records) = provider_records(config, date, file.as_ref(), clock).await?;
+    let (source, records) = provider_records(provider, date, file.as_ref(), clock).await?;
     let (from, to) = beijing_day(date);
-    reconcile::reconcile(
+    // With several gateways, the provider's records are compared with its own attempts.
+    let gateway = (!config.other_gateways.is_empty()).then(|| provider.kind().as_str());
+    reconcile::reconcile_gateway(
         journal,
         &config.terminal.id,
+        gateway,
         date,
         from,
         to,
@@ -49,14 +65,14 @@ pub async fn compare_day(
 }
 
 async fn provider_records(
-    config: &Config,
+    provider: &GatewaySettings,
     date: NaiveDate,
     file: Option<&PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<(String, Vec<ProviderRecord>), String> {
     let read =
         |path: &PathBuf| std::fs::read(path).map_err(|e| format!("--file {}: {e}", path.display()));
-    match (&config.gateway, file) {
+    match (provider, file) {
         (GatewaySettings::Ams(_), Some(path)) => {
             let name = path.display().to_string();
             let records =
@@ -79,10 +95,18 @@ async fn provider_records(
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
         }
-        (GatewaySettings::Wechat(_), _) => Err(
-            "reconciliation against the WeChat Pay trade bill is not implemented yet: reconcile the Alipay gateway ([gateway.alipay])"
-                .to_string(),
-        ),
+        (GatewaySettings::Wechat(_), Some(path)) => {
+            let records = wechat_pay::bill::parse(&read(path)?)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((path.display().to_string(), records))
+        }
+        (GatewaySettings::Wechat(w), None) => {
+            let client = wechat_pay::WechatPay::new(w.clone(), clock)?;
+            let bytes = client.download_bill(date).await?;
+            let records = wechat_pay::bill::parse(&bytes)
+                .map_err(|e| format!("the WeChat Pay trade bill for {date}: {e}"))?;
+            Ok((format!("the WeChat Pay trade bill of {date}"), records))
+        }
         (GatewaySettings::Sandbox(_), _) => Err(
             "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
                 .to_string(),

@@ -274,6 +274,8 @@ pub(super) async fn handle(
             )),
         (&Method::POST, ["v3", "refund", "domestic", "refunds"]) => Ok(refund(&ctx, body).await),
         (&Method::GET, ["v3", "refund", "domestic", "refunds", no]) => Ok(refund_query(&ctx, no)),
+        (&Method::GET, ["v3", "bill", "tradebill"]) => Ok(trade_bill(&ctx, target, headers)),
+        (&Method::GET, ["v3", "billdownload", "file"]) => Ok(bill_file(&ctx, target)),
         (_, ["v3", ..]) if known_path(&segments) => Ok(empty(StatusCode::METHOD_NOT_ALLOWED)),
         _ => Ok(empty(StatusCode::NOT_FOUND)),
     }
@@ -644,6 +646,68 @@ fn refund_query(ctx: &Ctx<'_>, refund_id: &str) -> Response<Full<Bytes>> {
         ),
         None => ctx.error(StatusCode::NOT_FOUND, "RESOURCE_NOT_EXISTS", "退款单不存在"),
     }
+}
+
+fn query_value(target: &str, key: &str) -> Option<String> {
+    let (_, query) = target.split_once('?')?;
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The bill file of a day, from the ledger's WeChat Pay trades.
+fn bill_bytes(server: &SandboxServer, date: chrono::NaiveDate) -> Vec<u8> {
+    let (from, to) = crate::clock::beijing_day(date);
+    let lines = server.sandbox.bill_of(from, to, true);
+    crate::gateway::wechat_pay::bill::write(
+        super::keys::WECHAT_APPID,
+        super::keys::WECHAT_MCHID,
+        &lines,
+    )
+}
+
+/// `GET /v3/bill/tradebill?bill_date=…`: the file's link and its SHA-1, signed.
+fn trade_bill(ctx: &Ctx<'_>, target: &str, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    use sha1::Digest as _;
+    let Some(date) = query_value(target, "bill_date")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+    else {
+        return param_error(ctx, "bill_date 格式错误 (YYYY-MM-DD)");
+    };
+    // Like the Open Platform sandbox's, today's bill is served too (what is booked so far).
+    let bytes = bill_bytes(ctx.server, date);
+    let hash: String = sha1::Sha1::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    ctx.json(
+        StatusCode::OK,
+        json!({
+            "hash_type": "SHA1",
+            "hash_value": hash,
+            "download_url": format!("http://{host}/v3/billdownload/file?token={}", date.format("%Y-%m-%d")),
+        }),
+        Sign::Yes,
+    )
+}
+
+fn bill_file(ctx: &Ctx<'_>, target: &str) -> Response<Full<Bytes>> {
+    let Some(date) = query_value(target, "token")
+        .and_then(|d| chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok())
+    else {
+        return param_error(ctx, "token");
+    };
+    let mut response = Response::new(Full::new(Bytes::from(bill_bytes(ctx.server, date))));
+    if let Ok(v) = hyper::header::HeaderValue::from_str("text/csv; charset=utf-8") {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
 }
 
 #[cfg(test)]

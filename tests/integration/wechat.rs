@@ -474,3 +474,131 @@ async fn a_wechat_refund_is_journaled_before_it_is_sent() {
         1500
     );
 }
+
+/// Charges `code` through `scanpay charge` with `config`; returns the sale.
+fn charge(config: &Path, amount: &str, code: &str) -> Value {
+    let out = common::procs::scanpay()
+        .args(["charge", "--amount", amount, "--code", code, "--config"])
+        .arg(config)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{out:?}"))
+}
+
+fn reconcile(config: &Path, provider: &str, extra: &[&str]) -> (i32, Value) {
+    let date = chrono::Utc::now()
+        .with_timezone(&scanpay::clock::beijing())
+        .format("%Y-%m-%d")
+        .to_string();
+    let out = common::procs::scanpay()
+        .args([
+            "reconcile",
+            "--format",
+            "json",
+            "--provider",
+            provider,
+            "--date",
+            &date,
+            "--config",
+        ])
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), report)
+}
+
+#[test]
+fn each_provider_reconciles_its_own_sales_and_an_altered_wechat_sale_is_reported_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config_from("scanpay-dual.toml");
+    let mut paid = Vec::new();
+    for (amount, code) in [
+        ("10.00", "286000000000300000"),
+        ("11.00", "134567890123460000"),
+        ("12.00", "134567890123460103"),
+        ("13.00", "134567890123460205"),
+        ("14.00", "134567890123460301"),
+    ] {
+        let sale = charge(&config, amount, code);
+        if sale["state"] == "paid" {
+            paid.push(sale);
+        }
+    }
+    assert_eq!(paid.len(), 4, "{paid:?}");
+    let refunded = paid[1]["sale_id"].as_str().unwrap();
+    let status = common::procs::scanpay()
+        .args(["refund", "--amount", "1.50", "--config"])
+        .arg(&config)
+        .arg(refunded)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    // WeChat Pay's bill: three payments and the refund, its hash checked; nothing of Alipay.
+    let (code, report) = reconcile(&config, "wechat", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        report["differences"].as_array().unwrap().len(),
+        0,
+        "{report}"
+    );
+    assert_eq!(report["provider_lines"], 4, "{report}");
+    assert_eq!(report["totals"][0]["provider_refunded"], 150, "{report}");
+    // The Open Platform's bill: the Alipay sale alone, the WeChat ones not missing from it.
+    let (code, report) = reconcile(&config, "alipay", &[]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["provider_lines"], 1, "{report}");
+
+    // A copy of the journal in which one paid WeChat sale lost its state: that one alone.
+    let journal = journal_of(&sandbox);
+    let copy = sandbox.dir.join("copy.sqlite");
+    std::fs::copy(&journal, &copy).unwrap();
+    let victim = paid[2]["attempts"][0]["request_id"].as_str().unwrap();
+    {
+        let db = rusqlite::Connection::open(&copy).unwrap();
+        db.execute(
+            "UPDATE attempts SET state = 'failed' WHERE request_id = ?1",
+            [victim],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE sales SET state = 'failed' WHERE id = (SELECT sale_id FROM attempts WHERE request_id = ?1)",
+            [victim],
+        )
+        .unwrap();
+    }
+    let copy_config = sandbox.dir.join("copy.toml");
+    std::fs::write(
+        &copy_config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("journal-dual.sqlite", "copy.sqlite"),
+    )
+    .unwrap();
+    let (code, report) = reconcile(&copy_config, "wechat", &[]);
+    assert_eq!(code, 1, "{report}");
+    let differences = report["differences"].as_array().unwrap();
+    assert_eq!(differences.len(), 1, "{report}");
+    assert_eq!(differences[0]["kind"], "paid_only_at_provider");
+    assert_eq!(differences[0]["request_id"], victim);
+    let (code, report) = reconcile(&copy_config, "alipay", &[]);
+    assert_eq!(code, 0, "the Alipay day is untouched: {report}");
+    let out = common::procs::scanpay()
+        .args(["reconcile", "--provider", "unionpay", "--config"])
+        .arg(&copy_config)
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--provider"),
+        "{out:?}"
+    );
+    assert_eq!(code, 2, "an unknown provider is a usage error");
+}

@@ -5,6 +5,7 @@
 //! answer decides. `wire.rs` holds the signing, verification, AES-GCM, bodies and codes;
 //! `cert.rs` the platform certificates.
 
+pub mod bill;
 pub mod cert;
 pub mod wire;
 
@@ -394,6 +395,86 @@ impl WechatPay {
             Ok(reply) => map(&reply),
             Err(e) => e.into_outcome(),
         }
+    }
+
+    /// The trade bill of `date` (docs/protocol.md §15.7): `GET /v3/bill/tradebill`, a
+    /// verified answer naming the file and its SHA-1; the file fetched from the same host
+    /// (signed like any request) and its hash checked.
+    pub async fn download_bill(&self, date: chrono::NaiveDate) -> Result<Vec<u8>, String> {
+        use sha1::Digest as _;
+        let target = format!(
+            "/v3/bill/tradebill?bill_date={}&bill_type=ALL",
+            date.format("%Y-%m-%d")
+        );
+        let reply = self
+            .call(Method::Get, &target, None)
+            .await
+            .map_err(|e| match e {
+                CallError::NotSent(why) => format!("cannot reach WeChat Pay: {why}"),
+                CallError::Unknown(u) => format!("no usable answer: {u}"),
+                CallError::Rejected(f) => {
+                    format!("WeChat Pay refused the request: {} {}", f.code, f.message)
+                }
+            })?;
+        if reply.status != 200 {
+            let e: wire::ErrorBody = serde_json::from_slice(&reply.body).unwrap_or_default();
+            return Err(format!(
+                "WeChat Pay gave no bill for {date}: HTTP {} {} {}",
+                reply.status, e.code, e.message
+            ));
+        }
+        reply
+            .verified
+            .as_ref()
+            .map_err(|e| format!("the bill answer is not verified: {e}"))?;
+        #[derive(serde::Deserialize)]
+        struct Bill {
+            hash_type: String,
+            hash_value: String,
+            download_url: String,
+        }
+        let bill: Bill =
+            serde_json::from_slice(&reply.body).map_err(|e| format!("bill answer: {e}"))?;
+        if !bill.hash_type.eq_ignore_ascii_case("SHA1") {
+            return Err(format!("unknown bill hash_type {:?}", bill.hash_type));
+        }
+        let url = url::Url::parse(&bill.download_url).map_err(|e| format!("download_url: {e}"))?;
+        if url.origin() != self.settings.origin.origin() {
+            return Err(format!(
+                "download_url {} is not on {}: refused",
+                url.origin().ascii_serialization(),
+                self.settings.origin.origin().ascii_serialization()
+            ));
+        }
+        let file_target = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        // The file itself comes unsigned: its hash, from the verified answer, vouches for it.
+        let (file, _) = self
+            .send(Method::Get, &file_target, None)
+            .await
+            .map_err(|e| match e {
+                CallError::NotSent(why) => format!("bill download: {why}"),
+                CallError::Unknown(u) => format!("bill download: {u}"),
+                CallError::Rejected(f) => {
+                    format!("bill download refused: {} {}", f.code, f.message)
+                }
+            })?;
+        if file.status != 200 {
+            return Err(format!("bill download: HTTP {}", file.status));
+        }
+        let hash: String = sha1::Sha1::digest(&file.body)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !hash.eq_ignore_ascii_case(bill.hash_value.trim()) {
+            return Err(format!(
+                "the bill file's SHA-1 {hash} is not the {} WeChat Pay stated: refused",
+                bill.hash_value
+            ));
+        }
+        Ok(file.body)
     }
 
     /// The one signed query `check-config --probe` makes, and the certificates it reports.
