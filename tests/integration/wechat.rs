@@ -334,6 +334,18 @@ async fn alipay_and_wechat_codes_from_one_scanner_each_through_its_own_gateway()
 
     let (_, health) = call(&socket, "GET", "/v1/health", &[], "").await;
     seen.push(health.to_string());
+    assert_eq!(
+        health["gateway"]["routes"]["wechat_pay"], "wechat-pay",
+        "{health}"
+    );
+    assert_eq!(
+        health["gateway"]["routes"]["alipay"], "alipay-openapi",
+        "{health}"
+    );
+    assert_eq!(
+        health["gateway"]["kind"], "alipay-openapi+wechat-pay",
+        "{health}"
+    );
     let (_, metrics) = call(&socket, "GET", "/v1/metrics", &[], "").await;
     seen.push(metrics.to_string());
 
