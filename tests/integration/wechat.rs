@@ -359,6 +359,39 @@ async fn alipay_and_wechat_codes_from_one_scanner_each_through_its_own_gateway()
         "{states:?}"
     );
 
+    // The day report says what each wallet took, and through which gateway.
+    let out = common::procs::scanpay()
+        .args(["report", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    seen.push(report.to_string());
+    let by_wallet = report["by_wallet"].as_array().unwrap();
+    let of = |w: &str| {
+        by_wallet
+            .iter()
+            .find(|l| l["wallet"] == w)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        (
+            of("alipay")["count"].as_u64(),
+            of("alipay")["gateway"].as_str()
+        ),
+        (Some(1), Some("alipay-openapi")),
+        "{report}"
+    );
+    assert_eq!(
+        (
+            of("wechat_pay")["count"].as_u64(),
+            of("wechat_pay")["total"].as_str()
+        ),
+        (Some(3), Some("21.50")),
+        "{report}"
+    );
+
     // No WeChat code, private key or APIv3 key in the logs, the journal files or output.
     let mut needles = secrets(&sandbox.dir);
     for code in [
