@@ -368,3 +368,63 @@ fn settings_of(r: &Running) -> WechatSettings {
         deadline: Duration::from_secs(30),
     }
 }
+
+#[tokio::test]
+async fn downloaded_certificates_are_decrypted_verified_and_a_probe_list_is_refused() {
+    let r = start(WechatModes::default()).await;
+    let g = client(&r, Trust::Download);
+    assert!(g.platform_keys().is_empty());
+    assert_eq!(
+        g.inquire("D1").await,
+        Outcome::Success(TradeStatus::NotFound)
+    );
+    let keys = g.platform_keys();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0].id, r.keys.wechat.cert_serial);
+    assert!(keys[0].not_after.is_some_and(|t| t > chrono::Utc::now()));
+    // A wrong APIv3 key: the certificates do not decrypt, nothing is trusted.
+    let mut wrong = settings_of(&r);
+    wrong.certificates.clear();
+    wrong.download_certificates = true;
+    wrong.apiv3_key = ApiV3Key::new("0123456789abcdef0123456789abcdef").unwrap();
+    let g = WechatPay::new(wrong, Arc::new(SystemClock)).unwrap();
+    assert!(
+        g.download_certificates()
+            .await
+            .unwrap_err()
+            .contains("did not decrypt")
+    );
+    // (An unsigned 404 decides nothing and is read as it comes; a paid answer must verify.)
+    assert_eq!(
+        kind(&g.pay(&request("D2", "00")).await),
+        Some(UnknownKind::BadSignature)
+    );
+    // Every answer a probe, the list too: never trusted.
+    let r = start("probe".parse().unwrap()).await;
+    let g = client(&r, Trust::Download);
+    assert!(
+        g.download_certificates()
+            .await
+            .unwrap_err()
+            .contains("SIGNTEST")
+    );
+    assert!(g.platform_keys().is_empty());
+}
+
+#[tokio::test]
+async fn the_trade_bill_comes_with_its_hash() {
+    let r = start(WechatModes::default()).await;
+    let g = client(&r, Trust::Certificate);
+    assert!(matches!(
+        g.pay(&request("B1", "00")).await,
+        Outcome::Success(_)
+    ));
+    let today = chrono::Utc::now()
+        .with_timezone(&crate::clock::beijing())
+        .date_naive();
+    let bytes = g.download_bill(today).await.unwrap();
+    let lines = crate::gateway::wechat_pay::bill::parse(&bytes).unwrap();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0].request_id, "B1");
+    assert_eq!(lines[0].amount, cny(1250).unwrap());
+}
