@@ -41,10 +41,12 @@ pub async fn compare_day_of(
     file: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<reconcile::Reconciliation, String> {
+    // The configured report file is the first gateway's.
     let file = file.or_else(|| {
         config
             .reconcile
             .as_ref()
+            .filter(|_| std::ptr::eq(provider, &config.gateway))
             .and_then(|r| r.report_file_for(date))
     });
     let (source, records) = provider_records(provider, date, file.as_ref(), clock).await?;
@@ -181,32 +183,46 @@ async fn run_once(
     date: NaiveDate,
 ) {
     let now = clock.now();
-    let last = match compare_day(config, journal, date, None, clock).await {
-        Ok(r) => {
-            let last = reconcile::LastRun::of(&r, now);
-            if r.matches() {
-                tracing::info!(%date, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
-            } else {
-                tracing::error!(%date, differences = last.differences, paid_only_at_provider = last.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
-                observer.event(&crate::events::Event::ReconciliationMismatch {
-                    date: date.to_string(),
-                    differences: last.differences,
-                    paid_only_at_provider: last.paid_only_at_provider,
+    // Each provider's record against its own attempts; one record of the day for all.
+    let mut last = reconcile::LastRun {
+        date: date.to_string(),
+        ran_at: crate::clock::to_journal(now),
+        differences: 0,
+        paid_only_at_provider: 0,
+        error: None,
+    };
+    for provider in config.gateways() {
+        let kind = provider.kind().as_str();
+        match compare_day_of(config, provider, journal, date, None, clock.clone()).await {
+            Ok(r) => {
+                let one = reconcile::LastRun::of(&r, now);
+                if r.matches() {
+                    tracing::info!(%date, gateway = kind, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
+                } else {
+                    tracing::error!(%date, gateway = kind, differences = one.differences, paid_only_at_provider = one.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
+                    observer.event(&crate::events::Event::ReconciliationMismatch {
+                        date: date.to_string(),
+                        differences: one.differences,
+                        paid_only_at_provider: one.paid_only_at_provider,
+                    });
+                }
+                last.differences += one.differences;
+                last.paid_only_at_provider += one.paid_only_at_provider;
+            }
+            Err(e) => {
+                tracing::warn!(%date, gateway = kind, error = %e, "reconciliation could not run; trying again later");
+                let e = if config.other_gateways.is_empty() {
+                    e
+                } else {
+                    format!("{kind}: {e}")
+                };
+                last.error = Some(match last.error.take() {
+                    Some(before) => format!("{before}; {e}"),
+                    None => e,
                 });
             }
-            last
         }
-        Err(e) => {
-            tracing::warn!(%date, error = %e, "reconciliation could not run; trying again later");
-            reconcile::LastRun {
-                date: date.to_string(),
-                ran_at: crate::clock::to_journal(now),
-                differences: 0,
-                paid_only_at_provider: 0,
-                error: Some(e),
-            }
-        }
-    };
+    }
     if let Err(e) = last.save(journal) {
         tracing::warn!(error = %e, "cannot record the reconciliation");
     }
