@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 /// Points a payment passes where a crash matters:
 /// - `before_send`: the attempt row is committed, the pay request not yet sent;
 /// - `after_pay_answer`: the gateway answered, the answer is not yet journaled;
-/// - `before_cancel`: the attempt is `cancelling`, the cancel not yet sent.
+/// - `before_cancel`: the attempt is `cancelling`, the cancel not yet sent;
+/// - `before_refund_send`: the refund row is written (`pending`), the refund not yet sent.
 pub fn hit(name: &str) {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
     let armed = ARMED.get_or_init(|| {

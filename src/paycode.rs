@@ -29,6 +29,15 @@ pub enum Wallet {
 }
 
 impl Wallet {
+    /// Every wallet.
+    pub const ALL: &'static [Wallet] = &[
+        Wallet::Alipay,
+        Wallet::AlipayPlus,
+        Wallet::WechatPay,
+        Wallet::UnionPay,
+        Wallet::AlipayFacePay,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             Wallet::Alipay => "alipay",
@@ -40,15 +49,7 @@ impl Wallet {
     }
 
     pub fn parse(s: &str) -> Option<Wallet> {
-        [
-            Wallet::Alipay,
-            Wallet::AlipayPlus,
-            Wallet::WechatPay,
-            Wallet::UnionPay,
-            Wallet::AlipayFacePay,
-        ]
-        .into_iter()
-        .find(|w| w.as_str() == s)
+        Wallet::ALL.iter().copied().find(|w| w.as_str() == s)
     }
 
     /// The name a cashier knows it by.

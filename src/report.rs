@@ -30,6 +30,16 @@ pub struct RefundLine {
     pub total: String,
 }
 
+/// Paid sales by the wallet that paid them and the gateway that charged it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WalletLine {
+    pub wallet: String,
+    pub gateway: String,
+    pub currency: String,
+    pub count: u64,
+    pub total: String,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Open {
     pub sale_id: String,
@@ -50,6 +60,8 @@ pub struct DayReport {
     pub refunds: Vec<RefundLine>,
     /// Paid minus refunded, per currency.
     pub net: Vec<RefundLine>,
+    /// Paid sales per wallet and gateway.
+    pub by_wallet: Vec<WalletLine>,
     pub in_doubt: Vec<Open>,
     pub needs_attention: Vec<Open>,
 }
@@ -69,7 +81,25 @@ pub fn day_report(
     let mut by: BTreeMap<(String, &'static str), (u64, i64, Currency)> = BTreeMap::new();
     let mut refunds: BTreeMap<String, (u64, i64, Currency)> = BTreeMap::new();
     let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
+    let mut wallets: BTreeMap<(String, String, String), (u64, i64, Currency)> = BTreeMap::new();
     for sale in &sales {
+        if sale.state == SaleState::Paid
+            && let Some(a) = journal
+                .attempts(&sale.id)?
+                .into_iter()
+                .find(|a| a.state == crate::state::AttemptState::Succeeded)
+        {
+            let c = sale.amount.currency();
+            let e = wallets
+                .entry((
+                    a.wallet.as_str().to_string(),
+                    a.gateway.clone(),
+                    c.code().to_string(),
+                ))
+                .or_insert((0, 0, c));
+            e.0 += 1;
+            e.1 += sale.amount.minor();
+        }
         let c = sale.amount.currency();
         let e = by
             .entry((c.code().to_string(), sale.state.as_str()))
@@ -124,6 +154,18 @@ pub fn day_report(
             total: fmt(minor, c),
         })
         .collect();
+    let by_wallet = wallets
+        .into_iter()
+        .map(
+            |((wallet, gateway, currency), (count, minor, c))| WalletLine {
+                wallet,
+                gateway,
+                currency,
+                count,
+                total: fmt(minor, c),
+            },
+        )
+        .collect();
     let open = |a: crate::journal::AttemptRow| Open {
         sale_id: a.sale_id,
         request_id: a.request_id,
@@ -138,6 +180,7 @@ pub fn day_report(
         lines,
         refunds,
         net,
+        by_wallet,
         in_doubt: journal.open_attempts()?.into_iter().map(open).collect(),
         needs_attention: journal
             .attempts_needing_attention()?
@@ -179,6 +222,19 @@ pub fn text(r: &DayReport) -> String {
             "{:<14} {:<4} {:>6} {:>16}\n",
             "net", n.currency, "", n.total
         ));
+    }
+    // With several wallets in the day, what each took (one wallet: the lines above say it).
+    if r.by_wallet.len() > 1 {
+        for w in &r.by_wallet {
+            out.push_str(&format!(
+                "{:<14} {:<4} {:>6} {:>16}  {}\n",
+                format!("paid {}", w.wallet),
+                w.currency,
+                w.count,
+                w.total,
+                w.gateway
+            ));
+        }
     }
     out.push_str(&format!("in doubt: {}\n", r.in_doubt.len()));
     for o in &r.in_doubt {
@@ -225,6 +281,17 @@ pub fn csv(r: &DayReport) -> Result<String, String> {
     for n in &r.net {
         w.write_record([r.date.as_str(), "net", "", &n.currency, "", &n.total])
             .map_err(|e| e.to_string())?;
+    }
+    for l in &r.by_wallet {
+        w.write_record([
+            r.date.as_str(),
+            &format!("paid_{}", l.wallet),
+            &l.gateway,
+            &l.currency,
+            &l.count.to_string(),
+            &l.total,
+        ])
+        .map_err(|e| e.to_string())?;
     }
     String::from_utf8(w.into_inner().map_err(|e| e.to_string())?).map_err(|e| e.to_string())
 }
@@ -421,6 +488,48 @@ pub fn export_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_wallets_are_listed_each_with_its_gateway() {
+        let line = |wallet: &str, gateway: &str, total: &str| WalletLine {
+            wallet: wallet.into(),
+            gateway: gateway.into(),
+            currency: "CNY".into(),
+            count: 1,
+            total: total.into(),
+        };
+        let mut r = DayReport {
+            date: "2026-12-01".into(),
+            time_zone: "+08:00".into(),
+            from: String::new(),
+            until: String::new(),
+            lines: vec![],
+            refunds: vec![],
+            net: vec![],
+            by_wallet: vec![line("alipay", "alipay-openapi", "1.00")],
+            in_doubt: vec![],
+            needs_attention: vec![],
+        };
+        assert!(
+            !text(&r).contains("paid alipay"),
+            "one wallet: nothing more"
+        );
+        r.by_wallet.push(line("wechat_pay", "wechat-pay", "2.00"));
+        let t = text(&r);
+        assert!(
+            t.contains("paid alipay") && t.contains("alipay-openapi"),
+            "{t}"
+        );
+        assert!(
+            t.contains("paid wechat_pay") && t.contains("2.00") && t.contains("wechat-pay"),
+            "{t}"
+        );
+        let c = csv(&r).unwrap();
+        assert!(
+            c.contains("2026-12-01,paid_wechat_pay,wechat-pay,CNY,1,2.00"),
+            "{c}"
+        );
+    }
     use crate::journal::{Change, NewAttempt, NewSale};
     use crate::paycode::{Scan, recognise};
     use crate::state::{AttemptState, Cause, RefundState};

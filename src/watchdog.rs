@@ -159,11 +159,11 @@ impl Resolver {
         Ok(a)
     }
 
-    fn next_inquiry_pause(&self) -> Duration {
+    fn next_inquiry_pause(&self, request_id: &str) -> Duration {
         if let Some(fixed) = self.inquiry_interval {
             return fixed;
         }
-        let policy = self.gateway.policy();
+        let policy = self.gateway.policy_for(request_id);
         let (min, max) = (policy.inquiry_interval_min, policy.inquiry_interval_max);
         if max <= min {
             return min;
@@ -178,6 +178,19 @@ impl Resolver {
         // restart resumes that, not the wall-time deadline.
         let started = tokio::time::Instant::now();
         let budget = a.budget_left(self.clock.now());
+        // A gateway that wants a pause before its first inquiry (WeChat Pay: 5 s after the
+        // pay, docs/gateways.md §8.6) gets it, within the budget; a restarted one has had it.
+        let first = self.gateway.policy_for(&a.request_id).first_inquiry_after;
+        let since = (self.clock.now() - a.created_at)
+            .to_std()
+            .unwrap_or_default();
+        if let Some(wait) = first.checked_sub(since)
+            && !wait.is_zero()
+            && !a.expedited()
+            && !self.pause(wait.min(budget)).await
+        {
+            return Ok(a);
+        }
         loop {
             if self.stopped() {
                 return Ok(a);
@@ -277,7 +290,10 @@ impl Resolver {
             if left.is_zero() {
                 break;
             }
-            if !self.pause(left.min(self.next_inquiry_pause())).await {
+            if !self
+                .pause(left.min(self.next_inquiry_pause(&a.request_id)))
+                .await
+            {
                 return Ok(a);
             }
             a = self.journal.attempt(a.id)?;
@@ -315,12 +331,31 @@ impl Resolver {
     ) -> Result<AttemptRow, JournalError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
-        let closes_at = self.gateway.policy().cancel_window.closes_at(a.created_at);
+        let policy = self.gateway.policy_for(&a.request_id);
+        let closes_at = policy.cancel_window.closes_at(a.created_at);
+        // Not sooner than the gateway allows after the pay (WeChat Pay: 15 s).
+        let not_before =
+            a.created_at + chrono::Duration::from_std(policy.cancel_not_before).unwrap_or_default();
+        if let Ok(wait) = (not_before - self.clock.now()).to_std()
+            && !wait.is_zero()
+            && !self.pause(wait).await
+        {
+            return self.journal.attempt(a.id);
+        }
         loop {
             if self.stopped() {
                 return self.journal.attempt(a.id);
             }
-            let outcome = self.with_timeout(self.gateway.cancel(&a.request_id)).await;
+            let outcome = if policy.refund_after_window && self.clock.now() >= closes_at {
+                // Past the window a cancel cannot reverse it: a full refund under a fixed id.
+                self.with_timeout(crate::gateway::reverse_by_refund(
+                    &*self.gateway,
+                    &a.request_id,
+                ))
+                .await
+            } else {
+                self.with_timeout(self.gateway.cancel(&a.request_id)).await
+            };
             match outcome {
                 Outcome::Success(Cancelled::NotCreated { code }) => {
                     // No such payment at the provider: the pay request never created one
@@ -391,9 +426,9 @@ impl Resolver {
                 Outcome::NotSent(why) => self.note(&a, None, Counter::Cancel, "not_sent", &why)?,
             }
             let now = self.clock.now();
-            if now >= closes_at {
+            if now >= closes_at && !policy.refund_after_window {
                 self.alert(&a, "the cancel window has closed and the payment is not reversed: check it with the provider and refund by hand")?;
-            } else if closes_at - now <= CANCEL_WINDOW_ALERT {
+            } else if now < closes_at && closes_at - now <= CANCEL_WINDOW_ALERT {
                 let why = format!(
                     "cancel not confirmed and its window closes at {}: restore the gateway connection",
                     crate::clock::to_journal(closes_at)

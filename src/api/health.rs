@@ -73,6 +73,12 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
             "sales_refused": gateway_refusal,
             "clock_skew_s": skew,
             "lost_payments": s.monitor.lost_payments(),
+            // Which gateway charges each wallet's codes (several at once: docs/gateways.md §8.8).
+            "routes": crate::paycode::Wallet::ALL
+                .iter()
+                .filter_map(|w| s.monitor.route(*w).map(|g| (w.as_str().to_string(), json!(g))))
+                .collect::<serde_json::Map<_, _>>(),
+            "in_doubt_by_gateway": in_doubt_by_gateway(&open),
         },
         "journal": {
             "path": journal.path().display().to_string(),
@@ -97,6 +103,22 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok((status, Json(body)).into_response())
+}
+
+/// Open attempts by the gateway they went to.
+fn in_doubt_by_gateway(
+    open: &[crate::journal::AttemptRow],
+) -> std::collections::BTreeMap<String, usize> {
+    let mut by = std::collections::BTreeMap::new();
+    for a in open {
+        *by.entry(a.gateway.clone()).or_default() += 1;
+    }
+    by
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GatewayLabel {
+    gateway: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -147,12 +169,23 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
             gateway: s.monitor.name().to_string(),
         })
         .set(1);
+    let open = journal.open_attempts().map_err(ApiError::internal)?;
+    let by_gateway = Family::<GatewayLabel, Gauge>::default();
+    for (gateway, n) in in_doubt_by_gateway(&open) {
+        by_gateway
+            .get_or_create(&GatewayLabel { gateway })
+            .set(n as i64);
+    }
+    registry.register(
+        "scanpay_gateway_in_doubt",
+        "Payment attempts in doubt, by the gateway they went to",
+        by_gateway,
+    );
     registry.register(
         "scanpay_build_info",
         "1, labelled with the version and the gateway kind",
         build,
     );
-    let open = journal.open_attempts().map_err(ApiError::internal)?;
     let now = chrono::Utc::now();
     gauge(
         &mut registry,

@@ -53,7 +53,11 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
             config.terminal.id,
             config.terminal.currency,
             config.terminal.max_amount,
-            config.gateway.kind().as_str()
+            config
+                .gateways()
+                .map(|g| g.kind().as_str())
+                .collect::<Vec<_>>()
+                .join(" + ")
         ),
     );
     let mut note = |l: Level, what: &str, text: &str| worst = worst.max(line(l, what, text));
@@ -104,6 +108,54 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                 "notify",
                 "[gateway] payment_notify_url is not set, and some acquirers refuse a pay without it: set an HTTPS endpoint you control (e.g. the store back office) that answers 200 with {\"result\":{\"resultCode\":\"SUCCESS\",\"resultStatus\":\"S\",\"resultMessage\":\"success\"}}; scanpay resolves payments by inquiry and never needs the notification",
             ),
+        }
+    }
+    for w in config.gateways().filter_map(|g| match g {
+        GatewaySettings::Wechat(w) => Some(w),
+        _ => None,
+    }) {
+        let mut how: Vec<String> = Vec::new();
+        if let Some(p) = &w.public_key {
+            how.push(format!(
+                "the WeChat Pay public key {} ({})",
+                p.id,
+                p.key.source()
+            ));
+        }
+        for c in &w.certificates {
+            how.push(format!(
+                "platform certificate {} (expires {})",
+                c.id,
+                c.not_after.map(|t| t.to_rfc3339()).unwrap_or_default()
+            ));
+        }
+        if w.download_certificates {
+            how.push("platform certificates downloaded from /v3/certificates".to_string());
+        }
+        note(
+            Level::Ok,
+            "wechat keys",
+            &format!(
+                "merchant {} private key {} (certificate serial {}) and the APIv3 key load, neither readable by others; answers verified with {}",
+                w.mchid,
+                w.private_key.source(),
+                w.serial_no,
+                how.join(", ")
+            ),
+        );
+        for c in &w.certificates {
+            if c.not_after
+                .is_some_and(|t| t - chrono::Utc::now() < chrono::TimeDelta::days(30))
+            {
+                note(
+                    Level::Warn,
+                    "wechat keys",
+                    &format!(
+                        "platform certificate {} expires within 30 days: download the new one",
+                        c.id
+                    ),
+                );
+            }
         }
     }
     let journal_dir = config
@@ -235,11 +287,80 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
                 note(level, "gateway", &text);
             }
         }
+        for w in config.gateways().filter_map(|g| match g {
+            GatewaySettings::Wechat(w) => Some(w),
+            _ => None,
+        }) {
+            let (level, text) = wechat_probe(&config, w).await;
+            note(level, "wechat", &text);
+        }
     }
     if worst == Level::Fail {
         EXIT_FAILED
     } else {
         EXIT_OK
+    }
+}
+
+/// One signed query to WeChat Pay (of an order that never exists) and the expiry of every
+/// platform key it verified with (docs/gateways.md §8.3).
+async fn wechat_probe(
+    config: &Config,
+    w: &crate::gateway::wechat_pay::WechatSettings,
+) -> (Level, String) {
+    let clock: std::sync::Arc<dyn crate::clock::Clock> =
+        std::sync::Arc::new(crate::clock::SystemClock);
+    let client = match crate::gateway::wechat_pay::WechatPay::new(w.clone(), clock) {
+        Ok(c) => c,
+        Err(e) => return (Level::Fail, e),
+    };
+    let started = std::time::Instant::now();
+    let probe_id = format!(
+        "{}_probe{}",
+        config.terminal.id,
+        crate::gateway::wechat_pay::REQUEST_ID_TAG
+    );
+    let Ok((answer, keys)) =
+        tokio::time::timeout(w.timeout + Duration::from_secs(1), client.probe(&probe_id)).await
+    else {
+        return (
+            Level::Fail,
+            "no answer in time; check the network and [gateway.wechat] url".to_string(),
+        );
+    };
+    let ms = started.elapsed().as_millis();
+    let certificates = keys
+        .iter()
+        .map(|k| match k.not_after {
+            Some(t) => format!("certificate {} expires {}", k.id, t.to_rfc3339()),
+            None => format!("public key {} (no expiry)", k.id),
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    match answer {
+        Outcome::Success(_) => (
+            Level::Ok,
+            format!("a signed query verified in {ms} ms; {certificates}"),
+        ),
+        Outcome::Rejected(f) => (
+            Level::Fail,
+            format!(
+                "WeChat Pay refused the request ({} {}): check mchid, merchant_serial_no and private_key_file ([gateway.wechat]) in the merchant platform (账户中心 → API安全)",
+                f.code, f.message
+            ),
+        ),
+        Outcome::Unknown(u) if u.kind == UnknownKind::BadSignature => (
+            Level::Fail,
+            format!(
+                "answers, but not verifiably: {}; check platform_certificate_files, wechatpay_public_key_file/_id or apiv3_key_file ([gateway.wechat]); held: {certificates}",
+                u.detail
+            ),
+        ),
+        Outcome::NotSent(why) => (
+            Level::Fail,
+            format!("not reachable: {why}; check the network and [gateway.wechat] url"),
+        ),
+        other => (Level::Fail, format!("no usable answer: {other:?}")),
     }
 }
 
@@ -285,6 +406,7 @@ fn probe_verdict(
                     a.alipay_public_key.source()
                 ),
                 GatewaySettings::Sandbox(_) => "answers, but its signature does not verify: alipay_public_key_file holds the wrong key".to_string(),
+                GatewaySettings::Wechat(_) => "answers, but its signature does not verify: [gateway.wechat] platform_certificate_files or wechatpay_public_key_file hold the wrong key".to_string(),
             },
         ),
         Outcome::NotSent(why) => (

@@ -56,7 +56,15 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
     )
     .await
     .map_err(|e| Failure::failed(format!("cannot start the sandbox: {e}")))?;
-    let gateway = openapi_client(&sandbox, &config, clock.clone()).or_failed()?;
+    // Alipay codes through the Open Platform, WeChat Pay codes through APIv3: both served
+    // by the sandbox, one scanner line for either.
+    let gateway: Arc<dyn Gateway> = Arc::new(
+        crate::gateway::router::Router::new(vec![
+            openapi_client(&sandbox, &config, clock.clone()).or_failed()?,
+            wechat_client(&sandbox, &config, clock.clone()).or_failed()?,
+        ])
+        .or_failed()?,
+    );
     let journal = Arc::new(Journal::open(&config.journal.path).or_usage()?);
     let human: Box<dyn std::io::Write + Send> = if interactive {
         Box::new(std::io::stdout())
@@ -83,7 +91,7 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         }
     };
     output.say(&format!(
-        "scanpay demo: Open Platform client -> sandbox at {}, journal {}",
+        "scanpay demo: Open Platform and WeChat Pay clients -> sandbox at {}, journal {}",
         sandbox.url,
         config.journal.path.display()
     ));
@@ -95,7 +103,7 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
     }
     if interactive {
         output.say(
-            "type an amount (12.50) to start a sale, then a payment code (286000000000000000);",
+            "type an amount (12.50) to start a sale, then a payment code (Alipay 286000000000000000, WeChat Pay 134567890123450000);",
         );
         output.say("the code's last two digits choose the sandbox's answer (see the README); 'cancel' aborts, 'quit' ends");
     }
@@ -260,5 +268,42 @@ fn openapi_client(
     };
     Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
         OpenApi::new(settings, clock)?,
+    ))))
+}
+
+/// The WeChat Pay client against the sandbox, verifying with its public key.
+fn wechat_client(
+    sandbox: &super::sandbox::Running,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Gateway>, String> {
+    use crate::gateway::wechat_pay::{ApiV3Key, DEFAULT_DEADLINE, WechatPay, WechatSettings, wire};
+    let app_key_file = sandbox
+        .keys
+        .app_private_key_file
+        .as_ref()
+        .ok_or("the sandbox has no app key")?;
+    let w = &sandbox.keys.wechat;
+    let settings = WechatSettings {
+        origin: url::Url::parse(&sandbox.origin).map_err(|e| e.to_string())?,
+        appid: crate::sandbox::WECHAT_APPID.to_string(),
+        mchid: crate::sandbox::WECHAT_MCHID.to_string(),
+        private_key: PrivateKey::load(app_key_file).map_err(|e| e.to_string())?,
+        serial_no: crate::sandbox::WECHAT_MERCHANT_SERIAL.to_string(),
+        apiv3_key: ApiV3Key::new(&w.apiv3_key)?,
+        certificates: Vec::new(),
+        public_key: Some(wire::PlatformKey {
+            id: w.public_key_id.clone(),
+            key: w.platform_key.public_key(),
+            not_after: None,
+        }),
+        download_certificates: false,
+        device_ip: None,
+        goods_tag: None,
+        timeout: config.gateway.timeout(),
+        deadline: DEFAULT_DEADLINE,
+    };
+    Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
+        WechatPay::new(settings, clock)?,
     ))))
 }

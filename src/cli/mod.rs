@@ -194,6 +194,9 @@ pub enum Command {
         /// running it twice refunds once
         #[arg(long)]
         fix: bool,
+        /// With several gateways, whose records: alipay or wechat (default: the first)
+        #[arg(long)]
+        provider: Option<String>,
     },
     /// Print a sale's receipt again on the configured printer
     #[command(
@@ -230,8 +233,8 @@ pub enum Command {
     #[command(after_help = "Example:\n  scanpay devices")]
     Devices,
     /// Run the sandbox gateway as an HTTP server speaking the Alipay Open Platform protocol
-    /// (POST /gateway.do) and the Antom AMS protocol (POST /ams/api/v1/payments/*), with
-    /// GET /_sandbox/ledger. Keys and client configs go to --dir
+    /// (POST /gateway.do), the Antom AMS protocol (POST /ams/api/v1/payments/*) and WeChat
+    /// Pay APIv3 (/v3/...), with GET /_sandbox/ledger. Keys and client configs go to --dir
     #[command(
         after_help = "Example:\n  scanpay sandbox --listen 127.0.0.1:8089 --dir scanpay-sandbox"
     )]
@@ -251,6 +254,10 @@ pub enum Command {
         /// Verify requests with this app public key instead of a generated app key pair
         #[arg(long)]
         app_public_key: Option<PathBuf>,
+        /// WeChat Pay behaviours no source confirms, comma-separated: userpaying-code,
+        /// unsigned-202, unsigned-errors, reverse-429, reverse-unknown-200, revoked-bare, probe
+        #[arg(long, default_value = "")]
+        wechat_mode: crate::sandbox::WechatModes,
     },
 }
 
@@ -527,12 +534,14 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             file,
             format,
             fix,
+            provider,
         } => runtime.block_on(reconcile::run(reconcile::Args {
             config,
             date,
             file,
             format,
             fix,
+            provider,
         })),
         Command::Bench { quick, dir } => {
             if !dir.is_dir() {
@@ -558,7 +567,9 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             app_id,
             client_id,
             app_public_key,
+            wechat_mode,
         } => runtime.block_on(sandbox::run(sandbox::Args {
+            wechat_mode,
             listen,
             dir,
             app_id,

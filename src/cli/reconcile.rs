@@ -13,7 +13,7 @@ use super::exit::{Exit, OrExit};
 use super::{EXIT_FAILED, EXIT_OK, ReportFormat, out};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::daemon::reconcile::{compare_day, previous_day};
+use crate::daemon::reconcile::{compare_day_of, previous_day};
 use crate::events::LogObserver;
 use crate::journal::Journal;
 use crate::money::{Amount, Currency};
@@ -25,6 +25,8 @@ pub struct Args {
     pub file: Option<PathBuf>,
     pub format: ReportFormat,
     pub fix: bool,
+    /// Which configured gateway's records: `alipay` or `wechat`; the first one by default.
+    pub provider: Option<String>,
 }
 
 pub async fn run(args: Args) -> Exit {
@@ -47,7 +49,24 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
         None => previous_day(clock.now()),
     };
     let journal = Journal::open_read_only(&config.journal.path).map_err(|e| e.to_string())?;
-    let mut result = compare_day(&config, &journal, date, args.file.clone(), clock).await?;
+    let provider = match args.provider.as_deref() {
+        None => &config.gateway,
+        Some(name) => config
+            .gateways()
+            .find(|g| match name {
+                "wechat" => g.kind() == crate::config::GatewayKind::WechatPay,
+                "alipay" => g.kind() != crate::config::GatewayKind::WechatPay,
+                _ => false,
+            })
+            .ok_or_else(|| {
+                format!(
+                    "--provider {name:?}: no such gateway in {} (alipay or wechat)",
+                    config.source
+                )
+            })?,
+    };
+    let mut result =
+        compare_day_of(&config, provider, &journal, date, args.file.clone(), clock).await?;
     drop(journal);
     if args.fix {
         result.fixes = fix(&config, &result).await?;

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use super::EXIT_OK;
 use super::exit::{Exit, Failure, OrExit};
 use crate::clock::SystemClock;
-use crate::sandbox::{Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config};
+use crate::sandbox::{
+    Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config, dual_client_config,
+};
 
 /// RSA modulus size of generated keys, as Alipay's own tooling generates.
 pub const KEY_BITS: usize = 2048;
@@ -23,6 +25,7 @@ pub struct Args {
     pub app_id: String,
     pub client_id: String,
     pub app_public_key: Option<PathBuf>,
+    pub wechat_mode: crate::sandbox::WechatModes,
 }
 
 /// A running sandbox: its URL and the task serving it.
@@ -57,6 +60,26 @@ pub async fn start(
     client_id: &str,
     app_public_key: Option<&Path>,
 ) -> Result<Running, String> {
+    start_with_modes(
+        listen,
+        dir,
+        app_id,
+        client_id,
+        app_public_key,
+        crate::sandbox::WechatModes::default(),
+    )
+    .await
+}
+
+/// [`start`], with these WeChat Pay behaviours switched on (docs/gateways.md §8.7).
+pub async fn start_with_modes(
+    listen: SocketAddr,
+    dir: &Path,
+    app_id: &str,
+    client_id: &str,
+    app_public_key: Option<&Path>,
+    wechat_modes: crate::sandbox::WechatModes,
+) -> Result<Running, String> {
     let keys =
         SandboxKeys::load_or_create(dir, KEY_BITS, app_public_key).map_err(|e| e.to_string())?;
     let listener = TcpListener::bind(listen)
@@ -64,12 +87,15 @@ pub async fn start(
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let listening = listener.local_addr().map_err(|e| e.to_string())?;
     let addr = client_addr(listening);
-    let server = Arc::new(SandboxServer::new(
-        Arc::new(Sandbox::new(Arc::new(SystemClock))),
-        &keys,
-        app_id,
-        client_id,
-    ));
+    let server = Arc::new(
+        SandboxServer::new(
+            Arc::new(Sandbox::new(Arc::new(SystemClock))),
+            &keys,
+            app_id,
+            client_id,
+        )
+        .with_wechat_modes(wechat_modes),
+    );
     let task = tokio::spawn(server.serve(listener));
     Ok(Running {
         listening,
@@ -90,12 +116,13 @@ async fn start_on(listen: &str, args: &Args) -> Result<Running, String> {
         .collect();
     let mut failure = format!("--listen {listen}: the name resolves to no address");
     for addr in addrs {
-        match start(
+        match start_with_modes(
             addr,
             &args.dir,
             &args.app_id,
             &args.client_id,
             args.app_public_key.as_deref(),
+            args.wechat_mode,
         )
         .await
         {
@@ -128,6 +155,12 @@ pub async fn run(args: Args) -> Exit {
         "scanpay sandbox: Antom AMS gateway at {} (client id {})",
         running.origin, args.client_id
     ));
+    super::out(&format!(
+        "scanpay sandbox: WeChat Pay APIv3 at {}/v3/ (mchid {}, platform certificate {})",
+        running.origin,
+        crate::sandbox::WECHAT_MCHID,
+        running.keys.wechat.cert_serial
+    ));
     let configs = [
         (
             "scanpay.toml",
@@ -138,6 +171,11 @@ pub async fn run(args: Args) -> Exit {
             "scanpay-ams.toml",
             "AMS client config",
             ams_client_config(&running.origin, &args.client_id, &running.keys),
+        ),
+        (
+            "scanpay-dual.toml",
+            "Alipay + WeChat Pay client config",
+            dual_client_config(&running.url, &running.origin, &args.app_id, &running.keys),
         ),
     ];
     for (file, what, config) in configs {

@@ -76,7 +76,11 @@ pub struct Config {
     /// Where the configuration came from (a path, or `<embedded demo>`).
     pub source: String,
     pub terminal: TerminalConfig,
+    /// The first gateway configured: the single `[gateway]`, or `[gateway.alipay]` (else
+    /// `[gateway.wechat]`).
     pub gateway: GatewaySettings,
+    /// The gateways configured beside it, one per wallet (`[gateway.wechat]`).
+    pub other_gateways: Vec<GatewaySettings>,
     pub journal: JournalConfig,
     pub watchdog: WatchdogConfig,
     /// The register's API; `None` when the file has no `[api]` section.
@@ -136,11 +140,20 @@ impl Config {
     ) -> EngineSettings {
         EngineSettings {
             terminal: self.terminal.clone(),
-            timeout: self.gateway.timeout(),
+            timeout: self
+                .gateways()
+                .map(GatewaySettings::timeout)
+                .max()
+                .unwrap_or_default(),
             watchdog: self.watchdog.clone(),
             cancel_give_up_after,
             resolve_inline,
         }
+    }
+
+    /// Every configured gateway, the first one first.
+    pub fn gateways(&self) -> impl Iterator<Item = &GatewaySettings> {
+        std::iter::once(&self.gateway).chain(self.other_gateways.iter())
     }
 
     pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Config, ConfigError> {
@@ -148,7 +161,12 @@ impl Config {
             file: file.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        Validator { file, base }.config(raw)
+        Validator {
+            file,
+            base,
+            gateway_section: "gateway",
+        }
+        .config(raw)
     }
 }
 
@@ -199,8 +217,38 @@ impl Validator<'_> {
         }
         let terminal_id = terminal.id.clone();
         let zone = terminal.zone;
-        let gateway = self.gateway(gateway)?;
+        let mut gateways = self.gateways(gateway)?.into_iter();
+        let Some(gateway) = gateways.next() else {
+            return Err(self.missing(
+                "gateway",
+                "kind",
+                "add a [gateway] section; kind = \"sandbox\" for testing",
+            ));
+        };
+        let other_gateways: Vec<GatewaySettings> = gateways.collect();
         let gateway_kind = gateway.kind();
+        let has_wechat = std::iter::once(&gateway)
+            .chain(other_gateways.iter())
+            .any(|g| g.kind() == GatewayKind::WechatPay);
+        if has_wechat {
+            if terminal.currency.code() != "CNY" {
+                return Err(self.invalid(
+                    "terminal",
+                    "currency",
+                    terminal.currency.code(),
+                    "WeChat Pay code pay charges CNY only",
+                ));
+            }
+            // out_trade_no is at most 32 characters: the id, 25 more, and the tag.
+            if terminal.id.len() > 6 {
+                return Err(self.invalid(
+                    "terminal",
+                    "id",
+                    &terminal.id,
+                    "with WeChat Pay the terminal id is at most 6 characters (its request ids are at most 32)",
+                ));
+            }
+        }
         if gateway_kind == GatewayKind::AlipayOpenapi && terminal.currency.code() != "CNY" {
             return Err(self.invalid(
                 "terminal",
@@ -213,6 +261,7 @@ impl Validator<'_> {
             source: self.file.to_string(),
             terminal,
             gateway,
+            other_gateways,
             journal: self.journal(journal)?,
             watchdog: self.watchdog(raw.watchdog)?,
             api: raw.api.map(|a| self.api(a)).transpose()?,

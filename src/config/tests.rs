@@ -241,3 +241,84 @@ fn the_store_zone_is_set_once_and_an_old_receipt_offset_still_sets_it() {
         "{e}"
     );
 }
+
+#[test]
+fn two_gateways_one_per_wallet_and_their_wechat_keys_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = crate::sandbox::SandboxKeys::load_or_create(dir.path(), 1024, None).unwrap();
+    let text = crate::sandbox::dual_client_config(
+        "http://127.0.0.1:1/gateway.do",
+        "http://127.0.0.1:1",
+        "2021000000000001",
+        &keys,
+    )
+    .unwrap();
+    let file = dir.path().join("dual.toml");
+    std::fs::write(&file, &text).unwrap();
+    let c = Config::load(&file).unwrap();
+    assert_eq!(c.gateway.kind(), GatewayKind::AlipayOpenapi);
+    assert_eq!(c.other_gateways.len(), 1);
+    let GatewaySettings::Wechat(w) = &c.other_gateways[0] else {
+        panic!("not WeChat Pay")
+    };
+    assert!(w.download_certificates);
+    assert_eq!(w.deadline, Duration::from_secs(30));
+    // Each gateway gets its own engine route.
+    let g =
+        crate::daemon::wiring::build_gateway(&c, std::sync::Arc::new(crate::clock::SystemClock))
+            .unwrap();
+    assert_eq!(
+        g.route(crate::paycode::Wallet::WechatPay),
+        Some("wechat-pay")
+    );
+    assert_eq!(
+        g.route(crate::paycode::Wallet::Alipay),
+        Some("alipay-openapi")
+    );
+    assert_eq!(g.route(crate::paycode::Wallet::UnionPay), None);
+    assert_eq!(g.request_id_tag(crate::paycode::Wallet::WechatPay), "W");
+    assert_eq!(
+        g.policy_for("T1_x_1W").deadline,
+        Some(Duration::from_secs(30))
+    );
+    assert_eq!(g.policy_for("T1_x_1").deadline, None);
+
+    let refused = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        Config::load(&file).expect_err("refused").to_string()
+    };
+    // Keys at the top with nested tables.
+    let e = refused(&text.replace(
+        "[gateway.alipay]\n",
+        "[gateway]\ntimeout_ms = 3000\n[gateway.alipay]\n",
+    ));
+    assert!(e.contains("[gateway] timeout_ms"), "{e}");
+    let e = refused(&text.replace("deadline_s = 30", "deadline_s = 60"));
+    assert!(
+        e.contains("[gateway.wechat] deadline_s") && e.contains("between 30 and 45"),
+        "{e}"
+    );
+    let e = refused(&text.replace("id = \"T0001\"", "id = \"TERMINAL1\""));
+    assert!(e.contains("[terminal] id"), "{e}");
+    let e = refused(&text.replace("app_id = \"2021000000000001\"", "app_id = \"x\""));
+    assert!(e.contains("[gateway.alipay] app_id"), "{e}");
+    let e = refused(&text.replace(
+        "download_certificates = true",
+        "download_certificates = false",
+    ));
+    assert!(e.contains("download_certificates"), "{e}");
+    // The APIv3 key is a secret: refused when others may read it, or not 32 bytes.
+    let apiv3 = dir.path().join("wechat_apiv3_key");
+    std::fs::set_permissions(&apiv3, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = refused(&text);
+    assert!(
+        e.contains("[gateway.wechat] apiv3_key_file") && e.contains("chmod 600"),
+        "{e}"
+    );
+    std::fs::write(&apiv3, "short").unwrap();
+    std::fs::set_permissions(&apiv3, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let e = refused(&text);
+    assert!(e.contains("32 characters"), "{e}");
+    assert!(!e.contains("short"), "the secret is not printed: {e}");
+}

@@ -12,6 +12,9 @@ pub(super) struct Validator<'a> {
     /// The file's directory: relative paths inside the file start here, not at the working
     /// directory.
     pub(super) base: &'a Path,
+    /// The section a gateway's keys are in: `gateway`, or `gateway.alipay` /
+    /// `gateway.wechat` when several are configured.
+    pub(super) gateway_section: &'static str,
 }
 
 impl Validator<'_> {

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use crate::clock::{Clock, beijing, beijing_day};
 use crate::config::{Config, GatewaySettings};
 use crate::gateway::alipay_openapi::OpenApi;
-use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi};
+use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi, wechat_pay};
 use crate::journal::Journal;
 use crate::reconcile;
 
@@ -28,17 +28,35 @@ pub async fn compare_day(
     file: Option<PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<reconcile::Reconciliation, String> {
+    compare_day_of(config, &config.gateway, journal, date, file, clock).await
+}
+
+/// [`compare_day`] with the records of `provider`, one of the configured gateways, compared
+/// with the attempts that went to it.
+pub async fn compare_day_of(
+    config: &Config,
+    provider: &GatewaySettings,
+    journal: &Journal,
+    date: NaiveDate,
+    file: Option<PathBuf>,
+    clock: Arc<dyn Clock>,
+) -> Result<reconcile::Reconciliation, String> {
+    // The configured report file is the first gateway's.
     let file = file.or_else(|| {
         config
             .reconcile
             .as_ref()
+            .filter(|_| std::ptr::eq(provider, &config.gateway))
             .and_then(|r| r.report_file_for(date))
     });
-    let (source, records) = provider_records(config, date, file.as_ref(), clock).await?;
+    let (source, records) = provider_records(provider, date, file.as_ref(), clock).await?;
     let (from, to) = beijing_day(date);
-    reconcile::reconcile(
+    // With several gateways, the provider's records are compared with its own attempts.
+    let gateway = (!config.other_gateways.is_empty()).then(|| provider.kind().as_str());
+    reconcile::reconcile_gateway(
         journal,
         &config.terminal.id,
+        gateway,
         config.terminal.zone,
         date,
         from,
@@ -50,14 +68,14 @@ pub async fn compare_day(
 }
 
 async fn provider_records(
-    config: &Config,
+    provider: &GatewaySettings,
     date: NaiveDate,
     file: Option<&PathBuf>,
     clock: Arc<dyn Clock>,
 ) -> Result<(String, Vec<ProviderRecord>), String> {
     let read =
         |path: &PathBuf| std::fs::read(path).map_err(|e| format!("--file {}: {e}", path.display()));
-    match (&config.gateway, file) {
+    match (provider, file) {
         (GatewaySettings::Ams(_), Some(path)) => {
             let name = path.display().to_string();
             let records =
@@ -79,6 +97,18 @@ async fn provider_records(
             let records = alipay_openapi::bill::parse_zip(&zip)
                 .map_err(|e| format!("the trade bill for {date}: {e}"))?;
             Ok((format!("the Open Platform trade bill of {date}"), records))
+        }
+        (GatewaySettings::Wechat(_), Some(path)) => {
+            let records = wechat_pay::bill::parse(&read(path)?)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok((path.display().to_string(), records))
+        }
+        (GatewaySettings::Wechat(w), None) => {
+            let client = wechat_pay::WechatPay::new(w.clone(), clock)?;
+            let bytes = client.download_bill(date).await?;
+            let records = wechat_pay::bill::parse(&bytes)
+                .map_err(|e| format!("the WeChat Pay trade bill for {date}: {e}"))?;
+            Ok((format!("the WeChat Pay trade bill of {date}"), records))
         }
         (GatewaySettings::Sandbox(_), _) => Err(
             "the in-process sandbox keeps no records after the process ends: reconcile against `scanpay sandbox` with the client config it writes"
@@ -154,32 +184,46 @@ async fn run_once(
     date: NaiveDate,
 ) {
     let now = clock.now();
-    let last = match compare_day(config, journal, date, None, clock).await {
-        Ok(r) => {
-            let last = reconcile::LastRun::of(&r, now);
-            if r.matches() {
-                tracing::info!(%date, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
-            } else {
-                tracing::error!(%date, differences = last.differences, paid_only_at_provider = last.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
-                observer.event(&crate::events::Event::ReconciliationMismatch {
-                    date: date.to_string(),
-                    differences: last.differences,
-                    paid_only_at_provider: last.paid_only_at_provider,
+    // Each provider's record against its own attempts; one record of the day for all.
+    let mut last = reconcile::LastRun {
+        date: date.to_string(),
+        ran_at: crate::clock::to_journal(now),
+        differences: 0,
+        paid_only_at_provider: 0,
+        error: None,
+    };
+    for provider in config.gateways() {
+        let kind = provider.kind().as_str();
+        match compare_day_of(config, provider, journal, date, None, clock.clone()).await {
+            Ok(r) => {
+                let one = reconcile::LastRun::of(&r, now);
+                if r.matches() {
+                    tracing::info!(%date, gateway = kind, lines = r.provider_lines, "reconciliation: the provider's record and the journal agree");
+                } else {
+                    tracing::error!(%date, gateway = kind, differences = one.differences, paid_only_at_provider = one.paid_only_at_provider, "reconciliation: the provider's record differs from the journal; run scanpay reconcile --date {date}");
+                    observer.event(&crate::events::Event::ReconciliationMismatch {
+                        date: date.to_string(),
+                        differences: one.differences,
+                        paid_only_at_provider: one.paid_only_at_provider,
+                    });
+                }
+                last.differences += one.differences;
+                last.paid_only_at_provider += one.paid_only_at_provider;
+            }
+            Err(e) => {
+                tracing::warn!(%date, gateway = kind, error = %e, "reconciliation could not run; trying again later");
+                let e = if config.other_gateways.is_empty() {
+                    e
+                } else {
+                    format!("{kind}: {e}")
+                };
+                last.error = Some(match last.error.take() {
+                    Some(before) => format!("{before}; {e}"),
+                    None => e,
                 });
             }
-            last
         }
-        Err(e) => {
-            tracing::warn!(%date, error = %e, "reconciliation could not run; trying again later");
-            reconcile::LastRun {
-                date: date.to_string(),
-                ran_at: crate::clock::to_journal(now),
-                differences: 0,
-                paid_only_at_provider: 0,
-                error: Some(e),
-            }
-        }
-    };
+    }
     if let Err(e) = last.save(journal) {
         tracing::warn!(error = %e, "cannot record the reconciliation");
     }

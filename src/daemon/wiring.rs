@@ -8,6 +8,8 @@ use crate::config::{Config, GatewaySettings};
 use crate::gateway::Gateway;
 use crate::gateway::alipay_ams::Ams;
 use crate::gateway::alipay_openapi::OpenApi;
+use crate::gateway::router::Router;
+use crate::gateway::wechat_pay::WechatPay;
 use crate::sandbox::Sandbox;
 
 /// The engine a one-shot command works with: the configured gateway and the journal (taken
@@ -29,10 +31,34 @@ pub fn open_engine(
     ))
 }
 
-/// The configured gateway client, its every outcome scrubbed of payment codes
-/// (`gateway::scrub`) before anything stores, logs or prints it.
+/// The configured gateway clients, each with its every outcome scrubbed of payment codes
+/// (`gateway::scrub`) before anything stores, logs or prints it; several behind a
+/// [`Router`] that sends each wallet's codes to its own gateway (docs/gateways.md §8.8).
 pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn Gateway>, String> {
-    let client: Arc<dyn Gateway> = match &config.gateway {
+    let mut clients: Vec<Arc<dyn Gateway>> = Vec::new();
+    for settings in config.gateways() {
+        clients.push(Arc::new(crate::gateway::scrub::Scrubbed(build_one(
+            config,
+            settings,
+            clock.clone(),
+        )?)));
+    }
+    if clients.len() == 1 {
+        return clients
+            .pop()
+            .ok_or_else(|| format!("{}: no gateway configured", config.source));
+    }
+    Ok(Arc::new(
+        Router::new(clients).map_err(|e| format!("{}: {e}", config.source))?,
+    ))
+}
+
+fn build_one(
+    config: &Config,
+    settings: &GatewaySettings,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn Gateway>, String> {
+    Ok(match settings {
         GatewaySettings::Sandbox(s) => match &s.url {
             None => Arc::new(Sandbox::new(clock)),
             Some(url) => {
@@ -44,6 +70,6 @@ pub fn build_gateway(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<dyn G
         },
         GatewaySettings::OpenApi(o) => Arc::new(OpenApi::new(o.clone(), clock)?),
         GatewaySettings::Ams(a) => Arc::new(Ams::new(a.clone(), clock)?),
-    };
-    Ok(Arc::new(crate::gateway::scrub::Scrubbed(client)))
+        GatewaySettings::Wechat(w) => Arc::new(WechatPay::new(w.clone(), clock)?),
+    })
 }

@@ -29,6 +29,7 @@ impl Engine {
             self.journal
                 .begin_refund(sale_id, &request_id, amount, reason.as_deref(), now)?;
         tracing::info!(sale = %sale_id, refund = %row.request_id, %amount, "refund");
+        crate::failpoint::hit("before_refund_send");
         self.send_refund(row, claim).await
     }
 

@@ -120,10 +120,19 @@ impl Engine {
                 request_id: used.request_id.clone(),
             });
         }
-        let deadline = now
-            + chrono::Duration::from_std(self.settings.watchdog.sale_deadline)
-                .unwrap_or(chrono::TimeDelta::MAX);
-        let request_id = new_request_id(&self.settings.terminal.id, now);
+        // Tagged so that every later call about it reaches the gateway it went to.
+        let wallet = code.wallet();
+        let request_id = format!(
+            "{}{}",
+            new_request_id(&self.settings.terminal.id, now),
+            self.gateway.request_id_tag(wallet)
+        );
+        // The gateway's own deadline when it is shorter (WeChat Pay: 30–45 s).
+        let in_doubt = match self.gateway.policy_for(&request_id).deadline {
+            Some(d) => d.min(self.settings.watchdog.sale_deadline),
+            None => self.settings.watchdog.sale_deadline,
+        };
+        let deadline = now + chrono::Duration::from_std(in_doubt).unwrap_or(chrono::TimeDelta::MAX);
         // Claimed before the row is written: from its commit on, the watchdog's sweep finds
         // it owned, so no second worker can take it in between.
         let claim = self
@@ -134,7 +143,7 @@ impl Engine {
             })?;
         let new = NewAttempt {
             request_id,
-            gateway: self.gateway.name(),
+            gateway: self.gateway.route(wallet).unwrap_or(self.gateway.name()),
             code,
             deadline_at: deadline,
         };
@@ -303,10 +312,11 @@ impl Engine {
                         }),
                         // By the monotonic clock: a wall-clock step before the watchdog
                         // takes it over changes nothing.
+                        // The attempt's own window (a gateway's deadline may be shorter).
                         budget_left: Some(
-                            self.settings
-                                .watchdog
-                                .sale_deadline
+                            (attempt.deadline_at - attempt.created_at)
+                                .to_std()
+                                .unwrap_or(self.settings.watchdog.sale_deadline)
                                 .saturating_sub(sent_at.elapsed()),
                         ),
                         ..Change::default()

@@ -201,6 +201,30 @@ impl PrivateKey {
     pub fn source(&self) -> &str {
         &self.source
     }
+
+    /// The key itself, for building a certificate around it (the sandbox's WeChat Pay
+    /// platform certificate).
+    pub fn rsa(&self) -> &RsaPrivateKey {
+        &self.key
+    }
+}
+
+/// A secret that is not a key (the WeChat Pay APIv3 key): read from a file that others may
+/// not read, as private keys are, trimmed of the line end an editor adds. Zeroed on drop.
+pub fn load_secret(path: &Path) -> Result<Zeroizing<String>, KeyError> {
+    let file = path.display().to_string();
+    check_private_mode(path, &file)?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|source| KeyError::Read { file, source })?,
+    );
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\r', '\n']).to_string(),
+    ))
+}
+
+/// Writes a secret with mode 0600 (the sandbox's APIv3 key).
+pub fn write_secret(path: &Path, secret: &str) -> Result<(), KeyError> {
+    write_file(path, secret.as_bytes(), 0o600)
 }
 
 impl PublicKey {
@@ -219,6 +243,13 @@ impl PublicKey {
 
     pub fn parse(text: &str, source: &str) -> Option<PublicKey> {
         parse_public(text).map(|key| PublicKey::new(key, source.to_string()))
+    }
+
+    /// A key from its SubjectPublicKeyInfo DER (the key inside an X.509 certificate).
+    pub fn from_spki_der(der: &[u8], source: &str) -> Option<PublicKey> {
+        RsaPublicKey::from_public_key_der(der)
+            .ok()
+            .map(|key| PublicKey::new(key, source.to_string()))
     }
 
     fn new(key: RsaPublicKey, source: String) -> PublicKey {

@@ -14,7 +14,9 @@ mod http;
 pub mod keys;
 pub mod monitor;
 pub mod records;
+pub mod router;
 pub mod scrub;
+pub mod wechat_pay;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
 pub use records::{ProviderRecord, RecordKind};
@@ -198,6 +200,19 @@ pub struct Policy {
     pub inquiry_interval_max: std::time::Duration,
     /// Until when a payment can still be cancelled.
     pub cancel_window: CancelWindow,
+    /// After the window, reverse a payment by a full refund instead of a cancel (WeChat Pay:
+    /// reverse works for 7 days, docs/gateways.md §8.6); otherwise the gateway's own cancel
+    /// answer says when to.
+    pub refund_after_window: bool,
+    /// The first inquiry of a fresh payment in doubt waits until this long after it was
+    /// created (WeChat Pay: 5 s after a system error or a customer confirming).
+    pub first_inquiry_after: std::time::Duration,
+    /// No cancel before this long after the payment was created (WeChat Pay: reverse at
+    /// least 15 s after the pay).
+    pub cancel_not_before: std::time::Duration,
+    /// The gateway's own in-doubt deadline, when shorter than the configured one (WeChat
+    /// Pay: 30–45 s, then reverse).
+    pub deadline: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,13 +252,36 @@ impl Policy {
         inquiry_interval_min: std::time::Duration::from_secs(3),
         inquiry_interval_max: std::time::Duration::from_secs(6),
         cancel_window: CancelWindow::After(std::time::Duration::from_secs(24 * 3600)),
+        refund_after_window: false,
+        first_inquiry_after: std::time::Duration::ZERO,
+        cancel_not_before: std::time::Duration::ZERO,
+        deadline: None,
     };
     /// AMS: inquire every ~3 s, cancel until 00:15 Beijing time the next day.
     pub const AMS: Policy = Policy {
         inquiry_interval_min: std::time::Duration::from_millis(2_700),
         inquiry_interval_max: std::time::Duration::from_millis(3_300),
         cancel_window: CancelWindow::BeijingNextDay0015,
+        refund_after_window: false,
+        first_inquiry_after: std::time::Duration::ZERO,
+        cancel_not_before: std::time::Duration::ZERO,
+        deadline: None,
     };
+
+    /// WeChat Pay code pay (docs/gateways.md §8.6): inquire every 5 s, the first 5 s after
+    /// the pay; reverse at the deadline (30–45 s, configured), never sooner than 15 s after
+    /// the pay; reverse for 7 days, then a full refund.
+    pub const fn wechat_pay(deadline: std::time::Duration) -> Policy {
+        Policy {
+            inquiry_interval_min: std::time::Duration::from_secs(5),
+            inquiry_interval_max: std::time::Duration::from_millis(5_500),
+            cancel_window: CancelWindow::After(std::time::Duration::from_secs(7 * 24 * 3600)),
+            refund_after_window: true,
+            first_inquiry_after: std::time::Duration::from_secs(5),
+            cancel_not_before: std::time::Duration::from_secs(15),
+            deadline: Some(deadline),
+        }
+    }
 }
 
 #[async_trait]
@@ -258,6 +296,24 @@ pub trait Gateway: Send + Sync {
 
     /// Whether this gateway can charge codes of `wallet`.
     fn accepts(&self, wallet: Wallet) -> bool;
+
+    /// The name of the gateway that charges codes of `wallet` (a [`router::Router`] answers
+    /// for the one it routes to); `None` when none does.
+    fn route(&self, wallet: Wallet) -> Option<&'static str> {
+        self.accepts(wallet).then(|| self.name())
+    }
+
+    /// What ends the request ids of payments sent through this gateway for `wallet`, so that
+    /// a router sends every later call about one to the same gateway (WeChat Pay: `W`).
+    fn request_id_tag(&self, _wallet: Wallet) -> &'static str {
+        ""
+    }
+
+    /// How the payment sent under `request_id` is chased: the policy of the gateway it went
+    /// to.
+    fn policy_for(&self, _request_id: &str) -> Policy {
+        self.policy()
+    }
 
     /// The gateway's clock minus ours, seconds, from its last answer; `None` when unknown.
     fn clock_skew_s(&self) -> Option<i64> {

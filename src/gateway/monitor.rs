@@ -347,6 +347,15 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn accepts(&self, wallet: Wallet) -> bool {
         self.inner.accepts(wallet)
     }
+    fn route(&self, wallet: Wallet) -> Option<&'static str> {
+        self.inner.route(wallet)
+    }
+    fn request_id_tag(&self, wallet: Wallet) -> &'static str {
+        self.inner.request_id_tag(wallet)
+    }
+    fn policy_for(&self, request_id: &str) -> Policy {
+        self.inner.policy_for(request_id)
+    }
     fn clock_skew_s(&self) -> Option<i64> {
         self.inner.clock_skew_s()
     }

@@ -66,6 +66,15 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn accepts(&self, wallet: Wallet) -> bool {
         self.0.accepts(wallet)
     }
+    fn route(&self, wallet: Wallet) -> Option<&'static str> {
+        self.0.route(wallet)
+    }
+    fn request_id_tag(&self, wallet: Wallet) -> &'static str {
+        self.0.request_id_tag(wallet)
+    }
+    fn policy_for(&self, request_id: &str) -> Policy {
+        self.0.policy_for(request_id)
+    }
     fn clock_skew_s(&self) -> Option<i64> {
         self.0.clock_skew_s()
     }

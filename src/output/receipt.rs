@@ -317,6 +317,14 @@ mod golden {
                 count: 0,
                 total: "19.99".into(),
             }],
+            // One wallet: the Z-report prints no per-wallet lines.
+            by_wallet: vec![crate::report::WalletLine {
+                wallet: "alipay".into(),
+                gateway: "alipay-openapi".into(),
+                currency: "CNY".into(),
+                count: 3,
+                total: "22.49".into(),
+            }],
             in_doubt: vec![],
             needs_attention: vec![],
         };

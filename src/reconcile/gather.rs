@@ -18,7 +18,9 @@ pub(super) fn journal_side(
     records: &[&ProviderRecord],
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    gateway: Option<&str>,
 ) -> Result<JournalSide, JournalError> {
+    let ours = |a: &crate::journal::AttemptRow| gateway.is_none_or(|g| a.gateway == g);
     // The journal's attempts of the day (made or ended in it), and any a line names.
     let mut payments: BTreeMap<String, JournalPayment> = BTreeMap::new();
     let filter = SaleFilter {
@@ -27,11 +29,15 @@ pub(super) fn journal_side(
         ..SaleFilter::default()
     };
     for sale in journal.sales(&filter)? {
-        for a in journal.attempts(&sale.id)? {
+        for a in journal.attempts(&sale.id)?.into_iter().filter(ours) {
             payments.insert(a.request_id.clone(), JournalPayment::of(&a));
         }
     }
-    for a in journal.attempts_updated_between(from, to)? {
+    for a in journal
+        .attempts_updated_between(from, to)?
+        .into_iter()
+        .filter(ours)
+    {
         payments.insert(a.request_id.clone(), JournalPayment::of(&a));
     }
     for r in records {
@@ -82,7 +88,14 @@ pub(super) fn journal_side(
     for (refund_id, row) in rows {
         let payment_request_id = match request_id_of_attempt.get(&row.attempt_id) {
             Some(id) => id.to_string(),
-            None => journal.attempt(row.attempt_id)?.request_id,
+            None => {
+                let a = journal.attempt(row.attempt_id)?;
+                // A refund of a payment that went to another gateway is on its records.
+                if !ours(&a) {
+                    continue;
+                }
+                a.request_id
+            }
         };
         refunds.insert(
             refund_id,

@@ -232,11 +232,38 @@ pub fn reconcile(
     source: &str,
     records: &[ProviderRecord],
 ) -> Result<Reconciliation, JournalError> {
+    reconcile_gateway(
+        journal,
+        terminal_id,
+        None,
+        zone,
+        date,
+        from,
+        to,
+        source,
+        records,
+    )
+}
+
+/// [`reconcile`], of the attempts that went to `gateway` only (when several gateways are
+/// configured, each provider's records are compared with its own attempts).
+#[allow(clippy::too_many_arguments)]
+pub fn reconcile_gateway(
+    journal: &Journal,
+    terminal_id: &str,
+    gateway: Option<&str>,
+    zone: crate::clock::StoreZone,
+    date: NaiveDate,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    source: &str,
+    records: &[ProviderRecord],
+) -> Result<Reconciliation, JournalError> {
     let prefix = format!("{terminal_id}_");
     let (records, others): (Vec<&ProviderRecord>, Vec<&ProviderRecord>) = records
         .iter()
         .partition(|r| r.request_id.starts_with(&prefix));
-    let side = gather::journal_side(journal, &records, from, to)?;
+    let side = gather::journal_side(journal, &records, from, to, gateway)?;
     let compared = compare::compare(&records, &side, from, to);
     Ok(Reconciliation {
         date: date.to_string(),

@@ -27,6 +27,16 @@ impl Sandbox {
     /// line per refund or cancel reversal made then, each with the trade's subject, as the
     /// daily bill lists them (times in Beijing time).
     pub fn bill(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<(ProviderRecord, String)> {
+        self.bill_of(from, to, false)
+    }
+
+    /// [`Sandbox::bill`] of WeChat Pay's trades (`wechat`) or of the others.
+    pub fn bill_of(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        wechat: bool,
+    ) -> Vec<(ProviderRecord, String)> {
         let now = self.clock.now();
         let in_day = |t: &DateTime<Utc>| *t >= from && *t < to;
         let when = |t: &DateTime<Utc>| {
@@ -38,6 +48,9 @@ impl Sandbox {
         let mut lines = Vec::new();
         for (request_id, trade) in ledger.trades.iter_mut() {
             settle(trade, now);
+            if super::is_wechat_code(&trade.code) != wechat {
+                continue;
+            }
             let Some(amount) = trade.amount else {
                 continue;
             };

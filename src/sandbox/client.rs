@@ -72,6 +72,65 @@ inquiry_interval_ms = 1000
     ))
 }
 
+/// A client configuration with two gateways, one per wallet: Alipay codes through the Open
+/// Platform, WeChat Pay codes through APIv3, both answered by this sandbox. Each gateway's
+/// own pacing applies (no fixed inquiry interval).
+pub fn dual_client_config(
+    url: &str,
+    origin: &str,
+    app_id: &str,
+    keys: &SandboxKeys,
+) -> Option<String> {
+    let app_private = keys.app_private_key_file.as_ref()?;
+    Some(format!(
+        r#"# Written by `scanpay sandbox`: Alipay and WeChat Pay through this sandbox, one
+# gateway per wallet. The WeChat Pay merchant key is the same app key.
+[terminal]
+id = "T0001"
+currency = "CNY"
+max_amount = "5000.00"
+
+[gateway.alipay]
+kind = "alipay-openapi"
+url = "{url}"
+app_id = "{app_id}"
+private_key_file = "{app}"
+alipay_public_key_file = "{alipay_public}"
+timeout_ms = 5000
+
+[gateway.wechat]
+url = "{origin}"
+appid = "{appid}"
+mchid = "{mchid}"
+private_key_file = "{app}"
+merchant_serial_no = "{serial}"
+apiv3_key_file = "{apiv3}"
+# Platform certificates are downloaded from /v3/certificates and kept fresh; or name them
+# (platform_certificate_files), or use the WeChat Pay public key:
+# wechatpay_public_key_file = "{public_key}"
+# wechatpay_public_key_id = "{public_key_id}"
+download_certificates = true
+device_ip = "127.0.0.1"
+deadline_s = 30
+timeout_ms = 5000
+
+[journal]
+path = "journal-dual.sqlite"
+
+[watchdog]
+sale_deadline_s = 45
+"#,
+        app = file_name(app_private),
+        alipay_public = file_name(&keys.gateway_public_key_file),
+        appid = super::keys::WECHAT_APPID,
+        mchid = super::keys::WECHAT_MCHID,
+        serial = super::keys::WECHAT_MERCHANT_SERIAL,
+        apiv3 = file_name(&keys.wechat.apiv3_key_file),
+        public_key = file_name(&keys.wechat.public_key_file),
+        public_key_id = keys.wechat.public_key_id,
+    ))
+}
+
 /// The config sits beside the keys, and its paths resolve against its own directory.
 fn file_name(path: &Path) -> String {
     path.file_name()

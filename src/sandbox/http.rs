@@ -1,6 +1,6 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
 //! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download), plus `GET /_sandbox/ledger` for tests and operators.
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::net::TcpListener;
 
 use super::server::{Answer, SandboxServer, plain};
-use super::{ams, bill};
+use super::{ams, bill, wechat};
 
 const MAX_BODY: usize = 64 * 1024;
 
@@ -58,6 +58,19 @@ impl SandboxServer {
                     Err(refusal) => return Ok(refusal),
                 };
                 ams::handle(self, &path, &headers, &body).await
+            }
+            (_, p) if wechat::is_wechat_path(p) => {
+                let method = req.method().clone();
+                let target = match req.uri().query() {
+                    Some(q) => format!("{path}?{q}"),
+                    None => path.clone(),
+                };
+                let headers = req.headers().clone();
+                let body = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(refusal) => return Ok(refusal),
+                };
+                wechat::handle(self, &method, &path, &target, &headers, &body).await
             }
             (&Method::GET, p) if p.starts_with(bill::BILL_PATH) => Ok(self.bill_file(
                 p.trim_start_matches(bill::BILL_PATH),

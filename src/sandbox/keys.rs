@@ -16,6 +16,96 @@ pub struct SandboxKeys {
     /// (Alipay's Python SDKs); `app_private_key_file` is PKCS#8.
     pub app_private_key_pkcs1_file: Option<PathBuf>,
     pub gateway_public_key_file: PathBuf,
+    /// WeChat Pay: the platform key and certificate, the public-key form of the same key,
+    /// the APIv3 key. The merchant API key is the app key above.
+    pub wechat: WechatKeys,
+}
+
+/// The sandbox's WeChat Pay key material (docs/protocol.md §15.4).
+pub struct WechatKeys {
+    pub platform_key: PrivateKey,
+    pub cert_serial: String,
+    pub cert_pem: String,
+    pub cert_file: PathBuf,
+    /// The same platform key as a "WeChat Pay public key", with its id.
+    pub public_key_id: String,
+    pub public_key_file: PathBuf,
+    pub apiv3_key: String,
+    pub apiv3_key_file: PathBuf,
+}
+
+/// The merchant API certificate serial the sandbox expects (the app key is the merchant key).
+pub const WECHAT_MERCHANT_SERIAL: &str = "5A1B2C3D4E5F60718293A4B5C6D7E8F901234567";
+/// The merchant number and AppID the sandbox expects.
+pub const WECHAT_MCHID: &str = "1900000109";
+pub const WECHAT_APPID: &str = "wx8888888888888888";
+/// The id of the sandbox's "WeChat Pay public key".
+pub const WECHAT_PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0119000001092026010100000000000001";
+/// How long the sandbox's platform certificate is valid.
+const WECHAT_CERT_VALIDITY: std::time::Duration = std::time::Duration::from_secs(5 * 365 * 86_400);
+
+fn wechat_keys(dir: &Path, bits: usize) -> Result<WechatKeys, KeyError> {
+    use crate::gateway::wechat_pay::cert;
+    let generate_err = |e: String| KeyError::Generate(e);
+    let platform_key = load_or_generate(
+        &dir.join("wechat_platform_key.pem"),
+        bits,
+        "sandbox WeChat Pay platform key",
+    )?;
+    let cert_file = dir.join("wechat_platform_cert.pem");
+    let existing = std::fs::read_to_string(&cert_file)
+        .ok()
+        .and_then(|pem| {
+            cert::parse_pem(&pem, "sandbox certificate")
+                .ok()
+                .map(|k| (pem, k))
+        })
+        .filter(|(_, k)| k.key.same_key(&platform_key.public_key()));
+    let (cert_pem, cert_serial) = match existing {
+        Some((pem, k)) => (pem, k.id),
+        None => {
+            // A positive DER integer: the first byte below 0x80.
+            let serial = format!("5C{:030X}", rand::random::<u128>() >> 8);
+            let pem = cert::self_signed(&platform_key, &serial, WECHAT_CERT_VALIDITY)
+                .map_err(generate_err)?;
+            let k = cert::parse_pem(&pem, "sandbox certificate").map_err(generate_err)?;
+            write_file_public(&cert_file, &pem)?;
+            (pem, k.id)
+        }
+    };
+    let public_key_file = dir.join("wechat_pay_public_key.pem");
+    platform_key.public_key().write_pem(&public_key_file)?;
+    let apiv3_key_file = dir.join("wechat_apiv3_key");
+    let apiv3_key = match crate::gateway::keys::load_secret(&apiv3_key_file) {
+        Ok(k) if k.len() == 32 => k.to_string(),
+        _ => {
+            use rand::Rng;
+            const CHARS: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+            let mut rng = rand::thread_rng();
+            let key: String = (0..32)
+                .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+                .collect();
+            crate::gateway::keys::write_secret(&apiv3_key_file, &key)?;
+            key
+        }
+    };
+    Ok(WechatKeys {
+        platform_key,
+        cert_serial,
+        cert_pem,
+        cert_file,
+        public_key_id: WECHAT_PUBLIC_KEY_ID.to_string(),
+        public_key_file,
+        apiv3_key,
+        apiv3_key_file,
+    })
+}
+
+fn write_file_public(path: &Path, text: &str) -> Result<(), KeyError> {
+    std::fs::write(path, text).map_err(|source| KeyError::Write {
+        file: path.display().to_string(),
+        source,
+    })
 }
 
 impl SandboxKeys {
@@ -50,7 +140,9 @@ impl SandboxKeys {
                     (key.public_key(), Some(app_private), Some(app_pkcs1))
                 }
             };
+        let wechat = wechat_keys(dir, bits)?;
         Ok(SandboxKeys {
+            wechat,
             gateway_key,
             app_public_key,
             app_private_key_file,

@@ -14,6 +14,8 @@ pub(super) enum TradeState {
     Waiting {
         pays_at: Option<DateTime<Utc>>,
         pays_at_cancel: bool,
+        /// WeChat Pay revokes an unpaid code-pay order on its own at this moment (45 s).
+        revokes_at: Option<DateTime<Utc>>,
     },
     Paid,
     /// Closed unpaid (by cancel or failure).
@@ -73,15 +75,30 @@ pub(super) struct Ledger {
 
 /// Lets time act on a trade: a customer confirming pays when the moment comes.
 pub(super) fn settle(trade: &mut Trade, now: DateTime<Utc>) {
-    if let TradeState::Waiting {
-        pays_at: Some(at), ..
+    let TradeState::Waiting {
+        pays_at,
+        revokes_at,
+        ..
     } = trade.state
-        && now >= at
-    {
-        trade.state = TradeState::Paid;
-        trade.paid_at = Some(at);
+    else {
+        return;
+    };
+    match (pays_at, revokes_at) {
+        (Some(at), revoke) if now >= at && revoke.is_none_or(|r| at < r) => {
+            trade.state = TradeState::Paid;
+            trade.paid_at = Some(at);
+        }
+        (_, Some(at)) if now >= at => {
+            trade.state = TradeState::Closed {
+                code: REVOKED.to_string(),
+            };
+        }
+        _ => {}
     }
 }
+
+/// The closing code of a WeChat Pay order revoked for want of payment.
+pub(super) const REVOKED: &str = "REVOKED";
 
 /// The ledger entry of a trade: what it charged and gave back.
 pub(super) fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {

@@ -44,13 +44,18 @@ mod ledger;
 mod openapi;
 mod scenario;
 mod server;
+mod wechat;
 
-pub use client::{ams_client_config, client_config};
-pub use keys::SandboxKeys;
+pub use client::{ams_client_config, client_config, dual_client_config};
+pub use keys::{
+    SandboxKeys, WECHAT_APPID, WECHAT_MCHID, WECHAT_MERCHANT_SERIAL, WECHAT_PUBLIC_KEY_ID,
+    WechatKeys,
+};
 pub use ledger::LedgerEntry;
 pub use openapi::BILL_METHOD;
-pub use scenario::{CONFIRM_DELAY, SLOW_ANSWER, Scenario, scenario};
+pub use scenario::{CONFIRM_DELAY, SLOW_ANSWER, Scenario, is_wechat_code, scenario};
 pub use server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID, SandboxServer};
+pub use wechat::{WECHAT_AUTO_REVOKE, WechatModes};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -137,6 +142,40 @@ impl Sandbox {
         })
     }
 
+    /// Whether a cancel of `request_id` now finds the customer still confirming (one who
+    /// does not pay the moment the cancel arrives): WeChat Pay refuses to reverse then.
+    pub fn still_confirming(&self, request_id: &str) -> bool {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        let Some(trade) = ledger.trades.get_mut(request_id) else {
+            return false;
+        };
+        settle(trade, now);
+        matches!(
+            trade.state,
+            TradeState::Waiting {
+                pays_at_cancel: false,
+                ..
+            }
+        )
+    }
+
+    /// When `request_id` was paid, if it was.
+    pub fn paid_at(&self, request_id: &str) -> Option<DateTime<Utc>> {
+        self.lock().trades.get(request_id)?.paid_at
+    }
+
+    /// When refund `refund_id` of `request_id` was made, if it was.
+    pub fn refund_made_at(&self, request_id: &str, refund_id: &str) -> Option<DateTime<Utc>> {
+        let ledger = self.lock();
+        ledger
+            .trades
+            .get(request_id)?
+            .refunds
+            .get(refund_id)
+            .map(|(_, at)| *at)
+    }
+
     /// How many pay requests arrived under `request_id`.
     pub fn pay_calls(&self, request_id: &str) -> u32 {
         self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
@@ -200,6 +239,15 @@ impl Sandbox {
                     Duration::ZERO,
                 );
             }
+            Scenario::RateLimited => {
+                return (
+                    Outcome::Unknown(Unknown::new(
+                        UnknownKind::ProviderUnsure,
+                        "FREQUENCY_LIMITED: too many requests",
+                    )),
+                    Duration::ZERO,
+                );
+            }
             Scenario::NeverCreatedDropped => {
                 return (
                     Outcome::Unknown(Unknown::new(
@@ -231,6 +279,9 @@ impl Sandbox {
                     TradeState::Waiting {
                         pays_at,
                         pays_at_cancel: scenario == Scenario::PaysAtCancel,
+                        revokes_at: scenario::is_wechat_code(code).then(|| {
+                            now + chrono::Duration::from_std(WECHAT_AUTO_REVOKE).unwrap_or_default()
+                        }),
                     },
                     Outcome::Unknown(Unknown::new(
                         UnknownKind::BuyerConfirming,
@@ -273,7 +324,9 @@ impl Sandbox {
                 )),
                 Duration::ZERO,
             ),
-            Scenario::NeverCreatedUnknown | Scenario::NeverCreatedDropped => {
+            Scenario::NeverCreatedUnknown
+            | Scenario::NeverCreatedDropped
+            | Scenario::RateLimited => {
                 unreachable!("answered above without a trade")
             }
         };

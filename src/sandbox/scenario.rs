@@ -27,10 +27,29 @@ pub enum Scenario {
     NeverCreatedDropped,
     SystemErrorButPaid,
     PaysAtCancel,
+    /// WeChat Pay `14`: `429 FREQUENCY_LIMITED`, nothing created.
+    RateLimited,
+}
+
+/// Whether `code` is a WeChat Pay payment code (18 digits, `10`–`15`): those follow the
+/// WeChat table, which differs from the Alipay one only at `09` and `14`.
+pub fn is_wechat_code(code: &str) -> bool {
+    code.len() == 18
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && matches!(&code[..2], "10" | "11" | "12" | "13" | "14" | "15")
 }
 
 pub fn scenario(code: &str) -> Scenario {
-    match code.get(code.len().saturating_sub(2)..) {
+    let ending = code.get(code.len().saturating_sub(2)..);
+    if is_wechat_code(code) {
+        match ending {
+            // A system error, and no order created.
+            Some("09") => return Scenario::NeverCreatedUnknown,
+            Some("14") => return Scenario::RateLimited,
+            _ => {}
+        }
+    }
+    match ending {
         Some("01") => Scenario::InsufficientBalance,
         Some("02") => Scenario::ExpiredCode,
         Some("03") => Scenario::ConfirmThenPay,
@@ -92,5 +111,13 @@ mod tests {
             Scenario::NeverCreatedUnknown
         );
         assert_eq!(scenario("286000000000000013"), Scenario::PaysAtCancel);
+        // WeChat Pay codes: the same endings, except 09 and 14.
+        assert_eq!(scenario("134567890123456703"), Scenario::ConfirmThenPay);
+        assert_eq!(
+            scenario("134567890123456709"),
+            Scenario::NeverCreatedUnknown
+        );
+        assert_eq!(scenario("134567890123456714"), Scenario::RateLimited);
+        assert_eq!(scenario("286000000000000014"), Scenario::Success);
     }
 }

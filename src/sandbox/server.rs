@@ -27,6 +27,14 @@ pub struct SandboxServer {
     pub(super) app_id: String,
     /// The AMS client id the sandbox expects.
     pub(super) client_id: String,
+    /// WeChat Pay: the platform key, its certificate and public-key ids, the APIv3 key, and
+    /// the switches for what no source confirms (docs/gateways.md §8.7).
+    pub(super) wechat_key: PrivateKey,
+    pub(super) wechat_cert_serial: String,
+    pub(super) wechat_cert_pem: String,
+    pub(super) wechat_public_key_id: String,
+    pub(super) wechat_apiv3_key: String,
+    pub(super) wechat_modes: super::WechatModes,
 }
 
 /// Returned by a handler to close the connection without answering (code `07`).
@@ -56,7 +64,19 @@ impl SandboxServer {
             app_public_key: keys.app_public_key.clone(),
             app_id: app_id.to_string(),
             client_id: client_id.to_string(),
+            wechat_key: keys.wechat.platform_key.clone(),
+            wechat_cert_serial: keys.wechat.cert_serial.clone(),
+            wechat_cert_pem: keys.wechat.cert_pem.clone(),
+            wechat_public_key_id: keys.wechat.public_key_id.clone(),
+            wechat_apiv3_key: keys.wechat.apiv3_key.clone(),
+            wechat_modes: super::WechatModes::default(),
         }
+    }
+
+    /// The same server with these WeChat Pay behaviours switched on.
+    pub fn with_wechat_modes(mut self, modes: super::WechatModes) -> SandboxServer {
+        self.wechat_modes = modes;
+        self
     }
 
     /// The trade number the ledger gave `request_id`, if any.

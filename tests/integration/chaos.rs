@@ -369,9 +369,15 @@ struct Tally {
     kills_idle: u32,
 }
 
-/// A fresh Alipay user code whose last two digits pick the sandbox's behaviour.
-fn code(n: u32, scenario: u32) -> String {
-    format!("28{:014}{:02}", 31_000_000 + u64::from(n) * 7, scenario)
+/// A fresh Alipay user code whose last two digits pick the sandbox's behaviour; with
+/// `wechat`, a WeChat Pay code (18 digits from `13`) that does the same.
+fn code(n: u32, scenario: u32, wechat: bool) -> String {
+    let prefix = if wechat { "13" } else { "28" };
+    format!(
+        "{prefix}{:014}{:02}",
+        31_000_000 + u64::from(n) * 7,
+        scenario
+    )
 }
 
 #[test]
@@ -384,8 +390,15 @@ fn chaos_ams_every_sale_ends_known_and_the_ledger_equals_the_journal() {
     chaos("scanpay-ams.toml", "journal-ams.sqlite", "USD", 150);
 }
 
+/// Alipay and WeChat Pay codes, half and half, through one daemon with both gateways.
+#[test]
+fn chaos_alipay_and_wechat_every_sale_ends_known_and_the_ledger_equals_the_journal() {
+    chaos("scanpay-dual.toml", "journal-dual.sqlite", "CNY", 100);
+}
+
 /// One chaos run against the sandbox config `written` (its journal file and currency).
 fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) {
+    let dual = written == "scanpay-dual.toml";
     let sales: u32 = std::env::var("SCANPAY_CHAOS_SALES")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -419,10 +432,16 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
     rt.spawn(proxy(listener, upstream, plan.clone()));
 
     let config = sandbox.config_from(written);
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("http://127.0.0.1:{}", sandbox.port),
-        &format!("http://{proxy_addr}"),
-    ) + "\n[api]\nsocket = \"api.sock\"\n";
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            &format!("http://127.0.0.1:{}", sandbox.port),
+            &format!("http://{proxy_addr}"),
+        )
+        // Both gateways' in-doubt windows as short as the others' runs (WeChat Pay's own
+        // reverse rules still apply: not before 15 s, refused while the customer confirms).
+        .replace("sale_deadline_s = 45", "sale_deadline_s = 8")
+        + "\n[api]\nsocket = \"api.sock\"\n";
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
     let mut till = Till::start(rt, config, socket);
@@ -476,7 +495,8 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         };
         tally.sales += 1;
         let mut scans = 1;
-        let first = code(n * 4, scenario);
+        let wechat = dual && rng.bool();
+        let first = code(n * 4, scenario, wechat);
         codes.push(first.clone());
         till.daemon.feed(&format!("{first}\n"));
         if rng.u32(0..100) < 6 {
@@ -489,7 +509,7 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         // again. A declined code: the customer shows a fresh one, or the register gives up.
         while sale["state"] == "awaiting_scan" {
             if scans < 3 && rng.bool() {
-                let again = code(n * 4 + scans as u32, 0);
+                let again = code(n * 4 + scans as u32, 0, wechat);
                 codes.push(again.clone());
                 till.daemon.feed(&format!("{again}\n"));
                 scans += 1;
@@ -610,6 +630,48 @@ fn chaos(written: &str, journal_file: &str, currency: &str, default_sales: u32) 
         "most sales should get paid even through the faults: {by_state:?}"
     );
     assert_no_secrets(&till.logs, &journal, &sandbox.dir, &codes);
+    if dual {
+        // Nor the APIv3 key.
+        let apiv3 = std::fs::read_to_string(sandbox.dir.join("wechat_apiv3_key")).unwrap();
+        assert!(
+            !till.logs.join("\n").contains(apiv3.trim()),
+            "the APIv3 key in the logs"
+        );
+        for suffix in ["", "-wal"] {
+            if let Ok(bytes) = std::fs::read(format!("{}{suffix}", journal.display())) {
+                assert!(
+                    find(&bytes, apiv3.trim().as_bytes()).is_none(),
+                    "the APIv3 key in the journal"
+                );
+            }
+        }
+        // Both gateways took part, each code through its own.
+        let j = Journal::open_read_only(&journal).unwrap();
+        let mut by_gateway: BTreeMap<String, u32> = BTreeMap::new();
+        for sale in j.sales(&Default::default()).unwrap() {
+            for a in j.attempts(&sale.id).unwrap() {
+                let wechat = a.request_id.ends_with('W');
+                assert_eq!(
+                    wechat,
+                    a.gateway == "wechat-pay",
+                    "{} went to {}",
+                    a.request_id,
+                    a.gateway
+                );
+                *by_gateway.entry(a.gateway.clone()).or_default() += 1;
+            }
+        }
+        assert!(
+            by_gateway.get("wechat-pay").is_some_and(|n| *n > 0),
+            "{by_gateway:?}"
+        );
+        assert!(
+            by_gateway.get("alipay-openapi").is_some_and(|n| *n > 0),
+            "{by_gateway:?}"
+        );
+        let _ = std::io::stderr()
+            .write_all(format!("chaos: attempts per gateway {by_gateway:?}\n").as_bytes());
+    }
 
     // Printed past the test harness's capture, so CI shows what was survived.
     let counts = plan.counts.lock().unwrap().clone();

@@ -22,3 +22,4 @@ mod sandbox_charset;
 mod scanner;
 mod simulation;
 mod trust_edges;
+mod wechat;

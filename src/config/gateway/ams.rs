@@ -17,14 +17,14 @@ impl Validator<'_> {
     ) -> Result<AmsSettings, ConfigError> {
         let url_text = self.required(
             raw.url.as_ref(),
-            "gateway",
+            self.gateway_section,
             "url",
             "set the AMS origin, e.g. url = \"https://open-sea-global.alipay.com\"",
         )?;
-        let origin = self.url("gateway", "url", url_text)?;
+        let origin = self.url(self.gateway_section, "url", url_text)?;
         if origin.path() != "/" || origin.query().is_some() {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "url",
                 url_text,
                 "give the origin only (scheme, host, port); scanpay appends /ams/api/v1/...",
@@ -40,12 +40,12 @@ impl Validator<'_> {
                     Ok(v.clone())
                 }
                 Some(v) => Err(self.invalid(
-                    "gateway",
+                    self.gateway_section,
                     key,
                     v,
                     "use printable text of at most 256 characters",
                 )),
-                None => Err(self.missing("gateway", key, why)),
+                None => Err(self.missing(self.gateway_section, key, why)),
             };
         let client_id = required_text(
             "client_id",
@@ -55,7 +55,7 @@ impl Validator<'_> {
         let key_version = raw.key_version.unwrap_or(1);
         if key_version == 0 {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "key_version",
                 key_version,
                 "key versions start at 1",
@@ -69,7 +69,7 @@ impl Validator<'_> {
         )?;
         if merchant_mcc.len() != 4 || !merchant_mcc.bytes().all(|b| b.is_ascii_digit()) {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "merchant_mcc",
                 &merchant_mcc,
                 "an MCC is 4 digits, e.g. \"5812\"",
@@ -79,22 +79,36 @@ impl Validator<'_> {
             && (region.len() != 2 || !region.bytes().all(|b| b.is_ascii_uppercase()))
         {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "merchant_region",
                 region,
                 "a 2-letter region code, e.g. \"SG\"",
             ));
         }
         if let Some(c) = &raw.settlement_currency {
-            Currency::from_code(c)
-                .map_err(|e| self.invalid("gateway", "settlement_currency", c, e.to_string()))?;
+            Currency::from_code(c).map_err(|e| {
+                self.invalid(
+                    self.gateway_section,
+                    "settlement_currency",
+                    c,
+                    e.to_string(),
+                )
+            })?;
         }
         if let Some(u) = &raw.payment_notify_url {
-            self.url("gateway", "payment_notify_url", u)?;
+            self.url(self.gateway_section, "payment_notify_url", u)?;
         }
         let payment_expiry = raw
             .payment_expiry_s
-            .map(|s| self.in_range("gateway", "payment_expiry_s", s, 30..=86_400, "seconds"))
+            .map(|s| {
+                self.in_range(
+                    self.gateway_section,
+                    "payment_expiry_s",
+                    s,
+                    30..=86_400,
+                    "seconds",
+                )
+            })
             .transpose()?
             .map(Duration::from_secs);
         Ok(AmsSettings {

@@ -3,6 +3,7 @@
 
 mod ams;
 mod openapi;
+mod wechat;
 
 use std::time::Duration;
 
@@ -22,6 +23,9 @@ pub enum GatewayKind {
     AlipayOpenapi,
     #[serde(rename = "alipay-ams")]
     AlipayAms,
+    /// Only as `[gateway.wechat]`.
+    #[serde(skip)]
+    WechatPay,
 }
 
 impl GatewayKind {
@@ -30,6 +34,7 @@ impl GatewayKind {
             GatewayKind::Sandbox => "sandbox",
             GatewayKind::AlipayOpenapi => "alipay-openapi",
             GatewayKind::AlipayAms => "alipay-ams",
+            GatewayKind::WechatPay => "wechat-pay",
         }
     }
 }
@@ -41,6 +46,7 @@ pub enum GatewaySettings {
     Sandbox(SandboxSettings),
     OpenApi(OpenApiSettings),
     Ams(AmsSettings),
+    Wechat(crate::gateway::wechat_pay::WechatSettings),
 }
 
 /// `kind = "sandbox"`: the in-process sandbox.
@@ -58,6 +64,7 @@ impl GatewaySettings {
             GatewaySettings::Sandbox(_) => GatewayKind::Sandbox,
             GatewaySettings::OpenApi(_) => GatewayKind::AlipayOpenapi,
             GatewaySettings::Ams(_) => GatewayKind::AlipayAms,
+            GatewaySettings::Wechat(_) => GatewayKind::WechatPay,
         }
     }
 
@@ -67,6 +74,7 @@ impl GatewaySettings {
             GatewaySettings::Sandbox(s) => s.timeout,
             GatewaySettings::OpenApi(o) => o.timeout,
             GatewaySettings::Ams(a) => a.timeout,
+            GatewaySettings::Wechat(w) => w.timeout,
         }
     }
 }
@@ -97,6 +105,9 @@ pub(super) struct RawGateway {
     settlement_currency: Option<String>,
     payment_notify_url: Option<String>,
     payment_expiry_s: Option<u64>,
+    /// Several gateways: `[gateway.alipay]` (any Alipay kind) and `[gateway.wechat]`.
+    alipay: Option<Box<RawGateway>>,
+    wechat: Option<wechat::RawWechat>,
 }
 
 impl RawGateway {
@@ -130,6 +141,26 @@ impl RawGateway {
         ]
     }
 
+    /// The first key set at the top of `[gateway]` (none may be with nested tables).
+    fn flat_key(&self) -> Option<&'static str> {
+        let set = [
+            ("kind", self.kind.is_some()),
+            ("url", self.url.is_some()),
+            ("timeout_ms", self.timeout_ms.is_some()),
+        ];
+        set.into_iter()
+            .find(|(_, s)| *s)
+            .map(|(k, _)| k)
+            .or_else(|| {
+                self.openapi_only()
+                    .into_iter()
+                    .chain(self.ams_only())
+                    .chain(self.key_files())
+                    .find(|(_, v)| v.is_some())
+                    .map(|(k, _)| k)
+            })
+    }
+
     fn key_files(&self) -> [(&'static str, Option<String>); 2] {
         [
             ("private_key_file", self.private_key_file.clone()),
@@ -142,18 +173,59 @@ impl RawGateway {
 }
 
 impl Validator<'_> {
+    /// Every configured gateway, the first one first: the single `[gateway]`, or
+    /// `[gateway.alipay]` and then `[gateway.wechat]`.
+    pub(super) fn gateways(
+        &self,
+        mut raw: RawGateway,
+    ) -> Result<Vec<GatewaySettings>, ConfigError> {
+        let (alipay, wechat) = (raw.alipay.take(), raw.wechat.take());
+        if alipay.is_none() && wechat.is_none() {
+            return Ok(vec![self.gateway(raw)?]);
+        }
+        if let Some(key) = raw.flat_key() {
+            return Err(self.invalid(
+                "gateway",
+                key,
+                "…",
+                "with [gateway.alipay] or [gateway.wechat], every gateway key goes into its own table",
+            ));
+        }
+        let mut all = Vec::new();
+        if let Some(mut a) = alipay {
+            if a.alipay.is_some() || a.wechat.take().is_some() {
+                return Err(self.invalid(
+                    "gateway.alipay",
+                    "kind",
+                    "…",
+                    "tables do not nest further",
+                ));
+            }
+            let v = Validator {
+                file: self.file,
+                base: self.base,
+                gateway_section: "gateway.alipay",
+            };
+            all.push(v.gateway(*a)?);
+        }
+        if let Some(w) = wechat {
+            all.push(GatewaySettings::Wechat(self.wechat(w)?));
+        }
+        Ok(all)
+    }
+
     pub(super) fn gateway(&self, raw: RawGateway) -> Result<GatewaySettings, ConfigError> {
         let kind = self.required(
             raw.kind,
-            "gateway",
+            self.gateway_section,
             "kind",
             "choose the payment gateway: kind = \"sandbox\"",
         )?;
         if let Some(url) = &raw.url {
-            check_url(url).map_err(|why| self.invalid("gateway", "url", url, why))?;
+            check_url(url).map_err(|why| self.invalid(self.gateway_section, "url", url, why))?;
         }
         let timeout_ms = self.in_range(
-            "gateway",
+            self.gateway_section,
             "timeout_ms",
             raw.timeout_ms.unwrap_or(TIMEOUT_MS_DEFAULT),
             TIMEOUT_MS_RANGE,
@@ -168,10 +240,11 @@ impl Validator<'_> {
                 .collect(),
             GatewayKind::AlipayOpenapi => raw.ams_only().into_iter().collect(),
             GatewayKind::AlipayAms => raw.openapi_only().into_iter().collect(),
+            GatewayKind::WechatPay => Vec::new(),
         };
         if let Some((key, Some(value))) = foreign.into_iter().find(|(_, v)| v.is_some()) {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 key,
                 value,
                 format!("not used with kind = \"{}\"; remove it", kind.as_str()),
@@ -185,6 +258,15 @@ impl Validator<'_> {
             }),
             GatewayKind::AlipayOpenapi => GatewaySettings::OpenApi(self.openapi(&raw, timeout)?),
             GatewayKind::AlipayAms => GatewaySettings::Ams(self.ams(&raw, timeout)?),
+            // Not read from a file: WeChat Pay is configured as [gateway.wechat].
+            GatewayKind::WechatPay => {
+                return Err(self.invalid(
+                    self.gateway_section,
+                    "kind",
+                    kind.as_str(),
+                    "configure WeChat Pay as [gateway.wechat]",
+                ));
+            }
         })
     }
 
@@ -197,22 +279,27 @@ impl Validator<'_> {
     ) -> Result<(PrivateKey, PublicKey), ConfigError> {
         let private_file = self.required(
             raw.private_key_file.as_ref(),
-            "gateway",
+            self.gateway_section,
             "private_key_file",
             "name the merchant's RSA private key file (mode 0600)",
         )?;
         let private_key = PrivateKey::load(&self.path(private_file)).map_err(|e| {
-            self.invalid("gateway", "private_key_file", private_file, e.to_string())
+            self.invalid(
+                self.gateway_section,
+                "private_key_file",
+                private_file,
+                e.to_string(),
+            )
         })?;
         let public_file = self.required(
             raw.alipay_public_key_file.as_ref(),
-            "gateway",
+            self.gateway_section,
             "alipay_public_key_file",
             "name the file holding Alipay's public key",
         )?;
         let alipay_public_key = PublicKey::load(&self.path(public_file)).map_err(|e| {
             self.invalid(
-                "gateway",
+                self.gateway_section,
                 "alipay_public_key_file",
                 public_file,
                 e.to_string(),
@@ -220,7 +307,7 @@ impl Validator<'_> {
         })?;
         if alipay_public_key.same_key(&private_key.public_key()) {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "alipay_public_key_file",
                 public_file,
                 format!("this is your own public key, not Alipay's: in the {console} console, copy the \"Alipay public key\" (支付宝公钥), not your app's public key (应用公钥)"),

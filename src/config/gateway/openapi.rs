@@ -15,20 +15,20 @@ impl Validator<'_> {
     ) -> Result<OpenApiSettings, ConfigError> {
         let url_text = self.required(
             raw.url.as_ref(),
-            "gateway",
+            self.gateway_section,
             "url",
             "set the gateway URL, e.g. url = \"https://openapi.alipay.com/gateway.do\"",
         )?;
-        let url = self.url("gateway", "url", url_text)?;
+        let url = self.url(self.gateway_section, "url", url_text)?;
         let app_id = self.required(
             raw.app_id.clone(),
-            "gateway",
+            self.gateway_section,
             "app_id",
             "set the app id from the Alipay Open Platform console",
         )?;
         if !is_token(&app_id, 32, |b| b.is_ascii_digit()) {
             return Err(self.invalid(
-                "gateway",
+                self.gateway_section,
                 "app_id",
                 &app_id,
                 "an Alipay app id is all digits, e.g. 2021000000000001",
@@ -44,7 +44,7 @@ impl Validator<'_> {
                 && (v.is_empty() || v.chars().any(char::is_control))
             {
                 return Err(self.invalid(
-                    "gateway",
+                    self.gateway_section,
                     key,
                     v,
                     "must be non-empty printable text, or left out",
