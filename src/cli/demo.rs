@@ -22,7 +22,6 @@ use crate::gateway::Gateway;
 use crate::gateway::alipay_openapi::{OpenApi, OpenApiSettings};
 use crate::gateway::keys::PrivateKey;
 use crate::journal::Journal;
-use crate::money::Amount;
 use crate::output::terminal::TerminalOutput;
 use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 use crate::view::SaleView;
@@ -168,26 +167,13 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
                         emit(&view);
                     }
                 }
-                let amount =
-                    match Amount::parse(text.trim_start_matches('+'), config.terminal.currency) {
-                        Ok(a) if a.is_positive() => a,
-                        Ok(_) => {
-                            output.say(&format!(
-                                "sale refused: the amount {text} is not above zero"
-                            ));
-                            continue;
-                        }
-                        Err(_) if text.starts_with('-') => {
-                            output.say(&format!(
-                                "sale refused: the amount {text} is not above zero"
-                            ));
-                            continue;
-                        }
-                        Err(e) => {
-                            output.say(&format!("not an amount: {e}"));
-                            continue;
-                        }
-                    };
+                let amount = match console::sale_amount(&text, config.terminal.currency) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        output.say(&why);
+                        continue;
+                    }
+                };
                 let request = SaleRequest::at_the_till(amount);
                 match engine.arm(request) {
                     Ok(_) => {}

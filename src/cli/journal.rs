@@ -72,42 +72,42 @@ pub fn run(command: JournalCommand) -> Exit {
     }
 }
 
-/// The store's time zone for a command reading the journal: `[terminal] time_zone` of
-/// `--config`, or the host's zone when the journal is named directly.
-pub(super) fn store_zone(source: &JournalSource) -> Result<StoreZone, String> {
+/// The config a journal-reading command reads: `--config`, else the package's when it is
+/// there; none when the journal is named directly.
+pub(super) fn source_config(source: &JournalSource) -> Option<PathBuf> {
     let default = std::path::Path::new(super::DEFAULT_CONFIG);
     match (&source.journal, &source.config) {
-        (Some(_), _) => Ok(StoreZone::Host),
-        (None, Some(c)) => Config::load(c)
+        (Some(_), _) => None,
+        (None, Some(c)) => Some(c.clone()),
+        (None, None) => default.exists().then(|| default.to_path_buf()),
+    }
+}
+
+/// The store's time zone for a command reading the journal: `[terminal] time_zone` of its
+/// config, or the host's zone when the journal is named directly.
+pub(super) fn store_zone(source: &JournalSource) -> Result<StoreZone, String> {
+    match source_config(source) {
+        Some(c) => Config::load(&c)
             .map(|config| config.terminal.zone)
             .map_err(|e| e.to_string()),
-        (None, None) if default.exists() => Config::load(default)
-            .map(|config| config.terminal.zone)
-            .map_err(|e| e.to_string()),
-        (None, None) => Ok(StoreZone::Host),
+        None => Ok(StoreZone::Host),
     }
 }
 
 /// The journal a command names, by `--journal` or the config's `[journal] path`.
 pub(super) fn journal_path(source: &JournalSource) -> Result<PathBuf, String> {
-    match (&source.journal, &source.config) {
-        (Some(p), _) => Ok(p.clone()),
-        (None, Some(c)) => Config::load(c)
-            .map(|config| config.journal.path)
-            .map_err(|e| e.to_string()),
-        (None, None) => {
-            let default = std::path::Path::new(super::DEFAULT_CONFIG);
-            if !default.exists() {
-                return Err(format!(
-                    "no {} here: name the journal with --config FILE or --journal PATH",
-                    default.display()
-                ));
-            }
-            Config::load(default)
-                .map(|config| config.journal.path)
-                .map_err(|e| e.to_string())
-        }
+    if let Some(p) = &source.journal {
+        return Ok(p.clone());
     }
+    let config = source_config(source).ok_or_else(|| {
+        format!(
+            "no {} here: name the journal with --config FILE or --journal PATH",
+            super::DEFAULT_CONFIG
+        )
+    })?;
+    Config::load(&config)
+        .map(|config| config.journal.path)
+        .map_err(|e| e.to_string())
 }
 
 pub(super) fn with_journal(

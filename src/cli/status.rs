@@ -13,14 +13,8 @@ use crate::state::SaleState;
 
 pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     // When the daemon runs, its live view (reachability, armed sale) comes from the API.
-    let default = std::path::Path::new(super::DEFAULT_CONFIG);
-    let config = match (&source.journal, &source.config) {
-        (None, Some(path)) => Some(path.as_path()),
-        (None, None) if default.exists() => Some(default),
-        _ => None,
-    };
-    let live = match config {
-        Some(path) => match crate::config::Config::load(path) {
+    let live = match super::journal::source_config(source) {
+        Some(path) => match crate::config::Config::load(&path) {
             Ok(config) => match &config.api {
                 Some(api) => health_over_socket(&api.socket).await,
                 None => None,

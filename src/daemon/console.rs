@@ -33,6 +33,21 @@ fn is_amount(line: &str) -> bool {
     digits_or_dot && (unsigned.contains('.') || unsigned.len() <= 8 || unsigned.len() < line.len())
 }
 
+/// A sale's amount from an amount line: what the cashier is told when it is not one, or not
+/// above zero (`-5`, `0.00`).
+pub fn sale_amount(
+    text: &str,
+    currency: crate::money::Currency,
+) -> Result<crate::money::Amount, String> {
+    let refused = || format!("sale refused: the amount {text} is not above zero");
+    match crate::money::Amount::parse(text.trim_start_matches('+'), currency) {
+        Ok(a) if a.is_positive() => Ok(a),
+        Ok(_) => Err(refused()),
+        Err(_) if text.starts_with('-') => Err(refused()),
+        Err(e) => Err(format!("not an amount: {e}")),
+    }
+}
+
 /// Prints every finished sale as one JSON line on stdout (the register's view of the
 /// daemon when it is driven through stdin).
 pub struct JsonLines;

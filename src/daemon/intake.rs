@@ -10,7 +10,7 @@ use super::console::{self, Line};
 use crate::device::{Debounce, DeviceEvent, DeviceEventKind, Frame, ScannerStates};
 use crate::engine::{Engine, SaleRequest, ScanOutcome};
 use crate::events::Observer;
-use crate::money::{Amount, Currency};
+use crate::money::Currency;
 
 /// Double triggers: the same code from the same scanner within this window is read once.
 const DOUBLE_TRIGGER: Duration = Duration::from_millis(1500);
@@ -115,18 +115,10 @@ async fn read_lines(engine: &Engine, currency: Currency) {
                 }
             }
             Line::Amount(text) => {
-                let amount = match Amount::parse(text.trim_start_matches('+'), currency) {
-                    Ok(a) if a.is_positive() => a,
-                    Ok(_) => {
-                        eprintln!("sale refused: the amount {text} is not above zero");
-                        continue;
-                    }
-                    Err(_) if text.starts_with('-') => {
-                        eprintln!("sale refused: the amount {text} is not above zero");
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "not an amount");
+                let amount = match console::sale_amount(&text, currency) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        eprintln!("{why}");
                         continue;
                     }
                 };

@@ -74,6 +74,16 @@ async fn health_status_and_every_error_path_read_as_plain_words() {
     );
     daemon.feed("286000000000000000\n");
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // A test print to a printer that refuses the connection: 502, and says why.
+    let (status, printed) = call(&socket, "POST", "/v1/printer/test", &[], "").await;
+    assert_eq!(status, 502, "{printed}");
+    assert!(
+        printed["result"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("not printed: ") && r.contains("127.0.0.1:9")),
+        "{printed}"
+    );
+    found.extend(debug_text_in("/v1/printer/test", &printed.to_string()));
     let (_, health) = call(&socket, "GET", "/v1/health", &[], "").await;
     found.extend(debug_text_in("/v1/health", &health.to_string()));
     let (_, sales) = call(&socket, "GET", "/v1/sales", &[], "").await;
