@@ -47,6 +47,16 @@ const SWEEP_IDLE_EVERY: Duration = Duration::from_secs(10);
 
 pub use crate::state::NOT_CREATED;
 
+/// Why an attempt is flagged once its cancel window has closed unreversed.
+pub const WINDOW_CLOSED: &str = "the cancel window has closed and the payment is not reversed: check it with the provider and refund by hand";
+
+/// How a pause between two cancels ended.
+enum Pause {
+    Slept,
+    Retry,
+    Stopped,
+}
+
 /// Cashier messages for the ways an in-doubt attempt ends.
 pub const MSG_PAID: &str = "paid";
 pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the customer was not charged";
@@ -111,6 +121,9 @@ pub struct Resolver {
     /// the attempt open in the journal for the next start (a request on the wire first gets
     /// its answer or times out).
     pub stop: CancellationToken,
+    /// Notified when an operator asks for a cancel (or refund) to be retried now: every
+    /// resolver waiting between two cancels sends its next one at once.
+    pub retry_now: Arc<tokio::sync::Notify>,
 }
 
 impl Resolver {
@@ -126,6 +139,16 @@ impl Resolver {
             _ = self.stop.cancelled() => false,
             _ = tokio::time::sleep(pause) => true,
             _ = self.stop.cancelled() => false,
+        }
+    }
+
+    /// Sleeps `pause` between two cancels, cut short by an operator's retry.
+    async fn pause_or_retry(&self, pause: Duration) -> Pause {
+        tokio::select! {
+            biased;
+            _ = self.stop.cancelled() => Pause::Stopped,
+            _ = self.retry_now.notified() => Pause::Retry,
+            _ = tokio::time::sleep(pause) => Pause::Slept,
         }
     }
 
@@ -346,7 +369,11 @@ impl Resolver {
             if self.stopped() {
                 return self.journal.attempt(a.id);
             }
-            let outcome = if policy.refund_after_window && self.clock.now() >= closes_at {
+            // An operator may ask for the refund once the window has closed, where the
+            // gateway's policy leaves it to a person.
+            let refund = self.clock.now() >= closes_at
+                && (policy.refund_after_window || self.journal.refund_asked(&a.request_id)?);
+            let outcome = if refund {
                 // Past the window a cancel cannot reverse it: a full refund under a fixed id.
                 self.with_timeout(crate::gateway::reverse_by_refund(
                     &*self.gateway,
@@ -426,8 +453,8 @@ impl Resolver {
                 Outcome::NotSent(why) => self.note(&a, None, Counter::Cancel, "not_sent", &why)?,
             }
             let now = self.clock.now();
-            if now >= closes_at && !policy.refund_after_window {
-                self.alert(&a, "the cancel window has closed and the payment is not reversed: check it with the provider and refund by hand")?;
+            if now >= closes_at && !refund {
+                self.alert(&a, WINDOW_CLOSED)?;
             } else if now < closes_at && closes_at - now <= CANCEL_WINDOW_ALERT {
                 let why = format!(
                     "cancel not confirmed and its window closes at {}: restore the gateway connection",
@@ -442,8 +469,13 @@ impl Resolver {
                 return self.journal.attempt(a.id);
             }
             let jitter = rand::thread_rng().gen_range(0.0..0.25);
-            if !self.pause(backoff.pause().mul_f64(1.0 + jitter)).await {
-                return self.journal.attempt(a.id);
+            match self
+                .pause_or_retry(backoff.pause().mul_f64(1.0 + jitter))
+                .await
+            {
+                Pause::Stopped => return self.journal.attempt(a.id),
+                Pause::Retry => backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX),
+                Pause::Slept => {}
             }
         }
     }
@@ -562,10 +594,16 @@ impl Resolver {
         Ok(row)
     }
 
-    /// Flags the attempt for a person (once per distinct reason) and tells the outputs.
+    /// Flags the attempt for a person (once per distinct reason) and tells the outputs. An
+    /// attempt an operator settled by hand is not flagged again: it is still resolved, but
+    /// the person has seen to it (docs/operations.md, "Needs attention").
     fn alert(&self, a: &AttemptRow, why: &str) -> Result<(), JournalError> {
         let current = self.journal.attempt(a.id)?;
         if current.needs_attention.as_deref() == Some(why) {
+            return Ok(());
+        }
+        if self.journal.settled_by_hand(&a.request_id)? {
+            tracing::warn!(request_id = %a.request_id, why, "settled by hand earlier: not flagged again");
             return Ok(());
         }
         tracing::error!(request_id = %a.request_id, why, "needs attention");

@@ -163,23 +163,37 @@ impl Cap {
     }
 }
 
+/// Who is on the other end of a connection, as the operator actions record it: the socket
+/// peer's user and process, or the TCP peer's address.
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
 /// A listener the API accepts connections from.
 pub trait Accept: Send + 'static {
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    fn next_connection(&self) -> impl Future<Output = io::Result<Self::Io>> + Send;
+    fn next_connection(&self) -> impl Future<Output = io::Result<(Self::Io, Peer)>> + Send;
 }
 
 impl Accept for tokio::net::UnixListener {
     type Io = tokio::net::UnixStream;
-    async fn next_connection(&self) -> io::Result<Self::Io> {
-        self.accept().await.map(|(stream, _)| stream)
+    async fn next_connection(&self) -> io::Result<(Self::Io, Peer)> {
+        let (stream, _) = self.accept().await?;
+        let peer = match stream.peer_cred() {
+            Ok(c) => match c.pid() {
+                Some(pid) => format!("socket uid {} pid {pid}", c.uid()),
+                None => format!("socket uid {}", c.uid()),
+            },
+            Err(_) => "socket".to_string(),
+        };
+        Ok((stream, Peer(peer)))
     }
 }
 
 impl Accept for tokio::net::TcpListener {
     type Io = tokio::net::TcpStream;
-    async fn next_connection(&self) -> io::Result<Self::Io> {
-        self.accept().await.map(|(stream, _)| stream)
+    async fn next_connection(&self) -> io::Result<(Self::Io, Peer)> {
+        let (stream, addr) = self.accept().await?;
+        Ok((stream, Peer(format!("tcp {addr}"))))
     }
 }
 
@@ -195,9 +209,9 @@ pub async fn accept_loop<L: Accept>(
     // Accept errors in a row: the first is logged, the rest counted.
     let mut failing = 0u64;
     loop {
-        let io = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.next_connection() => match accepted {
-                Ok(io) => io,
+                Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     if failing == 0 {
@@ -225,7 +239,7 @@ pub async fn accept_loop<L: Accept>(
             continue;
         };
         let slot = cap.connections.admit(permit);
-        tokio::spawn(serve_connection(io, app.clone(), slot, stop.clone()));
+        tokio::spawn(serve_connection(io, peer, app.clone(), slot, stop.clone()));
     }
 }
 
@@ -240,14 +254,15 @@ fn is_connection_error(e: &io::Error) -> bool {
 
 /// Serves HTTP/1.1 on one connection until the client closes it, a timeout closes it, or the
 /// daemon stops (then the request being answered finishes first).
-async fn serve_connection<I>(io: I, app: Router, slot: Slot, stop: CancellationToken)
+async fn serve_connection<I>(io: I, peer: Peer, app: Router, slot: Slot, stop: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let requests = Arc::new(Requests::default());
     let io = TokioIo::new(HeadDeadline::new(io, requests.clone()));
     let app = TowerToHyperService::new(app);
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(peer.clone());
         let guard = requests.begin();
         let answer = hyper::service::Service::call(&app, request);
         async move {

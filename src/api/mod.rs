@@ -7,6 +7,7 @@ mod conn;
 pub mod console;
 pub(crate) mod error;
 mod health;
+pub mod operator;
 pub(crate) mod sales;
 mod stream;
 pub mod unavailable;
@@ -52,6 +53,8 @@ pub struct ApiState {
     pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
     /// The API's connection counts, for `/metrics`.
     pub connections: Arc<Connections>,
+    /// Reconciliation and the gateway probe, which need the daemon's configuration.
+    pub operations: Option<Arc<dyn operator::Operations>>,
 }
 
 /// Largest request body taken: a sale or refund request is a few hundred bytes, and every
@@ -73,6 +76,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/health", get(health::health))
         .route("/v1/report", get(console::report))
         .route("/v1/printer/test", post(console::printer_test))
+        .route("/v1/attention", get(operator::attention))
+        .route("/v1/attention/{request_id}", post(operator::act))
+        .route("/v1/actions", get(operator::actions))
+        .route("/v1/reconcile", post(operator::reconcile))
+        .route("/v1/gateway/probe", post(operator::probe))
+        .route("/v1/led/test", post(operator::led_test))
+        .route("/v1/sales/{id}/receipt", post(operator::reprint))
+        .route("/v1/report/print", post(operator::print_report))
         .route("/console", get(console::page))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })

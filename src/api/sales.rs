@@ -125,7 +125,7 @@ pub async fn create(
     }
 }
 
-fn engine_error(e: EngineError) -> ApiError {
+pub(super) fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::WrongCurrency { .. } => ApiError::field("currency", e.to_string()),
         EngineError::NotPositive(_) | EngineError::AboveLimit { .. } => {

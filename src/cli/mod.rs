@@ -4,6 +4,7 @@
 mod bench;
 mod charge;
 mod check;
+mod daemon_api;
 mod demo;
 mod exit;
 mod journal;

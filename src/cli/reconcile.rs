@@ -16,7 +16,6 @@ use crate::config::Config;
 use crate::daemon::reconcile::{compare_day_of, previous_day};
 use crate::events::LogObserver;
 use crate::journal::Journal;
-use crate::money::{Amount, Currency};
 use crate::reconcile::{self, DifferenceKind, Fix};
 
 pub struct Args {
@@ -48,23 +47,16 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
             .map_err(|_| format!("--date {d:?}: expected YYYY-MM-DD"))?,
         None => previous_day(clock.now()),
     };
+    // With the daemon running, it holds the journal: it does the fix itself.
+    if args.fix
+        && let Some(api) = &config.api
+        && let Some(result) = fix_by_daemon(&api.socket, date, args).await?
+    {
+        return Ok(result);
+    }
     let journal = Journal::open_read_only(&config.journal.path).map_err(|e| e.to_string())?;
-    let provider = match args.provider.as_deref() {
-        None => &config.gateway,
-        Some(name) => config
-            .gateways()
-            .find(|g| match name {
-                "wechat" => g.kind() == crate::config::GatewayKind::WechatPay,
-                "alipay" => g.kind() != crate::config::GatewayKind::WechatPay,
-                _ => false,
-            })
-            .ok_or_else(|| {
-                format!(
-                    "--provider {name:?}: no such gateway in {} (alipay or wechat)",
-                    config.source
-                )
-            })?,
-    };
+    let provider = crate::daemon::reconcile::provider_named(&config, args.provider.as_deref())
+        .map_err(|e| format!("--provider {e}"))?;
     let mut result =
         compare_day_of(&config, provider, &journal, date, args.file.clone(), clock).await?;
     drop(journal);
@@ -74,19 +66,64 @@ async fn reconcile_day(args: &Args) -> Result<reconcile::Reconciliation, String>
     Ok(result)
 }
 
-/// After `--fix`, the day's stored result (what health shows) counts only what is left.
-fn record_fixes(journal: &Journal, r: &reconcile::Reconciliation) {
-    let Some(mut last) = reconcile::LastRun::load(journal).ok().flatten() else {
-        return;
+/// How long the daemon may take to reconcile and fix: the provider's record, then each
+/// refund sent and waited for a while.
+const DAEMON_FIX_LIMIT: Duration = Duration::from_secs(300);
+
+/// `--fix` through the running daemon's API (`POST /v1/reconcile`); `None` when no daemon
+/// answers on its socket.
+async fn fix_by_daemon(
+    socket: &std::path::Path,
+    date: NaiveDate,
+    args: &Args,
+) -> Result<Option<reconcile::Reconciliation>, String> {
+    let file = match &args.file {
+        Some(f) => Some(
+            std::fs::canonicalize(f)
+                .map_err(|e| format!("--file {}: {e}", f.display()))?
+                .display()
+                .to_string(),
+        ),
+        None => None,
     };
-    if last.date != r.date {
-        return;
-    }
-    let fixed = r.fixes.iter().filter(|f| f.state == "succeeded").count();
-    last.differences = last.differences.saturating_sub(fixed);
-    last.paid_only_at_provider = last.paid_only_at_provider.saturating_sub(fixed);
-    if let Err(e) = last.save(journal) {
-        tracing::warn!(error = %e, "cannot record the fixes");
+    let body = serde_json::json!({
+        "date": date.to_string(),
+        "provider": args.provider,
+        "fix": true,
+        "file": file,
+        "operator": std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).ok(),
+    });
+    let key = format!(
+        "cli-reconcile-{date}-{}-{}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    );
+    use super::daemon_api::{CallError, call};
+    let headers = [("idempotency-key", key.as_str())];
+    match call(
+        socket,
+        "POST",
+        "/v1/reconcile",
+        &headers,
+        Some(&body),
+        DAEMON_FIX_LIMIT,
+    )
+    .await
+    {
+        Err(CallError::NoDaemon) => Ok(None),
+        Err(CallError::NoAnswer(why)) => Err(format!(
+            "the daemon took the fix and did not answer ({why}): what it refunded is in the journal; run the same command again (a refund is never made twice)"
+        )),
+        Ok((200, v)) => {
+            tracing::info!(socket = %socket.display(), "the running daemon reconciled and fixed");
+            serde_json::from_value(v)
+                .map(Some)
+                .map_err(|e| format!("the daemon's answer does not read: {e}"))
+        }
+        Ok((_, v)) => Err(format!(
+            "the daemon refused the fix: {}",
+            v["error"]["message"].as_str().unwrap_or("no reason given")
+        )),
     }
 }
 
@@ -94,62 +131,18 @@ fn record_fixes(journal: &Journal, r: &reconcile::Reconciliation) {
 /// finishes it.
 const FIX_IN_LINE_FOR: Duration = Duration::from_secs(60);
 
-/// Refunds each payment only the provider recorded, when the journal has its attempt; a
-/// payment this journal never made is left to a person (it may be another system's).
+/// `--fix` without a daemon: this process opens the journal and refunds, as the daemon would.
 async fn fix(config: &Config, r: &reconcile::Reconciliation) -> Result<Vec<Fix>, String> {
-    let kept: Vec<_> = r
+    if !r
         .differences
         .iter()
-        .filter(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
-        .collect();
-    if kept.is_empty() {
+        .any(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
+    {
         return Ok(Vec::new());
     }
     // Refunds are journaled: this needs the journal to itself.
     let engine = super::open_engine(config, Arc::new(LogObserver), FIX_IN_LINE_FOR).map_err(|e| {
-        format!("--fix writes the journal: {e}; stop the daemon (systemctl stop scanpay) for --fix, then start it again")
+        format!("--fix writes the journal: {e}; start the daemon (it does the fix while it runs), or stop the one holding the journal")
     })?;
-    let mut fixes = Vec::new();
-    for d in kept {
-        let currency = Currency::from_code(&d.currency).map_err(|e| e.to_string())?;
-        let fix = if d.sale_id.is_none() {
-            Fix {
-                request_id: d.request_id.clone(),
-                refund_id: None,
-                state: "not_fixed".to_string(),
-                detail: "this journal never made the payment: check it with the provider and refund it there".to_string(),
-            }
-        } else {
-            match engine
-                .refund_unrecorded_payment(
-                    &d.request_id,
-                    Amount::from_minor(d.provider_minor, currency),
-                )
-                .await
-            {
-                Ok(refund) => Fix {
-                    request_id: d.request_id.clone(),
-                    refund_id: Some(refund.refund_id.clone()),
-                    state: refund.state.to_string(),
-                    detail: refund
-                        .result_message
-                        .clone()
-                        .unwrap_or_else(|| "refund sent".to_string()),
-                },
-                Err(e) => Fix {
-                    request_id: d.request_id.clone(),
-                    refund_id: None,
-                    state: "not_fixed".to_string(),
-                    detail: e.to_string(),
-                },
-            }
-        };
-        fixes.push(fix);
-    }
-    let result = reconcile::Reconciliation {
-        fixes: fixes.clone(),
-        ..r.clone()
-    };
-    record_fixes(engine.journal(), &result);
-    Ok(fixes)
+    Ok(crate::daemon::reconcile::fix(&engine, r).await)
 }

@@ -88,28 +88,17 @@ fn report(j: &Journal) -> anyhow::Result<Value> {
 
 /// `GET /v1/health` over the daemon's socket; `None` when no daemon answers.
 async fn health_over_socket(socket: &std::path::Path) -> Option<Value> {
-    use http_body_util::{BodyExt, Empty};
-    use hyper::body::Bytes;
-    let stream = tokio::net::UnixStream::connect(socket).await.ok()?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .ok()?;
-    tokio::spawn(conn);
-    let request = hyper::Request::builder()
-        .uri("/v1/health")
-        .header("host", "scanpay")
-        .body(Empty::<Bytes>::new())
-        .ok()?;
-    let response = tokio::time::timeout(
+    super::daemon_api::call(
+        socket,
+        "GET",
+        "/v1/health",
+        &[],
+        None,
         std::time::Duration::from_secs(5),
-        sender.send_request(request),
     )
     .await
-    .ok()?
-    .ok()?;
-    let body = response.into_body().collect().await.ok()?.to_bytes();
-    serde_json::from_slice(&body).ok()
+    .ok()
+    .map(|(_, v)| v)
 }
 
 fn print_text(r: &Value) {

@@ -12,6 +12,7 @@ pub mod console;
 mod housekeeping;
 mod intake;
 mod open;
+pub mod operations;
 mod preflight;
 pub mod reconcile;
 pub mod shutdown;
@@ -161,6 +162,11 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
                 scanners: scanner_states.clone(),
                 printer: printer.clone(),
                 connections: Default::default(),
+                operations: Some(Arc::new(operations::DaemonOperations {
+                    config: config.clone(),
+                    clock: clock.clone(),
+                    gateway: monitor.clone(),
+                })),
             };
             let api = api.clone();
             let api_stop = stop.clone();

@@ -9,10 +9,12 @@ use chrono::NaiveDate;
 
 use crate::clock::{Clock, beijing, beijing_day};
 use crate::config::{Config, GatewaySettings};
+use crate::engine::Engine;
 use crate::gateway::alipay_openapi::OpenApi;
 use crate::gateway::{ProviderRecord, alipay_ams, alipay_openapi, wechat_pay};
 use crate::journal::Journal;
-use crate::reconcile;
+use crate::money::{Amount, Currency};
+use crate::reconcile::{self, DifferenceKind, Fix};
 
 /// The provider's last complete day (Beijing time) at `now`.
 pub fn previous_day(now: chrono::DateTime<chrono::Utc>) -> NaiveDate {
@@ -227,4 +229,93 @@ async fn run_once(
     if let Err(e) = last.save(journal) {
         tracing::warn!(error = %e, "cannot record the reconciliation");
     }
+}
+
+/// The configured gateway whose records `name` asks for: `alipay` or `wechat`; the first
+/// gateway when `None`.
+pub fn provider_named<'c>(
+    config: &'c Config,
+    name: Option<&str>,
+) -> Result<&'c GatewaySettings, String> {
+    let Some(name) = name else {
+        return Ok(&config.gateway);
+    };
+    config
+        .gateways()
+        .find(|g| match name {
+            "wechat" => g.kind() == crate::config::GatewayKind::WechatPay,
+            "alipay" => g.kind() != crate::config::GatewayKind::WechatPay,
+            _ => false,
+        })
+        .ok_or_else(|| {
+            format!(
+                "{name:?}: no such gateway in {} (alipay or wechat)",
+                config.source
+            )
+        })
+}
+
+/// After a fix, the day's stored result (what health shows) counts only what is left.
+fn record_fixes(journal: &Journal, r: &reconcile::Reconciliation) {
+    let Some(mut last) = reconcile::LastRun::load(journal).ok().flatten() else {
+        return;
+    };
+    if last.date != r.date {
+        return;
+    }
+    let fixed = r.fixes.iter().filter(|f| f.state == "succeeded").count();
+    last.differences = last.differences.saturating_sub(fixed);
+    last.paid_only_at_provider = last.paid_only_at_provider.saturating_sub(fixed);
+    if let Err(e) = last.save(journal) {
+        tracing::warn!(error = %e, "cannot record the fixes");
+    }
+}
+
+/// Refunds each payment only the provider recorded, when the journal has its attempt; a
+/// payment this journal never made is left to a person (it may be another system's). Each
+/// refund is journaled before it is sent and made at most once, however often this runs
+/// (`Engine::refund_unrecorded_payment`): the CLI's `--fix` and the API's do the same.
+pub async fn fix(engine: &Engine, r: &reconcile::Reconciliation) -> Vec<Fix> {
+    let mut fixes = Vec::new();
+    for d in r
+        .differences
+        .iter()
+        .filter(|d| d.kind == DifferenceKind::PaidOnlyAtProvider)
+    {
+        let not_fixed = |detail: String| Fix {
+            request_id: d.request_id.clone(),
+            refund_id: None,
+            state: "not_fixed".to_string(),
+            detail,
+        };
+        let fix = match (d.sale_id.as_ref(), Currency::from_code(&d.currency)) {
+            (None, _) => not_fixed("this journal never made the payment: check it with the provider and refund it there".to_string()),
+            (Some(_), Err(e)) => not_fixed(e.to_string()),
+            (Some(_), Ok(currency)) => match engine
+                .refund_unrecorded_payment(
+                    &d.request_id,
+                    Amount::from_minor(d.provider_minor, currency),
+                )
+                .await
+            {
+                Ok(refund) => Fix {
+                    request_id: d.request_id.clone(),
+                    refund_id: Some(refund.refund_id.clone()),
+                    state: refund.state.to_string(),
+                    detail: refund
+                        .result_message
+                        .clone()
+                        .unwrap_or_else(|| "refund sent".to_string()),
+                },
+                Err(e) => not_fixed(e.to_string()),
+            },
+        };
+        fixes.push(fix);
+    }
+    let result = reconcile::Reconciliation {
+        fixes: fixes.clone(),
+        ..r.clone()
+    };
+    record_fixes(engine.journal(), &result);
+    fixes
 }

@@ -6,6 +6,7 @@
 //! with no sale armed, while another attempt is in flight, of a wallet the gateway does not
 //! take, or already sent under another request id (invariant 4) is refused.
 
+pub mod attention;
 mod refund;
 mod sale;
 mod scan;
@@ -243,6 +244,7 @@ impl Engine {
             timeout: settings.timeout,
             inquiry_interval: settings.watchdog.inquiry_interval,
             stop: tokio_util::sync::CancellationToken::new(),
+            retry_now: Arc::new(tokio::sync::Notify::new()),
         });
         Engine {
             journal,

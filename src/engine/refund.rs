@@ -60,13 +60,27 @@ impl Engine {
         request_id: &str,
         amount: Amount,
     ) -> Result<RefundView, EngineError> {
-        let now = self.clock.now();
-        let row = self.journal.begin_recovery_refund(
+        self.refund_attempt(
             request_id,
             amount,
             "reconciliation: the provider kept this payment for a sale the journal has as not paid",
-            now,
-        )?;
+        )
+        .await
+    }
+
+    /// Gives back `amount` of the payment `request_id` outside its sale's own refunds: one
+    /// reconciliation found unrecorded, or the second payment of a sale paid twice. Once only,
+    /// as [`Engine::refund_unrecorded_payment`] says.
+    pub async fn refund_attempt(
+        &self,
+        request_id: &str,
+        amount: Amount,
+        reason: &str,
+    ) -> Result<RefundView, EngineError> {
+        let now = self.clock.now();
+        let row = self
+            .journal
+            .begin_recovery_refund(request_id, amount, reason, now)?;
         if row.state.is_final() {
             return Ok(RefundView::new(&row));
         }

@@ -70,6 +70,8 @@ pub enum JournalError {
     ReferencePaid { sale: String },
     #[error("sale {sale} was superseded by sale {by}: its payment is reversed, not taken")]
     Superseded { sale: String, by: String },
+    #[error("an operator action is already recorded under request id {0:?}")]
+    DuplicateAction(String),
 }
 
 impl JournalError {

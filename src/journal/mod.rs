@@ -15,6 +15,7 @@
 //! its connection and how a write is committed and tracked. Each table's reads and writes
 //! are in their own module.
 
+pub mod actions;
 mod attempts;
 mod backup;
 mod checks;
@@ -38,6 +39,7 @@ use rusqlite::Connection;
 
 use crate::clock::from_journal;
 
+pub use actions::{ActionRow, NewAction};
 pub use attempts::{AttemptRow, Change, Counter, NewAttempt};
 pub use backup::Summary;
 pub use disk::{Checkpoint, DiskUse};

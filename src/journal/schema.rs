@@ -147,6 +147,25 @@ CREATE INDEX attempts_ended ON attempts (updated_at)
 DROP INDEX events_at;
 UPDATE attempts SET code = NULL WHERE code IS NOT NULL;
 "#,
+    // 8: what operators did through the API (the console, or a register's back office):
+    // who, when, what, the answer they got. `request_id` is the action's idempotency key:
+    // the same key answers the stored result again instead of acting twice. Kept with the
+    // books, never pruned.
+    r#"
+CREATE TABLE operator_actions (
+    id          INTEGER PRIMARY KEY,
+    request_id  TEXT UNIQUE,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    operator    TEXT,
+    action      TEXT NOT NULL,
+    target      TEXT,
+    note        TEXT,
+    status      INTEGER NOT NULL,
+    result      TEXT NOT NULL
+) STRICT;
+CREATE INDEX operator_actions_target ON operator_actions (target) WHERE target IS NOT NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

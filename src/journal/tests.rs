@@ -658,6 +658,7 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              CREATE INDEX attempts_updated ON attempts (updated_at);
              CREATE INDEX events_at ON events (at);
              UPDATE attempts SET code = '286000000000000003';
+             DROP TABLE operator_actions;
              PRAGMA user_version = 6;",
         )
         .unwrap();

@@ -4,10 +4,15 @@
 //! `delay_on`/`delay_off`, so no loop in scanpay keeps it going.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::LedPattern;
 use crate::events::{Event, Observer};
+
+/// How long each pattern shows in the operator's LED test.
+pub const LED_TEST_STEP: Duration = Duration::from_millis(1500);
 
 /// Which status light the terminal has.
 #[derive(Debug, Clone)]
@@ -64,32 +69,24 @@ fn lights(p: LedPattern) -> [(Colour, Light); 4] {
 
 pub struct SysfsLed {
     leds: SysfsLeds,
-    current: Mutex<Option<LedPattern>>,
+    current: Arc<Mutex<Option<LedPattern>>>,
+    /// While the operator's test cycle runs, events only note the pattern they want; the
+    /// cycle shows it when it ends.
+    testing: Arc<AtomicBool>,
 }
 
-impl SysfsLed {
-    pub fn new(leds: SysfsLeds) -> SysfsLed {
-        SysfsLed {
-            leds,
-            current: Mutex::new(None),
-        }
-    }
-
+impl SysfsLeds {
     fn dir(&self, c: Colour) -> Option<&PathBuf> {
         match c {
-            Colour::Green => self.leds.green.as_ref(),
-            Colour::Red => self.leds.red.as_ref(),
-            Colour::Yellow => self.leds.yellow.as_ref(),
-            Colour::Blue => self.leds.blue.as_ref(),
+            Colour::Green => self.green.as_ref(),
+            Colour::Red => self.red.as_ref(),
+            Colour::Yellow => self.yellow.as_ref(),
+            Colour::Blue => self.blue.as_ref(),
         }
     }
 
-    pub fn show(&self, pattern: LedPattern) {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if *current == Some(pattern) {
-            return;
-        }
-        *current = Some(pattern);
+    /// Sets every colour for `pattern`.
+    fn apply(&self, pattern: LedPattern) {
         let mut wanted = lights(pattern);
         // Fallbacks for boxes without yellow or blue.
         for (colour, light) in wanted.iter_mut() {
@@ -116,6 +113,55 @@ impl SysfsLed {
             {
                 tracing::warn!(led = %dir.display(), error = %e, "cannot set the LED");
             }
+        }
+    }
+}
+
+impl SysfsLed {
+    pub fn new(leds: SysfsLeds) -> SysfsLed {
+        SysfsLed {
+            leds,
+            current: Arc::new(Mutex::new(None)),
+            testing: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub fn show(&self, pattern: LedPattern) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == Some(pattern) {
+            return;
+        }
+        *current = Some(pattern);
+        if !self.testing.load(Ordering::SeqCst) {
+            self.leds.apply(pattern);
+        }
+    }
+
+    /// The operator's LED test: every pattern in turn for `step`, on a thread of its own,
+    /// then the pattern the events want by then. A second test while one runs does nothing.
+    pub fn cycle(&self, step: Duration) {
+        if self.testing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (leds, current, testing) = (
+            self.leds.clone(),
+            self.current.clone(),
+            self.testing.clone(),
+        );
+        let spawned = std::thread::Builder::new()
+            .name("led-test".into())
+            .spawn(move || {
+                for pattern in LedPattern::ALL {
+                    leds.apply(*pattern);
+                    std::thread::sleep(step);
+                }
+                let current = current.lock().unwrap_or_else(|e| e.into_inner());
+                leds.apply(current.unwrap_or(LedPattern::Idle));
+                testing.store(false, Ordering::SeqCst);
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the LED test");
+            self.testing.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -155,6 +201,12 @@ fn set(dir: &Path, light: Light) -> std::io::Result<()> {
 
 impl Observer for SysfsLed {
     fn event(&self, event: &Event) {
+        if let Event::OperatorAction {
+            action: "led_test", ..
+        } = event
+        {
+            self.cycle(LED_TEST_STEP);
+        }
         if let Some(p) = LedPattern::for_event(event) {
             self.show(p);
         }

@@ -65,6 +65,20 @@ pub enum LedPattern {
 }
 
 impl LedPattern {
+    /// Every pattern, in the order the operator's LED test shows them.
+    pub const ALL: &'static [LedPattern] = &[
+        LedPattern::Idle,
+        LedPattern::Armed,
+        LedPattern::Processing,
+        LedPattern::CustomerConfirming,
+        LedPattern::Paid,
+        LedPattern::Failed,
+        LedPattern::NeedsAttention,
+        LedPattern::Offline,
+        LedPattern::ScannerMissing,
+        LedPattern::ScanRefused,
+    ];
+
     /// The pattern an event switches to, if it changes the LED at all.
     pub fn for_event(event: &Event) -> Option<LedPattern> {
         Some(match event {

@@ -252,6 +252,11 @@ impl PrinterQueue {
         self.state()
     }
 
+    /// What the slips are laid out for (width, encoding, store name, time zone).
+    pub fn receipt(&self) -> &super::receipt::ReceiptContext {
+        &self.config.receipt
+    }
+
     /// The receipts of a finished sale (copies, and the merchant's copy when configured).
     pub fn sale_slips(&self, sale: &crate::view::SaleView) -> Vec<Vec<u8>> {
         let ctx = &self.config.receipt;

@@ -169,7 +169,7 @@ pub(super) fn compare(
             j.unconfirmed.map(|why| Checked {
                 request_id: id.clone(),
                 sale_id: j.sale_id.clone(),
-                why,
+                why: why.into(),
                 paid_at_provider: day.provider.get(id.as_str()).is_some_and(|s| s.paid > 0),
             })
         })

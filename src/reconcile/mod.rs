@@ -18,7 +18,7 @@ pub use render::{to_csv, to_text};
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::gateway::ProviderRecord;
 pub use crate::journal::meta::LastRun;
@@ -26,7 +26,7 @@ use crate::journal::{AttemptRow, Journal, JournalError, RefundRow};
 use crate::money::Amount;
 use crate::state::AttemptState;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DifferenceKind {
     /// The provider kept money for a trade the journal does not have as paid: the customer
@@ -51,7 +51,7 @@ impl DifferenceKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Difference {
     pub kind: DifferenceKind,
     /// The payment's request id.
@@ -70,7 +70,7 @@ pub struct Difference {
 }
 
 /// Sums per currency on each side, minor units.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Totals {
     pub currency: String,
     pub provider_paid: i64,
@@ -79,7 +79,7 @@ pub struct Totals {
     pub journal_refunded: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Reconciliation {
     /// The provider's day (Beijing time for both Alipay gateways).
     pub date: String,
@@ -103,18 +103,18 @@ pub struct Reconciliation {
 
 /// One attempt that ended not charged without a signed final state, as reconciliation found
 /// it on the provider's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checked {
     pub request_id: String,
     pub sale_id: String,
     /// `never created` or `refused at the door`.
-    pub why: &'static str,
+    pub why: std::borrow::Cow<'static, str>,
     /// Whether the provider's record of the day has a payment under it.
     pub paid_at_provider: bool,
 }
 
 /// A refund `--fix` made (or found already made) for money only the provider recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fix {
     pub request_id: String,
     pub refund_id: Option<String>,

@@ -141,7 +141,7 @@ fn attempts_ended_on_the_gateways_word_alone_are_looked_up_on_the_bill() {
     let checked: Vec<(&str, &str, bool)> = r
         .unconfirmed_checked
         .iter()
-        .map(|c| (c.request_id.as_str(), c.why, c.paid_at_provider))
+        .map(|c| (c.request_id.as_str(), c.why.as_ref(), c.paid_at_provider))
         .collect();
     assert_eq!(
         checked,

@@ -1,6 +1,6 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
 //! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators.
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators and `POST /_sandbox/trades/{id}/unfreeze` (code `15`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,6 +50,16 @@ impl SandboxServer {
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
+            }
+            (&Method::POST, p)
+                if p.starts_with("/_sandbox/trades/") && p.ends_with("/unfreeze") =>
+            {
+                let id = &p["/_sandbox/trades/".len()..p.len() - "/unfreeze".len()];
+                Ok(if self.sandbox.unfreeze(id) {
+                    plain(StatusCode::OK, "text/plain", "unfrozen".into())
+                } else {
+                    plain(StatusCode::NOT_FOUND, "text/plain", "no such trade".into())
+                })
             }
             (&Method::POST, p) if ams::is_ams_path(p) => {
                 let headers = req.headers().clone();

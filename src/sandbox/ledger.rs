@@ -41,6 +41,8 @@ pub(super) struct Trade {
     /// When the customer paid, and when a cancel gave it back.
     pub(super) paid_at: Option<DateTime<Utc>>,
     pub(super) reversed_at: Option<DateTime<Utc>>,
+    /// Frozen by risk control: cancels are refused until the admin call unfreezes it.
+    pub(super) frozen: bool,
 }
 
 /// Money moved for one request id, as the sandbox saw it.

@@ -93,6 +93,18 @@ impl Sandbox {
     }
 
     /// The ledger: one entry per request id the sandbox has seen.
+    /// Lifts risk control's freeze of the trade under `request_id` (code `15`): its next
+    /// cancel goes through. False when there is no such trade.
+    pub fn unfreeze(&self, request_id: &str) -> bool {
+        match self.lock().trades.get_mut(request_id) {
+            Some(t) => {
+                t.frozen = false;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn ledger(&self) -> Vec<LedgerEntry> {
         let now = self.clock.now();
         let mut ledger = self.lock();
@@ -272,7 +284,10 @@ impl Sandbox {
                 };
                 (state, Outcome::Failed(f), Duration::ZERO)
             }
-            Scenario::ConfirmThenPay | Scenario::ConfirmNeverPays | Scenario::PaysAtCancel => {
+            Scenario::ConfirmThenPay
+            | Scenario::ConfirmNeverPays
+            | Scenario::PaysAtCancel
+            | Scenario::FrozenAtCancel => {
                 let pays_at = (scenario == Scenario::ConfirmThenPay)
                     .then(|| now + chrono::Duration::from_std(CONFIRM_DELAY).unwrap_or_default());
                 (
@@ -341,6 +356,7 @@ impl Sandbox {
                 refunds: BTreeMap::new(),
                 subject: request.subject.clone(),
                 reversed_at: None,
+                frozen: scenario == Scenario::FrozenAtCancel,
             },
         );
         (outcome, delay)
@@ -435,8 +451,15 @@ impl Gateway for Sandbox {
                 subject: String::new(),
                 paid_at: None,
                 reversed_at: None,
+                frozen: false,
             });
         settle(trade, now);
+        if trade.frozen {
+            return Outcome::Failed(failure(
+                "REASON_TRADE_BEEN_FREEZEN",
+                "the trade is frozen by risk control: it cannot be cancelled now",
+            ));
+        }
         if let TradeState::Waiting {
             pays_at_cancel: true,
             ..

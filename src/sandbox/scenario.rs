@@ -27,6 +27,10 @@ pub enum Scenario {
     NeverCreatedDropped,
     SystemErrorButPaid,
     PaysAtCancel,
+    /// `15` (Alipay codes): the customer must confirm and never pays, and risk control
+    /// froze the trade: every cancel is refused (`ACQ.REASON_TRADE_BEEN_FREEZEN`) until the
+    /// admin call `POST /_sandbox/trades/{request_id}/unfreeze`.
+    FrozenAtCancel,
     /// WeChat Pay `14`: `429 FREQUENCY_LIMITED`, nothing created.
     RateLimited,
 }
@@ -46,6 +50,7 @@ pub fn scenario(code: &str) -> Scenario {
             // A system error, and no order created.
             Some("09") => return Scenario::NeverCreatedUnknown,
             Some("14") => return Scenario::RateLimited,
+            Some("15") => return Scenario::Success,
             _ => {}
         }
     }
@@ -63,6 +68,7 @@ pub fn scenario(code: &str) -> Scenario {
         Some("11") => Scenario::NeverCreatedDropped,
         Some("12") => Scenario::SystemErrorButPaid,
         Some("13") => Scenario::PaysAtCancel,
+        Some("15") => Scenario::FrozenAtCancel,
         _ => Scenario::Success,
     }
 }
@@ -119,5 +125,7 @@ mod tests {
         );
         assert_eq!(scenario("134567890123456714"), Scenario::RateLimited);
         assert_eq!(scenario("286000000000000014"), Scenario::Success);
+        assert_eq!(scenario("286000000000000015"), Scenario::FrozenAtCancel);
+        assert_eq!(scenario("134567890123456715"), Scenario::Success);
     }
 }

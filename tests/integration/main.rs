@@ -15,6 +15,7 @@ mod fuzz;
 mod journal_damage;
 mod monitoring;
 mod openapi;
+mod operator;
 mod outputs;
 mod plain_output;
 mod reconcile;
