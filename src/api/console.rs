@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::events::{Event, Observer};
+use crate::events::Event;
 
 /// Who sent a request: the listener it came in on (set per listener in `serve`).
 #[derive(Debug, Clone, Copy)]
@@ -61,10 +61,11 @@ pub async fn report(
 }
 
 /// `POST /v1/printer/test`: prints a test slip and answers the printer's state after it, paper
-/// sensor included. Journaled as an `operator_action` event.
+/// sensor included. Recorded as an operator action, and told as an `operator_action` event.
 pub async fn printer_test(
     State(s): State<ApiState>,
     listener: Option<axum::Extension<Listener>>,
+    peer: Option<axum::Extension<super::conn::Peer>>,
 ) -> Result<Response, ApiError> {
     let Some(printer) = s.printer.clone() else {
         return Err(ApiError::new(
@@ -96,8 +97,16 @@ pub async fn printer_test(
                 .unwrap_or("the printer did not take it")
         )
     };
-    s.bus.event(&Event::OperatorAction {
-        actor: listener.map_or("api", |l| l.0.0).to_string(),
+    let actor = super::operator::actor(listener.as_deref(), peer.as_deref());
+    super::operator::record(
+        &s,
+        &actor,
+        "printer_test",
+        None,
+        &serde_json::json!({ "result": result }),
+    );
+    s.observer.event(&Event::OperatorAction {
+        actor,
         action: "printer_test",
         result: result.clone(),
     });

@@ -49,6 +49,8 @@ pub struct ApiState {
     pub engine: Arc<Engine>,
     pub monitor: Arc<Monitored<dyn Gateway>>,
     pub bus: Arc<EventBus>,
+    /// Every output (LED, printer, log, the bus): what an operator's action is told to.
+    pub observer: Arc<dyn crate::events::Observer>,
     pub scanners: Arc<crate::device::ScannerStates>,
     pub printer: Option<Arc<crate::output::printer::PrinterQueue>>,
     /// The API's connection counts, for `/metrics`.

@@ -24,7 +24,7 @@ use super::console::Listener;
 use super::error::ApiError;
 use crate::engine::Engine;
 use crate::engine::attention::{Acted, ActionError, Asked, OperatorAction};
-use crate::events::{Event, Observer};
+use crate::events::Event;
 use crate::journal::{ActionRow, NewAction};
 
 /// What the daemon does for the API that needs its configuration: reconciliation against
@@ -62,7 +62,7 @@ pub enum OpError {
 }
 
 /// Who sent a request: the listener and the peer on it.
-fn actor(listener: Option<&Listener>, peer: Option<&Peer>) -> String {
+pub(super) fn actor(listener: Option<&Listener>, peer: Option<&Peer>) -> String {
     match (listener, peer) {
         (_, Some(p)) => p.0.clone(),
         (Some(l), None) => l.0.to_string(),
@@ -190,7 +190,7 @@ pub async fn act(
                 return Err(conflict(&key));
             }
             if !acted.replayed {
-                s.bus.event(&Event::OperatorAction {
+                s.observer.event(&Event::OperatorAction {
                     actor: actor.clone(),
                     action: action.as_str(),
                     result: format!("{request_id}: {}", done_text(&acted.row)),
@@ -342,7 +342,7 @@ pub async fn reconcile(
     }
     if body.fix {
         let fixed = result["fixes"].as_array().map_or(0, Vec::len);
-        s.bus.event(&Event::OperatorAction {
+        s.observer.event(&Event::OperatorAction {
             actor,
             action: "reconcile_fix",
             result: format!(
@@ -382,7 +382,7 @@ pub async fn probe(
     let ok = result["ok"].as_bool().unwrap_or(false);
     let actor = actor(listener.as_deref(), peer.as_deref());
     record(&s, &actor, "gateway_probe", None, &result);
-    s.bus.event(&Event::OperatorAction {
+    s.observer.event(&Event::OperatorAction {
         actor,
         action: "gateway_probe",
         result: if ok {
@@ -401,7 +401,13 @@ pub async fn probe(
 }
 
 /// Records a device test or probe (no request id: it moves no money and may be repeated).
-fn record(s: &ApiState, actor: &str, action: &str, target: Option<&str>, result: &Value) {
+pub(super) fn record(
+    s: &ApiState,
+    actor: &str,
+    action: &str,
+    target: Option<&str>,
+    result: &Value,
+) {
     let text = result.to_string();
     let new = NewAction {
         request_id: None,
@@ -435,7 +441,7 @@ pub async fn led_test(
         "patterns": patterns,
     });
     record(&s, &actor, "led_test", None, &result);
-    s.bus.event(&Event::OperatorAction {
+    s.observer.event(&Event::OperatorAction {
         actor,
         action: "led_test",
         result: result["result"].as_str().unwrap_or_default().to_string(),
@@ -477,7 +483,7 @@ pub async fn reprint(
     let result =
         json!({"result": format!("{count} slip(s) sent to the printer"), "sale_id": sale_id});
     record(&s, &actor, "reprint", Some(&sale_id), &result);
-    s.bus.event(&Event::OperatorAction {
+    s.observer.event(&Event::OperatorAction {
         actor,
         action: "reprint",
         result: format!("sale {sale_id}: {count} slip(s)"),
@@ -519,7 +525,7 @@ pub async fn print_report(
     let date = date.to_string();
     let result = json!({"result": "the Z-report was sent to the printer", "date": date});
     record(&s, &actor, "print_report", Some(&date), &result);
-    s.bus.event(&Event::OperatorAction {
+    s.observer.event(&Event::OperatorAction {
         actor,
         action: "print_report",
         result: format!("Z-report of {date}"),

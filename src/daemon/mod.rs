@@ -159,6 +159,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
                 engine: engine.clone(),
                 monitor: monitor.clone(),
                 bus: bus.clone(),
+                observer: observer.clone(),
                 scanners: scanner_states.clone(),
                 printer: printer.clone(),
                 connections: Default::default(),

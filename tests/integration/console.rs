@@ -135,6 +135,32 @@ impl Driver {
             .await;
     }
 
+    async fn element(&self, css: &str) -> String {
+        let found = self
+            .session(
+                "POST",
+                "/element",
+                json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no {css}: {found}"))
+            .to_string()
+    }
+
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.session(
+            "POST",
+            &format!("/element/{id}/value"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
     /// Waits until the text of `css` contains `wanted`.
     async fn wait_for(&self, css: &str, wanted: &str) -> String {
         let end = Instant::now() + Duration::from_secs(20);
@@ -243,7 +269,123 @@ async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browse
         .find(|(_, kind, _)| kind == "operator_action")
         .expect("the test print is journaled");
     assert!(
-        action.contains("\"actor\":\"tcp\"") && action.contains("printer_test"),
+        action.contains("\"actor\":\"tcp 127.0.0.1:") && action.contains("printer_test"),
         "{action}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_needing_a_person_is_listed_and_settled_from_its_button_in_a_real_browser() {
+    if Command::new("chromedriver")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!(
+            "chromedriver not installed (apt-get install chromium chromium-driver): console not tested in a browser"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let port = free_port();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n");
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "no API: {}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let driver = Driver::start(&dir.path().join("chromium-profile"))
+        .await
+        .expect("chromedriver starts");
+    driver
+        .session(
+            "POST",
+            "/url",
+            json!({"url": format!("http://127.0.0.1:{port}/console")}),
+        )
+        .await;
+    driver.wait_for("#status", "OK").await;
+
+    // A customer who never confirms, on a trade risk control froze: its cancel is refused,
+    // and the page lists it with the actions it takes.
+    daemon.feed("18.80\n286000000000003315\n");
+    let end = Instant::now() + Duration::from_secs(60);
+    let listed = loop {
+        let text = driver.text_of("#attention").await;
+        if text.contains("REASON_TRADE_BEEN_FREEZEN") {
+            break text;
+        }
+        assert!(Instant::now() < end, "never listed: {text:?}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        listed.contains("18.80 CNY") && listed.contains("Settled by hand"),
+        "{listed}"
+    );
+    driver.wait_for("#status", "Needs a look").await;
+    driver.screenshot(&shots, "6-needs-attention").await;
+
+    // Settled by hand, with a note and a name, from its button.
+    // The list is drawn again on every event: click until the form opens.
+    let end = Instant::now() + Duration::from_secs(10);
+    while driver.text_of("#attention-what").await.is_empty() {
+        assert!(Instant::now() < end, "the settle form never opened");
+        driver.click("#attention button[data-action=settle]").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    driver
+        .type_into("#attention-note", "reversed in the merchant console")
+        .await;
+    driver.type_into("#attention-operator", "Li Wei").await;
+    driver.screenshot(&shots, "7-settling").await;
+    driver.click("#attention-confirm").await;
+    driver.wait_for("#attention-done", "settled by hand").await;
+    driver.wait_for("#attention", "None.").await;
+    driver.wait_for("#actions", "settle").await;
+    let actions = driver.text_of("#actions").await;
+    assert!(
+        actions.contains("Li Wei") && actions.contains("reversed in the merchant console"),
+        "{actions}"
+    );
+    driver.screenshot(&shots, "8-settled").await;
+
+    // A reconciliation of today from the page: the sandbox's bill agrees with the journal.
+    driver.click("#reconcile-run").await;
+    driver.wait_for("#reconcile-result", "No differences").await;
+    driver.screenshot(&shots, "9-reconciled").await;
+    driver.session("DELETE", "", json!({})).await;
+    daemon.terminate();
+
+    // The journal: who settled it, when, with what note; the payment still as the gateway
+    // left it (cancelling), no longer flagged.
+    let journal = scanpay::journal::Journal::open_read_only(&sandbox.journal()).unwrap();
+    let settle = journal
+        .actions(20)
+        .unwrap()
+        .into_iter()
+        .find(|a| a.action == "settle")
+        .expect("the settle is journaled");
+    assert!(
+        settle.actor.starts_with("tcp 127.0.0.1:"),
+        "{}",
+        settle.actor
+    );
+    assert_eq!(settle.operator.as_deref(), Some("Li Wei"));
+    assert_eq!(
+        settle.note.as_deref(),
+        Some("reversed in the merchant console")
+    );
+    let attempt = journal
+        .attempt_by_request_id(settle.target.as_deref().unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(attempt.state, scanpay::state::AttemptState::Cancelling);
+    assert_eq!(attempt.needs_attention, None);
 }

@@ -497,3 +497,119 @@ async fn reconcile_with_fix_through_the_running_daemon_refunds_what_the_cli_woul
     );
     assert!(runs.iter().any(|a| a.operator.as_deref() == Some("Li Wei")));
 }
+
+/// An LED-class device as sysfs shows one: brightness, max_brightness, trigger.
+fn led_dir(root: &Path, name: &str) -> PathBuf {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("brightness"), "0").unwrap();
+    std::fs::write(d.join("max_brightness"), "255").unwrap();
+    std::fs::write(d.join("trigger"), "[none] timer heartbeat").unwrap();
+    d
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_tests_probe_and_reprints_through_the_api_are_done_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config();
+    let port = free_port();
+    with_api(&config, port);
+    let (green, red) = (led_dir(dir.path(), "green"), led_dir(dir.path(), "red"));
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "\n[led]\nkind = \"sysfs\"\ngreen = \"{}\"\nred = \"{}\"\n",
+            green.display(),
+            red.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let slips = config.with_file_name("slips.bin");
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+
+    let (status, probe) = api(port, "POST", "/v1/gateway/probe", None, json!({})).await;
+    assert_eq!(status, 200, "{probe}");
+    assert_eq!(probe["ok"], true);
+    assert!(
+        probe["checks"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("signature verified"),
+        "{probe}"
+    );
+
+    // The LED shows every pattern in turn: red blinks (needs attention) and green lights.
+    let (status, led) = api(port, "POST", "/v1/led/test", None, json!({})).await;
+    assert_eq!(status, 200, "{led}");
+    assert_eq!(led["patterns"].as_array().unwrap().len(), 10, "{led}");
+    let (mut green_on, mut red_blink) = (false, false);
+    let end = Instant::now() + Duration::from_secs(20);
+    while !(green_on && red_blink) {
+        assert!(
+            Instant::now() < end,
+            "the LED did not cycle: green {green_on}, red blink {red_blink}"
+        );
+        green_on |= std::fs::read_to_string(green.join("brightness")).unwrap_or_default() == "255";
+        red_blink |= std::fs::read_to_string(red.join("trigger")).unwrap_or_default() == "timer";
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A paid sale's receipt again, and the day's Z-report.
+    daemon.feed("7.00\n286000000000004400\n");
+    let journal = sandbox.journal();
+    let end = Instant::now() + Duration::from_secs(15);
+    let sale_id = loop {
+        let (_, list) = api(port, "GET", "/v1/sales?state=paid&limit=1", None, json!({})).await;
+        if let Some(id) = list["sales"][0]["sale_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(Instant::now() < end, "no paid sale: {list}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let printed = |min: usize| {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            let bytes = std::fs::read(&slips).unwrap_or_default();
+            if bytes.len() >= min {
+                return bytes;
+            }
+            assert!(Instant::now() < end, "only {} bytes printed", bytes.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let first = printed(1).len();
+    let (status, again) = api(
+        port,
+        "POST",
+        &format!("/v1/sales/{sale_id}/receipt"),
+        None,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
+    let after_reprint = printed(first * 2).len();
+    let (status, z) = api(port, "POST", "/v1/report/print", None, json!({})).await;
+    assert_eq!(status, 200, "{z}");
+    printed(after_reprint + 1);
+    let (status, e) = api(port, "POST", "/v1/sales/S-nosuch/receipt", None, json!({})).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{e}"
+    );
+    daemon.terminate();
+
+    let j = Journal::open_read_only(&journal).unwrap();
+    let done: Vec<String> = j
+        .actions(20)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    for wanted in ["gateway_probe", "led_test", "reprint", "print_report"] {
+        assert!(
+            done.iter().any(|a| a == wanted),
+            "{wanted} recorded: {done:?}"
+        );
+    }
+}
