@@ -259,6 +259,9 @@ pub async fn actions(
     )
 }
 
+/// Largest provider record file the daemon reads for a reconciliation.
+const MAX_RECORD_FILE: u64 = 64 * 1024 * 1024;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReconcileBody {
@@ -304,6 +307,24 @@ pub async fn reconcile(
         && (o.is_empty() || o.chars().count() > 100 || o.chars().any(char::is_control))
     {
         return Err(ApiError::field("operator", "1 to 100 printable characters"));
+    }
+    // The daemon reads only a regular file of a bill's size (never a device or a pipe).
+    if let Some(f) = body.file.as_deref() {
+        match std::fs::metadata(f) {
+            Ok(m) if m.is_file() && m.len() <= MAX_RECORD_FILE => {}
+            Ok(_) => {
+                return Err(ApiError::field(
+                    "file",
+                    "not a regular file of at most 64 MiB: name the provider's report or bill file",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::field(
+                    "file",
+                    format!("{f}: {e}; name a file the daemon's user can read"),
+                ));
+            }
+        }
     }
     let ask = ReconcileAsk {
         date,

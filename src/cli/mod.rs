@@ -191,8 +191,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
         /// Refund, through the gateway and journaled like any refund, each payment the
-        /// provider kept for a sale the journal has as not paid. Needs the daemon stopped;
-        /// running it twice refunds once
+        /// provider kept for a sale the journal has as not paid. With the daemon running,
+        /// the daemon does it (asked over its socket); running it twice refunds once
         #[arg(long)]
         fix: bool,
         /// With several gateways, whose records: alipay or wechat (default: the first)
