@@ -87,6 +87,12 @@ pub enum Event {
         /// Differences where the provider kept money for a sale the journal has as not paid.
         paid_only_at_provider: usize,
     },
+    /// The operator's scan test took this scan: shown, never charged. `text` is masked as
+    /// everywhere (a payment code shows its wallet and ends).
+    ScanTest {
+        text: String,
+        kind: String,
+    },
     /// An operator did something through the API or the console (a test print): who, what,
     /// and how it went. Journaled with the other events.
     OperatorAction {
@@ -123,7 +129,7 @@ impl Observer for LogObserver {
     fn event(&self, event: &Event) {
         match event {
             Event::SaleFinished { sale } => {
-                tracing::info!(sale = %sale.sale_id, state = %sale.state, "sale finished")
+                tracing::info!(sale_id = %sale.sale_id, sale_state = %sale.state, "sale finished")
             }
             Event::NeedsAttention {
                 request_id, why, ..

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
 
 fn main() -> ExitCode {
@@ -42,6 +43,15 @@ fn main() -> ExitCode {
                 return ExitCode::from(scanpay::cli::EXIT_FAILED);
             }
         }
+    } else if let Some(journald) = journald() {
+        // Under systemd (it sets JOURNAL_STREAM when stderr is the journal): straight to
+        // journald, each field its own journal field (REQUEST_ID, SALE_ID, ATTEMPT_STATE, …;
+        // docs/operations.md §5), instead of text on stderr that journald would store whole.
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(journald.with_filter(level))
+            .init();
     } else {
         builder
             .with_writer(std::io::stderr)
@@ -49,4 +59,20 @@ fn main() -> ExitCode {
             .init();
     }
     ExitCode::from(scanpay::cli::run(cli))
+}
+
+/// The journald layer, when stderr goes to the journal and its socket answers.
+fn journald() -> Option<tracing_journald::Layer> {
+    std::env::var_os("JOURNAL_STREAM")?;
+    match tracing_journald::layer() {
+        Ok(layer) => Some(
+            layer
+                .with_field_prefix(None)
+                .with_syslog_identifier("scanpay".to_string()),
+        ),
+        Err(e) => {
+            eprintln!("warning: journald's socket does not answer ({e}): logging to stderr");
+            None
+        }
+    }
 }

@@ -652,7 +652,7 @@ impl Resolver {
         cause: Cause,
         c: Change,
     ) -> Result<AttemptRow, JournalError> {
-        tracing::info!(request_id = %a.request_id, from = %a.state, %to, ?cause, "attempt");
+        tracing::info!(request_id = %a.request_id, sale_id = %a.sale_id, from = %a.state, attempt_state = %to, ?cause, "attempt");
         let (a, _sale) = self
             .journal
             .transition(a.id, to, cause, &c, self.clock.now())?;
@@ -690,7 +690,7 @@ impl Watchdog {
                     Ok(a) if a.state.is_final() => announce(&resolver, &sale_id),
                     Ok(_) => {}
                     Err(e) => {
-                        tracing::error!(sale = %sale_id, error = %e, "watchdog: journal error; retried on the next sweep")
+                        tracing::error!(sale_id = %sale_id, error = %e, "watchdog: journal error; retried on the next sweep")
                     }
                 }
             });
@@ -744,7 +744,7 @@ impl Watchdog {
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.
 fn announce(resolver: &Resolver, sale_id: &str) {
     if let Err(e) = finish(&resolver.journal, &*resolver.observer, sale_id) {
-        tracing::error!(sale = %sale_id, error = %e, "cannot read the finished sale");
+        tracing::error!(sale_id = %sale_id, error = %e, "cannot read the finished sale");
     }
 }
 

@@ -470,6 +470,33 @@ pub async fn led_test(
     Ok(Json(result).into_response())
 }
 
+/// How long the scan test waits for its scan.
+pub const SCAN_TEST_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `POST /v1/scanner/test`: the next scan (within a minute) is shown, as a `scan_test`
+/// event, and never charged, whether or not a sale is waiting.
+pub async fn scanner_test(
+    State(s): State<ApiState>,
+    listener: Option<axum::Extension<Listener>>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Result<Response, ApiError> {
+    s.engine.arm_scan_test(SCAN_TEST_WINDOW);
+    let actor = actor(listener.as_deref(), peer.as_deref());
+    let result = json!({
+        "result": format!(
+            "scan now: the next scan within {} s is shown as a scan_test event and not charged",
+            SCAN_TEST_WINDOW.as_secs()
+        ),
+    });
+    record(&s, &actor, "scanner_test", None, &result);
+    s.observer.event(&Event::OperatorAction {
+        actor,
+        action: "scanner_test",
+        result: result["result"].as_str().unwrap_or_default().to_string(),
+    });
+    Ok(Json(result).into_response())
+}
+
 /// `POST /v1/sales/{id}/receipt`: prints a sale's receipts again.
 pub async fn reprint(
     State(s): State<ApiState>,

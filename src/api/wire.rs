@@ -210,6 +210,10 @@ enum EventJson<'a> {
         action: &'static str,
         result: &'a str,
     },
+    ScanTest {
+        text: &'a str,
+        kind: &'a str,
+    },
 }
 
 impl<'a> From<&'a Event> for EventJson<'a> {
@@ -291,6 +295,7 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 differences: *differences,
                 paid_only_at_provider: *paid_only_at_provider,
             },
+            Event::ScanTest { text, kind } => EventJson::ScanTest { text, kind },
             Event::OperatorAction {
                 actor,
                 action,
@@ -329,6 +334,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::ScannerDisconnected { .. } => "scanner_disconnected",
         Event::ReconciliationMismatch { .. } => "reconciliation_mismatch",
         Event::OperatorAction { .. } => "operator_action",
+        Event::ScanTest { .. } => "scan_test",
         Event::ClockSkew { .. } => "clock_skew",
     }
 }

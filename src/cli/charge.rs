@@ -122,8 +122,8 @@ pub async fn run(args: Args) -> Exit {
             }
             engine.view(&sale.sale_id).or_failed()?
         }
-        ScanOutcome::Barcode { .. } | ScanOutcome::Garbage { .. } => {
-            // Checked above; kept for completeness.
+        ScanOutcome::Barcode { .. } | ScanOutcome::Garbage { .. } | ScanOutcome::Tested { .. } => {
+            // Checked above (and no scan test is armed here); kept for completeness.
             return usage("--code: not a payment code");
         }
     };

@@ -71,7 +71,9 @@ pub async fn scanner_loop(
                             queued.push_back(event);
                         }
                     }
-                    ScanOutcome::Barcode { .. } | ScanOutcome::Garbage { .. } => {}
+                    ScanOutcome::Barcode { .. }
+                    | ScanOutcome::Garbage { .. }
+                    | ScanOutcome::Tested { .. } => {}
                 }
             }
             DeviceEventKind::Frame(Frame::Garbage { why, len }) => {

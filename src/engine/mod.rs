@@ -158,6 +158,11 @@ pub enum ScanOutcome {
         code_masked: String,
         refusal: Refusal,
     },
+    /// The operator's scan test took it: shown, not charged.
+    Tested {
+        text: String,
+        kind: String,
+    },
     /// The scan was charged (or tried); the sale as it now stands. A sale still
     /// `processing` is in doubt: its attempt stays open in the journal until resolved.
     Attempted {
@@ -193,6 +198,8 @@ pub struct Engine {
     on_wire: std::sync::atomic::AtomicBool,
     /// Wakes the watchdog when an attempt in doubt is handed to it.
     wake: Arc<tokio::sync::Notify>,
+    /// Until when the next scan is the operator's scan test: shown, never charged.
+    scan_test: Mutex<Option<std::time::Instant>>,
     /// Set at shutdown: no new sale or scan is taken.
     stopping: std::sync::atomic::AtomicBool,
     /// Runs right after an attempt's row is committed (tests force interleavings here).
@@ -258,6 +265,7 @@ impl Engine {
             slots: Mutex::new(Slots::default()),
             on_wire: std::sync::atomic::AtomicBool::new(false),
             wake: Arc::new(tokio::sync::Notify::new()),
+            scan_test: Mutex::new(None),
             stopping: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             after_attempt_written: Mutex::new(None),

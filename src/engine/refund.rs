@@ -28,7 +28,7 @@ impl Engine {
         let row =
             self.journal
                 .begin_refund(sale_id, &request_id, amount, reason.as_deref(), now)?;
-        tracing::info!(sale = %sale_id, refund = %row.request_id, %amount, "refund");
+        tracing::info!(sale_id = %sale_id, refund = %row.request_id, %amount, "refund");
         crate::failpoint::hit("before_refund_send");
         self.send_refund(row, claim).await
     }

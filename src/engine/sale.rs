@@ -139,7 +139,7 @@ impl Engine {
         drop(slots);
         let view = self.view(&sale.id)?;
         if created {
-            tracing::info!(sale = %sale.id, amount = %sale.amount, "sale armed");
+            tracing::info!(sale_id = %sale.id, amount = %sale.amount, "sale armed");
             self.observer
                 .event(&Event::SaleArmed { sale: view.clone() });
         }

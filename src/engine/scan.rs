@@ -16,6 +16,9 @@ impl Engine {
     /// Handles one scan: classifies it and, for a payment code with a sale armed, charges
     /// it and sees the attempt through to a known state (or as far as the resolver goes).
     pub async fn scan(&self, raw: &str) -> ScanOutcome {
+        if self.take_scan_test() {
+            return self.show_test_scan(raw);
+        }
         let code = match recognise(raw) {
             Scan::Payment(code) => code,
             Scan::Barcode { text, kind } => {
@@ -46,6 +49,41 @@ impl Engine {
         }
     }
 
+    /// The operator's scan test: the next scan within `window` is shown and not charged,
+    /// whether or not a sale is waiting.
+    pub fn arm_scan_test(&self, window: std::time::Duration) {
+        *self.scan_test.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(std::time::Instant::now() + window);
+    }
+
+    fn take_scan_test(&self) -> bool {
+        let mut armed = self.scan_test.lock().unwrap_or_else(|e| e.into_inner());
+        match armed.take() {
+            Some(until) => std::time::Instant::now() < until,
+            None => false,
+        }
+    }
+
+    fn show_test_scan(&self, raw: &str) -> ScanOutcome {
+        let (text, kind) = match recognise(raw) {
+            Scan::Payment(code) => (
+                code.masked(),
+                format!("{} payment code", code.wallet().display_name()),
+            ),
+            Scan::Barcode { text, kind } => (
+                crate::paycode::mask_payment_codes(&text),
+                kind.as_str().to_string(),
+            ),
+            Scan::Garbage { why, len } => (format!("{len} bytes"), format!("unreadable: {why}")),
+        };
+        tracing::info!(%text, %kind, "scan test: shown, not charged");
+        self.observer.event(&Event::ScanTest {
+            text: text.clone(),
+            kind: kind.clone(),
+        });
+        ScanOutcome::Tested { text, kind }
+    }
+
     /// Tells the cashier (log, LED, register) why a payment code was not charged.
     fn refuse(&self, code: &PaymentCode, refusal: Refusal) -> ScanOutcome {
         tracing::warn!(code = %code, %refusal, "scan refused");
@@ -61,7 +99,7 @@ impl Engine {
                 .journal
                 .note_refused_scan(&sale_id, &message, self.clock.now())
             {
-                tracing::warn!(sale = %sale_id, error = %e, "the refusal could not be kept on the sale");
+                tracing::warn!(sale_id = %sale_id, error = %e, "the refusal could not be kept on the sale");
             }
         }
         self.observer.event(&Event::ScanRefused {
@@ -170,7 +208,7 @@ impl Engine {
         if let Err(e) = self.send_and_resolve(attempt, code).await {
             // The journal failed mid-attempt: the row stays open and the next start
             // resolves it. The register must not treat this as "not paid".
-            tracing::error!(sale = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
+            tracing::error!(sale_id = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
         }
         let view = match self.view(&sale_id) {
             Ok(v) => v,
@@ -350,6 +388,7 @@ impl Engine {
         let (a, _) = self
             .journal
             .transition(attempt.id, to, Cause::PayAnswer, &c, now)?;
+        tracing::info!(request_id = %a.request_id, sale_id = %a.sale_id, attempt_state = %a.state, "attempt");
         Ok(a)
     }
 }

@@ -107,7 +107,8 @@ impl LedPattern {
             Event::Barcode { .. }
             | Event::Garbage { .. }
             | Event::Refund { .. }
-            | Event::OperatorAction { .. } => {
+            | Event::OperatorAction { .. }
+            | Event::ScanTest { .. } => {
                 return None;
             }
         })

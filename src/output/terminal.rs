@@ -95,6 +95,9 @@ impl Observer for TerminalOutput {
                 "barcode {text} ({}): not a payment code, passed to the register",
                 kind.as_str()
             )),
+            Event::ScanTest { text, kind } => {
+                self.say(&format!("scan test: {text} ({kind}), not charged"))
+            }
             Event::Garbage { why, len } => {
                 self.say(&format!("unreadable scan dropped ({why}, {len} bytes)"))
             }

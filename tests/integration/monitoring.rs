@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common::procs::{Daemon, SandboxProc};
+use crate::common::procs::{Daemon, SandboxProc, scanpay};
 
 /// The `scanpay_…` names in `text` (PromQL in rules or panels).
 fn metric_names(text: &str) -> BTreeSet<String> {
@@ -133,4 +133,101 @@ async fn every_metric_the_rules_and_the_dashboard_name_is_served() {
             .unwrap();
         assert!(out.status.success(), "promtool {args:?}: {out:?}");
     }
+}
+
+/// One journald native-protocol datagram: `KEY=value` lines, or `KEY\n<u64 LE length><bytes>\n`.
+fn journal_fields(datagram: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut fields = std::collections::BTreeMap::new();
+    let mut rest = datagram;
+    while !rest.is_empty() {
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let line = &rest[..nl];
+        if let Some(eq) = line.iter().position(|&b| b == b'=') {
+            fields.insert(
+                String::from_utf8_lossy(&line[..eq]).to_string(),
+                String::from_utf8_lossy(&line[eq + 1..]).to_string(),
+            );
+            rest = &rest[nl + 1..];
+        } else {
+            let key = String::from_utf8_lossy(line).to_string();
+            let len = u64::from_le_bytes(rest[nl + 1..nl + 9].try_into().unwrap()) as usize;
+            let value = &rest[nl + 9..nl + 9 + len];
+            fields.insert(key, String::from_utf8_lossy(value).to_string());
+            rest = &rest[nl + 9 + len + 1..];
+        }
+    }
+    fields
+}
+
+/// Under systemd (JOURNAL_STREAM set) the log goes to journald's socket, each field its own
+/// journal field for a log shipper to index: REQUEST_ID, SALE_ID, ATTEMPT_STATE; no full
+/// payment code in any of them. Played with a socket of our own at journald's address, where
+/// no journald runs (the test steps aside where one does).
+#[test]
+fn under_systemd_logs_reach_journald_with_their_fields() {
+    let socket = std::path::Path::new("/run/systemd/journal/socket");
+    if socket.exists() {
+        eprintln!("a journald runs here: its socket is left alone, the journald fields not tested");
+        return;
+    }
+    let dir = std::path::Path::new("/run/systemd/journal");
+    let made_dirs = !dir.exists();
+    if std::fs::create_dir_all(dir).is_err() {
+        eprintln!("cannot make /run/systemd/journal (not root?): the journald fields not tested");
+        return;
+    }
+    let listener = std::os::unix::net::UnixDatagram::bind(socket).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_millis(500)))
+        .unwrap();
+    let sandbox_dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&sandbox_dir.path().join("sbx"), 0);
+    let code = "286000000000006600";
+    let out = scanpay()
+        .args(["charge", "--amount", "6.60", "--code", code, "--config"])
+        .arg(sandbox.config())
+        .env("JOURNAL_STREAM", "8:1234")
+        .env("SCANPAY_LOG", "info")
+        .output()
+        .unwrap();
+    let mut datagrams = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    while let Ok(n) = listener.recv(&mut buf) {
+        datagrams.push(journal_fields(&buf[..n]));
+    }
+    let _ = std::fs::remove_file(socket);
+    if made_dirs {
+        let _ = std::fs::remove_dir("/run/systemd/journal");
+        let _ = std::fs::remove_dir("/run/systemd");
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!datagrams.is_empty(), "nothing reached journald");
+    let attempt = datagrams
+        .iter()
+        .find(|f| f.get("MESSAGE").map(String::as_str) == Some("attempt"))
+        .unwrap_or_else(|| panic!("no attempt line: {datagrams:?}"));
+    assert_eq!(attempt["ATTEMPT_STATE"], "succeeded", "{attempt:?}");
+    assert!(attempt["REQUEST_ID"].starts_with("T"), "{attempt:?}");
+    assert!(attempt["SALE_ID"].starts_with("S"), "{attempt:?}");
+    assert_eq!(attempt["SYSLOG_IDENTIFIER"], "scanpay");
+    assert_eq!(attempt["PRIORITY"], "5", "info is journald's notice");
+    for f in &datagrams {
+        for value in f.values() {
+            assert!(
+                !value.contains(code),
+                "a full payment code reached the journal: {f:?}"
+            );
+        }
+    }
+    assert!(
+        out.stderr.is_empty(),
+        "nothing on stderr besides: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

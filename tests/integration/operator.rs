@@ -554,9 +554,43 @@ async fn device_tests_probe_and_reprints_through_the_api_are_done_and_recorded()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // A paid sale's receipt again, and the day's Z-report.
+    // The scan test: with a sale waiting, the next scan is shown and not charged; the one
+    // after it pays as usual.
+    let (status, armed) = api(port, "POST", "/v1/scanner/test", None, json!({})).await;
+    assert_eq!(status, 200, "{armed}");
     daemon.feed("7.00\n286000000000004400\n");
     let journal = sandbox.journal();
+    crate::common::procs::wait_for(
+        &journal,
+        Duration::from_secs(15),
+        "the scan test's event",
+        |j| {
+            j.events_after(0, 1000)
+                .unwrap()
+                .iter()
+                .any(|(_, kind, _)| kind == "scan_test")
+        },
+    );
+    let events = Journal::open_read_only(&journal)
+        .unwrap()
+        .events_after(0, 1000)
+        .unwrap();
+    let (_, _, shown) = events
+        .iter()
+        .find(|(_, kind, _)| kind == "scan_test")
+        .unwrap();
+    assert!(
+        shown.contains("28************4400") && shown.contains("payment code"),
+        "{shown}"
+    );
+    assert!(!shown.contains("286000000000004400"), "masked: {shown}");
+    assert!(
+        sandbox.ledger().is_empty(),
+        "nothing charged: {:?}",
+        sandbox.ledger()
+    );
+    // A paid sale's receipt again, and the day's Z-report.
+    daemon.feed("286000000000004400\n");
     let end = Instant::now() + Duration::from_secs(15);
     let sale_id = loop {
         let (_, list) = api(port, "GET", "/v1/sales?state=paid&limit=1", None, json!({})).await;
@@ -606,7 +640,13 @@ async fn device_tests_probe_and_reprints_through_the_api_are_done_and_recorded()
         .into_iter()
         .map(|a| a.action)
         .collect();
-    for wanted in ["gateway_probe", "led_test", "reprint", "print_report"] {
+    for wanted in [
+        "gateway_probe",
+        "led_test",
+        "scanner_test",
+        "reprint",
+        "print_report",
+    ] {
         assert!(
             done.iter().any(|a| a == wanted),
             "{wanted} recorded: {done:?}"
