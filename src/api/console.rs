@@ -50,14 +50,22 @@ pub async fn report(
     Query(q): Query<ReportQuery>,
 ) -> Result<Response, ApiError> {
     let zone = s.engine.zone();
-    let date = match q.date.as_deref() {
-        None => zone.date_of(chrono::Utc::now()),
-        Some(d) => crate::clock::parse_date(d)
-            .map_err(|_| ApiError::field("date", "a date like 2026-12-01"))?,
-    };
+    let date = store_date(zone, q.date.as_deref())?;
     let report =
         crate::report::day_report(s.engine.journal(), date, zone).map_err(ApiError::internal)?;
     Ok(Json(report).into_response())
+}
+
+/// The store day a `date` query names: today in the store's zone when it names none.
+pub(super) fn store_date(
+    zone: crate::clock::StoreZone,
+    date: Option<&str>,
+) -> Result<chrono::NaiveDate, ApiError> {
+    match date {
+        None => Ok(zone.date_of(chrono::Utc::now())),
+        Some(d) => crate::clock::parse_date(d)
+            .map_err(|_| ApiError::field("date", "a date like 2026-12-01")),
+    }
 }
 
 /// `POST /v1/printer/test`: prints a test slip and answers the printer's state after it, paper

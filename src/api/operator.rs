@@ -561,11 +561,7 @@ pub async fn print_report(
 ) -> Result<Response, ApiError> {
     let printer = s.printer.clone().ok_or_else(no_printer)?;
     let zone = s.engine.zone();
-    let date = match q.date.as_deref() {
-        None => zone.date_of(chrono::Utc::now()),
-        Some(d) => crate::clock::parse_date(d)
-            .map_err(|_| ApiError::field("date", "a date like 2026-12-01"))?,
-    };
+    let date = super::console::store_date(zone, q.date.as_deref())?;
     let report =
         crate::report::day_report(s.engine.journal(), date, zone).map_err(ApiError::internal)?;
     printer.enqueue(crate::report::escpos(&report, printer.receipt()));

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use crate::common::free_port;
 use crate::common::procs::{Daemon, SandboxProc};
 
 struct Driver {
@@ -24,14 +25,6 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Driver {
@@ -189,8 +182,18 @@ impl Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browser() {
+/// A daemon on a fresh sandbox with the API on loopback TCP (and `extra` config), and a
+/// headless Chromium on its console page; `None` where chromedriver is not installed.
+struct Console {
+    // Dropped in this order: the browser, the daemon, then the sandbox and its directory.
+    driver: Driver,
+    daemon: Daemon,
+    sandbox: SandboxProc,
+    shots: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn open_console(extra: impl Fn(&Path) -> String) -> Option<Console> {
     if Command::new("chromedriver")
         .arg("--version")
         .output()
@@ -199,20 +202,17 @@ async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browse
         eprintln!(
             "chromedriver not installed (apt-get install chromium chromium-driver): console not tested in a browser"
         );
-        return;
+        return None;
     }
     let dir = tempfile::tempdir().unwrap();
     let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
     let config = sandbox.config();
     let port = free_port();
-    let slips = sandbox.dir.join("slips.bin");
     let text = std::fs::read_to_string(&config).unwrap()
-        + &format!(
-            "\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
-            slips.display()
-        );
+        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n")
+        + &extra(&sandbox.dir);
     std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, None);
+    let daemon = Daemon::start(&config, None);
     let end = Instant::now() + Duration::from_secs(15);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < end, "no API: {}", daemon.stderr());
@@ -230,6 +230,34 @@ async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browse
             json!({"url": format!("http://127.0.0.1:{port}/console")}),
         )
         .await;
+    Some(Console {
+        driver,
+        daemon,
+        sandbox,
+        shots,
+        _dir: dir,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browser() {
+    let Some(Console {
+        driver,
+        mut daemon,
+        sandbox,
+        shots,
+        ..
+    }) = open_console(|dir| {
+        format!(
+            "\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
+            dir.join("slips.bin").display()
+        )
+    })
+    .await
+    else {
+        return;
+    };
+    let slips = sandbox.dir.join("slips.bin");
     driver.wait_for("#status", "OK").await;
     driver.wait_for("#reasons", "Everything is working").await;
     driver.screenshot(&shots, "1-idle").await;
@@ -276,41 +304,16 @@ async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browse
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_payment_needing_a_person_is_listed_and_settled_from_its_button_in_a_real_browser() {
-    if Command::new("chromedriver")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!(
-            "chromedriver not installed (apt-get install chromium chromium-driver): console not tested in a browser"
-        );
+    let Some(Console {
+        driver,
+        mut daemon,
+        sandbox,
+        shots,
+        ..
+    }) = open_console(|_| String::new()).await
+    else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
-    let config = sandbox.config();
-    let port = free_port();
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &format!("\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n");
-    std::fs::write(&config, text).unwrap();
-    let mut daemon = Daemon::start(&config, None);
-    let end = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < end, "no API: {}", daemon.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let driver = Driver::start(&dir.path().join("chromium-profile"))
-        .await
-        .expect("chromedriver starts");
-    driver
-        .session(
-            "POST",
-            "/url",
-            json!({"url": format!("http://127.0.0.1:{port}/console")}),
-        )
-        .await;
+    };
     driver.wait_for("#status", "OK").await;
 
     // A customer who never confirms, on a trade risk control froze: its cancel is refused,

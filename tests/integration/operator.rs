@@ -11,15 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::common::procs::{Daemon, SandboxProc, scanpay};
+use crate::common::{free_port, led_dir};
 use scanpay::journal::Journal;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The sandbox's config with the API on a socket and loopback TCP, and a file printer.
 fn with_api(config: &Path, port: u16) {
@@ -498,16 +491,6 @@ async fn reconcile_with_fix_through_the_running_daemon_refunds_what_the_cli_woul
     assert!(runs.iter().any(|a| a.operator.as_deref() == Some("Li Wei")));
 }
 
-/// An LED-class device as sysfs shows one: brightness, max_brightness, trigger.
-fn led_dir(root: &Path, name: &str) -> PathBuf {
-    let d = root.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("brightness"), "0").unwrap();
-    std::fs::write(d.join("max_brightness"), "255").unwrap();
-    std::fs::write(d.join("trigger"), "[none] timer heartbeat").unwrap();
-    d
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn device_tests_probe_and_reprints_through_the_api_are_done_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -549,7 +532,7 @@ async fn device_tests_probe_and_reprints_through_the_api_are_done_and_recorded()
             Instant::now() < end,
             "the LED did not cycle: green {green_on}, red blink {red_blink}"
         );
-        green_on |= std::fs::read_to_string(green.join("brightness")).unwrap_or_default() == "255";
+        green_on |= std::fs::read_to_string(green.join("brightness")).unwrap_or_default() == "1";
         red_blink |= std::fs::read_to_string(red.join("trigger")).unwrap_or_default() == "timer";
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -9,17 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::led_dir;
 use common::procs::{Daemon, scanpay};
 use serde_json::Value;
-
-fn led_dir(root: &Path, name: &str) -> PathBuf {
-    let d = root.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    std::fs::write(d.join("brightness"), "0").unwrap();
-    std::fs::write(d.join("max_brightness"), "1").unwrap();
-    std::fs::write(d.join("trigger"), "[none] timer").unwrap();
-    d
-}
 
 fn config(dir: &Path, printer: &str) -> PathBuf {
     let leds = format!(

@@ -13,6 +13,26 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An LED-class device as sysfs shows one (brightness, max_brightness `1`, a timer trigger)
+/// in `root/name`.
+pub fn led_dir(root: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let d = root.join(name);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("brightness"), "0").unwrap();
+    std::fs::write(d.join("max_brightness"), "1").unwrap();
+    std::fs::write(d.join("trigger"), "[none] timer").unwrap();
+    d
+}
+
 /// The sandbox ledger as JSON entries.
 pub async fn ledger(url: &str) -> Vec<Value> {
     let body = reqwest::get(url).await.unwrap().text().await.unwrap();
