@@ -246,7 +246,7 @@ async fn the_console_shows_the_till_live_and_prints_a_test_slip_in_a_real_browse
         mut daemon,
         sandbox,
         shots,
-        ..
+        _dir,
     }) = open_console(|dir| {
         format!(
             "\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
@@ -309,7 +309,7 @@ async fn a_payment_needing_a_person_is_listed_and_settled_from_its_button_in_a_r
         mut daemon,
         sandbox,
         shots,
-        ..
+        _dir,
     }) = open_console(|_| String::new()).await
     else {
         return;
