@@ -182,41 +182,55 @@ pub async fn act(
         operator: body.operator.as_deref(),
         note: body.note.as_deref(),
     };
-    match s.engine.act_on_attention(&request_id, action, asked).await {
-        Ok(acted) => {
-            if acted.row.target.as_deref() != Some(request_id.as_str())
-                || acted.row.action != action.as_str()
-            {
-                return Err(conflict(&key));
-            }
-            if !acted.replayed {
-                s.observer.event(&Event::OperatorAction {
-                    actor: actor.clone(),
-                    action: action.as_str(),
-                    result: format!("{request_id}: {}", done_text(&acted.row)),
-                });
-            }
-            Ok(answer(&acted))
+    let acted = match s.engine.act_on_attention(&request_id, action, asked).await {
+        Ok(acted) => acted,
+        // The same request twice at once: the one recorded first is the answer.
+        Err(ActionError::Engine(crate::engine::EngineError::Journal(
+            crate::journal::JournalError::DuplicateAction(_),
+        ))) => Acted {
+            row: s
+                .engine
+                .recorded_action(&key)
+                .map_err(ApiError::internal)?
+                .ok_or_else(|| conflict(&key))?,
+            replayed: true,
+        },
+        Err(ActionError::NotFlagged(id)) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_flagged",
+                format!("no payment {id:?} is flagged for a person: GET /v1/attention lists them"),
+            ));
         }
-        Err(ActionError::NotFlagged(id)) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_flagged",
-            format!("no payment {id:?} is flagged for a person: GET /v1/attention lists them"),
-        )),
-        Err(e @ ActionError::DoesNotApply { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "action_does_not_apply",
-            e.to_string(),
-        )),
-        Err(e @ ActionError::NoteNeeded) => Err(ApiError::field("note", e.to_string())),
+        Err(e @ ActionError::DoesNotApply { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "action_does_not_apply",
+                e.to_string(),
+            ));
+        }
+        Err(e @ ActionError::NoteNeeded) => return Err(ApiError::field("note", e.to_string())),
         Err(ActionError::Engine(crate::engine::EngineError::BadText(what, max))) => {
-            Err(ApiError::field(
+            return Err(ApiError::field(
                 if what == "note" { "note" } else { "operator" },
                 format!("1 to {max} printable characters"),
-            ))
+            ));
         }
-        Err(ActionError::Engine(e)) => Err(super::sales::engine_error(e)),
+        Err(ActionError::Engine(e)) => return Err(super::sales::engine_error(e)),
+    };
+    if acted.row.target.as_deref() != Some(request_id.as_str())
+        || acted.row.action != action.as_str()
+    {
+        return Err(conflict(&key));
     }
+    if !acted.replayed {
+        s.observer.event(&Event::OperatorAction {
+            actor: actor.clone(),
+            action: action.as_str(),
+            result: format!("{request_id}: {}", done_text(&acted.row)),
+        });
+    }
+    Ok(answer(&acted))
 }
 
 fn conflict(key: &str) -> ApiError {
