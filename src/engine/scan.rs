@@ -35,8 +35,8 @@ impl Engine {
             }
         };
         match self.start_attempt(&code) {
-            Ok((attempt, guard, claim)) => {
-                let outcome = self.charge(attempt, &code).await;
+            Ok((attempt, subject, guard, claim)) => {
+                let outcome = self.charge(attempt, subject, &code).await;
                 // Still open: the watchdog takes it from here.
                 drop(claim);
                 drop(guard);
@@ -126,7 +126,7 @@ impl Engine {
     fn start_attempt(
         &self,
         code: &PaymentCode,
-    ) -> Result<(AttemptRow, InFlight<'_>, Claim), Refusal> {
+    ) -> Result<(AttemptRow, String, InFlight<'_>, Claim), Refusal> {
         if !self.gateway.accepts(code.wallet()) {
             return Err(Refusal::WalletNotAccepted {
                 wallet: code.wallet().display_name(),
@@ -185,8 +185,8 @@ impl Engine {
             code,
             deadline_at: deadline,
         };
-        let attempt = match self.journal.begin_attempt(&sale_id, &new, now) {
-            Ok(a) => a,
+        let (attempt, sale) = match self.journal.begin_attempt_of(&sale_id, &new, now) {
+            Ok(written) => written,
             Err(e @ (JournalError::SaleState { .. } | JournalError::NoSale(_))) => {
                 // The armed sale ended meanwhile (aborted, expired).
                 slots.armed = None;
@@ -200,12 +200,17 @@ impl Engine {
             hook();
         }
         slots.in_flight = Some(attempt.request_id.clone());
-        Ok((attempt, InFlight(&self.slots), claim))
+        Ok((attempt, sale.subject, InFlight(&self.slots), claim))
     }
 
-    async fn charge(&self, attempt: AttemptRow, code: &PaymentCode) -> ScanOutcome {
+    async fn charge(
+        &self,
+        attempt: AttemptRow,
+        subject: String,
+        code: &PaymentCode,
+    ) -> ScanOutcome {
         let sale_id = attempt.sale_id.clone();
-        if let Err(e) = self.send_and_resolve(attempt, code).await {
+        if let Err(e) = self.send_and_resolve(attempt, subject, code).await {
             // The journal failed mid-attempt: the row stays open and the next start
             // resolves it. The register must not treat this as "not paid".
             tracing::error!(sale_id = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
@@ -236,24 +241,21 @@ impl Engine {
     async fn send_and_resolve(
         &self,
         attempt: AttemptRow,
+        subject: String,
         code: &PaymentCode,
     ) -> Result<AttemptRow, JournalError> {
-        let sale = self
-            .journal
-            .sale(&attempt.sale_id)?
-            .ok_or_else(|| JournalError::NoSale(attempt.sale_id.clone()))?;
         let request = PayRequest {
             request_id: attempt.request_id.clone(),
             code: code.clone(),
             amount: attempt.amount,
-            subject: sale.subject.clone(),
+            subject,
             terminal_id: self.settings.terminal.id.clone(),
             store_id: self.settings.terminal.store_id.clone(),
         };
         crate::failpoint::hit("before_send");
         tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
         self.observer.event(&Event::AttemptSent {
-            sale_id: sale.id.clone(),
+            sale_id: attempt.sale_id.clone(),
             request_id: request.request_id.clone(),
             code_masked: code.masked(),
         });

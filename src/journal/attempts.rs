@@ -135,12 +135,24 @@ impl Journal {
         new: &NewAttempt<'_>,
         now: DateTime<Utc>,
     ) -> Result<AttemptRow, JournalError> {
+        self.begin_attempt_of(sale_id, new, now).map(|(a, _)| a)
+    }
+
+    /// [`Journal::begin_attempt`], with the sale as it was read in the same transaction
+    /// (before its move to processing): the pay request needs its subject, and reading it
+    /// again would be one more query between the commit and the request.
+    pub fn begin_attempt_of(
+        &self,
+        sale_id: &str,
+        new: &NewAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
         // From the scan on, register events wait: a batch of them whose time came while this
         // row is being written would put a commit in front of the pay request.
         self.paying.start(SCAN_BEING_WRITTEN);
         let written = self.write_attempt(sale_id, new, now);
         match &written {
-            Ok(attempt) => self.paying.start(attempt.id),
+            Ok((attempt, _)) => self.paying.start(attempt.id),
             Err(_) => {
                 self.paying.end(SCAN_BEING_WRITTEN);
             }
@@ -153,7 +165,7 @@ impl Journal {
         sale_id: &str,
         new: &NewAttempt<'_>,
         now: DateTime<Utc>,
-    ) -> Result<AttemptRow, JournalError> {
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sale = sale_in(&tx, sale_id)?;
@@ -214,7 +226,7 @@ impl Journal {
         if let Some(k) = &self.identity {
             k.request(&attempt.request_id);
         }
-        Ok(attempt)
+        Ok((attempt, sale))
     }
 
     /// Moves an attempt to `to` (checked against the state machine) and its sale to the
