@@ -5,6 +5,7 @@
 //! answer that does not verify is `Unknown`, never success or failure.
 
 pub mod bill;
+pub mod cert;
 pub mod wire;
 
 use std::collections::BTreeMap;
