@@ -1,6 +1,7 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
 //! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators.
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators
+//! and, in certificate mode, `POST /_sandbox/openapi/rotate-alipay-cert`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,6 +52,7 @@ impl SandboxServer {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
             }
+            (&Method::POST, super::cert::ROTATE_PATH) => Ok(self.rotate_alipay_cert().await),
             (&Method::POST, p) if ams::is_ams_path(p) => {
                 let headers = req.headers().clone();
                 let body = match read_body(req.into_body()).await {

@@ -345,10 +345,17 @@ impl OpenApi {
         }
         cert::verify_chain(&chain, &mode.roots, self.io.clock.now())?;
         let key = cert::public_key(&chain[0], &format!("Alipay certificate {sn}"))?;
+        // The download's own answer is signed under the certificate it names: the one just
+        // fetched, or one already trusted.
+        let signer = match wire::root_alipay_cert_sn(&body) {
+            Some(s) if s == sn => Some(key.clone()),
+            Some(s) => self.known_key(&s),
+            None => None,
+        };
         let sign = wire::root_sign(&body).unwrap_or_default();
-        if !key.verify_sha256_base64(content.as_bytes(), &sign) {
+        if !signer.is_some_and(|k| k.verify_sha256_base64(content.as_bytes(), &sign)) {
             return Err(
-                "the download answer does not verify with the certificate it carries".to_string(),
+                "the download answer is not signed under a trusted Alipay certificate".to_string(),
             );
         }
         match store_rotated(&mode.alipay_cert_file, &mode.alipay_cert_sn, &pem) {
