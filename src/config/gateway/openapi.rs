@@ -158,6 +158,8 @@ impl Validator<'_> {
                 roots,
                 alipay_cert_file: alipay_path,
                 alipay_cert_sn: cert::cert_sn(&alipay[0]),
+                app_cert_file: self.path(app_file),
+                alipay_root_cert_file: self.path(root_file),
             },
         ))
     }

@@ -69,6 +69,9 @@ pub struct CertMode {
     pub alipay_cert_file: PathBuf,
     /// The SN of the certificate in `alipay_cert_file`.
     pub alipay_cert_sn: String,
+    /// The files the app certificate and the root bundle were read from (for reports).
+    pub app_cert_file: PathBuf,
+    pub alipay_root_cert_file: PathBuf,
 }
 
 /// The method that hands out an Alipay certificate by its SN.
