@@ -146,7 +146,9 @@ impl Validator<'_> {
                 section,
                 "alipay_cert_file",
                 alipay_file,
-                format!("{e}; the Alipay certificate must chain to alipay_root_cert_file"),
+                format!(
+                    "{e}; the Alipay certificate must chain to alipay_root_cert_file = {root_file:?}"
+                ),
             )
         })?;
         Ok((
