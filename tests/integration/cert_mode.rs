@@ -378,6 +378,14 @@ async fn a_rotated_certificate_that_does_not_chain_to_our_roots_is_refused_and_t
         }
         other => panic!("{other:?}"),
     }
+    // The same certificate is not asked for again on the next answer under it.
+    let third = client
+        .pay(&pay_request("CERT_NOCHAIN_3", "284700000000002300"))
+        .await;
+    match &third {
+        Outcome::Unknown(u) => assert!(u.detail.contains("refused earlier"), "{u:?}"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(std::fs::read(dir.path().join(ALIPAY_CERT)).unwrap(), before);
     let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()

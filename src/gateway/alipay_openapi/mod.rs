@@ -85,7 +85,13 @@ pub struct OpenApi {
     /// downloaded since), and one download at a time.
     alipay_keys: Mutex<HashMap<String, PublicKey>>,
     download: tokio::sync::Mutex<()>,
+    /// Certificates downloaded and refused (by SN): when, and why.
+    refused: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
+
+/// How long a downloaded certificate that was refused (another SN, no chain to the root,
+/// expired) is not asked for again: every answer under it is unknown meanwhile anyway.
+const REFUSED_FOR: Duration = Duration::from_secs(600);
 
 impl OpenApi {
     pub fn new(settings: OpenApiSettings, clock: Arc<dyn Clock>) -> Result<OpenApi, String> {
@@ -99,6 +105,7 @@ impl OpenApi {
             io,
             alipay_keys: Mutex::new(keys),
             download: tokio::sync::Mutex::new(()),
+            refused: Mutex::new(HashMap::new()),
         })
     }
 
@@ -285,11 +292,43 @@ impl OpenApi {
         if let Some(key) = self.known_key(sn) {
             return Ok(key);
         }
+        if let Some(why) = self.refused(sn) {
+            return Err(format!("refused earlier: {why}"));
+        }
         let key = self.download_alipay_cert(sn).await?;
         if let Ok(mut keys) = self.alipay_keys.lock() {
             keys.insert(sn.to_string(), key.clone());
         }
         Ok(key)
+    }
+
+    /// A downloaded certificate is trusted only if it has the SN asked for, and chains to
+    /// the root bundle and is valid now.
+    fn check_downloaded(
+        &self,
+        sn: &str,
+        pem: &str,
+        roots: &[x509_cert::Certificate],
+    ) -> Result<PublicKey, String> {
+        let chain = cert::read_pem(pem, &format!("Alipay certificate {sn}"))?;
+        let Some(first) = chain.first() else {
+            return Err(format!("Alipay certificate {sn}: empty"));
+        };
+        let got = cert::cert_sn(first);
+        if got != sn {
+            return Err(format!("the certificate downloaded for {sn} has SN {got}"));
+        }
+        cert::verify_chain(&chain, roots, self.io.clock.now())?;
+        cert::public_key(first, &format!("Alipay certificate {sn}"))
+    }
+
+    /// Why certificate `sn` was refused, if it was within [`REFUSED_FOR`].
+    fn refused(&self, sn: &str) -> Option<String> {
+        let refused = self.refused.lock().ok()?;
+        refused
+            .get(sn)
+            .filter(|(at, _)| at.elapsed() < REFUSED_FOR)
+            .map(|(_, why)| why.clone())
     }
 
     fn known_key(&self, sn: &str) -> Option<PublicKey> {
@@ -341,13 +380,15 @@ impl OpenApi {
             String::from_utf8(bytes)
                 .map_err(|_| "alipay_cert_content is not PEM text".to_string())?
         };
-        let chain = cert::read_pem(&pem, &format!("Alipay certificate {sn}"))?;
-        let got = cert::cert_sn(&chain[0]);
-        if got != sn {
-            return Err(format!("the certificate downloaded for {sn} has SN {got}"));
-        }
-        cert::verify_chain(&chain, &mode.roots, self.io.clock.now())?;
-        let key = cert::public_key(&chain[0], &format!("Alipay certificate {sn}"))?;
+        let key = self
+            .check_downloaded(sn, &pem, &mode.roots)
+            .map_err(|why| {
+                // Asking again would get the same certificate: refused for a while.
+                if let Ok(mut refused) = self.refused.lock() {
+                    refused.insert(sn.to_string(), (std::time::Instant::now(), why.clone()));
+                }
+                why
+            })?;
         // The download's own answer is signed under the certificate it names: the one just
         // fetched, or one already trusted.
         let signer = match wire::root_alipay_cert_sn(&body) {
@@ -579,5 +620,42 @@ impl Gateway for OpenApi {
             Ok(node) => wire::refund_query_outcome(&node),
             Err(e) => e.into_outcome(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_rotated;
+
+    #[test]
+    fn a_rotated_certificate_replaces_the_file_and_the_old_one_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("alipayCertPublicKey_RSA2.crt");
+        std::fs::write(&file, "old").unwrap();
+        let kept = store_rotated(&file, "oldsn", "new").unwrap();
+        assert_eq!(kept, dir.path().join("alipayCertPublicKey_RSA2.crt.oldsn"));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old");
+        // Rotating back and forth never overwrites a kept certificate.
+        store_rotated(&file, "oldsn", "newer").unwrap();
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "newer");
+        // Nothing but the two files: no temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_certificate_that_cannot_be_stored_is_refused_naming_the_file_and_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        // The configured file is gone: the old one cannot be kept, so nothing is written.
+        let missing = store_rotated(&dir.path().join("absent.crt"), "sn", "new").unwrap_err();
+        assert!(missing.contains("absent.crt"), "{missing}");
+        // A file name that is a directory cannot be replaced: the kept copy fails first.
+        let as_dir = dir.path().join("cert.crt");
+        std::fs::create_dir(&as_dir).unwrap();
+        let err = store_rotated(&as_dir, "sn", "new").unwrap_err();
+        assert!(err.contains("cert.crt"), "{err}");
+        assert!(as_dir.is_dir());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
