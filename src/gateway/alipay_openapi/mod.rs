@@ -382,12 +382,11 @@ impl OpenApi {
         };
         let key = self
             .check_downloaded(sn, &pem, &mode.roots)
-            .map_err(|why| {
+            .inspect_err(|why| {
                 // Asking again would get the same certificate: refused for a while.
                 if let Ok(mut refused) = self.refused.lock() {
                     refused.insert(sn.to_string(), (std::time::Instant::now(), why.clone()));
                 }
-                why
             })?;
         // The download's own answer is signed under the certificate it names: the one just
         // fetched, or one already trusted.
