@@ -284,6 +284,16 @@ impl Policy {
     }
 }
 
+/// A certificate a gateway client relies on: which one, its SN, when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateExpiry {
+    /// `alipay_app_cert`, `alipay_cert` (the one answers are verified with now) or
+    /// `alipay_root_cert` (each RSA root of the bundle).
+    pub which: &'static str,
+    pub sn: String,
+    pub not_after: chrono::DateTime<chrono::Utc>,
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     /// Short name for logs and the journal (`sandbox`, `alipay-openapi`, …).
@@ -323,6 +333,12 @@ pub trait Gateway: Send + Sync {
     /// Whether every recent answer's time agrees with our clock.
     fn clock_agrees(&self) -> bool {
         false
+    }
+
+    /// The certificates this client relies on and when each ends (Open Platform certificate
+    /// mode, docs/gateways.md §9); none for a client in public-key mode.
+    fn certificates(&self) -> Vec<CertificateExpiry> {
+        Vec::new()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;

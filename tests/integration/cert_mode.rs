@@ -207,6 +207,22 @@ fn a_missing_or_wrong_sn_is_refused_at_the_door_and_the_probe_names_the_certific
         "{}",
         text(&check)
     );
+    // That certificate ends within a day: check-config and status warn.
+    assert!(
+        text(&check)
+            .lines()
+            .any(|l| l.starts_with("WARN certificate")
+                && l.contains("app_cert_file")
+                && l.contains("other_app_cert.crt: subject")
+                && l.contains("0 days left; renew the app certificate")),
+        "{}",
+        text(&check)
+    );
+    let shown = status(&wrong_app);
+    assert!(
+        shown.contains("CERTIFICATE alipay_app_cert") && shown.contains("(0 days left): renew"),
+        "{shown}"
+    );
 
     // A root bundle with one more RSA root: the Alipay certificate still chains, but the
     // bundle's SN is not Alipay's.
@@ -397,4 +413,124 @@ async fn a_rotated_certificate_that_does_not_chain_to_our_roots_is_refused_and_t
         })
         .collect();
     assert!(kept.is_empty(), "nothing kept: {kept:?}");
+}
+
+async fn get(socket: &Path, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: scanpay\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+fn status(config: &Path) -> String {
+    let out = scanpay()
+        .arg("status")
+        .arg("--config")
+        .arg(config)
+        .output()
+        .unwrap();
+    text(&out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_metrics_and_status_show_each_certificates_end_and_follow_a_rotation() {
+    use crate::common::procs::Daemon;
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = sandbox(dir.path());
+    let config = sbx.config_from("scanpay-cert.toml");
+    let text_of = std::fs::read_to_string(&config).unwrap() + "\n[api]\nsocket = \"api.sock\"\n";
+    std::fs::write(&config, text_of).unwrap();
+    let app_sn = sn_of(&dir.path().join("appCertPublicKey_2021000000000001.crt"));
+    let first_sn = sn_of(&dir.path().join(ALIPAY_CERT));
+    let root_sn = sn_of(&dir.path().join(ROOT_CERT));
+
+    let mut daemon = Daemon::start(&config, None);
+    let socket = dir.path().join("api.sock");
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(
+            std::time::Instant::now() < end,
+            "no API: {}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let health: Value = serde_json::from_str(&get(&socket, "/v1/health").await).unwrap();
+    let certs = health["gateway"]["certificates"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let which: Vec<(&str, &str)> = certs
+        .iter()
+        .map(|c| (c["which"].as_str().unwrap(), c["sn"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        which,
+        [
+            ("alipay_app_cert", app_sn.as_str()),
+            ("alipay_cert", first_sn.as_str()),
+            ("alipay_root_cert", root_sn.as_str()),
+        ]
+    );
+    // The sandbox issues for three years, its root for twenty.
+    let days: Vec<i64> = certs
+        .iter()
+        .map(|c| c["days_left"].as_i64().unwrap())
+        .collect();
+    assert!((1090..=1096).contains(&days[0]), "{days:?}");
+    assert!(days[2] > 7000, "{days:?}");
+    let metrics = get(&socket, "/metrics").await;
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("scanpay_certificate_expiry_seconds{")
+                && l.contains("which=\"alipay_cert\"")
+                && l.contains(&first_sn)
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let seconds: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((1090 * 86_400..=1096 * 86_400).contains(&seconds), "{line}");
+    let shown = status(&config);
+    assert!(
+        shown.contains(&format!("cert      alipay_cert {first_sn} until")),
+        "{shown}"
+    );
+
+    // After a rotation the daemon verifies under the new certificate, and says so.
+    let (code, body) = sbx.post("/_sandbox/openapi/rotate-alipay-cert");
+    assert_eq!(code, 200, "{body}");
+    let new_sn = serde_json::from_str::<Value>(&body).unwrap()["alipay_cert_sn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    daemon.feed("10.00\n284700000000003100\n");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = get(&socket, "/metrics").await;
+        if metrics.contains(&new_sn) && metrics.contains("scanpay_sales{state=\"paid\"} 1") {
+            assert!(!metrics.contains(&first_sn), "{metrics}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{metrics}\n{}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    daemon.terminate();
+    // Without a daemon, status reads the configured files: the stored new certificate.
+    let shown = status(&config);
+    assert!(
+        shown.contains(&format!("cert      alipay_cert {new_sn} until")),
+        "{shown}"
+    );
 }

@@ -162,6 +162,8 @@ impl Validator<'_> {
                 alipay_cert_sn: cert::cert_sn(&alipay[0]),
                 app_cert_file: self.path(app_file),
                 alipay_root_cert_file: self.path(root_file),
+                app_cert_not_after: cert::validity(&app[0]).1,
+                alipay_cert_not_after: cert::validity(&alipay[0]).1,
             },
         ))
     }

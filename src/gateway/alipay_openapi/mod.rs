@@ -72,6 +72,9 @@ pub struct CertMode {
     /// The files the app certificate and the root bundle were read from (for reports).
     pub app_cert_file: PathBuf,
     pub alipay_root_cert_file: PathBuf,
+    /// When the app certificate and the configured Alipay certificate end.
+    pub app_cert_not_after: chrono::DateTime<chrono::Utc>,
+    pub alipay_cert_not_after: chrono::DateTime<chrono::Utc>,
 }
 
 /// The method that hands out an Alipay certificate by its SN.
@@ -85,6 +88,9 @@ pub struct OpenApi {
     /// downloaded since), and one download at a time.
     alipay_keys: Mutex<HashMap<String, PublicKey>>,
     download: tokio::sync::Mutex<()>,
+    /// The Alipay certificate answers were last verified under (SN, end): the configured
+    /// one until a newer one is downloaded.
+    current_alipay: Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
     /// Certificates downloaded and refused (by SN): when, and why.
     refused: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
@@ -100,12 +106,17 @@ impl OpenApi {
         if let Some(c) = &settings.cert_mode {
             keys.insert(c.alipay_cert_sn.clone(), settings.alipay_public_key.clone());
         }
+        let current = settings
+            .cert_mode
+            .as_ref()
+            .map(|c| (c.alipay_cert_sn.clone(), c.alipay_cert_not_after));
         Ok(OpenApi {
             settings,
             io,
             alipay_keys: Mutex::new(keys),
             download: tokio::sync::Mutex::new(()),
             refused: Mutex::new(HashMap::new()),
+            current_alipay: Mutex::new(current),
         })
     }
 
@@ -319,7 +330,11 @@ impl OpenApi {
             return Err(format!("the certificate downloaded for {sn} has SN {got}"));
         }
         cert::verify_chain(&chain, roots, self.io.clock.now())?;
-        cert::public_key(first, &format!("Alipay certificate {sn}"))
+        let key = cert::public_key(first, &format!("Alipay certificate {sn}"))?;
+        if let Ok(mut current) = self.current_alipay.lock() {
+            *current = Some((sn.to_string(), cert::validity(first).1));
+        }
+        Ok(key)
     }
 
     /// Why certificate `sn` was refused, if it was within [`REFUSED_FOR`].
@@ -543,6 +558,36 @@ impl Gateway for OpenApi {
 
     fn clock_agrees(&self) -> bool {
         self.io.skew.agrees()
+    }
+
+    fn certificates(&self) -> Vec<super::CertificateExpiry> {
+        use super::CertificateExpiry;
+        let Some(c) = &self.settings.cert_mode else {
+            return Vec::new();
+        };
+        let mut all = vec![CertificateExpiry {
+            which: "alipay_app_cert",
+            sn: c.app_cert_sn.clone(),
+            not_after: c.app_cert_not_after,
+        }];
+        if let Some((sn, not_after)) = self.current_alipay.lock().ok().and_then(|g| g.clone()) {
+            all.push(CertificateExpiry {
+                which: "alipay_cert",
+                sn,
+                not_after,
+            });
+        }
+        all.extend(
+            c.roots
+                .iter()
+                .filter(|r| cert::is_rsa_signed(r))
+                .map(|r| CertificateExpiry {
+                    which: "alipay_root_cert",
+                    sn: cert::cert_sn(r),
+                    not_after: cert::validity(r).1,
+                }),
+        );
+        all
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
