@@ -1,7 +1,6 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
 //! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators
-//! and, in certificate mode, `POST /_sandbox/openapi/rotate-alipay-cert`.
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,11 +47,12 @@ impl SandboxServer {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Answer {
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
+            // Certificate mode: a new Alipay certificate (docs/gateways.md §9).
+            (&Method::POST, super::cert::ROTATE_PATH) => Ok(self.rotate_alipay_cert().await),
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
             }
-            (&Method::POST, super::cert::ROTATE_PATH) => Ok(self.rotate_alipay_cert().await),
             (&Method::POST, p) if ams::is_ams_path(p) => {
                 let headers = req.headers().clone();
                 let body = match read_body(req.into_body()).await {
