@@ -117,7 +117,9 @@ async fn health_over_socket(socket: &std::path::Path) -> Option<Value> {
     serde_json::from_slice(&body).ok()
 }
 
-/// The certificates of every Open Platform gateway in certificate mode, as health lists them.
+/// The configured certificates, as health lists them: every Open Platform gateway's in
+/// certificate mode, and WeChat Pay's platform certificate files (downloaded ones are known
+/// only to the daemon).
 fn configured_certificates(config: &crate::config::Config) -> Value {
     use crate::gateway::Gateway;
     let now = chrono::Utc::now();
@@ -136,6 +138,18 @@ fn configured_certificates(config: &crate::config::Config) -> Value {
                     "sn": c.sn,
                     "not_after": c.not_after.to_rfc3339(),
                     "days_left": (c.not_after - now).num_days(),
+                })
+            }));
+        }
+        if let crate::config::GatewaySettings::Wechat(w) = g {
+            all.extend(w.certificates.iter().filter_map(|k| {
+                k.not_after.map(|t| {
+                    json!({
+                        "which": "wechat_platform_cert",
+                        "sn": k.id,
+                        "not_after": t.to_rfc3339(),
+                        "days_left": (t - now).num_days(),
+                    })
                 })
             }));
         }

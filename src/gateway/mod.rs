@@ -287,8 +287,9 @@ impl Policy {
 /// A certificate a gateway client relies on: which one, its SN, when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateExpiry {
-    /// `alipay_app_cert`, `alipay_cert` (the one answers are verified with now) or
-    /// `alipay_root_cert` (each RSA root of the bundle).
+    /// `alipay_app_cert`, `alipay_cert` (the one answers are verified with now),
+    /// `alipay_root_cert` (each RSA root of the bundle) or `wechat_platform_cert` (its
+    /// serial as `sn`).
     pub which: &'static str,
     pub sn: String,
     pub not_after: chrono::DateTime<chrono::Utc>,
@@ -336,7 +337,8 @@ pub trait Gateway: Send + Sync {
     }
 
     /// The certificates this client relies on and when each ends (Open Platform certificate
-    /// mode, docs/gateways.md §9); none for a client in public-key mode.
+    /// mode, docs/gateways.md §9; WeChat Pay platform certificates); none for a client that
+    /// verifies with bare public keys.
     fn certificates(&self) -> Vec<CertificateExpiry> {
         Vec::new()
     }

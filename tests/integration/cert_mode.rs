@@ -534,3 +534,85 @@ async fn health_metrics_and_status_show_each_certificates_end_and_follow_a_rotat
         "{shown}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_list_the_wechat_pay_platform_certificates_held() {
+    use crate::common::procs::Daemon;
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = SandboxProc::start(dir.path(), 0);
+    let config = sbx.config_from("scanpay-dual.toml");
+    let text_of = std::fs::read_to_string(&config).unwrap() + "\n[api]\nsocket = \"api.sock\"\n";
+    std::fs::write(&config, text_of).unwrap();
+    let serial = cert_serial(&dir.path().join("wechat_platform_cert.pem"));
+    let mut daemon = Daemon::start(&config, None);
+    let socket = dir.path().join("api.sock");
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(
+            std::time::Instant::now() < end,
+            "no API: {}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A WeChat Pay sale: its answer is verified with the certificates downloaded for it.
+    daemon.feed("10.00\n134567890123450000\n");
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        let m = get(&socket, "/metrics").await;
+        if m.contains("scanpay_sales{state=\"paid\"} 1") {
+            break m;
+        }
+        assert!(std::time::Instant::now() < end, "{m}\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("scanpay_certificate_expiry_seconds{")
+                && l.contains("which=\"wechat_platform_cert\"")
+                && l.contains(&serial)
+        })
+        .unwrap_or_else(|| panic!("{metrics}"));
+    // The sandbox's platform certificate is valid for five years.
+    let seconds: i64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(seconds > 4 * 365 * 86_400, "{line}");
+    let health: Value = serde_json::from_str(&get(&socket, "/v1/health").await).unwrap();
+    let listed = health["gateway"]["certificates"].as_array().unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|c| c["which"] == "wechat_platform_cert" && c["sn"] == serial.as_str()),
+        "{listed:?}"
+    );
+    // Public-key mode on the Alipay side: no Alipay certificate listed.
+    assert!(
+        listed
+            .iter()
+            .all(|c| !c["which"].as_str().unwrap_or("").starts_with("alipay")),
+        "{listed:?}"
+    );
+    daemon.terminate();
+    // Without a daemon, status lists the configured certificate files.
+    let written = std::fs::read_to_string(&config).unwrap();
+    let named = written.replace(
+        "download_certificates = true",
+        "platform_certificate_files = [\"wechat_platform_cert.pem\"]",
+    );
+    assert_ne!(named, written);
+    let named_config = dir.path().join("named-certs.toml");
+    std::fs::write(&named_config, named).unwrap();
+    let shown = status(&named_config);
+    assert!(
+        shown.contains(&format!("cert      wechat_platform_cert {serial} until")),
+        "{shown}"
+    );
+}
+
+/// A WeChat Pay certificate's serial as WeChat Pay writes it (upper-case hex).
+fn cert_serial(file: &Path) -> String {
+    let c = cert::load(file).unwrap().remove(0);
+    let bytes = c.tbs_certificate.serial_number.as_bytes();
+    let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
+    bytes[first..].iter().map(|b| format!("{b:02X}")).collect()
+}
