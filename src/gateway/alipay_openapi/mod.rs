@@ -508,9 +508,10 @@ impl OpenApi {
 }
 
 /// Stores a rotated Alipay certificate in `file`: the old file is first kept as
-/// `<file>.<old_sn>`, then the new one is written beside it and renamed over it, so `file`
-/// always holds a whole certificate. Returns where the old one is kept.
-fn store_rotated(file: &std::path::Path, old_sn: &str, pem: &str) -> Result<PathBuf, String> {
+/// `<file>.<its SN>` (`fallback_sn` when it does not read as a certificate), then the new one
+/// is written beside it and renamed over it, so `file` always holds a whole certificate.
+/// Returns where the old one is kept.
+fn store_rotated(file: &std::path::Path, fallback_sn: &str, pem: &str) -> Result<PathBuf, String> {
     use std::io::Write;
     let name = file
         .file_name()
@@ -520,6 +521,11 @@ fn store_rotated(file: &std::path::Path, old_sn: &str, pem: &str) -> Result<Path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(std::path::Path::new("."));
+    // The file may hold a certificate stored by an earlier rotation of this run.
+    let old_sn = cert::load(file)
+        .ok()
+        .and_then(|certs| certs.first().map(cert::cert_sn))
+        .unwrap_or_else(|| fallback_sn.to_string());
     let kept = dir.join(format!("{name}.{old_sn}"));
     if !kept.exists() {
         std::fs::copy(file, &kept)
@@ -672,20 +678,51 @@ mod tests {
     use super::store_rotated;
 
     #[test]
-    fn a_rotated_certificate_replaces_the_file_and_the_old_one_is_kept() {
+    fn a_rotated_certificate_replaces_the_file_and_each_old_one_is_kept_under_its_sn() {
+        use super::cert;
+        let pem = |serial| {
+            let key = crate::gateway::keys::PrivateKey::generate(1024, "test").unwrap();
+            let c = cert::issue(
+                &key,
+                "CN=Test,O=Test,C=CN",
+                None,
+                serial,
+                std::time::Duration::from_secs(86_400),
+            )
+            .unwrap();
+            (cert::to_pem(&c).unwrap(), cert::cert_sn(&c))
+        };
+        let ((first, first_sn), (second, second_sn), (third, _)) = (pem(1), pem(2), pem(3));
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("alipayCertPublicKey_RSA2.crt");
-        std::fs::write(&file, "old").unwrap();
-        let kept = store_rotated(&file, "oldsn", "new").unwrap();
-        assert_eq!(kept, dir.path().join("alipayCertPublicKey_RSA2.crt.oldsn"));
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
-        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old");
-        // Rotating back and forth never overwrites a kept certificate.
-        store_rotated(&file, "oldsn", "newer").unwrap();
-        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "old");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "newer");
-        // Nothing but the two files: no temporary file left behind.
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        std::fs::write(&file, &first).unwrap();
+        let kept = store_rotated(&file, "configured", &second).unwrap();
+        assert_eq!(
+            kept,
+            dir.path()
+                .join(format!("alipayCertPublicKey_RSA2.crt.{first_sn}"))
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), second);
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), first);
+        // A second rotation in the same run keeps the second under its own SN.
+        let kept = store_rotated(&file, "configured", &third).unwrap();
+        assert_eq!(
+            kept,
+            dir.path()
+                .join(format!("alipayCertPublicKey_RSA2.crt.{second_sn}"))
+        );
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), second);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), third);
+        // A file that is no certificate is kept under the SN it was configured with, and a
+        // kept file is never overwritten.
+        std::fs::write(&file, "damaged").unwrap();
+        let kept = store_rotated(&file, "configured", &first).unwrap();
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "damaged");
+        std::fs::write(&file, "damaged again").unwrap();
+        store_rotated(&file, "configured", &second).unwrap();
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "damaged");
+        // Nothing but the certificates: no temporary file left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
     }
 
     #[test]
