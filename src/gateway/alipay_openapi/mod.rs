@@ -423,10 +423,11 @@ impl OpenApi {
                 old = %kept.display(),
                 "Alipay certificate rotated: the new one chains to the root and is stored; the old one is kept"
             ),
-            Err(e) => tracing::error!(
+            Err(e) => tracing::warn!(
                 alipay_cert_sn = %sn,
+                file = %mode.alipay_cert_file.display(),
                 error = %e,
-                "the new Alipay certificate chains to the root and is used, but could not be stored: it is downloaded again after a restart"
+                "Alipay certificate rotated: the new one chains to the root and is used, but could not be stored, so it is downloaded again after each restart; put Alipay's current certificate (alipayCertPublicKey_RSA2.crt from the Open Platform console) in alipay_cert_file"
             ),
         }
         Ok(key)
