@@ -616,3 +616,28 @@ fn cert_serial(file: &Path) -> String {
     let first = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     bytes[first..].iter().map(|b| format!("{b:02X}")).collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_that_cannot_be_stored_is_still_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = sandbox(dir.path());
+    let config = Config::load(&dir.path().join("scanpay-cert.toml")).unwrap();
+    let GatewaySettings::OpenApi(settings) = config.gateway.clone() else {
+        panic!("not an Open Platform config")
+    };
+    let client = OpenApi::new(settings, Arc::new(SystemClock)).unwrap();
+    // The configured file goes away after the config was read: nothing to keep, no store.
+    std::fs::remove_file(dir.path().join(ALIPAY_CERT)).unwrap();
+    let port = sbx.port;
+    let (status, _) =
+        tokio::task::spawn_blocking(move || post_to(port, "/_sandbox/openapi/rotate-alipay-cert"))
+            .await
+            .unwrap();
+    assert_eq!(status, 200);
+    let paid = client
+        .pay(&pay_request("CERT_NOSTORE_1", "284700000000004100"))
+        .await;
+    assert!(matches!(paid, Outcome::Success(_)), "{paid:?}");
+    assert!(!dir.path().join(ALIPAY_CERT).exists());
+    assert_eq!(sbx.ledger().len(), 1);
+}

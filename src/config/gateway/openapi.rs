@@ -121,8 +121,8 @@ impl Validator<'_> {
         }
         let alipay = read("alipay_cert_file", alipay_file)?;
         // Absolute: a rotated certificate is stored there long after the config was read.
-        let alipay_path = std::path::absolute(self.path(alipay_file))
-            .unwrap_or_else(|_| self.path(alipay_file));
+        let alipay_path =
+            std::path::absolute(self.path(alipay_file)).unwrap_or_else(|_| self.path(alipay_file));
         let alipay_key = cert::public_key(&alipay[0], &alipay_path.display().to_string())
             .map_err(|e| self.invalid(section, "alipay_cert_file", alipay_file, e))?;
         if alipay_key.same_key(&app_key) {
