@@ -101,6 +101,25 @@ pub fn scanner_hid(data: &[u8]) {
 
 /// An Open Platform answer body, as if its signature had verified: the signed node found,
 /// parsed, and read as the answer to each method.
+/// An Alipay certificate file or a downloaded certificate (certificate mode,
+/// docs/protocol.md §3.4): the PEM blocks read, each certificate's SN, names, validity and
+/// key, the root SN, and a chain check of the file against itself.
+pub fn alipay_cert(data: &[u8]) {
+    use alipay_openapi::cert;
+    let text = String::from_utf8_lossy(data);
+    let Ok(certs) = cert::read_pem(&text, "fuzz") else {
+        return;
+    };
+    for c in &certs {
+        let _ = cert::cert_sn(c);
+        let _ = cert::subject_dn(c);
+        let _ = cert::public_key(c, "fuzz");
+        let _ = cert::check_validity(c, chrono::Utc::now());
+    }
+    let _ = cert::root_cert_sn(&certs);
+    let _ = cert::verify_chain(&certs, &certs, chrono::Utc::now());
+}
+
 pub fn openapi_response(data: &[u8]) {
     use alipay_openapi::wire;
     let Ok(body) = std::str::from_utf8(data) else {

@@ -79,6 +79,13 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
                 .filter_map(|w| s.monitor.route(*w).map(|g| (w.as_str().to_string(), json!(g))))
                 .collect::<serde_json::Map<_, _>>(),
             "in_doubt_by_gateway": in_doubt_by_gateway(&open),
+            // Open Platform certificate mode: each certificate's end (docs/gateways.md §9).
+            "certificates": s.monitor.certificates().into_iter().map(|c| json!({
+                "which": c.which,
+                "sn": c.sn,
+                "not_after": c.not_after.to_rfc3339(),
+                "days_left": (c.not_after - now).num_days(),
+            })).collect::<Vec<_>>(),
         },
         "journal": {
             "path": journal.path().display().to_string(),
@@ -119,6 +126,12 @@ fn in_doubt_by_gateway(
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GatewayLabel {
     gateway: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CertificateLabel {
+    which: String,
+    sn: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -286,6 +299,24 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "Gateway request latency",
         s.monitor.latency(),
     );
+    let certificates = s.monitor.certificates();
+    if !certificates.is_empty() {
+        let expiry = Family::<CertificateLabel, Gauge>::default();
+        let now = chrono::Utc::now();
+        for c in certificates {
+            expiry
+                .get_or_create(&CertificateLabel {
+                    which: c.which.to_string(),
+                    sn: c.sn,
+                })
+                .set((c.not_after - now).num_seconds());
+        }
+        registry.register(
+            "scanpay_certificate_expiry_seconds",
+            "Seconds until a certificate the gateway relies on ends (negative: ended)",
+            expiry,
+        );
+    }
     let scanners = Family::<ScannerLabel, Gauge>::default();
     for sc in s.scanners.all() {
         scanners

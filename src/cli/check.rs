@@ -62,15 +62,22 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
     );
     let mut note = |l: Level, what: &str, text: &str| worst = worst.max(line(l, what, text));
     if let GatewaySettings::OpenApi(o) = &config.gateway {
-        note(
-            Level::Ok,
-            "keys",
-            &format!(
-                "app private key {} and Alipay public key {} load, differ, and the private key is not readable by others",
-                o.private_key.source(),
-                o.alipay_public_key.source()
+        match &o.cert_mode {
+            None => note(
+                Level::Ok,
+                "keys",
+                &format!(
+                    "app private key {} and Alipay public key {} load, differ, and the private key is not readable by others",
+                    o.private_key.source(),
+                    o.alipay_public_key.source()
+                ),
             ),
-        );
+            Some(c) => {
+                for (l, what, text) in certificate_report(o.private_key.source(), c) {
+                    note(l, what, &text);
+                }
+            }
+        }
     }
     if let GatewaySettings::Ams(a) = &config.gateway {
         note(
@@ -302,6 +309,100 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
     }
 }
 
+/// Certificate mode (docs/protocol.md §3.4): each certificate's subject, SN, validity and
+/// days left (a warning from 30 days before the end, a failure past it), the app
+/// certificate's key against the private key, the Alipay certificate's chain to the root.
+fn certificate_report(
+    private_key: &str,
+    c: &crate::gateway::alipay_openapi::CertMode,
+) -> Vec<(Level, &'static str, String)> {
+    use crate::gateway::alipay_openapi::cert;
+    let now = chrono::Utc::now();
+    let mut lines = Vec::new();
+    let files = [
+        ("app_cert_file", &c.app_cert_file),
+        ("alipay_cert_file", &c.alipay_cert_file),
+        ("alipay_root_cert_file", &c.alipay_root_cert_file),
+    ];
+    let mut alipay_chain = Vec::new();
+    for (key, file) in files {
+        let certs = match cert::load(file) {
+            Ok(certs) => certs,
+            Err(e) => {
+                lines.push((Level::Fail, "certificate", format!("[gateway] {key}: {e}")));
+                continue;
+            }
+        };
+        let shown: Vec<&x509_cert::Certificate> = if key == "alipay_root_cert_file" {
+            certs.iter().filter(|r| cert::is_rsa_signed(r)).collect()
+        } else {
+            certs.iter().take(1).collect()
+        };
+        for one in shown {
+            let (from, until) = cert::validity(one);
+            let days = (until - now).num_days();
+            let level = if now < from || now > until {
+                Level::Fail
+            } else if days < 30 {
+                Level::Warn
+            } else {
+                Level::Ok
+            };
+            let fix = match level {
+                Level::Ok => String::new(),
+                _ if key == "alipay_cert_file" => "; scanpay downloads Alipay's new certificate when its answers name it".to_string(),
+                _ if key == "app_cert_file" => "; renew the app certificate in the Open Platform console (your app → 开发设置 → 接口加签方式) and configure the new one with its private key".to_string(),
+                _ => "; download Alipay's current root certificate bundle from the Open Platform console".to_string(),
+            };
+            lines.push((
+                level,
+                "certificate",
+                format!(
+                    "[gateway] {key} {}: subject {}, SN {}, valid {} to {}, {days} days left{fix}",
+                    file.display(),
+                    cert::subject_dn(one),
+                    cert::cert_sn(one),
+                    from.format("%Y-%m-%d"),
+                    until.format("%Y-%m-%d"),
+                ),
+            ));
+        }
+        if key == "alipay_cert_file" {
+            alipay_chain = certs;
+        }
+    }
+    lines.push((
+        Level::Ok,
+        "certificate",
+        format!(
+            "root bundle SN {} (sent as alipay_root_cert_sn), app certificate SN {} (app_cert_sn)",
+            c.alipay_root_cert_sn, c.app_cert_sn
+        ),
+    ));
+    lines.push((
+        Level::Ok,
+        "keys",
+        format!(
+            "app private key {private_key} loads, is not readable by others, and is the key of the app certificate"
+        ),
+    ));
+    if !alipay_chain.is_empty() {
+        lines.push(match cert::verify_chain(&alipay_chain, &c.roots, now) {
+            Ok(()) => (
+                Level::Ok,
+                "certificate",
+                "the Alipay certificate chains to the root bundle".to_string(),
+            ),
+            Err(e) => (
+                Level::Fail,
+                "certificate",
+                format!("[gateway] alipay_cert_file: {e}"),
+            ),
+        });
+    }
+    lines
+}
+
 /// One signed query to WeChat Pay (of an order that never exists) and the expiry of every
 /// platform key it verified with (docs/gateways.md §8.3).
 async fn wechat_probe(
@@ -396,7 +497,12 @@ fn probe_verdict(
         Outcome::Unknown(u) if u.kind == UnknownKind::BadSignature => (
             Level::Fail,
             match &config.gateway {
-                GatewaySettings::OpenApi(o) => format!(
+                GatewaySettings::OpenApi(o) if o.cert_mode.is_some() => format!(
+                    "answers, but not verifiably: {}; check [gateway] alipay_cert_file ({}) and alipay_root_cert_file: download both again from the Open Platform console (your app → 开发设置 → 接口加签方式)",
+                    u.detail,
+                    o.cert_mode.as_ref().map(|c| c.alipay_cert_file.display().to_string()).unwrap_or_default()
+                ),
+            GatewaySettings::OpenApi(o) => format!(
                     "answers, but its signature does not verify: [gateway] alipay_public_key_file ({}) holds the wrong key; copy the Alipay public key (支付宝公钥) of app {} from the Open Platform console (your app → 开发设置 → 接口加签方式)",
                     o.alipay_public_key.source(),
                     o.app_id
@@ -434,8 +540,18 @@ fn refusal_fix(config: &Config, f: &Failure) -> String {
                 "it cannot verify our signature: [gateway] private_key_file ({}) is not the private key whose public key is set for app {app}; in the Open Platform console (your app → 开发设置 → 接口加签方式) set this key's public key, or configure the matching private key",
                 o.private_key.source()
             ),
-            "isv.missing-app-cert-sn" | "isv.invalid-app-cert-sn" | "isv.missing-alipay-root-cert-sn" => format!(
-                "app {app} signs in public-key certificate mode (公钥证书模式), which needs its certificates; switch the app to public-key mode in the Open Platform console (your app → 开发设置 → 接口加签方式) or use an app in that mode"
+            "isv.missing-app-cert-sn" | "isv.missing-alipay-root-cert-sn" if o.cert_mode.is_none() => format!(
+                "app {app} signs in public-key certificate mode (公钥证书模式), which needs its certificates: set [gateway] app_cert_file, alipay_cert_file and alipay_root_cert_file (in place of alipay_public_key_file) to the files the Open Platform console hands out (your app → 开发设置 → 接口加签方式)"
+            ),
+            "isv.missing-app-cert-sn" | "isv.invalid-app-cert-sn" => format!(
+                "it does not know app_cert_sn {}: [gateway] app_cert_file ({}) is not the current app public-key certificate of app {app}; download appCertPublicKey_{app}.crt again from the Open Platform console (your app → 开发设置 → 接口加签方式), with the private key it was issued for",
+                o.cert_mode.as_ref().map(|c| c.app_cert_sn.as_str()).unwrap_or(""),
+                o.cert_mode.as_ref().map(|c| c.app_cert_file.display().to_string()).unwrap_or_default()
+            ),
+            "isv.missing-alipay-root-cert-sn" | "isv.invalid-alipay-root-cert-sn" => format!(
+                "it does not know alipay_root_cert_sn {}: [gateway] alipay_root_cert_file ({}) is not Alipay's root certificate bundle; download alipayRootCert.crt again from the Open Platform console",
+                o.cert_mode.as_ref().map(|c| c.alipay_root_cert_sn.as_str()).unwrap_or(""),
+                o.cert_mode.as_ref().map(|c| c.alipay_root_cert_file.display().to_string()).unwrap_or_default()
             ),
             "isv.invalid-timestamp" => {
                 "it does not accept this machine's clock: set the time (NTP)".to_string()

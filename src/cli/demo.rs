@@ -251,6 +251,7 @@ fn openapi_client(
         notify_url: None,
         seller_id: None,
         timeout: config.gateway.timeout(),
+        cert_mode: None,
     };
     Ok(Arc::new(crate::gateway::scrub::Scrubbed(Arc::new(
         OpenApi::new(settings, clock)?,

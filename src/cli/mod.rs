@@ -259,6 +259,11 @@ pub enum Command {
         /// unsigned-202, unsigned-errors, reverse-429, reverse-unknown-200, revoked-bare, probe
         #[arg(long, default_value = "")]
         wechat_mode: crate::sandbox::WechatModes,
+        /// Play the Open Platform app in certificate mode: issue a root CA, the Alipay and the
+        /// app certificates into --dir, write scanpay-cert.toml, require app_cert_sn and
+        /// alipay_root_cert_sn on every request
+        #[arg(long)]
+        cert_mode: bool,
     },
 }
 
@@ -569,8 +574,10 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             client_id,
             app_public_key,
             wechat_mode,
+            cert_mode,
         } => runtime.block_on(sandbox::run(sandbox::Args {
             wechat_mode,
+            cert_mode,
             listen,
             dir,
             app_id,

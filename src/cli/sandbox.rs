@@ -12,7 +12,8 @@ use super::EXIT_OK;
 use super::exit::{Exit, Failure, OrExit};
 use crate::clock::SystemClock;
 use crate::sandbox::{
-    Sandbox, SandboxKeys, SandboxServer, ams_client_config, client_config, dual_client_config,
+    CertFiles, CertMode, Sandbox, SandboxKeys, SandboxServer, ams_client_config,
+    cert_client_config, client_config, dual_client_config,
 };
 
 /// RSA modulus size of generated keys, as Alipay's own tooling generates.
@@ -26,6 +27,8 @@ pub struct Args {
     pub client_id: String,
     pub app_public_key: Option<PathBuf>,
     pub wechat_mode: crate::sandbox::WechatModes,
+    /// Play an Open Platform app in certificate mode (docs/gateways.md §9).
+    pub cert_mode: bool,
 }
 
 /// A running sandbox: its URL and the task serving it.
@@ -38,6 +41,8 @@ pub struct Running {
     pub origin: String,
     pub ledger_url: String,
     pub keys: SandboxKeys,
+    /// In certificate mode: the certificate files a client names.
+    pub cert: Option<CertFiles>,
     pub task: tokio::task::JoinHandle<()>,
 }
 
@@ -80,22 +85,64 @@ pub async fn start_with_modes(
     app_public_key: Option<&Path>,
     wechat_modes: crate::sandbox::WechatModes,
 ) -> Result<Running, String> {
+    start_full(
+        listen,
+        dir,
+        app_id,
+        client_id,
+        app_public_key,
+        wechat_modes,
+        false,
+    )
+    .await
+}
+
+/// [`start_with_modes`], and with `cert_mode` the Open Platform app in certificate mode: a
+/// root CA, the Alipay and app certificates written into `dir` (docs/gateways.md §9).
+pub async fn start_full(
+    listen: SocketAddr,
+    dir: &Path,
+    app_id: &str,
+    client_id: &str,
+    app_public_key: Option<&Path>,
+    wechat_modes: crate::sandbox::WechatModes,
+    cert_mode: bool,
+) -> Result<Running, String> {
     let keys =
         SandboxKeys::load_or_create(dir, KEY_BITS, app_public_key).map_err(|e| e.to_string())?;
+    let certs = if cert_mode {
+        let app_file = keys.app_private_key_file.as_ref().ok_or(
+            "--cert-mode issues the app certificate for the app key the sandbox generates: leave out --app-public-key",
+        )?;
+        let app_key =
+            crate::gateway::keys::PrivateKey::load(app_file).map_err(|e| e.to_string())?;
+        Some(
+            CertMode::create(dir, KEY_BITS, app_id, &keys.gateway_key, &app_key)
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("--listen {listen}: {e}"))?;
     let listening = listener.local_addr().map_err(|e| e.to_string())?;
     let addr = client_addr(listening);
-    let server = Arc::new(
-        SandboxServer::new(
-            Arc::new(Sandbox::new(Arc::new(SystemClock))),
-            &keys,
-            app_id,
-            client_id,
-        )
-        .with_wechat_modes(wechat_modes),
-    );
+    let mut server = SandboxServer::new(
+        Arc::new(Sandbox::new(Arc::new(SystemClock))),
+        &keys,
+        app_id,
+        client_id,
+    )
+    .with_wechat_modes(wechat_modes);
+    let cert = match certs {
+        Some((mode, files)) => {
+            server = server.with_cert_mode(mode);
+            Some(files)
+        }
+        None => None,
+    };
+    let server = Arc::new(server);
     let task = tokio::spawn(server.serve(listener));
     Ok(Running {
         listening,
@@ -103,6 +150,7 @@ pub async fn start_with_modes(
         origin: format!("http://{addr}"),
         ledger_url: format!("http://{addr}/_sandbox/ledger"),
         keys,
+        cert,
         task,
     })
 }
@@ -116,13 +164,14 @@ async fn start_on(listen: &str, args: &Args) -> Result<Running, String> {
         .collect();
     let mut failure = format!("--listen {listen}: the name resolves to no address");
     for addr in addrs {
-        match start_with_modes(
+        match start_full(
             addr,
             &args.dir,
             &args.app_id,
             &args.client_id,
             args.app_public_key.as_deref(),
             args.wechat_mode,
+            args.cert_mode,
         )
         .await
         {
@@ -161,7 +210,24 @@ pub async fn run(args: Args) -> Exit {
         crate::sandbox::WECHAT_MCHID,
         running.keys.wechat.cert_serial
     ));
+    if let Some(cert) = &running.cert {
+        super::out(&format!(
+            "scanpay sandbox: the Open Platform app is in certificate mode (root bundle {}); POST {}{} rotates the Alipay certificate",
+            cert.root_cert_file.display(),
+            running.origin,
+            crate::sandbox::ROTATE_PATH
+        ));
+    }
+    let cert_config = running
+        .cert
+        .as_ref()
+        .and_then(|c| cert_client_config(&running.url, &args.app_id, &running.keys, c));
     let configs = [
+        (
+            "scanpay-cert.toml",
+            "certificate-mode client config",
+            cert_config,
+        ),
         (
             "scanpay.toml",
             "client config",

@@ -13,18 +13,23 @@ use crate::state::SaleState;
 
 pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     // When the daemon runs, its live view (reachability, armed sale) comes from the API.
-    let live = match super::journal::source_config(source) {
-        Some(path) => match crate::config::Config::load(&path) {
-            Ok(config) => match &config.api {
-                Some(api) => health_over_socket(&api.socket).await,
-                None => None,
-            },
-            Err(_) => None,
-        },
+    let config = super::journal::source_config(source)
+        .and_then(|path| crate::config::Config::load(&path).ok());
+    let live = match config.as_ref().and_then(|c| c.api.as_ref()) {
+        Some(api) => health_over_socket(&api.socket).await,
         None => None,
     };
     with_journal(source, |j| {
         let mut report = report(j)?;
+        // The certificates' ends: the daemon's (it may have downloaded a newer Alipay
+        // certificate), else the configured files'.
+        report["certificates"] = match &live {
+            Some(health) => health["gateway"]["certificates"].clone(),
+            None => config
+                .as_ref()
+                .map(configured_certificates)
+                .unwrap_or(Value::Null),
+        };
         if let Some(health) = live {
             report["gateway"] = health["gateway"]["reachability"].clone();
             report["last_error"] = health["gateway"]["last_error"].clone();
@@ -101,6 +106,49 @@ async fn health_over_socket(socket: &std::path::Path) -> Option<Value> {
     .map(|(_, v)| v)
 }
 
+/// The configured certificates, as health lists them: every Open Platform gateway's in
+/// certificate mode, and WeChat Pay's platform certificate files (downloaded ones are known
+/// only to the daemon).
+fn configured_certificates(config: &crate::config::Config) -> Value {
+    use crate::gateway::Gateway;
+    let now = chrono::Utc::now();
+    let mut all = Vec::new();
+    for g in config.gateways() {
+        if let crate::config::GatewaySettings::OpenApi(o) = g
+            && o.cert_mode.is_some()
+            && let Ok(client) = crate::gateway::alipay_openapi::OpenApi::new(
+                o.clone(),
+                std::sync::Arc::new(crate::clock::SystemClock),
+            )
+        {
+            all.extend(client.certificates().into_iter().map(|c| {
+                json!({
+                    "which": c.which,
+                    "sn": c.sn,
+                    "not_after": c.not_after.to_rfc3339(),
+                    "days_left": (c.not_after - now).num_days(),
+                })
+            }));
+        }
+        if let crate::config::GatewaySettings::Wechat(w) = g {
+            all.extend(w.certificates.iter().filter_map(|k| {
+                k.not_after.map(|t| {
+                    json!({
+                        "which": "wechat_platform_cert",
+                        "sn": k.id,
+                        "not_after": t.to_rfc3339(),
+                        "days_left": (t - now).num_days(),
+                    })
+                })
+            }));
+        }
+    }
+    Value::Array(all)
+}
+
+/// Days left from which a certificate's end is a warning.
+const CERTIFICATE_WARN_DAYS: i64 = 30;
+
 fn print_text(r: &Value) {
     outln!("journal   {}", r["journal"].as_str().unwrap_or(""));
     match r["daemon"]["running"].as_bool() {
@@ -155,6 +203,21 @@ fn print_text(r: &Value) {
     outln!("gateway   {gateway}");
     if let Some(e) = r["last_error"].as_str() {
         outln!("last error {e}");
+    }
+    for c in r["certificates"].as_array().cloned().unwrap_or_default() {
+        let days = c["days_left"].as_i64().unwrap_or(0);
+        let (which, sn, end) = (
+            c["which"].as_str().unwrap_or(""),
+            c["sn"].as_str().unwrap_or(""),
+            c["not_after"].as_str().unwrap_or(""),
+        );
+        if days < CERTIFICATE_WARN_DAYS {
+            outln!(
+                "CERTIFICATE {which} {sn} ENDS {end} ({days} days left): renew it (docs/operations.md §4.1)"
+            );
+        } else {
+            outln!("cert      {which} {sn} until {end} ({days} days left)");
+        }
     }
     let attention = r["needs_attention"].as_array().cloned().unwrap_or_default();
     if attention.is_empty() {

@@ -122,6 +122,7 @@ mod tests {
             notify_url: None,
             seller_id: None,
             timeout: Duration::from_secs(5),
+            cert_mode: None,
         };
         let client: Arc<dyn Gateway> = Arc::new(OpenApi::new(settings, clock.clone()).unwrap());
         (Arc::new(Monitored::new(client, clock)), sandbox)

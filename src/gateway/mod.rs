@@ -284,6 +284,17 @@ impl Policy {
     }
 }
 
+/// A certificate a gateway client relies on: which one, its SN, when it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateExpiry {
+    /// `alipay_app_cert`, `alipay_cert` (the one answers are verified with now),
+    /// `alipay_root_cert` (each RSA root of the bundle) or `wechat_platform_cert` (its
+    /// serial as `sn`).
+    pub which: &'static str,
+    pub sn: String,
+    pub not_after: chrono::DateTime<chrono::Utc>,
+}
+
 #[async_trait]
 pub trait Gateway: Send + Sync {
     /// Short name for logs and the journal (`sandbox`, `alipay-openapi`, …).
@@ -323,6 +334,13 @@ pub trait Gateway: Send + Sync {
     /// Whether every recent answer's time agrees with our clock.
     fn clock_agrees(&self) -> bool {
         false
+    }
+
+    /// The certificates this client relies on and when each ends (Open Platform certificate
+    /// mode, docs/gateways.md §9; WeChat Pay platform certificates); none for a client that
+    /// verifies with bare public keys.
+    fn certificates(&self) -> Vec<CertificateExpiry> {
+        Vec::new()
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;

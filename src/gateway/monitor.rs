@@ -362,6 +362,9 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn clock_agrees(&self) -> bool {
         self.inner.clock_agrees()
     }
+    fn certificates(&self) -> Vec<super::CertificateExpiry> {
+        self.inner.certificates()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;

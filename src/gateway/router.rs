@@ -121,6 +121,10 @@ impl Gateway for Router {
         self.routes.iter().any(|g| g.clock_agrees())
     }
 
+    fn certificates(&self) -> Vec<super::CertificateExpiry> {
+        self.routes.iter().flat_map(|g| g.certificates()).collect()
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         match self.for_wallet(request.code.wallet()) {
             Some(g) => g.pay(request).await,

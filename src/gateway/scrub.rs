@@ -81,6 +81,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn clock_agrees(&self) -> bool {
         self.0.clock_agrees()
     }
+    fn certificates(&self) -> Vec<super::CertificateExpiry> {
+        self.0.certificates()
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }

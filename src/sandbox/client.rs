@@ -36,6 +36,48 @@ inquiry_interval_ms = 1000
     ))
 }
 
+/// A certificate-mode Open Platform client configuration for this sandbox (started with
+/// `--cert-mode`): the app key and the three certificate files, no Alipay public key.
+pub fn cert_client_config(
+    url: &str,
+    app_id: &str,
+    keys: &SandboxKeys,
+    certs: &super::cert::CertFiles,
+) -> Option<String> {
+    let app_private = keys.app_private_key_file.as_ref()?;
+    Some(format!(
+        r#"# Written by `scanpay sandbox --cert-mode`: a certificate-mode client configuration
+# for this sandbox. A rotated Alipay certificate is stored in alipay_cert_file (the old one
+# kept beside it as <file>.<old SN>).
+[terminal]
+id = "T0001"
+currency = "CNY"
+max_amount = "5000.00"
+
+[gateway]
+kind = "alipay-openapi"
+url = "{url}"
+app_id = "{app_id}"
+private_key_file = "{}"
+app_cert_file = "{}"
+alipay_cert_file = "{}"
+alipay_root_cert_file = "{}"
+timeout_ms = 5000
+
+[journal]
+path = "journal-cert.sqlite"
+
+[watchdog]
+sale_deadline_s = 20
+inquiry_interval_ms = 1000
+"#,
+        file_name(app_private),
+        file_name(&certs.app_cert_file),
+        file_name(&certs.alipay_cert_file),
+        file_name(&certs.root_cert_file),
+    ))
+}
+
 /// An AMS client configuration for this sandbox, to be written into the key directory.
 pub fn ams_client_config(origin: &str, client_id: &str, keys: &SandboxKeys) -> Option<String> {
     let app_private = keys.app_private_key_file.as_ref()?;

@@ -47,6 +47,8 @@ impl SandboxServer {
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Answer {
         let path = req.uri().path().to_string();
         match (req.method(), path.as_str()) {
+            // Certificate mode: a new Alipay certificate (docs/gateways.md §9).
+            (&Method::POST, super::cert::ROTATE_PATH) => Ok(self.rotate_alipay_cert().await),
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))

@@ -32,10 +32,11 @@
 //! and `ams` translate their protocol to and from these decisions (`form` reads the Open
 //! Platform's forms), `bill` serves the day's trade bill, `server` holds what they share;
 //! `keys` and `client` are the keys the sandbox signs with and the client configurations it
-//! writes.
+//! writes; `cert` its Open Platform certificate mode (root CA, certificates, rotation).
 
 mod ams;
 mod bill;
+mod cert;
 mod client;
 mod form;
 mod http;
@@ -46,7 +47,8 @@ mod scenario;
 mod server;
 mod wechat;
 
-pub use client::{ams_client_config, client_config, dual_client_config};
+pub use cert::{CertFiles, CertMode, ROTATE_PATH};
+pub use client::{ams_client_config, cert_client_config, client_config, dual_client_config};
 pub use keys::{
     SandboxKeys, WECHAT_APPID, WECHAT_MCHID, WECHAT_MERCHANT_SERIAL, WECHAT_PUBLIC_KEY_ID,
     WechatKeys,

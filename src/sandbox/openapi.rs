@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 
 use super::bill::download_url;
 use super::form::{Charset, decode_form};
-use super::server::{Answer, DropConnection, SandboxServer, encoded};
+use super::server::{Answer, DropConnection, SandboxServer, encoded, plain};
 use super::{Scenario, scenario};
 use crate::clock::beijing;
+use crate::gateway::alipay_openapi::CERT_DOWNLOAD_METHOD;
 use crate::gateway::alipay_openapi::wire::{parse_amount, response_node, sign_content};
 use crate::gateway::{Cancelled, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind};
 use crate::paycode::{Scan, Wallet, recognise};
@@ -101,6 +102,35 @@ impl SandboxServer {
         if params["app_id"] != self.app_id {
             return Ok(unsigned("isv.invalid-app-id", "无效的AppID参数"));
         }
+        // Certificate mode (docs/gateways.md §9): the app's certificate and the root bundle
+        // are named by SN; a request without them, or naming others, is refused at the door,
+        // unsigned: the platform finds the app's key by that SN.
+        if let Some(mode) = &self.cert_mode {
+            for (key, expected, what) in [
+                ("app_cert_sn", &mode.app_cert_sn, "app-cert-sn"),
+                (
+                    "alipay_root_cert_sn",
+                    &mode.root_cert_sn,
+                    "alipay-root-cert-sn",
+                ),
+            ] {
+                match params.get(key).filter(|v| !v.is_empty()) {
+                    None => {
+                        return Ok(unsigned(
+                            &format!("isv.missing-{what}"),
+                            &format!("the app is in certificate mode: {key} is missing"),
+                        ));
+                    }
+                    Some(v) if v != expected => {
+                        return Ok(unsigned(
+                            &format!("isv.invalid-{what}"),
+                            &format!("{key} {v} is not the app's"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
         if params["sign_type"] != "RSA2" {
             return Ok(reject(
                 "40002",
@@ -146,6 +176,9 @@ impl SandboxServer {
         let field = |k: &str| biz.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         if method == BILL_METHOD {
             return Ok(self.bill_url(&reply, &field("bill_type"), &field("bill_date"), host));
+        }
+        if method == CERT_DOWNLOAD_METHOD {
+            return Ok(self.alipay_cert(&reply, &field("alipay_cert_sn")));
         }
         let out_trade_no = field("out_trade_no");
         let id_ok = !out_trade_no.is_empty()
@@ -404,6 +437,52 @@ impl SandboxServer {
         )
     }
 
+    /// `alipay.open.app.alipaycert.download`: an Alipay certificate the sandbox issued, by SN,
+    /// as base64 of its PEM.
+    fn alipay_cert(&self, reply: &Reply, sn: &str) -> Response<Full<Bytes>> {
+        use base64::Engine;
+        let pem = self.cert_mode.as_ref().and_then(|m| m.issued(sn));
+        let content = match pem {
+            Some(pem) => json!({
+                "code": "10000", "msg": "Success",
+                "alipay_cert_content": base64::engine::general_purpose::STANDARD.encode(pem),
+            }),
+            None => json!({
+                "code": "40004", "msg": "Business Failed", "sub_code": "isv.alipay-cert-not-exist",
+                "sub_msg": format!("no Alipay certificate {sn}"),
+            }),
+        };
+        self.answer(reply, content, false)
+    }
+
+    /// `POST /_sandbox/openapi/rotate-alipay-cert`: a new Alipay key and certificate; answers
+    /// `{"previous":<sn>,"alipay_cert_sn":<sn>}`, or 409 outside certificate mode.
+    pub(super) async fn rotate_alipay_cert(&self) -> Response<Full<Bytes>> {
+        let Some(mode) = self.cert_mode.clone() else {
+            return plain(
+                StatusCode::CONFLICT,
+                "text/plain",
+                "the sandbox is not in certificate mode (--cert-mode)".into(),
+            );
+        };
+        match tokio::task::spawn_blocking(move || mode.rotate()).await {
+            Ok(Ok((previous, sn))) => {
+                tracing::info!(%previous, alipay_cert_sn = %sn, "sandbox rotated its Alipay certificate");
+                plain(
+                    StatusCode::OK,
+                    "application/json",
+                    json!({"previous": previous, "alipay_cert_sn": sn}).to_string(),
+                )
+            }
+            Ok(Err(e)) => plain(StatusCode::INTERNAL_SERVER_ERROR, "text/plain", e),
+            Err(e) => plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                e.to_string(),
+            ),
+        }
+    }
+
     /// `{"error_response":<content>}` without a signature, in `charset`: a refusal at the door.
     fn unsigned(&self, charset: Charset, content: Value) -> Response<Full<Bytes>> {
         let body = format!("{{\"error_response\":{content}}}");
@@ -425,12 +504,16 @@ impl SandboxServer {
         } else {
             content.clone()
         };
-        let sign = self
-            .gateway_key
-            .sign_sha256_base64(&charset.encode(&signed));
+        // In certificate mode, under the current Alipay certificate, which the answer names.
+        let current = self.cert_mode.as_ref().and_then(|m| m.current());
+        let key = current.as_ref().map_or(&self.gateway_key, |c| &c.key);
+        let sign = key.sign_sha256_base64(&charset.encode(&signed));
+        let cert_sn = current
+            .map(|c| format!(",\"alipay_cert_sn\":\"{}\"", c.sn))
+            .unwrap_or_default();
         // These charsets encode character by character: the node's bytes in the body are the
         // bytes signed.
-        let body = format!("{{\"{node}\":{content},\"sign\":\"{sign}\"}}");
+        let body = format!("{{\"{node}\":{content}{cert_sn},\"sign\":\"{sign}\"}}");
         encoded(
             StatusCode::OK,
             &charset.content_type(),

@@ -35,6 +35,8 @@ pub struct SandboxServer {
     pub(super) wechat_public_key_id: String,
     pub(super) wechat_apiv3_key: String,
     pub(super) wechat_modes: super::WechatModes,
+    /// Open Platform certificate mode, when the sandbox plays an app in it.
+    pub(super) cert_mode: Option<Arc<super::cert::CertMode>>,
 }
 
 /// Returned by a handler to close the connection without answering (code `07`).
@@ -70,7 +72,14 @@ impl SandboxServer {
             wechat_public_key_id: keys.wechat.public_key_id.clone(),
             wechat_apiv3_key: keys.wechat.apiv3_key.clone(),
             wechat_modes: super::WechatModes::default(),
+            cert_mode: None,
         }
+    }
+
+    /// The same server playing an Open Platform app in certificate mode.
+    pub fn with_cert_mode(mut self, mode: super::cert::CertMode) -> SandboxServer {
+        self.cert_mode = Some(Arc::new(mode));
+        self
     }
 
     /// The same server with these WeChat Pay behaviours switched on.

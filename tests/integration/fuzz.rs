@@ -10,12 +10,13 @@ use scanpay::fuzzing;
 
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("scanner_serial", fuzzing::scanner_serial),
     ("scanner_hid", fuzzing::scanner_hid),
     ("openapi_response", fuzzing::openapi_response),
     ("ams_response", fuzzing::ams_response),
     ("api_request", fuzzing::api_request),
+    ("alipay_cert", fuzzing::alipay_cert),
 ];
 
 /// The committed corpus of each target, read once.

@@ -45,6 +45,7 @@ fn client(
         notify_url: None,
         seller_id: None,
         timeout,
+        cert_mode: None,
     };
     OpenApi::new(settings, Arc::new(SystemClock)).unwrap()
 }

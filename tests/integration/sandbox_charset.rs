@@ -325,6 +325,7 @@ async fn the_utf8_client_still_pays_a_chinese_subject() {
         notify_url: None,
         seller_id: None,
         timeout: Duration::from_secs(5),
+        cert_mode: None,
     };
     let client = OpenApi::new(settings, Arc::new(SystemClock)).unwrap();
     let Scan::Payment(code) = recognise(CODE) else {

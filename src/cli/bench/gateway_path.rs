@@ -127,6 +127,7 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
             notify_url: None,
             seller_id: None,
             timeout: Duration::from_secs(5),
+            cert_mode: None,
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let gateway = Arc::new(OpenApi::new(settings, clock.clone())?);

@@ -91,6 +91,9 @@ pub(super) struct RawGateway {
     app_id: Option<String>,
     private_key_file: Option<String>,
     alipay_public_key_file: Option<String>,
+    app_cert_file: Option<String>,
+    alipay_cert_file: Option<String>,
+    alipay_root_cert_file: Option<String>,
     app_auth_token: Option<String>,
     notify_url: Option<String>,
     seller_id: Option<String>,
@@ -112,9 +115,12 @@ pub(super) struct RawGateway {
 
 impl RawGateway {
     /// Keys only the Open Platform takes.
-    fn openapi_only(&self) -> [(&'static str, Option<String>); 4] {
+    fn openapi_only(&self) -> [(&'static str, Option<String>); 7] {
         [
             ("app_id", self.app_id.clone()),
+            ("app_cert_file", self.app_cert_file.clone()),
+            ("alipay_cert_file", self.alipay_cert_file.clone()),
+            ("alipay_root_cert_file", self.alipay_root_cert_file.clone()),
             ("app_auth_token", self.app_auth_token.clone()),
             ("notify_url", self.notify_url.clone()),
             ("seller_id", self.seller_id.clone()),
@@ -272,11 +278,7 @@ impl Validator<'_> {
 
     /// The merchant's private key and the gateway's public key, with the classic mix-up
     /// (the merchant's own public key configured as the gateway's) named.
-    fn key_pair(
-        &self,
-        raw: &RawGateway,
-        console: &str,
-    ) -> Result<(PrivateKey, PublicKey), ConfigError> {
+    fn private_key(&self, raw: &RawGateway) -> Result<PrivateKey, ConfigError> {
         let private_file = self.required(
             raw.private_key_file.as_ref(),
             self.gateway_section,
@@ -291,6 +293,15 @@ impl Validator<'_> {
                 e.to_string(),
             )
         })?;
+        Ok(private_key)
+    }
+
+    fn key_pair(
+        &self,
+        raw: &RawGateway,
+        console: &str,
+    ) -> Result<(PrivateKey, PublicKey), ConfigError> {
+        let private_key = self.private_key(raw)?;
         let public_file = self.required(
             raw.alipay_public_key_file.as_ref(),
             self.gateway_section,

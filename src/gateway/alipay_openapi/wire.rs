@@ -104,6 +104,19 @@ pub fn root_sign(body: &str) -> Option<String> {
     serde_json::from_str::<Root>(body).ok()?.sign
 }
 
+/// The root-level `alipay_cert_sn` of a response body: in certificate mode, the SN of the
+/// Alipay certificate whose key signed it (docs/protocol.md §3.4).
+pub fn root_alipay_cert_sn(body: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Root {
+        alipay_cert_sn: Option<String>,
+    }
+    serde_json::from_str::<Root>(body)
+        .ok()?
+        .alipay_cert_sn
+        .filter(|s| !s.is_empty())
+}
+
 /// The fields scanpay reads from any response node. Amounts may be strings or bare
 /// numbers in the wild; they are kept as raw JSON and parsed exactly.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -123,6 +136,8 @@ pub struct Node {
     pub refund_status: Option<String>,
     pub out_request_no: Option<String>,
     pub bill_download_url: Option<String>,
+    /// `alipay.open.app.alipaycert.download`: the certificate, base64 of its PEM text.
+    pub alipay_cert_content: Option<String>,
 }
 
 pub fn parse_node(content: &str) -> Result<Node, String> {

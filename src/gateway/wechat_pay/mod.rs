@@ -517,6 +517,20 @@ impl Gateway for WechatPay {
         self.io.skew.get()
     }
 
+    /// Every platform certificate held (configured or downloaded); a public key has no end.
+    fn certificates(&self) -> Vec<super::CertificateExpiry> {
+        self.platform_keys()
+            .into_iter()
+            .filter_map(|k| {
+                k.not_after.map(|not_after| super::CertificateExpiry {
+                    which: "wechat_platform_cert",
+                    sn: k.id,
+                    not_after,
+                })
+            })
+            .collect()
+    }
+
     fn clock_agrees(&self) -> bool {
         self.io.skew.agrees()
     }

@@ -47,9 +47,15 @@ impl SandboxProc {
 
     /// `scanpay sandbox --listen LISTEN`, the port read from the address it prints for clients.
     pub fn start_on(dir: &Path, listen: &str) -> SandboxProc {
+        SandboxProc::start_with(dir, listen, &[])
+    }
+
+    /// [`SandboxProc::start_on`] with more flags (`--cert-mode`).
+    pub fn start_with(dir: &Path, listen: &str, flags: &[&str]) -> SandboxProc {
         let mut child = scanpay()
             .args(["sandbox", "--listen", listen, "--dir"])
             .arg(dir)
+            .args(flags)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -98,6 +104,11 @@ impl SandboxProc {
         path
     }
 
+    /// `POST path` to the sandbox (its admin calls); the status code and the body.
+    pub fn post(&self, path: &str) -> (u16, String) {
+        post_to(self.port, path)
+    }
+
     pub fn journal(&self) -> PathBuf {
         self.dir.join("journal.sqlite")
     }
@@ -121,6 +132,21 @@ impl SandboxProc {
             })
             .collect()
     }
+}
+
+/// `POST path` to a server on loopback `port`; the status code and the body.
+pub fn post_to(port: u16, path: &str) -> (u16, String) {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "POST {path} HTTP/1.0\r\nContent-Length: 0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    (status, body.to_string())
 }
 
 impl Drop for SandboxProc {
