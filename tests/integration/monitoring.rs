@@ -56,8 +56,9 @@ async fn get_metrics(socket: &Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_metric_the_rules_and_the_dashboard_name_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
-    let config = sandbox.config();
+    // Certificate mode: the certificates' ends are served too.
+    let sandbox = SandboxProc::start_with(&dir.path().join("sbx"), "127.0.0.1:0", &["--cert-mode"]);
+    let config = sandbox.config_from("scanpay-cert.toml");
     let text = std::fs::read_to_string(&config).unwrap()
         + "\n[api]\nsocket = \"api.sock\"\n\n[printer]\nkind = \"file\"\npath = \"slips.bin\"\n\n\
            [[scanner]]\nname = \"front\"\nkind = \"serial\"\npath = \"/dev/scanpay-none\"\nbaud = 9600\n\n\
