@@ -63,7 +63,14 @@ fn main() -> ExitCode {
 
 /// The journald layer, when stderr goes to the journal and its socket answers.
 fn journald() -> Option<tracing_journald::Layer> {
-    std::env::var_os("JOURNAL_STREAM")?;
+    // systemd sets JOURNAL_STREAM to the device and inode of the journal stream; a process
+    // started from a shell that merely inherited it has another stderr (systemd.exec(5)).
+    let stream = std::env::var("JOURNAL_STREAM").ok()?;
+    let (dev, ino) = stream.split_once(':')?;
+    let stat = nix::sys::stat::fstat(std::io::stderr()).ok()?;
+    if dev.parse::<u64>().ok()? != stat.st_dev || ino.parse::<u64>().ok()? != stat.st_ino {
+        return None;
+    }
     match tracing_journald::layer() {
         Ok(layer) => Some(
             layer

@@ -16,7 +16,7 @@
 //! person well before it closes.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -49,6 +49,21 @@ pub use crate::state::NOT_CREATED;
 
 /// Why an attempt is flagged once its cancel window has closed unreversed.
 pub const WINDOW_CLOSED: &str = "the cancel window has closed and the payment is not reversed: check it with the provider and refund by hand";
+
+/// An operator's "retry now", counted, so that a resolver whose request was out when it
+/// was asked still sees it before its next pause.
+#[derive(Default)]
+pub struct RetryNow {
+    asked: AtomicU64,
+    notify: tokio::sync::Notify,
+}
+
+impl RetryNow {
+    pub fn ask(&self) {
+        self.asked.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
 
 /// How a pause between two cancels ended.
 enum Pause {
@@ -121,9 +136,9 @@ pub struct Resolver {
     /// the attempt open in the journal for the next start (a request on the wire first gets
     /// its answer or times out).
     pub stop: CancellationToken,
-    /// Notified when an operator asks for a cancel (or refund) to be retried now: every
-    /// resolver waiting between two cancels sends its next one at once.
-    pub retry_now: Arc<tokio::sync::Notify>,
+    /// An operator's "retry now": every resolver cancelling sends its next cancel (or
+    /// refund) at once, one asked while its request was out included.
+    pub retry_now: Arc<RetryNow>,
 }
 
 impl Resolver {
@@ -142,12 +157,24 @@ impl Resolver {
         }
     }
 
-    /// Sleeps `pause` between two cancels, cut short by an operator's retry.
-    async fn pause_or_retry(&self, pause: Duration) -> Pause {
+    /// Sleeps `pause` between two cancels, cut short by an operator's retry asked since
+    /// `seen` (the retries this resolver has answered), during the pause or before it.
+    async fn pause_or_retry(&self, pause: Duration, seen: &mut u64) -> Pause {
+        let notified = self.retry_now.notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let asked = self.retry_now.asked.load(Ordering::SeqCst);
+        if asked != *seen {
+            *seen = asked;
+            return Pause::Retry;
+        }
         tokio::select! {
             biased;
             _ = self.stop.cancelled() => Pause::Stopped,
-            _ = self.retry_now.notified() => Pause::Retry,
+            _ = notified => {
+                *seen = self.retry_now.asked.load(Ordering::SeqCst);
+                Pause::Retry
+            }
             _ = tokio::time::sleep(pause) => Pause::Slept,
         }
     }
@@ -354,6 +381,8 @@ impl Resolver {
     ) -> Result<AttemptRow, JournalError> {
         let started = tokio::time::Instant::now();
         let mut backoff = Backoff::new(CANCEL_BACKOFF_START, CANCEL_BACKOFF_MAX);
+        // Retries asked before this cancel loop began are answered by its first cancel.
+        let mut retries_seen = self.retry_now.asked.load(Ordering::SeqCst);
         let policy = self.gateway.policy_for(&a.request_id);
         let closes_at = policy.cancel_window.closes_at(a.created_at);
         // Not sooner than the gateway allows after the pay (WeChat Pay: 15 s).
@@ -470,7 +499,7 @@ impl Resolver {
             }
             let jitter = rand::thread_rng().gen_range(0.0..0.25);
             match self
-                .pause_or_retry(backoff.pause().mul_f64(1.0 + jitter))
+                .pause_or_retry(backoff.pause().mul_f64(1.0 + jitter), &mut retries_seen)
                 .await
             {
                 Pause::Stopped => return self.journal.attempt(a.id),
@@ -602,7 +631,7 @@ impl Resolver {
         if current.needs_attention.as_deref() == Some(why) {
             return Ok(());
         }
-        if self.journal.settled_by_hand(&a.request_id)? {
+        if self.journal.settled_by_hand(&a.request_id, why)? {
             tracing::warn!(request_id = %a.request_id, why, "settled by hand earlier: not flagged again");
             return Ok(());
         }

@@ -299,13 +299,15 @@ pub async fn reconcile(
 ) -> Result<Response, ApiError> {
     let body: ReconcileBody = parse_json(&body)?;
     let key = request_key(&headers, body.fix)?;
+    // What was asked, kept with the action: the same key with another request is refused.
+    let asked = json!({
+        "date": body.date, "provider": body.provider, "fix": body.fix, "file": body.file,
+    })
+    .to_string();
     if let Some(k) = &key
         && let Some(row) = s.engine.recorded_action(k).map_err(ApiError::internal)?
     {
-        if row.action != "reconcile" {
-            return Err(conflict(k));
-        }
-        return Ok(replay_result(&row));
+        return replay_reconcile(&row, &asked, k);
     }
     let Some(ops) = s.operations.clone() else {
         return Err(unavailable("reconciliation"));
@@ -322,7 +324,14 @@ pub async fn reconcile(
     {
         return Err(ApiError::field("operator", "1 to 100 printable characters"));
     }
-    // The daemon reads only a regular file of a bill's size (never a device or a pipe).
+    // A file on the till is named only by someone on the till (the socket's mode guards it),
+    // and the daemon reads only a regular file of a bill's size (never a device or a pipe).
+    if body.file.is_some() && listener.as_deref().is_some_and(|l| l.0 == "tcp") {
+        return Err(ApiError::field(
+            "file",
+            "a file on the till may be named only over the daemon's socket (scanpay reconcile --file does that)",
+        ));
+    }
     if let Some(f) = body.file.as_deref() {
         match std::fs::metadata(f) {
             Ok(m) if m.is_file() && m.len() <= MAX_RECORD_FILE => {}
@@ -361,22 +370,35 @@ pub async fn reconcile(
         .map(str::to_string)
         .or(body.date.clone());
     let new = NewAction {
-        request_id: key.as_deref(),
+        // A run that could not be made is recorded, but not under the key: asked again,
+        // it runs again (the bill may be ready by then).
+        request_id: key.as_deref().filter(|_| status.is_success()),
         actor: &actor,
         operator: body.operator.as_deref(),
         action: "reconcile",
         target: target.as_deref(),
-        note: body.fix.then_some("fix"),
+        note: Some(&asked),
         status: status.as_u16(),
         result: &text,
     };
     match s.engine.record_operator_action(&new) {
-        Ok(acted) if acted.replayed => return Ok(replay_result(&acted.row)),
+        Ok(acted) if acted.replayed => {
+            return replay_reconcile(&acted.row, &asked, key.as_deref().unwrap_or_default());
+        }
         Ok(_) => {}
+        // The same request twice at once: the one recorded first is the answer.
+        Err(crate::journal::JournalError::DuplicateAction(k)) => {
+            if let Some(row) = s.engine.recorded_action(&k).map_err(ApiError::internal)? {
+                return replay_reconcile(&row, &asked, &k);
+            }
+        }
         Err(e) => tracing::warn!(error = %e, "reconciliation not recorded as an operator action"),
     }
     if body.fix {
-        let fixed = result["fixes"].as_array().map_or(0, Vec::len);
+        // Refunds made now, or found made by an earlier run.
+        let fixed = result["fixes"].as_array().map_or(0, |f| {
+            f.iter().filter(|x| x["refund_id"].is_string()).count()
+        });
         s.observer.event(&Event::OperatorAction {
             actor,
             action: "reconcile_fix",
@@ -387,6 +409,14 @@ pub async fn reconcile(
         });
     }
     Ok((status, Json(result)).into_response())
+}
+
+/// The answer of the reconciliation recorded under `key`, if it was asked the same way.
+fn replay_reconcile(row: &ActionRow, asked: &str, key: &str) -> Result<Response, ApiError> {
+    if row.action != "reconcile" || row.note.as_deref() != Some(asked) {
+        return Err(conflict(key));
+    }
+    Ok(replay_result(row))
 }
 
 /// A recorded action's own answer (the body it gave), again.

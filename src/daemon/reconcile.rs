@@ -76,7 +76,7 @@ async fn provider_records(
     clock: Arc<dyn Clock>,
 ) -> Result<(String, Vec<ProviderRecord>), String> {
     let read =
-        |path: &PathBuf| std::fs::read(path).map_err(|e| format!("--file {}: {e}", path.display()));
+        |path: &PathBuf| read_record(path).map_err(|e| format!("--file {}: {e}", path.display()));
     match (provider, file) {
         (GatewaySettings::Ams(_), Some(path)) => {
             let name = path.display().to_string();
@@ -117,6 +117,28 @@ async fn provider_records(
                 .to_string(),
         ),
     }
+}
+
+/// Largest provider record file read: a day's bill or report is far smaller.
+const MAX_RECORD_FILE: u64 = 64 * 1024 * 1024;
+
+/// A provider's record file: one open, a regular file, at most [`MAX_RECORD_FILE`] bytes
+/// (a device or a pipe named by mistake is refused, not read forever).
+fn read_record(path: &PathBuf) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RECORD_FILE + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_RECORD_FILE {
+        return Err(std::io::Error::other(
+            "larger than 64 MiB: not a day's record",
+        ));
+    }
+    Ok(bytes)
 }
 
 /// After a failed run (bill not ready, gateway unreachable), the daemon tries again this much

@@ -41,7 +41,9 @@ impl AttentionKind {
         match self {
             AttentionKind::CancelNotConfirmed => &[Retry, Settle],
             AttentionKind::CancelWindowClosed => &[Refund, Retry, Settle],
-            AttentionKind::PaidTwice => &[Refund, Settle],
+            // Which payment to give back is the provider's portal's call (the sale's own
+            // refunds draw on its first paid attempt): settled by hand.
+            AttentionKind::PaidTwice => &[Settle],
             AttentionKind::Other => &[Settle],
         }
     }
@@ -237,12 +239,16 @@ impl Engine {
                 if asked.note.is_none() {
                     return Err(ActionError::NoteNeeded);
                 }
-                // Recorded first: from then on the watchdog does not flag it again.
+                // Recorded first, with the reason seen: from then on the watchdog does not
+                // flag it again for that reason. Only that flag is cleared: one raised since
+                // the operator looked stays.
+                let seen = a.needs_attention.clone().unwrap_or_default();
                 let row = store(serde_json::json!({
                     "done": "settled by hand: the flag is closed; the payment's state stays as the gateway confirmed it",
                     "state": a.state.as_str(),
+                    "why": seen,
                 }))?;
-                self.journal.flag_attention(a.id, None, now)?;
+                self.journal.clear_attention(a.id, &seen, now)?;
                 tracing::warn!(request_id = %a.request_id, actor = asked.actor, "settled by hand");
                 row
             }
@@ -251,37 +257,20 @@ impl Engine {
                     "done": "the next cancel is sent now",
                     "state": a.state.as_str(),
                 }))?;
-                self.resolver.retry_now.notify_waiters();
+                self.resolver.retry_now.ask();
                 self.wake.notify_one();
                 row
             }
-            (OperatorAction::Refund, AttentionKind::CancelWindowClosed) => {
+            // Only a closed cancel window takes a refund (checked above).
+            (OperatorAction::Refund, _) => {
                 // Recorded first: the watchdog reads it and reverses by a full refund under
                 // the payment's fixed refund id, so asking twice refunds once.
                 let row = store(serde_json::json!({
                     "done": "reversing by a full refund now; the payment ends cancelled once the gateway confirms it",
                     "state": a.state.as_str(),
                 }))?;
-                self.resolver.retry_now.notify_waiters();
+                self.resolver.retry_now.ask();
                 self.wake.notify_one();
-                row
-            }
-            (OperatorAction::Refund, _) => {
-                let refund = self
-                    .refund_attempt(
-                        &a.request_id,
-                        a.amount,
-                        "paid twice: an operator gave this payment back",
-                    )
-                    .await?;
-                let row = store(serde_json::json!({
-                    "done": format!("refund {} {}", refund.refund_id, refund.state),
-                    "refund_id": refund.refund_id,
-                    "refund_state": refund.state.to_string(),
-                }))?;
-                if refund.state.is_final() {
-                    self.journal.flag_attention(a.id, None, now)?;
-                }
                 row
             }
         };

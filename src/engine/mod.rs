@@ -251,7 +251,7 @@ impl Engine {
             timeout: settings.timeout,
             inquiry_interval: settings.watchdog.inquiry_interval,
             stop: tokio_util::sync::CancellationToken::new(),
-            retry_now: Arc::new(tokio::sync::Notify::new()),
+            retry_now: Arc::default(),
         });
         Engine {
             journal,

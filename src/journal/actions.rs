@@ -125,13 +125,15 @@ impl Journal {
         )
     }
 
-    /// Whether an operator settled the attempt `request_id` by hand: the watchdog keeps
-    /// resolving it, but no longer calls for a person.
-    pub fn settled_by_hand(&self, request_id: &str) -> Result<bool, JournalError> {
-        Ok(self
-            .actions_on(request_id)?
-            .iter()
-            .any(|a| a.action == "settle"))
+    /// Whether an operator settled the attempt `request_id` by hand while it was flagged
+    /// for `why`: the watchdog keeps resolving it, and does not call for a person again for
+    /// that reason (a new reason, such as its cancel window closing, is flagged).
+    pub fn settled_by_hand(&self, request_id: &str, why: &str) -> Result<bool, JournalError> {
+        Ok(self.actions_on(request_id)?.iter().any(|a| {
+            a.action == "settle"
+                && serde_json::from_str::<serde_json::Value>(&a.result)
+                    .is_ok_and(|r| r["why"].as_str() == Some(why))
+        }))
     }
 
     /// Whether an operator asked for the attempt `request_id` to be reversed by a refund

@@ -423,6 +423,23 @@ impl Journal {
         Ok(())
     }
 
+    /// Clears the attempt's flag if it is still `seen` (a person settled that one; a newer
+    /// reason stays). Returns whether it was cleared.
+    pub fn clear_attention(
+        &self,
+        attempt_id: i64,
+        seen: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, JournalError> {
+        let changed = self.track(query::execute(
+            &self.conn(),
+            "UPDATE attempts SET needs_attention = NULL, updated_at = ?3
+             WHERE id = ?1 AND needs_attention = ?2",
+            params![attempt_id, seen, to_journal(now)],
+        ))?;
+        Ok(changed == 1)
+    }
+
     /// Moves the in-doubt deadline of a sale's open attempts to `now`: the watchdog stops
     /// waiting and cancels (the register gave up on the sale). The sale takes no more scans.
     pub fn expedite(&self, sale_id: &str, now: DateTime<Utc>) -> Result<usize, JournalError> {

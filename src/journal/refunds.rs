@@ -131,14 +131,7 @@ impl Journal {
             }
             return Ok(live.clone());
         }
-        // A sale paid twice (a failure overturned while another attempt was paid) may have
-        // the flagged attempt given back whole: the sale stays paid by the other.
-        let paid_twice = attempt.state == AttemptState::Succeeded
-            && attempt.needs_attention.is_some()
-            && attempts_in(&tx, &attempt.sale_id)?
-                .iter()
-                .any(|a| a.id != attempt.id && a.state == AttemptState::Succeeded);
-        if !paid_twice && (!attempt.state.is_final() || attempt.state == AttemptState::Succeeded) {
+        if !attempt.state.is_final() || attempt.state == AttemptState::Succeeded {
             return Err(refund_err(format!(
                 "has its payment {}: {}",
                 attempt.state,

@@ -53,10 +53,8 @@ impl SandboxServer {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
             }
-            (&Method::POST, p)
-                if p.starts_with("/_sandbox/trades/") && p.ends_with("/unfreeze") =>
-            {
-                let id = &p["/_sandbox/trades/".len()..p.len() - "/unfreeze".len()];
+            (&Method::POST, p) if unfreeze_id(p).is_some() => {
+                let id = unfreeze_id(p).unwrap_or_default();
                 Ok(if self.sandbox.unfreeze(id) {
                     plain(StatusCode::OK, "text/plain", "unfrozen".into())
                 } else {
@@ -110,6 +108,13 @@ impl SandboxServer {
             )),
         }
     }
+}
+
+/// The request id in `/_sandbox/trades/{id}/unfreeze`, when the path is that.
+fn unfreeze_id(path: &str) -> Option<&str> {
+    path.strip_prefix("/_sandbox/trades/")
+        .and_then(|rest| rest.strip_suffix("/unfreeze"))
+        .filter(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The request's body, or the answer refusing one larger than [`MAX_BODY`].

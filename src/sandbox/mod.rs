@@ -94,7 +94,6 @@ impl Sandbox {
         self.ledger.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The ledger: one entry per request id the sandbox has seen.
     /// Lifts risk control's freeze of the trade under `request_id` (code `15`): its next
     /// cancel goes through. False when there is no such trade.
     pub fn unfreeze(&self, request_id: &str) -> bool {
@@ -107,6 +106,7 @@ impl Sandbox {
         }
     }
 
+    /// The ledger: one entry per request id the sandbox has seen.
     pub fn ledger(&self) -> Vec<LedgerEntry> {
         let now = self.clock.now();
         let mut ledger = self.lock();

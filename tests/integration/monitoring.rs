@@ -186,17 +186,40 @@ fn under_systemd_logs_reach_journald_with_their_fields() {
     let sandbox_dir = tempfile::tempdir().unwrap();
     let sandbox = SandboxProc::start(&sandbox_dir.path().join("sbx"), 0);
     let code = "286000000000006600";
-    let out = scanpay()
-        .args(["charge", "--amount", "6.60", "--code", code, "--config"])
-        .arg(sandbox.config())
-        .env("JOURNAL_STREAM", "8:1234")
-        .env("SCANPAY_LOG", "info")
-        .output()
-        .unwrap();
+    // JOURNAL_STREAM names the stream stderr is (device:inode), as systemd sets it.
+    let stderr_path = sandbox_dir.path().join("stderr");
+    let stderr = std::fs::File::create(&stderr_path).unwrap();
+    let meta = stderr.metadata().unwrap();
+    let (dev, ino) = (
+        std::os::unix::fs::MetadataExt::dev(&meta),
+        std::os::unix::fs::MetadataExt::ino(&meta),
+    );
+    let run = |stream: &str, err: std::fs::File, code: &str| {
+        scanpay()
+            .args(["charge", "--amount", "6.60", "--code", code, "--config"])
+            .arg(sandbox.config())
+            .env("JOURNAL_STREAM", stream)
+            .env("SCANPAY_LOG", "info")
+            .stderr(err)
+            .output()
+            .unwrap()
+    };
+    let out = run(&format!("{dev}:{ino}"), stderr, code);
     let mut datagrams = Vec::new();
     let mut buf = vec![0u8; 65536];
     while let Ok(n) = listener.recv(&mut buf) {
         datagrams.push(journal_fields(&buf[..n]));
+    }
+    // An inherited JOURNAL_STREAM that is not this stderr: logs stay on stderr.
+    let other_path = sandbox_dir.path().join("stderr-inherited");
+    let inherited = run(
+        "8:1234",
+        std::fs::File::create(&other_path).unwrap(),
+        "286000000000006700",
+    );
+    let mut stray = 0;
+    while listener.recv(&mut buf).is_ok() {
+        stray += 1;
     }
     let _ = std::fs::remove_file(socket);
     if made_dirs {
@@ -205,8 +228,19 @@ fn under_systemd_logs_reach_journald_with_their_fields() {
     }
     assert!(
         out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{:?}",
+        std::fs::read_to_string(&stderr_path)
+    );
+    assert!(inherited.status.success());
+    assert_eq!(
+        stray, 0,
+        "an inherited JOURNAL_STREAM sent logs to journald"
+    );
+    assert!(
+        std::fs::read_to_string(&other_path)
+            .unwrap()
+            .contains("pay"),
+        "the log stayed on stderr"
     );
     assert!(!datagrams.is_empty(), "nothing reached journald");
     let attempt = datagrams
@@ -226,9 +260,6 @@ fn under_systemd_logs_reach_journald_with_their_fields() {
             );
         }
     }
-    assert!(
-        out.stderr.is_empty(),
-        "nothing on stderr besides: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let written = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(written.is_empty(), "nothing on stderr besides: {written}");
 }

@@ -459,6 +459,33 @@ async fn reconcile_with_fix_through_the_running_daemon_refunds_what_the_cli_woul
         (200, &fixed),
         "the same key answers the same"
     );
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/reconcile",
+        Some("fix-1"),
+        json!({"date": date}),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("idempotency_conflict")),
+        "the same key for another request: {e}"
+    );
+    // A record file is named only over the socket.
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/reconcile",
+        None,
+        json!({"file": "/etc/passwd"}),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("file")),
+        "{e}"
+    );
 
     // The CLI's --fix, with the daemon running, asks it: no "journal in use" error.
     let (code, through, stderr) = cli_reconcile(&by_daemon, true);
