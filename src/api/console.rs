@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use super::ApiState;
 use super::error::ApiError;
-use crate::events::Event;
 
 /// Who sent a request: the listener it came in on (set per listener in `serve`).
 #[derive(Debug, Clone, Copy)]
@@ -108,16 +107,12 @@ pub async fn printer_test(
     let actor = super::operator::actor(listener.as_deref(), peer.as_deref());
     super::operator::record(
         &s,
-        &actor,
+        actor,
         "printer_test",
         None,
         &serde_json::json!({ "result": result }),
+        result.clone(),
     );
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "printer_test",
-        result: result.clone(),
-    });
     let status = if state.ok {
         StatusCode::OK
     } else {

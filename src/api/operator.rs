@@ -446,17 +446,12 @@ pub async fn probe(
     let result = ops.probe().await;
     let ok = result["ok"].as_bool().unwrap_or(false);
     let actor = actor(listener.as_deref(), peer.as_deref());
-    record(&s, &actor, "gateway_probe", None, &result);
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "gateway_probe",
-        result: if ok {
-            "the gateway answered and verified"
-        } else {
-            "the probe failed"
-        }
-        .to_string(),
-    });
+    let told = if ok {
+        "the gateway answered and verified"
+    } else {
+        "the probe failed"
+    };
+    record(&s, actor, "gateway_probe", None, &result, told.to_string());
     let status = if ok {
         StatusCode::OK
     } else {
@@ -465,18 +460,20 @@ pub async fn probe(
     Ok((status, Json(result)).into_response())
 }
 
-/// Records a device test or probe (no request id: it moves no money and may be repeated).
+/// Records a device test or probe (no request id: it moves no money and may be repeated)
+/// and tells every output of it, `told` in words.
 pub(super) fn record(
     s: &ApiState,
-    actor: &str,
-    action: &str,
+    actor: String,
+    action: &'static str,
     target: Option<&str>,
     result: &Value,
+    told: String,
 ) {
     let text = result.to_string();
     let new = NewAction {
         request_id: None,
-        actor,
+        actor: &actor,
         operator: None,
         action,
         target,
@@ -487,6 +484,11 @@ pub(super) fn record(
     if let Err(e) = s.engine.record_operator_action(&new) {
         tracing::warn!(error = %e, action, "operator action not recorded");
     }
+    s.observer.event(&Event::OperatorAction {
+        actor,
+        action,
+        result: told,
+    });
 }
 
 /// `POST /v1/led/test`: the LED shows each of its patterns in turn, then what it showed
@@ -505,12 +507,8 @@ pub async fn led_test(
         "result": format!("cycling through {} patterns, {} ms each", patterns.len(), crate::output::led::LED_TEST_STEP.as_millis()),
         "patterns": patterns,
     });
-    record(&s, &actor, "led_test", None, &result);
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "led_test",
-        result: result["result"].as_str().unwrap_or_default().to_string(),
-    });
+    let told = result["result"].as_str().unwrap_or_default().to_string();
+    record(&s, actor, "led_test", None, &result, told);
     Ok(Json(result).into_response())
 }
 
@@ -532,12 +530,8 @@ pub async fn scanner_test(
             SCAN_TEST_WINDOW.as_secs()
         ),
     });
-    record(&s, &actor, "scanner_test", None, &result);
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "scanner_test",
-        result: result["result"].as_str().unwrap_or_default().to_string(),
-    });
+    let told = result["result"].as_str().unwrap_or_default().to_string();
+    record(&s, actor, "scanner_test", None, &result, told);
     Ok(Json(result).into_response())
 }
 
@@ -574,12 +568,8 @@ pub async fn reprint(
     let actor = actor(listener.as_deref(), peer.as_deref());
     let result =
         json!({"result": format!("{count} slip(s) sent to the printer"), "sale_id": sale_id});
-    record(&s, &actor, "reprint", Some(&sale_id), &result);
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "reprint",
-        result: format!("sale {sale_id}: {count} slip(s)"),
-    });
+    let told = format!("sale {sale_id}: {count} slip(s)");
+    record(&s, actor, "reprint", Some(&sale_id), &result, told);
     Ok(Json(result).into_response())
 }
 
@@ -612,11 +602,7 @@ pub async fn print_report(
     let actor = actor(listener.as_deref(), peer.as_deref());
     let date = date.to_string();
     let result = json!({"result": "the Z-report was sent to the printer", "date": date});
-    record(&s, &actor, "print_report", Some(&date), &result);
-    s.observer.event(&Event::OperatorAction {
-        actor,
-        action: "print_report",
-        result: format!("Z-report of {date}"),
-    });
+    let told = format!("Z-report of {date}");
+    record(&s, actor, "print_report", Some(&date), &result, told);
     Ok(Json(result).into_response())
 }

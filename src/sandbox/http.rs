@@ -128,3 +128,25 @@ async fn read_body(body: Incoming) -> Result<Bytes, Response<Full<Bytes>>> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::unfreeze_id;
+
+    #[test]
+    fn the_unfreeze_path_names_one_request_id_or_nothing() {
+        assert_eq!(
+            unfreeze_id("/_sandbox/trades/T1_ab/unfreeze"),
+            Some("T1_ab")
+        );
+        for path in [
+            "/_sandbox/trades/unfreeze",
+            "/_sandbox/trades//unfreeze",
+            "/_sandbox/trades/a/b/unfreeze",
+            "/_sandbox/trades/T1",
+            "/_sandbox/ledger",
+        ] {
+            assert_eq!(unfreeze_id(path), None, "{path}");
+        }
+    }
+}

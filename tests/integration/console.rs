@@ -111,19 +111,7 @@ impl Driver {
     }
 
     async fn click(&self, css: &str) {
-        let found = self
-            .session(
-                "POST",
-                "/element",
-                json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        let id = found
-            .as_object()
-            .and_then(|o| o.values().next())
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| panic!("no {css}: {found}"))
-            .to_string();
+        let id = self.element(css).await;
         self.session("POST", &format!("/element/{id}/click"), json!({}))
             .await;
     }

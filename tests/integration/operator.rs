@@ -121,59 +121,49 @@ async fn a_payment_whose_cancel_is_refused_is_retried_and_settled_by_hand_throug
     let b_id = b["request_id"].as_str().unwrap().to_string();
     let path = |id: &str| format!("/v1/attention/{id}");
 
-    // Refused with the reason, changing nothing.
-    let (status, e) = api(
-        port,
-        "POST",
-        &path(&b_id),
-        None,
-        json!({"action": "settle", "note": "x"}),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"]["field"].as_str()),
-        (400, Some("Idempotency-Key")),
-        "{e}"
-    );
-    let (status, e) = api(
-        port,
-        "POST",
-        &path(&b_id),
-        Some("k0"),
-        json!({"action": "settle"}),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"]["field"].as_str()),
-        (400, Some("note")),
-        "{e}"
-    );
-    let (status, e) = api(
-        port,
-        "POST",
-        &path(&b_id),
-        Some("k0"),
-        json!({"action": "refund"}),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"]["code"].as_str()),
-        (409, Some("action_does_not_apply")),
-        "{e}"
-    );
-    let (status, e) = api(
-        port,
-        "POST",
-        &path(&b_id),
-        Some("k0"),
-        json!({"action": "pay twice"}),
-    )
-    .await;
-    assert_eq!(
-        (status, e["error"]["field"].as_str()),
-        (400, Some("action")),
-        "{e}"
-    );
+    // Refused with the reason, changing nothing: (body, key, status, error code, field).
+    let refusals = [
+        (
+            json!({"action": "settle", "note": "x"}),
+            None,
+            400,
+            "invalid_field",
+            Some("Idempotency-Key"),
+        ),
+        (
+            json!({"action": "settle"}),
+            Some("k0"),
+            400,
+            "invalid_field",
+            Some("note"),
+        ),
+        (
+            json!({"action": "refund"}),
+            Some("k0"),
+            409,
+            "action_does_not_apply",
+            None,
+        ),
+        (
+            json!({"action": "pay twice"}),
+            Some("k0"),
+            400,
+            "invalid_field",
+            Some("action"),
+        ),
+    ];
+    for (body, key, status, code, field) in refusals {
+        let (got, e) = api(port, "POST", &path(&b_id), key, body.clone()).await;
+        assert_eq!(
+            (
+                got,
+                e["error"]["code"].as_str(),
+                e["error"]["field"].as_str()
+            ),
+            (status, Some(code), field),
+            "{body}: {e}"
+        );
+    }
     let (status, _) = api(
         port,
         "POST",
@@ -320,18 +310,7 @@ fn charge(config: &Path, amount: &str, code: &str) -> Value {
 fn altered_copy(sandbox: &SandboxProc, config: &Path, victim: &str, name: &str) -> PathBuf {
     let copy = sandbox.dir.join(format!("{name}.sqlite"));
     std::fs::copy(sandbox.journal(), &copy).unwrap();
-    let db = rusqlite::Connection::open(&copy).unwrap();
-    db.execute(
-        "UPDATE attempts SET state = 'failed' WHERE request_id = ?1",
-        [victim],
-    )
-    .unwrap();
-    db.execute(
-        "UPDATE sales SET state = 'failed' WHERE id = (SELECT sale_id FROM attempts WHERE request_id = ?1)",
-        [victim],
-    )
-    .unwrap();
-    drop(db);
+    crate::common::procs::forget_payment(&copy, victim);
     let copy_config = sandbox.dir.join(format!("{name}.toml"));
     std::fs::write(
         &copy_config,

@@ -87,19 +87,7 @@ fn a_day_of_sandbox_sales_reconciles_and_one_altered_sale_is_reported_alone() {
     let copy = sandbox.dir.join("copy.sqlite");
     std::fs::copy(sandbox.journal(), &copy).unwrap();
     let victim = paid[3]["attempts"][0]["request_id"].as_str().unwrap();
-    {
-        let db = rusqlite::Connection::open(&copy).unwrap();
-        db.execute(
-            "UPDATE attempts SET state = 'failed' WHERE request_id = ?1",
-            [victim],
-        )
-        .unwrap();
-        db.execute(
-            "UPDATE sales SET state = 'failed' WHERE id = (SELECT sale_id FROM attempts WHERE request_id = ?1)",
-            [victim],
-        )
-        .unwrap();
-    }
+    crate::common::procs::forget_payment(&copy, victim);
     let copy_config = sandbox.dir.join("copy.toml");
     std::fs::write(
         &copy_config,

@@ -606,19 +606,7 @@ fn each_provider_reconciles_its_own_sales_and_an_altered_wechat_sale_is_reported
     let copy = sandbox.dir.join("copy.sqlite");
     std::fs::copy(&journal, &copy).unwrap();
     let victim = paid[2]["attempts"][0]["request_id"].as_str().unwrap();
-    {
-        let db = rusqlite::Connection::open(&copy).unwrap();
-        db.execute(
-            "UPDATE attempts SET state = 'failed' WHERE request_id = ?1",
-            [victim],
-        )
-        .unwrap();
-        db.execute(
-            "UPDATE sales SET state = 'failed' WHERE id = (SELECT sale_id FROM attempts WHERE request_id = ?1)",
-            [victim],
-        )
-        .unwrap();
-    }
+    crate::common::procs::forget_payment(&copy, victim);
     let copy_config = sandbox.dir.join("copy.toml");
     std::fs::write(
         &copy_config,

@@ -324,3 +324,19 @@ pub fn assert_journal_and_ledger_agree(journal: &Path, ledger: &[(String, i64)])
     }
     states
 }
+
+/// Damages a journal copy the way reconciliation must catch: the paid attempt `request_id`
+/// and its sale lose their state (they read `failed`), while the provider kept the money.
+pub fn forget_payment(journal: &Path, request_id: &str) {
+    let db = rusqlite::Connection::open(journal).unwrap();
+    db.execute(
+        "UPDATE attempts SET state = 'failed' WHERE request_id = ?1",
+        [request_id],
+    )
+    .unwrap();
+    db.execute(
+        "UPDATE sales SET state = 'failed' WHERE id = (SELECT sale_id FROM attempts WHERE request_id = ?1)",
+        [request_id],
+    )
+    .unwrap();
+}
