@@ -721,3 +721,45 @@ fn lookups_by_sale_stay_prepared() {
         }
     }
 }
+
+#[test]
+fn settling_covers_only_the_reason_seen_and_clears_only_that_flag() {
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000004");
+    j.flag_attention(a.id, Some("cancel refused"), Utc::now())
+        .unwrap();
+    let settle = NewAction {
+        request_id: Some("k1"),
+        actor: "socket uid 0",
+        operator: Some("Li Wei"),
+        action: "settle",
+        target: Some("R1"),
+        note: Some("refunded in the portal"),
+        status: 200,
+        result: r#"{"why":"cancel refused"}"#,
+    };
+    j.record_action(&settle, Utc::now()).unwrap();
+    assert!(matches!(
+        j.record_action(&settle, Utc::now()),
+        Err(JournalError::DuplicateAction(k)) if k == "k1"
+    ));
+    assert!(j.settled_by_hand("R1", "cancel refused").unwrap());
+    assert!(
+        !j.settled_by_hand("R1", "the cancel window has closed")
+            .unwrap()
+    );
+    // A newer reason raised since the operator looked is not cleared by their settle.
+    j.flag_attention(a.id, Some("the cancel window has closed"), Utc::now())
+        .unwrap();
+    assert!(
+        !j.clear_attention(a.id, "cancel refused", Utc::now())
+            .unwrap()
+    );
+    assert!(j.attempt(a.id).unwrap().needs_attention.is_some());
+    assert!(
+        j.clear_attention(a.id, "the cancel window has closed", Utc::now())
+            .unwrap()
+    );
+    assert_eq!(j.attempt(a.id).unwrap().needs_attention, None);
+}
