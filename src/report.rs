@@ -568,6 +568,7 @@ mod tests {
                         gateway: "sandbox",
                         code: &code,
                         deadline_at: now,
+                        signing_key: None,
                     },
                     now,
                 )

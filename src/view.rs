@@ -49,6 +49,8 @@ pub struct AttemptView {
     pub created_at: DateTime<Utc>,
     /// When the watchdog stops inquiring and cancels, if it has not ended by then.
     pub deadline_at: DateTime<Utc>,
+    /// The merchant key its pay request was signed with.
+    pub signing_key: Option<String>,
 }
 
 impl SaleView {
@@ -101,6 +103,7 @@ impl AttemptView {
             cancels: a.cancels,
             created_at: a.created_at,
             deadline_at: a.deadline_at,
+            signing_key: a.signing_key.clone(),
         }
     }
 }

@@ -42,8 +42,17 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         .monitor
         .clock_skew_s()
         .is_some_and(|k| k.abs() > crate::gateway::CLOCK_SKEW_WARN_S);
-    let ok =
-        gateway_ok && attention.is_empty() && write_failure.is_none() && reconciled_ok && !skew_off;
+    // A file that did not reload would not start the daemon either: a person must fix it.
+    let reload = s.operations.as_ref().and_then(|o| o.last_reload());
+    let reload_refused = reload
+        .as_ref()
+        .is_some_and(|r| r["ok"] == serde_json::Value::Bool(false));
+    let ok = gateway_ok
+        && attention.is_empty()
+        && write_failure.is_none()
+        && reconciled_ok
+        && !skew_off
+        && !reload_refused;
     // Why it is degraded, as codes a register or a monitor can act on.
     let mut reasons: Vec<&str> = Vec::new();
     if write_failure.is_some() {
@@ -62,6 +71,9 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     }
     if !reconciled_ok {
         reasons.push("reconciliation_differences");
+    }
+    if reload_refused {
+        reasons.push("reload_refused");
     }
     let body = json!({
         "status": if ok { "ok" } else { "degraded" },
@@ -99,6 +111,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
             "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,
         })).collect::<Vec<_>>(),
         "reconciliation": reconciliation,
+        "reload": reload,
         "armed_sale": s.engine.armed(),
         "scanners": s.scanners.all(),
         "printer": s.printer.as_ref().map(|p| p.state()),

@@ -83,6 +83,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/actions", get(operator::actions))
         .route("/v1/reconcile", post(operator::reconcile))
         .route("/v1/gateway/probe", post(operator::probe))
+        .route("/v1/reload", post(operator::reload))
         .route("/v1/led/test", post(operator::led_test))
         .route("/v1/scanner/test", post(operator::scanner_test))
         .route("/v1/sales/{id}/receipt", post(operator::reprint))

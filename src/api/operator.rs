@@ -38,6 +38,13 @@ pub trait Operations: Send + Sync {
 
     /// One signed request to each configured gateway: `{"ok", "checks":[{"what","ok","text"}]}`.
     async fn probe(&self) -> Value;
+
+    /// Reads the configuration again and signs with its keys from now on, when all of it
+    /// checks out (`daemon::reload`): `{"ok", "result", "error", "signing_keys", …}`.
+    async fn reload(&self, asked_by: &str) -> Value;
+
+    /// The last reload's outcome, for health.
+    fn last_reload(&self) -> Option<Value>;
 }
 
 /// A reconciliation asked through the API.
@@ -456,6 +463,34 @@ pub async fn probe(
         StatusCode::OK
     } else {
         StatusCode::BAD_GATEWAY
+    };
+    Ok((status, Json(result)).into_response())
+}
+
+/// `POST /v1/reload`: reads the configuration again and signs with its keys from now on,
+/// as SIGHUP does (`daemon::reload`). 200 when applied; 422 when the file does not check out,
+/// and nothing changed.
+pub async fn reload(
+    State(s): State<ApiState>,
+    listener: Option<axum::Extension<Listener>>,
+    peer: Option<axum::Extension<Peer>>,
+) -> Result<Response, ApiError> {
+    let Some(ops) = s.operations.clone() else {
+        return Err(unavailable("reloading the configuration"));
+    };
+    let actor = actor(listener.as_deref(), peer.as_deref());
+    let result = ops.reload(&actor).await;
+    let ok = result["ok"].as_bool().unwrap_or(false);
+    let told = if ok {
+        "configuration reloaded"
+    } else {
+        "configuration not reloaded"
+    };
+    record(&s, actor, "reload", None, &result, told.to_string());
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
     };
     Ok((status, Json(result)).into_response())
 }

@@ -46,6 +46,9 @@ pub struct AttemptJson<'a> {
     pub created_at: String,
     /// When the watchdog stops inquiring and cancels, if the attempt is still in doubt then.
     pub deadline_at: String,
+    /// The merchant key its pay request was signed with (an AMS key version, an app
+    /// certificate's SN, a key's fingerprint).
+    pub signing_key: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +103,7 @@ impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
             cancels: a.cancels,
             created_at: to_journal(a.created_at),
             deadline_at: to_journal(a.deadline_at),
+            signing_key: a.signing_key.as_deref(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod open;
 pub mod operations;
 mod preflight;
 pub mod reconcile;
+pub mod reload;
 pub mod shutdown;
 pub mod wiring;
 
@@ -74,6 +75,8 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     // now, so a signal from here on means "stop cleanly".
     let requested = tokio_util::sync::CancellationToken::new();
     let signals = shutdown::signals();
+    // SIGHUP reloads (below); taken from here on, so an early one never ends the process.
+    let hangups = shutdown::hangups();
     let signalled = requested.clone();
     tokio::spawn(async move {
         signals.await;
@@ -85,7 +88,10 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         Ok(None) => return Ok(()),
         Err(e) => return Err(Error::Usage(e.to_string())),
     };
-    let monitor: Arc<Monitored<dyn Gateway>> = Arc::new(Monitored::new(gateway, clock.clone()));
+    // The gateway clients a reload replaces; what learns reachability sees them as one.
+    let keys = Arc::new(crate::gateway::keyring::KeyRing::new(gateway));
+    let reloader = Arc::new(reload::Reloader::new(&config, clock.clone(), keys.clone()));
+    let monitor: Arc<Monitored<dyn Gateway>> = Arc::new(Monitored::new(keys, clock.clone()));
     let mut observers: Vec<Arc<dyn Observer>> = vec![Arc::new(LogObserver)];
     if stdin {
         observers.push(Arc::new(console::JsonLines));
@@ -167,6 +173,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
                     config: config.clone(),
                     clock: clock.clone(),
                     gateway: monitor.clone(),
+                    reloader: reloader.clone(),
                 })),
             };
             let api = api.clone();
@@ -187,6 +194,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     notifier.ready(&housekeeping::status_line(&engine, &monitor, &watchdog));
 
     shutdown.spawn(watchdog.clone().run(stop.clone()));
+    shutdown.spawn(reload_on_hangup(hangups, reloader.clone(), stop.clone()));
     shutdown.spawn(
         Housekeeping::new(
             engine.clone(),
@@ -277,4 +285,29 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         Err(e) => tracing::info!(error = %e, "scanpay stopped"),
     }
     Ok(())
+}
+
+/// Each SIGHUP reloads the configuration (the unit's `ExecReload=`), one at a time, until
+/// the daemon stops.
+async fn reload_on_hangup(
+    mut hangups: Option<tokio::signal::unix::Signal>,
+    reloader: Arc<reload::Reloader>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let Some(hangups) = hangups.as_mut() else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            got = hangups.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                let reloader = reloader.clone();
+                // Reading keys and certificates is file I/O and RSA parsing: off the runtime.
+                let _ = tokio::task::spawn_blocking(move || reloader.reload("SIGHUP")).await;
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub struct DaemonOperations {
     pub clock: Arc<dyn Clock>,
     /// The daemon's gateway (router, scrubbed, monitored): a probe counts as a real request.
     pub gateway: Arc<dyn Gateway>,
+    pub reloader: Arc<super::reload::Reloader>,
 }
 
 #[async_trait]
@@ -56,6 +57,19 @@ impl Operations for DaemonOperations {
             r.fixes = fix(engine, &r).await;
         }
         serde_json::to_value(&r).map_err(|e| OpError::Failed(e.to_string()))
+    }
+
+    async fn reload(&self, asked_by: &str) -> Value {
+        let reloader = self.reloader.clone();
+        let asked_by = asked_by.to_string();
+        // Reading keys and certificates is file I/O and RSA parsing: off the runtime.
+        tokio::task::spawn_blocking(move || reloader.reload(&asked_by))
+            .await
+            .unwrap_or_else(|e| json!({"ok": false, "result": "refused", "error": e.to_string()}))
+    }
+
+    fn last_reload(&self) -> Option<Value> {
+        self.reloader.last()
     }
 
     async fn probe(&self) -> Value {

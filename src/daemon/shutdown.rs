@@ -73,6 +73,11 @@ pub fn signals() -> impl Future<Output = ()> {
     }
 }
 
+/// SIGHUP, taken from the default (which ends the process); `None` when it cannot be.
+pub fn hangups() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

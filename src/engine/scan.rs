@@ -184,6 +184,7 @@ impl Engine {
             gateway: self.gateway.route(wallet).unwrap_or(self.gateway.name()),
             code,
             deadline_at: deadline,
+            signing_key: self.gateway.signing_key(wallet),
         };
         let (attempt, sale) = match self.journal.begin_attempt_of(&sale_id, &new, now) {
             Ok(written) => written,
@@ -251,6 +252,7 @@ impl Engine {
             subject,
             terminal_id: self.settings.terminal.id.clone(),
             store_id: self.settings.terminal.store_id.clone(),
+            signing_key: attempt.signing_key.clone(),
         };
         crate::failpoint::hit("before_send");
         tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");

@@ -286,6 +286,20 @@ impl PublicKey {
         self.key.n() == other.key.n() && self.key.e() == other.key.e()
     }
 
+    /// A short name of the key that a person can compare: `sha256:` and the first 16 hex
+    /// digits of the SHA-256 of its SubjectPublicKeyInfo DER (what `openssl pkey -pubin
+    /// -outform DER | sha256sum` prints). It names a key, it proves nothing.
+    pub fn fingerprint(&self) -> String {
+        let der = self
+            .key
+            .to_public_key_der()
+            .map(|d| d.as_bytes().to_vec())
+            .unwrap_or_default();
+        let digest = Sha256::digest(der);
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
     pub fn write_pem(&self, path: &Path) -> Result<(), KeyError> {
         let pem = self
             .key

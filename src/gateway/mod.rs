@@ -11,6 +11,7 @@
 pub mod alipay_ams;
 pub mod alipay_openapi;
 mod http;
+pub mod keyring;
 pub mod keys;
 pub mod monitor;
 pub mod records;
@@ -43,6 +44,9 @@ pub struct PayRequest {
     pub subject: String,
     pub terminal_id: String,
     pub store_id: Option<String>,
+    /// The key journaled as the one that signs this request ([`Gateway::signing_key`]): a
+    /// gateway that holds several keys while they change signs with this one.
+    pub signing_key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -341,6 +345,13 @@ pub trait Gateway: Send + Sync {
     /// verifies with bare public keys.
     fn certificates(&self) -> Vec<CertificateExpiry> {
         Vec::new()
+    }
+
+    /// Which merchant key signs the requests for `wallet`'s codes, as the journal records it
+    /// with each attempt: an AMS key version, an app certificate's SN, a key's fingerprint
+    /// (docs/gateways.md §10). `None` for a gateway without one.
+    fn signing_key(&self, _wallet: Wallet) -> Option<String> {
+        None
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;

@@ -365,6 +365,9 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn certificates(&self) -> Vec<super::CertificateExpiry> {
         self.inner.certificates()
     }
+    fn signing_key(&self, wallet: super::Wallet) -> Option<String> {
+        self.inner.signing_key(wallet)
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;

@@ -125,6 +125,10 @@ impl Gateway for Router {
         self.routes.iter().flat_map(|g| g.certificates()).collect()
     }
 
+    fn signing_key(&self, wallet: Wallet) -> Option<String> {
+        self.for_wallet(wallet).and_then(|g| g.signing_key(wallet))
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         match self.for_wallet(request.code.wallet()) {
             Some(g) => g.pay(request).await,

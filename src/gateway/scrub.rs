@@ -84,6 +84,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn certificates(&self) -> Vec<super::CertificateExpiry> {
         self.0.certificates()
     }
+    fn signing_key(&self, wallet: super::Wallet) -> Option<String> {
+        self.0.signing_key(wallet)
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }

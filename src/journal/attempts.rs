@@ -42,6 +42,9 @@ pub struct AttemptRow {
     /// What was left of the in-doubt window, and the wall time it was measured at.
     pub budget_left_ms: Option<i64>,
     pub budget_at: Option<DateTime<Utc>>,
+    /// The merchant key the pay request was signed with (`Gateway::signing_key`); `None`
+    /// for attempts journaled before keys were recorded, or by a gateway without one.
+    pub signing_key: Option<String>,
 }
 
 impl AttemptRow {
@@ -75,6 +78,8 @@ pub struct NewAttempt<'a> {
     pub gateway: &'a str,
     pub code: &'a PaymentCode,
     pub deadline_at: DateTime<Utc>,
+    /// The merchant key the pay request will be signed with (`Gateway::signing_key`).
+    pub signing_key: Option<String>,
 }
 
 /// What a transition records besides the new state. `None` keeps the stored value.
@@ -190,9 +195,9 @@ impl Journal {
             "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
                                    code_hash, amount_minor, currency, state, created_at,
                                    updated_at, deadline_at, pay_requests, budget_left_ms,
-                                   budget_at)
+                                   budget_at, signing_key)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1, ?13,
-                     ?11)",
+                     ?11, ?14)",
             params![
                 sale_id,
                 seq,
@@ -211,6 +216,7 @@ impl Journal {
                 t,
                 to_journal(new.deadline_at),
                 (new.deadline_at - now).num_milliseconds().max(0),
+                new.signing_key,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -519,7 +525,8 @@ impl Table for AttemptRow {
     const SELECT: &'static str = "SELECT id, sale_id, seq, request_id, gateway, wallet,
         code_masked, code, amount_minor, currency, state, result_code, result_message,
         gateway_trade_id, paid_then_refunded, needs_attention, created_at, updated_at,
-        deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at
+        deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at,
+        signing_key
         FROM attempts";
 
     fn from_row(r: &Row<'_>) -> Result<AttemptRow, JournalError> {
@@ -560,6 +567,7 @@ impl Table for AttemptRow {
             cancels: c.get(21)?,
             budget_left_ms: c.get(22)?,
             budget_at: c.time_or_none(23)?,
+            signing_key: c.get(24)?,
         })
     }
 }

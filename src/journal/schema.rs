@@ -166,6 +166,12 @@ CREATE TABLE operator_actions (
 ) STRICT;
 CREATE INDEX operator_actions_target ON operator_actions (target) WHERE target IS NOT NULL;
 "#,
+    // 9: which merchant key signed an attempt's pay request (an AMS key version, a key's
+    // fingerprint, an app certificate's SN): after a key rotation the journal tells which
+    // key each payment went out under. NULL for attempts written before.
+    r#"
+ALTER TABLE attempts ADD COLUMN signing_key TEXT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

@@ -41,6 +41,7 @@ fn attempt(j: &Journal, sale_id: &str, request_id: &str, c: &str) -> AttemptRow 
         gateway: "sandbox",
         code: &c,
         deadline_at: Utc::now(),
+        signing_key: None,
     };
     j.begin_attempt(sale_id, &new, Utc::now()).unwrap()
 }
@@ -184,6 +185,7 @@ fn one_open_attempt_per_sale_and_no_more_than_allowed() {
         gateway: "sandbox",
         code: &c,
         deadline_at: Utc::now(),
+        signing_key: None,
     };
     assert!(matches!(
         j.begin_attempt("S1", &new, Utc::now()),
@@ -226,6 +228,7 @@ fn request_ids_are_unique() {
         gateway: "sandbox",
         code: &c,
         deadline_at: Utc::now(),
+        signing_key: None,
     };
     assert!(j.begin_attempt("S2", &new, Utc::now()).is_err());
     assert_eq!(
@@ -659,6 +662,7 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              CREATE INDEX events_at ON events (at);
              UPDATE attempts SET code = '286000000000000003';
              DROP TABLE operator_actions;
+             ALTER TABLE attempts DROP COLUMN signing_key;
              PRAGMA user_version = 6;",
         )
         .unwrap();

@@ -233,6 +233,7 @@ mod golden {
                 cancels: 0,
                 created_at: crate::clock::from_journal("2026-11-22T02:00:08.539Z").unwrap(),
                 deadline_at: crate::clock::from_journal("2026-11-22T02:01:08.539Z").unwrap(),
+                signing_key: None,
             }],
             refunds: vec![],
             reason: None,

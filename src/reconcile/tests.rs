@@ -37,6 +37,7 @@ fn journal(sales: &[(&str, i64, AttemptState)]) -> (tempfile::TempDir, Journal) 
             gateway: "sandbox",
             code: &code,
             deadline_at: Utc::now(),
+            signing_key: None,
         };
         let a = j.begin_attempt(&new.id, &attempt, Utc::now()).unwrap();
         let change = Change {
@@ -360,6 +361,7 @@ fn a_recovery_refund_is_written_once_and_only_for_an_unpaid_final_attempt() {
             gateway: "sandbox",
             code: &code,
             deadline_at: Utc::now(),
+            signing_key: None,
         };
         let a = j.begin_attempt("S_two", &new, Utc::now()).unwrap();
         j.transition(a.id, to, Cause::PayAnswer, &Change::default(), Utc::now())

@@ -87,18 +87,16 @@ pub(super) async fn handle(
     }
     let body_text = String::from_utf8_lossy(body);
     let content = sign_content("POST", path, client_id, request_time, &body_text);
-    let verified = parse_signature_header(signature).is_some_and(|sig| {
-        server
-            .app_public_key
-            .verify_sha256_base64(content.as_bytes(), &sig)
-    });
-    if !signature.contains("keyVersion=1") {
+    let version = key_version(signature);
+    if !version.is_some_and(|v| server.has_key_version(v)) {
         return unsigned(result(
             "F",
             "KEY_NOT_FOUND",
             "no key of this version is configured for the client id",
         ));
     }
+    let verified = parse_signature_header(signature)
+        .is_some_and(|sig| server.merchant_signed(version, content.as_bytes(), &sig));
     if request_time.is_empty() || !verified {
         return unsigned(result(
             "F",
@@ -221,6 +219,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             .unwrap_or("")
             .to_string(),
         store_id: None,
+        signing_key: None,
     };
     let scenario = scenario(pay.code.expose());
     let outcome = server.sandbox.pay_after_delay(&pay).await;
@@ -416,4 +415,10 @@ fn signed(
         }
     }
     response
+}
+
+/// The `keyVersion=` of a `Signature` header.
+fn key_version(header: &str) -> Option<u32> {
+    let (_, rest) = header.split_once("keyVersion=")?;
+    rest.split(',').next()?.trim().parse().ok()
 }

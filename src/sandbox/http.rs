@@ -1,6 +1,6 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
 //! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators and `POST /_sandbox/trades/{id}/unfreeze` (code `15`).
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators, `POST /_sandbox/trades/{id}/unfreeze` (code `15`) and `POST /_sandbox/keys` (another merchant key).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -49,6 +49,15 @@ impl SandboxServer {
         match (req.method(), path.as_str()) {
             // Certificate mode: a new Alipay certificate (docs/gateways.md §9).
             (&Method::POST, super::cert::ROTATE_PATH) => Ok(self.rotate_alipay_cert().await),
+            // A merchant key uploaded beside the one in use, before the switch to it.
+            (&Method::POST, "/_sandbox/keys") => {
+                let query = req.uri().query().unwrap_or("").to_string();
+                let body = match read_body(req.into_body()).await {
+                    Ok(body) => body,
+                    Err(refusal) => return Ok(refusal),
+                };
+                Ok(self.register_key(&query, &body))
+            }
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))
@@ -107,6 +116,44 @@ impl SandboxServer {
                 "not found".into(),
             )),
         }
+    }
+}
+
+impl SandboxServer {
+    /// `POST /_sandbox/keys?key_version=N` with a PEM public key: the merchant's key of
+    /// version N (AMS looks keys up by version; the Open Platform and WeChat Pay accept any
+    /// registered one). Version 1 is the key the sandbox started with.
+    fn register_key(&self, query: &str, body: &[u8]) -> Response<Full<Bytes>> {
+        let version = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "key_version")
+            .map(|(_, v)| v.into_owned());
+        let version = match version.as_deref().map(str::parse::<u32>) {
+            None => 2,
+            Some(Ok(v)) if v > 0 => v,
+            Some(_) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "key_version: a whole number from 1".into(),
+                );
+            }
+        };
+        let text = String::from_utf8_lossy(body);
+        let Some(key) = crate::gateway::keys::PublicKey::parse(&text, "uploaded key") else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "the body is not an RSA public key (PEM or base64 SubjectPublicKeyInfo)".into(),
+            );
+        };
+        let fingerprint = key.fingerprint();
+        self.add_merchant_key(version, key);
+        tracing::info!(version, key = %fingerprint, "sandbox: merchant key registered");
+        plain(
+            StatusCode::OK,
+            "text/plain",
+            format!("key_version {version} {fingerprint}\n"),
+        )
     }
 }
 

@@ -563,6 +563,7 @@ mod tests {
             subject: "test".into(),
             terminal_id: "T1".into(),
             store_id: None,
+            signing_key: None,
         }
     }
 

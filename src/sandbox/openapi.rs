@@ -141,10 +141,7 @@ impl SandboxServer {
         }
         // The client signed the signing string's bytes in its declared charset.
         let content = sign_content(&params);
-        if !self
-            .app_public_key
-            .verify_sha256_base64(&charset.encode(&content), &params["sign"])
-        {
+        if !self.merchant_signed(None, &charset.encode(&content), &params["sign"]) {
             // Like the platform, the message quotes what it checked: auth_code included.
             return Ok(unsigned(
                 "isv.invalid-signature",
@@ -281,6 +278,7 @@ impl SandboxServer {
                 .unwrap_or("")
                 .to_string(),
             store_id: None,
+            signing_key: None,
         };
         let scenario = scenario(request.code.expose());
         let outcome = self.sandbox.pay_after_delay(&request).await;

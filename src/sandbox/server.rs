@@ -2,7 +2,7 @@
 //! keys it signs and verifies with, the ids it expects) and the form of an answer, a response
 //! or a connection dropped without one.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -22,7 +22,10 @@ pub const DEFAULT_CLIENT_ID: &str = "SANDBOX_SCANPAY0001";
 pub struct SandboxServer {
     pub sandbox: Arc<Sandbox>,
     pub(super) gateway_key: PrivateKey,
-    pub(super) app_public_key: PublicKey,
+    /// The merchant's public keys it verifies requests with, by key version: the one the
+    /// sandbox was started with is version 1; `POST /_sandbox/keys` adds more, as the
+    /// merchant uploads a new key before switching to it (docs/gateways.md §10).
+    merchant_keys: RwLock<Vec<(u32, PublicKey)>>,
     /// The Open Platform app id the sandbox expects.
     pub(super) app_id: String,
     /// The AMS client id the sandbox expects.
@@ -63,7 +66,7 @@ impl SandboxServer {
         SandboxServer {
             sandbox,
             gateway_key: keys.gateway_key.clone(),
-            app_public_key: keys.app_public_key.clone(),
+            merchant_keys: RwLock::new(vec![(1, keys.app_public_key.clone())]),
             app_id: app_id.to_string(),
             client_id: client_id.to_string(),
             wechat_key: keys.wechat.platform_key.clone(),
@@ -86,6 +89,37 @@ impl SandboxServer {
     pub fn with_wechat_modes(mut self, modes: super::WechatModes) -> SandboxServer {
         self.wechat_modes = modes;
         self
+    }
+
+    /// Whether `signature` over `message` verifies with the merchant key of `version`, or
+    /// with any of the merchant's keys when no version is named (the Open Platform, WeChat
+    /// Pay).
+    pub(super) fn merchant_signed(
+        &self,
+        version: Option<u32>,
+        message: &[u8],
+        signature_b64: &str,
+    ) -> bool {
+        let keys = self.merchant_keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter(|(v, _)| version.is_none_or(|want| *v == want))
+            .any(|(_, k)| k.verify_sha256_base64(message, signature_b64))
+    }
+
+    /// Whether a merchant key of `version` is registered.
+    pub(super) fn has_key_version(&self, version: u32) -> bool {
+        let keys = self.merchant_keys.read().unwrap_or_else(|e| e.into_inner());
+        keys.iter().any(|(v, _)| *v == version)
+    }
+
+    /// Registers `key` as the merchant's key of `version` (replacing one of that version).
+    pub fn add_merchant_key(&self, version: u32, key: PublicKey) {
+        let mut keys = self
+            .merchant_keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.retain(|(v, _)| *v != version);
+        keys.push((version, key));
     }
 
     /// The trade number the ledger gave `request_id`, if any.

@@ -230,10 +230,7 @@ pub(super) async fn handle(
         &auth.nonce,
         body_text,
     );
-    if !server
-        .app_public_key
-        .verify_sha256_base64(message.as_bytes(), &auth.signature)
-    {
+    if !server.merchant_signed(None, message.as_bytes(), &auth.signature) {
         return Ok(unauthorized("错误的签名，验签失败"));
     }
     let asked = headers
@@ -392,6 +389,7 @@ async fn pay(ctx: &Ctx<'_>, body: &[u8]) -> Answer {
         subject: b.description.clone(),
         terminal_id: b.scene_info.device_id.clone().unwrap_or_default(),
         store_id: b.scene_info.store_info.out_id.clone(),
+        signing_key: None,
     };
     let scenario = scenario(request.code.expose());
     let first = ctx.server.sandbox.pay_calls(&request.request_id) == 0;

@@ -61,6 +61,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         subject: "test".into(),
         terminal_id: "T1".into(),
         store_id: Some("S1".into()),
+        signing_key: None,
     }
 }
 

@@ -338,6 +338,7 @@ async fn the_utf8_client_still_pays_a_chinese_subject() {
         subject: SUBJECT.into(),
         terminal_id: "T1".into(),
         store_id: None,
+        signing_key: None,
     };
     let outcome = client.pay(&request).await;
     assert!(matches!(outcome, Outcome::Success(_)), "{outcome:?}");

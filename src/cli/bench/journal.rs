@@ -44,6 +44,7 @@ pub(super) fn journal_commits(
                     gateway: "sandbox",
                     code: &code,
                     deadline_at: now,
+                    signing_key: None,
                 },
                 now,
             )

@@ -55,6 +55,7 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
             gateway: "sandbox",
             code: &code,
             deadline_at: now + chrono::Duration::seconds(15),
+            signing_key: None,
         };
         let a = h.journal.begin_attempt(&view.sale_id, &new, now).unwrap();
         if i == 0 {
@@ -65,6 +66,7 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
                 subject: "x".into(),
                 terminal_id: "T".into(),
                 store_id: None,
+                signing_key: None,
             };
             assert!(matches!(h.sandbox.pay(&request).await, Outcome::Success(_)));
         }
@@ -167,6 +169,7 @@ async fn a_sale_left_in_doubt_by_a_crash_ends_with_its_attempt_and_never_reopens
         gateway: "sandbox",
         code: &code,
         deadline_at: now + chrono::Duration::seconds(15),
+        signing_key: None,
     };
     h.journal.begin_attempt(&view.sale_id, &new, now).unwrap();
     lock(&h.engine.slots).armed = None;

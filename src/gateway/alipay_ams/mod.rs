@@ -47,12 +47,23 @@ pub struct Ams {
     settings: AmsSettings,
     /// HTTP, clock and skew (the skew from the answers' `response-time` or `Date`).
     io: super::http::Transport,
+    /// [`Gateway::signing_key`]: the key version Antom looks the key up by, and which key.
+    key_label: String,
 }
 
 impl Ams {
     pub fn new(settings: AmsSettings, clock: Arc<dyn Clock>) -> Result<Ams, String> {
         let io = super::http::Transport::new(settings.timeout, clock)?;
-        Ok(Ams { settings, io })
+        let key_label = format!(
+            "key_version {} {}",
+            settings.key_version,
+            settings.private_key.public_key().fingerprint()
+        );
+        Ok(Ams {
+            settings,
+            io,
+            key_label,
+        })
     }
 
     /// Signs and sends `body` to `path`; returns the verified answer.
@@ -185,6 +196,10 @@ impl Gateway for Ams {
 
     fn clock_agrees(&self) -> bool {
         self.io.skew.agrees()
+    }
+
+    fn signing_key(&self, _wallet: Wallet) -> Option<String> {
+        Some(self.key_label.clone())
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {

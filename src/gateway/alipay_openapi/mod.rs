@@ -93,6 +93,8 @@ pub struct OpenApi {
     current_alipay: Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
     /// Certificates downloaded and refused (by SN): when, and why.
     refused: Mutex<HashMap<String, (std::time::Instant, String)>>,
+    /// [`Gateway::signing_key`], named once.
+    key_label: String,
 }
 
 /// How long a downloaded certificate that was refused (another SN, no chain to the root,
@@ -110,7 +112,13 @@ impl OpenApi {
             .cert_mode
             .as_ref()
             .map(|c| (c.alipay_cert_sn.clone(), c.alipay_cert_not_after));
+        // In certificate mode Alipay checks the key by the app certificate's SN.
+        let key_label = match &settings.cert_mode {
+            Some(c) => format!("app_cert_sn {}", c.app_cert_sn),
+            None => settings.private_key.public_key().fingerprint(),
+        };
         Ok(OpenApi {
+            key_label,
             settings,
             io,
             alipay_keys: Mutex::new(keys),
@@ -565,6 +573,10 @@ impl Gateway for OpenApi {
 
     fn clock_agrees(&self) -> bool {
         self.io.skew.agrees()
+    }
+
+    fn signing_key(&self, _wallet: Wallet) -> Option<String> {
+        Some(self.key_label.clone())
     }
 
     fn certificates(&self) -> Vec<super::CertificateExpiry> {

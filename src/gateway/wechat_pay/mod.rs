@@ -517,6 +517,11 @@ impl Gateway for WechatPay {
         self.io.skew.get()
     }
 
+    /// The merchant API certificate's serial, which every request names.
+    fn signing_key(&self, _wallet: Wallet) -> Option<String> {
+        Some(format!("serial_no {}", self.settings.serial_no))
+    }
+
     /// Every platform certificate held (configured or downloaded); a public key has no end.
     fn certificates(&self) -> Vec<super::CertificateExpiry> {
         self.platform_keys()
