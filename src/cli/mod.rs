@@ -9,6 +9,7 @@ mod demo;
 mod exit;
 mod journal;
 mod journal_files;
+mod keys;
 mod output;
 mod reconcile;
 mod refund;
@@ -218,6 +219,15 @@ pub enum Command {
         #[command(subcommand)]
         command: JournalCommand,
     },
+    /// Change the merchant key while the daemon runs: check the new key with a signed inquiry,
+    /// then switch the config to it and reload the daemon
+    #[command(
+        after_help = "Example:\n  scanpay keys rotate --config /etc/scanpay/scanpay.toml --private-key /etc/scanpay/keys/app_private_key-2027.pem"
+    )]
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Validate a config file and what it points at (keys, journal directory, scanners,
     /// printer, LEDs), one line per check with the fix; exit 2 when the file is wrong, 1 when a
     /// check fails
@@ -276,6 +286,41 @@ pub struct JournalSource {
     /// Journal file to read directly
     #[arg(long)]
     pub journal: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// The planned key change: reads the new private key (mode 0600) and the config that names
+    /// it, proves them with a signed inquiry to the gateway, then replaces the config file
+    /// (the previous one kept as FILE.<time>.bak) and asks the running daemon to reload.
+    /// Payments journaled before end with the key they began with. Exit 0 switched, 1 the
+    /// check or the daemon refused (the file is as it was), 2 usage or config error
+    #[command(
+        after_help = "Example:\n  scanpay keys rotate --config /etc/scanpay/scanpay.toml --private-key /etc/scanpay/keys/merchant_private_key-2.pem --key-version 2\n\nUpload the new public key to the provider first (Open Platform: the app's 接口加签方式; Antom: a new key version)."
+    )]
+    Rotate {
+        /// The config file
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// The new merchant private key (PEM or base64, PKCS#1 or PKCS#8, mode 0600)
+        #[arg(long)]
+        private_key: PathBuf,
+        /// Open Platform certificate mode: the app certificate issued for the new key
+        #[arg(long)]
+        app_cert: Option<PathBuf>,
+        /// Antom (AMS): the key version the new key was uploaded under
+        #[arg(long)]
+        key_version: Option<u32>,
+        /// Which gateway's key: alipay (default) or wechat
+        #[arg(long, default_value = "alipay")]
+        wallet: String,
+        /// WeChat Pay: the new merchant API certificate's serial number
+        #[arg(long)]
+        serial_no: Option<String>,
+        /// Prove the key by inquiring this request id (default: the terminal's probe id)
+        #[arg(long)]
+        request_id: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -525,6 +570,37 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
             format,
             json,
         } => runtime.block_on(status::run(&source, json || format == TextFormat::Json)),
+        Command::Keys {
+            command:
+                KeysCommand::Rotate {
+                    config,
+                    private_key,
+                    app_cert,
+                    key_version,
+                    wallet,
+                    serial_no,
+                    request_id,
+                },
+        } => {
+            let wechat = match wallet.as_str() {
+                "alipay" => false,
+                "wechat" => true,
+                other => {
+                    return Err(exit::Failure::usage(format!(
+                        "--wallet {other:?}: alipay or wechat"
+                    )));
+                }
+            };
+            runtime.block_on(keys::rotate(keys::RotateArgs {
+                config,
+                private_key,
+                app_cert,
+                key_version,
+                wechat,
+                serial_no,
+                request_id,
+            }))
+        }
         Command::CheckConfig { file, probe } => Ok(runtime.block_on(check::run(&file, probe))),
         Command::Devices => Ok(devices()),
         Command::Report {

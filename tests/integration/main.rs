@@ -14,6 +14,7 @@ mod daemon;
 mod deploy;
 mod fuzz;
 mod journal_damage;
+mod keys;
 mod monitoring;
 mod openapi;
 mod operator;
