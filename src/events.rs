@@ -80,6 +80,13 @@ pub enum Event {
         /// Whether it is off now.
         off: bool,
     },
+    /// A certificate the gateway client relies on ends within 30 days (told once per
+    /// certificate while the daemon runs).
+    CertificateExpiring {
+        which: &'static str,
+        sn: String,
+        days_left: i64,
+    },
     /// The daily reconciliation found trades on which the provider and the journal differ.
     ReconciliationMismatch {
         date: String,

@@ -204,6 +204,11 @@ enum EventJson<'a> {
         skew_s: i64,
         off: bool,
     },
+    CertificateExpiring {
+        which: &'static str,
+        sn: &'a str,
+        days_left: i64,
+    },
     ReconciliationMismatch {
         date: &'a str,
         differences: usize,
@@ -290,6 +295,15 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 skew_s: *skew_s,
                 off: *off,
             },
+            Event::CertificateExpiring {
+                which,
+                sn,
+                days_left,
+            } => EventJson::CertificateExpiring {
+                which,
+                sn,
+                days_left: *days_left,
+            },
             Event::ReconciliationMismatch {
                 date,
                 differences,
@@ -340,6 +354,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::OperatorAction { .. } => "operator_action",
         Event::ScanTest { .. } => "scan_test",
         Event::ClockSkew { .. } => "clock_skew",
+        Event::CertificateExpiring { .. } => "certificate_expiring",
     }
 }
 
@@ -356,6 +371,11 @@ mod tests {
                 len: 3,
             },
             Event::GatewayOnline,
+            Event::CertificateExpiring {
+                which: "alipay_cert",
+                sn: "abc".into(),
+                days_left: 12,
+            },
             Event::ClockSkew {
                 skew_s: 200,
                 off: true,

@@ -147,7 +147,7 @@ fn configured_certificates(config: &crate::config::Config) -> Value {
 }
 
 /// Days left from which a certificate's end is a warning.
-const CERTIFICATE_WARN_DAYS: i64 = 30;
+use crate::gateway::CERTIFICATE_WARN_DAYS;
 
 fn print_text(r: &Value) {
     outln!("journal   {}", r["journal"].as_str().unwrap_or(""));

@@ -288,6 +288,10 @@ impl Policy {
     }
 }
 
+/// From this many days before a certificate ends, the operator is warned (status, health,
+/// the LED's needs-attention pattern).
+pub const CERTIFICATE_WARN_DAYS: i64 = 30;
+
 /// A certificate a gateway client relies on: which one, its SN, when it ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertificateExpiry {

@@ -97,7 +97,9 @@ impl LedPattern {
                 SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
             },
             Event::GatewayOffline { .. } => LedPattern::Offline,
-            Event::ClockSkew { off: true, .. } => LedPattern::NeedsAttention,
+            Event::ClockSkew { off: true, .. } | Event::CertificateExpiring { .. } => {
+                LedPattern::NeedsAttention
+            }
             Event::ClockSkew { off: false, .. } => LedPattern::Idle,
             Event::ScannerDisconnected { .. } => LedPattern::ScannerMissing,
             Event::ScannerConnected { .. } => LedPattern::Idle,

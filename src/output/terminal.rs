@@ -125,6 +125,13 @@ impl Observer for TerminalOutput {
             } else {
                 "clock agrees with the gateway's again".to_string()
             }),
+            Event::CertificateExpiring {
+                which,
+                sn,
+                days_left,
+            } => self.say(&format!(
+                "CERTIFICATE ENDING: {which} {sn} ends in {days_left} days; renew it (docs/operations.md, \"Changing keys\")"
+            )),
             Event::ScannerConnected { scanner, detail } => {
                 self.say(&format!("scanner {scanner} connected ({detail})"))
             }

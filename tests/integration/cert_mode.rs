@@ -642,3 +642,88 @@ async fn a_rotated_certificate_that_cannot_be_stored_is_still_used() {
     assert!(!dir.path().join(ALIPAY_CERT).exists());
     assert_eq!(sbx.ledger().len(), 1);
 }
+
+#[test]
+fn a_certificate_ending_within_30_days_lights_needs_attention_and_is_told_once() {
+    use crate::common::led_dir;
+    use crate::common::procs::Daemon;
+    let dir = tempfile::tempdir().unwrap();
+    let sbx = sandbox(dir.path());
+    let config = sbx.config_from("scanpay-cert.toml");
+    // The app certificate renewed for the same key, by the same root, ending in ten days.
+    let root_key = PrivateKey::load(&dir.path().join("sandbox_root_ca_key.pem")).unwrap();
+    let root = cert::load(&dir.path().join(ROOT_CERT)).unwrap().remove(0);
+    let app_key = PrivateKey::load(&dir.path().join("app_private_key.pem")).unwrap();
+    let short = cert::issue(
+        &app_key,
+        "CN=2021000000000001,OU=Alipay,O=scanpay sandbox merchant,C=CN",
+        Some((&root_key, &root)),
+        7,
+        Duration::from_secs(10 * 86_400),
+    )
+    .unwrap();
+    let short_file = dir.path().join("appCertPublicKey_short.crt");
+    std::fs::write(&short_file, cert::to_pem(&short).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "appCertPublicKey_2021000000000001.crt",
+        "appCertPublicKey_short.crt",
+    ) + &format!(
+        "\n[api]\nsocket = \"api.sock\"\n\n[led]\nkind = \"sysfs\"\ngreen = \"{}\"\nred = \"{}\"\nyellow = \"{}\"\n",
+        led_dir(dir.path(), "green").display(),
+        led_dir(dir.path(), "red").display(),
+        led_dir(dir.path(), "yellow").display()
+    );
+    assert!(text.contains("appCertPublicKey_short.crt"));
+    std::fs::write(&config, text).unwrap();
+
+    let mut daemon = Daemon::start(&config, None);
+    let journal = scanpay::config::Config::load(&config).unwrap().journal.path;
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    let told = loop {
+        let told: Vec<Value> = scanpay::journal::Journal::open_read_only(&journal)
+            .ok()
+            .and_then(|j| j.events_after(0, 1000).ok())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(_, kind, _)| kind == "certificate_expiring")
+            .map(|(_, _, data)| serde_json::from_str(&data).unwrap())
+            .collect();
+        if !told.is_empty() {
+            break told;
+        }
+        assert!(std::time::Instant::now() < end, "{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0]["which"], "alipay_app_cert");
+    assert_eq!(told[0]["sn"], cert::cert_sn(&short).as_str());
+    assert!(
+        (9..=10).contains(&told[0]["days_left"].as_i64().unwrap()),
+        "{told:?}"
+    );
+    // Red, fast blink: needs attention.
+    let red = dir.path().join("red");
+    assert_eq!(
+        std::fs::read_to_string(red.join("trigger")).unwrap().trim(),
+        "timer"
+    );
+    assert_eq!(
+        std::fs::read_to_string(red.join("delay_on"))
+            .unwrap()
+            .trim(),
+        "150"
+    );
+    let shown = status(&config);
+    assert!(shown.contains("CERTIFICATE alipay_app_cert"), "{shown}");
+    // Told once, not on every tick.
+    std::thread::sleep(Duration::from_millis(2500));
+    let again = scanpay::journal::Journal::open_read_only(&journal)
+        .unwrap()
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "certificate_expiring")
+        .count();
+    assert_eq!(again, 1);
+    daemon.terminate();
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::engine::Engine;
 use crate::events::{Event, Observer};
 use crate::gateway::monitor::{Monitored, Reachability};
-use crate::gateway::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S, Gateway};
+use crate::gateway::{CERTIFICATE_WARN_DAYS, CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S, Gateway};
 use crate::journal::meta::DaemonStatus;
 
 /// Online, a probe only fills a silence this long.
@@ -23,6 +23,8 @@ pub(super) struct GatewayWatch {
     terminal_id: String,
     last_reachability: Reachability,
     clock_off: bool,
+    /// The certificates already told to end soon, by SN.
+    certificates_told: std::collections::HashSet<String>,
     last_probe: tokio::time::Instant,
     last_saved: Option<DaemonStatus>,
 }
@@ -41,6 +43,7 @@ impl GatewayWatch {
             terminal_id,
             last_reachability: Reachability::Unknown,
             clock_off: false,
+            certificates_told: Default::default(),
             last_probe: tokio::time::Instant::now(),
             last_saved: None,
         }
@@ -49,6 +52,7 @@ impl GatewayWatch {
     pub(super) async fn tick(&mut self) {
         self.probe_when_due().await;
         self.tell_clock();
+        self.tell_certificates();
         self.tell_reachability();
         self.record_status();
     }
@@ -80,6 +84,23 @@ impl GatewayWatch {
             if off != self.clock_off {
                 self.clock_off = off;
                 self.observer.event(&Event::ClockSkew { skew_s: skew, off });
+            }
+        }
+    }
+
+    /// Each certificate that ends within the warning window: told once (by SN) while the
+    /// daemon runs, so the LED asks for a person and the register hears it.
+    fn tell_certificates(&mut self) {
+        let now = chrono::Utc::now();
+        for c in self.monitor.certificates() {
+            let days_left = (c.not_after - now).num_days();
+            if days_left < CERTIFICATE_WARN_DAYS && self.certificates_told.insert(c.sn.clone()) {
+                tracing::warn!(which = c.which, sn = %c.sn, days_left, "a certificate ends soon: renew it");
+                self.observer.event(&Event::CertificateExpiring {
+                    which: c.which,
+                    sn: c.sn,
+                    days_left,
+                });
             }
         }
     }
