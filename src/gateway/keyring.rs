@@ -82,11 +82,17 @@ impl KeyRing {
 
     /// The generation that sent the payment under `request_id` in this run, else the current.
     fn for_request(&self, request_id: &str) -> Arc<dyn Gateway> {
+        self.sent_by(request_id).unwrap_or_else(|| self.current())
+    }
+
+    /// The earlier generation that sent the payment under `request_id`, if one did.
+    fn sent_by(&self, request_id: &str) -> Option<Arc<dyn Gateway>> {
         let sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
-        match sent.by_request.get(request_id) {
-            Some(g) => g.clone(),
-            None => self.current(),
-        }
+        let current = self.current();
+        sent.by_request
+            .get(request_id)
+            .filter(|g| !Arc::ptr_eq(g, &current))
+            .cloned()
     }
 
     fn remember(&self, request_id: &str, generation: &Arc<dyn Gateway>) {
@@ -153,11 +159,26 @@ impl Gateway for KeyRing {
         self.remember(&request.request_id, &generation);
         generation.pay(request).await
     }
+    /// With the keys that sent it; where the provider no longer takes those (the Open
+    /// Platform keeps one key per app), refused at the door, so nothing was done, and asked
+    /// again with the current keys.
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
-        self.for_request(request_id).inquire(request_id).await
+        if let Some(earlier) = self.sent_by(request_id) {
+            match earlier.inquire(request_id).await {
+                Outcome::Rejected(_) => {}
+                answer => return answer,
+            }
+        }
+        self.current().inquire(request_id).await
     }
     async fn cancel(&self, request_id: &str) -> Outcome<Cancelled> {
-        self.for_request(request_id).cancel(request_id).await
+        if let Some(earlier) = self.sent_by(request_id) {
+            match earlier.cancel(request_id).await {
+                Outcome::Rejected(_) => {}
+                answer => return answer,
+            }
+        }
+        self.current().cancel(request_id).await
     }
     /// A refund is a new request: the current keys sign it.
     async fn refund(&self, request: &RefundRequest) -> Outcome<Refunded> {
@@ -178,6 +199,8 @@ mod tests {
     struct Named {
         label: &'static str,
         calls: Mutex<Vec<String>>,
+        /// The provider no longer takes this key: every call is refused at the door.
+        retired: std::sync::atomic::AtomicBool,
     }
 
     impl Named {
@@ -185,6 +208,7 @@ mod tests {
             Arc::new(Named {
                 label,
                 calls: Mutex::new(Vec::new()),
+                retired: Default::default(),
             })
         }
         fn calls(&self) -> Vec<String> {
@@ -219,6 +243,13 @@ mod tests {
         }
         async fn inquire(&self, id: &str) -> Outcome<TradeStatus> {
             self.record(format!("inquire {id}"));
+            if self.retired.load(std::sync::atomic::Ordering::Relaxed) {
+                return Outcome::Rejected(crate::gateway::Failure {
+                    code: "isv.invalid-signature".into(),
+                    message: "not this app's key".into(),
+                    cashier: String::new(),
+                });
+            }
             Outcome::Success(TradeStatus::Paid(paid()))
         }
         async fn cancel(&self, id: &str) -> Outcome<Cancelled> {
@@ -278,5 +309,18 @@ mod tests {
         ring.pay(&request("A", "gone")).await;
         assert_eq!(new.calls(), ["pay A"]);
         assert!(old.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_provider_that_no_longer_takes_the_old_key_is_asked_with_the_new() {
+        let (old, new) = (Named::new("old"), Named::new("new"));
+        let ring = KeyRing::new(old.clone());
+        ring.pay(&request("A", "old")).await;
+        ring.replace(new.clone());
+        old.retired
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(matches!(ring.inquire("A").await, Outcome::Success(_)));
+        assert_eq!(old.calls(), ["pay A", "inquire A"]);
+        assert_eq!(new.calls(), ["inquire A"]);
     }
 }
