@@ -15,7 +15,7 @@ use std::time::Duration;
 use x509_cert::Certificate;
 
 use crate::gateway::alipay_openapi::cert;
-use crate::gateway::keys::{KeyError, PrivateKey};
+use crate::gateway::keys::{KeyError, PrivateKey, PublicKey};
 
 /// The admin path that rotates the sandbox's Alipay certificate.
 pub const ROTATE_PATH: &str = "/_sandbox/openapi/rotate-alipay-cert";
@@ -52,6 +52,8 @@ pub struct CertMode {
     /// Every Alipay certificate issued, by SN, as PEM (what the download hands out).
     issued: Mutex<HashMap<String, String>>,
     serial: AtomicU64,
+    /// SNs of app certificates uploaded since (`POST /_sandbox/keys`): a key change.
+    uploaded: Mutex<Vec<String>>,
 }
 
 /// The Alipay certificate the sandbox signs under now.
@@ -130,8 +132,36 @@ impl CertMode {
             }),
             issued: Mutex::new(HashMap::from([(alipay_sn, alipay_pem)])),
             serial,
+            uploaded: Mutex::new(Vec::new()),
         };
         Ok((mode, files))
+    }
+
+    /// Takes an app certificate for a new key, as the console issues one: it must chain to
+    /// the sandbox's root and be valid now. Its SN is accepted from then on (beside the one
+    /// issued at start); returns the SN and the certificate's key.
+    pub(super) fn upload_app_cert(&self, pem: &str) -> Result<(String, PublicKey), String> {
+        let certs = cert::read_pem(pem, "uploaded app certificate")?;
+        let first = certs.first().ok_or("no certificate")?;
+        cert::verify_chain(
+            std::slice::from_ref(first),
+            std::slice::from_ref(&self.root_cert),
+            chrono::Utc::now(),
+        )?;
+        let key = cert::public_key(first, "uploaded app certificate")?;
+        let sn = cert::cert_sn(first);
+        if let Ok(mut uploaded) = self.uploaded.lock() {
+            uploaded.push(sn.clone());
+        }
+        Ok((sn, key))
+    }
+
+    /// Whether `sn` is an app certificate uploaded since the start.
+    pub(super) fn uploaded(&self, sn: &str) -> bool {
+        self.uploaded
+            .lock()
+            .map(|u| u.iter().any(|s| s == sn))
+            .unwrap_or(false)
     }
 
     /// The Alipay certificate answers are signed under now.

@@ -139,6 +139,34 @@ impl SandboxServer {
             }
         };
         let text = String::from_utf8_lossy(body);
+        // Certificate mode: an app certificate for the new key, issued by the sandbox's root.
+        if text.contains("BEGIN CERTIFICATE") {
+            let Some(mode) = &self.cert_mode else {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "a certificate, but the sandbox is not in certificate mode (--cert-mode)"
+                        .into(),
+                );
+            };
+            return match mode.upload_app_cert(&text) {
+                Ok((sn, key)) => {
+                    let fingerprint = key.fingerprint();
+                    self.add_merchant_key(version, key);
+                    tracing::info!(version, sn = %sn, "sandbox: app certificate registered");
+                    plain(
+                        StatusCode::OK,
+                        "text/plain",
+                        format!("key_version {version} {fingerprint} app_cert_sn {sn}\n"),
+                    )
+                }
+                Err(e) => plain(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!("the certificate is refused: {e}"),
+                ),
+            };
+        }
         let Some(key) = crate::gateway::keys::PublicKey::parse(&text, "uploaded key") else {
             return plain(
                 StatusCode::BAD_REQUEST,

@@ -121,7 +121,7 @@ impl SandboxServer {
                             &format!("the app is in certificate mode: {key} is missing"),
                         ));
                     }
-                    Some(v) if v != expected => {
+                    Some(v) if v != expected && !(key == "app_cert_sn" && mode.uploaded(v)) => {
                         return Ok(unsigned(
                             &format!("isv.invalid-{what}"),
                             &format!("{key} {v} is not the app's"),

@@ -18,12 +18,12 @@ use serde_json::Value;
 
 /// A sandbox and a daemon on its Open Platform config with the API on a socket.
 fn till(dir: &Path) -> (SandboxProc, PathBuf, Daemon) {
-    till_on(dir, "scanpay.toml")
+    till_on(dir, "scanpay.toml", &[])
 }
 
-/// [`till`] on one of the configs the sandbox writes.
-fn till_on(dir: &Path, written: &str) -> (SandboxProc, PathBuf, Daemon) {
-    let sbx = SandboxProc::start_on(dir, "127.0.0.1:0");
+/// [`till`] on one of the configs the sandbox writes, the sandbox started with `flags`.
+fn till_on(dir: &Path, written: &str, flags: &[&str]) -> (SandboxProc, PathBuf, Daemon) {
+    let sbx = SandboxProc::start_with(dir, "127.0.0.1:0", flags);
     let config = sbx.config_from(written);
     let text = std::fs::read_to_string(&config).unwrap() + "\n[api]\nsocket = \"api.sock\"\n";
     std::fs::write(&config, text).unwrap();
@@ -49,7 +49,10 @@ fn new_key(dir: &Path, name: &str) -> (PathBuf, PrivateKey) {
 fn upload(sbx: &SandboxProc, key: &PrivateKey, version: u32) {
     let public = sbx.dir.join(format!("uploaded-{version}.pem"));
     key.public_key().write_pem(&public).unwrap();
-    let pem = std::fs::read(&public).unwrap();
+    upload_pem(sbx, &std::fs::read(&public).unwrap(), version);
+}
+
+fn upload_pem(sbx: &SandboxProc, pem: &[u8], version: u32) {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", sbx.port)).unwrap();
     write!(
         stream,
@@ -196,7 +199,7 @@ fn sales_before_during_and_after_a_rotation_are_paid_and_the_journal_names_each_
 #[test]
 fn an_antom_key_version_is_rotated_to_and_journaled() {
     let dir = tempfile::tempdir().unwrap();
-    let (sbx, config, mut daemon) = till_on(dir.path(), "scanpay-ams.toml");
+    let (sbx, config, mut daemon) = till_on(dir.path(), "scanpay-ams.toml", &[]);
     let journal = scanpay::config::Config::load(&config).unwrap().journal.path;
     daemon.feed("10.00\n286000000000000000\n");
     wait_final(&daemon, &journal, 1);
@@ -229,6 +232,66 @@ fn an_antom_key_version_is_rotated_to_and_journaled() {
     assert_eq!(
         keys[1].as_deref(),
         Some(format!("key_version 3 {}", new.public_key().fingerprint()).as_str())
+    );
+    daemon.terminate();
+}
+
+#[test]
+fn a_certificate_mode_app_rotates_to_a_new_key_and_its_certificate() {
+    use scanpay::gateway::alipay_openapi::cert;
+    let dir = tempfile::tempdir().unwrap();
+    let (sbx, config, mut daemon) = till_on(dir.path(), "scanpay-cert.toml", &["--cert-mode"]);
+    let journal = scanpay::config::Config::load(&config).unwrap().journal.path;
+    daemon.feed("10.00\n286000000000000000\n");
+    wait_final(&daemon, &journal, 1);
+    // The console issues the app certificate for the new key, under the same root.
+    let (new_path, new) = new_key(dir.path(), "app_private_key-2.pem");
+    let root_key = PrivateKey::load(&dir.path().join("sandbox_root_ca_key.pem")).unwrap();
+    let root = cert::load(&dir.path().join("alipayRootCert.crt"))
+        .unwrap()
+        .remove(0);
+    let issued = cert::issue(
+        &new,
+        "CN=2021000000000001,OU=Alipay,O=scanpay sandbox merchant,C=CN",
+        Some((&root_key, &root)),
+        99,
+        Duration::from_secs(365 * 86_400),
+    )
+    .unwrap();
+    let cert_file = dir.path().join("appCertPublicKey-2.crt");
+    std::fs::write(&cert_file, cert::to_pem(&issued).unwrap()).unwrap();
+    // Without --app-cert the old certificate is not the new key's: refused, nothing changed.
+    let before = std::fs::read(&config).unwrap();
+    let out = rotate(&config, &new_path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("app_cert_file"), "{}", text(&out));
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    // Not uploaded yet: the sandbox refuses its SN at the door.
+    let out = rotate(
+        &config,
+        &new_path,
+        &["--app-cert", cert_file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(std::fs::read(&config).unwrap(), before);
+    upload_pem(&sbx, &std::fs::read(&cert_file).unwrap(), 2);
+    let out = rotate(
+        &config,
+        &new_path,
+        &["--app-cert", cert_file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    daemon.feed("12.00\n286000000000000100\n");
+    wait_final(&daemon, &journal, 2);
+    assert_eq!(
+        assert_journal_and_ledger_agree(&journal, &sbx.ledger()),
+        [SaleState::Paid; 2]
+    );
+    let keys = keys_by_sale(&journal);
+    assert_ne!(keys[0], keys[1]);
+    assert_eq!(
+        keys[1].as_deref(),
+        Some(format!("app_cert_sn {}", cert::cert_sn(&issued)).as_str())
     );
     daemon.terminate();
 }
