@@ -60,7 +60,7 @@ fn upload_pem(sbx: &SandboxProc, pem: &[u8], version: u32) {
         pem.len()
     )
     .unwrap();
-    stream.write_all(&pem).unwrap();
+    stream.write_all(pem).unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
