@@ -13,11 +13,33 @@ use crate::state::SaleState;
 
 pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
     // When the daemon runs, its live view (reachability, armed sale) comes from the API.
-    let config = super::journal::source_config(source)
-        .and_then(|path| crate::config::Config::load(&path).ok());
-    let live = match config.as_ref().and_then(|c| c.api.as_ref()) {
-        Some(api) => health_over_socket(&api.socket).await,
+    let file = super::journal::source_config(source);
+    let loaded = file.as_deref().map(crate::config::Config::load);
+    let config = match loaded {
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => {
+            // A file the daemon refused to reload: report from the journal and the daemon.
+            eprintln!("warning: {e}");
+            None
+        }
         None => None,
+    };
+    let config_broken = file.is_some() && config.is_none();
+    let located = file.as_deref().and_then(crate::config::Config::locations);
+    let socket: Option<std::path::PathBuf> = match &config {
+        Some(c) => c.api.as_ref().map(|a| a.socket.to_path_buf()),
+        None => located.as_ref().and_then(|(_, s)| s.clone()),
+    };
+    let live = match socket {
+        Some(socket) => health_over_socket(&socket).await,
+        None => None,
+    };
+    let source = match (&config, &located) {
+        (None, Some((journal, _))) => &JournalSource {
+            config: None,
+            journal: Some(journal.clone()),
+        },
+        _ => source,
     };
     with_journal(source, |j| {
         let mut report = report(j)?;
@@ -37,6 +59,7 @@ pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
                 "running": true,
                 "pid": health["pid"],
                 "armed_sale": health["armed_sale"],
+                "reload": health["reload"],
             });
         } else {
             report["daemon"] = json!({"running": false});
@@ -49,7 +72,13 @@ pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
         let attention = report["needs_attention"]
             .as_array()
             .is_some_and(|a| !a.is_empty());
-        Ok(if attention { EXIT_FAILED } else { EXIT_OK })
+        // A file that does not check out (the daemon would not start on it) needs a person too.
+        let refused = report["daemon"]["reload"]["ok"] == Value::Bool(false) || config_broken;
+        Ok(if attention || refused {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        })
     })
 }
 
@@ -218,6 +247,24 @@ fn print_text(r: &Value) {
         } else {
             outln!("cert      {which} {sn} until {end} ({days} days left)");
         }
+    }
+    let reload = &r["daemon"]["reload"];
+    if reload["ok"] == Value::Bool(false) {
+        outln!(
+            "RELOAD REFUSED at {}: {}; the daemon runs on the previous configuration, and would not start on this file",
+            reload["at"].as_str().unwrap_or("?"),
+            reload["error"].as_str().unwrap_or("no reason given")
+        );
+    } else if let Some(keys) = reload["signing_keys"].as_object() {
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|(w, k)| format!("{w} {}", k.as_str().unwrap_or("?")))
+            .collect();
+        outln!(
+            "reloaded  {} (signing with {})",
+            reload["at"].as_str().unwrap_or("?"),
+            keys.join(", ")
+        );
     }
     let attention = r["needs_attention"].as_array().cloned().unwrap_or_default();
     if attention.is_empty() {

@@ -124,6 +124,25 @@ impl Config {
         Config::from_toml(&text, &file, base)
     }
 
+    /// Where the file at `path` puts the journal and the API socket (`None` without an
+    /// `[api]` section), read even when the rest of it does not check out: `status` still
+    /// reports on a daemon whose new file a reload refused. `None` when not even these read.
+    pub fn locations(path: &Path) -> Option<(std::path::PathBuf, Option<std::path::PathBuf>)> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let table: toml::Table = text.parse().ok()?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let journal = table.get("journal")?.get("path")?.as_str()?;
+        let socket = table.get("api").map(|api| {
+            // As `[api]` reads it (`config/api.rs`).
+            base.join(
+                api.get("socket")
+                    .and_then(|s| s.as_str())
+                    .unwrap_or("/run/scanpay/api.sock"),
+            )
+        });
+        Some((base.join(journal), socket))
+    }
+
     /// The embedded demo configuration with its journal at `journal`.
     pub fn demo(journal: &Path) -> Result<Config, ConfigError> {
         let mut config = Config::from_toml(DEMO_TOML, "<embedded demo config>", Path::new("."))?;

@@ -394,6 +394,17 @@ fn sighup_with_a_broken_file_keeps_the_daemon_on_the_old_one_and_health_says_why
         "the daemon stopped"
     );
     assert!(daemon.stderr().contains("configuration not reloaded"));
+    let shown = scanpay()
+        .args(["status", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(shown.status.code(), Some(1), "{}", text(&shown));
+    assert!(
+        text(&shown).contains("RELOAD REFUSED") && text(&shown).contains("missing_key.pem"),
+        "{}",
+        text(&shown)
+    );
     wait_final(&daemon, &sbx.journal(), 1);
     daemon.feed("11.00\n286000000000000000\n");
     wait_final(&daemon, &sbx.journal(), 2);
