@@ -17,6 +17,7 @@ mod preflight;
 pub mod reconcile;
 pub mod reload;
 pub mod shutdown;
+mod trim;
 pub mod wiring;
 
 use std::sync::Arc;
@@ -192,6 +193,11 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         _ => tracing::info!("no [api] section: the register API is off"),
     }
     notifier.ready(&housekeeping::status_line(&engine, &monitor, &watchdog));
+    let dropped = trim::drop_start_up_pages();
+    tracing::debug!(
+        kib = dropped / 1024,
+        "the binary's start-up pages unmapped (they stay cached)"
+    );
 
     shutdown.spawn(watchdog.clone().run(stop.clone()));
     shutdown.spawn(reload_on_hangup(hangups, reloader.clone(), stop.clone()));
