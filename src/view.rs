@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::journal::{AttemptRow, RefundRow, SaleRow};
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::Wallet;
 use crate::state::{AttemptState, RefundState, SaleState};
 
@@ -49,6 +50,8 @@ pub struct AttemptView {
     pub created_at: DateTime<Utc>,
     /// When the watchdog stops inquiring and cancels, if it has not ended by then.
     pub deadline_at: DateTime<Utc>,
+    /// What the provider said moved besides the order amount, when paid.
+    pub money: Breakdown,
 }
 
 impl SaleView {
@@ -101,6 +104,7 @@ impl AttemptView {
             cancels: a.cancels,
             created_at: a.created_at,
             deadline_at: a.deadline_at,
+            money: a.money.clone(),
         }
     }
 }

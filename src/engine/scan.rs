@@ -295,6 +295,7 @@ impl Engine {
                     result_code: Some("paid".into()),
                     result_message: Some("pay: success".into()),
                     gateway_trade_id: Some(paid.trade_id),
+                    money: Some(paid.money),
                     message: Some(MSG_PAID.into()),
                     ..Change::default()
                 },

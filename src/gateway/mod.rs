@@ -31,6 +31,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::{PaymentCode, Wallet};
 
 /// One charge of a scanned code. `request_id` is the attempt's durable id
@@ -65,6 +66,9 @@ pub struct Paid {
     /// The amount the provider says it charged, when the answer carries one; the engine
     /// compares it with what was asked.
     pub amount: Option<Amount>,
+    /// What the answer says moved besides the order amount (received, vouchers, funds);
+    /// empty when it says nothing more.
+    pub money: Breakdown,
 }
 
 /// A definite refusal: nothing was charged (or, for cancel/refund, nothing was done).

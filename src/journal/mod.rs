@@ -24,6 +24,7 @@ mod error;
 mod events;
 pub mod identity;
 pub mod meta;
+mod money;
 mod query;
 mod refunds;
 mod sales;

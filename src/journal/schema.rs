@@ -166,6 +166,27 @@ CREATE TABLE operator_actions (
 ) STRICT;
 CREATE INDEX operator_actions_target ON operator_actions (target) WHERE target IS NOT NULL;
 "#,
+    // 9: what the provider said moved for a paid attempt besides the order amount (from the
+    // pay answer or the inquiry that decided it): what the buyer paid, what the store
+    // receives, points, the invoiceable amount, the fund channels and the vouchers, minor
+    // units of the attempt's currency. The discounts are kept summed as well, by who funds
+    // them, for the day report. No row: the provider stated nothing beyond the order.
+    // Column names are the table's own, so a join with `attempts` is unambiguous.
+    r#"
+CREATE TABLE attempt_money (
+    attempt_id              INTEGER PRIMARY KEY REFERENCES attempts (id),
+    money_source            TEXT NOT NULL CHECK (money_source IN ('pay','inquiry')),
+    buyer_paid_minor        INTEGER CHECK (buyer_paid_minor >= 0),
+    received_minor          INTEGER CHECK (received_minor >= 0),
+    point_minor             INTEGER CHECK (point_minor >= 0),
+    invoice_minor           INTEGER CHECK (invoice_minor >= 0),
+    merchant_discount_minor INTEGER NOT NULL CHECK (merchant_discount_minor >= 0),
+    platform_discount_minor INTEGER NOT NULL CHECK (platform_discount_minor >= 0),
+    fund_bills              TEXT NOT NULL,
+    vouchers                TEXT NOT NULL,
+    money_at                TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

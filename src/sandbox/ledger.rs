@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 
 /// Where a trade stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +44,8 @@ pub(super) struct Trade {
     pub(super) reversed_at: Option<DateTime<Utc>>,
     /// Frozen by risk control: cancels are refused until the admin call unfreezes it.
     pub(super) frozen: bool,
+    /// What the sandbox states moved when the trade is paid (received, vouchers, funds).
+    pub(super) money: Breakdown,
 }
 
 /// Money moved for one request id, as the sandbox saw it.

@@ -18,6 +18,8 @@
 //! | `11` | connection reset before the payment is created (not charged) |
 //! | `12` | answers `40004 aop.ACQ.SYSTEM_ERROR` (AMS: `F SYSTEM_ERROR`), but the charge went through |
 //! | `13` | customer must confirm; pays the moment the cancel arrives (the cancel refunds it) |
+//! | `16` | success with a merchant-funded voucher of 2.00 (the store receives 2.00 less) |
+//! | `17` | success with a platform-funded voucher of 1.00 (the buyer pays 1.00 less) |
 //! | other | success, as `00` |
 //!
 //! A cancel of a request id the sandbox never created answers "no such payment", as the
@@ -72,6 +74,7 @@ use crate::gateway::{
     Unknown, UnknownKind,
 };
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::Wallet;
 use ledger::{Ledger, Trade, TradeState, entry, settle};
 
@@ -278,6 +281,7 @@ impl Sandbox {
             .insert(code.to_string(), request.request_id.clone());
         ledger.next_trade += 1;
         let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
+        let money = scenario.breakdown(request.amount);
         let (state, outcome, delay) = match scenario {
             Scenario::InsufficientBalance | Scenario::ExpiredCode | Scenario::RiskReject => {
                 let f = scenario.failure().unwrap_or_else(|| unreachable!());
@@ -307,9 +311,9 @@ impl Sandbox {
                     Duration::ZERO,
                 )
             }
-            Scenario::Success => (
+            Scenario::Success | Scenario::MerchantVoucher | Scenario::PlatformVoucher => (
                 TradeState::Paid,
-                Outcome::Success(paid(&trade_no, request.amount)),
+                Outcome::Success(paid(&trade_no, request.amount, &money)),
                 Duration::ZERO,
             ),
             Scenario::UnknownButPaid | Scenario::SystemErrorButPaid => (
@@ -322,7 +326,7 @@ impl Sandbox {
             ),
             Scenario::SlowButPaid => (
                 TradeState::Paid,
-                Outcome::Success(paid(&trade_no, request.amount)),
+                Outcome::Success(paid(&trade_no, request.amount, &money)),
                 SLOW_ANSWER,
             ),
             Scenario::DropAfterCharge => (
@@ -359,6 +363,7 @@ impl Sandbox {
                 subject: request.subject.clone(),
                 reversed_at: None,
                 frozen: scenario == Scenario::FrozenAtCancel,
+                money,
             },
         );
         (outcome, delay)
@@ -374,17 +379,18 @@ fn failure(code: &str, message: &str) -> Failure {
     }
 }
 
-fn paid(trade_no: &str, amount: Amount) -> Paid {
+fn paid(trade_no: &str, amount: Amount, money: &Breakdown) -> Paid {
     Paid {
         trade_id: trade_no.to_string(),
         amount: Some(amount),
+        money: money.clone(),
     }
 }
 
 fn answer_for(trade: &Trade) -> Outcome<Paid> {
     match &trade.state {
         TradeState::Paid => match trade.amount {
-            Some(amount) => Outcome::Success(paid(&trade.trade_no, amount)),
+            Some(amount) => Outcome::Success(paid(&trade.trade_no, amount, &trade.money)),
             None => Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade closed")),
         },
         TradeState::Waiting { .. } => Outcome::Unknown(Unknown::new(
@@ -426,11 +432,13 @@ impl Gateway for Sandbox {
             TradeState::Paid => TradeStatus::Paid(Paid {
                 trade_id: trade.trade_no.clone(),
                 amount: trade.amount,
+                money: trade.money.clone(),
             }),
             TradeState::Closed { code } => TradeStatus::Closed(failure(code, "trade closed")),
             TradeState::CancelledRefunded => TradeStatus::Reversed(Paid {
                 trade_id: trade.trade_no.clone(),
                 amount: trade.amount,
+                money: trade.money.clone(),
             }),
         };
         Outcome::Success(status)
@@ -454,6 +462,7 @@ impl Gateway for Sandbox {
                 paid_at: None,
                 reversed_at: None,
                 frozen: false,
+                money: Breakdown::default(),
             });
         settle(trade, now);
         if trade.frozen {

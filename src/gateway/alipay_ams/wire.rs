@@ -302,6 +302,7 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
             Some(id) => Outcome::Success(Paid {
                 trade_id: id.to_string(),
                 amount: body.get("paymentAmount").and_then(parse_amount),
+                money: Default::default(),
             }),
             None => Outcome::Unknown(Unknown::new(
                 UnknownKind::Malformed,
@@ -369,6 +370,7 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
                     Some(id) => Outcome::Success(TradeStatus::Paid(Paid {
                         trade_id: id.to_string(),
                         amount: body.get("paymentAmount").and_then(parse_amount),
+                        money: Default::default(),
                     })),
                     None => Outcome::Unknown(Unknown::new(
                         UnknownKind::Malformed,
@@ -387,6 +389,7 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
                         Outcome::Success(TradeStatus::Reversed(Paid {
                             trade_id: id.to_string(),
                             amount: body.get("paymentAmount").and_then(parse_amount),
+                            money: Default::default(),
                         }))
                     }
                     _ => Outcome::Success(TradeStatus::Closed(why("CANCELLED"))),

@@ -620,7 +620,11 @@ impl Gateway for OpenApi {
     }
 
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
-        let biz = json!({ "out_trade_no": request_id });
+        // The voucher details come only when asked for (docs/protocol.md §11).
+        let biz = json!({
+            "out_trade_no": request_id,
+            "query_options": ["fund_bill_list", "voucher_detail_list"],
+        });
         match self.call("alipay.trade.query", Self::biz(biz)).await {
             Ok(node) => wire::query_outcome(&node, request_id),
             Err(e) => e.into_outcome(),

@@ -123,7 +123,10 @@ async fn paid_then_refunded_and_reversed() {
             Scan::Payment(c) => c,
             _ => unreachable!(),
         };
-        let Outcome::Success(Paid { trade_id, amount }) = g.pay(&req).await else {
+        let Outcome::Success(Paid {
+            trade_id, amount, ..
+        }) = g.pay(&req).await
+        else {
             panic!("not paid")
         };
         assert!(!trade_id.is_empty());

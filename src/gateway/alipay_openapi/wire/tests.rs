@@ -472,3 +472,46 @@ fn a_cancel_of_a_trade_never_created_says_not_created_not_refused() {
         })
     );
 }
+
+#[test]
+fn what_moved_is_read_strictly_and_a_bad_amount_is_left_out() {
+    let answer = node(
+        r#"{"code":"10000","msg":"Success","trade_no":"2024","out_trade_no":"T1_1","total_amount":"10.00",
+            "receipt_amount":"8.00","buyer_pay_amount":"8.00","point_amount":"0.00","invoice_amount":"8.00",
+            "fund_bill_list":[{"fund_channel":"ALIPAYACCOUNT","amount":"8.00"},{"fund_channel":"MDISCOUNT","amount":"2.00"}],
+            "voucher_detail_list":[{"id":"V1","name":"满减","type":"ALIPAY_FIX_VOUCHER","amount":"2.00",
+                "merchant_contribute":"2.00","other_contribute":"0.00"}]}"#,
+    );
+    let Outcome::Success(p) = pay_outcome(&answer, "T1_1") else {
+        panic!()
+    };
+    let m = p.money;
+    assert_eq!(m.received.unwrap().minor(), 800);
+    assert_eq!(m.buyer_paid.unwrap().minor(), 800);
+    assert_eq!(m.invoice.unwrap().minor(), 800);
+    assert_eq!(m.funds.len(), 2);
+    assert_eq!(m.funds[1].channel, "MDISCOUNT");
+    assert_eq!(m.vouchers[0].merchant.unwrap().minor(), 200);
+    assert_eq!(m.merchant_discount_minor(), 200);
+    assert_eq!(m.platform_discount_minor(), 0);
+
+    // Bad amounts, a list as JSON text (as notifications carry it), a list that is neither.
+    let odd = node(
+        r#"{"code":"10000","msg":"Success","trade_no":"2024","total_amount":"10.00",
+            "receipt_amount":"8.001","buyer_pay_amount":"-8.00","point_amount":{"x":1},
+            "fund_bill_list":"[{\"fundChannel\":\"ALIPAYACCOUNT\",\"amount\":\"0.10\"},{\"fundChannel\":\"X\",\"amount\":\"1e3\"}]",
+            "voucher_detail_list":{"id":"V1"}}"#,
+    );
+    let Outcome::Success(p) = pay_outcome(&odd, "T1_1") else {
+        panic!()
+    };
+    let m = p.money;
+    assert_eq!((m.received, m.buyer_paid, m.points), (None, None, None));
+    assert_eq!(
+        m.funds.len(),
+        1,
+        "the entry whose amount does not parse is left out"
+    );
+    assert_eq!(m.funds[0].amount.minor(), 10);
+    assert!(m.vouchers.is_empty());
+}
