@@ -40,6 +40,35 @@ pub struct WalletLine {
     pub total: String,
 }
 
+/// The store's books of the day in one currency, major units: what paid sales ordered
+/// (`gross`), the discounts the provider stated (merchant- and platform-funded apart), what
+/// the store received (the provider's `receipt_amount`; the order amount where it stated
+/// none), the refunds, and what is left received (`net_received`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct BooksLine {
+    pub currency: String,
+    pub gross: String,
+    /// Both discounts together.
+    pub discount: String,
+    pub merchant_discount: String,
+    pub platform_discount: String,
+    pub received: String,
+    pub refunded: String,
+    pub net_received: String,
+    /// Paid sales whose provider stated no received amount (counted at the order amount).
+    pub received_unstated: u64,
+}
+
+/// One currency's books, minor units, while the day is summed.
+#[derive(Default)]
+struct Books {
+    gross: i64,
+    merchant: i64,
+    platform: i64,
+    received: i64,
+    unstated: u64,
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Open {
     pub sale_id: String,
@@ -62,6 +91,8 @@ pub struct DayReport {
     pub net: Vec<RefundLine>,
     /// Paid sales per wallet and gateway.
     pub by_wallet: Vec<WalletLine>,
+    /// Gross, discounts, received and net received, per currency.
+    pub books: Vec<BooksLine>,
     pub in_doubt: Vec<Open>,
     pub needs_attention: Vec<Open>,
 }
@@ -82,6 +113,7 @@ pub fn day_report(
     let mut refunds: BTreeMap<String, (u64, i64, Currency)> = BTreeMap::new();
     let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
     let mut wallets: BTreeMap<(String, String, String), (u64, i64, Currency)> = BTreeMap::new();
+    let mut books: BTreeMap<String, (Books, Currency)> = BTreeMap::new();
     for sale in &sales {
         if sale.state == SaleState::Paid
             && let Some(a) = journal
@@ -99,6 +131,14 @@ pub fn day_report(
                 .or_insert((0, 0, c));
             e.0 += 1;
             e.1 += sale.amount.minor();
+            let (b, _) = books
+                .entry(c.code().to_string())
+                .or_insert_with(|| (Books::default(), c));
+            b.gross += sale.amount.minor();
+            b.merchant += a.money.merchant_discount_minor();
+            b.platform += a.money.platform_discount_minor();
+            b.received += a.money.received_or(sale.amount).minor();
+            b.unstated += u64::from(a.money.received.is_none());
         }
         let c = sale.amount.currency();
         let e = by
@@ -146,6 +186,28 @@ pub fn day_report(
             }
         })
         .collect();
+    for (currency, (_, _, c)) in &refunds {
+        books
+            .entry(currency.clone())
+            .or_insert_with(|| (Books::default(), *c));
+    }
+    let books = books
+        .into_iter()
+        .map(|(currency, (b, c))| {
+            let back = refunds.get(&currency).map(|r| r.1).unwrap_or(0);
+            BooksLine {
+                gross: fmt(b.gross, c),
+                discount: fmt(b.merchant + b.platform, c),
+                merchant_discount: fmt(b.merchant, c),
+                platform_discount: fmt(b.platform, c),
+                received: fmt(b.received, c),
+                refunded: fmt(back, c),
+                net_received: fmt(b.received - back, c),
+                received_unstated: b.unstated,
+                currency,
+            }
+        })
+        .collect();
     let refunds = refunds
         .into_iter()
         .map(|(currency, (count, minor, c))| RefundLine {
@@ -181,6 +243,7 @@ pub fn day_report(
         refunds,
         net,
         by_wallet,
+        books,
         in_doubt: journal.open_attempts()?.into_iter().map(open).collect(),
         needs_attention: journal
             .attempts_needing_attention()?
@@ -222,6 +285,15 @@ pub fn text(r: &DayReport) -> String {
             "{:<14} {:<4} {:>6} {:>16}\n",
             "net", n.currency, "", n.total
         ));
+    }
+    for b in &r.books {
+        let row = |k: &str, v: &str| format!("{k:<14} {:<4} {:>6} {v:>16}\n", b.currency, "");
+        out.push_str(&row("gross", &b.gross));
+        out.push_str(&row("discount", &format!("-{}", b.discount)));
+        out.push_str(&row("  merchant", &format!("-{}", b.merchant_discount)));
+        out.push_str(&row("  platform", &format!("-{}", b.platform_discount)));
+        out.push_str(&row("received", &b.received));
+        out.push_str(&row("net received", &b.net_received));
     }
     // With several wallets in the day, what each took (one wallet: the lines above say it).
     if r.by_wallet.len() > 1 {
@@ -281,6 +353,19 @@ pub fn csv(r: &DayReport) -> Result<String, String> {
     for n in &r.net {
         w.write_record([r.date.as_str(), "net", "", &n.currency, "", &n.total])
             .map_err(|e| e.to_string())?;
+    }
+    for b in &r.books {
+        for (kind, total) in [
+            ("gross", &b.gross),
+            ("discount", &b.discount),
+            ("discount_merchant", &b.merchant_discount),
+            ("discount_platform", &b.platform_discount),
+            ("received", &b.received),
+            ("net_received", &b.net_received),
+        ] {
+            w.write_record([r.date.as_str(), kind, "", &b.currency, "", total])
+                .map_err(|e| e.to_string())?;
+        }
     }
     for l in &r.by_wallet {
         w.write_record([
@@ -507,6 +592,7 @@ mod tests {
             refunds: vec![],
             net: vec![],
             by_wallet: vec![line("alipay", "alipay-openapi", "1.00")],
+            books: vec![],
             in_doubt: vec![],
             needs_attention: vec![],
         };
@@ -577,7 +663,30 @@ mod tests {
             } else {
                 AttemptState::Failed
             };
-            j.transition(a.id, to, Cause::PayAnswer, &Change::default(), now)
+            // S2 had a merchant voucher of 1.00 and a platform one of 0.50.
+            let money = (i == 2).then(|| {
+                use crate::money::breakdown::{Breakdown, Voucher};
+                let at = |m| Amount::from_minor(m, cny);
+                let voucher = |merchant, platform| Voucher {
+                    id: "V".into(),
+                    name: "v".into(),
+                    kind: "ALIPAY_FIX_VOUCHER".into(),
+                    amount: at(merchant + platform),
+                    merchant: Some(at(merchant)),
+                    platform: Some(at(platform)),
+                };
+                Breakdown {
+                    received: Some(at(minor - 100)),
+                    buyer_paid: Some(at(minor - 150)),
+                    vouchers: vec![voucher(100, 0), voucher(0, 50)],
+                    ..Breakdown::default()
+                }
+            });
+            let change = Change {
+                money,
+                ..Change::default()
+            };
+            j.transition(a.id, to, Cause::PayAnswer, &change, now)
                 .unwrap();
             if paid {
                 expected_paid += minor;
@@ -610,6 +719,23 @@ mod tests {
             .unwrap();
         assert_eq!((failed.count, failed.total.as_str()), (1, "3.00"));
         assert_eq!(report.refunds[0].total, "2.50");
+        let b = &report.books[0];
+        let books = (
+            b.gross.as_str(),
+            b.discount.as_str(),
+            b.merchant_discount.as_str(),
+            b.platform_discount.as_str(),
+            b.received.as_str(),
+            b.refunded.as_str(),
+            b.net_received.as_str(),
+            b.received_unstated,
+        );
+        assert_eq!(
+            books,
+            ("22.50", "1.50", "1.00", "0.50", "21.50", "2.50", "19.00", 2)
+        );
+        let t = text(&report);
+        assert!(t.contains("net received") && t.contains("19.00"), "{t}");
         assert_eq!(
             report.net[0].total,
             Amount::from_minor(expected_paid - 250, cny).to_major_string()

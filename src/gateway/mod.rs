@@ -19,7 +19,7 @@ pub mod scrub;
 pub mod wechat_pay;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
-pub use records::{ProviderRecord, RecordKind};
+pub use records::{ProviderRecord, RecordKind, RecordMoney};
 
 /// How many recent answers a clock skew is judged by.
 pub fn http_skew_samples() -> usize {

@@ -363,6 +363,7 @@ mod golden {
                 count: 0,
                 total: "19.99".into(),
             }],
+            books: Vec::new(),
             // One wallet: the Z-report prints no per-wallet lines.
             by_wallet: vec![crate::report::WalletLine {
                 wallet: "alipay".into(),
