@@ -1,7 +1,7 @@
 //! What a provider says moved for one paid payment besides the order amount: what the buyer
 //! paid, what the store receives, the fund channels it came through and the vouchers that
 //! took part of it, each voucher split into what the merchant funds and what the platform
-//! funds (docs/protocol.md §11). Every amount is in the payment's currency; a field the
+//! funds (docs/protocol.md §16). Every amount is in the payment's currency; a field the
 //! provider did not state is `None`, never guessed.
 
 use super::Amount;

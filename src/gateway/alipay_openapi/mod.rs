@@ -620,7 +620,7 @@ impl Gateway for OpenApi {
     }
 
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
-        // The voucher details come only when asked for (docs/protocol.md §11).
+        // The voucher details come only when asked for (docs/protocol.md §16).
         let biz = json!({
             "out_trade_no": request_id,
             "query_options": ["fund_bill_list", "voucher_detail_list"],

@@ -139,7 +139,7 @@ pub struct Node {
     pub bill_download_url: Option<String>,
     /// `alipay.open.app.alipaycert.download`: the certificate, base64 of its PEM text.
     pub alipay_cert_content: Option<String>,
-    /// What moved besides the order amount (docs/protocol.md §11), read by [`breakdown`].
+    /// What moved besides the order amount (docs/protocol.md §16), read by [`breakdown`].
     pub receipt_amount: Option<serde_json::Value>,
     pub buyer_pay_amount: Option<serde_json::Value>,
     pub point_amount: Option<serde_json::Value>,
@@ -163,7 +163,7 @@ pub fn parse_amount(value: &serde_json::Value) -> Option<Amount> {
     Amount::parse(&text, cny).ok()
 }
 
-/// What a pay or query answer says moved besides the order amount (docs/protocol.md §11).
+/// What a pay or query answer says moved besides the order amount (docs/protocol.md §16).
 /// Read strictly: an amount that does not parse leaves its field (or its list entry) out,
 /// logged, and is never guessed.
 pub fn breakdown(node: &Node) -> Breakdown {
