@@ -46,6 +46,84 @@ pub struct AttemptJson<'a> {
     pub created_at: String,
     /// When the watchdog stops inquiring and cancels, if the attempt is still in doubt then.
     pub deadline_at: String,
+    /// What the provider said moved besides the order amount, when it said more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub money: Option<MoneyJson<'a>>,
+}
+
+/// An attempt's money as the provider stated it; amounts in major units, `null` unstated.
+#[derive(Debug, Serialize)]
+pub struct MoneyJson<'a> {
+    pub buyer_paid: Option<String>,
+    pub received: Option<String>,
+    pub points: Option<String>,
+    pub invoice: Option<String>,
+    pub merchant_discount: String,
+    pub platform_discount: String,
+    pub funds: Vec<FundJson<'a>>,
+    pub vouchers: Vec<VoucherJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FundJson<'a> {
+    pub channel: &'a str,
+    pub amount: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoucherJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub amount: String,
+    pub merchant_funded: Option<String>,
+    pub platform_funded: Option<String>,
+}
+
+impl<'a> MoneyJson<'a> {
+    fn of(a: &'a AttemptView) -> Option<MoneyJson<'a>> {
+        let m = &a.money;
+        if m.is_empty() {
+            return None;
+        }
+        let major = |x: Option<crate::money::Amount>| x.map(|x| x.to_major_string());
+        let currency = m
+            .received
+            .or(m.buyer_paid)
+            .map(|x| x.currency())
+            .or_else(|| m.funds.first().map(|f| f.amount.currency()))
+            .or_else(|| m.vouchers.first().map(|v| v.amount.currency()))?;
+        let sum = |minor| crate::money::Amount::from_minor(minor, currency).to_major_string();
+        Some(MoneyJson {
+            buyer_paid: major(m.buyer_paid),
+            received: major(m.received),
+            points: major(m.points),
+            invoice: major(m.invoice),
+            merchant_discount: sum(m.merchant_discount_minor()),
+            platform_discount: sum(m.platform_discount_minor()),
+            funds: m
+                .funds
+                .iter()
+                .map(|f| FundJson {
+                    channel: &f.channel,
+                    amount: f.amount.to_major_string(),
+                })
+                .collect(),
+            vouchers: m
+                .vouchers
+                .iter()
+                .map(|v| VoucherJson {
+                    id: &v.id,
+                    name: &v.name,
+                    kind: &v.kind,
+                    amount: v.amount.to_major_string(),
+                    merchant_funded: major(v.merchant),
+                    platform_funded: major(v.platform),
+                })
+                .collect(),
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -100,6 +178,7 @@ impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
             cancels: a.cancels,
             created_at: to_journal(a.created_at),
             deadline_at: to_journal(a.deadline_at),
+            money: MoneyJson::of(a),
         }
     }
 }

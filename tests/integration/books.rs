@@ -66,6 +66,10 @@ fn a_merchant_voucher_sale_is_printed_reported_and_reconciled_by_what_the_store_
     );
     assert_eq!((code, sale["state"].as_str()), (0, Some("paid")), "{sale}");
     let request_id = sale["attempts"][0]["request_id"].as_str().unwrap();
+    let money = &sale["attempts"][0]["money"];
+    assert_eq!(money["received"], "8.00", "{sale}");
+    assert_eq!(money["merchant_discount"], "2.00", "{sale}");
+    assert_eq!(money["vouchers"][0]["merchant_funded"], "2.00", "{sale}");
 
     // The receipt: the order, the voucher (the store funds it), paid and received.
     let bytes = std::fs::read(&receipt).unwrap();
