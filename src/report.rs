@@ -420,7 +420,9 @@ impl From<csv::IntoInnerError<csv::Writer<Vec<u8>>>> for ExportError {
 /// One row per attempt (a sale without one gets one row) and one per refund. `booked` is
 /// what the row adds to the day report's net, on `store_date`: the paid attempt of a paid
 /// sale its amount, a refund that went through (in the window) minus its amount, all else
-/// zero. So the column of a day's export sums to that day's report net.
+/// zero. So the column of a day's export sums to that day's report net. `received` is what
+/// the store received of a paid attempt (the provider's word, else its amount); `operator_id`
+/// the sale's cashier.
 pub fn export_csv(
     j: &Journal,
     sales: &[SaleView],
@@ -454,6 +456,8 @@ pub fn export_csv(
         "refund_amount",
         "gateway_refund_id",
         "booked",
+        "received",
+        "operator_id",
     ])?;
     let zero = |s: &SaleView| Amount::from_minor(0, s.amount.currency()).to_major_string();
     let mut listed = std::collections::HashSet::new();
@@ -472,10 +476,11 @@ pub fn export_csv(
         let reason = s.reason.as_deref().unwrap_or("");
         let store_date = day(s.created_at);
         let zero = zero(s);
+        let operator = s.basket.operator_id.as_deref().unwrap_or("");
         if s.attempts.is_empty() {
             let mut row: Vec<&str> = sale_cols.to_vec();
             row.extend(["", "", "", "", "", "", "", "", reason, "sale", &store_date]);
-            row.extend(["", "", "", "", zero.as_str()]);
+            row.extend(["", "", "", "", zero.as_str(), "", operator]);
             w.write_record(&row)?;
         }
         for (i, a) in s.attempts.iter().enumerate() {
@@ -484,6 +489,12 @@ pub fn export_csv(
                 amount.clone()
             } else {
                 zero.clone()
+            };
+            // What the store received of a paid attempt, as the provider stated it.
+            let received = if a.state == AttemptState::Succeeded {
+                a.money.received_or(s.amount).to_major_string()
+            } else {
+                String::new()
             };
             let mut row: Vec<&str> = sale_cols.to_vec();
             row.extend([
@@ -507,6 +518,8 @@ pub fn export_csv(
                 "",
                 "",
                 booked.as_str(),
+                received.as_str(),
+                operator,
             ]);
             w.write_record(&row)?;
         }
@@ -564,6 +577,8 @@ pub fn export_csv(
             &r.amount.to_major_string(),
             r.gateway_refund_id.as_deref().unwrap_or(""),
             &booked,
+            "",
+            sale.basket.operator_id.as_deref().unwrap_or(""),
         ])?;
     }
     // Every field written is a Rust string, so the bytes are UTF-8.
@@ -641,6 +656,7 @@ mod tests {
                 idempotency_key: None,
                 max_attempts: 1,
                 supersede: false,
+                basket: Default::default(),
             };
             j.create_sale(&new, now).unwrap();
             let Scan::Payment(code) = recognise(&format!("2860000000000001{i:02}")) else {

@@ -29,6 +29,8 @@ pub struct SaleView {
     /// The sale the register created for the same reference while this one was in doubt
     /// (`"supersede": true`): this one is cancelled, and reversed if it was paid.
     pub superseded_by: Option<String>,
+    /// The campaign fields the register gave (discountable parts, goods, cashier).
+    pub basket: crate::money::basket::Basket,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,7 @@ impl SaleView {
                     .unwrap_or_else(|| sale.state.cashier_default().to_string()),
             ),
             superseded_by: sale.superseded_by.clone(),
+            basket: sale.basket.clone(),
         }
     }
 

@@ -27,6 +27,28 @@ pub struct SaleJson<'a> {
     pub message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<&'a str>,
+    /// The campaign fields the register gave, as it gave them; absent when it gave none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undiscountable_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discountable_amount: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goods_detail: Vec<GoodsJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_name: Option<&'a str>,
+}
+
+/// One goods line of a sale, in the names the register sent it under.
+#[derive(Debug, Serialize)]
+pub struct GoodsJson<'a> {
+    pub goods_id: &'a str,
+    pub goods_name: &'a str,
+    pub quantity: u32,
+    pub price: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goods_category: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -157,6 +179,22 @@ impl<'a> From<&'a SaleView> for SaleJson<'a> {
             reason: s.reason.as_deref(),
             message: s.message.as_deref(),
             superseded_by: s.superseded_by.as_deref(),
+            undiscountable_amount: s.basket.undiscountable.map(|a| a.to_major_string()),
+            discountable_amount: s.basket.discountable.map(|a| a.to_major_string()),
+            goods_detail: s
+                .basket
+                .goods
+                .iter()
+                .map(|g| GoodsJson {
+                    goods_id: &g.id,
+                    goods_name: &g.name,
+                    quantity: g.quantity,
+                    price: g.price.to_major_string(),
+                    goods_category: g.category.as_deref(),
+                })
+                .collect(),
+            operator_id: s.basket.operator_id.as_deref(),
+            operator_name: s.basket.operator_name.as_deref(),
         }
     }
 }
@@ -464,6 +502,7 @@ mod tests {
             reason: None,
             message: None,
             superseded_by: None,
+            basket: Default::default(),
         };
         assert_eq!(
             sale_line(&sale),

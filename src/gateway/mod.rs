@@ -44,6 +44,9 @@ pub struct PayRequest {
     pub subject: String,
     pub terminal_id: String,
     pub store_id: Option<String>,
+    /// The sale's campaign fields (discountable parts, goods, cashier), sent where the
+    /// protocol takes them.
+    pub basket: crate::money::basket::Basket,
 }
 
 #[derive(Debug, Clone)]

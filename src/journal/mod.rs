@@ -18,6 +18,7 @@
 pub mod actions;
 mod attempts;
 mod backup;
+mod baskets;
 mod checks;
 pub mod disk;
 mod error;

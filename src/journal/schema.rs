@@ -187,6 +187,17 @@ CREATE TABLE attempt_money (
     money_at                TEXT NOT NULL
 ) STRICT;
 "#,
+    // 10: what the register said about a sale's basket for the provider's campaigns: the
+    // discountable and undiscountable parts, the goods, the cashier; JSON of minor units in
+    // the sale's currency. The cashier is kept apart too, for counting by cashier. No row: the
+    // register said nothing of it.
+    r#"
+CREATE TABLE sale_baskets (
+    sale_id     TEXT PRIMARY KEY REFERENCES sales (id),
+    operator_id TEXT,
+    basket      TEXT NOT NULL
+) STRICT;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

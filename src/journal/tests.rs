@@ -30,6 +30,7 @@ fn sale(j: &Journal, id: &str, max_attempts: u32) -> SaleRow {
         idempotency_key: None,
         max_attempts,
         supersede: false,
+        basket: Default::default(),
     };
     j.create_sale(&new, Utc::now()).unwrap().0
 }
@@ -245,6 +246,7 @@ fn idempotency_key_returns_the_same_sale() {
         idempotency_key: Some("K".into()),
         max_attempts: 1,
         supersede: false,
+        basket: Default::default(),
     };
     let (a, created) = j.create_sale(&new, Utc::now()).unwrap();
     assert!(created);
@@ -660,6 +662,7 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              UPDATE attempts SET code = '286000000000000003';
              DROP TABLE operator_actions;
              DROP TABLE attempt_money;
+             DROP TABLE sale_baskets;
              PRAGMA user_version = 6;",
         )
         .unwrap();

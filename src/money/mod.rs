@@ -5,6 +5,7 @@
 //! one thing; formatting is per gateway: the Open Platform wants a major-unit decimal string
 //! (`"12.50"` yuan), AMS wants the minor-unit count as a string (`"1250"`).
 
+pub mod basket;
 pub mod breakdown;
 
 use std::fmt;

@@ -30,6 +30,9 @@ pub fn lines(
     if let Some(r) = &sale.reference {
         field("Reference", r);
     }
+    if let Some(c) = cashier(sale) {
+        field("Cashier", &c);
+    }
     field("Amount", &sale.amount.to_string());
     field("State", sale.state.as_str());
     if let Some(a) = sale.attempts.last() {
@@ -55,6 +58,17 @@ pub fn lines(
         out.push(m.clone());
     }
     out
+}
+
+/// The cashier as the register named them: `name (id)`, or either alone.
+fn cashier(sale: &SaleView) -> Option<String> {
+    let b = &sale.basket;
+    match (&b.operator_name, &b.operator_id) {
+        (Some(n), Some(i)) => Some(format!("{n} ({i})")),
+        (Some(n), None) => Some(n.clone()),
+        (None, Some(i)) => Some(i.clone()),
+        (None, None) => None,
+    }
 }
 
 fn paid_attempt(sale: &SaleView) -> Option<&crate::view::AttemptView> {
@@ -164,6 +178,9 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
     field(&mut p, w, "Time", &local(sale.updated_at, ctx));
     if let Some(r) = &sale.reference {
         field(&mut p, w, "Reference", r);
+    }
+    if let Some(c) = cashier(sale) {
+        field(&mut p, w, "Cashier", &c);
     }
     p.align(Align::Center).bold(true).double(true);
     p.line(&sale.amount.to_string());
@@ -284,6 +301,7 @@ mod golden {
             reason: None,
             message: Some("paid".into()),
             superseded_by: None,
+            basket: Default::default(),
         }
     }
 

@@ -27,6 +27,7 @@ fn journal(sales: &[(&str, i64, AttemptState)]) -> (tempfile::TempDir, Journal) 
             idempotency_key: None,
             max_attempts: 1,
             supersede: false,
+            basket: Default::default(),
         };
         j.create_sale(&new, Utc::now()).unwrap();
         let Scan::Payment(code) = recognise(&format!("2860000000000{i:05}")) else {
@@ -344,6 +345,7 @@ fn a_recovery_refund_is_written_once_and_only_for_an_unpaid_final_attempt() {
         idempotency_key: None,
         max_attempts: 2,
         supersede: false,
+        basket: Default::default(),
     };
     j.create_sale(&sale, Utc::now()).unwrap();
     for (i, (request_id, to)) in [

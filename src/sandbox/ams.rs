@@ -221,6 +221,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             .unwrap_or("")
             .to_string(),
         store_id: None,
+        basket: Default::default(),
     };
     let scenario = scenario(pay.code.expose());
     let outcome = server.sandbox.pay_after_delay(&pay).await;

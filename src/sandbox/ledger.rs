@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::money::Amount;
+use crate::money::basket::Basket;
 use crate::money::breakdown::Breakdown;
 
 /// Where a trade stands.
@@ -46,6 +47,8 @@ pub(super) struct Trade {
     pub(super) frozen: bool,
     /// What the sandbox states moved when the trade is paid (received, vouchers, funds).
     pub(super) money: Breakdown,
+    /// The campaign fields its pay request carried.
+    pub(super) basket: Basket,
 }
 
 /// Money moved for one request id, as the sandbox saw it.
@@ -58,6 +61,21 @@ pub struct LedgerEntry {
     /// Minor units given back (cancel refund or refunds).
     pub refunded_minor: i64,
     pub state: &'static str,
+    /// What the pay request said of the basket, as the sandbox read it off the wire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goods: Vec<SeenGoods>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undiscountable_minor: Option<i64>,
+}
+
+/// One goods line a pay request named.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeenGoods {
+    pub goods_id: String,
+    pub quantity: u32,
+    pub price_minor: i64,
 }
 
 impl LedgerEntry {
@@ -122,5 +140,17 @@ pub(super) fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
         charged_minor: charged,
         refunded_minor: refunded,
         state,
+        operator_id: trade.basket.operator_id.clone(),
+        goods: trade
+            .basket
+            .goods
+            .iter()
+            .map(|g| SeenGoods {
+                goods_id: g.id.clone(),
+                quantity: g.quantity,
+                price_minor: g.price.minor(),
+            })
+            .collect(),
+        undiscountable_minor: trade.basket.undiscountable.map(|a| a.minor()),
     }
 }

@@ -364,6 +364,7 @@ impl Sandbox {
                 reversed_at: None,
                 frozen: scenario == Scenario::FrozenAtCancel,
                 money,
+                basket: request.basket.clone(),
             },
         );
         (outcome, delay)
@@ -463,6 +464,7 @@ impl Gateway for Sandbox {
                 reversed_at: None,
                 frozen: false,
                 money: Breakdown::default(),
+                basket: Default::default(),
             });
         settle(trade, now);
         if trade.frozen {
@@ -572,6 +574,7 @@ mod tests {
             subject: "test".into(),
             terminal_id: "T1".into(),
             store_id: None,
+            basket: Default::default(),
         }
     }
 

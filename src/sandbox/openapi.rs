@@ -26,7 +26,9 @@ use super::server::{Answer, DropConnection, SandboxServer, encoded, plain};
 use super::{Scenario, scenario};
 use crate::clock::beijing;
 use crate::gateway::alipay_openapi::CERT_DOWNLOAD_METHOD;
-use crate::gateway::alipay_openapi::wire::{parse_amount, response_node, sign_content};
+use crate::gateway::alipay_openapi::wire::{
+    parse_amount, read_basket, response_node, sign_content,
+};
 use crate::gateway::{Cancelled, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind};
 use crate::money::breakdown::Breakdown;
 use crate::paycode::{Scan, Wallet, recognise};
@@ -271,6 +273,15 @@ impl SandboxServer {
         if subject.is_empty() {
             return fail("ACQ.INVALID_PARAMETER", "subject missing");
         }
+        // The campaign fields, read as the platform would: they must read, and the goods
+        // must come to the total.
+        let basket = match read_basket(biz) {
+            Ok(b) => b,
+            Err(field) => return fail("ACQ.INVALID_PARAMETER", &format!("{field} invalid")),
+        };
+        if let Err(e) = basket.check(amount) {
+            return fail("ACQ.INVALID_PARAMETER", &format!("{}: {}", e.field, e.why));
+        }
         let request = PayRequest {
             request_id: out_trade_no.clone(),
             code,
@@ -282,6 +293,7 @@ impl SandboxServer {
                 .unwrap_or("")
                 .to_string(),
             store_id: None,
+            basket,
         };
         let scenario = scenario(request.code.expose());
         let outcome = self.sandbox.pay_after_delay(&request).await;

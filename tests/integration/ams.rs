@@ -68,6 +68,7 @@ fn pay_request(request_id: &str, code: &str, amount: Amount) -> PayRequest {
         subject: "coffee".into(),
         terminal_id: "T1".into(),
         store_id: None,
+        basket: Default::default(),
     }
 }
 

@@ -343,6 +343,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         subject: "test".into(),
         terminal_id: "T1".into(),
         store_id: None,
+        basket: Default::default(),
     }
 }
 

@@ -65,6 +65,7 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
                 subject: "x".into(),
                 terminal_id: "T".into(),
                 store_id: None,
+                basket: Default::default(),
             };
             assert!(matches!(h.sandbox.pay(&request).await, Outcome::Success(_)));
         }

@@ -48,6 +48,9 @@ pub struct OpenApiSettings {
     pub app_auth_token: Option<String>,
     pub notify_url: Option<String>,
     pub seller_id: Option<String>,
+    /// The service provider's id, sent as `extend_params.sys_service_provider_id` (the
+    /// provider's rebate programme).
+    pub sys_service_provider_id: Option<String>,
     pub timeout: Duration,
     /// Certificate mode; `None` in public-key mode. With it, `alipay_public_key` is the key of
     /// the configured Alipay certificate.
@@ -613,6 +616,10 @@ impl Gateway for OpenApi {
         if let Some(seller) = &self.settings.seller_id {
             biz["seller_id"] = json!(seller);
         }
+        if let Some(isv) = &self.settings.sys_service_provider_id {
+            biz["extend_params"] = json!({ "sys_service_provider_id": isv });
+        }
+        wire::basket_fields(&mut biz, &request.basket);
         match self.call("alipay.trade.pay", Self::biz(biz)).await {
             Ok(node) => wire::pay_outcome(&node, &request.request_id),
             Err(e) => e.into_outcome(),

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::gateway::{
     Cancelled, Failure, Outcome, Paid, Refunded, TradeStatus, Unknown, UnknownKind,
 };
+use crate::money::basket::Basket;
 use crate::money::breakdown::{Breakdown, Fund, Voucher};
 use crate::money::{Amount, Currency};
 
@@ -161,6 +162,85 @@ pub fn parse_amount(value: &serde_json::Value) -> Option<Amount> {
         _ => return None,
     };
     Amount::parse(&text, cny).ok()
+}
+
+/// The sale's campaign fields into a pay request's `biz_content`, in the platform's names
+/// (docs/protocol.md §16.5): `undiscountable_amount`, `discountable_amount`, `goods_detail`,
+/// `operator_id`. Nothing for fields the register did not give.
+pub fn basket_fields(biz: &mut serde_json::Value, basket: &Basket) {
+    use serde_json::json;
+    if let Some(a) = basket.undiscountable {
+        biz["undiscountable_amount"] = json!(a.to_major_string());
+    }
+    if let Some(a) = basket.discountable {
+        biz["discountable_amount"] = json!(a.to_major_string());
+    }
+    if !basket.goods.is_empty() {
+        biz["goods_detail"] = basket
+            .goods
+            .iter()
+            .map(|g| {
+                let mut line = json!({
+                    "goods_id": g.id, "goods_name": g.name,
+                    "quantity": g.quantity, "price": g.price.to_major_string(),
+                });
+                if let Some(c) = &g.category {
+                    line["goods_category"] = json!(c);
+                }
+                line
+            })
+            .collect();
+    }
+    if let Some(id) = &basket.operator_id {
+        biz["operator_id"] = json!(id);
+    }
+}
+
+/// The campaign fields of a pay request's `biz_content`, read back strictly (the sandbox):
+/// what [`basket_fields`] writes. `Err` names the field that does not read.
+pub fn read_basket(biz: &serde_json::Value) -> Result<Basket, String> {
+    let amount = |field: &str| -> Result<Option<Amount>, String> {
+        match biz.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => parse_amount(v).map(Some).ok_or_else(|| field.to_string()),
+        }
+    };
+    let mut goods = Vec::new();
+    if let Some(list) = biz.get("goods_detail") {
+        let items = list.as_array().ok_or("goods_detail")?;
+        for (i, g) in items.iter().enumerate() {
+            let at = |f: &str| format!("goods_detail[{i}].{f}");
+            let text = |f: &str| {
+                g.get(f)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            };
+            goods.push(crate::money::basket::Goods {
+                id: text("goods_id").ok_or_else(|| at("goods_id"))?,
+                name: text("goods_name").ok_or_else(|| at("goods_name"))?,
+                quantity: g
+                    .get("quantity")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|q| u32::try_from(q).ok())
+                    .ok_or_else(|| at("quantity"))?,
+                price: g
+                    .get("price")
+                    .and_then(parse_amount)
+                    .ok_or_else(|| at("price"))?,
+                category: text("goods_category"),
+            });
+        }
+    }
+    Ok(Basket {
+        undiscountable: amount("undiscountable_amount")?,
+        discountable: amount("discountable_amount")?,
+        goods,
+        operator_id: biz
+            .get("operator_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        operator_name: None,
+    })
 }
 
 /// What a pay or query answer says moved besides the order amount (docs/protocol.md §16).

@@ -94,6 +94,7 @@ fn request(id: &str, ending: &str) -> PayRequest {
         subject: "coffee".into(),
         terminal_id: "T0001".into(),
         store_id: Some("S1".into()),
+        basket: Default::default(),
     }
 }
 

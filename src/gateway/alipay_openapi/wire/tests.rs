@@ -515,3 +515,46 @@ fn what_moved_is_read_strictly_and_a_bad_amount_is_left_out() {
     assert_eq!(m.funds[0].amount.minor(), 10);
     assert!(m.vouchers.is_empty());
 }
+
+#[test]
+fn campaign_fields_are_written_in_the_platforms_names_and_read_back() {
+    use crate::money::basket::{Basket, Goods};
+    let cny = |m| Amount::from_minor(m, Currency::from_code("CNY").unwrap());
+    let basket = Basket {
+        undiscountable: Some(cny(200)),
+        discountable: Some(cny(800)),
+        goods: vec![Goods {
+            id: "A1".into(),
+            name: "拿铁".into(),
+            quantity: 2,
+            price: cny(500),
+            category: Some("coffee".into()),
+        }],
+        operator_id: Some("C01".into()),
+        operator_name: Some("not sent".into()),
+    };
+    let mut biz = serde_json::json!({"out_trade_no": "T1_1"});
+    basket_fields(&mut biz, &basket);
+    assert_eq!(biz["undiscountable_amount"], "2.00");
+    assert_eq!(biz["discountable_amount"], "8.00");
+    assert_eq!(biz["goods_detail"][0]["price"], "5.00");
+    assert_eq!(biz["goods_detail"][0]["quantity"], 2);
+    assert_eq!(biz["operator_id"], "C01");
+    assert!(
+        !biz.to_string().contains("not sent"),
+        "the name is printed, never sent"
+    );
+    let read = read_basket(&biz).unwrap();
+    assert_eq!(
+        read,
+        Basket {
+            operator_name: None,
+            ..basket
+        }
+    );
+    let mut plain = serde_json::json!({});
+    basket_fields(&mut plain, &Basket::default());
+    assert_eq!(plain, serde_json::json!({}));
+    biz["goods_detail"][0]["price"] = serde_json::json!("5.001");
+    assert_eq!(read_basket(&biz).unwrap_err(), "goods_detail[0].price");
+}
