@@ -49,6 +49,8 @@ pub(super) struct Trade {
     pub(super) money: Breakdown,
     /// The campaign fields its pay request carried.
     pub(super) basket: Basket,
+    /// `extend_params.sys_service_provider_id` of its pay request (Open Platform).
+    pub(super) service_provider: Option<String>,
 }
 
 /// Money moved for one request id, as the sandbox saw it.
@@ -68,6 +70,8 @@ pub struct LedgerEntry {
     pub goods: Vec<SeenGoods>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub undiscountable_minor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sys_service_provider_id: Option<String>,
 }
 
 /// One goods line a pay request named.
@@ -152,5 +156,6 @@ pub(super) fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
             })
             .collect(),
         undiscountable_minor: trade.basket.undiscountable.map(|a| a.minor()),
+        sys_service_provider_id: trade.service_provider.clone(),
     }
 }

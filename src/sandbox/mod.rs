@@ -193,6 +193,13 @@ impl Sandbox {
             .map(|(_, at)| *at)
     }
 
+    /// Notes the service provider id the pay request under `request_id` named, on its trade.
+    pub fn note_service_provider(&self, request_id: &str, id: &str) {
+        if let Some(t) = self.lock().trades.get_mut(request_id) {
+            t.service_provider = Some(id.to_string());
+        }
+    }
+
     /// How many pay requests arrived under `request_id`.
     pub fn pay_calls(&self, request_id: &str) -> u32 {
         self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
@@ -365,6 +372,7 @@ impl Sandbox {
                 frozen: scenario == Scenario::FrozenAtCancel,
                 money,
                 basket: request.basket.clone(),
+                service_provider: None,
             },
         );
         (outcome, delay)
@@ -465,6 +473,7 @@ impl Gateway for Sandbox {
                 frozen: false,
                 money: Breakdown::default(),
                 basket: Default::default(),
+                service_provider: None,
             });
         settle(trade, now);
         if trade.frozen {

@@ -296,7 +296,13 @@ impl SandboxServer {
             basket,
         };
         let scenario = scenario(request.code.expose());
+        let isv = biz
+            .pointer("/extend_params/sys_service_provider_id")
+            .and_then(Value::as_str);
         let outcome = self.sandbox.pay_after_delay(&request).await;
+        if let Some(isv) = isv {
+            self.sandbox.note_service_provider(&out_trade_no, isv);
+        }
         let now = chrono::Utc::now()
             .with_timezone(&beijing())
             .format("%Y-%m-%d %H:%M:%S")

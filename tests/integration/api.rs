@@ -1131,6 +1131,10 @@ async fn campaign_fields_are_checked_against_the_amount_and_reach_the_gateway() 
         .unwrap_or_else(|| panic!("{ledger:?}"));
     assert_eq!(entry["operator_id"], "C01", "{entry}");
     assert_eq!(entry["undiscountable_minor"], 200, "{entry}");
+    assert_eq!(
+        entry["sys_service_provider_id"], "2088000000000042",
+        "{entry}"
+    );
     let seen: Vec<(String, u64, i64)> = entry["goods"]
         .as_array()
         .unwrap()

@@ -137,14 +137,38 @@ fn a_merchant_voucher_sale_is_printed_reported_and_reconciled_by_what_the_store_
     assert_eq!(line("discount").as_deref(), Some("-2.00"), "{text}");
     assert_eq!(line("net received").as_deref(), Some("8.00"), "{text}");
 
-    // Reconciliation against the sandbox's trade bill agrees, received amounts included.
+    // A payment the inquiry found paid (code 03: the customer confirms ~3 s later) keeps
+    // what the query answer stated, asked for with query_options.
+    let (code, confirmed) = run_json(
+        &config,
+        &["charge", "--amount", "5.00", "--code", "286000000000000103"],
+    );
+    assert_eq!(
+        (code, confirmed["state"].as_str()),
+        (0, Some("paid")),
+        "{confirmed}"
+    );
+    let (source, received, funds): (String, i64, String) = conn
+        .query_row(
+            "SELECT money_source, received_minor, fund_bills
+             FROM attempt_money JOIN attempts ON attempts.id = attempt_money.attempt_id
+             WHERE attempts.request_id = ?1",
+            [confirmed["attempts"][0]["request_id"].as_str().unwrap()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!((source.as_str(), received), ("inquiry", 500));
+    assert!(funds.contains("ALIPAYACCOUNT"), "{funds}");
+
+    // Reconciliation against the sandbox's trade bill agrees, received amounts included
+    // (both sales).
     let date = beijing_today();
     let (code, r) = run_json(&config, &["reconcile", "--format", "json", "--date", &date]);
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["differences"].as_array().unwrap().len(), 0, "{r}");
-    assert_eq!(r["totals"][0]["provider_paid"], 1000);
-    assert_eq!(r["totals"][0]["provider_received"], 800);
-    assert_eq!(r["totals"][0]["journal_received"], 800);
+    assert_eq!(r["totals"][0]["provider_paid"], 1500);
+    assert_eq!(r["totals"][0]["provider_received"], 1300);
+    assert_eq!(r["totals"][0]["journal_received"], 1300);
 
     // The journal's received amount altered in the file: reported, for that payment alone.
     conn.execute(
