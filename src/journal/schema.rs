@@ -198,6 +198,22 @@ CREATE TABLE sale_baskets (
     basket      TEXT NOT NULL
 ) STRICT;
 "#,
+    // 11: shifts. A shift covers the sales created from its opening to its closing; closing
+    // numbers its Z-report: the next number after the highest given, in the closing's
+    // transaction, so numbers never repeat (UNIQUE) and never skip. The report is kept as it
+    // was closed, for reprints. At most one shift is open.
+    r#"
+CREATE TABLE shifts (
+    id        INTEGER PRIMARY KEY,
+    opened_at TEXT NOT NULL,
+    opened_by TEXT,
+    closed_at TEXT,
+    z_number  INTEGER UNIQUE CHECK (z_number >= 1),
+    report    TEXT,
+    CHECK ((closed_at IS NULL) = (z_number IS NULL) AND (z_number IS NULL) = (report IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX shifts_one_open ON shifts ((closed_at IS NULL)) WHERE closed_at IS NULL;
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

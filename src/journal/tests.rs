@@ -663,6 +663,7 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              DROP TABLE operator_actions;
              DROP TABLE attempt_money;
              DROP TABLE sale_baskets;
+             DROP TABLE shifts;
              PRAGMA user_version = 6;",
         )
         .unwrap();

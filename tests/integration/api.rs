@@ -1176,3 +1176,129 @@ async fn campaign_fields_are_checked_against_the_amount_and_reach_the_gateway() 
     assert_eq!(shown["operator_id"], "C01");
     assert_eq!(shown["goods_detail"][0]["quantity"], 2);
 }
+
+/// Shifts over the API: open, an X-report while open, close with a numbered Z-report per
+/// cashier and wallet, printed; closing again answers the same; the next shift's Z-report
+/// takes the next number; `scanpay report --shift N` reprints the kept one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shifts_close_with_numbered_z_reports_per_cashier_and_wallet() {
+    let receipt = std::sync::Arc::new(std::sync::Mutex::new(PathBuf::new()));
+    let printed = receipt.clone();
+    let mut s = setup_with(move |config| {
+        let path = config.with_file_name("receipt.bin");
+        *printed.lock().unwrap() = path.clone();
+        let text = std::fs::read_to_string(config).unwrap()
+            + &format!(
+                "\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
+                path.display()
+            );
+        std::fs::write(config, text).unwrap();
+        Daemon::start(config, None)
+    })
+    .await;
+    let (status, shift) = call(
+        &s.socket,
+        "POST",
+        "/v1/shifts",
+        &[],
+        r#"{"operator_id":"C01"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{shift}");
+    let id = shift["shift_id"].as_i64().unwrap();
+    let (status, e) = call(&s.socket, "POST", "/v1/shifts", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("shift_open")),
+        "{e}"
+    );
+
+    for (cashier, code) in [("C01", "286000000000000216"), ("C02", "286000000000000200")] {
+        let body = format!(r#"{{"amount":"10.00","currency":"CNY","operator_id":"{cashier}"}}"#);
+        let (status, sale) = call(&s.socket, "POST", "/v1/sales", &[], &body).await;
+        assert_eq!(status, 201, "{sale}");
+        s.daemon.feed(&format!("{code}\n"));
+        wait_state(&s, sale["sale_id"].as_str().unwrap(), "paid").await;
+    }
+    let (status, x) = call(
+        &s.socket,
+        "GET",
+        &format!("/v1/shifts/{id}/report"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{x}");
+    assert!(x["z_number"].is_null(), "an X-report: {x}");
+    let cashiers: Vec<(String, String)> = x["by_cashier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["operator_id"].as_str().unwrap().to_string(),
+                c["received"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cashiers,
+        [
+            ("C01".into(), "8.00".into()),
+            ("C02".into(), "10.00".into())
+        ],
+        "{x}"
+    );
+
+    let close = format!("/v1/shifts/{id}/close");
+    let (status, z) = call(&s.socket, "POST", &close, &[], "").await;
+    assert_eq!((status, z["z_number"].as_i64()), (200, Some(1)), "{z}");
+    assert_eq!(z["paid_count"], 2);
+    assert_eq!(z["by_wallet"][0]["total"], "20.00");
+    assert_eq!(z["books"][0]["net_received"], "18.00");
+    let (_, again) = call(&s.socket, "POST", &close, &[], "").await;
+    assert_eq!(again, z, "closing again answers the same Z-report");
+
+    let (_, next) = call(&s.socket, "POST", "/v1/shifts", &[], "").await;
+    let next_id = next["shift_id"].as_i64().unwrap();
+    let (_, z2) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/shifts/{next_id}/close"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(z2["z_number"], 2, "{z2}");
+    assert_eq!(z2["paid_count"], 0);
+    let (status, _) = call(&s.socket, "GET", "/v1/shifts/999/report", &[], "").await;
+    assert_eq!(status, 404);
+
+    // Printed at the close, and reprinted as kept.
+    let path = receipt.lock().unwrap().clone();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(13).any(|w| w == b"Z-REPORT 0002") {
+            assert!(bytes.windows(13).any(|w| w == b"Z-REPORT 0001"));
+            break;
+        }
+        assert!(Instant::now() < end, "no Z-report printed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = common::procs::scanpay()
+        .args([
+            "report",
+            "--shift",
+            &id.to_string(),
+            "--format",
+            "json",
+            "--journal",
+        ])
+        .arg(s.sandbox.journal())
+        .output()
+        .unwrap();
+    let reprint: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(reprint, z, "the reprint is the kept report");
+}

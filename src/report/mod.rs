@@ -2,6 +2,8 @@
 //! refunds, and what is still in doubt or needs a person. Text, CSV, JSON, or an ESC/POS
 //! Z-report for the receipt printer.
 
+pub mod shift;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,7 +25,7 @@ pub struct Line {
     pub total: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RefundLine {
     pub currency: String,
     pub count: u64,
@@ -31,7 +33,7 @@ pub struct RefundLine {
 }
 
 /// Paid sales by the wallet that paid them and the gateway that charged it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct WalletLine {
     pub wallet: String,
     pub gateway: String,
@@ -44,7 +46,7 @@ pub struct WalletLine {
 /// (`gross`), the discounts the provider stated (merchant- and platform-funded apart), what
 /// the store received (the provider's `receipt_amount`; the order amount where it stated
 /// none), the refunds, and what is left received (`net_received`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct BooksLine {
     pub currency: String,
     pub gross: String,
@@ -61,7 +63,7 @@ pub struct BooksLine {
 
 /// One currency's books, minor units, while the day is summed.
 #[derive(Default)]
-struct Books {
+pub(crate) struct Books {
     gross: i64,
     merchant: i64,
     platform: i64,
@@ -113,7 +115,7 @@ pub fn day_report(
     let mut refunds: BTreeMap<String, (u64, i64, Currency)> = BTreeMap::new();
     let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
     let mut wallets: BTreeMap<(String, String, String), (u64, i64, Currency)> = BTreeMap::new();
-    let mut books: BTreeMap<String, (Books, Currency)> = BTreeMap::new();
+    let mut books: BooksBy = BTreeMap::new();
     for sale in &sales {
         if sale.state == SaleState::Paid
             && let Some(a) = journal
@@ -131,14 +133,11 @@ pub fn day_report(
                 .or_insert((0, 0, c));
             e.0 += 1;
             e.1 += sale.amount.minor();
-            let (b, _) = books
+            books
                 .entry(c.code().to_string())
-                .or_insert_with(|| (Books::default(), c));
-            b.gross += sale.amount.minor();
-            b.merchant += a.money.merchant_discount_minor();
-            b.platform += a.money.platform_discount_minor();
-            b.received += a.money.received_or(sale.amount).minor();
-            b.unstated += u64::from(a.money.received.is_none());
+                .or_insert_with(|| (Books::default(), c))
+                .0
+                .add(sale.amount, &a.money);
         }
         let c = sale.amount.currency();
         let e = by
@@ -191,23 +190,7 @@ pub fn day_report(
             .entry(currency.clone())
             .or_insert_with(|| (Books::default(), *c));
     }
-    let books = books
-        .into_iter()
-        .map(|(currency, (b, c))| {
-            let back = refunds.get(&currency).map(|r| r.1).unwrap_or(0);
-            BooksLine {
-                gross: fmt(b.gross, c),
-                discount: fmt(b.merchant + b.platform, c),
-                merchant_discount: fmt(b.merchant, c),
-                platform_discount: fmt(b.platform, c),
-                received: fmt(b.received, c),
-                refunded: fmt(back, c),
-                net_received: fmt(b.received - back, c),
-                received_unstated: b.unstated,
-                currency,
-            }
-        })
-        .collect();
+    let books = books_lines(books, &refunds);
     let refunds = refunds
         .into_iter()
         .map(|(currency, (count, minor, c))| RefundLine {
@@ -253,6 +236,58 @@ pub fn day_report(
     })
 }
 
+/// Per-currency sums of a stretch of sales while they are added up.
+pub(crate) type BooksBy = BTreeMap<String, (Books, Currency)>;
+
+impl Books {
+    /// Adds a paid sale of `amount` whose paid attempt stated `money`.
+    pub(crate) fn add(&mut self, amount: Amount, money: &crate::money::breakdown::Breakdown) {
+        self.gross += amount.minor();
+        self.merchant += money.merchant_discount_minor();
+        self.platform += money.platform_discount_minor();
+        self.received += money.received_or(amount).minor();
+        self.unstated += u64::from(money.received.is_none());
+    }
+}
+
+/// The books lines of summed sales, less the refunds per currency (count, minor units).
+pub(crate) fn books_lines(
+    books: BooksBy,
+    refunds: &BTreeMap<String, (u64, i64, Currency)>,
+) -> Vec<BooksLine> {
+    let fmt = |minor: i64, c: Currency| Amount::from_minor(minor, c).to_major_string();
+    books
+        .into_iter()
+        .map(|(currency, (b, c))| {
+            let back = refunds.get(&currency).map(|r| r.1).unwrap_or(0);
+            BooksLine {
+                gross: fmt(b.gross, c),
+                discount: fmt(b.merchant + b.platform, c),
+                merchant_discount: fmt(b.merchant, c),
+                platform_discount: fmt(b.platform, c),
+                received: fmt(b.received, c),
+                refunded: fmt(back, c),
+                net_received: fmt(b.received - back, c),
+                received_unstated: b.unstated,
+                currency,
+            }
+        })
+        .collect()
+}
+
+/// The books lines as text rows, as the day report and the shift reports print them.
+pub(crate) fn books_text(books: &[BooksLine], out: &mut String) {
+    for b in books {
+        let row = |k: &str, v: &str| format!("{k:<14} {:<4} {:>6} {v:>16}\n", b.currency, "");
+        out.push_str(&row("gross", &b.gross));
+        out.push_str(&row("discount", &format!("-{}", b.discount)));
+        out.push_str(&row("  merchant", &format!("-{}", b.merchant_discount)));
+        out.push_str(&row("  platform", &format!("-{}", b.platform_discount)));
+        out.push_str(&row("received", &b.received));
+        out.push_str(&row("net received", &b.net_received));
+    }
+}
+
 pub fn text(r: &DayReport) -> String {
     let mut out = format!(
         "scanpay day report {} (store time {}; {} to {})\n",
@@ -286,15 +321,7 @@ pub fn text(r: &DayReport) -> String {
             "net", n.currency, "", n.total
         ));
     }
-    for b in &r.books {
-        let row = |k: &str, v: &str| format!("{k:<14} {:<4} {:>6} {v:>16}\n", b.currency, "");
-        out.push_str(&row("gross", &b.gross));
-        out.push_str(&row("discount", &format!("-{}", b.discount)));
-        out.push_str(&row("  merchant", &format!("-{}", b.merchant_discount)));
-        out.push_str(&row("  platform", &format!("-{}", b.platform_discount)));
-        out.push_str(&row("received", &b.received));
-        out.push_str(&row("net received", &b.net_received));
-    }
+    books_text(&r.books, &mut out);
     // With several wallets in the day, what each took (one wallet: the lines above say it).
     if r.by_wallet.len() > 1 {
         for w in &r.by_wallet {
