@@ -107,6 +107,8 @@ pub struct PayBody<'a> {
     /// ISO 8601 with offset, when the payment may no longer complete.
     pub expiry_time: Option<&'a str>,
     pub merchant: &'a Merchant,
+    /// The basket's goods, sent as `order.goods` (docs/protocol.md §16.5).
+    pub goods: &'a [crate::money::basket::Goods],
 }
 
 pub fn pay_body(p: &PayBody<'_>) -> String {
@@ -166,6 +168,23 @@ pub fn pay_body(p: &PayBody<'_>) -> String {
     }
     if let Some(t) = p.expiry_time {
         body["paymentExpiryTime"] = json!(t);
+    }
+    if !p.goods.is_empty() {
+        body["order"]["goods"] = p
+            .goods
+            .iter()
+            .map(|g| {
+                let mut line = json!({
+                    "referenceGoodsId": g.id, "goodsName": g.name,
+                    "goodsUnitAmount": amount_json(&g.price),
+                    "goodsQuantity": g.quantity.to_string(),
+                });
+                if let Some(c) = &g.category {
+                    line["goodsCategory"] = json!(c);
+                }
+                line
+            })
+            .collect();
     }
     body.to_string()
 }
