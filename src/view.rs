@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::journal::{AttemptRow, RefundRow, SaleRow};
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::Wallet;
 use crate::state::{AttemptState, RefundState, SaleState};
 
@@ -28,6 +29,8 @@ pub struct SaleView {
     /// The sale the register created for the same reference while this one was in doubt
     /// (`"supersede": true`): this one is cancelled, and reversed if it was paid.
     pub superseded_by: Option<String>,
+    /// The campaign fields the register gave (discountable parts, goods, cashier).
+    pub basket: crate::money::basket::Basket,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct AttemptView {
     pub deadline_at: DateTime<Utc>,
     /// The merchant key its pay request was signed with.
     pub signing_key: Option<String>,
+    /// What the provider said moved besides the order amount, when paid.
+    pub money: Breakdown,
 }
 
 impl SaleView {
@@ -72,6 +77,7 @@ impl SaleView {
                     .unwrap_or_else(|| sale.state.cashier_default().to_string()),
             ),
             superseded_by: sale.superseded_by.clone(),
+            basket: sale.basket.clone(),
         }
     }
 
@@ -104,6 +110,7 @@ impl AttemptView {
             created_at: a.created_at,
             deadline_at: a.deadline_at,
             signing_key: a.signing_key.clone(),
+            money: a.money.clone(),
         }
     }
 }

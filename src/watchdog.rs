@@ -254,6 +254,7 @@ impl Resolver {
                         result_code: Some("paid".into()),
                         result_message: Some("inquiry: paid".into()),
                         gateway_trade_id: Some(paid.trade_id),
+                        money: Some(paid.money),
                         message: Some(MSG_PAID.into()),
                         ..Change::default()
                     };

@@ -10,7 +10,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub field: Option<&'static str>,
+    pub field: Option<std::borrow::Cow<'static, str>>,
     pub sale_id: Option<String>,
 }
 
@@ -26,9 +26,12 @@ impl ApiError {
     }
 
     /// 400 about one field of the request.
-    pub fn field(field: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn field(
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
-            field: Some(field),
+            field: Some(field.into()),
             ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message)
         }
     }

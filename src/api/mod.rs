@@ -9,6 +9,7 @@ pub(crate) mod error;
 mod health;
 pub mod operator;
 pub(crate) mod sales;
+mod shifts;
 mod stream;
 pub mod unavailable;
 pub mod wire;
@@ -88,6 +89,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/scanner/test", post(operator::scanner_test))
         .route("/v1/sales/{id}/receipt", post(operator::reprint))
         .route("/v1/report/print", post(operator::print_report))
+        .route("/v1/shifts", post(shifts::open))
+        .route("/v1/shifts/{id}/close", post(shifts::close))
+        .route("/v1/shifts/{id}/report", get(shifts::report))
         .route("/console", get(console::page))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })

@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::wire::{RefundJson, SaleJson};
 use crate::engine::{EngineError, SaleRequest};
 use crate::journal::{JournalError, SaleFilter};
+use crate::money::basket::{Basket, Goods};
 use crate::money::{Amount, Currency};
 use crate::state::SaleState;
 
@@ -30,6 +31,24 @@ pub(crate) struct CreateSale {
     /// `reference_in_doubt` (docs/api.md).
     #[serde(default)]
     supersede: bool,
+    /// Campaign fields (docs/api.md, "Campaign fields"), all optional.
+    undiscountable_amount: Option<String>,
+    discountable_amount: Option<String>,
+    goods_detail: Option<Vec<GoodsLine>>,
+    operator_id: Option<String>,
+    operator_name: Option<String>,
+}
+
+/// One line of `goods_detail`, in the Open Platform's names. Quantity and price are read by
+/// hand, so that a wrong one is named (`goods_detail[1].price`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GoodsLine {
+    goods_id: String,
+    goods_name: String,
+    quantity: serde_json::Value,
+    price: serde_json::Value,
+    goods_category: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,13 +59,58 @@ pub(crate) struct CreateRefund {
 }
 
 /// A create request's body, checked as far as it can be without the journal: the JSON, the
-/// currency and the amount.
-pub(crate) fn parse_create(body: &[u8]) -> Result<(CreateSale, Amount), ApiError> {
+/// currency, the amount and the campaign fields' own syntax (the engine checks them against
+/// the amount).
+pub(crate) fn parse_create(body: &[u8]) -> Result<(CreateSale, Amount, Basket), ApiError> {
     let req: CreateSale = parse_json(body)?;
     let currency = Currency::from_code(&req.currency)
         .map_err(|e| ApiError::field("currency", e.to_string()))?;
     let amount = parse_amount(&req.amount, currency)?;
-    Ok((req, amount))
+    let basket = parse_basket(&req, currency)?;
+    Ok((req, amount, basket))
+}
+
+fn parse_basket(req: &CreateSale, currency: Currency) -> Result<Basket, ApiError> {
+    let part = |field: &'static str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| Amount::parse(t, currency).map_err(|e| ApiError::field(field, e.to_string())))
+            .transpose()
+    };
+    let mut goods = Vec::new();
+    for (i, g) in req.goods_detail.iter().flatten().enumerate() {
+        let at = |f: &str| format!("goods_detail[{i}].{f}");
+        let quantity = g
+            .quantity
+            .as_u64()
+            .and_then(|q| u32::try_from(q).ok())
+            .ok_or_else(|| {
+                ApiError::field(at("quantity"), "a whole number of units, as a JSON number")
+            })?;
+        let price = match &g.price {
+            serde_json::Value::String(p) => Amount::parse(p, currency)
+                .map_err(|e| ApiError::field(at("price"), e.to_string()))?,
+            _ => {
+                return Err(ApiError::field(
+                    at("price"),
+                    "the unit price as a string, like the amount (\"3.50\")",
+                ));
+            }
+        };
+        goods.push(Goods {
+            id: g.goods_id.clone(),
+            name: g.goods_name.clone(),
+            quantity,
+            price,
+            category: g.goods_category.clone(),
+        });
+    }
+    Ok(Basket {
+        undiscountable: part("undiscountable_amount", &req.undiscountable_amount)?,
+        discountable: part("discountable_amount", &req.discountable_amount)?,
+        goods,
+        operator_id: req.operator_id.clone(),
+        operator_name: req.operator_name.clone(),
+    })
 }
 
 /// A refund request's body, its amount in the sale's currency.
@@ -78,7 +142,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let (req, amount) = parse_create(&body)?;
+    let (req, amount, basket) = parse_create(&body)?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -99,7 +163,9 @@ pub async fn create(
             .sale_by_idempotency_key(k)
             .map_err(ApiError::internal)?
     {
-        let same = existing.amount == amount && existing.reference == req.reference;
+        let same = existing.amount == amount
+            && existing.reference == req.reference
+            && existing.basket == basket;
         if !same {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -118,6 +184,7 @@ pub async fn create(
         idempotency_key: key,
         max_attempts: SCANS_PER_SALE,
         supersede: req.supersede,
+        basket,
     };
     match s.engine.arm(request) {
         Ok(view) => Ok((StatusCode::CREATED, Json(SaleJson::from(&view))).into_response()),
@@ -140,6 +207,7 @@ pub(super) fn engine_error(e: EngineError) -> ApiError {
             },
             e.to_string(),
         ),
+        EngineError::Basket(b) => ApiError::field(b.field, b.why),
         EngineError::Busy(id) => ApiError::new(
             StatusCode::CONFLICT,
             "busy",

@@ -27,6 +27,28 @@ pub struct SaleJson<'a> {
     pub message: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<&'a str>,
+    /// The campaign fields the register gave, as it gave them; absent when it gave none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undiscountable_amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discountable_amount: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goods_detail: Vec<GoodsJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_name: Option<&'a str>,
+}
+
+/// One goods line of a sale, in the names the register sent it under.
+#[derive(Debug, Serialize)]
+pub struct GoodsJson<'a> {
+    pub goods_id: &'a str,
+    pub goods_name: &'a str,
+    pub quantity: u32,
+    pub price: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goods_category: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -49,6 +71,84 @@ pub struct AttemptJson<'a> {
     /// The merchant key its pay request was signed with (an AMS key version, an app
     /// certificate's SN, a key's fingerprint).
     pub signing_key: Option<&'a str>,
+    /// What the provider said moved besides the order amount, when it said more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub money: Option<MoneyJson<'a>>,
+}
+
+/// An attempt's money as the provider stated it; amounts in major units, `null` unstated.
+#[derive(Debug, Serialize)]
+pub struct MoneyJson<'a> {
+    pub buyer_paid: Option<String>,
+    pub received: Option<String>,
+    pub points: Option<String>,
+    pub invoice: Option<String>,
+    pub merchant_discount: String,
+    pub platform_discount: String,
+    pub funds: Vec<FundJson<'a>>,
+    pub vouchers: Vec<VoucherJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FundJson<'a> {
+    pub channel: &'a str,
+    pub amount: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VoucherJson<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'a str,
+    pub amount: String,
+    pub merchant_funded: Option<String>,
+    pub platform_funded: Option<String>,
+}
+
+impl<'a> MoneyJson<'a> {
+    fn of(a: &'a AttemptView) -> Option<MoneyJson<'a>> {
+        let m = &a.money;
+        if m.is_empty() {
+            return None;
+        }
+        let major = |x: Option<crate::money::Amount>| x.map(|x| x.to_major_string());
+        let currency = m
+            .received
+            .or(m.buyer_paid)
+            .map(|x| x.currency())
+            .or_else(|| m.funds.first().map(|f| f.amount.currency()))
+            .or_else(|| m.vouchers.first().map(|v| v.amount.currency()))?;
+        let sum = |minor| crate::money::Amount::from_minor(minor, currency).to_major_string();
+        Some(MoneyJson {
+            buyer_paid: major(m.buyer_paid),
+            received: major(m.received),
+            points: major(m.points),
+            invoice: major(m.invoice),
+            merchant_discount: sum(m.merchant_discount_minor()),
+            platform_discount: sum(m.platform_discount_minor()),
+            funds: m
+                .funds
+                .iter()
+                .map(|f| FundJson {
+                    channel: &f.channel,
+                    amount: f.amount.to_major_string(),
+                })
+                .collect(),
+            vouchers: m
+                .vouchers
+                .iter()
+                .map(|v| VoucherJson {
+                    id: &v.id,
+                    name: &v.name,
+                    kind: &v.kind,
+                    amount: v.amount.to_major_string(),
+                    merchant_funded: major(v.merchant),
+                    platform_funded: major(v.platform),
+                })
+                .collect(),
+        })
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +182,22 @@ impl<'a> From<&'a SaleView> for SaleJson<'a> {
             reason: s.reason.as_deref(),
             message: s.message.as_deref(),
             superseded_by: s.superseded_by.as_deref(),
+            undiscountable_amount: s.basket.undiscountable.map(|a| a.to_major_string()),
+            discountable_amount: s.basket.discountable.map(|a| a.to_major_string()),
+            goods_detail: s
+                .basket
+                .goods
+                .iter()
+                .map(|g| GoodsJson {
+                    goods_id: &g.id,
+                    goods_name: &g.name,
+                    quantity: g.quantity,
+                    price: g.price.to_major_string(),
+                    goods_category: g.category.as_deref(),
+                })
+                .collect(),
+            operator_id: s.basket.operator_id.as_deref(),
+            operator_name: s.basket.operator_name.as_deref(),
         }
     }
 }
@@ -104,6 +220,7 @@ impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
             created_at: to_journal(a.created_at),
             deadline_at: to_journal(a.deadline_at),
             signing_key: a.signing_key.as_deref(),
+            money: MoneyJson::of(a),
         }
     }
 }
@@ -409,6 +526,7 @@ mod tests {
             reason: None,
             message: None,
             superseded_by: None,
+            basket: Default::default(),
         };
         assert_eq!(
             sale_line(&sale),

@@ -96,6 +96,7 @@ pub async fn run(args: Args) -> Exit {
         idempotency_key: None,
         max_attempts: 1,
         supersede: false,
+        basket: Default::default(),
     }) {
         Ok(s) => s,
         Err(e) => return usage(&e.to_string()),

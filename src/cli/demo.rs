@@ -250,6 +250,7 @@ fn openapi_client(
         app_auth_token: None,
         notify_url: None,
         seller_id: None,
+        sys_service_provider_id: None,
         timeout: config.gateway.timeout(),
         cert_mode: None,
     };

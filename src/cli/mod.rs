@@ -159,6 +159,10 @@ pub enum Command {
         /// Also print it on the [printer] of --config
         #[arg(long)]
         print: bool,
+        /// A shift's report instead of the day's: its kept Z-report once closed (a reprint),
+        /// an X-report while open. Shifts are numbered as their Z-reports
+        #[arg(long, conflicts_with = "date")]
+        shift: Option<i64>,
     },
     /// Measure speed and footprint against baselines taken in the same run (fsync, RSA
     /// signing); prints a table and one JSON line. Also qualifies a new box's disk
@@ -605,9 +609,17 @@ fn dispatch(command: Command, runtime: &tokio::runtime::Runtime) -> exit::Exit {
         Command::Devices => Ok(devices()),
         Command::Report {
             source,
+            format,
+            print,
+            shift: Some(shift),
+            ..
+        } => output::shift_report(&source, shift, format, print),
+        Command::Report {
+            source,
             date,
             format,
             print,
+            shift: None,
         } => output::report(&source, date.as_deref(), format, print),
         Command::Reprint { config, sale_id } => output::reprint(&config, &sale_id),
         Command::Reconcile {

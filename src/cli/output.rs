@@ -10,6 +10,54 @@ use crate::journal::Journal;
 use crate::output::printer::{PrinterQueue, send};
 use crate::view::SaleView;
 
+/// `scanpay report --shift N`: the shift's kept Z-report (a reprint, the same bytes as at
+/// its close), or an X-report of it while it is open.
+pub fn shift_report(source: &JournalSource, id: i64, format: ReportFormat, print: bool) -> Exit {
+    let zone = super::journal::store_zone(source).or_usage()?;
+    let printer = printer_of(source, print)?;
+    if format == ReportFormat::Csv {
+        return Err(Failure::usage("--shift: text or JSON (--format text|json)"));
+    }
+    with_journal(source, |j| {
+        let Some(shift) = j.shift(id)? else {
+            return Err(anyhow::anyhow!("no shift {id} in {}", j.path().display()));
+        };
+        let r = if shift.closed_at.is_some() {
+            crate::report::shift::kept(j, id)?
+        } else {
+            crate::report::shift::shift_report(j, &shift, chrono::Utc::now(), None, zone)?
+        };
+        match format {
+            ReportFormat::Json => out(&serde_json::to_string_pretty(&r)?),
+            _ => out(crate::report::shift::text(&r).trim_end()),
+        }
+        if let Some(p) = printer {
+            send(&p.kind, &crate::report::shift::escpos(&r, &p.receipt))
+                .map_err(|e| anyhow::anyhow!("printing: {e}"))?;
+        }
+        Ok(EXIT_OK)
+    })
+}
+
+/// The [printer] of `source`'s --config when `print` asks for it.
+fn printer_of(
+    source: &JournalSource,
+    print: bool,
+) -> Result<Option<crate::output::printer::PrinterConfig>, Failure> {
+    if !print {
+        return Ok(None);
+    }
+    let path = source
+        .config
+        .as_ref()
+        .ok_or_else(|| Failure::usage("--print needs --config (the [printer] to use)"))?;
+    let c = Config::load(path).or_usage()?;
+    let p = c
+        .printer
+        .ok_or_else(|| Failure::usage(format!("{}: no [printer] section to print on", c.source)))?;
+    Ok(Some(p))
+}
+
 pub fn report(
     source: &JournalSource,
     date: Option<&str>,
@@ -23,19 +71,7 @@ pub fn report(
             crate::clock::parse_date(d).map_err(|e| Failure::usage(format!("--date: {e}")))?
         }
     };
-    let printer = if print {
-        let path = source
-            .config
-            .as_ref()
-            .ok_or_else(|| Failure::usage("--print needs --config (the [printer] to use)"))?;
-        let c = Config::load(path).or_usage()?;
-        let p = c.printer.ok_or_else(|| {
-            Failure::usage(format!("{}: no [printer] section to print on", c.source))
-        })?;
-        Some(p)
-    } else {
-        None
-    };
+    let printer = printer_of(source, print)?;
     with_journal(source, |j| {
         let r = crate::report::day_report(j, date, zone)?;
         match format {

@@ -121,6 +121,7 @@ mod tests {
             app_auth_token: None,
             notify_url: None,
             seller_id: None,
+            sys_service_provider_id: None,
             timeout: Duration::from_secs(5),
             cert_mode: None,
         };

@@ -52,6 +52,8 @@ pub struct SaleRequest {
     /// Cancel (and reverse, if paid) a sale still in doubt for the same reference instead of
     /// being refused with `reference_in_doubt`.
     pub supersede: bool,
+    /// Campaign fields (discountable parts, goods, cashier), checked against the amount.
+    pub basket: crate::money::basket::Basket,
 }
 
 impl SaleRequest {
@@ -64,6 +66,7 @@ impl SaleRequest {
             idempotency_key: None,
             max_attempts: 1,
             supersede: false,
+            basket: Default::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub enum EngineError {
     AboveLimit { amount: Amount, max: Amount },
     #[error("{0} must be 1 to {1} printable characters")]
     BadText(&'static str, usize),
+    #[error("{}: {}", .0.field, .0.why)]
+    Basket(crate::money::basket::BasketError),
     #[error("sale {0} is still open: finish or cancel it first")]
     Busy(String),
     #[error("sale {0} has an attempt in progress; it cannot be aborted now")]

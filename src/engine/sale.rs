@@ -101,6 +101,19 @@ impl Engine {
         check_text("reference", request.reference.as_deref(), 64)?;
         check_text("subject", request.subject.as_deref(), 128)?;
         check_text("idempotency key", request.idempotency_key.as_deref(), 128)?;
+        request.basket.check(amount).map_err(EngineError::Basket)?;
+        // Its texts reach the provider and the receipt: no invisible characters, as above.
+        if let Some((field, _)) = request
+            .basket
+            .texts()
+            .into_iter()
+            .find(|(_, t)| t.chars().any(is_format_char))
+        {
+            return Err(EngineError::Basket(crate::money::basket::BasketError {
+                field,
+                why: "printable text, no format (Cf) characters".to_string(),
+            }));
+        }
 
         let mut slots = lock(&self.slots);
         if let Some(armed) = slots.armed.clone() {
@@ -126,6 +139,7 @@ impl Engine {
             idempotency_key: request.idempotency_key,
             max_attempts: request.max_attempts.max(1),
             supersede: request.supersede,
+            basket: request.basket,
         };
         let supersede = new.supersede && new.reference.is_some();
         let (sale, created) = self.journal.create_sale(&new, now)?;

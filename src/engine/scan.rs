@@ -12,6 +12,10 @@ use crate::paycode::{PaymentCode, Scan, recognise};
 use crate::state::{AttemptState, Cause, SaleState};
 use crate::watchdog::{Claim, MSG_PAID, echo_ok};
 
+/// What the pay request takes from its sale, as read in the transaction that wrote the
+/// attempt: the subject and the campaign fields.
+type SaleWords = (String, crate::money::basket::Basket);
+
 impl Engine {
     /// Handles one scan: classifies it and, for a payment code with a sale armed, charges
     /// it and sees the attempt through to a known state (or as far as the resolver goes).
@@ -126,7 +130,7 @@ impl Engine {
     fn start_attempt(
         &self,
         code: &PaymentCode,
-    ) -> Result<(AttemptRow, String, InFlight<'_>, Claim), Refusal> {
+    ) -> Result<(AttemptRow, SaleWords, InFlight<'_>, Claim), Refusal> {
         if !self.gateway.accepts(code.wallet()) {
             return Err(Refusal::WalletNotAccepted {
                 wallet: code.wallet().display_name(),
@@ -201,13 +205,18 @@ impl Engine {
             hook();
         }
         slots.in_flight = Some(attempt.request_id.clone());
-        Ok((attempt, sale.subject, InFlight(&self.slots), claim))
+        Ok((
+            attempt,
+            (sale.subject, sale.basket),
+            InFlight(&self.slots),
+            claim,
+        ))
     }
 
     async fn charge(
         &self,
         attempt: AttemptRow,
-        subject: String,
+        subject: SaleWords,
         code: &PaymentCode,
     ) -> ScanOutcome {
         let sale_id = attempt.sale_id.clone();
@@ -242,7 +251,7 @@ impl Engine {
     async fn send_and_resolve(
         &self,
         attempt: AttemptRow,
-        subject: String,
+        (subject, basket): SaleWords,
         code: &PaymentCode,
     ) -> Result<AttemptRow, JournalError> {
         let request = PayRequest {
@@ -253,6 +262,7 @@ impl Engine {
             terminal_id: self.settings.terminal.id.clone(),
             store_id: self.settings.terminal.store_id.clone(),
             signing_key: attempt.signing_key.clone(),
+            basket,
         };
         crate::failpoint::hit("before_send");
         tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
@@ -297,6 +307,7 @@ impl Engine {
                     result_code: Some("paid".into()),
                     result_message: Some("pay: success".into()),
                     gateway_trade_id: Some(paid.trade_id),
+                    money: Some(paid.money),
                     message: Some(MSG_PAID.into()),
                     ..Change::default()
                 },

@@ -223,6 +223,7 @@ mod tests {
         Paid {
             trade_id: "T".into(),
             amount: None,
+            money: Default::default(),
         }
     }
 
@@ -277,6 +278,7 @@ mod tests {
             terminal_id: "t".into(),
             store_id: None,
             signing_key: Some(key.into()),
+            basket: Default::default(),
         }
     }
 

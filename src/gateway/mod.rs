@@ -20,7 +20,7 @@ pub mod scrub;
 pub mod wechat_pay;
 
 pub use http::{CLOCK_SKEW_REFUSE_S, CLOCK_SKEW_WARN_S};
-pub use records::{ProviderRecord, RecordKind};
+pub use records::{ProviderRecord, RecordKind, RecordMoney};
 
 /// How many recent answers a clock skew is judged by.
 pub fn http_skew_samples() -> usize {
@@ -32,6 +32,7 @@ use std::fmt;
 use async_trait::async_trait;
 
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::{PaymentCode, Wallet};
 
 /// One charge of a scanned code. `request_id` is the attempt's durable id
@@ -47,6 +48,9 @@ pub struct PayRequest {
     /// The key journaled as the one that signs this request ([`Gateway::signing_key`]): a
     /// gateway that holds several keys while they change signs with this one.
     pub signing_key: Option<String>,
+    /// The sale's campaign fields (discountable parts, goods, cashier), sent where the
+    /// protocol takes them.
+    pub basket: crate::money::basket::Basket,
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +73,9 @@ pub struct Paid {
     /// The amount the provider says it charged, when the answer carries one; the engine
     /// compares it with what was asked.
     pub amount: Option<Amount>,
+    /// What the answer says moved besides the order amount (received, vouchers, funds);
+    /// empty when it says nothing more.
+    pub money: Breakdown,
 }
 
 /// A definite refusal: nothing was charged (or, for cancel/refund, nothing was done).

@@ -31,4 +31,18 @@ pub struct ProviderRecord {
     pub at: String,
     /// Line in the file, for the operator.
     pub line: usize,
+    /// What the line says the store received and the discounts it names, where the file has
+    /// those columns (the Open Platform's bill); always positive like `amount`.
+    pub money: RecordMoney,
+}
+
+/// The money columns of a provider line beyond its amount; `None` where the file has none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordMoney {
+    /// `商家实收（元）`: what the store received (or gave back, on a refund line).
+    pub received: Option<Amount>,
+    /// `商家优惠（元）`: discounts the merchant funded.
+    pub merchant_discount: Option<Amount>,
+    /// `支付宝优惠（元）`: discounts the platform funded.
+    pub platform_discount: Option<Amount>,
 }

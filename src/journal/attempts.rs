@@ -10,6 +10,7 @@ use super::sales::sale_in;
 use super::{Journal, JournalError, SaleRow, hex};
 use crate::clock::to_journal;
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::{PaymentCode, Wallet};
 use crate::state::{AttemptState, Cause, SaleState, check_attempt_transition, sale_state_after};
 
@@ -45,6 +46,8 @@ pub struct AttemptRow {
     /// The merchant key the pay request was signed with (`Gateway::signing_key`); `None`
     /// for attempts journaled before keys were recorded, or by a gateway without one.
     pub signing_key: Option<String>,
+    /// What the provider said moved besides the order amount, when paid (`attempt_money`).
+    pub money: Breakdown,
 }
 
 impl AttemptRow {
@@ -93,6 +96,8 @@ pub struct Change {
     pub message: Option<String>,
     /// What is left of the in-doubt window now (kept with the attempt, see `budget_left`).
     pub budget_left: Option<std::time::Duration>,
+    /// What the provider said moved, kept when the attempt becomes paid.
+    pub money: Option<Breakdown>,
 }
 
 /// Which request counter to bump.
@@ -316,6 +321,11 @@ impl Journal {
                 change.budget_left.map(|b| b.as_millis() as i64),
             ],
         )?;
+        if to == AttemptState::Succeeded
+            && let Some(money) = &change.money
+        {
+            super::money::write(&tx, attempt_id, cause, money, &t)?;
+        }
         let sale = sale_in(&tx, &attempt.sale_id)?;
         let used = attempts_in(&tx, &sale.id)?.len() as u32;
         let sale_state = sale_state_after(to, used, sale.max_attempts);
@@ -526,8 +536,9 @@ impl Table for AttemptRow {
         code_masked, code, amount_minor, currency, state, result_code, result_message,
         gateway_trade_id, paid_then_refunded, needs_attention, created_at, updated_at,
         deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at,
-        signing_key
-        FROM attempts";
+        signing_key, money_source, buyer_paid_minor, received_minor, point_minor,
+        invoice_minor, fund_bills, vouchers
+        FROM attempts LEFT JOIN attempt_money ON attempt_money.attempt_id = attempts.id";
 
     fn from_row(r: &Row<'_>) -> Result<AttemptRow, JournalError> {
         let id: i64 = r.get(0)?;
@@ -543,7 +554,9 @@ impl Table for AttemptRow {
                 state.as_str(),
             ));
         }
+        let amount = c.amount(8, 9)?;
         Ok(AttemptRow {
+            money: super::money::read(&c, 25, amount.currency(), id)?,
             id,
             sale_id: c.get(1)?,
             seq: c.get(2)?,
@@ -552,7 +565,7 @@ impl Table for AttemptRow {
             wallet: c.parsed(5, "unknown wallet", Wallet::parse)?,
             code_masked: c.get(6)?,
             code,
-            amount: c.amount(8, 9)?,
+            amount,
             state,
             result_code: c.get(11)?,
             result_message: c.get(12)?,

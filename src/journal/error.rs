@@ -72,6 +72,10 @@ pub enum JournalError {
     Superseded { sale: String, by: String },
     #[error("an operator action is already recorded under request id {0:?}")]
     DuplicateAction(String),
+    #[error("journal: no shift {0}")]
+    NoShift(i64),
+    #[error("shift {0} is still open: close it before opening another")]
+    ShiftOpen(i64),
 }
 
 impl JournalError {

@@ -18,16 +18,19 @@
 pub mod actions;
 mod attempts;
 mod backup;
+mod baskets;
 mod checks;
 pub mod disk;
 mod error;
 mod events;
 pub mod identity;
 pub mod meta;
+mod money;
 mod query;
 mod refunds;
 mod sales;
 mod schema;
+mod shifts;
 pub mod wal;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +51,7 @@ pub use events::EventRow;
 pub use refunds::RefundRow;
 pub use sales::{NewSale, SaleFilter, SaleRow};
 pub use schema::MIGRATIONS;
+pub use shifts::ShiftRow;
 
 use checks::{adopt, check_contents, check_files, damaged};
 use meta::code_salt;

@@ -10,6 +10,7 @@ use super::refunds::refunds_in;
 use super::{AttemptRow, Journal, JournalError, RefundRow};
 use crate::clock::to_journal;
 use crate::money::Amount;
+use crate::money::basket::Basket;
 use crate::state::SaleState;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct SaleRow {
     pub message: Option<String>,
     /// The sale that replaced this one while it was in doubt (its payment is reversed).
     pub superseded_by: Option<String>,
+    /// What the register said of the basket (`sale_baskets`); empty when nothing.
+    pub basket: Basket,
 }
 
 #[derive(Debug, Clone)]
@@ -42,6 +45,8 @@ pub struct NewSale {
     /// Cancel (and reverse, if paid) the sales in doubt that carry the same reference,
     /// instead of refusing this one.
     pub supersede: bool,
+    /// Campaign fields of the sale, checked against its amount before.
+    pub basket: Basket,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -67,6 +72,7 @@ impl Journal {
             if sale.amount != new.amount
                 || sale.reference != new.reference
                 || sale.subject != new.subject
+                || sale.basket != new.basket
             {
                 return Err(JournalError::IdempotencyConflict {
                     key: key.clone(),
@@ -136,6 +142,7 @@ impl Journal {
                 new.max_attempts,
             ],
         )?;
+        super::baskets::write(&tx, &new.id, &new.basket)?;
         for old in &earlier {
             query::execute(
                 &tx,
@@ -309,16 +316,19 @@ impl Journal {
 impl Table for SaleRow {
     const SELECT: &'static str = "SELECT id, created_at, updated_at, amount_minor, currency,
         reference, subject, idempotency_key, max_attempts, state, reason, message,
-        (SELECT by_sale FROM supersessions WHERE supersessions.sale_id = sales.id)
+        (SELECT by_sale FROM supersessions WHERE supersessions.sale_id = sales.id),
+        (SELECT basket FROM sale_baskets WHERE sale_baskets.sale_id = sales.id)
         FROM sales";
 
     fn from_row(r: &Row<'_>) -> Result<SaleRow, JournalError> {
         let id: String = r.get(0)?;
         let c = Cells::new(r, "sale", &id);
+        let amount = c.amount(3, 4)?;
         Ok(SaleRow {
+            basket: super::baskets::read(c.get(13)?, amount.currency(), &id)?,
             created_at: c.time(1)?,
             updated_at: c.time(2)?,
-            amount: c.amount(3, 4)?,
+            amount,
             reference: c.get(5)?,
             subject: c.get(6)?,
             idempotency_key: c.get(7)?,

@@ -166,7 +166,55 @@ CREATE TABLE operator_actions (
 ) STRICT;
 CREATE INDEX operator_actions_target ON operator_actions (target) WHERE target IS NOT NULL;
 "#,
-    // 9: which merchant key signed an attempt's pay request (an AMS key version, a key's
+    // 9: what the provider said moved for a paid attempt besides the order amount (from the
+    // pay answer or the inquiry that decided it): what the buyer paid, what the store
+    // receives, points, the invoiceable amount, the fund channels and the vouchers, minor
+    // units of the attempt's currency. The discounts are kept summed as well, by who funds
+    // them, for the day report. No row: the provider stated nothing beyond the order.
+    // Column names are the table's own, so a join with `attempts` is unambiguous.
+    r#"
+CREATE TABLE attempt_money (
+    attempt_id              INTEGER PRIMARY KEY REFERENCES attempts (id),
+    money_source            TEXT NOT NULL CHECK (money_source IN ('pay','inquiry')),
+    buyer_paid_minor        INTEGER CHECK (buyer_paid_minor >= 0),
+    received_minor          INTEGER CHECK (received_minor >= 0),
+    point_minor             INTEGER CHECK (point_minor >= 0),
+    invoice_minor           INTEGER CHECK (invoice_minor >= 0),
+    merchant_discount_minor INTEGER NOT NULL CHECK (merchant_discount_minor >= 0),
+    platform_discount_minor INTEGER NOT NULL CHECK (platform_discount_minor >= 0),
+    fund_bills              TEXT NOT NULL,
+    vouchers                TEXT NOT NULL,
+    money_at                TEXT NOT NULL
+) STRICT;
+"#,
+    // 10: what the register said about a sale's basket for the provider's campaigns: the
+    // discountable and undiscountable parts, the goods, the cashier; JSON of minor units in
+    // the sale's currency. The cashier is kept apart too, for counting by cashier. No row: the
+    // register said nothing of it.
+    r#"
+CREATE TABLE sale_baskets (
+    sale_id     TEXT PRIMARY KEY REFERENCES sales (id),
+    operator_id TEXT,
+    basket      TEXT NOT NULL
+) STRICT;
+"#,
+    // 11: shifts. A shift covers the sales created from its opening to its closing; closing
+    // numbers its Z-report: the next number after the highest given, in the closing's
+    // transaction, so numbers never repeat (UNIQUE) and never skip. The report is kept as it
+    // was closed, for reprints. At most one shift is open.
+    r#"
+CREATE TABLE shifts (
+    id        INTEGER PRIMARY KEY,
+    opened_at TEXT NOT NULL,
+    opened_by TEXT,
+    closed_at TEXT,
+    z_number  INTEGER UNIQUE CHECK (z_number >= 1),
+    report    TEXT,
+    CHECK ((closed_at IS NULL) = (z_number IS NULL) AND (z_number IS NULL) = (report IS NULL))
+) STRICT;
+CREATE UNIQUE INDEX shifts_one_open ON shifts ((closed_at IS NULL)) WHERE closed_at IS NULL;
+"#,
+    // 12: which merchant key signed an attempt's pay request (an AMS key version, a key's
     // fingerprint, an app certificate's SN): after a key rotation the journal tells which
     // key each payment went out under. NULL for attempts written before.
     r#"

@@ -30,6 +30,7 @@ fn sale(j: &Journal, id: &str, max_attempts: u32) -> SaleRow {
         idempotency_key: None,
         max_attempts,
         supersede: false,
+        basket: Default::default(),
     };
     j.create_sale(&new, Utc::now()).unwrap().0
 }
@@ -248,6 +249,7 @@ fn idempotency_key_returns_the_same_sale() {
         idempotency_key: Some("K".into()),
         max_attempts: 1,
         supersede: false,
+        basket: Default::default(),
     };
     let (a, created) = j.create_sale(&new, Utc::now()).unwrap();
     assert!(created);
@@ -663,6 +665,9 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              UPDATE attempts SET code = '286000000000000003';
              DROP TABLE operator_actions;
              ALTER TABLE attempts DROP COLUMN signing_key;
+             DROP TABLE attempt_money;
+             DROP TABLE sale_baskets;
+             DROP TABLE shifts;
              PRAGMA user_version = 6;",
         )
         .unwrap();
@@ -766,4 +771,63 @@ fn settling_covers_only_the_reason_seen_and_clears_only_that_flag() {
             .unwrap()
     );
     assert_eq!(j.attempt(a.id).unwrap().needs_attention, None);
+}
+
+#[test]
+fn what_the_provider_said_moved_is_kept_with_the_paid_attempt_and_read_back() {
+    use crate::money::breakdown::{Breakdown, Fund, Voucher};
+    let (_d, j) = journal();
+    sale(&j, "S1", 1);
+    let a = attempt(&j, "S1", "R1", "286000000000000016");
+    assert!(a.money.is_empty(), "nothing before it is paid");
+    let money = Breakdown {
+        buyer_paid: Some(cny(1050)),
+        received: Some(cny(1050)),
+        points: Some(cny(0)),
+        invoice: None,
+        funds: vec![Fund {
+            channel: "ALIPAYACCOUNT".into(),
+            amount: cny(1050),
+        }],
+        vouchers: vec![Voucher {
+            id: "V1".into(),
+            name: "店铺满减券".into(),
+            kind: "ALIPAY_FIX_VOUCHER".into(),
+            amount: cny(200),
+            merchant: Some(cny(200)),
+            platform: None,
+        }],
+    };
+    let c = Change {
+        money: Some(money.clone()),
+        ..change("paid")
+    };
+    let (paid, _) = j
+        .transition(
+            a.id,
+            AttemptState::Succeeded,
+            Cause::PayAnswer,
+            &c,
+            Utc::now(),
+        )
+        .unwrap();
+    assert_eq!(paid.money, money);
+    assert_eq!(j.attempts("S1").unwrap()[0].money, money);
+    let (source, merchant): (String, i64) = j
+        .conn()
+        .query_row(
+            "SELECT money_source, merchant_discount_minor FROM attempt_money",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((source.as_str(), merchant), ("pay", 200));
+
+    // A failed attempt keeps none, whatever the change carries.
+    sale(&j, "S2", 1);
+    let b = attempt(&j, "S2", "R2", "286000000000000001");
+    let (failed, _) = j
+        .transition(b.id, AttemptState::Failed, Cause::PayAnswer, &c, Utc::now())
+        .unwrap();
+    assert!(failed.money.is_empty());
 }

@@ -30,6 +30,9 @@ pub fn lines(
     if let Some(r) = &sale.reference {
         field("Reference", r);
     }
+    if let Some(c) = cashier(sale) {
+        field("Cashier", &c);
+    }
     field("Amount", &sale.amount.to_string());
     field("State", sale.state.as_str());
     if let Some(a) = sale.attempts.last() {
@@ -42,12 +45,66 @@ pub fn lines(
             field("Note", "paid, then refunded");
         }
     }
+    if let Some(a) = paid_attempt(sale) {
+        for (k, v) in money_lines(sale.amount, a) {
+            field(&k, &v);
+        }
+    }
     if let Some(by) = &sale.superseded_by {
         field("Replaced", by);
     }
     out.push(rule.clone());
     if let Some(m) = &sale.message {
         out.push(m.clone());
+    }
+    out
+}
+
+/// The cashier as the register named them: `name (id)`, or either alone.
+fn cashier(sale: &SaleView) -> Option<String> {
+    let b = &sale.basket;
+    match (&b.operator_name, &b.operator_id) {
+        (Some(n), Some(i)) => Some(format!("{n} ({i})")),
+        (Some(n), None) => Some(n.clone()),
+        (None, Some(i)) => Some(i.clone()),
+        (None, None) => None,
+    }
+}
+
+fn paid_attempt(sale: &SaleView) -> Option<&crate::view::AttemptView> {
+    sale.attempts
+        .iter()
+        .find(|a| a.state == crate::state::AttemptState::Succeeded)
+}
+
+/// The lines of what the provider said moved besides the order amount `order`: each
+/// discount (and who funds it), what the customer paid and what the store received. None for
+/// a plain payment, where both are the order amount.
+fn money_lines(order: crate::money::Amount, a: &crate::view::AttemptView) -> Vec<(String, String)> {
+    let m = &a.money;
+    let is_order = |x: Option<crate::money::Amount>| x.is_none_or(|x| x == order);
+    if m.vouchers.is_empty() && is_order(m.buyer_paid) && is_order(m.received) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for v in &m.vouchers {
+        let by = match (v.merchant, v.platform) {
+            (Some(s), _) if s.is_positive() => " (store)",
+            (_, Some(p)) if p.is_positive() => " (wallet)",
+            _ => "",
+        };
+        let name = if v.name.is_empty() {
+            "Discount"
+        } else {
+            &v.name
+        };
+        out.push((format!("{name}{by}"), format!("-{}", v.amount)));
+    }
+    if let Some(b) = m.buyer_paid {
+        out.push(("Customer paid".to_string(), b.to_string()));
+    }
+    if let Some(r) = m.received {
+        out.push(("Store received".to_string(), r.to_string()));
     }
     out
 }
@@ -122,19 +179,24 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
     if let Some(r) = &sale.reference {
         field(&mut p, w, "Reference", r);
     }
+    if let Some(c) = cashier(sale) {
+        field(&mut p, w, "Cashier", &c);
+    }
     p.align(Align::Center).bold(true).double(true);
     p.line(&sale.amount.to_string());
     p.double(false).bold(false).align(Align::Left);
     field(&mut p, w, "State", sale.state.as_str());
-    let paid = sale
-        .attempts
-        .iter()
-        .find(|a| a.state == crate::state::AttemptState::Succeeded);
+    let paid = paid_attempt(sale);
     if let Some(a) = paid.or(sale.attempts.last()) {
         field(&mut p, w, "Wallet", a.wallet.as_str());
         field(&mut p, w, "Code", &a.code);
         if let Some(t) = &a.gateway_trade_id {
             field(&mut p, w, "Trade no", t);
+        }
+    }
+    if let Some(a) = paid {
+        for (k, v) in money_lines(sale.amount, a) {
+            field(&mut p, w, &k, &v);
         }
     }
     if reversed {
@@ -234,11 +296,13 @@ mod golden {
                 created_at: crate::clock::from_journal("2026-11-22T02:00:08.539Z").unwrap(),
                 deadline_at: crate::clock::from_journal("2026-11-22T02:01:08.539Z").unwrap(),
                 signing_key: None,
+                money: Default::default(),
             }],
             refunds: vec![],
             reason: None,
             message: Some("paid".into()),
             superseded_by: None,
+            basket: Default::default(),
         }
     }
 
@@ -318,6 +382,7 @@ mod golden {
                 count: 0,
                 total: "19.99".into(),
             }],
+            books: Vec::new(),
             // One wallet: the Z-report prints no per-wallet lines.
             by_wallet: vec![crate::report::WalletLine {
                 wallet: "alipay".into(),

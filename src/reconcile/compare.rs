@@ -21,6 +21,10 @@ pub(super) struct Compared {
 #[derive(Default)]
 struct ProviderSide {
     paid: i64,
+    /// What the payment lines say the store received; `None` when a line does not say.
+    received: Option<i64>,
+    /// Whether any payment line was read yet (`received` starts stated).
+    any_payment: bool,
     /// Given back by a cancel (a refund line without a refund id).
     reversed: i64,
     /// Refund lines with a refund id.
@@ -146,7 +150,17 @@ pub(super) fn compare(
         side.trade_id.get_or_insert_with(|| r.trade_id.clone());
         side.currency.get_or_insert(r.amount.currency());
         match (r.kind, &r.refund_id) {
-            (RecordKind::Payment, _) => side.paid += r.amount.minor(),
+            (RecordKind::Payment, _) => {
+                side.paid += r.amount.minor();
+                let received = r.money.received.map(|a| a.minor());
+                side.received = match (side.any_payment, side.received, received) {
+                    (false, _, stated) => stated,
+                    (true, Some(sum), Some(more)) => Some(sum + more),
+                    _ => None,
+                };
+                side.any_payment = true;
+                t.provider_received += received.unwrap_or(r.amount.minor());
+            }
             (RecordKind::Refund, None) => side.reversed += r.amount.minor(),
             (RecordKind::Refund, Some(id)) => {
                 side.refunded += r.amount.minor();
@@ -191,7 +205,9 @@ fn payments(day: &Day, totals: &mut BTreeMap<String, Totals>, out: &mut Vec<Diff
         let p_paid = p.map_or(0, |s| s.paid);
         let j_paid = j.map_or(0, JournalPayment::paid_minor);
         if let Some(j) = j.filter(|j| j.paid_within(from, to)) {
-            total(totals, j.amount.currency()).journal_paid += j_paid;
+            let t = total(totals, j.amount.currency());
+            t.journal_paid += j_paid;
+            t.journal_received += j.received.map_or(j_paid, |r| r.minor());
         }
         let journal_state = pair.journal_state();
         if p_paid > 0 && j_paid == 0 {
@@ -232,6 +248,17 @@ fn payments(day: &Day, totals: &mut BTreeMap<String, Totals>, out: &mut Vec<Diff
                 p_paid,
                 j_paid,
                 "paid on both sides, for different amounts".to_string(),
+            ));
+        } else if let (Some(p_received), Some(j_received)) = (
+            p.and_then(|s| s.received),
+            j.and_then(|j| j.received).map(|r| r.minor()),
+        ) && p_received != j_received
+        {
+            out.push(pair.difference(
+                DifferenceKind::ReceivedMismatch,
+                p_received,
+                j_received,
+                "paid on both sides for the same amount, but the store received different amounts (discounts differ)".to_string(),
             ));
         }
     }

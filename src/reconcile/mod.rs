@@ -38,6 +38,9 @@ pub enum DifferenceKind {
     AmountMismatch,
     /// Refunds (or a cancel's reversal) differ between the two.
     RefundMismatch,
+    /// Both have the payment for the same amount, but what the store received (the amount
+    /// less merchant-funded discounts) differs. Compared only where both sides state it.
+    ReceivedMismatch,
 }
 
 impl DifferenceKind {
@@ -47,6 +50,7 @@ impl DifferenceKind {
             DifferenceKind::PaidOnlyInJournal => "paid_only_in_journal",
             DifferenceKind::AmountMismatch => "amount_mismatch",
             DifferenceKind::RefundMismatch => "refund_mismatch",
+            DifferenceKind::ReceivedMismatch => "received_mismatch",
         }
     }
 }
@@ -77,6 +81,12 @@ pub struct Totals {
     pub provider_refunded: i64,
     pub journal_paid: i64,
     pub journal_refunded: i64,
+    /// What the store received of the payments, where the side states it (otherwise their
+    /// amount).
+    #[serde(default)]
+    pub provider_received: i64,
+    #[serde(default)]
+    pub journal_received: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +161,8 @@ struct JournalPayment {
     attempt_id: i64,
     sale_id: String,
     amount: Amount,
+    /// What the provider said the store received, when it said (`attempt_money`).
+    received: Option<Amount>,
     state: AttemptState,
     /// Paid, then given back by the cancel.
     reversed: bool,
@@ -166,6 +178,7 @@ impl JournalPayment {
             attempt_id: a.id,
             sale_id: a.sale_id.clone(),
             amount: a.amount,
+            received: a.money.received,
             state: a.state,
             reversed: a.paid_then_refunded,
             unconfirmed: crate::state::ended_unconfirmed(

@@ -19,11 +19,13 @@ pub fn to_text(r: &Reconciliation) -> String {
     );
     for t in &r.totals {
         out.push_str(&format!(
-            "  {}: provider paid {} refunded {}; journal paid {} refunded {}\n",
+            "  {}: provider paid {} (received {}) refunded {}; journal paid {} (received {}) refunded {}\n",
             t.currency,
             major(t.provider_paid, &t.currency),
+            major(t.provider_received, &t.currency),
             major(t.provider_refunded, &t.currency),
             major(t.journal_paid, &t.currency),
+            major(t.journal_received, &t.currency),
             major(t.journal_refunded, &t.currency),
         ));
     }

@@ -27,6 +27,7 @@ fn journal(sales: &[(&str, i64, AttemptState)]) -> (tempfile::TempDir, Journal) 
             idempotency_key: None,
             max_attempts: 1,
             supersede: false,
+            basket: Default::default(),
         };
         j.create_sale(&new, Utc::now()).unwrap();
         let Scan::Payment(code) = recognise(&format!("2860000000000{i:05}")) else {
@@ -80,6 +81,7 @@ fn line(kind: RecordKind, request_id: &str, minor: i64, refund_id: Option<&str>)
         refund_id: refund_id.map(str::to_string),
         at: String::new(),
         line: 0,
+        money: Default::default(),
     }
 }
 
@@ -344,6 +346,7 @@ fn a_recovery_refund_is_written_once_and_only_for_an_unpaid_final_attempt() {
         idempotency_key: None,
         max_attempts: 2,
         supersede: false,
+        basket: Default::default(),
     };
     j.create_sale(&sale, Utc::now()).unwrap();
     for (i, (request_id, to)) in [
@@ -405,4 +408,60 @@ fn a_journal_refund_missing_at_the_provider_is_a_refund_mismatch() {
         ],
     );
     assert!(r.matches(), "{:?}", r.differences);
+}
+
+#[test]
+fn what_the_store_received_is_compared_where_both_sides_state_it() {
+    let (_d, j) = journal(&[
+        ("T_voucher", 1000, AttemptState::Succeeded),
+        ("T_plain", 500, AttemptState::Succeeded),
+    ]);
+    let a = j.attempt_by_request_id("T_voucher").unwrap().unwrap();
+    let conn = rusqlite::Connection::open(j.path()).unwrap();
+    let keep = |received: i64| {
+        conn.execute(
+            "INSERT OR REPLACE INTO attempt_money (attempt_id, money_source, received_minor,
+                 merchant_discount_minor, platform_discount_minor, fund_bills, vouchers, money_at)
+             VALUES (?1, 'pay', ?2, 200, 0, '[]', '[]', '2026-12-01T00:00:00.000Z')",
+            rusqlite::params![a.id, received],
+        )
+        .unwrap();
+    };
+    keep(800);
+    let with_received = |id: &str, minor: i64, received: i64| ProviderRecord {
+        money: crate::gateway::RecordMoney {
+            received: Some(cny(received)),
+            ..Default::default()
+        },
+        ..line(RecordKind::Payment, id, minor, None)
+    };
+    // The journal states nothing for T_plain: its received is not compared.
+    let records = [
+        with_received("T_voucher", 1000, 800),
+        with_received("T_plain", 500, 450),
+    ];
+    let r = compare(&j, &records);
+    assert!(r.matches(), "{:?}", r.differences);
+    assert_eq!(r.totals[0].provider_received, 1250);
+    assert_eq!(r.totals[0].journal_received, 1300);
+
+    keep(700);
+    let r = compare(&j, &records);
+    let got: Vec<_> = r
+        .differences
+        .iter()
+        .map(|d| {
+            (
+                d.kind,
+                d.request_id.as_str(),
+                d.provider_minor,
+                d.journal_minor,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(DifferenceKind::ReceivedMismatch, "T_voucher", 800, 700)]
+    );
+    assert!(to_text(&r).contains("received_mismatch"), "{}", to_text(&r));
 }

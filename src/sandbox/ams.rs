@@ -204,6 +204,45 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             );
         }
     };
+    // The basket's goods, read as strictly as the amount; they must come to it.
+    let mut goods = Vec::new();
+    for (i, g) in request
+        .pointer("/order/goods")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let text = |k: &str| g.get(k).and_then(Value::as_str).map(str::to_string);
+        let line = (|| {
+            Some(crate::money::basket::Goods {
+                id: text("referenceGoodsId")?,
+                name: text("goodsName")?,
+                quantity: text("goodsQuantity")?.parse().ok()?,
+                price: g.get("goodsUnitAmount").and_then(parse_amount)?,
+                category: text("goodsCategory"),
+            })
+        })();
+        match line {
+            Some(l) => goods.push(l),
+            None => {
+                return reply(
+                    result("F", "PARAM_ILLEGAL", &format!("order.goods[{i}] invalid")),
+                    false,
+                );
+            }
+        }
+    }
+    let basket = crate::money::basket::Basket {
+        goods,
+        ..Default::default()
+    };
+    if let Err(e) = basket.check(amount) {
+        return reply(
+            result("F", "PARAM_ILLEGAL", &format!("{}: {}", e.field, e.why)),
+            false,
+        );
+    }
     let pay = PayRequest {
         request_id: request_id.to_string(),
         code,
@@ -220,6 +259,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             .to_string(),
         store_id: None,
         signing_key: None,
+        basket,
     };
     let scenario = scenario(pay.code.expose());
     let outcome = server.sandbox.pay_after_delay(&pay).await;

@@ -10,7 +10,8 @@ use hyper::{Response, StatusCode};
 use super::Sandbox;
 use super::ledger::settle;
 use super::server::{SandboxServer, encoded, plain};
-use crate::gateway::{ProviderRecord, RecordKind, alipay_openapi};
+use crate::gateway::{ProviderRecord, RecordKind, RecordMoney, alipay_openapi};
+use crate::money::Amount;
 
 /// Where the bill files are served.
 pub(super) const BILL_PATH: &str = "/_sandbox/bill/";
@@ -54,6 +55,20 @@ impl Sandbox {
             let Some(amount) = trade.amount else {
                 continue;
             };
+            // A payment line states what the store received and the discounts, as the
+            // trade's answers did; a refund line gives back its amount.
+            let c = amount.currency();
+            let paid_money = RecordMoney {
+                received: trade.money.received,
+                merchant_discount: Some(Amount::from_minor(
+                    trade.money.merchant_discount_minor(),
+                    c,
+                )),
+                platform_discount: Some(Amount::from_minor(
+                    trade.money.platform_discount_minor(),
+                    c,
+                )),
+            };
             let mut line = |kind, amount, refund_id, at: &DateTime<Utc>| {
                 lines.push((
                     ProviderRecord {
@@ -64,6 +79,11 @@ impl Sandbox {
                         refund_id,
                         at: when(at),
                         line: 0,
+                        money: if kind == RecordKind::Payment {
+                            paid_money.clone()
+                        } else {
+                            RecordMoney::default()
+                        },
                     },
                     trade.subject.clone(),
                 ))

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use crate::money::Amount;
+use crate::money::basket::Basket;
+use crate::money::breakdown::Breakdown;
 
 /// Where a trade stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +45,12 @@ pub(super) struct Trade {
     pub(super) reversed_at: Option<DateTime<Utc>>,
     /// Frozen by risk control: cancels are refused until the admin call unfreezes it.
     pub(super) frozen: bool,
+    /// What the sandbox states moved when the trade is paid (received, vouchers, funds).
+    pub(super) money: Breakdown,
+    /// The campaign fields its pay request carried.
+    pub(super) basket: Basket,
+    /// `extend_params.sys_service_provider_id` of its pay request (Open Platform).
+    pub(super) service_provider: Option<String>,
 }
 
 /// Money moved for one request id, as the sandbox saw it.
@@ -55,6 +63,23 @@ pub struct LedgerEntry {
     /// Minor units given back (cancel refund or refunds).
     pub refunded_minor: i64,
     pub state: &'static str,
+    /// What the pay request said of the basket, as the sandbox read it off the wire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goods: Vec<SeenGoods>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub undiscountable_minor: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sys_service_provider_id: Option<String>,
+}
+
+/// One goods line a pay request named.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SeenGoods {
+    pub goods_id: String,
+    pub quantity: u32,
+    pub price_minor: i64,
 }
 
 impl LedgerEntry {
@@ -119,5 +144,18 @@ pub(super) fn entry(request_id: &str, trade: &Trade) -> LedgerEntry {
         charged_minor: charged,
         refunded_minor: refunded,
         state,
+        operator_id: trade.basket.operator_id.clone(),
+        goods: trade
+            .basket
+            .goods
+            .iter()
+            .map(|g| SeenGoods {
+                goods_id: g.id.clone(),
+                quantity: g.quantity,
+                price_minor: g.price.minor(),
+            })
+            .collect(),
+        undiscountable_minor: trade.basket.undiscountable.map(|a| a.minor()),
+        sys_service_provider_id: trade.service_provider.clone(),
     }
 }

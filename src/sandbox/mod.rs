@@ -18,6 +18,8 @@
 //! | `11` | connection reset before the payment is created (not charged) |
 //! | `12` | answers `40004 aop.ACQ.SYSTEM_ERROR` (AMS: `F SYSTEM_ERROR`), but the charge went through |
 //! | `13` | customer must confirm; pays the moment the cancel arrives (the cancel refunds it) |
+//! | `16` | success with a merchant-funded voucher of 2.00 (the store receives 2.00 less) |
+//! | `17` | success with a platform-funded voucher of 1.00 (the buyer pays 1.00 less) |
 //! | other | success, as `00` |
 //!
 //! A cancel of a request id the sandbox never created answers "no such payment", as the
@@ -72,6 +74,7 @@ use crate::gateway::{
     Unknown, UnknownKind,
 };
 use crate::money::Amount;
+use crate::money::breakdown::Breakdown;
 use crate::paycode::Wallet;
 use ledger::{Ledger, Trade, TradeState, entry, settle};
 
@@ -190,6 +193,13 @@ impl Sandbox {
             .map(|(_, at)| *at)
     }
 
+    /// Notes the service provider id the pay request under `request_id` named, on its trade.
+    pub fn note_service_provider(&self, request_id: &str, id: &str) {
+        if let Some(t) = self.lock().trades.get_mut(request_id) {
+            t.service_provider = Some(id.to_string());
+        }
+    }
+
     /// How many pay requests arrived under `request_id`.
     pub fn pay_calls(&self, request_id: &str) -> u32 {
         self.lock().pay_calls.get(request_id).copied().unwrap_or(0)
@@ -278,6 +288,7 @@ impl Sandbox {
             .insert(code.to_string(), request.request_id.clone());
         ledger.next_trade += 1;
         let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
+        let money = scenario.breakdown(request.amount);
         let (state, outcome, delay) = match scenario {
             Scenario::InsufficientBalance | Scenario::ExpiredCode | Scenario::RiskReject => {
                 let f = scenario.failure().unwrap_or_else(|| unreachable!());
@@ -307,9 +318,9 @@ impl Sandbox {
                     Duration::ZERO,
                 )
             }
-            Scenario::Success => (
+            Scenario::Success | Scenario::MerchantVoucher | Scenario::PlatformVoucher => (
                 TradeState::Paid,
-                Outcome::Success(paid(&trade_no, request.amount)),
+                Outcome::Success(paid(&trade_no, request.amount, &money)),
                 Duration::ZERO,
             ),
             Scenario::UnknownButPaid | Scenario::SystemErrorButPaid => (
@@ -322,7 +333,7 @@ impl Sandbox {
             ),
             Scenario::SlowButPaid => (
                 TradeState::Paid,
-                Outcome::Success(paid(&trade_no, request.amount)),
+                Outcome::Success(paid(&trade_no, request.amount, &money)),
                 SLOW_ANSWER,
             ),
             Scenario::DropAfterCharge => (
@@ -359,6 +370,9 @@ impl Sandbox {
                 subject: request.subject.clone(),
                 reversed_at: None,
                 frozen: scenario == Scenario::FrozenAtCancel,
+                money,
+                basket: request.basket.clone(),
+                service_provider: None,
             },
         );
         (outcome, delay)
@@ -374,17 +388,18 @@ fn failure(code: &str, message: &str) -> Failure {
     }
 }
 
-fn paid(trade_no: &str, amount: Amount) -> Paid {
+fn paid(trade_no: &str, amount: Amount, money: &Breakdown) -> Paid {
     Paid {
         trade_id: trade_no.to_string(),
         amount: Some(amount),
+        money: money.clone(),
     }
 }
 
 fn answer_for(trade: &Trade) -> Outcome<Paid> {
     match &trade.state {
         TradeState::Paid => match trade.amount {
-            Some(amount) => Outcome::Success(paid(&trade.trade_no, amount)),
+            Some(amount) => Outcome::Success(paid(&trade.trade_no, amount, &trade.money)),
             None => Outcome::Failed(failure("TRADE_HAS_CLOSE", "trade closed")),
         },
         TradeState::Waiting { .. } => Outcome::Unknown(Unknown::new(
@@ -426,11 +441,13 @@ impl Gateway for Sandbox {
             TradeState::Paid => TradeStatus::Paid(Paid {
                 trade_id: trade.trade_no.clone(),
                 amount: trade.amount,
+                money: trade.money.clone(),
             }),
             TradeState::Closed { code } => TradeStatus::Closed(failure(code, "trade closed")),
             TradeState::CancelledRefunded => TradeStatus::Reversed(Paid {
                 trade_id: trade.trade_no.clone(),
                 amount: trade.amount,
+                money: trade.money.clone(),
             }),
         };
         Outcome::Success(status)
@@ -454,6 +471,9 @@ impl Gateway for Sandbox {
                 paid_at: None,
                 reversed_at: None,
                 frozen: false,
+                money: Breakdown::default(),
+                basket: Default::default(),
+                service_provider: None,
             });
         settle(trade, now);
         if trade.frozen {
@@ -564,6 +584,7 @@ mod tests {
             terminal_id: "T1".into(),
             store_id: None,
             signing_key: None,
+            basket: Default::default(),
         }
     }
 

@@ -26,8 +26,11 @@ use super::server::{Answer, DropConnection, SandboxServer, encoded, plain};
 use super::{Scenario, scenario};
 use crate::clock::beijing;
 use crate::gateway::alipay_openapi::CERT_DOWNLOAD_METHOD;
-use crate::gateway::alipay_openapi::wire::{parse_amount, response_node, sign_content};
+use crate::gateway::alipay_openapi::wire::{
+    parse_amount, read_basket, response_node, sign_content,
+};
 use crate::gateway::{Cancelled, Outcome, PayRequest, RefundRequest, TradeStatus, UnknownKind};
+use crate::money::breakdown::Breakdown;
 use crate::paycode::{Scan, Wallet, recognise};
 
 /// The Open Platform method that hands out the day's bill link.
@@ -193,7 +196,7 @@ impl SandboxServer {
         }
         match method.as_str() {
             "alipay.trade.pay" => self.pay(&reply, &biz, out_trade_no).await,
-            "alipay.trade.query" => Ok(self.query(&reply, &out_trade_no).await),
+            "alipay.trade.query" => Ok(self.query(&reply, &biz, &out_trade_no).await),
             "alipay.trade.cancel" => Ok(self.cancel(&reply, &out_trade_no).await),
             "alipay.trade.refund" | "alipay.trade.fastpay.refund.query" => {
                 let amount = biz.get("refund_amount").and_then(parse_amount);
@@ -267,6 +270,15 @@ impl SandboxServer {
         if subject.is_empty() {
             return fail("ACQ.INVALID_PARAMETER", "subject missing");
         }
+        // The campaign fields, read as the platform would: they must read, and the goods
+        // must come to the total.
+        let basket = match read_basket(biz) {
+            Ok(b) => b,
+            Err(field) => return fail("ACQ.INVALID_PARAMETER", &format!("{field} invalid")),
+        };
+        if let Err(e) = basket.check(amount) {
+            return fail("ACQ.INVALID_PARAMETER", &format!("{}: {}", e.field, e.why));
+        }
         let request = PayRequest {
             request_id: out_trade_no.clone(),
             code,
@@ -279,26 +291,37 @@ impl SandboxServer {
                 .to_string(),
             store_id: None,
             signing_key: None,
+            basket,
         };
         let scenario = scenario(request.code.expose());
+        let isv = biz
+            .pointer("/extend_params/sys_service_provider_id")
+            .and_then(Value::as_str);
         let outcome = self.sandbox.pay_after_delay(&request).await;
+        if let Some(isv) = isv {
+            self.sandbox.note_service_provider(&out_trade_no, isv);
+        }
         let now = chrono::Utc::now()
             .with_timezone(&beijing())
             .format("%Y-%m-%d %H:%M:%S")
             .to_string();
-        let paid = |trade_no: &str| {
-            json!({
+        let paid = |trade_no: &str, money: &Breakdown| {
+            let mut content = json!({
                 "code": "10000", "msg": "Success", "trade_no": trade_no, "out_trade_no": out_trade_no,
                 "buyer_logon_id": "sbx***@example.com", "total_amount": amount.to_major_string(),
-                "receipt_amount": amount.to_major_string(), "gmt_payment": now,
-            })
+                "gmt_payment": now,
+            });
+            // The pay answer carries the fund channels and, as the platform's does when a
+            // voucher was used, the voucher details.
+            money_fields(&mut content, money, true, !money.vouchers.is_empty());
+            content
         };
         match outcome {
             Outcome::Unknown(_) if scenario == Scenario::SystemErrorButPaid => fail(
                 "aop.ACQ.SYSTEM_ERROR",
                 "系统错误",
             ),
-            Outcome::Success(p) => Ok(self.answer(reply, paid(&p.trade_id), false)),
+            Outcome::Success(p) => Ok(self.answer(reply, paid(&p.trade_id, &p.money), false)),
             Outcome::Failed(f) => {
                 let sub = match f.code.as_str() {
                     "RISK_REJECT" => "ACQ.PAYMENT_REQUEST_HAS_RISK".to_string(),
@@ -315,7 +338,8 @@ impl SandboxServer {
                 UnknownKind::ConnectionLost => Err(DropConnection),
                 UnknownKind::BadSignature => {
                     let trade_no = self.trade_no(&out_trade_no).unwrap_or_default();
-                    Ok(self.answer(reply, paid(&trade_no), true))
+                    let money = scenario.breakdown(amount);
+                    Ok(self.answer(reply, paid(&trade_no, &money), true))
                 }
                 _ => Ok(self.answer(
                     reply,
@@ -327,15 +351,30 @@ impl SandboxServer {
         }
     }
 
-    async fn query(&self, reply: &Reply, out_trade_no: &str) -> Response<Full<Bytes>> {
+    async fn query(&self, reply: &Reply, biz: &Value, out_trade_no: &str) -> Response<Full<Bytes>> {
+        // The lists come only when `query_options` asks for them, as on the platform.
+        let asked = |option: &str| {
+            biz.get("query_options")
+                .and_then(Value::as_array)
+                .is_some_and(|o| o.iter().any(|v| v.as_str() == Some(option)))
+        };
         let content = match crate::gateway::Gateway::inquire(self.sandbox.as_ref(), out_trade_no)
             .await
         {
-            Outcome::Success(TradeStatus::Paid(p)) => json!({
-                "code": "10000", "msg": "Success", "trade_no": p.trade_id, "out_trade_no": out_trade_no,
-                "trade_status": "TRADE_SUCCESS",
-                "total_amount": p.amount.map(|a| a.to_major_string()),
-            }),
+            Outcome::Success(TradeStatus::Paid(p)) => {
+                let mut content = json!({
+                    "code": "10000", "msg": "Success", "trade_no": p.trade_id, "out_trade_no": out_trade_no,
+                    "trade_status": "TRADE_SUCCESS",
+                    "total_amount": p.amount.map(|a| a.to_major_string()),
+                });
+                money_fields(
+                    &mut content,
+                    &p.money,
+                    asked("fund_bill_list"),
+                    asked("voucher_detail_list"),
+                );
+                content
+            }
             Outcome::Success(TradeStatus::Waiting) => json!({
                 "code": "10000", "msg": "Success", "out_trade_no": out_trade_no, "trade_status": "WAIT_BUYER_PAY",
                 "trade_no": self.trade_no(out_trade_no),
@@ -525,6 +564,43 @@ impl SandboxServer {
 struct Reply {
     node: String,
     charset: Charset,
+}
+
+/// The amounts of `money` into an answer's `content`, in the platform's fields (strings in
+/// yuan); the fund and voucher lists when `funds` and `vouchers` say so.
+fn money_fields(content: &mut Value, money: &Breakdown, funds: bool, vouchers: bool) {
+    let yuan = |a: Option<crate::money::Amount>| a.map(|a| a.to_major_string());
+    for (field, value) in [
+        ("receipt_amount", yuan(money.received)),
+        ("buyer_pay_amount", yuan(money.buyer_paid)),
+        ("point_amount", yuan(money.points)),
+        ("invoice_amount", yuan(money.invoice)),
+    ] {
+        if let Some(v) = value {
+            content[field] = json!(v);
+        }
+    }
+    if funds {
+        content["fund_bill_list"] = money
+            .funds
+            .iter()
+            .map(|f| json!({"fund_channel": f.channel, "amount": f.amount.to_major_string()}))
+            .collect();
+    }
+    if vouchers {
+        content["voucher_detail_list"] = money
+            .vouchers
+            .iter()
+            .map(|v| {
+                json!({
+                    "id": v.id, "name": v.name, "type": v.kind,
+                    "amount": v.amount.to_major_string(),
+                    "merchant_contribute": yuan(v.merchant),
+                    "other_contribute": yuan(v.platform),
+                })
+            })
+            .collect();
+    }
 }
 
 fn invalid_arguments(sub_code: &str, sub_msg: &str) -> Value {

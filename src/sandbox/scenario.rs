@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use crate::gateway::Failure;
+use crate::money::Amount;
+use crate::money::breakdown::{Breakdown, Fund, Voucher};
 
 /// How long the customer takes to confirm for code `03`.
 pub const CONFIRM_DELAY: Duration = Duration::from_secs(3);
@@ -33,7 +35,18 @@ pub enum Scenario {
     FrozenAtCancel,
     /// WeChat Pay `14`: `429 FREQUENCY_LIMITED`, nothing created.
     RateLimited,
+    /// `16`: paid at once, with a merchant-funded voucher of 2.00 (when the order is above
+    /// it): the store receives and the buyer pays 2.00 less.
+    MerchantVoucher,
+    /// `17`: paid at once, with a platform-funded voucher of 1.00 (when the order is above
+    /// it): the buyer pays 1.00 less, the store receives the whole order.
+    PlatformVoucher,
 }
+
+/// The merchant-funded voucher of code `16`, minor units.
+pub const MERCHANT_VOUCHER_MINOR: i64 = 200;
+/// The platform-funded voucher of code `17`, minor units.
+pub const PLATFORM_VOUCHER_MINOR: i64 = 100;
 
 /// Whether `code` is a WeChat Pay payment code (18 digits, `10`–`15`): those follow the
 /// WeChat table, which differs from the Alipay one only at `09` and `14`.
@@ -69,11 +82,80 @@ pub fn scenario(code: &str) -> Scenario {
         Some("12") => Scenario::SystemErrorButPaid,
         Some("13") => Scenario::PaysAtCancel,
         Some("15") => Scenario::FrozenAtCancel,
+        Some("16") => Scenario::MerchantVoucher,
+        Some("17") => Scenario::PlatformVoucher,
         _ => Scenario::Success,
     }
 }
 
 impl Scenario {
+    /// Whether the payment is paid at once, with a plain answer.
+    pub fn pays_at_once(&self) -> bool {
+        matches!(
+            self,
+            Scenario::Success | Scenario::MerchantVoucher | Scenario::PlatformVoucher
+        )
+    }
+
+    /// What the provider states moved for an order of `order` paid under this scenario:
+    /// the store receives and the buyer pays the order, less the voucher codes `16` and `17`
+    /// take (each only on an order above its voucher).
+    pub fn breakdown(&self, order: Amount) -> Breakdown {
+        let c = order.currency();
+        let at = |minor| Amount::from_minor(minor, c);
+        let (merchant, platform) = match self {
+            Scenario::MerchantVoucher if order.minor() > MERCHANT_VOUCHER_MINOR => {
+                (MERCHANT_VOUCHER_MINOR, 0)
+            }
+            Scenario::PlatformVoucher if order.minor() > PLATFORM_VOUCHER_MINOR => {
+                (0, PLATFORM_VOUCHER_MINOR)
+            }
+            _ => (0, 0),
+        };
+        let buyer = order.minor() - merchant - platform;
+        let mut funds = vec![Fund {
+            channel: "ALIPAYACCOUNT".into(),
+            amount: at(buyer),
+        }];
+        let mut vouchers = Vec::new();
+        if merchant > 0 {
+            funds.push(Fund {
+                channel: "MDISCOUNT".into(),
+                amount: at(merchant),
+            });
+            vouchers.push(Voucher {
+                id: "SBXV0000000016".into(),
+                name: "店铺满减券".into(),
+                kind: "ALIPAY_FIX_VOUCHER".into(),
+                amount: at(merchant),
+                merchant: Some(at(merchant)),
+                platform: Some(at(0)),
+            });
+        }
+        if platform > 0 {
+            funds.push(Fund {
+                channel: "DISCOUNT".into(),
+                amount: at(platform),
+            });
+            vouchers.push(Voucher {
+                id: "SBXV0000000017".into(),
+                name: "支付宝立减".into(),
+                kind: "ALIPAY_FIX_VOUCHER".into(),
+                amount: at(platform),
+                merchant: Some(at(0)),
+                platform: Some(at(platform)),
+            });
+        }
+        Breakdown {
+            buyer_paid: Some(at(buyer)),
+            received: Some(at(order.minor() - merchant)),
+            points: Some(at(0)),
+            invoice: Some(at(order.minor() - merchant)),
+            funds,
+            vouchers,
+        }
+    }
+
     /// The definite refusal of a failing scenario.
     pub fn failure(&self) -> Option<Failure> {
         let (code, message, cashier) = match self {
@@ -127,5 +209,32 @@ mod tests {
         assert_eq!(scenario("286000000000000014"), Scenario::Success);
         assert_eq!(scenario("286000000000000015"), Scenario::FrozenAtCancel);
         assert_eq!(scenario("134567890123456715"), Scenario::Success);
+        assert_eq!(scenario("286000000000000016"), Scenario::MerchantVoucher);
+        assert_eq!(scenario("286000000000000017"), Scenario::PlatformVoucher);
+    }
+
+    #[test]
+    fn the_voucher_codes_state_what_the_store_receives_and_the_buyer_pays() {
+        let cny = crate::money::Currency::from_code("CNY").unwrap();
+        let ten = Amount::from_minor(1000, cny);
+        let m = Scenario::MerchantVoucher.breakdown(ten);
+        assert_eq!(m.received.map(|a| a.minor()), Some(800));
+        assert_eq!(m.buyer_paid.map(|a| a.minor()), Some(800));
+        assert_eq!(
+            (m.merchant_discount_minor(), m.platform_discount_minor()),
+            (200, 0)
+        );
+        let p = Scenario::PlatformVoucher.breakdown(ten);
+        assert_eq!(p.received.map(|a| a.minor()), Some(1000));
+        assert_eq!(p.buyer_paid.map(|a| a.minor()), Some(900));
+        assert_eq!(
+            (p.merchant_discount_minor(), p.platform_discount_minor()),
+            (0, 100)
+        );
+        // An order not above the voucher gets none.
+        let small = Scenario::MerchantVoucher.breakdown(Amount::from_minor(200, cny));
+        assert!(small.vouchers.is_empty());
+        assert_eq!(small.received.map(|a| a.minor()), Some(200));
+        assert_eq!(Scenario::Success.breakdown(ten).received, Some(ten));
     }
 }

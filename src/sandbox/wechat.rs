@@ -390,6 +390,7 @@ async fn pay(ctx: &Ctx<'_>, body: &[u8]) -> Answer {
         terminal_id: b.scene_info.device_id.clone().unwrap_or_default(),
         store_id: b.scene_info.store_info.out_id.clone(),
         signing_key: None,
+        basket: Default::default(),
     };
     let scenario = scenario(request.code.expose());
     let first = ctx.server.sandbox.pay_calls(&request.request_id) == 0;

@@ -69,6 +69,7 @@ fn pay_request(request_id: &str, code: &str, amount: Amount) -> PayRequest {
         terminal_id: "T1".into(),
         store_id: None,
         signing_key: None,
+        basket: Default::default(),
     }
 }
 
@@ -550,4 +551,58 @@ async fn a_cancel_whose_inquiry_fails_is_unknown_not_closed() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3, "inquiry, cancel, inquiry: {seen:?}");
     assert!(seen.iter().all(|b| b.contains("T1_race")));
+}
+
+/// The basket's goods go to AMS as `order.goods`: the sandbox reads them off the wire and
+/// refuses goods that do not come to the amount, charging nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goods_reach_the_ams_sandbox_as_order_goods_and_must_come_to_the_amount() {
+    use scanpay::money::basket::{Basket, Goods};
+    let dir = tempfile::tempdir().unwrap();
+    let (sbx, app, alipay) = sandbox(&dir.path().join("sbx")).await;
+    let c = client(&sbx.origin, DEFAULT_CLIENT_ID, app, alipay);
+    let basket = |price| Basket {
+        goods: vec![Goods {
+            id: "A1".into(),
+            name: "Latte".into(),
+            quantity: 2,
+            price: usd(price),
+            category: None,
+        }],
+        ..Basket::default()
+    };
+    let short = PayRequest {
+        basket: basket(300),
+        ..pay_request("T1_goods_short", "286000000000000500", usd(700))
+    };
+    assert!(
+        matches!(c.pay(&short).await, Outcome::Failed(_)),
+        "goods short of the amount are refused"
+    );
+    let fits = PayRequest {
+        basket: basket(350),
+        ..pay_request("T1_goods_fit", "286000000000000400", usd(700))
+    };
+    assert!(matches!(c.pay(&fits).await, Outcome::Success(_)));
+    let body = reqwest::get(&sbx.ledger_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
+    let seen = entries
+        .iter()
+        .find(|e| e["request_id"] == "T1_goods_fit")
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(
+        seen["goods"],
+        serde_json::json!([{"goods_id": "A1", "quantity": 2, "price_minor": 350}])
+    );
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["request_id"] != "T1_goods_short" || e["charged_minor"] == 0),
+        "{body}"
+    );
 }

@@ -1038,3 +1038,267 @@ async fn the_api_answers_while_a_stop_waits_for_the_payment_on_the_wire() {
         s.daemon.stderr()
     );
 }
+
+/// Campaign fields: a basket that does not come to the amount is refused naming the line,
+/// and creates nothing; a valid one is journaled, printed (the cashier) and reaches the
+/// sandbox, which reads it off the wire into its ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_fields_are_checked_against_the_amount_and_reach_the_gateway() {
+    let receipt = std::sync::Arc::new(std::sync::Mutex::new(PathBuf::new()));
+    let printed = receipt.clone();
+    let mut s = setup_with(move |config| {
+        let path = config.with_file_name("receipt.bin");
+        *printed.lock().unwrap() = path.clone();
+        let text = std::fs::read_to_string(config).unwrap().replacen(
+            "[gateway]\n",
+            "[gateway]\nsys_service_provider_id = \"2088000000000042\"\n",
+            1,
+        ) + &format!(
+            "\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
+            path.display()
+        );
+        std::fs::write(config, text).unwrap();
+        Daemon::start(config, None)
+    })
+    .await;
+    let goods = |second_price: &str| {
+        format!(
+            r#"{{"amount":"10.00","currency":"CNY","undiscountable_amount":"2.00","discountable_amount":"8.00",
+                "goods_detail":[{{"goods_id":"A1","goods_name":"Latte","quantity":2,"price":"3.00","goods_category":"coffee"}},
+                                {{"goods_id":"B7","goods_name":"Cake","quantity":1,"price":"{second_price}"}}],
+                "operator_id":"C01","operator_name":"Li Lei"}}"#
+        )
+    };
+    let bad: &[(String, &str)] = &[
+        (goods("3.99"), "goods_detail[1].price"),
+        (goods("4.01"), "goods_detail[1].price"),
+        (goods("4.001"), "goods_detail[1].price"),
+        (
+            goods("4.00").replace("\"quantity\":2", "\"quantity\":0"),
+            "goods_detail[0].quantity",
+        ),
+        (
+            goods("4.00").replace("\"quantity\":2", "\"quantity\":1.5"),
+            "goods_detail[0].quantity",
+        ),
+        (
+            goods("4.00").replace("\"price\":\"3.00\"", "\"price\":3"),
+            "goods_detail[0].price",
+        ),
+        (
+            goods("4.00").replace("\"Latte\"", "\"La\\u202Ete\""),
+            "goods_detail[0].goods_name",
+        ),
+        (
+            goods("4.00").replace("\"8.00\"", "\"7.00\""),
+            "discountable_amount",
+        ),
+        (
+            goods("4.00").replace("\"2.00\"", "\"2.x\""),
+            "undiscountable_amount",
+        ),
+        (goods("4.00").replace("\"C01\"", "\"\""), "operator_id"),
+    ];
+    for (body, field) in bad {
+        let (status, e) = call(&s.socket, "POST", "/v1/sales", &[], body).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some(*field)),
+            "{body}: {e}"
+        );
+    }
+    assert_eq!(sales_in(&s), 0, "nothing was created");
+
+    let (status, sale) = call(&s.socket, "POST", "/v1/sales", &[], &goods("4.00")).await;
+    assert_eq!(status, 201, "{sale}");
+    assert_eq!(sale["goods_detail"][1]["goods_id"], "B7");
+    assert_eq!(sale["operator_id"], "C01");
+    let id = sale["sale_id"].as_str().unwrap().to_string();
+    s.daemon.feed("286000000000000000\n");
+    let sale = wait_state(&s, &id, "paid").await;
+    assert_eq!(sale["operator_name"], "Li Lei", "{sale}");
+    let request_id = sale["attempts"][0]["request_id"].as_str().unwrap();
+
+    // The sandbox read them off the wire.
+    let ledger = common::ledger(&format!(
+        "http://127.0.0.1:{}/_sandbox/ledger",
+        s.sandbox.port
+    ))
+    .await;
+    let entry = ledger
+        .iter()
+        .find(|e| e["request_id"] == request_id)
+        .unwrap_or_else(|| panic!("{ledger:?}"));
+    assert_eq!(entry["operator_id"], "C01", "{entry}");
+    assert_eq!(entry["undiscountable_minor"], 200, "{entry}");
+    assert_eq!(
+        entry["sys_service_provider_id"], "2088000000000042",
+        "{entry}"
+    );
+    let seen: Vec<(String, u64, i64)> = entry["goods"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["goods_id"].as_str().unwrap().to_string(),
+                g["quantity"].as_u64().unwrap(),
+                g["price_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("A1".into(), 2, 300), ("B7".into(), 1, 400)]);
+
+    // The cashier is on the receipt and in `journal show`.
+    let path = receipt.lock().unwrap().clone();
+    let end = Instant::now() + Duration::from_secs(10);
+    let bytes = loop {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(7).any(|w| w == b"Cashier") || Instant::now() > end {
+            break bytes;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let cashier = b"Li Lei (C01)";
+    assert!(
+        bytes.windows(cashier.len()).any(|w| w == cashier),
+        "{}",
+        String::from_utf8_lossy(&bytes)
+    );
+    let out = common::procs::scanpay()
+        .args(["journal", "show", "--journal"])
+        .arg(s.sandbox.journal())
+        .arg(&id)
+        .output()
+        .unwrap();
+    let shown: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(shown["operator_id"], "C01");
+    assert_eq!(shown["goods_detail"][0]["quantity"], 2);
+}
+
+/// Shifts over the API: open, an X-report while open, close with a numbered Z-report per
+/// cashier and wallet, printed; closing again answers the same; the next shift's Z-report
+/// takes the next number; `scanpay report --shift N` reprints the kept one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shifts_close_with_numbered_z_reports_per_cashier_and_wallet() {
+    let receipt = std::sync::Arc::new(std::sync::Mutex::new(PathBuf::new()));
+    let printed = receipt.clone();
+    let mut s = setup_with(move |config| {
+        let path = config.with_file_name("receipt.bin");
+        *printed.lock().unwrap() = path.clone();
+        let text = std::fs::read_to_string(config).unwrap()
+            + &format!(
+                "\n[printer]\nkind = \"file\"\npath = \"{}\"\n",
+                path.display()
+            );
+        std::fs::write(config, text).unwrap();
+        Daemon::start(config, None)
+    })
+    .await;
+    let (status, shift) = call(
+        &s.socket,
+        "POST",
+        "/v1/shifts",
+        &[],
+        r#"{"operator_id":"C01"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{shift}");
+    let id = shift["shift_id"].as_i64().unwrap();
+    let (status, e) = call(&s.socket, "POST", "/v1/shifts", &[], "").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("shift_open")),
+        "{e}"
+    );
+
+    for (cashier, code) in [("C01", "286000000000000216"), ("C02", "286000000000000200")] {
+        let body = format!(r#"{{"amount":"10.00","currency":"CNY","operator_id":"{cashier}"}}"#);
+        let (status, sale) = call(&s.socket, "POST", "/v1/sales", &[], &body).await;
+        assert_eq!(status, 201, "{sale}");
+        s.daemon.feed(&format!("{code}\n"));
+        wait_state(&s, sale["sale_id"].as_str().unwrap(), "paid").await;
+    }
+    let (status, x) = call(
+        &s.socket,
+        "GET",
+        &format!("/v1/shifts/{id}/report"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{x}");
+    assert!(x["z_number"].is_null(), "an X-report: {x}");
+    let cashiers: Vec<(String, String)> = x["by_cashier"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["operator_id"].as_str().unwrap().to_string(),
+                c["received"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        cashiers,
+        [
+            ("C01".into(), "8.00".into()),
+            ("C02".into(), "10.00".into())
+        ],
+        "{x}"
+    );
+
+    let close = format!("/v1/shifts/{id}/close");
+    let (status, z) = call(&s.socket, "POST", &close, &[], "").await;
+    assert_eq!((status, z["z_number"].as_i64()), (200, Some(1)), "{z}");
+    assert_eq!(z["paid_count"], 2);
+    assert_eq!(z["by_wallet"][0]["total"], "20.00");
+    assert_eq!(z["books"][0]["net_received"], "18.00");
+    let (_, again) = call(&s.socket, "POST", &close, &[], "").await;
+    assert_eq!(again, z, "closing again answers the same Z-report");
+
+    let (_, next) = call(&s.socket, "POST", "/v1/shifts", &[], "").await;
+    let next_id = next["shift_id"].as_i64().unwrap();
+    let (_, z2) = call(
+        &s.socket,
+        "POST",
+        &format!("/v1/shifts/{next_id}/close"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(z2["z_number"], 2, "{z2}");
+    assert_eq!(z2["paid_count"], 0);
+    let (status, _) = call(&s.socket, "GET", "/v1/shifts/999/report", &[], "").await;
+    assert_eq!(status, 404);
+
+    // Printed at the close, and reprinted as kept.
+    let path = receipt.lock().unwrap().clone();
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        if bytes.windows(13).any(|w| w == b"Z-REPORT 0002") {
+            assert!(bytes.windows(13).any(|w| w == b"Z-REPORT 0001"));
+            break;
+        }
+        assert!(Instant::now() < end, "no Z-report printed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = common::procs::scanpay()
+        .args([
+            "report",
+            "--shift",
+            &id.to_string(),
+            "--format",
+            "json",
+            "--journal",
+        ])
+        .arg(s.sandbox.journal())
+        .output()
+        .unwrap();
+    let reprint: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(reprint, z, "the reprint is the kept report");
+}

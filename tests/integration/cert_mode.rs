@@ -344,6 +344,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         terminal_id: "T1".into(),
         store_id: None,
         signing_key: None,
+        basket: Default::default(),
     }
 }
 

@@ -7,6 +7,7 @@ mod console;
 mod ams;
 mod api;
 mod architecture;
+mod books;
 mod cert_mode;
 mod chaos;
 mod cli;

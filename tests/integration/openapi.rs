@@ -44,6 +44,7 @@ fn client(
         app_auth_token: None,
         notify_url: None,
         seller_id: None,
+        sys_service_provider_id: None,
         timeout,
         cert_mode: None,
     };
@@ -62,6 +63,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         terminal_id: "T1".into(),
         store_id: Some("S1".into()),
         signing_key: None,
+        basket: Default::default(),
     }
 }
 

@@ -324,6 +324,7 @@ async fn the_utf8_client_still_pays_a_chinese_subject() {
         app_auth_token: None,
         notify_url: None,
         seller_id: None,
+        sys_service_provider_id: None,
         timeout: Duration::from_secs(5),
         cert_mode: None,
     };
@@ -339,6 +340,7 @@ async fn the_utf8_client_still_pays_a_chinese_subject() {
         terminal_id: "T1".into(),
         store_id: None,
         signing_key: None,
+        basket: Default::default(),
     };
     let outcome = client.pay(&request).await;
     assert!(matches!(outcome, Outcome::Success(_)), "{outcome:?}");

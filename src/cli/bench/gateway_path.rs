@@ -126,6 +126,7 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
             app_auth_token: None,
             notify_url: None,
             seller_id: None,
+            sys_service_provider_id: None,
             timeout: Duration::from_secs(5),
             cert_mode: None,
         };

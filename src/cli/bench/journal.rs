@@ -30,6 +30,7 @@ pub(super) fn journal_commits(
             idempotency_key: None,
             max_attempts: 1,
             supersede: false,
+            basket: Default::default(),
         };
         journal.create_sale(&new, now).map_err(|e| e.to_string())?;
         let Scan::Payment(code) = recognise(&format!("28{:016}", i)) else {

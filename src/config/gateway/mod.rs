@@ -97,6 +97,7 @@ pub(super) struct RawGateway {
     app_auth_token: Option<String>,
     notify_url: Option<String>,
     seller_id: Option<String>,
+    sys_service_provider_id: Option<String>,
     client_id: Option<String>,
     key_version: Option<u32>,
     reference_merchant_id: Option<String>,
@@ -115,7 +116,7 @@ pub(super) struct RawGateway {
 
 impl RawGateway {
     /// Keys only the Open Platform takes.
-    fn openapi_only(&self) -> [(&'static str, Option<String>); 7] {
+    fn openapi_only(&self) -> [(&'static str, Option<String>); 8] {
         [
             ("app_id", self.app_id.clone()),
             ("app_cert_file", self.app_cert_file.clone()),
@@ -124,6 +125,10 @@ impl RawGateway {
             ("app_auth_token", self.app_auth_token.clone()),
             ("notify_url", self.notify_url.clone()),
             ("seller_id", self.seller_id.clone()),
+            (
+                "sys_service_provider_id",
+                self.sys_service_provider_id.clone(),
+            ),
         ]
     }
 

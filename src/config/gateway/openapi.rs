@@ -49,6 +49,7 @@ impl Validator<'_> {
             ("app_auth_token", &raw.app_auth_token),
             ("notify_url", &raw.notify_url),
             ("seller_id", &raw.seller_id),
+            ("sys_service_provider_id", &raw.sys_service_provider_id),
         ] {
             if let Some(v) = value
                 && (v.is_empty() || v.chars().any(char::is_control))
@@ -69,6 +70,7 @@ impl Validator<'_> {
             app_auth_token: raw.app_auth_token.clone(),
             notify_url: raw.notify_url.clone(),
             seller_id: raw.seller_id.clone(),
+            sys_service_provider_id: raw.sys_service_provider_id.clone(),
             timeout,
             cert_mode,
         })

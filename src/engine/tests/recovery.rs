@@ -67,6 +67,7 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
                 terminal_id: "T".into(),
                 store_id: None,
                 signing_key: None,
+                basket: Default::default(),
             };
             assert!(matches!(h.sandbox.pay(&request).await, Outcome::Success(_)));
         }

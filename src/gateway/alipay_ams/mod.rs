@@ -220,6 +220,7 @@ impl Gateway for Ams {
             request_time: &request_time,
             expiry_time: expiry.as_deref(),
             merchant: &self.settings.merchant,
+            goods: &request.basket.goods,
         });
         let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
         for attempt in 0..=THROTTLE_RETRIES {

@@ -106,6 +106,7 @@ pub fn parse(file: &str, bytes: &[u8]) -> Result<Vec<ProviderRecord>, ReportErro
             refund_id,
             at: time_at.map(field).unwrap_or("").to_string(),
             line,
+            money: Default::default(),
         });
     }
     Ok(records)

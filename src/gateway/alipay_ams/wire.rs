@@ -107,6 +107,8 @@ pub struct PayBody<'a> {
     /// ISO 8601 with offset, when the payment may no longer complete.
     pub expiry_time: Option<&'a str>,
     pub merchant: &'a Merchant,
+    /// The basket's goods, sent as `order.goods` (docs/protocol.md §16.5).
+    pub goods: &'a [crate::money::basket::Goods],
 }
 
 pub fn pay_body(p: &PayBody<'_>) -> String {
@@ -166,6 +168,23 @@ pub fn pay_body(p: &PayBody<'_>) -> String {
     }
     if let Some(t) = p.expiry_time {
         body["paymentExpiryTime"] = json!(t);
+    }
+    if !p.goods.is_empty() {
+        body["order"]["goods"] = p
+            .goods
+            .iter()
+            .map(|g| {
+                let mut line = json!({
+                    "referenceGoodsId": g.id, "goodsName": g.name,
+                    "goodsUnitAmount": amount_json(&g.price),
+                    "goodsQuantity": g.quantity.to_string(),
+                });
+                if let Some(c) = &g.category {
+                    line["goodsCategory"] = json!(c);
+                }
+                line
+            })
+            .collect();
     }
     body.to_string()
 }
@@ -302,6 +321,7 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
             Some(id) => Outcome::Success(Paid {
                 trade_id: id.to_string(),
                 amount: body.get("paymentAmount").and_then(parse_amount),
+                money: Default::default(),
             }),
             None => Outcome::Unknown(Unknown::new(
                 UnknownKind::Malformed,
@@ -369,6 +389,7 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
                     Some(id) => Outcome::Success(TradeStatus::Paid(Paid {
                         trade_id: id.to_string(),
                         amount: body.get("paymentAmount").and_then(parse_amount),
+                        money: Default::default(),
                     })),
                     None => Outcome::Unknown(Unknown::new(
                         UnknownKind::Malformed,
@@ -387,6 +408,7 @@ pub fn inquiry_outcome(body: &Value, request_id: &str) -> Outcome<TradeStatus> {
                         Outcome::Success(TradeStatus::Reversed(Paid {
                             trade_id: id.to_string(),
                             amount: body.get("paymentAmount").and_then(parse_amount),
+                            money: Default::default(),
                         }))
                     }
                     _ => Outcome::Success(TradeStatus::Closed(why("CANCELLED"))),

@@ -8,7 +8,7 @@ use std::io::{Cursor, Read, Write};
 
 use chrono::NaiveDate;
 
-use crate::gateway::records::{ProviderRecord, RecordKind};
+use crate::gateway::records::{ProviderRecord, RecordKind, RecordMoney};
 use crate::money::{Amount, Currency};
 
 pub const TRADE_NO: &str = "支付宝交易号";
@@ -17,6 +17,10 @@ pub const KIND: &str = "业务类型";
 pub const FINISHED: &str = "完成时间";
 pub const AMOUNT: &str = "订单金额（元）";
 pub const REFUND_NO: &str = "退款批次号/请求号";
+/// What the store received of the line (the provider's 实收金额 column).
+pub const RECEIVED: &str = "商家实收（元）";
+pub const MERCHANT_DISCOUNT: &str = "商家优惠（元）";
+pub const PLATFORM_DISCOUNT: &str = "支付宝优惠（元）";
 
 /// The detail file's columns, in the provider's order.
 pub const COLUMNS: [&str; 25] = [
@@ -32,11 +36,11 @@ pub const COLUMNS: [&str; 25] = [
     "终端号",
     "对方账户",
     AMOUNT,
-    "商家实收（元）",
+    RECEIVED,
     "支付宝红包（元）",
     "集分宝（元）",
-    "支付宝优惠（元）",
-    "商家优惠（元）",
+    PLATFORM_DISCOUNT,
+    MERCHANT_DISCOUNT,
     "券核销金额（元）",
     "券名称",
     "商家红包消费金额（元）",
@@ -147,6 +151,26 @@ pub fn parse_detail(file: &str, gbk: &[u8]) -> Result<Vec<ProviderRecord>, BillE
             .position(|c| c == FINISHED)
             .map(|i| fields[i].clone())
             .unwrap_or_default();
+        // The money columns are read when the header has them, as strictly as the amount.
+        let optional = |column: &str| -> Result<Option<Amount>, BillError> {
+            let Some(i) = columns.iter().position(|c| c == column) else {
+                return Ok(None);
+            };
+            let text = fields[i].as_str();
+            if text.is_empty() {
+                return Ok(None);
+            }
+            let cny = Currency::from_code("CNY").map_err(|e| row_err(line, e.to_string()))?;
+            let digits = text.strip_prefix('-').unwrap_or(text);
+            Amount::parse(digits, cny)
+                .map(Some)
+                .map_err(|e| row_err(line, format!("{column} {text:?}: {e}")))
+        };
+        let money = RecordMoney {
+            received: optional(RECEIVED)?,
+            merchant_discount: optional(MERCHANT_DISCOUNT)?,
+            platform_discount: optional(PLATFORM_DISCOUNT)?,
+        };
         let [trade_no, out_trade_no, kind, amount, refund_no] = at.map(|i| fields[i].as_str());
         if out_trade_no.is_empty() {
             return Err(row_err(line, format!("{OUT_TRADE_NO} is empty")));
@@ -185,6 +209,7 @@ pub fn parse_detail(file: &str, gbk: &[u8]) -> Result<Vec<ProviderRecord>, BillE
                 .then(|| refund_no.to_string()),
             at: finished,
             line,
+            money,
         });
     }
     if header.is_none() {
@@ -244,6 +269,20 @@ pub fn write_zip(
             RecordKind::Payment => "交易",
             RecordKind::Refund => "退款",
         };
+        // Money columns carry the line's sign, as the amount does; unstated ones are 0.00.
+        let sign = if r.kind == RecordKind::Refund {
+            "-"
+        } else {
+            ""
+        };
+        let column = |a: Option<Amount>, or: &str| match a {
+            Some(a) if a.is_positive() => format!("{sign}{}", a.to_major_string()),
+            Some(a) => a.to_major_string(),
+            None => or.to_string(),
+        };
+        let received = column(r.money.received, &signed);
+        let merchant = column(r.money.merchant_discount, "0.00");
+        let platform = column(r.money.platform_discount, "0.00");
         let row: Vec<String> = COLUMNS
             .iter()
             .map(|c| match *c {
@@ -252,7 +291,10 @@ pub fn write_zip(
                 KIND => kind.to_string(),
                 "商品名称" => subject.replace(',', "，"),
                 "创建时间" | FINISHED => r.at.clone(),
-                AMOUNT | "商家实收（元）" => signed.clone(),
+                AMOUNT => signed.clone(),
+                RECEIVED => received.clone(),
+                MERCHANT_DISCOUNT => merchant.clone(),
+                PLATFORM_DISCOUNT => platform.clone(),
                 REFUND_NO => r.refund_id.clone().unwrap_or_default(),
                 "终端号" => "T0001".to_string(),
                 "对方账户" => "159****5620".to_string(),
@@ -314,6 +356,11 @@ mod tests {
         assert_eq!(records[0].request_id, "T0001_20261121100000_aa");
         assert_eq!(records[0].amount.to_major_string(), "32.50");
         assert_eq!(records[0].refund_id, None);
+        assert_eq!(records[0].money.received.map(|a| a.minor()), Some(3250));
+        assert_eq!(
+            records[0].money.merchant_discount.map(|a| a.minor()),
+            Some(0)
+        );
         assert_eq!(records[1].kind, RecordKind::Refund);
         assert_eq!(records[1].amount.to_major_string(), "2.50");
         assert_eq!(records[1].refund_id.as_deref(), Some("R-T0001-1"));
@@ -329,7 +376,14 @@ mod tests {
         let wrong_kind = HAND_WRITTEN.replacen(",交易\t,", ",转账\t,", 1);
         let not_money = HAND_WRITTEN.replacen("32.50\t,32.50", "3x.50\t,32.50", 1);
         let short_row = HAND_WRITTEN.replacen(",-0.20\t,0.00\t,", ",", 1);
-        for text in [wrong_sign, wrong_kind, not_money, short_row] {
+        let received_not_money = HAND_WRITTEN.replacen("32.50\t,32.50", "32.50\t,32.5x", 1);
+        for text in [
+            wrong_sign,
+            wrong_kind,
+            not_money,
+            short_row,
+            received_not_money,
+        ] {
             let e = parse_detail("b.csv", &gbk(&text)).unwrap_err().to_string();
             assert!(e.starts_with("b.csv line 6:"), "{e}");
         }
@@ -356,6 +410,11 @@ mod tests {
                     refund_id: None,
                     at: "2026-11-21 10:00:02".into(),
                     line: 0,
+                    money: RecordMoney {
+                        received: Some(Amount::parse("10.50", cny).unwrap()),
+                        merchant_discount: Some(Amount::parse("2.00", cny).unwrap()),
+                        platform_discount: None,
+                    },
                 },
                 "咖啡, 大杯".to_string(),
             ),
@@ -368,6 +427,7 @@ mod tests {
                     refund_id: Some("R1".into()),
                     at: "2026-11-21 11:00:00".into(),
                     line: 0,
+                    money: RecordMoney::default(),
                 },
                 String::new(),
             ),
@@ -386,6 +446,12 @@ mod tests {
                 (want.kind, &want.request_id, want.amount, &want.refund_id)
             );
         }
+        let m = &read[0].money;
+        assert_eq!(m.received.map(|a| a.minor()), Some(1050));
+        assert_eq!(m.merchant_discount.map(|a| a.minor()), Some(200));
+        assert_eq!(m.platform_discount.map(|a| a.minor()), Some(0));
+        // A refund line's received is the refund, given back.
+        assert_eq!(read[1].money.received, Some(read[1].amount));
         assert!(matches!(parse_zip(b"not a zip"), Err(BillError::Zip(_))));
     }
 }

@@ -48,6 +48,9 @@ pub struct OpenApiSettings {
     pub app_auth_token: Option<String>,
     pub notify_url: Option<String>,
     pub seller_id: Option<String>,
+    /// The service provider's id, sent as `extend_params.sys_service_provider_id` (the
+    /// provider's rebate programme).
+    pub sys_service_provider_id: Option<String>,
     pub timeout: Duration,
     /// Certificate mode; `None` in public-key mode. With it, `alipay_public_key` is the key of
     /// the configured Alipay certificate.
@@ -625,6 +628,10 @@ impl Gateway for OpenApi {
         if let Some(seller) = &self.settings.seller_id {
             biz["seller_id"] = json!(seller);
         }
+        if let Some(isv) = &self.settings.sys_service_provider_id {
+            biz["extend_params"] = json!({ "sys_service_provider_id": isv });
+        }
+        wire::basket_fields(&mut biz, &request.basket);
         match self.call("alipay.trade.pay", Self::biz(biz)).await {
             Ok(node) => wire::pay_outcome(&node, &request.request_id),
             Err(e) => e.into_outcome(),
@@ -632,7 +639,11 @@ impl Gateway for OpenApi {
     }
 
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
-        let biz = json!({ "out_trade_no": request_id });
+        // The voucher details come only when asked for (docs/protocol.md §16).
+        let biz = json!({
+            "out_trade_no": request_id,
+            "query_options": ["fund_bill_list", "voucher_detail_list"],
+        });
         match self.call("alipay.trade.query", Self::biz(biz)).await {
             Ok(node) => wire::query_outcome(&node, request_id),
             Err(e) => e.into_outcome(),

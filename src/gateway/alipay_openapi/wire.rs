@@ -9,6 +9,8 @@ use serde::Deserialize;
 use crate::gateway::{
     Cancelled, Failure, Outcome, Paid, Refunded, TradeStatus, Unknown, UnknownKind,
 };
+use crate::money::basket::Basket;
+use crate::money::breakdown::{Breakdown, Fund, Voucher};
 use crate::money::{Amount, Currency};
 
 /// `key=value&…` over every transmitted parameter except `sign`, skipping empty values,
@@ -138,6 +140,13 @@ pub struct Node {
     pub bill_download_url: Option<String>,
     /// `alipay.open.app.alipaycert.download`: the certificate, base64 of its PEM text.
     pub alipay_cert_content: Option<String>,
+    /// What moved besides the order amount (docs/protocol.md §16), read by [`breakdown`].
+    pub receipt_amount: Option<serde_json::Value>,
+    pub buyer_pay_amount: Option<serde_json::Value>,
+    pub point_amount: Option<serde_json::Value>,
+    pub invoice_amount: Option<serde_json::Value>,
+    pub fund_bill_list: Option<serde_json::Value>,
+    pub voucher_detail_list: Option<serde_json::Value>,
 }
 
 pub fn parse_node(content: &str) -> Result<Node, String> {
@@ -153,6 +162,160 @@ pub fn parse_amount(value: &serde_json::Value) -> Option<Amount> {
         _ => return None,
     };
     Amount::parse(&text, cny).ok()
+}
+
+/// The sale's campaign fields into a pay request's `biz_content`, in the platform's names
+/// (docs/protocol.md §16.5): `undiscountable_amount`, `discountable_amount`, `goods_detail`,
+/// `operator_id`. Nothing for fields the register did not give.
+pub fn basket_fields(biz: &mut serde_json::Value, basket: &Basket) {
+    use serde_json::json;
+    if let Some(a) = basket.undiscountable {
+        biz["undiscountable_amount"] = json!(a.to_major_string());
+    }
+    if let Some(a) = basket.discountable {
+        biz["discountable_amount"] = json!(a.to_major_string());
+    }
+    if !basket.goods.is_empty() {
+        biz["goods_detail"] = basket
+            .goods
+            .iter()
+            .map(|g| {
+                let mut line = json!({
+                    "goods_id": g.id, "goods_name": g.name,
+                    "quantity": g.quantity, "price": g.price.to_major_string(),
+                });
+                if let Some(c) = &g.category {
+                    line["goods_category"] = json!(c);
+                }
+                line
+            })
+            .collect();
+    }
+    if let Some(id) = &basket.operator_id {
+        biz["operator_id"] = json!(id);
+    }
+}
+
+/// The campaign fields of a pay request's `biz_content`, read back strictly (the sandbox):
+/// what [`basket_fields`] writes. `Err` names the field that does not read.
+pub fn read_basket(biz: &serde_json::Value) -> Result<Basket, String> {
+    let amount = |field: &str| -> Result<Option<Amount>, String> {
+        match biz.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(v) => parse_amount(v).map(Some).ok_or_else(|| field.to_string()),
+        }
+    };
+    let mut goods = Vec::new();
+    if let Some(list) = biz.get("goods_detail") {
+        let items = list.as_array().ok_or("goods_detail")?;
+        for (i, g) in items.iter().enumerate() {
+            let at = |f: &str| format!("goods_detail[{i}].{f}");
+            let text = |f: &str| {
+                g.get(f)
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string)
+            };
+            goods.push(crate::money::basket::Goods {
+                id: text("goods_id").ok_or_else(|| at("goods_id"))?,
+                name: text("goods_name").ok_or_else(|| at("goods_name"))?,
+                quantity: g
+                    .get("quantity")
+                    .and_then(serde_json::Value::as_u64)
+                    .and_then(|q| u32::try_from(q).ok())
+                    .ok_or_else(|| at("quantity"))?,
+                price: g
+                    .get("price")
+                    .and_then(parse_amount)
+                    .ok_or_else(|| at("price"))?,
+                category: text("goods_category"),
+            });
+        }
+    }
+    Ok(Basket {
+        undiscountable: amount("undiscountable_amount")?,
+        discountable: amount("discountable_amount")?,
+        goods,
+        operator_id: biz
+            .get("operator_id")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_string),
+        operator_name: None,
+    })
+}
+
+/// What a pay or query answer says moved besides the order amount (docs/protocol.md §16).
+/// Read strictly: an amount that does not parse leaves its field (or its list entry) out,
+/// logged, and is never guessed.
+pub fn breakdown(node: &Node) -> Breakdown {
+    let amount = |field: &str, value: &Option<serde_json::Value>| {
+        let value = value.as_ref().filter(|v| !v.is_null())?;
+        let parsed = parse_amount(value);
+        if parsed.is_none() {
+            tracing::warn!(field, value = %value, "answer states an amount that does not parse: left out");
+        }
+        parsed
+    };
+    Breakdown {
+        buyer_paid: amount("buyer_pay_amount", &node.buyer_pay_amount),
+        received: amount("receipt_amount", &node.receipt_amount),
+        points: amount("point_amount", &node.point_amount),
+        invoice: amount("invoice_amount", &node.invoice_amount),
+        funds: list("fund_bill_list", &node.fund_bill_list)
+            .iter()
+            .filter_map(|f| {
+                let channel = text(f, &["fund_channel", "fundChannel"])?;
+                let amount = amount("fund_bill_list[].amount", &f.get("amount").cloned())?;
+                Some(Fund { channel, amount })
+            })
+            .collect(),
+        vouchers: list("voucher_detail_list", &node.voucher_detail_list)
+            .iter()
+            .filter_map(|v| {
+                let field = |k: &str| v.get(k).cloned();
+                Some(Voucher {
+                    id: text(v, &["id"]).unwrap_or_default(),
+                    name: text(v, &["name"]).unwrap_or_default(),
+                    kind: text(v, &["type"]).unwrap_or_default(),
+                    amount: amount("voucher_detail_list[].amount", &field("amount"))?,
+                    merchant: amount(
+                        "voucher_detail_list[].merchant_contribute",
+                        &field("merchant_contribute"),
+                    ),
+                    platform: amount(
+                        "voucher_detail_list[].other_contribute",
+                        &field("other_contribute"),
+                    ),
+                })
+            })
+            .collect(),
+    }
+}
+
+/// A list field of an answer: a JSON array, or the JSON text of one (as notifications carry
+/// `fund_bill_list`). Anything else is left out, logged.
+fn list(field: &str, value: &Option<serde_json::Value>) -> Vec<serde_json::Value> {
+    match value {
+        None | Some(serde_json::Value::Null) => Vec::new(),
+        Some(serde_json::Value::Array(items)) => items.clone(),
+        Some(serde_json::Value::String(text)) => match serde_json::from_str(text) {
+            Ok(serde_json::Value::Array(items)) => items,
+            _ => {
+                tracing::warn!(field, "answer states a list that does not parse: left out");
+                Vec::new()
+            }
+        },
+        Some(_) => {
+            tracing::warn!(field, "answer states a list that is not one: left out");
+            Vec::new()
+        }
+    }
+}
+
+/// The first of `keys` that is a string in `item`.
+fn text(item: &serde_json::Value, keys: &[&str]) -> Option<String> {
+    keys.iter()
+        .find_map(|k| item.get(*k).and_then(serde_json::Value::as_str))
+        .map(str::to_string)
 }
 
 fn unknown(kind: UnknownKind, node: &Node) -> Unknown {
@@ -296,6 +459,7 @@ pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
             Some(trade_no) => Outcome::Success(Paid {
                 trade_id: trade_no.clone(),
                 amount: node.total_amount.as_ref().and_then(parse_amount),
+                money: breakdown(node),
             }),
             None => Outcome::Unknown(Unknown::new(
                 UnknownKind::Malformed,
@@ -333,6 +497,7 @@ pub fn query_outcome(node: &Node, request_id: &str) -> Outcome<TradeStatus> {
                     Some(trade_no) => Outcome::Success(TradeStatus::Paid(Paid {
                         trade_id: trade_no.clone(),
                         amount: node.total_amount.as_ref().and_then(parse_amount),
+                        money: breakdown(node),
                     })),
                     None => Outcome::Unknown(Unknown::new(
                         UnknownKind::Malformed,

@@ -144,6 +144,7 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<ProviderRecord>, BillError> {
             refund_id,
             at: get(at, "交易时间")?.to_string(),
             line,
+            money: Default::default(),
         });
     }
     Ok(records)
@@ -244,6 +245,7 @@ mod tests {
             refund_id: refund.map(str::to_string),
             at: "2026-12-01 10:00:00".to_string(),
             line: 0,
+            money: Default::default(),
         };
         let lines = vec![
             (

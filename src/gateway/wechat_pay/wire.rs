@@ -616,7 +616,11 @@ fn paid_of(tx: &Transaction, request_id: &str) -> Result<Paid, Unknown> {
         }
         _ => None,
     };
-    Ok(Paid { trade_id, amount })
+    Ok(Paid {
+        trade_id,
+        amount,
+        money: Default::default(),
+    })
 }
 
 /// The answer to `POST /codepay` (docs/gateways.md §8.1).

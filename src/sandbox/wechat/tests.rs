@@ -95,6 +95,7 @@ fn request(id: &str, ending: &str) -> PayRequest {
         terminal_id: "T0001".into(),
         store_id: Some("S1".into()),
         signing_key: None,
+        basket: Default::default(),
     }
 }
 
@@ -124,7 +125,10 @@ async fn paid_then_refunded_and_reversed() {
             Scan::Payment(c) => c,
             _ => unreachable!(),
         };
-        let Outcome::Success(Paid { trade_id, amount }) = g.pay(&req).await else {
+        let Outcome::Success(Paid {
+            trade_id, amount, ..
+        }) = g.pay(&req).await
+        else {
             panic!("not paid")
         };
         assert!(!trade_id.is_empty());

@@ -88,6 +88,7 @@ fn the_upm_body_has_the_documented_shape() {
         request_time: "2024-01-01T12:00:00+08:00",
         expiry_time: None,
         merchant: &merchant,
+        goods: &[],
     });
     let mut got: Value = serde_json::from_str(&body).unwrap();
     // scanpay adds the order reference and the settlement currency (the payment's own when
@@ -116,10 +117,40 @@ fn the_upm_body_has_the_documented_shape() {
         expiry_time: Some("2024-01-01T12:01:00+08:00"),
         merchant: &Merchant {
             settlement_currency: Some("USD".into()),
-            ..merchant
+            ..merchant.clone()
         },
+        goods: &[],
     });
     let a: Value = serde_json::from_str(&agreement).unwrap();
+    assert!(
+        a["order"].get("goods").is_none(),
+        "no goods, no order.goods"
+    );
+    // The basket's goods go into order.goods, amounts as everywhere in AMS.
+    let goods = [crate::money::basket::Goods {
+        id: "A1".into(),
+        name: "Latte".into(),
+        quantity: 2,
+        price: Amount::from_minor(350, Currency::from_code("USD").unwrap()),
+        category: Some("coffee".into()),
+    }];
+    let with_goods: Value = serde_json::from_str(&pay_body(&PayBody {
+        request_id: "r",
+        source: PaymentSource::PaymentCode("281234567890123456"),
+        amount: Amount::from_minor(700, Currency::from_code("USD").unwrap()),
+        description: "x",
+        terminal_id: "T",
+        request_time: "t",
+        expiry_time: None,
+        merchant: &merchant,
+        goods: &goods,
+    }))
+    .unwrap();
+    assert_eq!(
+        with_goods["order"]["goods"],
+        json!([{"referenceGoodsId": "A1", "goodsName": "Latte", "goodsCategory": "coffee",
+                "goodsUnitAmount": {"currency": "USD", "value": "350"}, "goodsQuantity": "2"}])
+    );
     assert_eq!(a["productCode"], "AGREEMENT_PAYMENT");
     assert_eq!(a["paymentMethod"]["paymentMethodType"], "GCASH");
     assert!(a.get("paymentFactor").is_none());
@@ -164,6 +195,7 @@ fn every_pay_names_a_settlement_currency_the_configured_one_or_the_payments() {
                 request_time: "t",
                 expiry_time: None,
                 merchant: &m,
+                goods: &[],
             });
             let body: Value = serde_json::from_str(&body).unwrap();
             assert_eq!(body["paymentMethod"]["paymentMethodType"], method);

@@ -472,3 +472,89 @@ fn a_cancel_of_a_trade_never_created_says_not_created_not_refused() {
         })
     );
 }
+
+#[test]
+fn what_moved_is_read_strictly_and_a_bad_amount_is_left_out() {
+    let answer = node(
+        r#"{"code":"10000","msg":"Success","trade_no":"2024","out_trade_no":"T1_1","total_amount":"10.00",
+            "receipt_amount":"8.00","buyer_pay_amount":"8.00","point_amount":"0.00","invoice_amount":"8.00",
+            "fund_bill_list":[{"fund_channel":"ALIPAYACCOUNT","amount":"8.00"},{"fund_channel":"MDISCOUNT","amount":"2.00"}],
+            "voucher_detail_list":[{"id":"V1","name":"满减","type":"ALIPAY_FIX_VOUCHER","amount":"2.00",
+                "merchant_contribute":"2.00","other_contribute":"0.00"}]}"#,
+    );
+    let Outcome::Success(p) = pay_outcome(&answer, "T1_1") else {
+        panic!()
+    };
+    let m = p.money;
+    assert_eq!(m.received.unwrap().minor(), 800);
+    assert_eq!(m.buyer_paid.unwrap().minor(), 800);
+    assert_eq!(m.invoice.unwrap().minor(), 800);
+    assert_eq!(m.funds.len(), 2);
+    assert_eq!(m.funds[1].channel, "MDISCOUNT");
+    assert_eq!(m.vouchers[0].merchant.unwrap().minor(), 200);
+    assert_eq!(m.merchant_discount_minor(), 200);
+    assert_eq!(m.platform_discount_minor(), 0);
+
+    // Bad amounts, a list as JSON text (as notifications carry it), a list that is neither.
+    let odd = node(
+        r#"{"code":"10000","msg":"Success","trade_no":"2024","total_amount":"10.00",
+            "receipt_amount":"8.001","buyer_pay_amount":"-8.00","point_amount":{"x":1},
+            "fund_bill_list":"[{\"fundChannel\":\"ALIPAYACCOUNT\",\"amount\":\"0.10\"},{\"fundChannel\":\"X\",\"amount\":\"1e3\"}]",
+            "voucher_detail_list":{"id":"V1"}}"#,
+    );
+    let Outcome::Success(p) = pay_outcome(&odd, "T1_1") else {
+        panic!()
+    };
+    let m = p.money;
+    assert_eq!((m.received, m.buyer_paid, m.points), (None, None, None));
+    assert_eq!(
+        m.funds.len(),
+        1,
+        "the entry whose amount does not parse is left out"
+    );
+    assert_eq!(m.funds[0].amount.minor(), 10);
+    assert!(m.vouchers.is_empty());
+}
+
+#[test]
+fn campaign_fields_are_written_in_the_platforms_names_and_read_back() {
+    use crate::money::basket::{Basket, Goods};
+    let cny = |m| Amount::from_minor(m, Currency::from_code("CNY").unwrap());
+    let basket = Basket {
+        undiscountable: Some(cny(200)),
+        discountable: Some(cny(800)),
+        goods: vec![Goods {
+            id: "A1".into(),
+            name: "拿铁".into(),
+            quantity: 2,
+            price: cny(500),
+            category: Some("coffee".into()),
+        }],
+        operator_id: Some("C01".into()),
+        operator_name: Some("not sent".into()),
+    };
+    let mut biz = serde_json::json!({"out_trade_no": "T1_1"});
+    basket_fields(&mut biz, &basket);
+    assert_eq!(biz["undiscountable_amount"], "2.00");
+    assert_eq!(biz["discountable_amount"], "8.00");
+    assert_eq!(biz["goods_detail"][0]["price"], "5.00");
+    assert_eq!(biz["goods_detail"][0]["quantity"], 2);
+    assert_eq!(biz["operator_id"], "C01");
+    assert!(
+        !biz.to_string().contains("not sent"),
+        "the name is printed, never sent"
+    );
+    let read = read_basket(&biz).unwrap();
+    assert_eq!(
+        read,
+        Basket {
+            operator_name: None,
+            ..basket
+        }
+    );
+    let mut plain = serde_json::json!({});
+    basket_fields(&mut plain, &Basket::default());
+    assert_eq!(plain, serde_json::json!({}));
+    biz["goods_detail"][0]["price"] = serde_json::json!("5.001");
+    assert_eq!(read_basket(&biz).unwrap_err(), "goods_detail[0].price");
+}

@@ -2,6 +2,8 @@
 //! refunds, and what is still in doubt or needs a person. Text, CSV, JSON, or an ESC/POS
 //! Z-report for the receipt printer.
 
+pub mod shift;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -23,7 +25,7 @@ pub struct Line {
     pub total: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct RefundLine {
     pub currency: String,
     pub count: u64,
@@ -31,13 +33,42 @@ pub struct RefundLine {
 }
 
 /// Paid sales by the wallet that paid them and the gateway that charged it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct WalletLine {
     pub wallet: String,
     pub gateway: String,
     pub currency: String,
     pub count: u64,
     pub total: String,
+}
+
+/// The store's books of the day in one currency, major units: what paid sales ordered
+/// (`gross`), the discounts the provider stated (merchant- and platform-funded apart), what
+/// the store received (the provider's `receipt_amount`; the order amount where it stated
+/// none), the refunds, and what is left received (`net_received`).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct BooksLine {
+    pub currency: String,
+    pub gross: String,
+    /// Both discounts together.
+    pub discount: String,
+    pub merchant_discount: String,
+    pub platform_discount: String,
+    pub received: String,
+    pub refunded: String,
+    pub net_received: String,
+    /// Paid sales whose provider stated no received amount (counted at the order amount).
+    pub received_unstated: u64,
+}
+
+/// One currency's books, minor units, while the day is summed.
+#[derive(Default)]
+pub(crate) struct Books {
+    gross: i64,
+    merchant: i64,
+    platform: i64,
+    received: i64,
+    unstated: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -62,6 +93,8 @@ pub struct DayReport {
     pub net: Vec<RefundLine>,
     /// Paid sales per wallet and gateway.
     pub by_wallet: Vec<WalletLine>,
+    /// Gross, discounts, received and net received, per currency.
+    pub books: Vec<BooksLine>,
     pub in_doubt: Vec<Open>,
     pub needs_attention: Vec<Open>,
 }
@@ -82,6 +115,7 @@ pub fn day_report(
     let mut refunds: BTreeMap<String, (u64, i64, Currency)> = BTreeMap::new();
     let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
     let mut wallets: BTreeMap<(String, String, String), (u64, i64, Currency)> = BTreeMap::new();
+    let mut books: BooksBy = BTreeMap::new();
     for sale in &sales {
         if sale.state == SaleState::Paid
             && let Some(a) = journal
@@ -99,6 +133,11 @@ pub fn day_report(
                 .or_insert((0, 0, c));
             e.0 += 1;
             e.1 += sale.amount.minor();
+            books
+                .entry(c.code().to_string())
+                .or_insert_with(|| (Books::default(), c))
+                .0
+                .add(sale.amount, &a.money);
         }
         let c = sale.amount.currency();
         let e = by
@@ -146,6 +185,12 @@ pub fn day_report(
             }
         })
         .collect();
+    for (currency, (_, _, c)) in &refunds {
+        books
+            .entry(currency.clone())
+            .or_insert_with(|| (Books::default(), *c));
+    }
+    let books = books_lines(books, &refunds);
     let refunds = refunds
         .into_iter()
         .map(|(currency, (count, minor, c))| RefundLine {
@@ -181,6 +226,7 @@ pub fn day_report(
         refunds,
         net,
         by_wallet,
+        books,
         in_doubt: journal.open_attempts()?.into_iter().map(open).collect(),
         needs_attention: journal
             .attempts_needing_attention()?
@@ -188,6 +234,58 @@ pub fn day_report(
             .map(open)
             .collect(),
     })
+}
+
+/// Per-currency sums of a stretch of sales while they are added up.
+pub(crate) type BooksBy = BTreeMap<String, (Books, Currency)>;
+
+impl Books {
+    /// Adds a paid sale of `amount` whose paid attempt stated `money`.
+    pub(crate) fn add(&mut self, amount: Amount, money: &crate::money::breakdown::Breakdown) {
+        self.gross += amount.minor();
+        self.merchant += money.merchant_discount_minor();
+        self.platform += money.platform_discount_minor();
+        self.received += money.received_or(amount).minor();
+        self.unstated += u64::from(money.received.is_none());
+    }
+}
+
+/// The books lines of summed sales, less the refunds per currency (count, minor units).
+pub(crate) fn books_lines(
+    books: BooksBy,
+    refunds: &BTreeMap<String, (u64, i64, Currency)>,
+) -> Vec<BooksLine> {
+    let fmt = |minor: i64, c: Currency| Amount::from_minor(minor, c).to_major_string();
+    books
+        .into_iter()
+        .map(|(currency, (b, c))| {
+            let back = refunds.get(&currency).map(|r| r.1).unwrap_or(0);
+            BooksLine {
+                gross: fmt(b.gross, c),
+                discount: fmt(b.merchant + b.platform, c),
+                merchant_discount: fmt(b.merchant, c),
+                platform_discount: fmt(b.platform, c),
+                received: fmt(b.received, c),
+                refunded: fmt(back, c),
+                net_received: fmt(b.received - back, c),
+                received_unstated: b.unstated,
+                currency,
+            }
+        })
+        .collect()
+}
+
+/// The books lines as text rows, as the day report and the shift reports print them.
+pub(crate) fn books_text(books: &[BooksLine], out: &mut String) {
+    for b in books {
+        let row = |k: &str, v: &str| format!("{k:<14} {:<4} {:>6} {v:>16}\n", b.currency, "");
+        out.push_str(&row("gross", &b.gross));
+        out.push_str(&row("discount", &format!("-{}", b.discount)));
+        out.push_str(&row("  merchant", &format!("-{}", b.merchant_discount)));
+        out.push_str(&row("  platform", &format!("-{}", b.platform_discount)));
+        out.push_str(&row("received", &b.received));
+        out.push_str(&row("net received", &b.net_received));
+    }
 }
 
 pub fn text(r: &DayReport) -> String {
@@ -223,6 +321,7 @@ pub fn text(r: &DayReport) -> String {
             "net", n.currency, "", n.total
         ));
     }
+    books_text(&r.books, &mut out);
     // With several wallets in the day, what each took (one wallet: the lines above say it).
     if r.by_wallet.len() > 1 {
         for w in &r.by_wallet {
@@ -282,6 +381,19 @@ pub fn csv(r: &DayReport) -> Result<String, String> {
         w.write_record([r.date.as_str(), "net", "", &n.currency, "", &n.total])
             .map_err(|e| e.to_string())?;
     }
+    for b in &r.books {
+        for (kind, total) in [
+            ("gross", &b.gross),
+            ("discount", &b.discount),
+            ("discount_merchant", &b.merchant_discount),
+            ("discount_platform", &b.platform_discount),
+            ("received", &b.received),
+            ("net_received", &b.net_received),
+        ] {
+            w.write_record([r.date.as_str(), kind, "", &b.currency, "", total])
+                .map_err(|e| e.to_string())?;
+        }
+    }
     for l in &r.by_wallet {
         w.write_record([
             r.date.as_str(),
@@ -335,7 +447,9 @@ impl From<csv::IntoInnerError<csv::Writer<Vec<u8>>>> for ExportError {
 /// One row per attempt (a sale without one gets one row) and one per refund. `booked` is
 /// what the row adds to the day report's net, on `store_date`: the paid attempt of a paid
 /// sale its amount, a refund that went through (in the window) minus its amount, all else
-/// zero. So the column of a day's export sums to that day's report net.
+/// zero. So the column of a day's export sums to that day's report net. `received` is what
+/// the store received of a paid attempt (the provider's word, else its amount); `operator_id`
+/// the sale's cashier.
 pub fn export_csv(
     j: &Journal,
     sales: &[SaleView],
@@ -369,6 +483,8 @@ pub fn export_csv(
         "refund_amount",
         "gateway_refund_id",
         "booked",
+        "received",
+        "operator_id",
     ])?;
     let zero = |s: &SaleView| Amount::from_minor(0, s.amount.currency()).to_major_string();
     let mut listed = std::collections::HashSet::new();
@@ -387,10 +503,11 @@ pub fn export_csv(
         let reason = s.reason.as_deref().unwrap_or("");
         let store_date = day(s.created_at);
         let zero = zero(s);
+        let operator = s.basket.operator_id.as_deref().unwrap_or("");
         if s.attempts.is_empty() {
             let mut row: Vec<&str> = sale_cols.to_vec();
             row.extend(["", "", "", "", "", "", "", "", reason, "sale", &store_date]);
-            row.extend(["", "", "", "", zero.as_str()]);
+            row.extend(["", "", "", "", zero.as_str(), "", operator]);
             w.write_record(&row)?;
         }
         for (i, a) in s.attempts.iter().enumerate() {
@@ -399,6 +516,12 @@ pub fn export_csv(
                 amount.clone()
             } else {
                 zero.clone()
+            };
+            // What the store received of a paid attempt, as the provider stated it.
+            let received = if a.state == AttemptState::Succeeded {
+                a.money.received_or(s.amount).to_major_string()
+            } else {
+                String::new()
             };
             let mut row: Vec<&str> = sale_cols.to_vec();
             row.extend([
@@ -422,6 +545,8 @@ pub fn export_csv(
                 "",
                 "",
                 booked.as_str(),
+                received.as_str(),
+                operator,
             ]);
             w.write_record(&row)?;
         }
@@ -479,6 +604,8 @@ pub fn export_csv(
             &r.amount.to_major_string(),
             r.gateway_refund_id.as_deref().unwrap_or(""),
             &booked,
+            "",
+            sale.basket.operator_id.as_deref().unwrap_or(""),
         ])?;
     }
     // Every field written is a Rust string, so the bytes are UTF-8.
@@ -507,6 +634,7 @@ mod tests {
             refunds: vec![],
             net: vec![],
             by_wallet: vec![line("alipay", "alipay-openapi", "1.00")],
+            books: vec![],
             in_doubt: vec![],
             needs_attention: vec![],
         };
@@ -555,6 +683,7 @@ mod tests {
                 idempotency_key: None,
                 max_attempts: 1,
                 supersede: false,
+                basket: Default::default(),
             };
             j.create_sale(&new, now).unwrap();
             let Scan::Payment(code) = recognise(&format!("2860000000000001{i:02}")) else {
@@ -578,7 +707,30 @@ mod tests {
             } else {
                 AttemptState::Failed
             };
-            j.transition(a.id, to, Cause::PayAnswer, &Change::default(), now)
+            // S2 had a merchant voucher of 1.00 and a platform one of 0.50.
+            let money = (i == 2).then(|| {
+                use crate::money::breakdown::{Breakdown, Voucher};
+                let at = |m| Amount::from_minor(m, cny);
+                let voucher = |merchant, platform| Voucher {
+                    id: "V".into(),
+                    name: "v".into(),
+                    kind: "ALIPAY_FIX_VOUCHER".into(),
+                    amount: at(merchant + platform),
+                    merchant: Some(at(merchant)),
+                    platform: Some(at(platform)),
+                };
+                Breakdown {
+                    received: Some(at(minor - 100)),
+                    buyer_paid: Some(at(minor - 150)),
+                    vouchers: vec![voucher(100, 0), voucher(0, 50)],
+                    ..Breakdown::default()
+                }
+            });
+            let change = Change {
+                money,
+                ..Change::default()
+            };
+            j.transition(a.id, to, Cause::PayAnswer, &change, now)
                 .unwrap();
             if paid {
                 expected_paid += minor;
@@ -611,6 +763,23 @@ mod tests {
             .unwrap();
         assert_eq!((failed.count, failed.total.as_str()), (1, "3.00"));
         assert_eq!(report.refunds[0].total, "2.50");
+        let b = &report.books[0];
+        let books = (
+            b.gross.as_str(),
+            b.discount.as_str(),
+            b.merchant_discount.as_str(),
+            b.platform_discount.as_str(),
+            b.received.as_str(),
+            b.refunded.as_str(),
+            b.net_received.as_str(),
+            b.received_unstated,
+        );
+        assert_eq!(
+            books,
+            ("22.50", "1.50", "1.00", "0.50", "21.50", "2.50", "19.00", 2)
+        );
+        let t = text(&report);
+        assert!(t.contains("net received") && t.contains("19.00"), "{t}");
         assert_eq!(
             report.net[0].total,
             Amount::from_minor(expected_paid - 250, cny).to_major_string()

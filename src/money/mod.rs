@@ -5,6 +5,9 @@
 //! one thing; formatting is per gateway: the Open Platform wants a major-unit decimal string
 //! (`"12.50"` yuan), AMS wants the minor-unit count as a string (`"1250"`).
 
+pub mod basket;
+pub mod breakdown;
+
 use std::fmt;
 
 /// An ISO 4217 currency scanpay knows the minor-unit exponent of.
