@@ -200,37 +200,40 @@ pub fn text(r: &ShiftReport) -> String {
             .unwrap_or_default()
     );
     out.push_str(&format!("paid sales: {}\n", r.paid_count));
+    // One line per cashier, wallet and refund currency: label, currency, count, total.
+    let mut row = |label: String, currency: &str, count: u64, total: String| {
+        out.push_str(&format!(
+            "{label:<14} {currency:<4} {count:>6} {total:>16}\n"
+        ));
+    };
     for c in &r.by_cashier {
         let who = if c.operator_id.is_empty() {
             "(no cashier)"
         } else {
             &c.operator_id
         };
-        out.push_str(&format!(
-            "{:<14} {:<4} {:>6} {:>16}\n",
+        row(
             format!("cashier {who}"),
-            c.currency,
+            &c.currency,
             c.count,
-            c.total
-        ));
+            c.total.clone(),
+        );
     }
     for w in &r.by_wallet {
-        out.push_str(&format!(
-            "{:<14} {:<4} {:>6} {:>16}\n",
+        row(
             format!("wallet {}", w.wallet),
-            w.currency,
+            &w.currency,
             w.count,
-            w.total
-        ));
+            w.total.clone(),
+        );
     }
     for f in &r.refunds {
-        out.push_str(&format!(
-            "{:<14} {:<4} {:>6} {:>16}\n",
-            "refunded",
-            f.currency,
+        row(
+            "refunded".into(),
+            &f.currency,
             f.count,
-            format!("-{}", f.total)
-        ));
+            format!("-{}", f.total),
+        );
     }
     books_text(&r.books, &mut out);
     out
