@@ -29,6 +29,18 @@ pub enum Event {
         request_id: String,
         code_masked: String,
     },
+    /// A code the customer scans is shown for the sale (an order's QR), or the page an entry
+    /// code opened is sent to the wallet: waiting for the customer to pay.
+    QrPresented {
+        sale_id: String,
+        request_id: String,
+        /// `order_code` or `entry_code`.
+        method: &'static str,
+        /// What the customer scans (or the page they are sent to).
+        content: String,
+        amount: crate::money::Amount,
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
     /// The customer is confirming in the wallet (password, limit check).
     CustomerConfirming {
         sale_id: String,

@@ -14,6 +14,37 @@ use std::fmt;
 /// Longest scan accepted at all; anything longer is garbage, not a code.
 pub const MAX_SCAN_LEN: usize = 512;
 
+/// How the customer pays an attempt: the cashier scans the customer's code, or the customer
+/// scans the merchant's (an order's QR, or the store's entry code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayMethod {
+    Scanned,
+    OrderCode,
+    EntryCode,
+}
+
+impl PayMethod {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PayMethod::Scanned => "scanned",
+            PayMethod::OrderCode => "order_code",
+            PayMethod::EntryCode => "entry_code",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<PayMethod> {
+        [PayMethod::Scanned, PayMethod::OrderCode, PayMethod::EntryCode]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    /// Whether the customer scans what the merchant shows.
+    pub fn presented(&self) -> bool {
+        *self != PayMethod::Scanned
+    }
+}
+
 /// The wallet a payment code belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

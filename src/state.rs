@@ -146,6 +146,9 @@ pub fn check_attempt_transition(
 #[serde(rename_all = "snake_case")]
 pub enum SaleState {
     AwaitingScan,
+    /// A code the merchant shows waits for the customer to pay it (the journal keeps the
+    /// sale `processing`; its view says this).
+    AwaitingPayment,
     Processing,
     Paid,
     Failed,
@@ -154,8 +157,9 @@ pub enum SaleState {
 }
 
 impl SaleState {
-    pub const ALL: [SaleState; 6] = [
+    pub const ALL: [SaleState; 7] = [
         SaleState::AwaitingScan,
+        SaleState::AwaitingPayment,
         SaleState::Processing,
         SaleState::Paid,
         SaleState::Failed,
@@ -166,6 +170,7 @@ impl SaleState {
     pub fn as_str(&self) -> &'static str {
         match self {
             SaleState::AwaitingScan => "awaiting_scan",
+            SaleState::AwaitingPayment => "awaiting_payment",
             SaleState::Processing => "processing",
             SaleState::Paid => "paid",
             SaleState::Failed => "failed",
@@ -182,6 +187,7 @@ impl SaleState {
     pub fn cashier_default(&self) -> &'static str {
         match self {
             SaleState::AwaitingScan => "waiting for the customer's payment code",
+            SaleState::AwaitingPayment => "waiting for the customer to scan the QR and pay",
             SaleState::Processing => "charging: waiting for the gateway",
             SaleState::Paid => "paid",
             SaleState::Failed => "not paid",
@@ -194,6 +200,7 @@ impl SaleState {
     pub fn in_words(&self) -> &'static str {
         match self {
             SaleState::AwaitingScan => "is waiting for a scan",
+            SaleState::AwaitingPayment => "is waiting for the customer to pay its QR",
             SaleState::Processing => "is being charged",
             SaleState::Paid => "is paid",
             SaleState::Failed => "was not paid (failed)",
@@ -203,7 +210,10 @@ impl SaleState {
     }
 
     pub fn is_final(&self) -> bool {
-        !matches!(self, SaleState::AwaitingScan | SaleState::Processing)
+        !matches!(
+            self,
+            SaleState::AwaitingScan | SaleState::AwaitingPayment | SaleState::Processing
+        )
     }
 }
 

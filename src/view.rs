@@ -31,6 +31,18 @@ pub struct SaleView {
     pub superseded_by: Option<String>,
     /// The campaign fields the register gave (discountable parts, goods, cashier).
     pub basket: crate::money::basket::Basket,
+    /// The code shown for the customer to scan, while it waits for them.
+    pub qr: Option<QrView>,
+}
+
+/// A presented code waiting for the customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QrView {
+    pub request_id: String,
+    pub method: crate::paycode::PayMethod,
+    /// What the customer scans (or, for an entry code, the page they are sent to).
+    pub content: String,
+    pub expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,13 +68,36 @@ pub struct AttemptView {
     pub signing_key: Option<String>,
     /// What the provider said moved besides the order amount, when paid.
     pub money: Breakdown,
+    /// Scanned, or a code the merchant presented.
+    pub method: crate::paycode::PayMethod,
 }
 
 impl SaleView {
     pub fn new(sale: &SaleRow, attempts: &[AttemptRow]) -> SaleView {
+        let qr = attempts
+            .iter()
+            .find(|a| a.awaiting_customer())
+            .and_then(|a| {
+                Some(QrView {
+                    request_id: a.request_id.clone(),
+                    method: a.method,
+                    content: a.presented.clone()?,
+                    expires_at: a.presented_expires_at.unwrap_or(a.deadline_at),
+                })
+            });
+        // Waiting for the customer to pay the shown code, unless a scanned code is being
+        // charged beside it.
+        let scanned_open = attempts
+            .iter()
+            .any(|a| !a.method.presented() && !a.state.is_final());
+        let state = match sale.state {
+            SaleState::Processing if qr.is_some() && !scanned_open => SaleState::AwaitingPayment,
+            s => s,
+        };
         SaleView {
+            qr,
             sale_id: sale.id.clone(),
-            state: sale.state,
+            state,
             amount: sale.amount,
             reference: sale.reference.clone(),
             subject: sale.subject.clone(),
@@ -74,7 +109,7 @@ impl SaleView {
             message: Some(
                 sale.message
                     .clone()
-                    .unwrap_or_else(|| sale.state.cashier_default().to_string()),
+                    .unwrap_or_else(|| state.cashier_default().to_string()),
             ),
             superseded_by: sale.superseded_by.clone(),
             basket: sale.basket.clone(),
@@ -111,6 +146,7 @@ impl AttemptView {
             deadline_at: a.deadline_at,
             signing_key: a.signing_key.clone(),
             money: a.money.clone(),
+            method: a.method,
         }
     }
 }

@@ -75,6 +75,7 @@ enum Pause {
 /// Cashier messages for the ways an in-doubt attempt ends.
 pub const MSG_PAID: &str = "paid";
 pub const MSG_CANCELLED: &str = "payment not completed and cancelled: the customer was not charged";
+pub const MSG_QR_CLOSED: &str = "the QR was closed before the customer paid: not charged";
 pub const MSG_REFUNDED: &str =
     "the customer paid after the deadline; the payment was cancelled and refunded in full";
 
@@ -264,6 +265,11 @@ impl Resolver {
                             &a,
                             &format!("paid, but superseded by sale {by}: reversing it"),
                         ),
+                        // The sale's other way of paying won (its QR, or a scanned code).
+                        Err(JournalError::AlreadyPaid { by, .. }) => self.start_cancelling(
+                            &a,
+                            &format!("paid, but the sale was paid by {by} first: reversing it"),
+                        ),
                         other => other,
                     };
                 }
@@ -300,10 +306,12 @@ impl Resolver {
                         "waiting",
                         "customer is confirming",
                     )?;
-                    self.observer.event(&Event::CustomerConfirming {
-                        sale_id: a.sale_id.clone(),
-                        request_id: a.request_id.clone(),
-                    });
+                    if !self.beside_paid(&a) {
+                        self.observer.event(&Event::CustomerConfirming {
+                            sale_id: a.sale_id.clone(),
+                            request_id: a.request_id.clone(),
+                        });
+                    }
                 }
                 Outcome::Success(TradeStatus::Reversed(_)) => {
                     // Someone's cancel already gave the money back: the cancel path records
@@ -368,11 +376,19 @@ impl Resolver {
             change("cancelling", why),
         )?;
         crate::failpoint::hit("before_cancel");
-        self.observer.event(&Event::Cancelling {
-            sale_id: a.sale_id.clone(),
-            request_id: a.request_id.clone(),
-        });
+        if !self.beside_paid(&a) {
+            self.observer.event(&Event::Cancelling {
+                sale_id: a.sale_id.clone(),
+                request_id: a.request_id.clone(),
+            });
+        }
         Ok(a)
+    }
+
+    /// Whether another attempt of `a`'s sale paid it: closing `a` then is bookkeeping, not
+    /// news for the cashier or the customer (the sale was told paid already).
+    fn beside_paid(&self, a: &AttemptRow) -> bool {
+        a.state != AttemptState::Succeeded && !decides_sale(&self.journal, a)
     }
 
     async fn cancel_until_confirmed(
@@ -414,6 +430,20 @@ impl Resolver {
                 self.with_timeout(self.gateway.cancel(&a.request_id)).await
             };
             match outcome {
+                // A presented code the customer never scanned: the platform may say "no such
+                // trade" and close it all the same (docs/protocol.md §6.1). Closed unpaid.
+                Outcome::Success(Cancelled::NotCreated { code }) if a.method.presented() => {
+                    let c = Change {
+                        result_code: Some("cancelled".into()),
+                        result_message: Some(format!(
+                            "cancel closed the code before the customer scanned it ({code})"
+                        )),
+                        message: Some(MSG_QR_CLOSED.into()),
+                        ..Change::default()
+                    };
+                    let a = self.move_to(&a, AttemptState::Cancelled, Cause::CancelAnswer, c)?;
+                    return self.journal.attempt(a.id);
+                }
                 Outcome::Success(Cancelled::NotCreated { code }) => {
                     // No such payment at the provider: the pay request never created one
                     // (lost before it was processed, or never sent). Not charged. A trade
@@ -717,7 +747,9 @@ impl Watchdog {
                 let _claim = claim;
                 let sale_id = attempt.sale_id.clone();
                 match resolver.resolve(attempt, None).await {
-                    Ok(a) if a.state.is_final() => announce(&resolver, &sale_id),
+                    Ok(a) if a.state.is_final() && decides_sale(&resolver.journal, &a) => {
+                        announce(&resolver, &sale_id)
+                    }
                     Ok(_) => {}
                     Err(e) => {
                         tracing::error!(sale_id = %sale_id, error = %e, "watchdog: journal error; retried on the next sweep")
@@ -769,6 +801,15 @@ impl Watchdog {
             }
         }
     }
+}
+
+/// Whether `attempt`, just ended, is what ended its sale: not one closed beside the payment
+/// that did (the sale's QR after a scanned code paid, or the reverse), which was told then.
+pub fn decides_sale(journal: &Journal, attempt: &AttemptRow) -> bool {
+    attempt.state == AttemptState::Succeeded
+        || !journal
+            .attempts(&attempt.sale_id)
+            .is_ok_and(|all| all.iter().any(|a| a.state == AttemptState::Succeeded))
 }
 
 /// Tells the outputs that a sale finished after the watchdog resolved its attempt.

@@ -5,6 +5,7 @@
 mod bus;
 mod conn;
 pub mod console;
+mod display;
 pub(crate) mod error;
 mod health;
 pub mod operator;
@@ -74,6 +75,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/sales", post(sales::create).get(sales::list))
         .route("/v1/sales/{id}", get(sales::get))
         .route("/v1/sales/{id}/cancel", post(sales::cancel))
+        .route("/v1/sales/{id}/customer_scan", post(sales::customer_scan))
+        .route("/v1/sales/{id}/qr.svg", get(display::qr_svg))
+        .route("/display", get(display::page))
         .route("/v1/sales/{id}/refunds", post(sales::refund))
         .route("/v1/events", get(stream::events))
         .route("/v1/health", get(health::health))
@@ -298,6 +302,13 @@ fn set_socket_access(path: &Path, mode: u32, group: Option<&str>) -> Result<(), 
 
 /// Requires `Authorization: Bearer <token>` (TCP only; the socket's mode guards the socket).
 async fn require_token(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+    // The pages hold no data: a browser loads them, then every call they make carries the
+    // token (asked for on the page, or given in a kiosk's address).
+    if request.method() == axum::http::Method::GET
+        && matches!(request.uri().path(), "/console" | "/display")
+    {
+        return next.run(request).await;
+    }
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
@@ -332,7 +343,8 @@ async fn refuse_browsers(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok());
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     let console_page =
-        request.method() == axum::http::Method::GET && request.uri().path() == "/console";
+        request.method() == axum::http::Method::GET
+            && matches!(request.uri().path(), "/console" | "/display");
     let same_origin = fetch_site.is_none_or(|s| s == "same-origin")
         && origin.is_none_or(|o| host.is_some_and(|h| o == format!("http://{h}")));
     let from_browser = origin.is_some() || fetch_site.is_some();

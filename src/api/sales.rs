@@ -37,6 +37,52 @@ pub(crate) struct CreateSale {
     goods_detail: Option<Vec<GoodsLine>>,
     operator_id: Option<String>,
     operator_name: Option<String>,
+    /// How the customer pays: `scan` (the default: the cashier scans the customer's code),
+    /// `customer_scan` (the customer scans the sale's QR), `entry_code` (the page the
+    /// store's entry code opened asks for the payment, with `user_agent`).
+    method: Option<String>,
+    /// `entry_code`: the wallet browser's user agent, as the page received it.
+    user_agent: Option<String>,
+}
+
+/// The body of `POST /v1/sales/{id}/customer_scan` (optional): the same method fields.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SwitchMethod {
+    method: Option<String>,
+    user_agent: Option<String>,
+}
+
+/// What `method` and `user_agent` ask for: `None` for a scanned code.
+fn presentation(
+    method: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<Option<crate::gateway::Presentation>, ApiError> {
+    use crate::gateway::Presentation;
+    let ua = user_agent.filter(|u| !u.is_empty());
+    match method {
+        None | Some("scan") if ua.is_none() => Ok(None),
+        Some("customer_scan") if ua.is_none() => Ok(Some(Presentation::OrderCode)),
+        Some("entry_code") => match ua {
+            Some(ua) if ua.len() <= 512 && !ua.chars().any(char::is_control) => {
+                Ok(Some(Presentation::EntryCode {
+                    user_agent: ua.to_string(),
+                }))
+            }
+            _ => Err(ApiError::field(
+                "user_agent",
+                "entry_code needs the wallet browser's user agent (1 to 512 characters, no control characters)",
+            )),
+        },
+        None | Some("scan" | "customer_scan") => Err(ApiError::field(
+            "user_agent",
+            "only an entry_code sale takes a user agent",
+        )),
+        Some(_) => Err(ApiError::field(
+            "method",
+            "scan, customer_scan or entry_code",
+        )),
+    }
 }
 
 /// One line of `goods_detail`, in the Open Platform's names. Quantity and price are read by
@@ -143,6 +189,7 @@ pub async fn create(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (req, amount, basket) = parse_create(&body)?;
+    let how = presentation(req.method.as_deref(), req.user_agent.as_deref())?;
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -187,6 +234,15 @@ pub async fn create(
         basket,
     };
     match s.engine.arm(request) {
+        Ok(view) if how.is_some() && view.state == SaleState::AwaitingScan && view.attempts.is_empty() => {
+            let how = how.unwrap_or(crate::gateway::Presentation::OrderCode);
+            let view = s
+                .engine
+                .present(&view.sale_id, how)
+                .await
+                .map_err(engine_error)?;
+            Ok((StatusCode::CREATED, Json(SaleJson::from(&view))).into_response())
+        }
         Ok(view) => Ok((StatusCode::CREATED, Json(SaleJson::from(&view))).into_response()),
         Err(e) => Err(engine_error(e)),
     }
@@ -216,6 +272,9 @@ pub(super) fn engine_error(e: EngineError) -> ApiError {
         .with_sale(&id),
         EngineError::InProgress(ref id) => {
             ApiError::new(StatusCode::CONFLICT, "in_progress", e.to_string()).with_sale(id)
+        }
+        EngineError::NotWaiting(ref id) => {
+            ApiError::new(StatusCode::CONFLICT, "not_waiting", e.to_string()).with_sale(id)
         }
         EngineError::Preflight { code, why } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, why)
@@ -289,7 +348,7 @@ pub async fn list(
         Some(t) => Some(SaleState::parse(t).ok_or_else(|| {
             ApiError::field(
                 "state",
-                "one of awaiting_scan, processing, paid, failed, cancelled, expired",
+                "one of awaiting_scan, awaiting_payment, processing, paid, failed, cancelled, expired",
             )
         })?),
     };
@@ -297,8 +356,12 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::field("limit", "between 1 and 1000"));
     }
+    // The journal keeps a sale waiting for its QR's payment as processing.
     let filter = SaleFilter {
-        state,
+        state: state.map(|st| match st {
+            SaleState::AwaitingPayment => SaleState::Processing,
+            st => st,
+        }),
         since,
         until: None,
         limit: Some(limit),
@@ -313,8 +376,43 @@ pub async fn list(
         .map(|sale| s.engine.view(&sale.id))
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    let views: Vec<SaleJson> = views.iter().map(SaleJson::from).collect();
+    let views: Vec<SaleJson> = views
+        .iter()
+        .filter(|v| state.is_none_or(|st| v.state == st))
+        .map(SaleJson::from)
+        .collect();
     Ok(Json(serde_json::json!({ "sales": views })).into_response())
+}
+
+/// `POST /v1/sales/{id}/customer_scan`: the sale at the till, whose scans failed or that the
+/// customer would rather pay by scanning, shows a QR instead (or, with `entry_code`, answers
+/// an entry-code page). 200 with the sale and its `qr`; 409 when the sale is not the one
+/// waiting at this till, or a payment is in progress.
+pub async fn customer_scan(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let switch: SwitchMethod = if body.iter().all(u8::is_ascii_whitespace) {
+        SwitchMethod::default()
+    } else {
+        parse_json(&body)?
+    };
+    let how = presentation(
+        Some(switch.method.as_deref().unwrap_or("customer_scan")),
+        switch.user_agent.as_deref(),
+    )?
+    .ok_or_else(|| ApiError::field("method", "customer_scan or entry_code"))?;
+    let view = s.engine.view(&id).map_err(|e| match e {
+        JournalError::NoSale(_) => ApiError::not_found(&format!("sale {id:?}")),
+        e => ApiError::internal(e),
+    })?;
+    if view.state == SaleState::AwaitingPayment {
+        // Asked again: the code already shown.
+        return Ok(Json(SaleJson::from(&view)).into_response());
+    }
+    let view = s.engine.present(&id, how).await.map_err(engine_error)?;
+    Ok(Json(SaleJson::from(&view)).into_response())
 }
 
 /// Before a scan: abort. In doubt: the watchdog stops waiting and reverses it. Paid: what is
@@ -335,7 +433,7 @@ pub async fn cancel(
                 .map_err(engine_error)?;
             Ok(Json(SaleJson::from(&view)).into_response())
         }
-        SaleState::Processing => {
+        SaleState::Processing | SaleState::AwaitingPayment => {
             s.engine.expedite(&id).map_err(engine_error)?;
             let view = s.engine.view(&id).map_err(ApiError::internal)?;
             Ok((StatusCode::ACCEPTED, Json(SaleJson::from(&view))).into_response())

@@ -38,6 +38,22 @@ pub struct SaleJson<'a> {
     pub operator_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operator_name: Option<&'a str>,
+    /// The code shown for the customer to scan, while it waits for them; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qr: Option<QrJson<'a>>,
+}
+
+/// A presented code waiting for the customer (docs/api.md, "Customer scans").
+#[derive(Debug, Serialize)]
+pub struct QrJson<'a> {
+    pub request_id: &'a str,
+    /// `order_code` (a QR for the customer to scan) or `entry_code` (the page to send the
+    /// wallet to).
+    pub method: &'static str,
+    pub content: &'a str,
+    pub expires_at: String,
+    /// The QR as an SVG image, for a screen the register drives itself.
+    pub svg_url: String,
 }
 
 /// One goods line of a sale, in the names the register sent it under.
@@ -74,6 +90,8 @@ pub struct AttemptJson<'a> {
     /// What the provider said moved besides the order amount, when it said more.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub money: Option<MoneyJson<'a>>,
+    /// `scanned` (the customer's code), `order_code` or `entry_code` (the merchant's).
+    pub method: &'static str,
 }
 
 /// An attempt's money as the provider stated it; amounts in major units, `null` unstated.
@@ -198,6 +216,13 @@ impl<'a> From<&'a SaleView> for SaleJson<'a> {
                 .collect(),
             operator_id: s.basket.operator_id.as_deref(),
             operator_name: s.basket.operator_name.as_deref(),
+            qr: s.qr.as_ref().map(|q| QrJson {
+                request_id: &q.request_id,
+                method: q.method.as_str(),
+                content: &q.content,
+                expires_at: to_journal(q.expires_at),
+                svg_url: format!("/v1/sales/{}/qr.svg", s.sale_id),
+            }),
         }
     }
 }
@@ -221,6 +246,7 @@ impl<'a> From<&'a AttemptView> for AttemptJson<'a> {
             deadline_at: to_journal(a.deadline_at),
             signing_key: a.signing_key.as_deref(),
             money: MoneyJson::of(a),
+            method: a.method.as_str(),
         }
     }
 }
@@ -280,6 +306,15 @@ enum EventJson<'a> {
         sale_id: &'a str,
         request_id: &'a str,
         code_masked: &'a str,
+    },
+    QrPresented {
+        sale_id: &'a str,
+        request_id: &'a str,
+        method: &'static str,
+        content: &'a str,
+        amount: String,
+        currency: &'static str,
+        expires_at: String,
     },
     CustomerConfirming {
         sale_id: &'a str,
@@ -363,6 +398,22 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 sale_id,
                 request_id,
                 code_masked,
+            },
+            Event::QrPresented {
+                sale_id,
+                request_id,
+                method,
+                content,
+                amount,
+                expires_at,
+            } => EventJson::QrPresented {
+                sale_id,
+                request_id,
+                method,
+                content,
+                amount: amount.to_major_string(),
+                currency: amount.currency().code(),
+                expires_at: crate::clock::to_journal(*expires_at),
             },
             Event::CustomerConfirming {
                 sale_id,
@@ -457,6 +508,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::Garbage { .. } => "garbage",
         Event::ScanRefused { .. } => "scan_refused",
         Event::AttemptSent { .. } => "attempt_sent",
+        Event::QrPresented { .. } => "qr_presented",
         Event::CustomerConfirming { .. } => "customer_confirming",
         Event::InDoubt { .. } => "in_doubt",
         Event::Cancelling { .. } => "cancelling",

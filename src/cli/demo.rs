@@ -104,7 +104,7 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         output.say(
             "type an amount (12.50) to start a sale, then a payment code (Alipay 286000000000000000, WeChat Pay 134567890123450000);",
         );
-        output.say("the code's last two digits choose the sandbox's answer (see the README); 'cancel' aborts, 'quit' ends");
+        output.say("the code's last two digits choose the sandbox's answer (see the README); 'qr' shows the sale's QR for the customer to scan, 'scan-qr' plays the customer paying it; 'cancel' aborts, 'quit' ends");
     }
     match engine.recover().await {
         Ok(finished) => finished.iter().for_each(emit),
@@ -150,11 +150,57 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
             Line::Quit => break,
             Line::Cancel => {
                 match engine.armed() {
+                    // Its QR is shown: closed with the gateway now.
+                    Some(id) if shows_qr(&engine, &id) => {
+                        let ended = match engine.expedite(&id) {
+                            Ok(()) => engine.resolve_sale(&id).await,
+                            Err(e) => Err(e),
+                        };
+                        match ended {
+                            Ok(view) => emit(&view),
+                            Err(e) => output.say(&format!("cannot cancel: {e}")),
+                        }
+                    }
                     Some(id) => match engine.abort(&id, "cancelled by the cashier") {
                         Ok(view) => emit(&view),
                         Err(e) => output.say(&format!("cannot cancel: {e}")),
                     },
                     None => output.say("no sale is waiting"),
+                }
+                continue;
+            }
+            Line::Qr => {
+                match engine.armed() {
+                    Some(id) => {
+                        if let Err(e) = engine
+                            .present(&id, crate::gateway::Presentation::OrderCode)
+                            .await
+                        {
+                            output.say(&format!("no QR: {e}"));
+                        }
+                    }
+                    None => output.say("no sale is waiting: type an amount first"),
+                }
+                continue;
+            }
+            Line::CustomerPaysQr => {
+                let shown = engine
+                    .armed()
+                    .and_then(|id| engine.view(&id).ok())
+                    .and_then(|v| v.qr.map(|q| (v.sale_id, q.request_id)));
+                let Some((id, request_id)) = shown else {
+                    output.say("no QR is shown: type 'qr' first");
+                    continue;
+                };
+                // The customer scans and confirms in the wallet: the sandbox's admin call.
+                if let Err(e) = customer_pays(&sandbox.origin, &request_id).await {
+                    output.say(&format!("the sandbox did not play the customer: {e}"));
+                    continue;
+                }
+                output.say("the customer scanned the QR and confirmed in the wallet");
+                match engine.resolve_sale(&id).await {
+                    Ok(view) => emit(&view),
+                    Err(e) => output.say(&format!("error: {e}")),
                 }
                 continue;
             }
@@ -195,8 +241,23 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
             }
         };
         if let ScanOutcome::Attempted { sale } = outcome {
+            // A code scanned beside the sale's QR: the QR is closed (or, if the customer
+            // paid it too, reversed) before the next sale.
+            let sale = if sale.attempts.iter().any(|a| a.method.presented() && !a.state.is_final()) {
+                engine.resolve_sale(&sale.sale_id).await.unwrap_or(sale)
+            } else {
+                sale
+            };
             emit(&sale);
         }
+    }
+    // A QR still shown is closed with the gateway: the demo leaves nothing open.
+    if let Some(id) = engine.armed()
+        && shows_qr(&engine, &id)
+        && engine.expedite(&id).is_ok()
+        && let Ok(view) = engine.resolve_sale(&id).await
+    {
+        emit(&view);
     }
     if let Some(id) = engine.armed()
         && let Ok(view) = engine.abort(&id, "input ended before a payment code was scanned")
@@ -204,6 +265,29 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         emit(&view);
     }
     Ok(EXIT_OK)
+}
+
+/// Whether the sale shows a QR for the customer now.
+fn shows_qr(engine: &Engine, sale_id: &str) -> bool {
+    engine.view(sale_id).is_ok_and(|v| v.qr.is_some())
+}
+
+/// The sandbox's customer pays the presented code sent under `request_id`.
+async fn customer_pays(origin: &str, request_id: &str) -> Result<(), String> {
+    let url = format!(
+        "{}/_sandbox/customer?code={request_id}&action=pay",
+        origin.trim_end_matches('/')
+    );
+    let answer = reqwest::Client::new()
+        .post(&url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if answer.status().is_success() {
+        Ok(())
+    } else {
+        Err(answer.text().await.unwrap_or_default())
+    }
 }
 
 /// Ctrl-C, SIGTERM or SIGHUP (the terminal closed), caught from the demo's first step: it

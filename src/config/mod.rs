@@ -11,6 +11,7 @@ mod reconcile;
 mod scanner;
 mod terminal;
 mod validate;
+mod sales;
 mod watchdog;
 
 #[cfg(test)]
@@ -83,6 +84,8 @@ pub struct Config {
     pub other_gateways: Vec<GatewaySettings>,
     pub journal: JournalConfig,
     pub watchdog: WatchdogConfig,
+    /// `[sales] qr_timeout_s`: how long a code shown for the customer stays payable.
+    pub qr_timeout: Duration,
     /// The register's API; `None` when the file has no `[api]` section.
     pub api: Option<ApiConfig>,
     /// Barcode scanners (`[[scanner]]`), in file order.
@@ -102,6 +105,8 @@ struct RawConfig {
     journal: Option<journal::RawJournal>,
     #[serde(default)]
     watchdog: watchdog::RawWatchdog,
+    #[serde(default)]
+    sales: sales::RawSales,
     api: Option<api::RawApi>,
     #[serde(default)]
     scanner: Vec<scanner::RawScanner>,
@@ -165,6 +170,7 @@ impl Config {
                 .max()
                 .unwrap_or_default(),
             watchdog: self.watchdog.clone(),
+            qr_timeout: self.qr_timeout,
             cancel_give_up_after,
             resolve_inline,
         }
@@ -283,6 +289,7 @@ impl Validator<'_> {
             other_gateways,
             journal: self.journal(journal)?,
             watchdog: self.watchdog(raw.watchdog)?,
+            qr_timeout: self.sales(raw.sales)?,
             api: raw.api.map(|a| self.api(a)).transpose()?,
             scanners: self.scanners(raw.scanner)?,
             led: self.led(raw.led)?,

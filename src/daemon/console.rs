@@ -1,12 +1,17 @@
 //! The line protocol of stdin for the demo and `scanpay run --stdin`: a line that is an
 //! amount (`12.50`, or up to 8 digits) starts a sale, a longer line is a scan, `cancel`
-//! aborts the waiting sale, `quit` ends. Bytes, not text: a scanner can send anything.
+//! aborts the waiting sale, `qr` shows the waiting sale's QR for the customer to scan (the
+//! demo's `scan-qr` plays the customer paying it), `quit` ends. Bytes, not text: a scanner can send anything.
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     Empty,
     Quit,
     Cancel,
+    /// Show the waiting sale's QR for the customer to scan.
+    Qr,
+    /// The demo plays the customer paying the QR shown (the sandbox's admin call).
+    CustomerPaysQr,
     Amount(String),
     Scan(String),
 }
@@ -18,6 +23,8 @@ pub fn parse(raw: &[u8]) -> Line {
         "" => Line::Empty,
         "quit" | "exit" => Line::Quit,
         "cancel" => Line::Cancel,
+        "qr" => Line::Qr,
+        "scan-qr" => Line::CustomerPaysQr,
         _ if is_amount(line) => Line::Amount(line.to_string()),
         // Scans keep their bytes (lossily decoded) so garbage is judged by the engine.
         _ => Line::Scan(text.trim_end_matches(['\r', '\n']).to_string()),

@@ -116,6 +116,21 @@ async fn read_lines(engine: &Engine, currency: Currency) {
                     tracing::warn!(error = %e, "cannot cancel");
                 }
             }
+            Line::Qr => match engine.armed() {
+                Some(id) => {
+                    if let Err(e) = engine
+                        .present(&id, crate::gateway::Presentation::OrderCode)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "no QR");
+                        eprintln!("no QR: {e}");
+                    }
+                }
+                None => eprintln!("no sale is waiting"),
+            },
+            Line::CustomerPaysQr => {
+                eprintln!("scan-qr plays the customer in the demo only; here the customer scans the QR");
+            }
             Line::Amount(text) => {
                 let amount = match console::sale_amount(&text, currency) {
                     Ok(a) => a,

@@ -7,6 +7,7 @@
 //! take, or already sent under another request id (invariant 4) is refused.
 
 pub mod attention;
+mod present;
 mod refund;
 mod sale;
 mod scan;
@@ -90,6 +91,8 @@ pub enum EngineError {
     Busy(String),
     #[error("sale {0} has an attempt in progress; it cannot be aborted now")]
     InProgress(String),
+    #[error("sale {0} is not the one waiting for a payment at this till")]
+    NotWaiting(String),
     #[error("sale refused before any scan: {why}")]
     Preflight { code: &'static str, why: String },
     #[error(transparent)]

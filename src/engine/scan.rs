@@ -234,9 +234,13 @@ impl Engine {
                 };
             }
         };
-        if view.state != SaleState::AwaitingScan {
+        if !matches!(
+            view.state,
+            SaleState::AwaitingScan | SaleState::AwaitingPayment
+        ) {
             // Paid, ended, or in doubt and left to the resolver: no longer takes scans, and
-            // the terminal is free for the next sale.
+            // the terminal is free for the next sale (a sale whose QR is still shown keeps
+            // taking them).
             let mut slots = lock(&self.slots);
             if slots.armed.as_deref() == Some(sale_id.as_str()) {
                 slots.armed = None;
@@ -400,9 +404,39 @@ impl Engine {
                     .await;
             }
         };
-        let (a, _) = self
+        let a = match self
             .journal
-            .transition(attempt.id, to, Cause::PayAnswer, &c, now)?;
+            .transition(attempt.id, to, Cause::PayAnswer, &c, now)
+        {
+            Ok((a, _)) => a,
+            // The sale's QR was paid first: this payment is given back (docs/design.md §2.4).
+            Err(JournalError::AlreadyPaid { by, .. }) => {
+                tracing::warn!(request_id = %attempt.request_id, by = %by, "paid, but the sale was paid already: reversing it");
+                let (a, _) = self.journal.transition(
+                    attempt.id,
+                    AttemptState::Unknown,
+                    Cause::PayAnswer,
+                    &Change {
+                        result_code: Some("already_paid".into()),
+                        result_message: Some(format!("paid, but the sale was paid by {by} first")),
+                        message: Some("the sale was paid already: this payment is being reversed".into()),
+                        budget_left: Some(std::time::Duration::ZERO),
+                        ..Change::default()
+                    },
+                    now,
+                )?;
+                self.journal.expedite_attempt(a.id, now)?;
+                let a = self.journal.attempt(a.id)?;
+                if !self.settings.resolve_inline {
+                    return Ok(a);
+                }
+                return self
+                    .resolver
+                    .resolve(a, self.settings.cancel_give_up_after)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
         tracing::info!(request_id = %a.request_id, sale_id = %a.sale_id, attempt_state = %a.state, "attempt");
         Ok(a)
     }

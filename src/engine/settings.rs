@@ -11,6 +11,8 @@ pub struct EngineSettings {
     /// Longest wait for one gateway answer.
     pub timeout: Duration,
     pub watchdog: WatchdogConfig,
+    /// How long a code shown for the customer to scan stays payable (`[sales] qr_timeout_s`).
+    pub qr_timeout: Duration,
     /// How long the engine itself keeps cancelling an attempt in doubt before it leaves it
     /// to the watchdog (or, for a one-shot command, to the next run). `None`: until done.
     pub cancel_give_up_after: Option<Duration>,

@@ -63,12 +63,11 @@ impl KeyRing {
 
     /// The generation holding the key `request` was journaled under; the current one when
     /// that is its key, when none is named, or when no generation kept holds it any more.
-    fn for_pay(&self, request: &PayRequest) -> Arc<dyn Gateway> {
+    fn for_pay(&self, signing_key: &Option<String>, wallet: Wallet) -> Arc<dyn Gateway> {
         let current = self.current();
-        let Some(label) = &request.signing_key else {
+        let Some(label) = signing_key else {
             return current;
         };
-        let wallet = request.code.wallet();
         if current.signing_key(wallet).as_ref() == Some(label) {
             return current;
         }
@@ -155,9 +154,14 @@ impl Gateway for KeyRing {
         self.current().signing_key(wallet)
     }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
-        let generation = self.for_pay(request);
+        let generation = self.for_pay(&request.signing_key, request.code.wallet());
         self.remember(&request.request_id, &generation);
         generation.pay(request).await
+    }
+    async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
+        let generation = self.for_pay(&request.signing_key, request.wallet);
+        self.remember(&request.request_id, &generation);
+        generation.present(request).await
     }
     /// With the keys that sent it; where the provider no longer takes those (the Open
     /// Platform keeps one key per app), refused at the door, so nothing was done, and asked

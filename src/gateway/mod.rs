@@ -53,6 +53,54 @@ pub struct PayRequest {
     pub basket: crate::money::basket::Basket,
 }
 
+/// How a merchant-presented code is made (docs/gateways.md §11).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Presentation {
+    /// A QR for this sale that the customer scans with the wallet (Open Platform
+    /// `alipay.trade.precreate`, AMS Order Code).
+    OrderCode,
+    /// The store's static entry code opened a page inside the wallet; the page's backend
+    /// asks for the payment with the wallet browser's user agent and sends the customer to
+    /// the answer's URL (AMS Entry Code).
+    EntryCode { user_agent: String },
+}
+
+impl Presentation {
+    pub fn method(&self) -> crate::paycode::PayMethod {
+        match self {
+            Presentation::OrderCode => crate::paycode::PayMethod::OrderCode,
+            Presentation::EntryCode { .. } => crate::paycode::PayMethod::EntryCode,
+        }
+    }
+}
+
+/// A payment the customer makes by scanning what the merchant shows. `request_id` is the
+/// attempt's durable id, as for [`PayRequest`]; `expires_in` how long the code may be paid.
+#[derive(Debug, Clone)]
+pub struct PresentRequest {
+    pub request_id: String,
+    pub wallet: Wallet,
+    pub how: Presentation,
+    pub amount: Amount,
+    pub subject: String,
+    pub terminal_id: String,
+    pub store_id: Option<String>,
+    pub signing_key: Option<String>,
+    pub basket: crate::money::basket::Basket,
+    pub expires_in: std::time::Duration,
+}
+
+/// A code issued for the customer to scan, not a payment: the payment is learnt by inquiry
+/// (or a notification), as for a payment in doubt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    /// What the customer scans (the QR's content), or for an entry code the page the
+    /// customer is sent to.
+    pub content: String,
+    /// When the provider stops taking payment for it, when it says.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RefundRequest {
     /// The refund's own durable id (`out_request_no` / `refundRequestId`).
@@ -366,6 +414,20 @@ pub trait Gateway: Send + Sync {
     }
 
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid>;
+
+    /// Issues a code for the customer to scan. `Success` means issued, never paid; a
+    /// gateway without merchant-presented codes refuses it (nothing is created).
+    async fn present(&self, request: &PresentRequest) -> Outcome<Presented> {
+        Outcome::Failed(Failure {
+            code: "presented_codes_unsupported".into(),
+            message: format!(
+                "the {} gateway has no merchant-presented codes for {}",
+                self.name(),
+                request.wallet.display_name()
+            ),
+            cashier: "this wallet cannot pay by scanning the store's QR here: scan the customer's payment code".into(),
+        })
+    }
 
     /// Asks for the state of the payment sent under `request_id`.
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus>;

@@ -139,6 +139,16 @@ impl Gateway for Router {
         }
     }
 
+    async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
+        match self.for_wallet(request.wallet) {
+            Some(g) => g.present(request).await,
+            None => Outcome::NotSent(format!(
+                "no gateway configured for {}",
+                request.wallet.display_name()
+            )),
+        }
+    }
+
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
         self.for_id(request_id).inquire(request_id).await
     }

@@ -10,8 +10,8 @@
 use async_trait::async_trait;
 
 use super::{
-    Cancelled, Failure, Gateway, Outcome, Paid, PayRequest, Policy, RefundRequest, Refunded,
-    TradeStatus, Unknown,
+    Cancelled, Failure, Gateway, Outcome, Paid, PayRequest, Policy, PresentRequest, Presented,
+    RefundRequest, Refunded, TradeStatus, Unknown,
 };
 use crate::paycode::{Wallet, mask_long_digit_runs};
 
@@ -89,6 +89,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
+    }
+    async fn present(&self, request: &PresentRequest) -> Outcome<Presented> {
+        outcome(self.0.present(request).await, |p| p)
     }
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
         outcome(self.0.inquire(request_id).await, status)

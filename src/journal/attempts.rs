@@ -11,7 +11,7 @@ use super::{Journal, JournalError, SaleRow, hex};
 use crate::clock::to_journal;
 use crate::money::Amount;
 use crate::money::breakdown::Breakdown;
-use crate::paycode::{PaymentCode, Wallet};
+use crate::paycode::{PayMethod, PaymentCode, Wallet};
 use crate::state::{AttemptState, Cause, SaleState, check_attempt_transition, sale_state_after};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +48,21 @@ pub struct AttemptRow {
     pub signing_key: Option<String>,
     /// What the provider said moved besides the order amount, when paid (`attempt_money`).
     pub money: Breakdown,
+    /// How the customer pays it: a scanned code, or one the merchant presented.
+    pub method: PayMethod,
+    /// For a presented code: what the customer scans (or is sent to), once issued, and
+    /// until when the provider takes payment for it.
+    pub presented: Option<String>,
+    pub presented_expires_at: Option<DateTime<Utc>>,
 }
 
 impl AttemptRow {
+    /// A presented code issued and waiting for the customer to pay it (no one has given up
+    /// on it): a scanned code may be charged beside it.
+    pub fn awaiting_customer(&self) -> bool {
+        self.method.presented() && self.state == AttemptState::Unknown && !self.expedited()
+    }
+
     /// The register gave up on the attempt (cancel, supersede): its deadline was moved to
     /// its creation, so it is cancelled now.
     pub fn expedited(&self) -> bool {
@@ -98,6 +110,25 @@ pub struct Change {
     pub budget_left: Option<std::time::Duration>,
     /// What the provider said moved, kept when the attempt becomes paid.
     pub money: Option<Breakdown>,
+    /// A presented code as issued: its content and expiry.
+    pub presented: Option<(String, Option<DateTime<Utc>>)>,
+}
+
+/// A presented code's attempt, before the provider is asked for the code.
+#[derive(Debug, Clone)]
+pub struct NewPresented<'a> {
+    pub request_id: String,
+    pub gateway: &'a str,
+    pub wallet: Wallet,
+    pub method: PayMethod,
+    pub deadline_at: DateTime<Utc>,
+    pub signing_key: Option<String>,
+}
+
+/// What an attempt is paid with, as written.
+enum Source<'a> {
+    Code(&'a PaymentCode),
+    Presented { wallet: Wallet, method: PayMethod },
 }
 
 /// Which request counter to bump.
@@ -160,7 +191,15 @@ impl Journal {
         // From the scan on, register events wait: a batch of them whose time came while this
         // row is being written would put a commit in front of the pay request.
         self.paying.start(SCAN_BEING_WRITTEN);
-        let written = self.write_attempt(sale_id, new, now);
+        let written = self.write_attempt(
+            sale_id,
+            &new.request_id,
+            new.gateway,
+            Source::Code(new.code),
+            new.deadline_at,
+            new.signing_key.as_deref(),
+            now,
+        );
         match &written {
             Ok((attempt, _)) => self.paying.start(attempt.id),
             Err(_) => {
@@ -170,58 +209,115 @@ impl Journal {
         written
     }
 
+    /// Writes the attempt of a code the merchant presents (state `pending`, its sale to
+    /// `processing`), durably, before the provider is asked for the code. A sale awaiting a
+    /// scan takes one; it does not count against the sale's scans.
+    pub fn begin_presented(
+        &self,
+        sale_id: &str,
+        new: &NewPresented<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        let written = self.write_attempt(
+            sale_id,
+            &new.request_id,
+            new.gateway,
+            Source::Presented {
+                wallet: new.wallet,
+                method: new.method,
+            },
+            new.deadline_at,
+            new.signing_key.as_deref(),
+            now,
+        );
+        if let Ok((attempt, _)) = &written {
+            self.paying.start(attempt.id);
+        }
+        written
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn write_attempt(
         &self,
         sale_id: &str,
-        new: &NewAttempt<'_>,
+        request_id: &str,
+        gateway: &str,
+        source: Source<'_>,
+        deadline_at: DateTime<Utc>,
+        signing_key: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(AttemptRow, SaleRow), JournalError> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sale = sale_in(&tx, sale_id)?;
-        if sale.state != SaleState::AwaitingScan {
+        let attempts = attempts_in(&tx, sale_id)?;
+        let scanned = matches!(source, Source::Code(_));
+        // A code scanned while the sale's QR waits for the customer is taken: the first
+        // that pays wins, and the other is reversed (docs/design.md §2.4).
+        let beside_qr = scanned
+            && sale.state == SaleState::Processing
+            && attempts.iter().any(|a| !a.state.is_final())
+            && attempts
+                .iter()
+                .filter(|a| !a.state.is_final())
+                .all(|a| a.awaiting_customer());
+        if sale.state != SaleState::AwaitingScan && !beside_qr {
             return Err(JournalError::SaleState {
                 sale: sale.id,
                 state: sale.state,
                 expected: "awaiting_scan",
             });
         }
-        let attempts = attempts_in(&tx, sale_id)?;
-        if attempts.iter().any(|a| !a.state.is_final()) {
+        if !beside_qr && attempts.iter().any(|a| !a.state.is_final()) {
             return Err(JournalError::AttemptOpen(sale.id));
         }
         let seq = attempts.len() as u32 + 1;
-        if seq > sale.max_attempts {
+        let scans = attempts.iter().filter(|a| !a.method.presented()).count() as u32;
+        if scanned && scans + 1 > sale.max_attempts {
             return Err(JournalError::NoAttemptsLeft(sale.id));
         }
+        let (wallet, masked, hash, method) = match source {
+            Source::Code(code) => (code.wallet(), code.masked(), self.code_hash(code), None),
+            // Nothing secret: the customer's wallet never shows the merchant a code.
+            Source::Presented { wallet, method } => (
+                wallet,
+                match method {
+                    PayMethod::EntryCode => "entry code".to_string(),
+                    _ => "order QR".to_string(),
+                },
+                format!("presented:{request_id}"),
+                Some(method.as_str()),
+            ),
+        };
         let t = to_journal(now);
         query::execute(
             &tx,
             "INSERT INTO attempts (sale_id, seq, request_id, gateway, wallet, code_masked, code,
                                    code_hash, amount_minor, currency, state, created_at,
                                    updated_at, deadline_at, pay_requests, budget_left_ms,
-                                   budget_at, signing_key)
+                                   budget_at, signing_key, method)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 'pending', ?11, ?11, ?12, 1, ?13,
-                     ?11, ?14)",
+                     ?11, ?14, ?15)",
             params![
                 sale_id,
                 seq,
-                new.request_id,
-                new.gateway,
-                new.code.wallet().as_str(),
-                new.code.masked(),
+                request_id,
+                gateway,
+                wallet.as_str(),
+                masked,
                 // The full code is never written: nothing needs it after the request left (a
                 // resend happens within the call; recovery inquires and cancels by request
                 // id), and SQLite can leave old cell bytes in a page's unused space even with
                 // secure_delete. The salted fingerprint is enough to refuse a reused code.
                 Option::<String>::None,
-                self.code_hash(new.code),
+                hash,
                 sale.amount.minor(),
                 sale.amount.currency().code(),
                 t,
-                to_journal(new.deadline_at),
-                (new.deadline_at - now).num_milliseconds().max(0),
-                new.signing_key,
+                to_journal(deadline_at),
+                (deadline_at - now).num_milliseconds().max(0),
+                signing_key,
+                method,
             ],
         )?;
         let id = tx.last_insert_rowid();
@@ -281,10 +377,22 @@ impl Journal {
                 by,
             });
         }
+        let siblings = attempts_in(&tx, &attempt.sale_id)?;
+        if to == AttemptState::Succeeded
+            && attempt.state != AttemptState::Failed
+            && let Some(paid) = siblings
+                .iter()
+                .find(|a| a.id != attempt.id && a.state == AttemptState::Succeeded)
+        {
+            // The sale's other way of paying won: this payment is reversed, never taken.
+            return Err(JournalError::AlreadyPaid {
+                sale: attempt.sale_id,
+                by: paid.request_id.clone(),
+            });
+        }
         let mut attention = None;
         if attempt.state == AttemptState::Failed && to == AttemptState::Succeeded {
             // Overturning a failure: the sale's other attempts decide whether that is safe.
-            let siblings = attempts_in(&tx, &attempt.sale_id)?;
             let others = siblings.iter().filter(|a| a.id != attempt.id);
             if others.clone().any(|a| !a.state.is_final()) {
                 return Err(JournalError::AttemptOpen(attempt.sale_id));
@@ -306,7 +414,9 @@ impl Journal {
                  updated_at = ?8,
                  needs_attention = COALESCE(?9, needs_attention),
                  budget_left_ms = COALESCE(?10, budget_left_ms),
-                 budget_at = CASE WHEN ?10 IS NULL THEN budget_at ELSE ?8 END
+                 budget_at = CASE WHEN ?10 IS NULL THEN budget_at ELSE ?8 END,
+                 presented = COALESCE(?11, presented),
+                 presented_expires_at = COALESCE(?12, presented_expires_at)
              WHERE id = ?1",
             params![
                 attempt_id,
@@ -319,6 +429,11 @@ impl Journal {
                 t,
                 attention,
                 change.budget_left.map(|b| b.as_millis() as i64),
+                change.presented.as_ref().map(|(c, _)| c.as_str()),
+                change
+                    .presented
+                    .as_ref()
+                    .and_then(|(_, at)| at.map(to_journal)),
             ],
         )?;
         if to == AttemptState::Succeeded
@@ -326,9 +441,34 @@ impl Journal {
         {
             super::money::write(&tx, attempt_id, cause, money, &t)?;
         }
+        if to == AttemptState::Succeeded {
+            // The first way that pays wins: the sale's other open attempts (its QR while a
+            // scanned code paid, or the reverse) are cancelled now.
+            query::execute(
+                &tx,
+                "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?3
+                 WHERE sale_id = ?1 AND id != ?2 AND state IN ('pending','unknown')",
+                params![attempt.sale_id, attempt_id, t],
+            )?;
+        }
         let sale = sale_in(&tx, &attempt.sale_id)?;
-        let used = attempts_in(&tx, &sale.id)?.len() as u32;
-        let sale_state = sale_state_after(to, used, sale.max_attempts);
+        let others_open = siblings
+            .iter()
+            .any(|a| a.id != attempt.id && !a.state.is_final());
+        let scans = siblings.iter().filter(|a| !a.method.presented()).count() as u32;
+        let sale_state = if to == AttemptState::Succeeded {
+            SaleState::Paid
+        } else if sale.state == SaleState::Paid {
+            // Another attempt paid the sale; this one (cancelled now) changes nothing.
+            SaleState::Paid
+        } else if !to.is_final() || others_open {
+            SaleState::Processing
+        } else if attempt.method.presented() && to == AttemptState::Cancelled {
+            // The QR expired or the register cancelled it: the sale ends with it.
+            SaleState::Cancelled
+        } else {
+            sale_state_after(to, scans, sale.max_attempts)
+        };
         if sale.state.is_final() && sale_state != sale.state && to != AttemptState::Succeeded {
             // A closed sale only changes when a late success overturns it.
             return Err(JournalError::SaleState {
@@ -350,13 +490,16 @@ impl Journal {
             )),
             _ => None,
         };
-        query::execute(
-            &tx,
-            "UPDATE sales SET state = ?2, reason = ?3, message = COALESCE(?4, message),
-                              updated_at = ?5
-             WHERE id = ?1",
-            params![sale.id, sale_state.as_str(), reason, change.message, t],
-        )?;
+        // A paid sale keeps what its payment said, whatever its other attempts do after.
+        if !(sale.state == SaleState::Paid && to != AttemptState::Succeeded) {
+            query::execute(
+                &tx,
+                "UPDATE sales SET state = ?2, reason = ?3, message = COALESCE(?4, message),
+                                  updated_at = ?5
+                 WHERE id = ?1",
+                params![sale.id, sale_state.as_str(), reason, change.message, t],
+            )?;
+        }
         let attempt = attempt_in(&tx, attempt_id)?;
         let sale = sale_in(&tx, &sale.id)?;
         // The events ride on this commit; one that cannot be stored stays queued and never
@@ -469,6 +612,17 @@ impl Journal {
         Ok(changed)
     }
 
+    /// The watchdog stops waiting for this one attempt and cancels it now.
+    pub fn expedite_attempt(&self, attempt_id: i64, now: DateTime<Utc>) -> Result<(), JournalError> {
+        self.track(query::execute(
+            &self.conn(),
+            "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2
+             WHERE id = ?1 AND state IN ('pending','unknown')",
+            params![attempt_id, to_journal(now)],
+        ))?;
+        Ok(())
+    }
+
     /// Every attempt not yet final, oldest first (uses the partial index).
     pub fn open_attempts(&self) -> Result<Vec<AttemptRow>, JournalError> {
         query::rows(
@@ -537,7 +691,7 @@ impl Table for AttemptRow {
         gateway_trade_id, paid_then_refunded, needs_attention, created_at, updated_at,
         deadline_at, pay_requests, inquiries, cancels, budget_left_ms, budget_at,
         signing_key, money_source, buyer_paid_minor, received_minor, point_minor,
-        invoice_minor, fund_bills, vouchers
+        invoice_minor, fund_bills, vouchers, method, presented, presented_expires_at
         FROM attempts LEFT JOIN attempt_money ON attempt_money.attempt_id = attempts.id";
 
     fn from_row(r: &Row<'_>) -> Result<AttemptRow, JournalError> {
@@ -581,6 +735,12 @@ impl Table for AttemptRow {
             budget_left_ms: c.get(22)?,
             budget_at: c.time_or_none(23)?,
             signing_key: c.get(24)?,
+            method: match c.get::<Option<String>>(32)? {
+                None => PayMethod::Scanned,
+                Some(_) => c.parsed(32, "unknown method", PayMethod::parse)?,
+            },
+            presented: c.get(33)?,
+            presented_expires_at: c.time_or_none(34)?,
         })
     }
 }

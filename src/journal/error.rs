@@ -70,6 +70,10 @@ pub enum JournalError {
     ReferencePaid { sale: String },
     #[error("sale {sale} was superseded by sale {by}: its payment is reversed, not taken")]
     Superseded { sale: String, by: String },
+    /// Another attempt of the sale is paid already (a scanned code and the sale's QR both
+    /// paid): this one is reversed, never taken.
+    #[error("sale {sale} is already paid by {by}: this payment is reversed")]
+    AlreadyPaid { sale: String, by: String },
     #[error("an operator action is already recorded under request id {0:?}")]
     DuplicateAction(String),
     #[error("journal: no shift {0}")]

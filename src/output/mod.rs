@@ -5,6 +5,7 @@
 pub mod escpos;
 pub mod led;
 pub mod printer;
+pub mod qr;
 pub mod receipt;
 pub mod terminal;
 
@@ -86,7 +87,9 @@ impl LedPattern {
             Event::AttemptSent { .. } | Event::InDoubt { .. } | Event::Cancelling { .. } => {
                 LedPattern::Processing
             }
-            Event::CustomerConfirming { .. } => LedPattern::CustomerConfirming,
+            Event::CustomerConfirming { .. } | Event::QrPresented { .. } => {
+                LedPattern::CustomerConfirming
+            }
             Event::NeedsAttention { .. } | Event::ReconciliationMismatch { .. } => {
                 LedPattern::NeedsAttention
             }
@@ -94,6 +97,7 @@ impl LedPattern {
                 SaleState::Paid => LedPattern::Paid,
                 SaleState::AwaitingScan => LedPattern::Armed,
                 SaleState::Processing => LedPattern::Processing,
+                SaleState::AwaitingPayment => LedPattern::CustomerConfirming,
                 SaleState::Failed | SaleState::Cancelled | SaleState::Expired => LedPattern::Failed,
             },
             Event::GatewayOffline { .. } => LedPattern::Offline,

@@ -286,6 +286,21 @@ impl Observer for PrinterQueue {
             Event::Refund { refund } if refund.state == RefundState::Succeeded => {
                 self.enqueue(escpos_refund(refund, &self.config.receipt));
             }
+            // An order's QR, for the customer to scan off the slip.
+            Event::QrPresented {
+                method: "order_code",
+                content,
+                amount,
+                expires_at,
+                ..
+            } => {
+                self.enqueue(super::qr::escpos_slip(
+                    &self.config.receipt,
+                    *amount,
+                    content,
+                    *expires_at,
+                ));
+            }
             _ => {}
         }
     }

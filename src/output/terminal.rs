@@ -117,6 +117,20 @@ impl Observer for TerminalOutput {
                 "no clear answer ({why}): checking with the gateway"
             )),
             Event::CustomerConfirming { .. } => return self.still_confirming(),
+            Event::QrPresented {
+                content,
+                amount,
+                expires_at,
+                ..
+            } => {
+                self.say(&format!(
+                    "customer scans to pay {amount} (until {}):",
+                    self.zone.local(*expires_at).format("%H:%M:%S")
+                ));
+                for line in super::qr::terminal_lines(content) {
+                    self.say(&line);
+                }
+            }
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
             Event::GatewayOnline => self.say("gateway reachable"),

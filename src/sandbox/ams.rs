@@ -150,16 +150,16 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             false,
         );
     }
-    if request
+    let in_store = request
         .pointer("/paymentFactor/inStorePaymentScenario")
         .and_then(Value::as_str)
-        != Some("PaymentCode")
-    {
+        .unwrap_or("");
+    if !matches!(in_store, "PaymentCode" | "OrderCode" | "EntryCode") {
         return reply(
             result(
                 "F",
                 "PARAM_ILLEGAL",
-                "inStorePaymentScenario must be PaymentCode",
+                "inStorePaymentScenario must be PaymentCode, OrderCode or EntryCode",
             ),
             false,
         );
@@ -190,6 +190,9 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
     else {
         return reply(result("F", "PARAM_ILLEGAL", "paymentAmount invalid"), false);
     };
+    if in_store != "PaymentCode" {
+        return reply(present(server, request, request_id, amount, in_store), false);
+    }
     let code = match recognise(
         request
             .pointer("/paymentMethod/paymentMethodId")
@@ -295,6 +298,92 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             ),
         },
         Outcome::NotSent(_) | Outcome::Rejected(_) => Err(DropConnection),
+    }
+}
+
+/// A merchant-presented `pay` (docs/protocol.md §6.1): the code is issued, never paid. The
+/// answer's field names follow the documented sample; `orderCodeForm` and
+/// `redirectActionForm` are read back by `gateway::alipay_ams::wire::present_outcome`.
+fn present(
+    server: &SandboxServer,
+    request: &Value,
+    request_id: &str,
+    amount: crate::money::Amount,
+    in_store: &str,
+) -> Value {
+    let how = if in_store == "EntryCode" {
+        match request
+            .pointer("/order/env/userAgent")
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+        {
+            Some(ua) => crate::gateway::Presentation::EntryCode {
+                user_agent: ua.to_string(),
+            },
+            None => {
+                return result(
+                    "F",
+                    "PARAM_ILLEGAL",
+                    "EntryCode needs order.env.userAgent of the wallet's browser",
+                );
+            }
+        }
+    } else {
+        crate::gateway::Presentation::OrderCode
+    };
+    let now = chrono::Utc::now();
+    let expires_in = request
+        .get("paymentExpiryTime")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .and_then(|t| (t.with_timezone(&chrono::Utc) - now).to_std().ok())
+        .unwrap_or(std::time::Duration::from_secs(600));
+    let present = crate::gateway::PresentRequest {
+        request_id: request_id.to_string(),
+        wallet: Wallet::AlipayPlus,
+        how: how.clone(),
+        amount,
+        subject: request
+            .pointer("/order/orderDescription")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string(),
+        terminal_id: String::new(),
+        store_id: None,
+        signing_key: None,
+        basket: Default::default(),
+        expires_in,
+    };
+    match server.sandbox.decide_present(&present) {
+        Outcome::Success(p) => {
+            let expire = p
+                .expires_at
+                .map(|t| t.with_timezone(&beijing()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+            let mut v = match how {
+                crate::gateway::Presentation::OrderCode => {
+                    let mut v = result("U", "PAYMENT_IN_PROCESS", "payment in process");
+                    v["orderCodeForm"] = json!({
+                        "expireTime": expire,
+                        "codeDetails": [
+                            {"codeValue": p.content, "codeValueType": "URL", "displayType": "TEXT"},
+                        ],
+                    });
+                    v
+                }
+                crate::gateway::Presentation::EntryCode { .. } => {
+                    let mut v = result("S", "SUCCESS", "success");
+                    v["redirectActionForm"] = json!({"method": "GET", "redirectUrl": p.content});
+                    v
+                }
+            };
+            v["paymentRequestId"] = json!(request_id);
+            v["paymentId"] = json!(server.trade_no(request_id));
+            v["paymentAmount"] = amount_json(&amount);
+            v["paymentCreateTime"] = json!(now_iso());
+            v
+        }
+        Outcome::Failed(f) => result("F", ams_code(&f.code), &f.message),
+        _ => result("U", "UNKNOWN_EXCEPTION", "system busy, result unknown"),
     }
 }
 

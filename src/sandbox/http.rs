@@ -16,6 +16,72 @@ use super::{ams, bill, wechat};
 const MAX_BODY: usize = 64 * 1024;
 
 impl SandboxServer {
+    /// `POST /_sandbox/customer?code=<QR content or request id>&action=pay|scan|abandon|pay_at_cancel`.
+    fn customer(&self, query: &str) -> Response<Full<Bytes>> {
+        let arg = |key: &str| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.into_owned())
+        };
+        let Some(code) = arg("code").filter(|c| !c.is_empty()) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "code: the QR's content or the request id".into(),
+            );
+        };
+        let action = arg("action").unwrap_or_else(|| "pay".into());
+        let Some(action) = super::CustomerAction::parse(&action) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "action: pay, scan, abandon or pay_at_cancel".into(),
+            );
+        };
+        match self.sandbox.customer(&code, action) {
+            Ok(request_id) => plain(StatusCode::OK, "text/plain", request_id),
+            Err(why) => plain(StatusCode::CONFLICT, "text/plain", why),
+        }
+    }
+
+    /// `POST /_sandbox/present?not_exist_until_scanned=true|false&auto_pay_after_s=N|off`.
+    fn present_modes(&self, query: &str) -> Response<Full<Bytes>> {
+        let mut modes = self.sandbox.present_modes();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            match (k.as_ref(), v.as_ref()) {
+                ("not_exist_until_scanned", "true") => modes.not_exist_until_scanned = true,
+                ("not_exist_until_scanned", "false") => modes.not_exist_until_scanned = false,
+                ("auto_pay_after_s", "off") => modes.auto_pay_after = None,
+                ("auto_pay_after_s", n) if n.parse::<u64>().is_ok() => {
+                    modes.auto_pay_after =
+                        Some(std::time::Duration::from_secs(n.parse().unwrap_or(0)));
+                }
+                _ => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        format!(
+                            "{k}={v}: not_exist_until_scanned=true|false, auto_pay_after_s=N|off"
+                        ),
+                    );
+                }
+            }
+        }
+        self.sandbox.set_present_modes(modes);
+        plain(
+            StatusCode::OK,
+            "text/plain",
+            format!(
+                "not_exist_until_scanned={} auto_pay_after_s={}",
+                modes.not_exist_until_scanned,
+                modes
+                    .auto_pay_after
+                    .map(|d| d.as_secs().to_string())
+                    .unwrap_or("off".into())
+            ),
+        )
+    }
+
     /// Serves connections from `listener` until the task is dropped.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) {
         loop {
@@ -57,6 +123,13 @@ impl SandboxServer {
                     Err(refusal) => return Ok(refusal),
                 };
                 Ok(self.register_key(&query, &body))
+            }
+            // Plays the customer on a presented code (docs/protocol.md §6.1).
+            (&Method::POST, "/_sandbox/customer") => {
+                Ok(self.customer(req.uri().query().unwrap_or("")))
+            }
+            (&Method::POST, "/_sandbox/present") => {
+                Ok(self.present_modes(req.uri().query().unwrap_or("")))
             }
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();

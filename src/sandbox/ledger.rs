@@ -51,6 +51,17 @@ pub(super) struct Trade {
     pub(super) basket: Basket,
     /// `extend_params.sys_service_provider_id` of its pay request (Open Platform).
     pub(super) service_provider: Option<String>,
+    /// A merchant-presented code: what the customer scans, and whether they have.
+    pub(super) presented: Option<PresentedTrade>,
+}
+
+/// A code the sandbox issued for the customer to scan.
+#[derive(Debug, Clone)]
+pub(super) struct PresentedTrade {
+    pub(super) content: String,
+    pub(super) expires_at: DateTime<Utc>,
+    /// The customer has scanned it (the trade exists for the platform from then on).
+    pub(super) scanned: bool,
 }
 
 /// Money moved for one request id, as the sandbox saw it.
@@ -100,8 +111,21 @@ pub(super) struct Ledger {
     pub(super) pay_calls: BTreeMap<String, u32>,
 }
 
-/// Lets time act on a trade: a customer confirming pays when the moment comes.
+/// Lets time act on a trade: a customer confirming pays when the moment comes; a presented
+/// code nobody paid closes at its expiry.
 pub(super) fn settle(trade: &mut Trade, now: DateTime<Utc>) {
+    if let Some(p) = &mut trade.presented
+        && let TradeState::Waiting { pays_at, .. } = trade.state
+    {
+        if pays_at.is_some_and(|at| at <= now && at < p.expires_at) {
+            p.scanned = true;
+        } else if now >= p.expires_at {
+            trade.state = TradeState::Closed {
+                code: "TRADE_CLOSED".to_string(),
+            };
+            return;
+        }
+    }
     let TradeState::Waiting {
         pays_at,
         revokes_at,

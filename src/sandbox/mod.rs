@@ -45,6 +45,7 @@ mod http;
 mod keys;
 mod ledger;
 mod openapi;
+mod presented;
 mod scenario;
 mod server;
 mod wechat;
@@ -57,6 +58,7 @@ pub use keys::{
 };
 pub use ledger::LedgerEntry;
 pub use openapi::BILL_METHOD;
+pub use presented::{CustomerAction, PresentModes};
 pub use scenario::{CONFIRM_DELAY, SLOW_ANSWER, Scenario, is_wechat_code, scenario};
 pub use server::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID, SandboxServer};
 pub use wechat::{WECHAT_AUTO_REVOKE, WechatModes};
@@ -82,6 +84,9 @@ use ledger::{Ledger, Trade, TradeState, entry, settle};
 pub struct Sandbox {
     ledger: Mutex<Ledger>,
     clock: Arc<dyn Clock>,
+    /// How merchant-presented codes behave (the platform's "not exist until scanned", a
+    /// customer who pays on their own after a while).
+    present_modes: Mutex<PresentModes>,
 }
 
 impl Sandbox {
@@ -89,6 +94,7 @@ impl Sandbox {
         Sandbox {
             ledger: Mutex::new(Ledger::default()),
             clock,
+            present_modes: Mutex::new(PresentModes::default()),
         }
     }
 
@@ -373,6 +379,7 @@ impl Sandbox {
                 money,
                 basket: request.basket.clone(),
                 service_provider: None,
+                presented: None,
             },
         );
         (outcome, delay)
@@ -428,6 +435,13 @@ impl Gateway for Sandbox {
         self.pay_after_delay(request).await
     }
 
+    async fn present(
+        &self,
+        request: &crate::gateway::PresentRequest,
+    ) -> Outcome<crate::gateway::Presented> {
+        self.decide_present(request)
+    }
+
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
         let now = self.clock.now();
         let mut ledger = self.lock();
@@ -435,6 +449,9 @@ impl Gateway for Sandbox {
             return Outcome::Success(TradeStatus::NotFound);
         };
         settle(trade, now);
+        if presented::hidden(trade, &self.present_modes()) {
+            return Outcome::Success(TradeStatus::NotFound);
+        }
         let status = match &trade.state {
             TradeState::NeverCreated => TradeStatus::NotFound,
             TradeState::Waiting { .. } => TradeStatus::Waiting,
@@ -474,6 +491,7 @@ impl Gateway for Sandbox {
                 money: Breakdown::default(),
                 basket: Default::default(),
                 service_provider: None,
+                presented: None,
             });
         settle(trade, now);
         if trade.frozen {
@@ -491,7 +509,18 @@ impl Gateway for Sandbox {
             trade.state = TradeState::Paid;
             trade.paid_at = Some(now);
         }
+        let hidden = presented::hidden(trade, &self.present_modes());
         let action = match trade.state {
+            // The platform's quirk (docs/protocol.md §6.1): an unscanned precreated trade
+            // answers "no such trade", and is closed all the same.
+            TradeState::Waiting { .. } if hidden => {
+                trade.state = TradeState::Closed {
+                    code: "TRADE_HAS_CLOSE".to_string(),
+                };
+                Cancelled::NotCreated {
+                    code: "TRADE_NOT_EXIST",
+                }
+            }
             TradeState::NeverCreated => Cancelled::NotCreated {
                 code: "TRADE_NOT_EXIST",
             },

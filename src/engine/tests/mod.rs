@@ -185,6 +185,7 @@ fn settings() -> EngineSettings {
             sale_deadline: WINDOW,
             inquiry_interval: Some(Duration::from_millis(1000)),
         },
+        qr_timeout: Duration::from_secs(120),
         cancel_give_up_after: None,
         resolve_inline: true,
     }

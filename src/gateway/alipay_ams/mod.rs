@@ -238,6 +238,34 @@ impl Gateway for Ams {
         unreachable!("the last attempt returns")
     }
 
+    async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
+        let now = self.io.clock.now().with_timezone(&beijing());
+        let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        // The code's expiry is the sale's: the watchdog cancels at the same moment.
+        let expiry = chrono::Duration::from_std(request.expires_in)
+            .ok()
+            .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+        let source = match &request.how {
+            super::Presentation::OrderCode => PaymentSource::OrderCode,
+            super::Presentation::EntryCode { user_agent } => PaymentSource::EntryCode { user_agent },
+        };
+        let body = wire::pay_body(&PayBody {
+            request_id: &request.request_id,
+            source,
+            amount: request.amount,
+            description: &request.subject,
+            terminal_id: &request.terminal_id,
+            request_time: &request_time,
+            expiry_time: expiry.as_deref(),
+            merchant: &self.settings.merchant,
+            goods: &request.basket.goods,
+        });
+        match self.call(wire::PAY_PATH, body).await {
+            Ok(answer) => wire::present_outcome(&answer, &request.request_id),
+            Err(e) => e.into_outcome(),
+        }
+    }
+
     async fn inquire(&self, request_id: &str) -> Outcome<TradeStatus> {
         let body = json!({ "paymentRequestId": request_id }).to_string();
         match self.call(wire::INQUIRY_PATH, body).await {

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::gateway::{Cancelled, Failure, Outcome, Paid, TradeStatus, Unknown, UnknownKind};
+use crate::gateway::{
+    Cancelled, Failure, Outcome, Paid, Presented, TradeStatus, Unknown, UnknownKind,
+};
 use crate::money::{Amount, Currency};
 
 pub const PAY_PATH: &str = "/ams/api/v1/payments/pay";
@@ -89,6 +91,10 @@ pub struct Merchant {
 pub enum PaymentSource<'a> {
     /// `IN_STORE_PAYMENT`, user-presented code (the scanned code).
     PaymentCode(&'a str),
+    /// `IN_STORE_PAYMENT`, merchant-presented: an order's QR (`OrderCode`), or the page the
+    /// store's entry code opened in the wallet (`EntryCode`, with its browser's user agent).
+    OrderCode,
+    EntryCode { user_agent: &'a str },
     /// `AGREEMENT_PAYMENT`: auto-debit with an access token from `applyToken` (seed 000).
     Agreement {
         wallet: &'a str,
@@ -118,6 +124,16 @@ pub fn pay_body(p: &PayBody<'_>) -> String {
             "IN_STORE_PAYMENT",
             json!({"paymentMethodType": "CONNECT_WALLET", "paymentMethodId": code}),
             Some(json!({"inStorePaymentScenario": "PaymentCode"})),
+        ),
+        PaymentSource::OrderCode => (
+            "IN_STORE_PAYMENT",
+            json!({"paymentMethodType": "CONNECT_WALLET"}),
+            Some(json!({"inStorePaymentScenario": "OrderCode"})),
+        ),
+        PaymentSource::EntryCode { .. } => (
+            "IN_STORE_PAYMENT",
+            json!({"paymentMethodType": "CONNECT_WALLET"}),
+            Some(json!({"inStorePaymentScenario": "EntryCode"})),
         ),
         PaymentSource::Agreement {
             wallet,
@@ -152,6 +168,9 @@ pub fn pay_body(p: &PayBody<'_>) -> String {
     });
     if let Some(f) = factor {
         body["paymentFactor"] = f;
+    }
+    if let PaymentSource::EntryCode { user_agent } = p.source {
+        body["order"]["env"]["userAgent"] = json!(user_agent);
     }
     // Required with CONNECT_WALLET and with auto-debit: an acquirer with several settlement
     // contracts cannot choose one without it. Unconfigured, the payment's own currency.
@@ -340,6 +359,53 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
                 "REPEAT_REQ_INCONSISTENT: this request id was sent before with other details; the original stands, inquiring"
             );
             Outcome::Unknown(unknown(UnknownKind::Mismatch, &r))
+        }
+        ("F", _) => failed(&r),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, &r)),
+    }
+}
+
+/// A merchant-presented `pay` (docs/protocol.md §6.1): the answer issues a code, it never
+/// pays. Order Code: `U PAYMENT_IN_PROCESS` (or `S`, in an older sample) with
+/// `orderCodeForm.codeDetails[]` (the `TEXT` entry is the QR's content) and `expireTime`.
+/// Entry Code: `S` with `redirectActionForm.redirectUrl`. A code-issuing answer without its
+/// code is unclear; a definite `F` creates nothing.
+pub fn present_outcome(body: &Value, request_id: &str) -> Outcome<Presented> {
+    let Some(r) = result_of(body) else {
+        return Outcome::Unknown(Unknown::new(UnknownKind::Malformed, "answer has no result"));
+    };
+    if let Some(echo) = body.get("paymentRequestId").and_then(Value::as_str)
+        && echo != request_id
+    {
+        return Outcome::Unknown(Unknown::new(
+            UnknownKind::Mismatch,
+            format!("answer is for paymentRequestId {echo:?}, not {request_id:?}"),
+        ));
+    }
+    let order_code = body.pointer("/orderCodeForm/codeDetails").and_then(Value::as_array).and_then(|codes| {
+        codes
+            .iter()
+            .find(|c| c.get("displayType").and_then(Value::as_str) == Some("TEXT"))
+            .and_then(|c| c.get("codeValue").and_then(Value::as_str))
+    });
+    let redirect = body
+        .pointer("/redirectActionForm/redirectUrl")
+        .and_then(Value::as_str);
+    let expires_at = body
+        .pointer("/orderCodeForm/expireTime")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&chrono::Utc));
+    match (r.status.as_str(), r.code.as_str()) {
+        ("S", _) | ("U", "PAYMENT_IN_PROCESS") => match order_code.or(redirect) {
+            Some(content) if !content.is_empty() => Outcome::Success(Presented {
+                content: content.to_string(),
+                expires_at,
+            }),
+            _ => Outcome::Unknown(unknown(UnknownKind::Malformed, &r)),
+        },
+        ("U", _) | ("F", "PROCESS_FAIL" | "SYSTEM_ERROR" | "REPEAT_REQ_INCONSISTENT") => {
+            Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, &r))
         }
         ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, &r)),

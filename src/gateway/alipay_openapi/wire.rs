@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::gateway::{
-    Cancelled, Failure, Outcome, Paid, Refunded, TradeStatus, Unknown, UnknownKind,
+    Cancelled, Failure, Outcome, Paid, Presented, Refunded, TradeStatus, Unknown, UnknownKind,
 };
 use crate::money::basket::Basket;
 use crate::money::breakdown::{Breakdown, Fund, Voucher};
@@ -138,6 +138,8 @@ pub struct Node {
     pub refund_status: Option<String>,
     pub out_request_no: Option<String>,
     pub bill_download_url: Option<String>,
+    /// `alipay.trade.precreate`: what the customer scans.
+    pub qr_code: Option<String>,
     /// `alipay.open.app.alipaycert.download`: the certificate, base64 of its PEM text.
     pub alipay_cert_content: Option<String>,
     /// What moved besides the order amount (docs/protocol.md §16), read by [`breakdown`].
@@ -471,6 +473,38 @@ pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
         "40004" if sub_code(node) == Some("ACQ.TRADE_HAS_SUCCESS") => {
             Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node))
         }
+        "40004" => Outcome::Failed(failure(node)),
+        code if rejected_before_processing(code) => rejected(node),
+        _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
+    }
+}
+
+/// `alipay.trade.precreate` (docs/protocol.md §6.1): `10000` with a `qr_code` issues the
+/// code, nothing is paid yet. A definite refusal creates nothing; anything unclear may have
+/// created a trade the customer cannot see (the resolver closes it).
+pub fn present_outcome(node: &Node, request_id: &str) -> Outcome<Presented> {
+    if let Some(echo) = &node.out_trade_no
+        && echo != request_id
+    {
+        return Outcome::Unknown(Unknown::new(
+            UnknownKind::Mismatch,
+            format!("answer is for out_trade_no {echo:?}, not {request_id:?}"),
+        ));
+    }
+    if is_system_error(node) {
+        return Outcome::Unknown(unknown(UnknownKind::ProviderUnsure, node));
+    }
+    match node.code.as_str() {
+        "10000" => match node.qr_code.as_deref().filter(|q| !q.is_empty()) {
+            Some(qr) => Outcome::Success(Presented {
+                content: qr.to_string(),
+                expires_at: None,
+            }),
+            None => Outcome::Unknown(Unknown::new(
+                UnknownKind::Malformed,
+                "precreate success without qr_code",
+            )),
+        },
         "40004" => Outcome::Failed(failure(node)),
         code if rejected_before_processing(code) => rejected(node),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, node)),
