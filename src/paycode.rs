@@ -34,9 +34,13 @@ impl PayMethod {
     }
 
     pub fn parse(s: &str) -> Option<PayMethod> {
-        [PayMethod::Scanned, PayMethod::OrderCode, PayMethod::EntryCode]
-            .into_iter()
-            .find(|m| m.as_str() == s)
+        [
+            PayMethod::Scanned,
+            PayMethod::OrderCode,
+            PayMethod::EntryCode,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 
     /// Whether the customer scans what the merchant shows.

@@ -33,7 +33,10 @@ pub async fn page() -> Response {
 
 /// `GET /v1/sales/{id}/qr.svg`: the sale's QR while it waits for the customer; 404 when it
 /// shows none (never shown, paid, expired or cancelled).
-pub async fn qr_svg(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn qr_svg(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let view = s.engine.view(&id).map_err(|e| match e {
         JournalError::NoSale(_) => ApiError::not_found(&format!("sale {id:?}")),
         e => ApiError::internal(e),
@@ -41,8 +44,9 @@ pub async fn qr_svg(State(s): State<ApiState>, Path(id): Path<String>) -> Result
     let qr = view
         .qr
         .ok_or_else(|| ApiError::not_found(&format!("QR of sale {id:?}: it shows none now")))?;
-    let svg = crate::output::qr::svg(&qr.content, 320)
-        .ok_or_else(|| ApiError::internal(format!("sale {id}: its QR content does not fit a QR")))?;
+    let svg = crate::output::qr::svg(&qr.content, 320).ok_or_else(|| {
+        ApiError::internal(format!("sale {id}: its QR content does not fit a QR"))
+    })?;
     Ok((
         [
             (header::CONTENT_TYPE, "image/svg+xml"),

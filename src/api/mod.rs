@@ -342,9 +342,8 @@ async fn refuse_browsers(request: Request, next: Next) -> Response {
         .get(axum::http::header::ORIGIN)
         .and_then(|v| v.to_str().ok());
     let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
-    let console_page =
-        request.method() == axum::http::Method::GET
-            && matches!(request.uri().path(), "/console" | "/display");
+    let console_page = request.method() == axum::http::Method::GET
+        && matches!(request.uri().path(), "/console" | "/display");
     let same_origin = fetch_site.is_none_or(|s| s == "same-origin")
         && origin.is_none_or(|o| host.is_some_and(|h| o == format!("http://{h}")));
     let from_browser = origin.is_some() || fetch_site.is_some();

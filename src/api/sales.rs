@@ -234,7 +234,11 @@ pub async fn create(
         basket,
     };
     match s.engine.arm(request) {
-        Ok(view) if how.is_some() && view.state == SaleState::AwaitingScan && view.attempts.is_empty() => {
+        Ok(view)
+            if how.is_some()
+                && view.state == SaleState::AwaitingScan
+                && view.attempts.is_empty() =>
+        {
             let how = how.unwrap_or(crate::gateway::Presentation::OrderCode);
             let view = s
                 .engine

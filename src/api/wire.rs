@@ -579,6 +579,7 @@ mod tests {
             message: None,
             superseded_by: None,
             basket: Default::default(),
+            qr: None,
         };
         assert_eq!(
             sale_line(&sale),

@@ -243,7 +243,11 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
         if let ScanOutcome::Attempted { sale } = outcome {
             // A code scanned beside the sale's QR: the QR is closed (or, if the customer
             // paid it too, reversed) before the next sale.
-            let sale = if sale.attempts.iter().any(|a| a.method.presented() && !a.state.is_final()) {
+            let sale = if sale
+                .attempts
+                .iter()
+                .any(|a| a.method.presented() && !a.state.is_final())
+            {
                 engine.resolve_sale(&sale.sale_id).await.unwrap_or(sale)
             } else {
                 sale

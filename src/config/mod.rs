@@ -8,10 +8,10 @@ mod gateway;
 mod journal;
 mod output;
 mod reconcile;
+mod sales;
 mod scanner;
 mod terminal;
 mod validate;
-mod sales;
 mod watchdog;
 
 #[cfg(test)]

@@ -129,7 +129,9 @@ async fn read_lines(engine: &Engine, currency: Currency) {
                 None => eprintln!("no sale is waiting"),
             },
             Line::CustomerPaysQr => {
-                eprintln!("scan-qr plays the customer in the demo only; here the customer scans the QR");
+                eprintln!(
+                    "scan-qr plays the customer in the demo only; here the customer scans the QR"
+                );
             }
             Line::Amount(text) => {
                 let amount = match console::sale_amount(&text, currency) {

@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::events::Event;
-use crate::gateway::{Outcome, Presentation, PresentRequest};
+use crate::gateway::{Outcome, PresentRequest, Presentation};
 use crate::journal::{Change, NewPresented};
 use crate::paycode::Wallet;
 use crate::state::{AttemptState, Cause};
@@ -24,9 +24,11 @@ impl Engine {
         let wallet = Wallet::Alipay;
         let now = self.clock.now();
         let expires_in = self.settings.qr_timeout;
-        let deadline = now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::TimeDelta::MAX);
+        let deadline =
+            now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::TimeDelta::MAX);
         let method = how.method();
-        let (attempt, sale, claim) = self.start_presented(sale_id, wallet, method, deadline, now)?;
+        let (attempt, sale, claim) =
+            self.start_presented(sale_id, wallet, method, deadline, now)?;
         let request_id = attempt.request_id.clone();
         let in_flight = InFlight(&self.slots);
         let request = PresentRequest {
@@ -45,7 +47,8 @@ impl Engine {
         tracing::info!(request_id = %request_id, amount = %request.amount, method = method.as_str(), "present");
         let sent_at = tokio::time::Instant::now();
         let outcome =
-            match tokio::time::timeout(self.settings.timeout, self.gateway.present(&request)).await {
+            match tokio::time::timeout(self.settings.timeout, self.gateway.present(&request)).await
+            {
                 Ok(o) => o,
                 Err(_) => Outcome::Unknown(crate::gateway::Unknown::new(
                     crate::gateway::UnknownKind::Timeout,
@@ -66,7 +69,11 @@ impl Engine {
                     &Change {
                         result_code: Some("code_issued".into()),
                         result_message: Some("code issued: waiting for the customer".into()),
-                        message: Some(crate::state::SaleState::AwaitingPayment.cashier_default().into()),
+                        message: Some(
+                            crate::state::SaleState::AwaitingPayment
+                                .cashier_default()
+                                .into(),
+                        ),
                         budget_left: Some(left),
                         presented: Some((p.content.clone(), Some(expires_at))),
                         ..Change::default()
@@ -93,7 +100,9 @@ impl Engine {
                     &Change {
                         result_code: Some(u.kind.as_str().into()),
                         result_message: Some(u.detail.clone()),
-                        message: Some("the QR could not be issued: closing it with the gateway".into()),
+                        message: Some(
+                            "the QR could not be issued: closing it with the gateway".into(),
+                        ),
                         budget_left: Some(std::time::Duration::ZERO),
                         ..Change::default()
                     },
@@ -159,7 +168,14 @@ impl Engine {
         method: crate::paycode::PayMethod,
         deadline: chrono::DateTime<chrono::Utc>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(crate::journal::AttemptRow, crate::journal::SaleRow, crate::watchdog::Claim), EngineError> {
+    ) -> Result<
+        (
+            crate::journal::AttemptRow,
+            crate::journal::SaleRow,
+            crate::watchdog::Claim,
+        ),
+        EngineError,
+    > {
         let mut slots = lock(&self.slots);
         if slots.armed.as_deref() != Some(sale_id) {
             return Err(EngineError::NotWaiting(sale_id.to_string()));

@@ -419,7 +419,9 @@ impl Engine {
                     &Change {
                         result_code: Some("already_paid".into()),
                         result_message: Some(format!("paid, but the sale was paid by {by} first")),
-                        message: Some("the sale was paid already: this payment is being reversed".into()),
+                        message: Some(
+                            "the sale was paid already: this payment is being reversed".into(),
+                        ),
                         budget_left: Some(std::time::Duration::ZERO),
                         ..Change::default()
                     },

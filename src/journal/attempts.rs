@@ -463,8 +463,11 @@ impl Journal {
             SaleState::Paid
         } else if !to.is_final() || others_open {
             SaleState::Processing
-        } else if attempt.method.presented() && to == AttemptState::Cancelled {
-            // The QR expired or the register cancelled it: the sale ends with it.
+        } else if attempt.method.presented()
+            && (to == AttemptState::Cancelled || cause == Cause::Inquiry)
+        {
+            // The QR expired (closed by us or by the provider) or the register cancelled it:
+            // the sale ends with it.
             SaleState::Cancelled
         } else {
             sale_state_after(to, scans, sale.max_attempts)
@@ -613,7 +616,11 @@ impl Journal {
     }
 
     /// The watchdog stops waiting for this one attempt and cancels it now.
-    pub fn expedite_attempt(&self, attempt_id: i64, now: DateTime<Utc>) -> Result<(), JournalError> {
+    pub fn expedite_attempt(
+        &self,
+        attempt_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), JournalError> {
         self.track(query::execute(
             &self.conn(),
             "UPDATE attempts SET deadline_at = created_at, budget_left_ms = 0, updated_at = ?2

@@ -665,6 +665,9 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              UPDATE attempts SET code = '286000000000000003';
              DROP TABLE operator_actions;
              ALTER TABLE attempts DROP COLUMN signing_key;
+             ALTER TABLE attempts DROP COLUMN method;
+             ALTER TABLE attempts DROP COLUMN presented;
+             ALTER TABLE attempts DROP COLUMN presented_expires_at;
              DROP TABLE attempt_money;
              DROP TABLE sale_baskets;
              DROP TABLE shifts;

@@ -74,9 +74,16 @@ mod tests {
         let url = "https://qr.alipay.com/bax01234567890abcdef";
         let lines = terminal_lines(url);
         assert!(lines.len() > 10, "{lines:?}");
-        assert!(lines.iter().all(|l| l.chars().count() == lines[0].chars().count()));
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.chars().count() == lines[0].chars().count())
+        );
         let image = svg(url, 256).expect("svg");
-        assert!(image.starts_with("<?xml") && image.contains("<svg"), "{image}");
+        assert!(
+            image.starts_with("<?xml") && image.contains("<svg"),
+            "{image}"
+        );
         let too_long = "x".repeat(5000);
         assert!(terminal_lines(&too_long).is_empty());
         assert!(svg(&too_long, 256).is_none());

@@ -297,12 +297,14 @@ mod golden {
                 deadline_at: crate::clock::from_journal("2026-11-22T02:01:08.539Z").unwrap(),
                 signing_key: None,
                 money: Default::default(),
+                method: crate::paycode::PayMethod::Scanned,
             }],
             refunds: vec![],
             reason: None,
             message: Some("paid".into()),
             superseded_by: None,
             basket: Default::default(),
+            qr: None,
         }
     }
 

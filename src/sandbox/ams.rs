@@ -191,7 +191,10 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
         return reply(result("F", "PARAM_ILLEGAL", "paymentAmount invalid"), false);
     };
     if in_store != "PaymentCode" {
-        return reply(present(server, request, request_id, amount, in_store), false);
+        return reply(
+            present(server, request, request_id, amount, in_store),
+            false,
+        );
     }
     let code = match recognise(
         request
@@ -356,9 +359,10 @@ fn present(
     };
     match server.sandbox.decide_present(&present) {
         Outcome::Success(p) => {
-            let expire = p
-                .expires_at
-                .map(|t| t.with_timezone(&beijing()).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+            let expire = p.expires_at.map(|t| {
+                t.with_timezone(&beijing())
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+            });
             let mut v = match how {
                 crate::gateway::Presentation::OrderCode => {
                     let mut v = result("U", "PAYMENT_IN_PROCESS", "payment in process");

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::Sandbox;
 use super::ledger::{PresentedTrade, Trade, TradeState};
-use crate::gateway::{Outcome, Presentation, PresentRequest, Presented};
+use crate::gateway::{Outcome, PresentRequest, Presentation, Presented};
 use crate::money::breakdown::Breakdown;
 
 /// How presented codes behave; switched by `scanpay sandbox` flags and the admin call.
@@ -89,7 +89,9 @@ impl Sandbox {
         let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
         let content = match &request.how {
             // The shape of the platform's: a short URL the wallet opens.
-            Presentation::OrderCode => format!("https://qr.alipay.com/sbx{}", trade_no.to_lowercase()),
+            Presentation::OrderCode => {
+                format!("https://qr.alipay.com/sbx{}", trade_no.to_lowercase())
+            }
             Presentation::EntryCode { .. } => format!(
                 "https://sandbox.scanpay.invalid/entry/{}?amount={}",
                 trade_no.to_lowercase(),

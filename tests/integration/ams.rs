@@ -123,6 +123,7 @@ async fn every_sandbox_code_through_the_real_ams_client_and_the_ledger_agrees() 
             terminal: config.terminal.clone(),
             timeout: Duration::from_secs(2),
             watchdog: config.watchdog.clone(),
+            qr_timeout: Duration::from_secs(120),
             cancel_give_up_after: Some(Duration::from_secs(10)),
             resolve_inline: true,
         };

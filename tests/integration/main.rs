@@ -11,6 +11,7 @@ mod books;
 mod cert_mode;
 mod chaos;
 mod cli;
+mod customer_scan;
 mod daemon;
 mod deploy;
 mod fuzz;

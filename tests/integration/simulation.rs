@@ -137,6 +137,7 @@ fn engine(path: &std::path::Path, gateway: Arc<Chaos>, clock: Arc<dyn Clock>) ->
             terminal: config.terminal,
             timeout: TIMEOUT,
             watchdog,
+            qr_timeout: Duration::from_secs(120),
             cancel_give_up_after: Some(Duration::from_secs(300)),
             resolve_inline: true,
         },

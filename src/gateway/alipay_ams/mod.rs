@@ -25,6 +25,8 @@ use crate::paycode::Wallet;
 use wire::{Merchant, PayBody, PaymentSource};
 
 /// How often a throttled pay (`REQUEST_TRAFFIC_EXCEED_LIMIT`) is resent, and the first pause.
+/// How much later than the watchdog's cancel a presented code expires at Antom.
+const PRESENTED_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 const THROTTLE_RETRIES: u32 = 2;
 const THROTTLE_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -241,13 +243,16 @@ impl Gateway for Ams {
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         let now = self.io.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
-        // The code's expiry is the sale's: the watchdog cancels at the same moment.
-        let expiry = chrono::Duration::from_std(request.expires_in)
+        // The watchdog cancels at the sale's expiry; Antom's own, a little later, closes the
+        // code if the cancel cannot get through then.
+        let expiry = chrono::Duration::from_std(request.expires_in + PRESENTED_EXPIRY_MARGIN)
             .ok()
             .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
         let source = match &request.how {
             super::Presentation::OrderCode => PaymentSource::OrderCode,
-            super::Presentation::EntryCode { user_agent } => PaymentSource::EntryCode { user_agent },
+            super::Presentation::EntryCode { user_agent } => {
+                PaymentSource::EntryCode { user_agent }
+            }
         };
         let body = wire::pay_body(&PayBody {
             request_id: &request.request_id,

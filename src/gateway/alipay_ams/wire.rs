@@ -94,7 +94,9 @@ pub enum PaymentSource<'a> {
     /// `IN_STORE_PAYMENT`, merchant-presented: an order's QR (`OrderCode`), or the page the
     /// store's entry code opened in the wallet (`EntryCode`, with its browser's user agent).
     OrderCode,
-    EntryCode { user_agent: &'a str },
+    EntryCode {
+        user_agent: &'a str,
+    },
     /// `AGREEMENT_PAYMENT`: auto-debit with an access token from `applyToken` (seed 000).
     Agreement {
         wallet: &'a str,
@@ -382,12 +384,15 @@ pub fn present_outcome(body: &Value, request_id: &str) -> Outcome<Presented> {
             format!("answer is for paymentRequestId {echo:?}, not {request_id:?}"),
         ));
     }
-    let order_code = body.pointer("/orderCodeForm/codeDetails").and_then(Value::as_array).and_then(|codes| {
-        codes
-            .iter()
-            .find(|c| c.get("displayType").and_then(Value::as_str) == Some("TEXT"))
-            .and_then(|c| c.get("codeValue").and_then(Value::as_str))
-    });
+    let order_code = body
+        .pointer("/orderCodeForm/codeDetails")
+        .and_then(Value::as_array)
+        .and_then(|codes| {
+            codes
+                .iter()
+                .find(|c| c.get("displayType").and_then(Value::as_str) == Some("TEXT"))
+                .and_then(|c| c.get("codeValue").and_then(Value::as_str))
+        });
     let redirect = body
         .pointer("/redirectActionForm/redirectUrl")
         .and_then(Value::as_str);
