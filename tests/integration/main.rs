@@ -14,6 +14,7 @@ mod cli;
 mod customer_scan;
 mod daemon;
 mod deploy;
+mod display;
 mod fuzz;
 mod journal_damage;
 mod keys;
