@@ -33,7 +33,9 @@ async fn till(written: &str, currency: &'static str) -> Till {
     let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
     let config = sandbox.config_from(written);
     let text = std::fs::read_to_string(&config).unwrap()
-        + &format!("\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = {QR_TIMEOUT_S}\n");
+        + &format!(
+            "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = {QR_TIMEOUT_S}\n\n[printer]\nkind = \"file\"\npath = \"printer.bin\"\n"
+        );
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
     let daemon = start(&config, &socket).await;
@@ -163,6 +165,24 @@ async fn every_way(written: &str, currency: &'static str) {
     )
     .await;
     assert_eq!(status, 200);
+    // The slip the customer scans came out of the printer: the QR (`GS ( k`) of the code.
+    let content = sale["qr"]["content"].as_str().unwrap().as_bytes().to_vec();
+    let printer = t.sandbox.dir.join("printer.bin");
+    let store = [
+        &[0x1D, 0x28, 0x6B][..],
+        &[(content.len() + 3) as u8, 0, 0x31, 0x50, 0x30],
+        &content,
+    ]
+    .concat();
+    let end = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read(&printer)
+        .unwrap_or_default()
+        .windows(store.len())
+        .any(|w| w == store.as_slice())
+    {
+        assert!(Instant::now() < end, "no QR slip printed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     t.customer(&sale, "pay");
     let paid = t
         .wait_state(&id(&sale), "paid", Duration::from_secs(15))
