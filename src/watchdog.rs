@@ -431,7 +431,7 @@ impl Resolver {
             };
             match outcome {
                 // A presented code the customer never scanned: the platform may say "no such
-                // trade" and close it all the same (docs/protocol.md §6.1). Closed unpaid.
+                // trade" and close it all the same (docs/protocol.md §17). Closed unpaid.
                 Outcome::Success(Cancelled::NotCreated { code }) if a.method.presented() => {
                     let c = Change {
                         result_code: Some("cancelled".into()),

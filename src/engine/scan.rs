@@ -409,7 +409,7 @@ impl Engine {
             .transition(attempt.id, to, Cause::PayAnswer, &c, now)
         {
             Ok((a, _)) => a,
-            // The sale's QR was paid first: this payment is given back (docs/design.md §2.4).
+            // The sale's QR was paid first: this payment is given back (docs/design.md §2).
             Err(JournalError::AlreadyPaid { by, .. }) => {
                 tracing::warn!(request_id = %attempt.request_id, by = %by, "paid, but the sale was paid already: reversing it");
                 let (a, _) = self.journal.transition(

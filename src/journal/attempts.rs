@@ -253,7 +253,7 @@ impl Journal {
         let attempts = attempts_in(&tx, sale_id)?;
         let scanned = matches!(source, Source::Code(_));
         // A code scanned while the sale's QR waits for the customer is taken: the first
-        // that pays wins, and the other is reversed (docs/design.md §2.4).
+        // that pays wins, and the other is reversed (docs/design.md §2).
         let beside_qr = scanned
             && sale.state == SaleState::Processing
             && attempts.iter().any(|a| !a.state.is_final())

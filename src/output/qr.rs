@@ -1,7 +1,7 @@
 //! The QR a customer scans, drawn for each place it is shown: the demo's terminal (half-block
 //! characters), the customer display (SVG) and the receipt printer (ESC/POS `GS ( k`, in
 //! `escpos.rs`). The QR is made here from the content the provider issued; nothing is
-//! fetched (docs/devices.md §6).
+//! fetched (docs/devices.md §10.2, §13).
 
 use qrcode::render::{svg, unicode};
 use qrcode::{EcLevel, QrCode};
@@ -41,7 +41,7 @@ pub fn svg(content: &str, size: u32) -> Option<String> {
 }
 
 /// The slip a customer scans to pay: the store, the amount, the QR (`GS ( k`), and until
-/// when it can be paid, in words in both languages (docs/devices.md §6).
+/// when it can be paid, in words in both languages (docs/devices.md §10.2, §13).
 pub fn escpos_slip(
     ctx: &super::receipt::ReceiptContext,
     amount: crate::money::Amount,

@@ -304,7 +304,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
     }
 }
 
-/// A merchant-presented `pay` (docs/protocol.md §6.1): the code is issued, never paid. The
+/// A merchant-presented `pay` (docs/protocol.md §17): the code is issued, never paid. The
 /// answer's field names follow the documented sample; `orderCodeForm` and
 /// `redirectActionForm` are read back by `gateway::alipay_ams::wire::present_outcome`.
 fn present(

@@ -124,7 +124,7 @@ impl SandboxServer {
                 };
                 Ok(self.register_key(&query, &body))
             }
-            // Plays the customer on a presented code (docs/protocol.md §6.1).
+            // Plays the customer on a presented code (docs/protocol.md §17).
             (&Method::POST, "/_sandbox/customer") => {
                 Ok(self.customer(req.uri().query().unwrap_or("")))
             }

@@ -511,7 +511,7 @@ impl Gateway for Sandbox {
         }
         let hidden = presented::hidden(trade, &self.present_modes());
         let action = match trade.state {
-            // The platform's quirk (docs/protocol.md §6.1): an unscanned precreated trade
+            // The platform's quirk (docs/protocol.md §17): an unscanned precreated trade
             // answers "no such trade", and is closed all the same.
             TradeState::Waiting { .. } if hidden => {
                 trade.state = TradeState::Closed {

@@ -1,4 +1,4 @@
-//! Merchant-presented codes in the sandbox (docs/protocol.md §6.1): an order's QR or an
+//! Merchant-presented codes in the sandbox (docs/protocol.md §17): an order's QR or an
 //! entry-code payment is a trade waiting for a customer who is not there. The admin calls
 //! play that customer: scanning, paying, walking away, or paying in the moment a cancel
 //! arrives. Modes switch on what the real platform is reported to do (an unscanned trade

@@ -367,7 +367,7 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
     }
 }
 
-/// A merchant-presented `pay` (docs/protocol.md §6.1): the answer issues a code, it never
+/// A merchant-presented `pay` (docs/protocol.md §17): the answer issues a code, it never
 /// pays. Order Code: `U PAYMENT_IN_PROCESS` (or `S`, in an older sample) with
 /// `orderCodeForm.codeDetails[]` (the `TEXT` entry is the QR's content) and `expireTime`.
 /// Entry Code: `S` with `redirectActionForm.redirectUrl`. A code-issuing answer without its

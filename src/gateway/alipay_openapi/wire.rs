@@ -479,7 +479,7 @@ pub fn pay_outcome(node: &Node, request_id: &str) -> Outcome<Paid> {
     }
 }
 
-/// `alipay.trade.precreate` (docs/protocol.md §6.1): `10000` with a `qr_code` issues the
+/// `alipay.trade.precreate` (docs/protocol.md §17): `10000` with a `qr_code` issues the
 /// code, nothing is paid yet. A definite refusal creates nothing; anything unclear may have
 /// created a trade the customer cannot see (the resolver closes it).
 pub fn present_outcome(node: &Node, request_id: &str) -> Outcome<Presented> {
