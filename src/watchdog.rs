@@ -65,6 +65,47 @@ impl RetryNow {
     }
 }
 
+/// Verified word from the provider (a payment notification) that an attempt moved: its
+/// resolver inquires at once instead of at its next pause. It never decides anything
+/// itself; the inquiry does.
+#[derive(Default)]
+pub struct Nudges {
+    ids: Mutex<HashSet<String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Nudges {
+    pub fn nudge(&self, request_id: &str) {
+        let mut ids = self.ids.lock().unwrap_or_else(|e| e.into_inner());
+        // Nudges of attempts nobody resolves any more are not kept forever.
+        if ids.len() >= 1024 {
+            ids.clear();
+        }
+        ids.insert(request_id.to_string());
+        drop(ids);
+        self.notify.notify_waiters();
+    }
+
+    /// Every open attempt of `sale_id` but `except`: the sale was paid by `except`, so they
+    /// are cancelled now (the journal expedited them) rather than at their next inquiry.
+    pub fn siblings(&self, journal: &Journal, sale_id: &str, except: &str) {
+        if let Ok(all) = journal.attempts(sale_id) {
+            for a in all {
+                if a.request_id != except && !a.state.is_final() {
+                    self.nudge(&a.request_id);
+                }
+            }
+        }
+    }
+
+    fn take(&self, request_id: &str) -> bool {
+        self.ids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(request_id)
+    }
+}
+
 /// How a pause between two cancels ended.
 enum Pause {
     Slept,
@@ -140,9 +181,31 @@ pub struct Resolver {
     /// An operator's "retry now": every resolver cancelling sends its next cancel (or
     /// refund) at once, one asked while its request was out included.
     pub retry_now: Arc<RetryNow>,
+    /// Payment notifications: the attempt named is inquired at once.
+    pub nudges: Arc<Nudges>,
 }
 
 impl Resolver {
+    /// Sleeps `pause` between two inquiries of `request_id`, cut short by a notification
+    /// about it; false when the daemon stopped meanwhile.
+    async fn pause_or_nudge(&self, pause: Duration, request_id: &str) -> bool {
+        let end = tokio::time::Instant::now() + pause;
+        loop {
+            let notified = self.nudges.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.nudges.take(request_id) {
+                return true;
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => return false,
+                _ = notified => {}
+                _ = tokio::time::sleep_until(end) => return true,
+            }
+        }
+    }
+
     /// Whether the daemon is stopping: no new request is sent, nothing new is decided.
     fn stopped(&self) -> bool {
         self.stop.is_cancelled()
@@ -350,7 +413,10 @@ impl Resolver {
                 break;
             }
             if !self
-                .pause(left.min(self.next_inquiry_pause(&a.request_id)))
+                .pause_or_nudge(
+                    left.min(self.next_inquiry_pause(&a.request_id)),
+                    &a.request_id,
+                )
                 .await
             {
                 return Ok(a);
@@ -716,6 +782,10 @@ impl Resolver {
         let (a, _sale) = self
             .journal
             .transition(a.id, to, cause, &c, self.clock.now())?;
+        if to == AttemptState::Succeeded {
+            self.nudges
+                .siblings(&self.journal, &a.sale_id, &a.request_id);
+        }
         Ok(a)
     }
 }

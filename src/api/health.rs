@@ -370,6 +370,21 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
         ),
         limit,
     );
+    let (taken, refused_notices) = crate::gateway::notify::counts();
+    let notices = Counter::<u64>::default();
+    notices.inc_by(taken);
+    registry.register(
+        "scanpay_notifications_taken",
+        "Payment notifications that verified: their payment was inquired at once",
+        notices,
+    );
+    let notices = Counter::<u64>::default();
+    notices.inc_by(refused_notices);
+    registry.register(
+        "scanpay_notifications_refused",
+        "Payment notifications that did not verify (or named no configured gateway): nothing changed",
+        notices,
+    );
     let refused = Counter::<u64>::default();
     refused.inc_by(s.connections.refused());
     registry.register(

@@ -6,6 +6,7 @@
 mod api;
 mod gateway;
 mod journal;
+mod notify;
 mod output;
 mod reconcile;
 mod sales;
@@ -86,6 +87,8 @@ pub struct Config {
     pub watchdog: WatchdogConfig,
     /// `[sales] qr_timeout_s`: how long a code shown for the customer stays payable.
     pub qr_timeout: Duration,
+    /// `[notify] listen`: where the payment-notification receiver listens, if anywhere.
+    pub notify_listen: Option<std::net::SocketAddr>,
     /// The register's API; `None` when the file has no `[api]` section.
     pub api: Option<ApiConfig>,
     /// Barcode scanners (`[[scanner]]`), in file order.
@@ -107,6 +110,7 @@ struct RawConfig {
     watchdog: watchdog::RawWatchdog,
     #[serde(default)]
     sales: sales::RawSales,
+    notify: Option<notify::RawNotify>,
     api: Option<api::RawApi>,
     #[serde(default)]
     scanner: Vec<scanner::RawScanner>,
@@ -290,6 +294,7 @@ impl Validator<'_> {
             journal: self.journal(journal)?,
             watchdog: self.watchdog(raw.watchdog)?,
             qr_timeout: self.sales(raw.sales)?,
+            notify_listen: self.notify(raw.notify)?,
             api: raw.api.map(|a| self.api(a)).transpose()?,
             scanners: self.scanners(raw.scanner)?,
             led: self.led(raw.led)?,

@@ -11,6 +11,7 @@
 pub mod console;
 mod housekeeping;
 mod intake;
+mod notify;
 mod open;
 pub mod operations;
 mod preflight;
@@ -191,6 +192,16 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             }));
         }
         _ => tracing::info!("no [api] section: the register API is off"),
+    }
+    // Bound before READY=1, as the API is: a busy address stops the start.
+    let notify_listener = notify::bind(&config)
+        .await
+        .map_err(|e| Error::Usage(format!("{}: {e}", config.source)))?;
+    if let Some(listener) = notify_listener {
+        shutdown.spawn({
+            let (config, engine, stop) = (config.clone(), engine.clone(), stop.clone());
+            async move { notify::serve(listener, &config, engine, stop).await }
+        });
     }
     notifier.ready(&housekeeping::status_line(&engine, &monitor, &watchdog));
     let dropped = trim::drop_start_up_pages();

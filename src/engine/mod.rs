@@ -260,6 +260,7 @@ impl Engine {
             inquiry_interval: settings.watchdog.inquiry_interval,
             stop: tokio_util::sync::CancellationToken::new(),
             retry_now: Arc::default(),
+            nudges: Arc::default(),
         });
         Engine {
             journal,
@@ -331,6 +332,11 @@ impl Engine {
     /// The store's time zone (`[terminal] time_zone`).
     pub fn zone(&self) -> crate::clock::StoreZone {
         self.settings.terminal.zone
+    }
+
+    /// A verified payment notification named `request_id`: its resolver inquires now.
+    pub fn nudge(&self, request_id: &str) {
+        self.resolver.nudges.nudge(request_id);
     }
 
     pub fn armed(&self) -> Option<String> {

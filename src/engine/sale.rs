@@ -218,6 +218,12 @@ impl Engine {
     /// The register gave up on a sale in doubt: the watchdog stops waiting and cancels now.
     pub fn expedite(&self, sale_id: &str) -> Result<(), EngineError> {
         self.journal.expedite(sale_id, self.clock.now())?;
+        // A resolver pausing between inquiries acts now, not at its next inquiry.
+        for a in self.journal.attempts(sale_id)? {
+            if !a.state.is_final() {
+                self.resolver.nudges.nudge(&a.request_id);
+            }
+        }
         self.wake.notify_one();
         Ok(())
     }

@@ -439,6 +439,12 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        if a.state == AttemptState::Succeeded {
+            // The sale's QR, if one is shown, is closed now.
+            self.resolver
+                .nudges
+                .siblings(&self.journal, &a.sale_id, &a.request_id);
+        }
         tracing::info!(request_id = %a.request_id, sale_id = %a.sale_id, attempt_state = %a.state, "attempt");
         Ok(a)
     }

@@ -14,6 +14,7 @@ mod http;
 pub mod keyring;
 pub mod keys;
 pub mod monitor;
+pub mod notify;
 pub mod records;
 pub mod router;
 pub mod scrub;

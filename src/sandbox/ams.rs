@@ -359,6 +359,14 @@ fn present(
     };
     match server.sandbox.decide_present(&present) {
         Outcome::Success(p) => {
+            server.notify.remember(
+                request_id,
+                request
+                    .get("paymentNotifyUrl")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                super::notify::Protocol::Ams,
+            );
             let expire = p.expires_at.map(|t| {
                 t.with_timezone(&beijing())
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)

@@ -39,9 +39,51 @@ impl SandboxServer {
             );
         };
         match self.sandbox.customer(&code, action) {
-            Ok(request_id) => plain(StatusCode::OK, "text/plain", request_id),
+            Ok(request_id) => {
+                if action == super::CustomerAction::Pay {
+                    self.notify_paid(&request_id);
+                }
+                plain(StatusCode::OK, "text/plain", request_id)
+            }
             Err(why) => plain(StatusCode::CONFLICT, "text/plain", why),
         }
+    }
+
+    /// `POST /_sandbox/notify?delay_ms=N&duplicate=true|false&corrupt=true|false`.
+    fn notify_modes(&self, query: &str) -> Response<Full<Bytes>> {
+        let mut modes = self.notify.modes();
+        for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+            let flag = match v.as_ref() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => None,
+            };
+            match (k.as_ref(), flag) {
+                ("duplicate", Some(f)) => modes.duplicate = f,
+                ("corrupt", Some(f)) => modes.corrupt = f,
+                ("delay_ms", _) if v.parse::<u64>().is_ok() => {
+                    modes.delay = std::time::Duration::from_millis(v.parse().unwrap_or(0));
+                }
+                _ => {
+                    return plain(
+                        StatusCode::BAD_REQUEST,
+                        "text/plain",
+                        format!("{k}={v}: delay_ms=N, duplicate=true|false, corrupt=true|false"),
+                    );
+                }
+            }
+        }
+        self.notify.set_modes(modes);
+        plain(
+            StatusCode::OK,
+            "text/plain",
+            format!(
+                "delay_ms={} duplicate={} corrupt={}",
+                modes.delay.as_millis(),
+                modes.duplicate,
+                modes.corrupt
+            ),
+        )
     }
 
     /// `POST /_sandbox/present?not_exist_until_scanned=true|false&auto_pay_after_s=N|off`.
@@ -127,6 +169,9 @@ impl SandboxServer {
             // Plays the customer on a presented code (docs/protocol.md §17).
             (&Method::POST, "/_sandbox/customer") => {
                 Ok(self.customer(req.uri().query().unwrap_or("")))
+            }
+            (&Method::POST, "/_sandbox/notify") => {
+                Ok(self.notify_modes(req.uri().query().unwrap_or("")))
             }
             (&Method::POST, "/_sandbox/present") => {
                 Ok(self.present_modes(req.uri().query().unwrap_or("")))

@@ -44,6 +44,7 @@ mod form;
 mod http;
 mod keys;
 mod ledger;
+mod notify;
 mod openapi;
 mod presented;
 mod scenario;

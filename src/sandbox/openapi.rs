@@ -197,7 +197,14 @@ impl SandboxServer {
         }
         match method.as_str() {
             "alipay.trade.pay" => self.pay(&reply, &biz, out_trade_no).await,
-            "alipay.trade.precreate" => Ok(self.precreate(&reply, &biz, out_trade_no)),
+            "alipay.trade.precreate" => {
+                self.notify.remember(
+                    &out_trade_no,
+                    params.get("notify_url").map_or("", String::as_str),
+                    super::notify::Protocol::OpenPlatform,
+                );
+                Ok(self.precreate(&reply, &biz, out_trade_no))
+            }
             "alipay.trade.query" => Ok(self.query(&reply, &biz, &out_trade_no).await),
             "alipay.trade.cancel" => Ok(self.cancel(&reply, &out_trade_no).await),
             "alipay.trade.refund" | "alipay.trade.fastpay.refund.query" => {

@@ -369,3 +369,158 @@ async fn ams_entry_code_returns_the_redirect_and_resolves() {
         .await;
     t.books_agree();
 }
+
+/// The till with a notification receiver and inquiries 30 s apart: a sale turns paid within
+/// a second of the customer confirming only because the notification had it inquired.
+async fn till_with_notify(
+    written: &str,
+    currency: &'static str,
+    notify_key: &str,
+    path: &str,
+) -> (Till, u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let config = sandbox.config_from(written);
+    let port = common::free_port();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("sale_deadline_s = 6", "sale_deadline_s = 60")
+        .replace("inquiry_interval_ms = 500", "inquiry_interval_ms = 30000")
+        .replacen(
+            "[gateway]\n",
+            &format!("[gateway]\n{notify_key} = \"http://127.0.0.1:{port}{path}\"\n"),
+            1,
+        )
+        + &format!(
+            "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = 120\n\n[notify]\nlisten = \"127.0.0.1:{port}\"\n"
+        );
+    std::fs::write(&config, text).unwrap();
+    let socket = sandbox.dir.join("api.sock");
+    let daemon = start(&config, &socket).await;
+    (
+        Till {
+            _dir: dir,
+            sandbox,
+            config,
+            daemon,
+            socket,
+            currency,
+        },
+        port,
+    )
+}
+
+async fn metric(t: &Till, name: &str) -> u64 {
+    let stream = tokio::net::UnixStream::connect(&t.socket).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/metrics")
+        .header("host", "scanpay")
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    use http_body_util::BodyExt;
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}_total ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn notified_every_way(written: &str, currency: &'static str, notify_key: &str, path: &str) {
+    let (t, _) = till_with_notify(written, currency, notify_key, path).await;
+
+    // A verified notification: the resolver inquires at once, well before its next pause.
+    let sale = t.qr_sale("8.00").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await; // its first inquiry has passed
+    let asked = Instant::now();
+    t.customer(&sale, "pay");
+    t.wait_state(&id(&sale), "paid", Duration::from_secs(10))
+        .await;
+    assert!(asked.elapsed() < Duration::from_secs(10));
+    assert_eq!(metric(&t, "scanpay_notifications_taken").await, 1);
+    t.books_agree();
+
+    // Late and twice: each verifies; the payment is inquired, decided once.
+    let (status, _) = t
+        .sandbox
+        .post("/_sandbox/notify?delay_ms=300&duplicate=true");
+    assert_eq!(status, 200);
+    let sale = t.qr_sale("5.00").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    t.customer(&sale, "pay");
+    t.wait_state(&id(&sale), "paid", Duration::from_secs(10))
+        .await;
+    t.books_agree();
+    let end = Instant::now() + Duration::from_secs(5);
+    while metric(&t, "scanpay_notifications_taken").await < 3 {
+        assert!(Instant::now() < end, "the duplicate was not received");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Altered after signing: refused, counted, nothing changes; the inquiry still finds the
+    // payment (here, the register's cancel does, and refunds it).
+    let (status, _) = t
+        .sandbox
+        .post("/_sandbox/notify?delay_ms=0&duplicate=false&corrupt=true");
+    assert_eq!(status, 200);
+    let sale = t.qr_sale("4.00").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    t.customer(&sale, "pay");
+    let end = Instant::now() + Duration::from_secs(5);
+    while metric(&t, "scanpay_notifications_refused").await < 1 {
+        assert!(
+            Instant::now() < end,
+            "the corrupted notification was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, still) = call(
+        &t.socket,
+        "GET",
+        &format!("/v1/sales/{}", id(&sale)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        still["state"], "awaiting_payment",
+        "an unverified notification changed it: {still}"
+    );
+    call(
+        &t.socket,
+        "POST",
+        &format!("/v1/sales/{}/cancel", id(&sale)),
+        &[],
+        "",
+    )
+    .await;
+    let ended = t
+        .wait_state(&id(&sale), "cancelled", Duration::from_secs(15))
+        .await;
+    assert_eq!(ended["attempts"][0]["paid_then_refunded"], true, "{ended}");
+    t.books_agree();
+    let log = t.daemon.stderr();
+    assert!(log.contains("payment notification refused"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_platform_notifications_speed_up_and_never_decide() {
+    notified_every_way("scanpay.toml", "CNY", "notify_url", "/notify/alipay").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ams_notifications_speed_up_and_never_decide() {
+    notified_every_way(
+        "scanpay-ams.toml",
+        "USD",
+        "payment_notify_url",
+        "/notify/ams",
+    )
+    .await;
+}
