@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::gateway::keys::PrivateKey;
 
+mod customer_scan;
 mod footprint;
 use footprint::idle_daemon;
 use gateway_path::gateway_path;
@@ -36,6 +37,8 @@ pub struct Plan {
     pub history: usize,
     pub in_doubt: usize,
     pub idle: Duration,
+    /// QR sales paid by the sandbox's customer, with a notification receiver.
+    pub qr_sales: usize,
 }
 
 impl Plan {
@@ -47,6 +50,7 @@ impl Plan {
             sales: 100,
             history: 100_000,
             in_doubt: 100,
+            qr_sales: 5,
             // Long enough to hold the idle daemon's timers (ten seconds apart) more than once.
             idle: Duration::from_secs(12),
         }
@@ -59,6 +63,7 @@ impl Plan {
             sales: 500,
             history: 1_000_000,
             in_doubt: 1000,
+            qr_sales: 20,
             idle: Duration::from_secs(30),
         }
     }
@@ -278,6 +283,26 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.figure("scan_to_wire_floor_ms", ms(floor));
     r.figure("sales_per_s", sequential);
     r.figure("sales_per_s_4_terminals", parallel);
+
+    // The customer scans: confirmation to paid, with notifications and by inquiry alone.
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let notified = median(customer_scan::confirm_to_paid(work, plan.qr_sales, true).await?);
+    let inquired = median(customer_scan::confirm_to_paid(work, plan.qr_sales.min(3), false).await?);
+    r.add(
+        "QR confirmed to paid, notified, p50",
+        format!("{notified:.1} ms"),
+        "target 1000 ms: a notification has it inquired at once".into(),
+    );
+    r.add(
+        "QR confirmed to paid, inquiries only, p50",
+        format!("{inquired:.1} ms"),
+        "bounded by the inquiry pace (Open Platform 3-6 s)".into(),
+    );
+    r.figure("qr_confirmed_to_paid_notified_ms", notified);
+    r.figure("qr_confirmed_to_paid_inquiry_ms", inquired);
 
     // Startup against history.
     let (small, big) = startup(work, plan.history, plan.in_doubt)?;
