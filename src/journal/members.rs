@@ -100,7 +100,9 @@ impl TokenKind {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealError {
-    #[error("token sealed under key {0}, which is neither token_key_file nor one of token_key_previous_files")]
+    #[error(
+        "token sealed under key {0}, which is neither token_key_file nor one of token_key_previous_files"
+    )]
     UnknownKey(String),
     #[error("a sealed token did not open: it belongs to another member or was altered")]
     Tampered,
@@ -201,7 +203,11 @@ impl TokenKeys {
     }
 
     fn aad(member_id: &str, kind: TokenKind, key_id: &str) -> Vec<u8> {
-        format!("scanpay member token v1\0{member_id}\0{}\0{key_id}", kind.as_str()).into_bytes()
+        format!(
+            "scanpay member token v1\0{member_id}\0{}\0{key_id}",
+            kind.as_str()
+        )
+        .into_bytes()
     }
 
     /// Seals `token` for `member_id` under the current key, with a fresh random nonce.
@@ -212,7 +218,9 @@ impl TokenKeys {
         token: &Secret,
     ) -> Result<Sealed, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
-        self.random.fill(&mut nonce).map_err(|_| SealError::Random)?;
+        self.random
+            .fill(&mut nonce)
+            .map_err(|_| SealError::Random)?;
         let mut data = Zeroizing::new(token.expose().as_bytes().to_vec());
         self.current
             .key
@@ -569,7 +577,11 @@ mod tests {
         assert_eq!(bound.state, BindingState::Bound);
         assert_eq!(bound.auth_state, None);
         let opened = k
-            .open("M1", TokenKind::Access, bound.access_token.as_ref().unwrap())
+            .open(
+                "M1",
+                TokenKind::Access,
+                bound.access_token.as_ref().unwrap(),
+            )
             .unwrap();
         assert_eq!(opened.expose(), "acc");
         assert!(j.start_binding("M1", "ALIPAY_CN", "st2", now).is_err());

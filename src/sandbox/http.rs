@@ -58,6 +58,16 @@ impl SandboxServer {
                 };
                 Ok(self.register_key(&query, &body))
             }
+            (m, p) if p.starts_with(super::authorizations::ADMIN_PREFIX) => {
+                let (status, body) =
+                    self.authorizations
+                        .admin(m, p, req.uri().query().unwrap_or(""));
+                Ok(plain(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+                    "application/json",
+                    body.to_string(),
+                ))
+            }
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();
                 Ok(plain(StatusCode::OK, "application/json", ledger))

@@ -40,6 +40,8 @@ pub struct SandboxServer {
     pub(super) wechat_modes: super::WechatModes,
     /// Open Platform certificate mode, when the sandbox plays an app in it.
     pub(super) cert_mode: Option<Arc<super::cert::CertMode>>,
+    /// AMS member authorizations: consults, auth codes, tokens (`authorizations.rs`).
+    pub(super) authorizations: super::authorizations::Authorizations,
 }
 
 /// Returned by a handler to close the connection without answering (code `07`).
@@ -76,6 +78,7 @@ impl SandboxServer {
             wechat_apiv3_key: keys.wechat.apiv3_key.clone(),
             wechat_modes: super::WechatModes::default(),
             cert_mode: None,
+            authorizations: Default::default(),
         }
     }
 

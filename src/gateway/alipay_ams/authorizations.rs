@@ -179,7 +179,9 @@ pub fn consult_outcome(answer: &Value) -> Result<AuthUrls, AuthError> {
         applink_url: text(a, "applinkUrl"),
     };
     if urls.best().is_none() {
-        return Err(AuthError::Unknown("consult answered S without a URL".into()));
+        return Err(AuthError::Unknown(
+            "consult answered S without a URL".into(),
+        ));
     }
     Ok(urls)
 }
@@ -279,11 +281,20 @@ mod tests {
         assert!(t.access_expires_at.is_some());
         assert_eq!(t.login_id.as_deref(), Some("138****0000"));
         let f = json!({"result": {"resultStatus": "F", "resultCode": "INVALID_CODE"}});
-        assert!(matches!(apply_token_outcome(&f), Err(AuthError::Refused { .. })));
+        assert!(matches!(
+            apply_token_outcome(&f),
+            Err(AuthError::Refused { .. })
+        ));
         let u = json!({"result": {"resultStatus": "U", "resultCode": "UNKNOWN_EXCEPTION"}});
-        assert!(matches!(apply_token_outcome(&u), Err(AuthError::Unknown(_))));
+        assert!(matches!(
+            apply_token_outcome(&u),
+            Err(AuthError::Unknown(_))
+        ));
         let no_token = json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS"}});
-        assert!(matches!(apply_token_outcome(&no_token), Err(AuthError::Unknown(_))));
+        assert!(matches!(
+            apply_token_outcome(&no_token),
+            Err(AuthError::Unknown(_))
+        ));
         let urls = json!({"result": {"resultStatus": "S", "resultCode": "SUCCESS"},
             "authUrl": "https://a", "normalUrl": "https://n"});
         assert_eq!(consult_outcome(&urls).unwrap().best(), Some("https://n"));
