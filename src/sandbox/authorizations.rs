@@ -227,6 +227,11 @@ impl Authorizations {
                 json!({
                     "issued": book.issued, "refreshed": book.refreshed, "revoked": book.revoked,
                     "active": book.grants.values().filter(|g| !g.revoked).count(),
+                    // Every token handed out and still kept, so tests can look for them where
+                    // they must not be (a real wallet shows nobody its tokens).
+                    "tokens": book.grants.iter()
+                        .flat_map(|(a, g)| [a.clone(), g.refresh_token.clone()])
+                        .collect::<Vec<_>>(),
                 }),
             ),
             ("POST", "/approve") => {

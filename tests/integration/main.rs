@@ -16,6 +16,7 @@ mod deploy;
 mod fuzz;
 mod journal_damage;
 mod keys;
+mod members;
 mod monitoring;
 mod openapi;
 mod operator;
