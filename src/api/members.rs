@@ -53,7 +53,9 @@ pub struct Members {
 const MEMBER_ID_MAX: usize = 64;
 
 fn member_id(id: &str) -> Result<&str, ApiError> {
+    // Not starting with '.', so "." and ".." never stand as a path segment.
     let ok = !id.is_empty()
+        && !id.starts_with('.')
         && id.len() <= MEMBER_ID_MAX
         && id
             .bytes()
@@ -61,7 +63,7 @@ fn member_id(id: &str) -> Result<&str, ApiError> {
     ok.then_some(id).ok_or_else(|| {
         ApiError::field(
             "member_id",
-            format!("1 to {MEMBER_ID_MAX} characters of A-Z, a-z, 0-9, '-', '_' and '.'"),
+            format!("1 to {MEMBER_ID_MAX} characters of A-Z, a-z, 0-9, '-', '_' and '.', not starting with '.'"),
         )
     })
 }
@@ -403,7 +405,7 @@ mod tests {
         for good in ["M1", "card-0001_a.b", &"x".repeat(64)] {
             assert!(member_id(good).is_ok(), "{good}");
         }
-        for bad in ["", "a b", "ä", "a/b", "a%2F", &"x".repeat(65), "a\n"] {
+        for bad in ["", ".", "..", ".a", "a b", "ä", "a/b", "a%2F", &"x".repeat(65), "a\n"] {
             let e = member_id(bad).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("member_id"), "{bad}");
         }
