@@ -1,4 +1,4 @@
-//! `/v1/members/{member_id}/binding`: a member's auto-debit binding (docs/api.md §Members).
+//! `/v1/members/{member_id}/binding`: a member's auto-debit binding (docs/api.md, Members).
 //! Consult for the approval URL (shown as a QR), the auth code exchanged for tokens that are
 //! stored only sealed (`journal/members.rs`), the binding's state, and its revocation. The
 //! tokens never leave this module in the clear except to the gateway: not in answers, logs
@@ -179,15 +179,67 @@ impl Members {
                 "the wallet gave no refresh token: bind again",
             ));
         };
-        let tokens = self
+        let mut tokens = self
             .auth
             .apply_token(&b.wallet, Grant::RefreshToken(&refresh))
             .await
             .map_err(gateway_error)?;
+        // Whether a refresh always brings a new refresh token is not confirmed
+        // (docs/protocol.md §17): without one, the one used is kept.
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh);
+            tokens.refresh_expires_at = b.refresh_expires_at;
+        }
         let sealed = self.seal(&b.member_id, &tokens)?;
         self.journal
             .refresh_member(&b.member_id, &sealed, Utc::now())
             .map_err(journal_error)
+    }
+
+    /// Reseals under the current key the tokens of members sealed under an earlier one
+    /// (`token_key_previous_files`), so the old key file can be dropped (docs/operations.md
+    /// §4.4). Returns how many were resealed.
+    pub fn reseal_rotated(&self) -> usize {
+        let keys = &self.config.keys;
+        let stale = match self
+            .journal
+            .bindings_sealed_under_other_keys(keys.current_id())
+        {
+            Ok(stale) => stale,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the tokens to reseal");
+                return 0;
+            }
+        };
+        let mut resealed = 0;
+        for b in &stale {
+            let reseal = || -> Result<BindingRow, ApiError> {
+                let access = self
+                    .open(b, TokenKind::Access)?
+                    .ok_or_else(|| ApiError::internal("a bound member without an access token"))?;
+                let tokens = Tokens {
+                    access_token: access,
+                    access_expires_at: b.access_expires_at,
+                    refresh_token: self.open(b, TokenKind::Refresh)?,
+                    refresh_expires_at: b.refresh_expires_at,
+                    login_id: None,
+                };
+                let sealed = self.seal(&b.member_id, &tokens)?;
+                self.journal
+                    .refresh_member(&b.member_id, &sealed, Utc::now())
+                    .map_err(journal_error)
+            };
+            match reseal() {
+                Ok(_) => resealed += 1,
+                Err(e) => {
+                    tracing::warn!(member_id = %b.member_id, error = %e.message, "member binding not resealed under the current token key")
+                }
+            }
+        }
+        if resealed > 0 {
+            tracing::info!(resealed, key_id = %keys.current_id(), "member tokens resealed under the current token key");
+        }
+        resealed
     }
 
     /// Refreshes every bound member whose access token expires within `refresh_before`.
@@ -405,7 +457,18 @@ mod tests {
         for good in ["M1", "card-0001_a.b", &"x".repeat(64)] {
             assert!(member_id(good).is_ok(), "{good}");
         }
-        for bad in ["", ".", "..", ".a", "a b", "ä", "a/b", "a%2F", &"x".repeat(65), "a\n"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".a",
+            "a b",
+            "ä",
+            "a/b",
+            "a%2F",
+            &"x".repeat(65),
+            "a\n",
+        ] {
             let e = member_id(bad).unwrap_err();
             assert_eq!(e.field.as_deref(), Some("member_id"), "{bad}");
         }

@@ -1,5 +1,5 @@
 //! The `member_bindings` table (migration 13): a member's auto-debit binding to a wallet
-//! (docs/protocol.md §22), and the sealing of its tokens. The access and refresh tokens are
+//! (docs/protocol.md §17), and the sealing of its tokens. The access and refresh tokens are
 //! stored only sealed with AES-256-GCM under the key of `[members] token_key_file`, with the
 //! member id, the token's kind and the key id as associated data, so a sealed token moved to
 //! another member's row, or from the refresh to the access column, does not open.
@@ -118,7 +118,7 @@ struct TokenKey {
 }
 
 /// The key tokens are sealed with, and the earlier keys they may still be sealed under
-/// (docs/operations.md §23: rotation).
+/// (docs/operations.md §4.4).
 pub struct TokenKeys {
     current: TokenKey,
     previous: Vec<TokenKey>,
@@ -348,6 +348,19 @@ impl Journal {
             "WHERE state = 'bound' AND access_expires_at IS NOT NULL AND access_expires_at < ?1 \
              ORDER BY access_expires_at",
             [to_journal(before)],
+        )
+    }
+
+    /// Bound members whose tokens are sealed under another key than `key_id` (to reseal
+    /// after a rotation).
+    pub fn bindings_sealed_under_other_keys(
+        &self,
+        key_id: &str,
+    ) -> Result<Vec<BindingRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE state = 'bound' AND key_id <> ?1 ORDER BY member_id",
+            [key_id],
         )
     }
 
@@ -593,6 +606,17 @@ mod tests {
             1
         );
         assert!(j.bindings_expiring(now).unwrap().is_empty());
+        assert!(
+            j.bindings_sealed_under_other_keys(k.current_id())
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            j.bindings_sealed_under_other_keys("0011223344556677")
+                .unwrap()
+                .len(),
+            1
+        );
         let revoked = j.revoke_member("M1", now).unwrap();
         assert_eq!(revoked.state, BindingState::Revoked);
         assert!(revoked.access_token.is_none() && revoked.refresh_token.is_none());

@@ -1,6 +1,7 @@
 //! Member bindings' upkeep: access tokens that expire within `[members] refresh_before_s`
 //! are refreshed with their refresh token (`api/members.rs`), looked for every
-//! `refresh_check_s` on the housekeeping tick.
+//! `refresh_check_s` on the housekeeping tick; tokens sealed under an earlier token key are
+//! resealed under the current one on the same tick.
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ impl MemberRefresh {
             return;
         }
         self.next = Instant::now() + self.members.config.refresh_every;
+        self.members.reseal_rotated();
         self.members.refresh_due().await;
     }
 }

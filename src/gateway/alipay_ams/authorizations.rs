@@ -1,4 +1,4 @@
-//! Antom AMS authorizations for member auto-debit (docs/protocol.md §22): `consult` (the
+//! Antom AMS authorizations for member auto-debit (docs/protocol.md §17): `consult` (the
 //! URL the customer approves at), `applyToken` (an auth code or a refresh token for an
 //! access token) and `revoke`. Signed and verified as every AMS call (`call` in `mod.rs`).
 //! The API reaches them through [`Authorizations`], so the payment path's `Gateway` trait
@@ -8,7 +8,7 @@
 //! `terminalType`, `osType`, `authUrl`/`normalUrl`/`schemeUrl`/`applinkUrl`, `grantType`,
 //! `authCode`, `refreshToken`, `accessToken`, `accessTokenExpiryTime`,
 //! `refreshTokenExpiryTime` and `userLoginId` are as the shared protocol notes give them
-//! (docs/protocol.md §22.1). Not confirmed by any source read: the error codes for a used or
+//! (docs/protocol.md §17). Not confirmed by any source read: the error codes for a used or
 //! expired auth code or refresh token (any signed `F` is taken as "bind again"), and whether
 //! `revoke` also wants `customerBelongsTo` (it is not sent).
 
