@@ -260,7 +260,7 @@ impl TokenKeys {
             .open_in_place(
                 nonce,
                 Aad::from(Self::aad(member_id, kind, &key.id)),
-                &mut *data,
+                &mut data,
             )
             .map_err(|_| SealError::Tampered)?;
         let text = std::str::from_utf8(plain).map_err(|_| SealError::Tampered)?;
