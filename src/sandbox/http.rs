@@ -1,6 +1,8 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
-//! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators, `POST /_sandbox/trades/{id}/unfreeze` (code `15`) and `POST /_sandbox/keys` (another merchant key).
+//! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` and
+//! `/ams/.../authorizations/*` AMS, `GET
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators, `POST /_sandbox/trades/{id}/unfreeze` (code `15`) `POST /_sandbox/keys` (another merchant key) and `/_sandbox/authorizations/…` (a customer
+//! approving a member binding, token lifetimes: `authorizations.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
