@@ -198,8 +198,9 @@ impl Authorizations {
                 book.grants.insert(access, grant);
                 answer
             }
+            // An expired token is refused as an unknown one would be.
             "revoke" => match book.grants.get_mut(field(request, "accessToken")) {
-                Some(g) if !g.revoked => {
+                Some(g) if !g.revoked && g.access_expires > now => {
                     g.revoked = true;
                     book.revoked += 1;
                     result("S", "SUCCESS", "success")

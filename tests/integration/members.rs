@@ -243,6 +243,42 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
     );
     assert!(revoked["access_token_expires_at"].is_null());
     look("revoked");
+
+    // A token the wallet has ended (expired early at the wallet) is refused by its revoke:
+    // DELETE erases it all the same.
+    let (status, started) = api(port, "POST", "/v1/members/M2/binding", None).await;
+    assert_eq!(status, 201, "{started}");
+    let (_, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={}",
+        started["auth_state"].as_str().unwrap()
+    ));
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    let (status, bound) = api(
+        port,
+        "POST",
+        "/v1/members/M2/binding/auth_code",
+        Some(json!({"auth_code": approved["auth_code"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, bound["state"].as_str()),
+        (200, Some("bound")),
+        "{bound}"
+    );
+    assert_eq!(sandbox.post("/_sandbox/authorizations/expire").0, 200);
+    let (status, revoked) = api(port, "DELETE", "/v1/members/M2/binding", None).await;
+    assert_eq!(
+        (status, revoked["state"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["revoked"],
+        1
+    );
+    let (_, shown) = api(port, "GET", "/v1/members/M2/binding", None).await;
+    assert_eq!(shown["state"], "revoked");
+
     daemon.terminate();
     let log = daemon.stderr();
     assert!(log.contains("member_binding_bound"), "{log}");
