@@ -41,6 +41,8 @@ pub(super) struct Book {
     issued: u64,
     refreshed: u64,
     revoked: u64,
+    /// Every token handed out, replaced ones included.
+    handed_out: Vec<String>,
 }
 
 impl Default for Book {
@@ -54,6 +56,7 @@ impl Default for Book {
             issued: 0,
             refreshed: 0,
             revoked: 0,
+            handed_out: Vec::new(),
         }
     }
 }
@@ -195,6 +198,7 @@ impl Authorizations {
                 answer["refreshToken"] = json!(refresh);
                 answer["refreshTokenExpiryTime"] = json!(iso(grant.refresh_expires));
                 answer["userLoginId"] = json!("138****8888");
+                book.handed_out.extend([access.clone(), refresh]);
                 book.grants.insert(access, grant);
                 answer
             }
@@ -228,11 +232,9 @@ impl Authorizations {
                 json!({
                     "issued": book.issued, "refreshed": book.refreshed, "revoked": book.revoked,
                     "active": book.grants.values().filter(|g| !g.revoked).count(),
-                    // Every token handed out and still kept, so tests can look for them where
+                    // Every token ever handed out, so tests can look for them where
                     // they must not be (a real wallet shows nobody its tokens).
-                    "tokens": book.grants.iter()
-                        .flat_map(|(a, g)| [a.clone(), g.refresh_token.clone()])
-                        .collect::<Vec<_>>(),
+                    "tokens": book.handed_out,
                 }),
             ),
             ("POST", "/approve") => {

@@ -204,7 +204,7 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
         .collect();
     assert!(tokens.len() >= 2);
     let journal = sandbox.dir.join("journal-ams.sqlite");
-    let look = |when: &str| {
+    let look = |when: &str, tokens: &[String]| {
         // The binding is in these files (the search can find what is there) ...
         let all: Vec<u8> = [journal.clone(), journal.with_extension("sqlite-wal")]
             .iter()
@@ -222,7 +222,7 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
         // ... and no token is.
         for file in [journal.clone(), journal.with_extension("sqlite-wal")] {
             let bytes = std::fs::read(&file).unwrap_or_default();
-            for t in &tokens {
+            for t in tokens {
                 assert!(
                     !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
                     "{when}: a token in {}",
@@ -231,7 +231,7 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
             }
         }
     };
-    look("bound");
+    look("bound", &tokens);
 
     // DELETE revokes the current token at the wallet (an old one would be refused).
     let (status, revoked) = api(port, "DELETE", "/v1/members/M1/binding", None).await;
@@ -242,7 +242,7 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
         1
     );
     assert!(revoked["access_token_expires_at"].is_null());
-    look("revoked");
+    look("revoked", &tokens);
 
     // A token the wallet has ended (expired early at the wallet) is refused by its revoke:
     // DELETE erases it all the same.
@@ -279,6 +279,13 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
     let (_, shown) = api(port, "GET", "/v1/members/M2/binding", None).await;
     assert_eq!(shown["state"], "revoked");
 
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    look("at the end", &tokens);
     daemon.terminate();
     let log = daemon.stderr();
     assert!(log.contains("member_binding_bound"), "{log}");
