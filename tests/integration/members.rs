@@ -88,6 +88,17 @@ async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_log
             key.display()
         ),
     );
+    let out = crate::common::procs::scanpay()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("member bindings for ALIPAY_CN"),
+        "{said}"
+    );
     let mut daemon = Daemon::start(&config, None);
     wait_for_api(port, &daemon);
 
