@@ -8,6 +8,7 @@ pub mod console;
 mod display;
 pub(crate) mod error;
 mod health;
+pub mod members;
 pub mod operator;
 pub(crate) mod sales;
 mod shifts;
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub connections: Arc<Connections>,
     /// Reconciliation and the gateway probe, which need the daemon's configuration.
     pub operations: Option<Arc<dyn operator::Operations>>,
+    /// Member auto-debit bindings, when `[members]` is configured.
+    pub members: Option<Arc<members::Members>>,
 }
 
 /// Largest request body taken: a sale or refund request is a few hundred bytes, and every
@@ -96,6 +99,16 @@ pub fn router(state: ApiState) -> Router {
         .route("/v1/shifts", post(shifts::open))
         .route("/v1/shifts/{id}/close", post(shifts::close))
         .route("/v1/shifts/{id}/report", get(shifts::report))
+        .route(
+            "/v1/members/{member_id}/binding",
+            post(members::start)
+                .get(members::get)
+                .delete(members::delete),
+        )
+        .route(
+            "/v1/members/{member_id}/binding/auth_code",
+            post(members::auth_code),
+        )
         .route("/console", get(console::page))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })

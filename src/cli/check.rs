@@ -61,6 +61,18 @@ pub async fn run(file: &Path, probe: bool) -> u8 {
         ),
     );
     let mut note = |l: Level, what: &str, text: &str| worst = worst.max(line(l, what, text));
+    if let Some(m) = &config.members {
+        note(
+            Level::Ok,
+            "members",
+            &format!(
+                "member bindings for {} through AMS; token key {} loads and is not readable by others; tokens refreshed within {} s of expiry",
+                m.wallet,
+                m.keys.current_id(),
+                m.refresh_before.as_secs()
+            ),
+        );
+    }
     if let GatewaySettings::OpenApi(o) = &config.gateway {
         match &o.cert_mode {
             None => note(

@@ -6,6 +6,7 @@
 mod api;
 mod gateway;
 mod journal;
+mod members;
 mod notify;
 mod output;
 mod reconcile;
@@ -98,6 +99,8 @@ pub struct Config {
     pub printer: Option<crate::output::printer::PrinterConfig>,
     /// The daemon's daily reconciliation; `None` without a `[reconcile]` section.
     pub reconcile: Option<ReconcileConfig>,
+    /// `[members]`: member auto-debit bindings.
+    pub members: Option<crate::api::members::MembersConfig>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +121,7 @@ struct RawConfig {
     printer: Option<output::RawPrinter>,
     receipt: Option<output::RawReceipt>,
     reconcile: Option<reconcile::RawReconcile>,
+    members: Option<members::RawMembers>,
 }
 
 impl Config {
@@ -286,7 +290,12 @@ impl Validator<'_> {
                 "the Alipay Open Platform gateway charges CNY only",
             ));
         }
+        let has_ams = std::iter::once(&gateway)
+            .chain(other_gateways.iter())
+            .any(|g| g.kind() == GatewayKind::AlipayAms);
+        let members = raw.members.map(|m| self.members(m, has_ams)).transpose()?;
         Ok(Config {
+            members,
             source: self.file.to_string(),
             terminal,
             gateway,

@@ -322,3 +322,25 @@ fn two_gateways_one_per_wallet_and_their_wechat_keys_checked() {
     assert!(e.contains("32 characters"), "{e}");
     assert!(!e.contains("short"), "the secret is not printed: {e}");
 }
+
+#[test]
+fn members_need_an_ams_gateway_and_a_private_token_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("member-token.key");
+    std::fs::write(&key, [9u8; 32]).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let members = format!(
+        "\n[members]\ntoken_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/bound\"\n",
+        key.display()
+    );
+    // The demo's gateway is the in-process sandbox: no AMS authorizations.
+    let text = DEMO_TOML.to_string() + &members;
+    let e = Config::from_toml(&text, "t.toml", dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("t.toml") && e.contains("[members]") && e.contains("AMS"),
+        "{e}"
+    );
+}

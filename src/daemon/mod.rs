@@ -148,6 +148,8 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         journal = %config.journal.path.display(),
         "scanpay running"
     );
+    let members =
+        wiring::build_members(&config, journal.clone(), clock.clone()).map_err(Error::Usage)?;
     let scanner_states = Arc::new(ScannerStates::default());
     let (device_tx, device_rx) = tokio::sync::mpsc::channel(DEVICE_EVENTS_QUEUED);
     for scanner in &config.scanners {
@@ -177,6 +179,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
                     gateway: monitor.clone(),
                     reloader: reloader.clone(),
                 })),
+                members: members.clone(),
             };
             let api = api.clone();
             let api_stop = stop.clone();
@@ -221,6 +224,7 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             config.terminal.id.clone(),
             released,
         )
+        .with_members(members.clone())
         .run(stop.clone()),
     );
     shutdown.spawn(reconcile::daily(

@@ -73,3 +73,32 @@ fn build_one(
         GatewaySettings::Wechat(w) => Arc::new(WechatPay::new(w.clone(), clock)?),
     })
 }
+
+/// The member bindings `[members]` describes, over an AMS client of their own (the
+/// configuration checks that an AMS gateway is configured). A reload does not replace it:
+/// a changed AMS key takes effect for bindings at the next start.
+pub fn build_members(
+    config: &Config,
+    journal: Arc<crate::journal::Journal>,
+    clock: Arc<dyn Clock>,
+) -> Result<Option<Arc<crate::api::members::Members>>, String> {
+    let Some(members) = &config.members else {
+        return Ok(None);
+    };
+    let Some(ams) = config.gateways().find_map(|g| match g {
+        GatewaySettings::Ams(a) => Some(a.clone()),
+        _ => None,
+    }) else {
+        return Err(format!(
+            "{}: [members] needs an AMS gateway (kind = \"alipay-ams\")",
+            config.source
+        ));
+    };
+    let auth: Arc<dyn crate::gateway::alipay_ams::authorizations::Authorizations> =
+        Arc::new(Ams::new(ams, clock)?);
+    Ok(Some(Arc::new(crate::api::members::Members::new(
+        members.clone(),
+        journal,
+        auth,
+    ))))
+}

@@ -62,6 +62,8 @@ pub enum JournalError {
     /// The journal does not match what is known to have been here: refused, changing nothing.
     #[error("{0}")]
     Damaged(String),
+    #[error("member {member} {why}")]
+    Binding { member: String, why: String },
     #[error(
         "sale {sale} for this reference is still in doubt: wait for it, or create the new sale with \"supersede\": true to cancel it"
     )]

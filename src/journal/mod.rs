@@ -24,6 +24,7 @@ pub mod disk;
 mod error;
 mod events;
 pub mod identity;
+pub mod members;
 pub mod meta;
 mod money;
 mod query;

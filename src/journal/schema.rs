@@ -228,6 +228,28 @@ ALTER TABLE attempts ADD COLUMN method TEXT CHECK (method IN ('order_code','entr
 ALTER TABLE attempts ADD COLUMN presented TEXT;
 ALTER TABLE attempts ADD COLUMN presented_expires_at TEXT;
 "#,
+    // 14: members' auto-debit bindings (`journal/members.rs`). Tokens are stored only sealed
+    // (AES-256-GCM, the key id beside them); a binding is bound exactly when it holds an
+    // access token.
+    r#"
+CREATE TABLE member_bindings (
+    member_id          TEXT PRIMARY KEY,
+    wallet             TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN ('awaiting_approval','bound','revoked')),
+    auth_state         TEXT,
+    login_id           TEXT,
+    key_id             TEXT,
+    access_token       BLOB,
+    access_expires_at  TEXT,
+    refresh_token      BLOB,
+    refresh_expires_at TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL,
+    CHECK ((state = 'bound') = (access_token IS NOT NULL)),
+    CHECK (access_token IS NULL OR key_id IS NOT NULL)
+) STRICT;
+CREATE INDEX member_bindings_expiring ON member_bindings (access_expires_at) WHERE state = 'bound';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

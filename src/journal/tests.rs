@@ -671,6 +671,7 @@ fn upgrading_clears_the_full_codes_earlier_versions_kept() {
              DROP TABLE attempt_money;
              DROP TABLE sale_baskets;
              DROP TABLE shifts;
+             DROP TABLE member_bindings;
              PRAGMA user_version = 6;",
         )
         .unwrap();

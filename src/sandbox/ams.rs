@@ -27,6 +27,15 @@ pub(super) fn is_ams_path(path: &str) -> bool {
 }
 
 fn operation(path: &str) -> Option<&str> {
+    if let Some(rest) = path
+        .strip_prefix("/ams/api/v1/authorizations/")
+        .or_else(|| path.strip_prefix("/ams/sandbox/api/v1/authorizations/"))
+    {
+        return super::authorizations::OPERATIONS
+            .iter()
+            .find(|op| **op == rest)
+            .copied();
+    }
     let rest = path
         .strip_prefix("/ams/api/v1/payments/")
         .or_else(|| path.strip_prefix("/ams/sandbox/api/v1/payments/"))?;
@@ -124,6 +133,9 @@ pub(super) async fn handle(
         }
         Some("refund") => reply(refund(server, &request).await),
         Some("inquiryRefund") => reply(inquiry_refund(server, &field("refundRequestId"))),
+        Some(op @ ("consult" | "applyToken" | "revoke")) => {
+            reply(server.authorizations.answer(op, &request))
+        }
         _ => reply(result("F", "INVALID_API", "no such API")),
     }
 }

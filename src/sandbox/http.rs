@@ -1,6 +1,8 @@
 //! The sandbox's HTTP front: accepts connections and routes each request to the protocol it
-//! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` AMS, `GET
-//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators, `POST /_sandbox/trades/{id}/unfreeze` (code `15`) and `POST /_sandbox/keys` (another merchant key).
+//! speaks (`POST /gateway.do` the Open Platform, `/ams/.../payments/*` and
+//! `/ams/.../authorizations/*` AMS, `GET
+//! /_sandbox/bill/…` the bill download, `/v3/…` WeChat Pay APIv3), plus `GET /_sandbox/ledger` for tests and operators, `POST /_sandbox/trades/{id}/unfreeze` (code `15`) `POST /_sandbox/keys` (another merchant key) and `/_sandbox/authorizations/…` (a customer
+//! approving a member binding, token lifetimes: `authorizations.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -175,6 +177,16 @@ impl SandboxServer {
             }
             (&Method::POST, "/_sandbox/present") => {
                 Ok(self.present_modes(req.uri().query().unwrap_or("")))
+            }
+            (m, p) if p.starts_with(super::authorizations::ADMIN_PREFIX) => {
+                let (status, body) =
+                    self.authorizations
+                        .admin(m, p, req.uri().query().unwrap_or(""));
+                Ok(plain(
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
+                    "application/json",
+                    body.to_string(),
+                ))
             }
             (&Method::GET, "/_sandbox/ledger") => {
                 let ledger = serde_json::to_string(&self.sandbox.ledger()).unwrap_or_default();

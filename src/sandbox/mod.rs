@@ -37,6 +37,7 @@
 //! writes; `cert` its Open Platform certificate mode (root CA, certificates, rotation).
 
 mod ams;
+mod authorizations;
 mod bill;
 mod cert;
 mod client;

@@ -42,6 +42,8 @@ pub struct SandboxServer {
     pub(super) cert_mode: Option<Arc<super::cert::CertMode>>,
     /// Where each presented code's payment is notified, and how notifications misbehave.
     pub(super) notify: super::notify::Notifications,
+    /// AMS member authorizations: consults, auth codes, tokens (`authorizations.rs`).
+    pub(super) authorizations: super::authorizations::Authorizations,
 }
 
 /// Returned by a handler to close the connection without answering (code `07`).
@@ -79,6 +81,7 @@ impl SandboxServer {
             wechat_modes: super::WechatModes::default(),
             cert_mode: None,
             notify: Default::default(),
+            authorizations: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@ mod display;
 mod fuzz;
 mod journal_damage;
 mod keys;
+mod members;
 mod monitoring;
 mod openapi;
 mod operator;

@@ -1,9 +1,11 @@
 //! The daemon's background upkeep, one part per owner, on one shared tick: the gateway watch
 //! (probes, reachability, clock), journal care (checkpoints, write probes, old events) and
-//! the systemd report (STATUS=, watchdog pings). The tick slows down while the till is idle.
+//! the systemd report (STATUS=, watchdog pings), and members' token refresh when bindings are
+//! configured. The tick slows down while the till is idle.
 
 mod gateway;
 mod journal;
+mod members;
 mod systemd;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ pub struct Housekeeping {
     gateway: gateway::GatewayWatch,
     journal: journal::JournalCare,
     systemd: systemd::SystemdReport,
+    members: Option<members::MemberRefresh>,
     engine: Arc<Engine>,
     monitor: Arc<Monitored<dyn Gateway>>,
     watchdog: Arc<Watchdog>,
@@ -57,12 +60,22 @@ impl Housekeeping {
             ),
             journal: journal::JournalCare::new(engine.clone(), released),
             systemd: systemd::SystemdReport::new(engine.clone(), monitor.clone(), watchdog.clone()),
+            members: None,
             engine,
             monitor,
             watchdog,
             // Starting is busy: what it allocated is given back once it settles.
             was_busy: true,
         }
+    }
+
+    /// The same, refreshing members' access tokens before they expire.
+    pub fn with_members(
+        mut self,
+        members: Option<Arc<crate::api::members::Members>>,
+    ) -> Housekeeping {
+        self.members = members.map(members::MemberRefresh::new);
+        self
     }
 
     /// Ticks until `stop` is cancelled: every second while anything is going on, every few
@@ -72,6 +85,9 @@ impl Housekeeping {
             self.gateway.tick().await;
             self.journal.tick();
             self.systemd.tick();
+            if let Some(members) = &mut self.members {
+                members.tick().await;
+            }
             let busy = self.busy();
             if self.was_busy && !busy {
                 give_back_memory();

@@ -5,6 +5,7 @@
 //! verified over `POST <path>\n<client-id>.<response-time>.<raw body>`. An answer that does
 //! not verify is `Unknown`.
 
+pub mod authorizations;
 pub mod report;
 pub mod wire;
 

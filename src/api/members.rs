@@ -1,0 +1,476 @@
+//! `/v1/members/{member_id}/binding`: a member's auto-debit binding (docs/api.md, Members).
+//! Consult for the approval URL (shown as a QR), the auth code exchanged for tokens that are
+//! stored only sealed (`journal/members.rs`), the binding's state, and its revocation. The
+//! tokens never leave this module in the clear except to the gateway: not in answers, logs
+//! or events. [`Members::refresh_due`] renews access tokens before they expire, on the
+//! daemon's housekeeping tick (`daemon/housekeeping/members.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::ApiState;
+use super::error::ApiError;
+use crate::gateway::alipay_ams::authorizations::{
+    AuthError, Authorizations, Consult, Grant, Token, Tokens,
+};
+use crate::journal::members::{
+    BindingRow, BindingState, SealedTokens, Secret, TokenKeys, TokenKind,
+};
+use crate::journal::{Journal, JournalError};
+
+/// What `[members]` configures (`config/members.rs`).
+#[derive(Debug, Clone)]
+pub struct MembersConfig {
+    pub keys: Arc<TokenKeys>,
+    /// `customerBelongsTo` and the payment method type, e.g. `ALIPAY_CN`.
+    pub wallet: String,
+    pub auth_redirect_url: String,
+    pub terminal_type: String,
+    pub os_type: Option<String>,
+    /// Access tokens expiring within this are refreshed.
+    pub refresh_before: Duration,
+    /// How often housekeeping looks for tokens to refresh.
+    pub refresh_every: Duration,
+}
+
+/// Member bindings: the configuration, the journal and the wallet's authorizations.
+pub struct Members {
+    pub config: MembersConfig,
+    journal: Arc<Journal>,
+    auth: Arc<dyn Authorizations>,
+}
+
+/// The longest member id taken, and what it may hold.
+const MEMBER_ID_MAX: usize = 64;
+
+fn member_id(id: &str) -> Result<&str, ApiError> {
+    // Not starting with '.', so "." and ".." never stand as a path segment.
+    let ok = !id.is_empty()
+        && !id.starts_with('.')
+        && id.len() <= MEMBER_ID_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    ok.then_some(id).ok_or_else(|| {
+        ApiError::field(
+            "member_id",
+            format!("1 to {MEMBER_ID_MAX} characters of A-Z, a-z, 0-9, '-', '_' and '.', not starting with '.'"),
+        )
+    })
+}
+
+fn binding_json(b: &BindingRow) -> Value {
+    json!({
+        "member_id": b.member_id,
+        "wallet": b.wallet,
+        "state": b.state.as_str(),
+        "login_id": b.login_id,
+        "access_token_expires_at": b.access_expires_at.map(crate::clock::to_journal),
+        "refresh_token_expires_at": b.refresh_expires_at.map(crate::clock::to_journal),
+        "created_at": crate::clock::to_journal(b.created_at),
+        "updated_at": crate::clock::to_journal(b.updated_at),
+    })
+}
+
+fn journal_error(e: JournalError) -> ApiError {
+    match e {
+        JournalError::Binding { member, why } => ApiError::new(
+            StatusCode::CONFLICT,
+            "binding_state",
+            format!("member {member} {why}"),
+        ),
+        other => ApiError::internal(other),
+    }
+}
+
+fn gateway_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::Refused { code, message } => ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "wallet_refused",
+            format!("the wallet refused: {code} {message}"),
+        ),
+        AuthError::NotSent(why) | AuthError::Unknown(why) => ApiError::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_unclear",
+            format!("no trusted answer from the gateway ({why}); nothing was changed, try again"),
+        ),
+    }
+}
+
+fn sealing_error(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "member token key: a token could not be sealed or opened");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "token_key",
+        format!("{e}; see docs/operations.md (member token key)"),
+    )
+}
+
+impl Members {
+    pub fn new(
+        config: MembersConfig,
+        journal: Arc<Journal>,
+        auth: Arc<dyn Authorizations>,
+    ) -> Members {
+        Members {
+            config,
+            journal,
+            auth,
+        }
+    }
+
+    fn seal(&self, member: &str, t: &Tokens) -> Result<SealedTokens, ApiError> {
+        let keys = &self.config.keys;
+        let access = keys
+            .seal(
+                member,
+                TokenKind::Access,
+                &Secret::new(t.access_token.expose()),
+            )
+            .map_err(sealing_error)?;
+        let refresh = t
+            .refresh_token
+            .as_ref()
+            .map(|r| keys.seal(member, TokenKind::Refresh, &Secret::new(r.expose())))
+            .transpose()
+            .map_err(sealing_error)?;
+        Ok(SealedTokens {
+            access_token: access,
+            access_expires_at: t.access_expires_at,
+            refresh_token: refresh,
+            refresh_expires_at: t.refresh_expires_at,
+            login_id: t.login_id.clone(),
+        })
+    }
+
+    fn open(&self, b: &BindingRow, kind: TokenKind) -> Result<Option<Token>, ApiError> {
+        let sealed = match kind {
+            TokenKind::Access => &b.access_token,
+            TokenKind::Refresh => &b.refresh_token,
+        };
+        sealed
+            .as_ref()
+            .map(|s| {
+                self.config
+                    .keys
+                    .open(&b.member_id, kind, s)
+                    .map(|t| Token::new(t.expose()))
+            })
+            .transpose()
+            .map_err(sealing_error)
+    }
+
+    /// Refreshes one bound member's tokens; the new ones replace the old in one write.
+    async fn refresh(&self, b: &BindingRow) -> Result<BindingRow, ApiError> {
+        let Some(refresh) = self.open(b, TokenKind::Refresh)? else {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "no_refresh_token",
+                "the wallet gave no refresh token: bind again",
+            ));
+        };
+        let mut tokens = self
+            .auth
+            .apply_token(&b.wallet, Grant::RefreshToken(&refresh))
+            .await
+            .map_err(gateway_error)?;
+        // Whether a refresh always brings a new refresh token is not confirmed
+        // (docs/protocol.md §18): without one, the one used is kept.
+        if tokens.refresh_token.is_none() {
+            tokens.refresh_token = Some(refresh);
+            tokens.refresh_expires_at = b.refresh_expires_at;
+        }
+        let sealed = self.seal(&b.member_id, &tokens)?;
+        self.journal
+            .refresh_member(&b.member_id, &sealed, Utc::now())
+            .map_err(journal_error)
+    }
+
+    /// Reseals under the current key the tokens of members sealed under an earlier one
+    /// (`token_key_previous_files`), so the old key file can be dropped (docs/operations.md
+    /// §4.4). Returns how many were resealed.
+    pub fn reseal_rotated(&self) -> usize {
+        let keys = &self.config.keys;
+        let stale = match self
+            .journal
+            .bindings_sealed_under_other_keys(keys.current_id())
+        {
+            Ok(stale) => stale,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the tokens to reseal");
+                return 0;
+            }
+        };
+        let mut resealed = 0;
+        for b in &stale {
+            let reseal = || -> Result<BindingRow, ApiError> {
+                let access = self
+                    .open(b, TokenKind::Access)?
+                    .ok_or_else(|| ApiError::internal("a bound member without an access token"))?;
+                let tokens = Tokens {
+                    access_token: access,
+                    access_expires_at: b.access_expires_at,
+                    refresh_token: self.open(b, TokenKind::Refresh)?,
+                    refresh_expires_at: b.refresh_expires_at,
+                    login_id: None,
+                };
+                let sealed = self.seal(&b.member_id, &tokens)?;
+                self.journal
+                    .refresh_member(&b.member_id, &sealed, Utc::now())
+                    .map_err(journal_error)
+            };
+            match reseal() {
+                Ok(_) => resealed += 1,
+                Err(e) => {
+                    tracing::warn!(member_id = %b.member_id, error = %e.message, "member binding not resealed under the current token key")
+                }
+            }
+        }
+        if resealed > 0 {
+            tracing::info!(resealed, key_id = %keys.current_id(), "member tokens resealed under the current token key");
+        }
+        resealed
+    }
+
+    /// Refreshes every bound member whose access token expires within `refresh_before`.
+    /// Returns how many were refreshed; a failure is logged (without tokens) and retried on
+    /// a later tick while the token lasts.
+    pub async fn refresh_due(&self) -> usize {
+        let before =
+            Utc::now() + chrono::Duration::from_std(self.config.refresh_before).unwrap_or_default();
+        let due = match self.journal.bindings_expiring(before) {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the tokens due for refresh");
+                return 0;
+            }
+        };
+        let mut refreshed = 0;
+        for b in &due {
+            match self.refresh(b).await {
+                Ok(row) => {
+                    refreshed += 1;
+                    tracing::info!(
+                        member_id = %b.member_id,
+                        expires_at = ?row.access_expires_at,
+                        "member_binding_refreshed"
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    member_id = %b.member_id,
+                    error = %e.message,
+                    "member_binding_refresh_failed: retried on a later tick while the token lasts"
+                ),
+            }
+        }
+        refreshed
+    }
+}
+
+fn members(s: &ApiState) -> Result<&Arc<Members>, ApiError> {
+    s.members.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "members_off",
+            "member bindings are not configured: add a [members] section (docs/operations.md)",
+        )
+    })
+}
+
+/// `POST /v1/members/{member_id}/binding`: consults the wallet and answers the URL to show
+/// as a QR; the binding waits for the customer's approval.
+pub async fn start(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = members(&s)?;
+    let id = member_id(&id)?;
+    if let Some(b) = m.journal.member_binding(id).map_err(journal_error)?
+        && b.state == BindingState::Bound
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "binding_state",
+            format!("member {id} is bound already: DELETE the binding before binding again"),
+        ));
+    }
+    let auth_state = format!("{:032x}", rand::random::<u128>());
+    let c = &m.config;
+    let urls = m
+        .auth
+        .consult(&Consult {
+            wallet: &c.wallet,
+            redirect_url: &c.auth_redirect_url,
+            auth_state: &auth_state,
+            terminal_type: &c.terminal_type,
+            os_type: c.os_type.as_deref(),
+        })
+        .await
+        .map_err(gateway_error)?;
+    let row = m
+        .journal
+        .start_binding(id, &c.wallet, &auth_state, Utc::now())
+        .map_err(journal_error)?;
+    tracing::info!(member_id = %id, wallet = %c.wallet, "member_binding_started");
+    let mut body = binding_json(&row);
+    body["auth_state"] = json!(auth_state);
+    body["auth_url"] = json!(urls.best());
+    body["urls"] = json!({
+        "auth_url": urls.auth_url,
+        "normal_url": urls.normal_url,
+        "scheme_url": urls.scheme_url,
+        "applink_url": urls.applink_url,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthCodeBody {
+    auth_code: Option<String>,
+    auth_state: Option<String>,
+}
+
+/// `POST /v1/members/{member_id}/binding/auth_code` with `{"auth_code": …}` (and the
+/// `auth_state` it came back with, when the register has it): exchanged for tokens, which
+/// are sealed and kept; the member is `bound`.
+pub async fn auth_code(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let m = members(&s)?;
+    let id = member_id(&id)?;
+    let req: AuthCodeBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            format!("the body is not the expected JSON: {e}"),
+        )
+    })?;
+    let code = req
+        .auth_code
+        .filter(|c| !c.is_empty() && c.len() <= 256 && c.bytes().all(|b| b.is_ascii_graphic()))
+        .map(Token::new)
+        .ok_or_else(|| {
+            ApiError::field(
+                "auth_code",
+                "the wallet's auth code: 1 to 256 printable ASCII characters",
+            )
+        })?;
+    let b = m
+        .journal
+        .member_binding(id)
+        .map_err(journal_error)?
+        .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    if b.state != BindingState::AwaitingApproval {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "binding_state",
+            format!(
+                "member {id} is {}, not awaiting_approval: POST the binding first",
+                b.state.as_str()
+            ),
+        ));
+    }
+    if let Some(state) = &req.auth_state
+        && Some(state) != b.auth_state.as_ref()
+    {
+        return Err(ApiError::field(
+            "auth_state",
+            "not the auth_state of this member's consult",
+        ));
+    }
+    let tokens = m
+        .auth
+        .apply_token(&b.wallet, Grant::AuthorizationCode(&code))
+        .await
+        .map_err(gateway_error)?;
+    let sealed = m.seal(id, &tokens)?;
+    let row = m
+        .journal
+        .bind_member(id, &sealed, Utc::now())
+        .map_err(journal_error)?;
+    tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
+    Ok(Json(binding_json(&row)).into_response())
+}
+
+/// `GET /v1/members/{member_id}/binding`: state, wallet, masked login id, expiries.
+pub async fn get(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let m = members(&s)?;
+    let id = member_id(&id)?;
+    let b = m
+        .journal
+        .member_binding(id)
+        .map_err(journal_error)?
+        .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    Ok(Json(binding_json(&b)).into_response())
+}
+
+/// `DELETE /v1/members/{member_id}/binding`: the access token revoked at the wallet, then
+/// erased. A token the wallet no longer knows (a signed refusal) is erased too; without a
+/// trusted answer nothing changes and the call may be repeated.
+pub async fn delete(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = members(&s)?;
+    let id = member_id(&id)?;
+    let b = m
+        .journal
+        .member_binding(id)
+        .map_err(journal_error)?
+        .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    if let Some(token) = m.open(&b, TokenKind::Access)? {
+        match m.auth.revoke(&token).await {
+            Ok(()) => {}
+            Err(AuthError::Refused { code, .. }) => {
+                tracing::warn!(member_id = %id, code = %code, "the wallet no longer knows the token: erased");
+            }
+            Err(e) => return Err(gateway_error(e)),
+        }
+    }
+    let row = m
+        .journal
+        .revoke_member(id, Utc::now())
+        .map_err(journal_error)?;
+    tracing::info!(member_id = %id, "member_binding_revoked");
+    Ok(Json(binding_json(&row)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_checked_strictly() {
+        for good in ["M1", "card-0001_a.b", &"x".repeat(64)] {
+            assert!(member_id(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".a",
+            "a b",
+            "ä",
+            "a/b",
+            "a%2F",
+            &"x".repeat(65),
+            "a\n",
+        ] {
+            let e = member_id(bad).unwrap_err();
+            assert_eq!(e.field.as_deref(), Some("member_id"), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Member auto-debit bindings through the register API against `scanpay sandbox` over HTTP
+//! with real AMS signatures: bind (consult), the customer approves in the sandbox, the auth
+//! code is exchanged, the binding shows bound without tokens, housekeeping refreshes a token
+//! that expires early, DELETE revokes. No token is ever found in the journal, its WAL or the
+//! daemon's log.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::common::free_port;
+use crate::common::procs::{Daemon, SandboxProc};
+
+async fn api(port: u16, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut request = match method {
+        "GET" => http.get(url),
+        "DELETE" => http.delete(url),
+        _ => http.post(url),
+    };
+    if let Some(b) = body {
+        request = request
+            .header("content-type", "application/json")
+            .body(b.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}")),
+    )
+}
+
+fn sandbox_get(sandbox: &SandboxProc, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", sandbox.port)).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    serde_json::from_str(response.split_once("\r\n\r\n").unwrap().1).unwrap()
+}
+
+fn write_key(path: &Path, byte: u8) {
+    use base64::Engine as _;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(
+        path,
+        base64::engine::general_purpose::STANDARD.encode([byte; 32]),
+    )
+    .unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// The sandbox's AMS config with the API on loopback TCP and `[members]`.
+fn config(sandbox: &SandboxProc, port: u16, members: &str) -> std::path::PathBuf {
+    let path = sandbox.config_from("scanpay-ams.toml");
+    let text = std::fs::read_to_string(&path).unwrap()
+        + &format!(
+            "\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n\n[members]\n{members}"
+        );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn wait_for_api(port: u16, daemon: &Daemon) {
+    let end = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < end, "no API: {}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_binds_refreshes_and_unbinds_and_no_token_is_ever_stored_or_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 42);
+    let port = free_port();
+    let config = config(
+        &sandbox,
+        port,
+        &format!(
+            "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\nrefresh_before_s = 60\nrefresh_check_s = 1\n",
+            key.display()
+        ),
+    );
+    let out = crate::common::procs::scanpay()
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("member bindings for ALIPAY_CN"),
+        "{said}"
+    );
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+
+    // Bad input: 400 naming the field, nothing written.
+    let (status, e) = api(port, "POST", "/v1/members/a%20b/binding", None).await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("member_id")),
+        "{e}"
+    );
+    let (status, _) = api(port, "GET", "/v1/members/M1/binding", None).await;
+    assert_eq!(status, 404);
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": "x"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{e}");
+
+    // Tokens issued from now on live 30 s: inside refresh_before_s, so refreshed at once.
+    let (status, _) = sandbox.post("/_sandbox/authorizations/lifetime?access_s=30");
+    assert_eq!(status, 200);
+    let (status, started) = api(port, "POST", "/v1/members/M1/binding", None).await;
+    assert_eq!(status, 201, "{started}");
+    assert_eq!(started["state"], "awaiting_approval");
+    let auth_state = started["auth_state"].as_str().unwrap().to_string();
+    assert!(started["auth_url"].as_str().unwrap().contains(&auth_state));
+
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": ""})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("auth_code")),
+        "{e}"
+    );
+    let (status, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={auth_state}"
+    ));
+    assert_eq!(status, 200, "{approved}");
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    let code = approved["auth_code"].as_str().unwrap();
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": code, "auth_state": "another"})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("auth_state")),
+        "{e}"
+    );
+    let (status, bound) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": code, "auth_state": auth_state})),
+    )
+    .await;
+    assert_eq!(status, 200, "{bound}");
+    assert_eq!(bound["state"], "bound");
+    assert_eq!(bound["login_id"], "138****8888");
+    // A used code is refused by the wallet and changes nothing.
+    let (status, _) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": code})),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, again) = api(port, "POST", "/v1/members/M1/binding", None).await;
+    assert_eq!(status, 409, "{again}");
+
+    // Housekeeping refreshes the short-lived token.
+    let first_expiry = bound["access_token_expires_at"].clone();
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let counts = sandbox_get(&sandbox, "/_sandbox/authorizations");
+        if counts["refreshed"].as_u64().unwrap_or(0) >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "never refreshed: {counts} {}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Later tokens live long: the refreshing stops.
+    sandbox.post("/_sandbox/authorizations/lifetime?access_s=86400");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, shown) = api(port, "GET", "/v1/members/M1/binding", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["state"], "bound");
+    assert_ne!(shown["access_token_expires_at"], first_expiry, "{shown}");
+    let text = shown.to_string();
+    assert!(!text.contains("SBX"), "no token in the API: {text}");
+
+    // Every token the sandbox handed out, now while they are in the journal.
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(tokens.len() >= 2);
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    let look = |when: &str, tokens: &[String]| {
+        // The binding is in these files (the search can find what is there) ...
+        let all: Vec<u8> = [journal.clone(), journal.with_extension("sqlite-wal")]
+            .iter()
+            .flat_map(|f| std::fs::read(f).unwrap_or_default())
+            .collect();
+        assert!(
+            all.windows(b"awaiting_approval".len())
+                .any(|w| w == b"awaiting_approval")
+                || all
+                    .windows(b"138****8888".len())
+                    .any(|w| w == b"138****8888"),
+            "{when}: the binding is not in {}",
+            journal.display()
+        );
+        // ... and no token is.
+        for file in [journal.clone(), journal.with_extension("sqlite-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            for t in tokens {
+                assert!(
+                    !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
+                    "{when}: a token in {}",
+                    file.display()
+                );
+            }
+        }
+    };
+    look("bound", &tokens);
+
+    // DELETE revokes the current token at the wallet (an old one would be refused).
+    let (status, revoked) = api(port, "DELETE", "/v1/members/M1/binding", None).await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["state"], "revoked");
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["revoked"],
+        1
+    );
+    assert!(revoked["access_token_expires_at"].is_null());
+    look("revoked", &tokens);
+
+    // A token the wallet has ended (expired early at the wallet) is refused by its revoke:
+    // DELETE erases it all the same.
+    let (status, started) = api(port, "POST", "/v1/members/M2/binding", None).await;
+    assert_eq!(status, 201, "{started}");
+    let (_, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={}",
+        started["auth_state"].as_str().unwrap()
+    ));
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    let (status, bound) = api(
+        port,
+        "POST",
+        "/v1/members/M2/binding/auth_code",
+        Some(json!({"auth_code": approved["auth_code"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, bound["state"].as_str()),
+        (200, Some("bound")),
+        "{bound}"
+    );
+    assert_eq!(sandbox.post("/_sandbox/authorizations/expire").0, 200);
+    let (status, revoked) = api(port, "DELETE", "/v1/members/M2/binding", None).await;
+    assert_eq!(
+        (status, revoked["state"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["revoked"],
+        1
+    );
+    let (_, shown) = api(port, "GET", "/v1/members/M2/binding", None).await;
+    assert_eq!(shown["state"], "revoked");
+
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    look("at the end", &tokens);
+    daemon.terminate();
+    let log = daemon.stderr();
+    assert!(log.contains("member_binding_bound"), "{log}");
+    for t in &tokens {
+        assert!(!log.contains(t.as_str()), "a token in the daemon's log");
+    }
+}
+
+#[test]
+fn a_token_key_others_may_read_is_refused_naming_the_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 1);
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = config(
+        &sandbox,
+        free_port(),
+        &format!(
+            "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\n",
+            key.display()
+        ),
+    );
+    let out = crate::common::procs::scanpay()
+        .args(["check-config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("[members] token_key_file") && err.contains("chmod 600"),
+        "{err}"
+    );
+}
