@@ -198,7 +198,7 @@ impl Members {
 
     /// Reseals under the current key the tokens of members sealed under an earlier one
     /// (`token_key_previous_files`), so the old key file can be dropped (docs/operations.md
-    /// §4.4). Returns how many were resealed.
+    /// §4.5). Returns how many were resealed.
     pub fn reseal_rotated(&self) -> usize {
         let keys = &self.config.keys;
         let stale = match self

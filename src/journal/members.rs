@@ -118,7 +118,7 @@ struct TokenKey {
 }
 
 /// The key tokens are sealed with, and the earlier keys they may still be sealed under
-/// (docs/operations.md §4.4).
+/// (docs/operations.md §4.5).
 pub struct TokenKeys {
     current: TokenKey,
     previous: Vec<TokenKey>,
