@@ -200,6 +200,72 @@ async fn every_way(written: &str, currency: &'static str) {
     assert!(kinds.iter().any(|k| k == "qr_presented"), "{kinds:?}");
     drop(journal);
 
+    // A sale whose scan failed switches to a QR, and the customer pays that.
+    let body = format!(r#"{{"amount":"9.00","currency":"{}"}}"#, t.currency);
+    let (status, sale) = call(&t.socket, "POST", "/v1/sales", &[], &body).await;
+    assert_eq!(status, 201, "{sale}");
+    t.daemon.feed("286000000000000201\n"); // insufficient balance: not charged
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, s) = call(
+            &t.socket,
+            "GET",
+            &format!("/v1/sales/{}", id(&sale)),
+            &[],
+            "",
+        )
+        .await;
+        if s["attempts"][0]["state"] == "failed" && s["state"] == "awaiting_scan" {
+            break;
+        }
+        assert!(Instant::now() < end, "the scan never failed: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, switched) = call(
+        &t.socket,
+        "POST",
+        &format!("/v1/sales/{}/customer_scan", id(&sale)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 200, "{switched}");
+    assert_eq!(switched["state"], "awaiting_payment", "{switched}");
+    // Asked again: the same QR.
+    let (_, again) = call(
+        &t.socket,
+        "POST",
+        &format!("/v1/sales/{}/customer_scan", id(&sale)),
+        &[],
+        r#"{"method":"customer_scan"}"#,
+    )
+    .await;
+    assert_eq!(again["qr"], switched["qr"]);
+    t.customer(&switched, "pay");
+    t.wait_state(&id(&sale), "paid", Duration::from_secs(15))
+        .await;
+    t.books_agree();
+    // A sale that is not the one at the till shows no QR.
+    let (status, refusal) = call(
+        &t.socket,
+        "POST",
+        &format!("/v1/sales/{}/customer_scan", id(&sale)),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 409, "{refusal}");
+
+    // The customer pays by themselves a moment after the code is issued.
+    let (status, _) = t.sandbox.post("/_sandbox/present?auto_pay_after_s=1");
+    assert_eq!(status, 200);
+    let sale = t.qr_sale("1.00").await;
+    t.wait_state(&id(&sale), "paid", Duration::from_secs(15))
+        .await;
+    t.books_agree();
+    let (status, _) = t.sandbox.post("/_sandbox/present?auto_pay_after_s=off");
+    assert_eq!(status, 200);
+
     // Cancelled by the register: the code is closed, the customer can no longer pay it.
     let sale = t.qr_sale("3.00").await;
     let (status, _) = call(
