@@ -65,6 +65,8 @@ pub struct PrinterConfig {
     pub copies: u8,
     pub merchant_copy: bool,
     pub receipt: ReceiptContext,
+    /// The buzzer: once when a sale is paid, three times when it ends unpaid.
+    pub beep: super::escpos::Beeper,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -230,7 +232,7 @@ impl PrinterQueue {
             .bold(true)
             .line("TEST SLIP")
             .bold(false);
-        if let Some(name) = &ctx.store_name {
+        for name in &ctx.store_name {
             p.line(name);
         }
         p.line(&format!("terminal {}", ctx.terminal_id));
@@ -262,10 +264,10 @@ impl PrinterQueue {
         let ctx = &self.config.receipt;
         let mut out = Vec::new();
         for _ in 0..self.config.copies.max(1) {
-            out.push(escpos_sale(sale, ctx, None));
+            out.push(escpos_sale(sale, ctx, false));
         }
         if self.config.merchant_copy {
-            out.push(escpos_sale(sale, ctx, Some("MERCHANT COPY")));
+            out.push(escpos_sale(sale, ctx, true));
         }
         out
     }
@@ -275,12 +277,8 @@ impl Observer for PrinterQueue {
     fn event(&self, event: &Event) {
         match event {
             Event::SaleFinished { sale } => {
-                let reversed = sale.reversed();
-                if sale.state == SaleState::Paid || (sale.state == SaleState::Cancelled && reversed)
-                {
-                    for slip in self.sale_slips(sale) {
-                        self.enqueue(slip);
-                    }
+                for job in self.finished(sale) {
+                    self.enqueue(job);
                 }
             }
             Event::Refund { refund } if refund.state == RefundState::Succeeded => {
@@ -288,5 +286,34 @@ impl Observer for PrinterQueue {
             }
             _ => {}
         }
+    }
+}
+
+impl PrinterQueue {
+    /// What a finished sale sends the printer: its slips, the buzzer's bytes at the end of
+    /// the last (or alone when nothing prints). One beep when paid, three when the sale
+    /// ended without the money (failed, cancelled, expired); a sale still open (a declined
+    /// code, the sale waiting for the next) makes no sound.
+    pub fn finished(&self, sale: &crate::view::SaleView) -> Vec<Vec<u8>> {
+        let mut slips = if sale.state == SaleState::Paid
+            || (sale.state == SaleState::Cancelled && sale.reversed())
+        {
+            self.sale_slips(sale)
+        } else {
+            Vec::new()
+        };
+        let beeps = match sale.state {
+            SaleState::Paid => self.config.beep.bytes(1),
+            SaleState::Failed | SaleState::Cancelled | SaleState::Expired => {
+                self.config.beep.bytes(3)
+            }
+            SaleState::AwaitingScan | SaleState::Processing => Vec::new(),
+        };
+        match slips.last_mut() {
+            _ if beeps.is_empty() => {}
+            Some(last) => last.extend_from_slice(&beeps),
+            None => slips.push(beeps),
+        }
+        slips
     }
 }
