@@ -441,3 +441,6 @@ mod golden {
         golden("z_report.bin", &b);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod languages;

@@ -425,10 +425,9 @@ mod tests {
         assert!(dup.is_err());
     }
 
-    #[test]
-    fn golden_z_reports_58_and_80_mm() {
-        use crate::output::escpos::Encoding;
-        let r = ShiftReport {
+    /// A closed shift with two cashiers (one with a Chinese name), a voucher and a refund.
+    fn sample() -> ShiftReport {
+        ShiftReport {
             shift_id: 7,
             z_number: Some(7),
             opened_at: "2026-12-03T01:00:00.000Z".into(),
@@ -475,7 +474,13 @@ mod tests {
                 count: 1,
                 total: "1.00".into(),
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn golden_z_reports_58_and_80_mm() {
+        use crate::output::escpos::Encoding;
+        let r = sample();
         for width in [32, 48] {
             let ctx = crate::output::receipt::ReceiptContext {
                 store_name: vec!["扫码小店".into()],
@@ -502,5 +507,49 @@ mod tests {
             assert!(text.contains("Z-REPORT 0007"), "{text}");
             assert!(text.contains("cashier C01 x2"), "{text}");
         }
+    }
+
+    #[test]
+    fn golden_z_report_in_chinese_lines_up() {
+        use crate::output::escpos::Encoding;
+        let ctx = crate::output::receipt::ReceiptContext {
+            store_name: vec!["扫码小店".into()],
+            terminal_id: "T0001".into(),
+            header: vec![],
+            footer: vec![],
+            width: 32,
+            encoding: Encoding::Gb18030,
+            zone: StoreZone::parse("+08:00").unwrap(),
+            language: Language::Zh,
+        };
+        let bytes = escpos(&sample(), &ctx);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden/shift_z_report_58mm_zh.bin");
+        if std::env::var_os("SCANPAY_BLESS").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let expected = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (SCANPAY_BLESS=1 writes it)", path.display()));
+        assert!(
+            expected == bytes,
+            "shift_z_report_58mm_zh.bin differs from the golden bytes"
+        );
+        let lines = crate::output::receipt::languages::printed_lines(&bytes);
+        let text = lines.join("\n");
+        assert!(text.contains("Z报表 0007"), "{text}");
+        for (label, value) in [
+            ("收银员 李雷 x1", "5.00 CNY"),
+            ("商户优惠", "-2.00 CNY"),
+            ("净收", "22.00 CNY"),
+            ("支付宝 x3", "25.00 CNY"),
+        ] {
+            let line = lines
+                .iter()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} in {text}"));
+            assert!(line.ends_with(value), "{line:?}");
+            assert_eq!(layout::columns(line), 32, "{line:?}");
+        }
+        assert!(!text.contains("net received"), "{text}");
     }
 }
