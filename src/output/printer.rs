@@ -317,3 +317,54 @@ impl PrinterQueue {
         slips
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::escpos::Beeper;
+    use crate::output::labels::Language;
+    use crate::output::receipt::languages::{ctx, sale};
+
+    fn queue(beep: Beeper) -> Arc<PrinterQueue> {
+        PrinterQueue::start(PrinterConfig {
+            kind: PrinterKind::None,
+            copies: 1,
+            merchant_copy: true,
+            receipt: ctx(32, Language::Zh),
+            beep,
+        })
+    }
+
+    #[test]
+    fn the_buzzer_beeps_once_after_a_paid_sales_slips_and_three_times_when_unpaid() {
+        let paid = sale();
+        let jobs = queue(Beeper::EscB).finished(&paid);
+        assert_eq!(jobs.len(), 2, "the receipt and the merchant copy");
+        assert!(jobs[1].ends_with(&[0x1D, 0x56, 0x42, 0x03, 0x1B, 0x42, 1, 3]));
+        assert!(
+            jobs[0].ends_with(&[0x1D, 0x56, 0x42, 0x03]),
+            "one beep, after the last"
+        );
+        let mut failed = sale();
+        failed.state = SaleState::Failed;
+        assert_eq!(
+            queue(Beeper::EscB).finished(&failed),
+            [vec![0x1B, 0x42, 3, 3]]
+        );
+        failed.state = SaleState::Expired;
+        assert_eq!(
+            queue(Beeper::EscParenA).finished(&failed),
+            [vec![0x1B, 0x28, 0x41, 0x05, 0x00, 0x61, 0x64, 3, 2, 1]]
+        );
+        failed.state = SaleState::AwaitingScan;
+        assert!(
+            queue(Beeper::EscB).finished(&failed).is_empty(),
+            "still open: silent"
+        );
+        // Off: the slips as they are, no buzzer bytes.
+        let quiet = queue(Beeper::Off).finished(&paid);
+        assert!(quiet[1].ends_with(&[0x1D, 0x56, 0x42, 0x03]));
+        failed.state = SaleState::Failed;
+        assert!(queue(Beeper::Off).finished(&failed).is_empty());
+    }
+}

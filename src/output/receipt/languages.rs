@@ -13,7 +13,7 @@ fn cny(text: &str) -> Amount {
     Amount::parse(text, Currency::from_code("CNY").unwrap()).unwrap()
 }
 
-fn ctx(width: usize, language: Language) -> ReceiptContext {
+pub(crate) fn ctx(width: usize, language: Language) -> ReceiptContext {
     let (name, header, footer) = match language {
         Language::Zh => ("扫码小店", "中山路1号", "谢谢惠顾"),
         Language::En => ("Demo Cafe", "Main St 1", "Thank you"),
@@ -37,7 +37,7 @@ fn ctx(width: usize, language: Language) -> ReceiptContext {
     }
 }
 
-fn sale() -> SaleView {
+pub(crate) fn sale() -> SaleView {
     let at = |t| crate::clock::from_journal(t).unwrap();
     SaleView {
         sale_id: "S20261203-1f0c9a2b7d".into(),
