@@ -130,7 +130,7 @@ fn golden(name: &str, bytes: &[u8]) {
 }
 
 #[test]
-fn voucher_receipts_in_each_language_and_width_line_up() {
+fn golden_voucher_receipts_in_each_language_and_width_line_up() {
     let cases = [
         (32, Language::Zh, "voucher_receipt_58mm_zh.bin"),
         (32, Language::En, "voucher_receipt_58mm_en.bin"),
