@@ -323,7 +323,7 @@ mod tests {
     use super::*;
     use crate::output::escpos::Beeper;
     use crate::output::labels::Language;
-    use crate::output::receipt::languages::{ctx, sale};
+    use crate::output::receipt::tests::{ctx, sale};
 
     fn queue(beep: Beeper) -> Arc<PrinterQueue> {
         PrinterQueue::start(PrinterConfig {

@@ -443,4 +443,4 @@ mod golden {
 }
 
 #[cfg(test)]
-pub(crate) mod languages;
+pub(crate) mod tests;

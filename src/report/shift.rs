@@ -534,7 +534,7 @@ mod tests {
             expected == bytes,
             "shift_z_report_58mm_zh.bin differs from the golden bytes"
         );
-        let lines = crate::output::receipt::languages::printed_lines(&bytes);
+        let lines = crate::output::receipt::tests::printed_lines(&bytes);
         let text = lines.join("\n");
         assert!(text.contains("Z报表 0007"), "{text}");
         for (label, value) in [
