@@ -19,8 +19,8 @@ pub fn lines(
         _ => "PAYMENT NOT COMPLETED",
     };
     let mut out = vec![rule.clone(), format!("{title:^width$}"), rule.clone()];
-    let mut field =
-        |k: &str, v: &str| out.push(format!("{k:<10}{v:>w$}", w = width.saturating_sub(10)));
+    // By display columns: a cashier's Chinese name takes two a character.
+    let mut field = |k: &str, v: &str| out.extend(layout::row(width, k, v));
     field("Terminal", terminal_id);
     field("Sale", &sale.sale_id);
     field(
