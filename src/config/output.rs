@@ -5,6 +5,7 @@ use serde::Deserialize;
 
 use super::ConfigError;
 use super::validate::Validator;
+use crate::output::labels::Language;
 use crate::output::led::LedConfig;
 
 #[derive(Deserialize)]
@@ -27,16 +28,24 @@ pub(super) struct RawPrinter {
     width: Option<u32>,
     encoding: Option<String>,
     copies: Option<u8>,
+    beep: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawReceipt {
     store_name: Option<String>,
+    store_name_zh: Option<String>,
+    store_name_en: Option<String>,
     #[serde(default)]
     header: Vec<String>,
+    header_zh: Option<Vec<String>>,
+    header_en: Option<Vec<String>>,
     #[serde(default)]
     footer: Vec<String>,
+    footer_zh: Option<Vec<String>>,
+    footer_en: Option<Vec<String>>,
+    language: Option<String>,
     merchant_copy: Option<bool>,
     pub(super) utc_offset: Option<String>,
 }
@@ -146,34 +155,96 @@ impl Validator<'_> {
         if !(1..=3).contains(&copies) {
             return Err(self.invalid("printer", "copies", copies, "1 to 3"));
         }
-        for line in receipt
-            .header
-            .iter()
-            .chain(&receipt.footer)
-            .chain(&receipt.store_name)
-        {
-            if line.chars().count() > 64 || line.chars().any(char::is_control) {
-                return Err(self.invalid(
-                    "receipt",
-                    "header",
-                    line,
-                    "lines of at most 64 printable characters",
-                ));
+        let beep_text = raw.beep.clone().unwrap_or_else(|| "off".to_string());
+        let beep = crate::output::escpos::Beeper::parse(&beep_text).ok_or_else(|| {
+            self.invalid(
+                "printer",
+                "beep",
+                &beep_text,
+                "\"off\", \"esc_b\" (ESC B, most Chinese-market printers) or \"esc_paren_a\" (Epson ESC ( A)",
+            )
+        })?;
+        let lang_text = receipt.language.clone().unwrap_or_else(|| "en".to_string());
+        let language = Language::parse(&lang_text).ok_or_else(|| {
+            self.invalid(
+                "receipt",
+                "language",
+                &lang_text,
+                "\"zh\" (Chinese labels), \"en\" (English) or \"both\"",
+            )
+        })?;
+        let one = |v: &Option<String>| v.clone().map(|s| vec![s]);
+        let lines: [(&'static str, Option<Vec<String>>); 9] = [
+            ("store_name", one(&receipt.store_name)),
+            ("store_name_zh", one(&receipt.store_name_zh)),
+            ("store_name_en", one(&receipt.store_name_en)),
+            ("header", Some(receipt.header.clone())),
+            ("header_zh", receipt.header_zh.clone()),
+            ("header_en", receipt.header_en.clone()),
+            ("footer", Some(receipt.footer.clone())),
+            ("footer_zh", receipt.footer_zh.clone()),
+            ("footer_en", receipt.footer_en.clone()),
+        ];
+        for (key, value) in &lines {
+            for line in value.iter().flatten() {
+                if line.chars().count() > 64 || line.chars().any(char::is_control) {
+                    return Err(self.invalid(
+                        "receipt",
+                        key,
+                        line,
+                        "lines of at most 64 printable characters",
+                    ));
+                }
             }
         }
+        let [
+            name,
+            name_zh,
+            name_en,
+            header,
+            header_zh,
+            header_en,
+            footer,
+            footer_zh,
+            footer_en,
+        ] = lines.map(|(_, v)| v);
+        let pick = |plain: Option<Vec<String>>, zh, en| {
+            in_language(language, plain.unwrap_or_default(), zh, en)
+        };
         Ok(Some(PrinterConfig {
             kind,
             copies,
             merchant_copy: receipt.merchant_copy.unwrap_or(false),
             receipt: crate::output::receipt::ReceiptContext {
-                store_name: receipt.store_name,
+                store_name: pick(name, name_zh, name_en),
                 terminal_id: terminal_id.to_string(),
-                header: receipt.header,
-                footer: receipt.footer,
+                header: pick(header, header_zh, header_en),
+                footer: pick(footer, footer_zh, footer_en),
                 width,
                 encoding,
                 zone,
+                language,
             },
+            beep,
         }))
+    }
+}
+
+/// The lines a slip prints for one text in `language`: the language's own key, or the plain
+/// key when it has none; in both languages the Chinese, then the English, the plain key
+/// standing in (once) for the one that is not set.
+fn in_language(
+    language: Language,
+    plain: Vec<String>,
+    zh: Option<Vec<String>>,
+    en: Option<Vec<String>>,
+) -> Vec<String> {
+    match (language, zh, en) {
+        (Language::Zh, Some(zh), _) => zh,
+        (Language::En, _, Some(en)) => en,
+        (Language::Both, Some(zh), Some(en)) => [zh, en].concat(),
+        (Language::Both, Some(zh), None) => [zh, plain].concat(),
+        (Language::Both, None, Some(en)) => [plain, en].concat(),
+        _ => plain,
     }
 }

@@ -344,3 +344,64 @@ fn members_need_an_ams_gateway_and_a_private_token_key() {
         "{e}"
     );
 }
+
+#[test]
+fn receipt_language_texts_and_beep_are_checked() {
+    use crate::output::escpos::Beeper;
+    use crate::output::labels::Language;
+    let with = |printer: &str, receipt: &str| {
+        format!("{GOOD}\n[printer]\nkind = \"none\"\n{printer}\n[receipt]\n{receipt}\n")
+    };
+    let texts = "store_name = \"Plain\"\nstore_name_zh = \"扫码小店\"\nheader = [\"H\"]\nheader_en = [\"Main St 1\"]\nfooter_zh = [\"谢谢惠顾\"]\nfooter_en = [\"Thank you\"]";
+    // Without the new keys: English labels, the single keys, no buzzer, as before.
+    let old = load(&with("", "store_name = \"Plain\"\nheader = [\"H\"]"))
+        .unwrap()
+        .printer
+        .unwrap();
+    assert_eq!(old.receipt.language, Language::En);
+    assert_eq!(old.receipt.store_name, ["Plain"]);
+    assert_eq!(old.receipt.header, ["H"]);
+    assert_eq!(old.beep, Beeper::Off);
+    let slip = |language: &str| {
+        load(&with(
+            "beep = \"esc_b\"",
+            &format!("language = \"{language}\"\n{texts}"),
+        ))
+        .unwrap()
+        .printer
+        .unwrap()
+    };
+    let zh = slip("zh");
+    assert_eq!(zh.beep, Beeper::EscB);
+    assert_eq!(zh.receipt.language, Language::Zh);
+    assert_eq!(zh.receipt.store_name, ["扫码小店"]);
+    assert_eq!(zh.receipt.header, ["H"], "no header_zh: the plain header");
+    assert_eq!(zh.receipt.footer, ["谢谢惠顾"]);
+    let en = slip("en");
+    assert_eq!(en.receipt.store_name, ["Plain"]);
+    assert_eq!(en.receipt.header, ["Main St 1"]);
+    assert_eq!(en.receipt.footer, ["Thank you"]);
+    let both = slip("both");
+    assert_eq!(both.receipt.store_name, ["扫码小店", "Plain"]);
+    assert_eq!(both.receipt.header, ["H", "Main St 1"]);
+    assert_eq!(both.receipt.footer, ["谢谢惠顾", "Thank you"]);
+    for (printer, receipt, key) in [
+        ("", "language = \"cn\"", "[receipt] language"),
+        ("beep = \"loud\"", "", "[printer] beep"),
+        ("", "footer_en = [\"a\\u0007b\"]", "[receipt] footer_en"),
+        (
+            "",
+            &format!("header_zh = [\"{}\"]", "长".repeat(65)),
+            "[receipt] header_zh",
+        ),
+        (
+            "",
+            &format!("store_name_en = \"{}\"", "x".repeat(65)),
+            "[receipt] store_name_en",
+        ),
+    ] {
+        let message = error(&with(printer, receipt));
+        assert!(message.contains(key), "{key:?} not in {message:?}");
+        assert!(message.starts_with("test.toml: "), "{message}");
+    }
+}

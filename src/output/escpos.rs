@@ -18,6 +18,41 @@ impl Encoding {
     }
 }
 
+/// The printer's buzzer command, if it has one (docs/devices.md §10.6): `ESC B n t`
+/// (`1B 42 n t`: n beeps of t × 50 ms, the Chinese-market printers' command) or Epson's
+/// `ESC ( A` function 97 (`1B 28 41 05 00 61 64 c t1 t2`: c beeps of t1 × 100 ms on and
+/// t2 × 100 ms off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Beeper {
+    #[default]
+    Off,
+    EscB,
+    EscParenA,
+}
+
+impl Beeper {
+    pub fn parse(s: &str) -> Option<Beeper> {
+        match s {
+            "off" => Some(Beeper::Off),
+            "esc_b" => Some(Beeper::EscB),
+            "esc_paren_a" => Some(Beeper::EscParenA),
+            _ => None,
+        }
+    }
+
+    /// The bytes that beep `times` times (at most 9), or none when off.
+    pub fn bytes(self, times: u8) -> Vec<u8> {
+        let times = times.clamp(1, 9);
+        match self {
+            Beeper::Off => Vec::new(),
+            // 150 ms each.
+            Beeper::EscB => vec![0x1B, 0x42, times, 3],
+            // 200 ms on, 100 ms off.
+            Beeper::EscParenA => vec![0x1B, 0x28, 0x41, 0x05, 0x00, 0x61, 0x64, times, 2, 1],
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Align {
     Left,
@@ -200,6 +235,19 @@ mod tests {
         ]
         .concat();
         assert_eq!(b, expected);
+    }
+
+    #[test]
+    fn beeper_bytes() {
+        assert_eq!(Beeper::EscB.bytes(1), [0x1B, 0x42, 1, 3]);
+        assert_eq!(Beeper::EscB.bytes(3), [0x1B, 0x42, 3, 3]);
+        assert_eq!(
+            Beeper::EscParenA.bytes(3),
+            [0x1B, 0x28, 0x41, 0x05, 0x00, 0x61, 0x64, 3, 2, 1]
+        );
+        assert!(Beeper::Off.bytes(3).is_empty());
+        assert_eq!(Beeper::parse("esc_paren_a"), Some(Beeper::EscParenA));
+        assert_eq!(Beeper::parse("on"), None);
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! seam; the terminal backend renders both for the demo.
 
 pub mod escpos;
+pub mod labels;
+pub mod layout;
 pub mod led;
 pub mod printer;
 pub mod qr;

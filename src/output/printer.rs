@@ -65,6 +65,8 @@ pub struct PrinterConfig {
     pub copies: u8,
     pub merchant_copy: bool,
     pub receipt: ReceiptContext,
+    /// The buzzer: once when a sale is paid, three times when it ends unpaid.
+    pub beep: super::escpos::Beeper,
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -230,7 +232,7 @@ impl PrinterQueue {
             .bold(true)
             .line("TEST SLIP")
             .bold(false);
-        if let Some(name) = &ctx.store_name {
+        for name in &ctx.store_name {
             p.line(name);
         }
         p.line(&format!("terminal {}", ctx.terminal_id));
@@ -262,10 +264,10 @@ impl PrinterQueue {
         let ctx = &self.config.receipt;
         let mut out = Vec::new();
         for _ in 0..self.config.copies.max(1) {
-            out.push(escpos_sale(sale, ctx, None));
+            out.push(escpos_sale(sale, ctx, false));
         }
         if self.config.merchant_copy {
-            out.push(escpos_sale(sale, ctx, Some("MERCHANT COPY")));
+            out.push(escpos_sale(sale, ctx, true));
         }
         out
     }
@@ -275,12 +277,8 @@ impl Observer for PrinterQueue {
     fn event(&self, event: &Event) {
         match event {
             Event::SaleFinished { sale } => {
-                let reversed = sale.reversed();
-                if sale.state == SaleState::Paid || (sale.state == SaleState::Cancelled && reversed)
-                {
-                    for slip in self.sale_slips(sale) {
-                        self.enqueue(slip);
-                    }
+                for job in self.finished(sale) {
+                    self.enqueue(job);
                 }
             }
             Event::Refund { refund } if refund.state == RefundState::Succeeded => {
@@ -303,5 +301,87 @@ impl Observer for PrinterQueue {
             }
             _ => {}
         }
+    }
+}
+
+impl PrinterQueue {
+    /// What a finished sale sends the printer: its slips, the buzzer's bytes at the end of
+    /// the last (or alone when nothing prints). One beep when paid, three when the sale
+    /// ended without the money (failed, cancelled, expired); a sale still open (a declined
+    /// code, the sale waiting for the next) makes no sound.
+    pub fn finished(&self, sale: &crate::view::SaleView) -> Vec<Vec<u8>> {
+        let mut slips = if sale.state == SaleState::Paid
+            || (sale.state == SaleState::Cancelled && sale.reversed())
+        {
+            self.sale_slips(sale)
+        } else {
+            Vec::new()
+        };
+        let beeps = match sale.state {
+            SaleState::Paid => self.config.beep.bytes(1),
+            SaleState::Failed | SaleState::Cancelled | SaleState::Expired => {
+                self.config.beep.bytes(3)
+            }
+            SaleState::AwaitingScan | SaleState::AwaitingPayment | SaleState::Processing => {
+                Vec::new()
+            }
+        };
+        match slips.last_mut() {
+            _ if beeps.is_empty() => {}
+            Some(last) => last.extend_from_slice(&beeps),
+            None => slips.push(beeps),
+        }
+        slips
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::escpos::Beeper;
+    use crate::output::labels::Language;
+    use crate::output::receipt::tests::{ctx, sale};
+
+    fn queue(beep: Beeper) -> Arc<PrinterQueue> {
+        PrinterQueue::start(PrinterConfig {
+            kind: PrinterKind::None,
+            copies: 1,
+            merchant_copy: true,
+            receipt: ctx(32, Language::Zh),
+            beep,
+        })
+    }
+
+    #[test]
+    fn the_buzzer_beeps_once_after_a_paid_sales_slips_and_three_times_when_unpaid() {
+        let paid = sale();
+        let jobs = queue(Beeper::EscB).finished(&paid);
+        assert_eq!(jobs.len(), 2, "the receipt and the merchant copy");
+        assert!(jobs[1].ends_with(&[0x1D, 0x56, 0x42, 0x03, 0x1B, 0x42, 1, 3]));
+        assert!(
+            jobs[0].ends_with(&[0x1D, 0x56, 0x42, 0x03]),
+            "one beep, after the last"
+        );
+        let mut failed = sale();
+        failed.state = SaleState::Failed;
+        assert_eq!(
+            queue(Beeper::EscB).finished(&failed),
+            [vec![0x1B, 0x42, 3, 3]]
+        );
+        failed.state = SaleState::Expired;
+        assert_eq!(
+            queue(Beeper::EscParenA).finished(&failed),
+            [vec![0x1B, 0x28, 0x41, 0x05, 0x00, 0x61, 0x64, 3, 2, 1]]
+        );
+        failed.state = SaleState::AwaitingScan;
+        assert!(
+            queue(Beeper::EscB).finished(&failed).is_empty(),
+            "still open: silent"
+        );
+        // Off: the slips as they are, no buzzer bytes.
+        let quiet = queue(Beeper::Off).finished(&paid);
+        assert!(quiet[1].ends_with(&[0x1D, 0x56, 0x42, 0x03]));
+        failed.state = SaleState::Failed;
+        assert!(queue(Beeper::Off).finished(&failed).is_empty());
     }
 }

@@ -51,7 +51,7 @@ pub fn escpos_slip(
     use super::escpos::{Align, EscPos};
     let mut p = EscPos::new(ctx.encoding);
     p.align(Align::Center);
-    if let Some(name) = &ctx.store_name {
+    for name in &ctx.store_name {
         p.bold(true).line(name).bold(false);
     }
     p.line("请扫码付款 Scan to pay");

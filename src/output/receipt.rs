@@ -1,5 +1,8 @@
 //! Receipt content as plain lines, independent of where it is printed.
 
+use super::escpos::{Align, EscPos};
+use super::labels::{Label, Language};
+use super::layout;
 use crate::state::SaleState;
 use crate::view::SaleView;
 
@@ -16,8 +19,8 @@ pub fn lines(
         _ => "PAYMENT NOT COMPLETED",
     };
     let mut out = vec![rule.clone(), format!("{title:^width$}"), rule.clone()];
-    let mut field =
-        |k: &str, v: &str| out.push(format!("{k:<10}{v:>w$}", w = width.saturating_sub(10)));
+    // By display columns: a cashier's Chinese name takes two a character.
+    let mut field = |k: &str, v: &str| out.extend(layout::row(width, k, v));
     field("Terminal", terminal_id);
     field("Sale", &sale.sale_id);
     field(
@@ -46,7 +49,7 @@ pub fn lines(
         }
     }
     if let Some(a) = paid_attempt(sale) {
-        for (k, v) in money_lines(sale.amount, a) {
+        for (k, v) in money_lines(sale.amount, a, Language::En) {
             field(&k, &v);
         }
     }
@@ -80,7 +83,11 @@ fn paid_attempt(sale: &SaleView) -> Option<&crate::view::AttemptView> {
 /// The lines of what the provider said moved besides the order amount `order`: each
 /// discount (and who funds it), what the customer paid and what the store received. None for
 /// a plain payment, where both are the order amount.
-fn money_lines(order: crate::money::Amount, a: &crate::view::AttemptView) -> Vec<(String, String)> {
+fn money_lines(
+    order: crate::money::Amount,
+    a: &crate::view::AttemptView,
+    lang: Language,
+) -> Vec<(String, String)> {
     let m = &a.money;
     let is_order = |x: Option<crate::money::Amount>| x.is_none_or(|x| x == order);
     if m.vouchers.is_empty() && is_order(m.buyer_paid) && is_order(m.received) {
@@ -89,22 +96,22 @@ fn money_lines(order: crate::money::Amount, a: &crate::view::AttemptView) -> Vec
     let mut out = Vec::new();
     for v in &m.vouchers {
         let by = match (v.merchant, v.platform) {
-            (Some(s), _) if s.is_positive() => " (store)",
-            (_, Some(p)) if p.is_positive() => " (wallet)",
-            _ => "",
+            (Some(s), _) if s.is_positive() => format!(" ({})", lang.label(Label::ByStore)),
+            (_, Some(p)) if p.is_positive() => format!(" ({})", lang.label(Label::ByWallet)),
+            _ => String::new(),
         };
         let name = if v.name.is_empty() {
-            "Discount"
+            lang.label(Label::Discount)
         } else {
-            &v.name
+            v.name.clone()
         };
         out.push((format!("{name}{by}"), format!("-{}", v.amount)));
     }
     if let Some(b) = m.buyer_paid {
-        out.push(("Customer paid".to_string(), b.to_string()));
+        out.push((lang.label(Label::CustomerPaid), b.to_string()));
     }
     if let Some(r) = m.received {
-        out.push(("Store received".to_string(), r.to_string()));
+        out.push((lang.label(Label::StoreReceived), r.to_string()));
     }
     out
 }
@@ -112,15 +119,18 @@ fn money_lines(order: crate::money::Amount, a: &crate::view::AttemptView) -> Vec
 /// What every printed slip needs besides the sale.
 #[derive(Debug, Clone)]
 pub struct ReceiptContext {
-    pub store_name: Option<String>,
+    /// The store's name, one bold line each (both languages: the Chinese, then the English).
+    pub store_name: Vec<String>,
     pub terminal_id: String,
     pub header: Vec<String>,
     pub footer: Vec<String>,
-    /// Characters per line: 32 on 58 mm paper, 48 on 80 mm.
+    /// Columns per line: 32 on 58 mm paper, 48 on 80 mm.
     pub width: usize,
     pub encoding: super::escpos::Encoding,
     /// The store's time zone: times on slips are the store's local time.
     pub zone: crate::clock::StoreZone,
+    /// The labels' language.
+    pub language: Language,
 }
 
 /// The store's local time for the slip.
@@ -128,93 +138,117 @@ fn local(t: chrono::DateTime<chrono::Utc>, ctx: &ReceiptContext) -> String {
     ctx.zone.local(t).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-fn field(p: &mut super::escpos::EscPos, width: usize, key: &str, value: &str) {
-    let pad = width
-        .saturating_sub(key.chars().count() + value.chars().count())
-        .max(1);
-    p.line(&format!("{key}{}{value}", " ".repeat(pad)));
+/// A label and its value on one line, or two when they do not fit (`layout::row`).
+pub fn field(p: &mut EscPos, width: usize, key: &str, value: &str) {
+    for line in layout::row(width, key, value) {
+        p.line(&line);
+    }
 }
 
-fn heading(p: &mut super::escpos::EscPos, ctx: &ReceiptContext, title: &str) {
-    use super::escpos::Align;
+/// Text wrapped to the line by columns (`layout::wrap`).
+pub fn wrapped(p: &mut EscPos, width: usize, text: &str) {
+    for line in layout::wrap(text, width) {
+        p.line(&line);
+    }
+}
+
+/// The store's name and header, centred, then the slip's title and a rule.
+pub fn heading(p: &mut EscPos, ctx: &ReceiptContext, title: &str) {
     p.align(Align::Center);
-    if let Some(name) = &ctx.store_name {
-        p.bold(true).line(name).bold(false);
+    for name in &ctx.store_name {
+        p.bold(true);
+        wrapped(p, ctx.width, name);
+        p.bold(false);
     }
     for h in &ctx.header {
-        p.line(h);
+        wrapped(p, ctx.width, h);
     }
-    p.bold(true).line(title).bold(false).align(Align::Left);
+    p.bold(true);
+    wrapped(p, ctx.width, title);
+    p.bold(false).align(Align::Left);
     p.line(&"-".repeat(ctx.width));
 }
 
-fn ending(p: &mut super::escpos::EscPos, ctx: &ReceiptContext) {
-    use super::escpos::Align;
+fn ending(p: &mut EscPos, ctx: &ReceiptContext) {
     p.line(&"-".repeat(ctx.width)).align(Align::Center);
     for f in &ctx.footer {
-        p.line(f);
+        wrapped(p, ctx.width, f);
     }
     p.align(Align::Left).feed(2).cut();
 }
 
 /// The ESC/POS receipt of a finished sale: a paid receipt, or a reversal slip when a
-/// payment made meanwhile was refunded by the cancel. `copy` labels a merchant copy.
-pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) -> Vec<u8> {
-    use super::escpos::{Align, EscPos};
+/// payment made meanwhile was refunded by the cancel. `copy` prints the merchant copy's
+/// label.
+pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: bool) -> Vec<u8> {
+    let lang = ctx.language;
     let reversed = sale.reversed();
-    let title = match (sale.state, reversed) {
-        (SaleState::Paid, _) => "PAYMENT RECEIPT",
-        (_, true) => "PAYMENT REVERSED",
-        _ => "PAYMENT NOT COMPLETED",
-    };
+    let title = lang.label(match (sale.state, reversed) {
+        (SaleState::Paid, _) => Label::Receipt,
+        (_, true) => Label::Reversed,
+        _ => Label::NotCompleted,
+    });
     let w = ctx.width;
+    let l = |k| lang.label(k);
     let mut p = EscPos::new(ctx.encoding);
-    heading(&mut p, ctx, title);
-    if let Some(c) = copy {
-        p.align(Align::Center).line(c).align(Align::Left);
+    heading(&mut p, ctx, &title);
+    if copy {
+        p.align(Align::Center)
+            .line(&l(Label::MerchantCopy))
+            .align(Align::Left);
     }
-    field(&mut p, w, "Terminal", &ctx.terminal_id);
-    field(&mut p, w, "Sale", &sale.sale_id);
-    field(&mut p, w, "Time", &local(sale.updated_at, ctx));
+    field(&mut p, w, &l(Label::Terminal), &ctx.terminal_id);
+    field(&mut p, w, &l(Label::Sale), &sale.sale_id);
+    field(&mut p, w, &l(Label::Time), &local(sale.updated_at, ctx));
     if let Some(r) = &sale.reference {
-        field(&mut p, w, "Reference", r);
+        field(&mut p, w, &l(Label::Reference), r);
     }
     if let Some(c) = cashier(sale) {
-        field(&mut p, w, "Cashier", &c);
+        field(&mut p, w, &l(Label::Cashier), &c);
     }
     p.align(Align::Center).bold(true).double(true);
     p.line(&sale.amount.to_string());
     p.double(false).bold(false).align(Align::Left);
-    field(&mut p, w, "State", sale.state.as_str());
+    field(
+        &mut p,
+        w,
+        &l(Label::State),
+        &lang.state(sale.state.as_str()),
+    );
     let paid = paid_attempt(sale);
     if let Some(a) = paid.or(sale.attempts.last()) {
-        field(&mut p, w, "Wallet", a.wallet.as_str());
-        field(&mut p, w, "Code", &a.code);
+        field(
+            &mut p,
+            w,
+            &l(Label::Wallet),
+            &lang.wallet(a.wallet.as_str()),
+        );
+        field(&mut p, w, &l(Label::Code), &a.code);
         if let Some(t) = &a.gateway_trade_id {
-            field(&mut p, w, "Trade no", t);
+            field(&mut p, w, &l(Label::TradeNo), t);
         }
     }
     if let Some(a) = paid {
-        for (k, v) in money_lines(sale.amount, a) {
+        for (k, v) in money_lines(sale.amount, a, lang) {
             field(&mut p, w, &k, &v);
         }
     }
     if reversed {
-        p.line("The customer's payment was refunded in full.");
+        wrapped(&mut p, w, &l(Label::RefundedInFull));
     }
     if let Some(by) = &sale.superseded_by {
-        field(&mut p, w, "Replaced by", by);
+        field(&mut p, w, &l(Label::ReplacedBy), by);
     }
     for r in &sale.refunds {
         field(
             &mut p,
             w,
-            &format!("Refund {}", r.state.as_str()),
+            &format!("{} {}", l(Label::Refund), lang.state(r.state.as_str())),
             &format!("-{}", r.amount),
         );
     }
     if let Some(m) = &sale.message {
-        p.line(m);
+        wrapped(&mut p, w, m);
     }
     let qr = paid
         .and_then(|a| a.gateway_trade_id.clone())
@@ -226,20 +260,26 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: Option<&str>) ->
 
 /// The slip of a refund of part (or all) of a paid sale.
 pub fn escpos_refund(refund: &crate::view::RefundView, ctx: &ReceiptContext) -> Vec<u8> {
-    use super::escpos::{Align, EscPos};
+    let lang = ctx.language;
+    let l = |k| lang.label(k);
     let w = ctx.width;
     let mut p = EscPos::new(ctx.encoding);
-    heading(&mut p, ctx, "REFUND");
-    field(&mut p, w, "Terminal", &ctx.terminal_id);
-    field(&mut p, w, "Sale", &refund.sale_id);
-    field(&mut p, w, "Refund", &refund.refund_id);
-    field(&mut p, w, "Time", &local(refund.created_at, ctx));
+    heading(&mut p, ctx, &l(Label::RefundTitle));
+    field(&mut p, w, &l(Label::Terminal), &ctx.terminal_id);
+    field(&mut p, w, &l(Label::Sale), &refund.sale_id);
+    field(&mut p, w, &l(Label::Refund), &refund.refund_id);
+    field(&mut p, w, &l(Label::Time), &local(refund.created_at, ctx));
     p.align(Align::Center).bold(true).double(true);
     p.line(&format!("-{}", refund.amount));
     p.double(false).bold(false).align(Align::Left);
-    field(&mut p, w, "State", refund.state.as_str());
+    field(
+        &mut p,
+        w,
+        &l(Label::State),
+        &lang.state(refund.state.as_str()),
+    );
     if let Some(r) = &refund.reason {
-        field(&mut p, w, "Reason", r);
+        field(&mut p, w, &l(Label::Reason), r);
     }
     p.align(Align::Center)
         .qr(&refund.refund_id, 6)
@@ -257,13 +297,14 @@ mod golden {
 
     fn ctx() -> ReceiptContext {
         ReceiptContext {
-            store_name: Some("扫码小店 Demo Cafe".into()),
+            store_name: vec!["扫码小店 Demo Cafe".into()],
             terminal_id: "T0001".into(),
             header: vec!["Main St 1".into()],
             footer: vec!["谢谢惠顾 Thank you".into()],
             width: 32,
             encoding: Encoding::Gb18030,
             zone: crate::clock::StoreZone::parse("+08:00").unwrap(),
+            language: Language::En,
         }
     }
 
@@ -330,7 +371,7 @@ mod golden {
         let b = escpos_sale(
             &sale(SaleState::Paid, AttemptState::Succeeded, false),
             &ctx(),
-            None,
+            false,
         );
         assert!(
             b.starts_with(&[0x1B, 0x40, 0x1C, 0x26]),
@@ -354,7 +395,7 @@ mod golden {
         let b = escpos_sale(
             &sale(SaleState::Cancelled, AttemptState::Cancelled, true),
             &ctx(),
-            None,
+            false,
         );
         assert!(contains(&b, b"PAYMENT REVERSED"));
         assert!(contains(&b, b"refunded in full"));
@@ -402,3 +443,6 @@ mod golden {
         golden("z_report.bin", &b);
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -12,6 +12,8 @@ use super::{BooksBy, BooksLine, RefundLine, WalletLine, books_lines, books_text}
 use crate::clock::{StoreZone, to_journal};
 use crate::journal::{Journal, JournalError, SaleFilter, ShiftRow};
 use crate::money::{Amount, Currency};
+use crate::output::labels::{Label, Language};
+use crate::output::layout;
 use crate::state::{AttemptState, SaleState};
 
 /// Paid sales of one cashier (the sale's `operator_id`; empty when the register named none).
@@ -240,94 +242,94 @@ pub fn text(r: &ShiftReport) -> String {
 }
 
 /// The report's rows for a slip: a label on the left, its value on the right.
-fn slip_rows(r: &ShiftReport, zone: StoreZone) -> Vec<(String, String)> {
+fn slip_rows(r: &ShiftReport, zone: StoreZone, lang: Language) -> Vec<(String, String)> {
     let local = |t: &str| {
         crate::clock::from_journal(t)
             .map(|t| zone.local(t).format("%Y-%m-%d %H:%M").to_string())
             .unwrap_or_else(|| t.to_string())
     };
-    let mut rows = vec![("paid sales".to_string(), r.paid_count.to_string())];
+    let l = |k| lang.label(k);
+    let mut rows = vec![(l(Label::PaidSales), r.paid_count.to_string())];
     if let Some(o) = &r.opened_by {
-        rows.insert(0, ("opened by".to_string(), o.clone()));
+        rows.insert(0, (l(Label::OpenedBy), o.clone()));
     }
-    rows.push(("from".to_string(), local(&r.opened_at)));
-    rows.push(("until".to_string(), local(&r.until)));
+    rows.push((l(Label::From), local(&r.opened_at)));
+    rows.push((l(Label::Until), local(&r.until)));
     for c in &r.by_cashier {
         let who = if c.operator_id.is_empty() {
             "-"
         } else {
             c.operator_id.as_str()
         };
+        let cashier = match lang {
+            Language::En => "cashier".to_string(),
+            _ => l(Label::Cashier),
+        };
         rows.push((
-            format!("cashier {who} x{}", c.count),
+            format!("{cashier} {who} x{}", c.count),
             format!("{} {}", c.total, c.currency),
         ));
     }
     for w in &r.by_wallet {
         rows.push((
-            format!("{} x{}", w.wallet, w.count),
+            format!("{} x{}", lang.wallet(&w.wallet), w.count),
             format!("{} {}", w.total, w.currency),
         ));
     }
     for f in &r.refunds {
         rows.push((
-            format!("refunded x{}", f.count),
+            format!("{} x{}", l(Label::Refunded), f.count),
             format!("-{} {}", f.total, f.currency),
         ));
     }
     for b in &r.books {
         let c = &b.currency;
-        rows.push(("gross".into(), format!("{} {c}", b.gross)));
+        rows.push((l(Label::Gross), format!("{} {c}", b.gross)));
         rows.push((
-            "discount (store)".into(),
+            l(Label::DiscountStore),
             format!("-{} {c}", b.merchant_discount),
         ));
         rows.push((
-            "discount (wallet)".into(),
+            l(Label::DiscountWallet),
             format!("-{} {c}", b.platform_discount),
         ));
-        rows.push(("received".into(), format!("{} {c}", b.received)));
-        rows.push(("net received".into(), format!("{} {c}", b.net_received)));
+        rows.push((l(Label::Received), format!("{} {c}", b.received)));
+        rows.push((l(Label::NetReceived), format!("{} {c}", b.net_received)));
     }
     rows
 }
 
-/// Columns a text takes on the printer: CJK and other wide characters take two.
-fn columns(text: &str) -> usize {
-    text.chars()
-        .map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 })
-        .sum()
-}
-
 /// The report as an ESC/POS slip for the receipt printer, each row fitted to `ctx.width`
-/// (58 mm: 32 columns, 80 mm: 48): a value that does not fit beside its label goes on the
-/// next line, to the right.
+/// columns (58 mm: 32, 80 mm: 48) by `output::layout::row`: a value that does not fit
+/// beside its label goes on the next line, to the right.
 pub fn escpos(r: &ShiftReport, ctx: &crate::output::receipt::ReceiptContext) -> Vec<u8> {
     use crate::output::escpos::{Align, EscPos};
+    let lang = ctx.language;
     let mut p = EscPos::new(ctx.encoding);
     let title = match r.z_number {
-        Some(z) => format!("Z-REPORT {z:04}"),
-        None => "X-REPORT".to_string(),
+        Some(z) => format!("{} {z:04}", lang.label(Label::ZReport)),
+        None => lang.label(Label::XReport),
     };
     p.align(Align::Center);
-    if let Some(name) = &ctx.store_name {
+    for name in &ctx.store_name {
         p.line(name);
     }
     p.bold(true).line(&title).bold(false);
     p.line(&format!(
-        "shift {} terminal {}",
-        r.shift_id, ctx.terminal_id
+        "{} {} {} {}",
+        lang.label(Label::Shift),
+        r.shift_id,
+        match lang {
+            Language::En => "terminal".to_string(),
+            _ => lang.label(Label::Terminal),
+        },
+        ctx.terminal_id
     ))
     .align(Align::Left);
     p.line(&"-".repeat(ctx.width));
-    for (left, right) in slip_rows(r, ctx.zone) {
-        let used = columns(&left) + columns(&right);
-        if used < ctx.width {
-            p.line(&format!("{left}{}{right}", " ".repeat(ctx.width - used)));
-        } else {
-            p.line(&left);
-            let pad = ctx.width.saturating_sub(columns(&right));
-            p.line(&format!("{}{right}", " ".repeat(pad)));
+    for (left, right) in slip_rows(r, ctx.zone, lang) {
+        for line in layout::row(ctx.width, &left, &right) {
+            p.line(&line);
         }
     }
     p.line(&"-".repeat(ctx.width));
@@ -423,10 +425,9 @@ mod tests {
         assert!(dup.is_err());
     }
 
-    #[test]
-    fn golden_z_reports_58_and_80_mm() {
-        use crate::output::escpos::Encoding;
-        let r = ShiftReport {
+    /// A closed shift with two cashiers (one with a Chinese name), a voucher and a refund.
+    fn sample() -> ShiftReport {
+        ShiftReport {
             shift_id: 7,
             z_number: Some(7),
             opened_at: "2026-12-03T01:00:00.000Z".into(),
@@ -473,16 +474,23 @@ mod tests {
                 count: 1,
                 total: "1.00".into(),
             }],
-        };
+        }
+    }
+
+    #[test]
+    fn golden_z_reports_58_and_80_mm() {
+        use crate::output::escpos::Encoding;
+        let r = sample();
         for width in [32, 48] {
             let ctx = crate::output::receipt::ReceiptContext {
-                store_name: Some("扫码小店".into()),
+                store_name: vec!["扫码小店".into()],
                 terminal_id: "T0001".into(),
                 header: vec![],
                 footer: vec![],
                 width,
                 encoding: Encoding::Gb18030,
                 zone: StoreZone::parse("+08:00").unwrap(),
+                language: Language::En,
             };
             let bytes = escpos(&r, &ctx);
             let name = format!("shift_z_report_{}mm.bin", if width == 32 { 58 } else { 80 });
@@ -499,5 +507,56 @@ mod tests {
             assert!(text.contains("Z-REPORT 0007"), "{text}");
             assert!(text.contains("cashier C01 x2"), "{text}");
         }
+    }
+
+    #[test]
+    fn golden_z_report_in_chinese_lines_up() {
+        for (width, name) in [
+            (32, "shift_z_report_58mm_zh.bin"),
+            (48, "shift_z_report_80mm_zh.bin"),
+        ] {
+            chinese_z_report(width, name);
+        }
+    }
+
+    fn chinese_z_report(width: usize, name: &str) {
+        use crate::output::escpos::Encoding;
+        let ctx = crate::output::receipt::ReceiptContext {
+            store_name: vec!["扫码小店".into()],
+            terminal_id: "T0001".into(),
+            header: vec![],
+            footer: vec![],
+            width,
+            encoding: Encoding::Gb18030,
+            zone: StoreZone::parse("+08:00").unwrap(),
+            language: Language::Zh,
+        };
+        let bytes = escpos(&sample(), &ctx);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/golden")
+            .join(name);
+        if std::env::var_os("SCANPAY_BLESS").is_some() {
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let expected = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (SCANPAY_BLESS=1 writes it)", path.display()));
+        assert!(expected == bytes, "{name} differs from the golden bytes");
+        let lines = crate::output::receipt::tests::printed_lines(&bytes);
+        let text = lines.join("\n");
+        assert!(text.contains("Z报表 0007"), "{text}");
+        for (label, value) in [
+            ("收银员 李雷 x1", "5.00 CNY"),
+            ("商户优惠", "-2.00 CNY"),
+            ("净收", "22.00 CNY"),
+            ("支付宝 x3", "25.00 CNY"),
+        ] {
+            let line = lines
+                .iter()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("no {label} in {text}"));
+            assert!(line.ends_with(value), "{line:?}");
+            assert_eq!(layout::columns(line), width, "{line:?}");
+        }
+        assert!(!text.contains("net received"), "{text}");
     }
 }

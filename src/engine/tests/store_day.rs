@@ -40,17 +40,18 @@ async fn around_midnight(zone: &str) {
     assert!(after.sale_id.starts_with("S20261202-"), "{}", after.sale_id);
 
     let ctx = crate::output::receipt::ReceiptContext {
-        store_name: None,
+        store_name: vec![],
         terminal_id: "DEMO01".into(),
         header: vec![],
         footer: vec![],
         width: 32,
         encoding: crate::output::escpos::Encoding::Gb18030,
         zone,
+        language: Default::default(),
     };
     let slip = |sale: &SaleView| {
         let view = h.engine.view(&sale.sale_id).unwrap();
-        String::from_utf8_lossy(&crate::output::receipt::escpos_sale(&view, &ctx, None))
+        String::from_utf8_lossy(&crate::output::receipt::escpos_sale(&view, &ctx, false))
             .into_owned()
     };
     assert!(
