@@ -29,13 +29,24 @@ struct Till {
 }
 
 async fn till(written: &str, currency: &'static str) -> Till {
+    till_with(written, currency, |text| {
+        text + &format!(
+            "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = {QR_TIMEOUT_S}\n\n[printer]\nkind = \"file\"\npath = \"printer.bin\"\n"
+        )
+    })
+    .await
+}
+
+/// A sandbox and a daemon on the sandbox's client config `written`, as `edit` changes it.
+async fn till_with(
+    written: &str,
+    currency: &'static str,
+    edit: impl FnOnce(String) -> String,
+) -> Till {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
     let config = sandbox.config_from(written);
-    let text = std::fs::read_to_string(&config).unwrap()
-        + &format!(
-            "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = {QR_TIMEOUT_S}\n\n[printer]\nkind = \"file\"\npath = \"printer.bin\"\n"
-        );
+    let text = edit(std::fs::read_to_string(&config).unwrap());
     std::fs::write(&config, text).unwrap();
     let socket = sandbox.dir.join("api.sock");
     let daemon = start(&config, &socket).await;
@@ -443,37 +454,21 @@ async fn till_with_notify(
     currency: &'static str,
     notify_key: &str,
     path: &str,
-) -> (Till, u16) {
-    let dir = tempfile::tempdir().unwrap();
-    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
-    let config = sandbox.config_from(written);
+) -> Till {
     let port = common::free_port();
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("sale_deadline_s = 6", "sale_deadline_s = 60")
-        .replace("inquiry_interval_ms = 500", "inquiry_interval_ms = 30000")
-        .replacen(
-            "[gateway]\n",
-            &format!("[gateway]\n{notify_key} = \"http://127.0.0.1:{port}{path}\"\n"),
-            1,
-        )
-        + &format!(
-            "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = 120\n\n[notify]\nlisten = \"127.0.0.1:{port}\"\n"
-        );
-    std::fs::write(&config, text).unwrap();
-    let socket = sandbox.dir.join("api.sock");
-    let daemon = start(&config, &socket).await;
-    (
-        Till {
-            _dir: dir,
-            sandbox,
-            config,
-            daemon,
-            socket,
-            currency,
-        },
-        port,
-    )
+    till_with(written, currency, |text| {
+        text.replace("sale_deadline_s = 6", "sale_deadline_s = 60")
+            .replace("inquiry_interval_ms = 500", "inquiry_interval_ms = 30000")
+            .replacen(
+                "[gateway]\n",
+                &format!("[gateway]\n{notify_key} = \"http://127.0.0.1:{port}{path}\"\n"),
+                1,
+            )
+            + &format!(
+                "\n[api]\nsocket = \"api.sock\"\n\n[sales]\nqr_timeout_s = 120\n\n[notify]\nlisten = \"127.0.0.1:{port}\"\n"
+            )
+    })
+    .await
 }
 
 async fn metric(t: &Till, name: &str) -> u64 {
@@ -499,7 +494,7 @@ async fn metric(t: &Till, name: &str) -> u64 {
 }
 
 async fn notified_every_way(written: &str, currency: &'static str, notify_key: &str, path: &str) {
-    let (t, _) = till_with_notify(written, currency, notify_key, path).await;
+    let t = till_with_notify(written, currency, notify_key, path).await;
 
     // A verified notification: the resolver inquires at once, well before its next pause.
     let sale = t.qr_sale("8.00").await;

@@ -329,13 +329,8 @@ pub fn pay_outcome(body: &Value, request_id: &str) -> Outcome<Paid> {
     let Some(r) = result_of(body) else {
         return Outcome::Unknown(Unknown::new(UnknownKind::Malformed, "answer has no result"));
     };
-    if let Some(echo) = body.get("paymentRequestId").and_then(Value::as_str)
-        && echo != request_id
-    {
-        return Outcome::Unknown(Unknown::new(
-            UnknownKind::Mismatch,
-            format!("answer is for paymentRequestId {echo:?}, not {request_id:?}"),
-        ));
+    if let Some(mismatch) = echo_mismatch(body, request_id) {
+        return Outcome::Unknown(mismatch);
     }
     match (r.status.as_str(), r.code.as_str()) {
         ("S", _) => match body.get("paymentId").and_then(Value::as_str) {
@@ -376,13 +371,8 @@ pub fn present_outcome(body: &Value, request_id: &str) -> Outcome<Presented> {
     let Some(r) = result_of(body) else {
         return Outcome::Unknown(Unknown::new(UnknownKind::Malformed, "answer has no result"));
     };
-    if let Some(echo) = body.get("paymentRequestId").and_then(Value::as_str)
-        && echo != request_id
-    {
-        return Outcome::Unknown(Unknown::new(
-            UnknownKind::Mismatch,
-            format!("answer is for paymentRequestId {echo:?}, not {request_id:?}"),
-        ));
+    if let Some(mismatch) = echo_mismatch(body, request_id) {
+        return Outcome::Unknown(mismatch);
     }
     let order_code = body
         .pointer("/orderCodeForm/codeDetails")
@@ -415,6 +405,17 @@ pub fn present_outcome(body: &Value, request_id: &str) -> Outcome<Presented> {
         ("F", _) => failed(&r),
         _ => Outcome::Unknown(unknown(UnknownKind::Malformed, &r)),
     }
+}
+
+/// An answer naming another `paymentRequestId` than the one asked: never trusted.
+fn echo_mismatch(body: &Value, request_id: &str) -> Option<Unknown> {
+    let echo = body.get("paymentRequestId").and_then(Value::as_str)?;
+    (echo != request_id).then(|| {
+        Unknown::new(
+            UnknownKind::Mismatch,
+            format!("answer is for paymentRequestId {echo:?}, not {request_id:?}"),
+        )
+    })
 }
 
 /// Whether a pay answer says "throttled: send the same request again later".

@@ -514,6 +514,26 @@ impl OpenApi {
         Ok(bytes.to_vec())
     }
 
+    /// What a pay and a precreate both send of the sale beyond its amount: the store, the
+    /// seller, the service provider, the campaign fields (docs/protocol.md §16.5).
+    fn sale_fields(
+        &self,
+        biz: &mut serde_json::Value,
+        store_id: Option<&str>,
+        basket: &crate::money::basket::Basket,
+    ) {
+        if let Some(store) = store_id {
+            biz["store_id"] = json!(store);
+        }
+        if let Some(seller) = &self.settings.seller_id {
+            biz["seller_id"] = json!(seller);
+        }
+        if let Some(isv) = &self.settings.sys_service_provider_id {
+            biz["extend_params"] = json!({ "sys_service_provider_id": isv });
+        }
+        wire::basket_fields(biz, basket);
+    }
+
     fn biz(value: serde_json::Value) -> String {
         value.to_string()
     }
@@ -622,16 +642,7 @@ impl Gateway for OpenApi {
             "terminal_id": request.terminal_id,
             "timeout_express": TIMEOUT_EXPRESS,
         });
-        if let Some(store) = &request.store_id {
-            biz["store_id"] = json!(store);
-        }
-        if let Some(seller) = &self.settings.seller_id {
-            biz["seller_id"] = json!(seller);
-        }
-        if let Some(isv) = &self.settings.sys_service_provider_id {
-            biz["extend_params"] = json!({ "sys_service_provider_id": isv });
-        }
-        wire::basket_fields(&mut biz, &request.basket);
+        self.sale_fields(&mut biz, request.store_id.as_deref(), &request.basket);
         match self.call("alipay.trade.pay", Self::biz(biz)).await {
             Ok(node) => wire::pay_outcome(&node, &request.request_id),
             Err(e) => e.into_outcome(),
@@ -657,16 +668,7 @@ impl Gateway for OpenApi {
             "timeout_express": format!("{minutes}m"),
             "qr_code_timeout_express": format!("{minutes}m"),
         });
-        if let Some(store) = &request.store_id {
-            biz["store_id"] = json!(store);
-        }
-        if let Some(seller) = &self.settings.seller_id {
-            biz["seller_id"] = json!(seller);
-        }
-        if let Some(isv) = &self.settings.sys_service_provider_id {
-            biz["extend_params"] = json!({ "sys_service_provider_id": isv });
-        }
-        wire::basket_fields(&mut biz, &request.basket);
+        self.sale_fields(&mut biz, request.store_id.as_deref(), &request.basket);
         match self.call("alipay.trade.precreate", Self::biz(biz)).await {
             Ok(node) => wire::present_outcome(&node, &request.request_id),
             Err(e) => e.into_outcome(),
