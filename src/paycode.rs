@@ -22,6 +22,8 @@ pub enum PayMethod {
     Scanned,
     OrderCode,
     EntryCode,
+    /// A bound member charged without a scan (auto-debit).
+    Member,
 }
 
 impl PayMethod {
@@ -30,6 +32,7 @@ impl PayMethod {
             PayMethod::Scanned => "scanned",
             PayMethod::OrderCode => "order_code",
             PayMethod::EntryCode => "entry_code",
+            PayMethod::Member => "member",
         }
     }
 
@@ -38,6 +41,7 @@ impl PayMethod {
             PayMethod::Scanned,
             PayMethod::OrderCode,
             PayMethod::EntryCode,
+            PayMethod::Member,
         ]
         .into_iter()
         .find(|m| m.as_str() == s)
@@ -45,7 +49,7 @@ impl PayMethod {
 
     /// Whether the customer scans what the merchant shows.
     pub fn presented(&self) -> bool {
-        *self != PayMethod::Scanned
+        matches!(self, PayMethod::OrderCode | PayMethod::EntryCode)
     }
 }
 

@@ -40,6 +40,9 @@ pub struct MembersConfig {
     pub refresh_before: Duration,
     /// How often housekeeping looks for tokens to refresh.
     pub refresh_every: Duration,
+    /// Limits on what a member is auto-debited: per sale, per store day.
+    pub max_per_sale: Option<crate::money::Amount>,
+    pub max_per_day: Option<crate::money::Amount>,
 }
 
 /// Member bindings: the configuration, the journal and the wallet's authorizations.
@@ -151,6 +154,63 @@ impl Members {
             refresh_expires_at: t.refresh_expires_at,
             login_id: t.login_id.clone(),
         })
+    }
+
+    /// What charging `member_id` `amount` takes: the binding's wallet and access token,
+    /// opened for this one sale. `Ok(Err(why))` when the member is over a limit (the
+    /// customer scans a code instead); an error when the member cannot be charged at all.
+    pub fn charge_for(
+        &self,
+        member_id: &str,
+        amount: crate::money::Amount,
+        day_start: chrono::DateTime<Utc>,
+    ) -> Result<Result<crate::engine::MemberCharge, String>, ApiError> {
+        let id = self::member_id(member_id)?;
+        let b = self
+            .journal
+            .member_binding(id)
+            .map_err(ApiError::internal)?
+            .filter(|b| b.state == BindingState::Bound)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "member_not_bound",
+                    format!("member {id} has no binding in force: bind the wallet first (POST /v1/members/{id}/binding)"),
+                )
+            })?;
+        if b.access_expires_at.is_some_and(|t| t <= Utc::now()) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "member_binding_expired",
+                format!("member {id}'s authorization has expired: bind the wallet again"),
+            ));
+        }
+        if let Some(max) = self.config.max_per_sale
+            && amount.minor() > max.minor()
+        {
+            return Ok(Err(format!(
+                "above the member's limit of {max} a sale: scan the customer's payment code"
+            )));
+        }
+        if let Some(max) = self.config.max_per_day {
+            let paid = self
+                .journal
+                .member_paid_since(id, day_start)
+                .map_err(ApiError::internal)?;
+            if paid.saturating_add(amount.minor()) > max.minor() {
+                return Ok(Err(format!(
+                    "above the member's limit of {max} a day: scan the customer's payment code"
+                )));
+            }
+        }
+        let token = self
+            .open(&b, TokenKind::Access)?
+            .ok_or_else(|| ApiError::internal("a bound member without an access token"))?;
+        Ok(Ok(crate::engine::MemberCharge {
+            member_id: id.to_string(),
+            wallet_type: b.wallet.clone(),
+            access_token: zeroize::Zeroizing::new(token.expose().to_string()),
+        }))
     }
 
     fn open(&self, b: &BindingRow, kind: TokenKind) -> Result<Option<Token>, ApiError> {

@@ -43,6 +43,8 @@ pub(crate) struct CreateSale {
     method: Option<String>,
     /// `entry_code`: the wallet browser's user agent, as the page received it.
     user_agent: Option<String>,
+    /// A bound member to auto-debit (docs/api.md, "Members"): no code is scanned.
+    member_id: Option<String>,
 }
 
 /// The body of `POST /v1/sales/{id}/customer_scan` (optional): the same method fields.
@@ -190,6 +192,27 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let (req, amount, basket) = parse_create(&body)?;
     let how = presentation(req.method.as_deref(), req.user_agent.as_deref())?;
+    if req.member_id.is_some() && how.is_some() {
+        return Err(ApiError::field(
+            "member_id",
+            "a member sale is auto-debited: it takes no method",
+        ));
+    }
+    // Checked before anything is created: a member who cannot be charged gets no sale.
+    let member = match &req.member_id {
+        None => None,
+        Some(id) => {
+            let members = s.members.as_ref().ok_or_else(|| {
+                ApiError::field(
+                    "member_id",
+                    "no [members] section: this till has no member auto-debit",
+                )
+            })?;
+            let zone = s.engine.zone();
+            let day_start = zone.day(zone.date_of(chrono::Utc::now())).0;
+            Some(members.charge_for(id, amount, day_start)?)
+        }
+    };
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -234,6 +257,29 @@ pub async fn create(
         basket,
     };
     match s.engine.arm(request) {
+        Ok(view)
+            if member.is_some()
+                && view.state == SaleState::AwaitingScan
+                && view.attempts.is_empty() =>
+        {
+            let view = match member {
+                Some(Ok(charge)) => s
+                    .engine
+                    .charge_member(&view.sale_id, charge)
+                    .await
+                    .map_err(engine_error)?,
+                // Over a limit: the sale waits for the customer's code instead.
+                Some(Err(why)) => {
+                    s.engine
+                        .journal()
+                        .note_refused_scan(&view.sale_id, &why, chrono::Utc::now())
+                        .map_err(ApiError::internal)?;
+                    s.engine.view(&view.sale_id).map_err(ApiError::internal)?
+                }
+                None => view,
+            };
+            Ok((StatusCode::CREATED, Json(SaleJson::from(&view))).into_response())
+        }
         Ok(view)
             if how.is_some()
                 && view.state == SaleState::AwaitingScan

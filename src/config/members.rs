@@ -29,6 +29,10 @@ pub(super) struct RawMembers {
     os_type: Option<String>,
     refresh_before_s: Option<u64>,
     refresh_check_s: Option<u64>,
+    /// A member sale above this, or a day's member sales above `max_per_day`, is not
+    /// auto-debited: the customer scans a code instead.
+    max_per_sale: Option<String>,
+    max_per_day: Option<String>,
 }
 
 impl Validator<'_> {
@@ -36,7 +40,19 @@ impl Validator<'_> {
         &self,
         raw: RawMembers,
         has_ams: bool,
+        currency: crate::money::Currency,
     ) -> Result<MembersConfig, ConfigError> {
+        let limit = |key: &'static str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| match crate::money::Amount::parse(t, currency) {
+                    Ok(a) if a.is_positive() => Ok(a),
+                    Ok(_) => Err(self.invalid(SECTION, key, t, "an amount above zero")),
+                    Err(e) => Err(self.invalid(SECTION, key, t, e.to_string())),
+                })
+                .transpose()
+        };
+        let max_per_sale = limit("max_per_sale", &raw.max_per_sale)?;
+        let max_per_day = limit("max_per_day", &raw.max_per_day)?;
         if !has_ams {
             return Err(self.invalid(
                 SECTION,
@@ -132,6 +148,8 @@ impl Validator<'_> {
             os_type: raw.os_type,
             refresh_before: Duration::from_secs(refresh_before),
             refresh_every: Duration::from_secs(refresh_every),
+            max_per_sale,
+            max_per_day,
         })
     }
 }

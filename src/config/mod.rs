@@ -293,7 +293,10 @@ impl Validator<'_> {
         let has_ams = std::iter::once(&gateway)
             .chain(other_gateways.iter())
             .any(|g| g.kind() == GatewayKind::AlipayAms);
-        let members = raw.members.map(|m| self.members(m, has_ams)).transpose()?;
+        let members = raw
+            .members
+            .map(|m| self.members(m, has_ams, terminal.currency))
+            .transpose()?;
         Ok(Config {
             members,
             source: self.file.to_string(),

@@ -7,12 +7,14 @@
 //! take, or already sent under another request id (invariant 4) is refused.
 
 pub mod attention;
+mod member;
 mod present;
 mod refund;
 mod sale;
 mod scan;
 mod settings;
 
+pub use member::{AGREEMENT_EXPIRY, MemberCharge};
 pub use scan::new_request_id;
 pub use settings::{EngineSettings, TerminalConfig, WatchdogConfig};
 

@@ -288,9 +288,21 @@ impl Engine {
                 )),
             };
         drop(on_wire);
+        self.settle(attempt, outcome, sent_at).await
+    }
+
+    /// Maps the pay answer of `attempt` (sent at `sent_at`) to its state, and resolves it
+    /// when unclear: the same rules for a scanned code and a member's auto-debit.
+    pub(super) async fn settle(
+        &self,
+        attempt: AttemptRow,
+        outcome: Outcome<crate::gateway::Paid>,
+        sent_at: tokio::time::Instant,
+    ) -> Result<AttemptRow, JournalError> {
+        let request_id = attempt.request_id.clone();
         let outcome = match outcome {
             Outcome::Success(paid) if !echo_ok(&paid, attempt.amount) => {
-                tracing::error!(request_id = %request.request_id, "pay answer states another amount: not trusted");
+                tracing::error!(request_id = %request_id, "pay answer states another amount: not trusted");
                 Outcome::Unknown(Unknown::new(
                     UnknownKind::Mismatch,
                     format!(
@@ -326,7 +338,7 @@ impl Engine {
                 },
             ),
             Outcome::Rejected(f) => {
-                tracing::error!(request_id = %request.request_id, code = %f.code, message = %f.message, "pay refused at the gateway's door: not charged");
+                tracing::error!(request_id = %request_id, code = %f.code, message = %f.message, "pay refused at the gateway's door: not charged");
                 (
                     AttemptState::Failed,
                     Change {
@@ -353,7 +365,7 @@ impl Engine {
                 },
             ),
             Outcome::Unknown(u) => {
-                tracing::warn!(request_id = %request.request_id, why = %u, "pay outcome unknown: inquiring");
+                tracing::warn!(request_id = %request_id, why = %u, "pay outcome unknown: inquiring");
                 let confirming = u.kind == UnknownKind::BuyerConfirming;
                 let (a, _) = self.journal.transition(
                     attempt.id,

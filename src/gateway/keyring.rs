@@ -158,6 +158,11 @@ impl Gateway for KeyRing {
         self.remember(&request.request_id, &generation);
         generation.pay(request).await
     }
+    async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
+        let generation = self.for_pay(&request.signing_key, Wallet::AlipayPlus);
+        self.remember(&request.request_id, &generation);
+        generation.pay_agreement(request).await
+    }
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         let generation = self.for_pay(&request.signing_key, request.wallet);
         self.remember(&request.request_id, &generation);

@@ -102,6 +102,23 @@ pub struct Presented {
     pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A member's auto-debit (AMS `AGREEMENT_PAYMENT`, docs/protocol.md §18): charged with the
+/// access token of the member's binding, no code scanned. The token is a secret: it is in
+/// this request for the one call that needs it and in nothing the gateway returns.
+pub struct AgreementRequest {
+    pub request_id: String,
+    /// The bound wallet's `paymentMethodType` (`ALIPAY_CN`, …).
+    pub wallet_type: String,
+    pub access_token: zeroize::Zeroizing<String>,
+    pub amount: Amount,
+    pub subject: String,
+    pub terminal_id: String,
+    pub signing_key: Option<String>,
+    pub basket: crate::money::basket::Basket,
+    /// `paymentExpiryTime` this long after the request (the seed's rule: at most a minute).
+    pub expires_in: std::time::Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct RefundRequest {
     /// The refund's own durable id (`out_request_no` / `refundRequestId`).
@@ -427,6 +444,17 @@ pub trait Gateway: Send + Sync {
                 request.wallet.display_name()
             ),
             cashier: "this wallet cannot pay by scanning the store's QR here: scan the customer's payment code".into(),
+        })
+    }
+
+    /// Charges a bound member without a scan. A gateway without auto-debit refuses it
+    /// (nothing is created).
+    async fn pay_agreement(&self, request: &AgreementRequest) -> Outcome<Paid> {
+        let _ = request;
+        Outcome::Failed(Failure {
+            code: "agreement_unsupported".into(),
+            message: format!("the {} gateway has no member auto-debit", self.name()),
+            cashier: "members cannot be charged here: scan the customer's code".into(),
         })
     }
 

@@ -375,6 +375,13 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
         self.record(Call::Pay(&request.request_id), &o);
         o
     }
+    async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
+        let started = std::time::Instant::now();
+        let o = self.inner.pay_agreement(request).await;
+        self.latency.observe(started.elapsed().as_secs_f64());
+        self.record(Call::Pay(&request.request_id), &o);
+        o
+    }
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         let started = std::time::Instant::now();
         let o = self.inner.present(request).await;

@@ -139,6 +139,14 @@ impl Gateway for Router {
         }
     }
 
+    async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
+        // Auto-debit is Antom's: the gateway that takes Alipay+ wallets.
+        match self.for_wallet(Wallet::AlipayPlus) {
+            Some(g) => g.pay_agreement(request).await,
+            None => Outcome::NotSent("no gateway configured for member auto-debit".into()),
+        }
+    }
+
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         match self.for_wallet(request.wallet) {
             Some(g) => g.present(request).await,

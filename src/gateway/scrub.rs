@@ -90,6 +90,35 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }
+    async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
+        // An answer may echo the request: the token never leaves in one.
+        let token = request.access_token.as_str();
+        let hide = |t: String| {
+            if token.is_empty() {
+                t
+            } else {
+                t.replace(token, "***")
+            }
+        };
+        match outcome(self.0.pay_agreement(request).await, |p| p) {
+            Outcome::Failed(f) => Outcome::Failed(Failure {
+                code: hide(f.code),
+                message: hide(f.message),
+                cashier: hide(f.cashier),
+            }),
+            Outcome::Rejected(f) => Outcome::Rejected(Failure {
+                code: hide(f.code),
+                message: hide(f.message),
+                cashier: hide(f.cashier),
+            }),
+            Outcome::Unknown(u) => Outcome::Unknown(Unknown {
+                kind: u.kind,
+                detail: hide(u.detail),
+            }),
+            Outcome::NotSent(why) => Outcome::NotSent(hide(why)),
+            ok => ok,
+        }
+    }
     async fn present(&self, request: &PresentRequest) -> Outcome<Presented> {
         outcome(self.0.present(request).await, |p| p)
     }

@@ -128,7 +128,24 @@ pub struct NewPresented<'a> {
 /// What an attempt is paid with, as written.
 enum Source<'a> {
     Code(&'a PaymentCode),
-    Presented { wallet: Wallet, method: PayMethod },
+    Presented {
+        wallet: Wallet,
+        method: PayMethod,
+    },
+    /// A bound member, by id (not a secret; the token is never written here).
+    Member {
+        member_id: &'a str,
+    },
+}
+
+/// A member's auto-debit attempt, before it is sent.
+#[derive(Debug, Clone)]
+pub struct NewMemberAttempt<'a> {
+    pub request_id: String,
+    pub gateway: &'a str,
+    pub member_id: &'a str,
+    pub deadline_at: DateTime<Utc>,
+    pub signing_key: Option<String>,
 }
 
 /// Which request counter to bump.
@@ -236,6 +253,52 @@ impl Journal {
         written
     }
 
+    /// Writes a member's auto-debit attempt (`pending`, its sale to `processing`), durably,
+    /// before the pay leaves; it counts as one of the sale's scans.
+    pub fn begin_member_attempt(
+        &self,
+        sale_id: &str,
+        new: &NewMemberAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        self.paying.start(SCAN_BEING_WRITTEN);
+        let written = self.write_attempt(
+            sale_id,
+            &new.request_id,
+            new.gateway,
+            Source::Member {
+                member_id: new.member_id,
+            },
+            new.deadline_at,
+            new.signing_key.as_deref(),
+            now,
+        );
+        match &written {
+            Ok((attempt, _)) => self.paying.start(attempt.id),
+            Err(_) => {
+                self.paying.end(SCAN_BEING_WRITTEN);
+            }
+        }
+        written
+    }
+
+    /// What `member_id` paid by auto-debit since `since` (paid attempts; a refund does not
+    /// give a limit back), in minor units.
+    pub fn member_paid_since(
+        &self,
+        member_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<i64, JournalError> {
+        let sum: Option<i64> = query::value(
+            &self.conn(),
+            "SELECT coalesce(sum(amount_minor), 0) FROM attempts
+             WHERE method = 'member' AND code_masked = ?1 AND state = 'succeeded'
+               AND created_at >= ?2",
+            params![format!("member {member_id}"), to_journal(since)],
+        )?;
+        Ok(sum.unwrap_or(0))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn write_attempt(
         &self,
@@ -251,7 +314,7 @@ impl Journal {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let sale = sale_in(&tx, sale_id)?;
         let attempts = attempts_in(&tx, sale_id)?;
-        let scanned = matches!(source, Source::Code(_));
+        let scanned = matches!(source, Source::Code(_) | Source::Member { .. });
         // A code scanned while the sale's QR waits for the customer is taken: the first
         // that pays wins, and the other is reversed (docs/design.md §2).
         let beside_qr = scanned
@@ -287,6 +350,12 @@ impl Journal {
                 },
                 format!("presented:{request_id}"),
                 Some(method.as_str()),
+            ),
+            Source::Member { member_id } => (
+                Wallet::AlipayPlus,
+                format!("member {member_id}"),
+                format!("member:{request_id}"),
+                Some(PayMethod::Member.as_str()),
             ),
         };
         let t = to_journal(now);

@@ -44,7 +44,7 @@ use rusqlite::Connection;
 use crate::clock::from_journal;
 
 pub use actions::{ActionRow, NewAction};
-pub use attempts::{AttemptRow, Change, Counter, NewAttempt, NewPresented};
+pub use attempts::{AttemptRow, Change, Counter, NewAttempt, NewMemberAttempt, NewPresented};
 pub use backup::Summary;
 pub use disk::{Checkpoint, DiskUse};
 pub use error::JournalError;

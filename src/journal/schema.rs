@@ -220,11 +220,11 @@ CREATE UNIQUE INDEX shifts_one_open ON shifts ((closed_at IS NULL)) WHERE closed
     r#"
 ALTER TABLE attempts ADD COLUMN signing_key TEXT;
 "#,
-    // 13: how the customer pays an attempt: NULL for a scanned payment code, or a code the
-    // merchant presented (an order's QR, an entry-code payment), with what the customer
-    // scans (or is sent to) and until when.
+    // 13: how the customer pays an attempt: NULL for a scanned payment code, a code the
+    // merchant presented (an order's QR, an entry-code payment) with what the customer scans
+    // (or is sent to) and until when, or a member's auto-debit.
     r#"
-ALTER TABLE attempts ADD COLUMN method TEXT CHECK (method IN ('order_code','entry_code'));
+ALTER TABLE attempts ADD COLUMN method TEXT CHECK (method IN ('order_code','entry_code','member'));
 ALTER TABLE attempts ADD COLUMN presented TEXT;
 ALTER TABLE attempts ADD COLUMN presented_expires_at TEXT;
 "#,

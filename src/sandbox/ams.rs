@@ -152,12 +152,14 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             false,
         );
     }
-    if request.get("productCode").and_then(Value::as_str) != Some("IN_STORE_PAYMENT") {
+    let product = request.get("productCode").and_then(Value::as_str);
+    let agreement = product == Some("AGREEMENT_PAYMENT");
+    if !agreement && product != Some("IN_STORE_PAYMENT") {
         return reply(
             result(
                 "F",
                 "PAYMENT_NOT_QUALIFIED",
-                "the sandbox takes IN_STORE_PAYMENT only",
+                "the sandbox takes IN_STORE_PAYMENT and AGREEMENT_PAYMENT only",
             ),
             false,
         );
@@ -166,7 +168,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
         .pointer("/paymentFactor/inStorePaymentScenario")
         .and_then(Value::as_str)
         .unwrap_or("");
-    if !matches!(in_store, "PaymentCode" | "OrderCode" | "EntryCode") {
+    if !agreement && !matches!(in_store, "PaymentCode" | "OrderCode" | "EntryCode") {
         return reply(
             result(
                 "F",
@@ -202,6 +204,9 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
     else {
         return reply(result("F", "PARAM_ILLEGAL", "paymentAmount invalid"), false);
     };
+    if agreement {
+        return reply(agreement_pay(server, request, request_id, amount), false);
+    }
     if in_store != "PaymentCode" {
         return reply(
             present(server, request, request_id, amount, in_store),
@@ -313,6 +318,61 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
             ),
         },
         Outcome::NotSent(_) | Outcome::Rejected(_) => Err(DropConnection),
+    }
+}
+
+/// A member's auto-debit (docs/protocol.md §18): `paymentMethodId` must be an access token
+/// the sandbox issued, unexpired and not revoked, for the `paymentMethodType` it names, and
+/// `paymentExpiryTime` at most a minute ahead. An amount whose minor units end in `05`
+/// answers `U` although it was charged, as code `05` does for a scanned code.
+fn agreement_pay(
+    server: &SandboxServer,
+    request: &Value,
+    request_id: &str,
+    amount: crate::money::Amount,
+) -> Value {
+    let token = request
+        .pointer("/paymentMethod/paymentMethodId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let wallet = request
+        .pointer("/paymentMethod/paymentMethodType")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if let Err(why) = server.authorizations.access_ok(token, wallet) {
+        return result("F", "INVALID_ACCESS_TOKEN", why);
+    }
+    let expiry = request
+        .get("paymentExpiryTime")
+        .and_then(Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+    let soon = chrono::Utc::now() + chrono::Duration::seconds(65);
+    if expiry.is_none_or(|t| t.with_timezone(&chrono::Utc) > soon) {
+        return result(
+            "F",
+            "PARAM_ILLEGAL",
+            "paymentExpiryTime: required, at most one minute after the request",
+        );
+    }
+    let subject = request
+        .pointer("/order/orderDescription")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match server.sandbox.decide_agreement(request_id, amount, subject) {
+        Outcome::Success(_) if amount.minor() % 100 == 5 => {
+            result("U", "UNKNOWN_EXCEPTION", "system busy, result unknown")
+        }
+        Outcome::Success(p) => {
+            let mut v = result("S", "SUCCESS", "success");
+            v["paymentRequestId"] = json!(request_id);
+            v["paymentId"] = json!(p.trade_id);
+            v["paymentAmount"] = amount_json(&amount);
+            v["paymentCreateTime"] = json!(now_iso());
+            v["paymentTime"] = json!(now_iso());
+            v
+        }
+        Outcome::Failed(f) => result("F", ams_code(&f.code), &f.message),
+        _ => result("U", "UNKNOWN_EXCEPTION", "system busy, result unknown"),
     }
 }
 

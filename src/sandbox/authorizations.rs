@@ -220,6 +220,19 @@ impl Authorizations {
     }
 
     /// An admin call under [`ADMIN_PREFIX`]: `(status, JSON)`.
+    /// Whether `token` is an access token this sandbox issued for `wallet`, unexpired and
+    /// not revoked: what an auto-debit needs.
+    pub(super) fn access_ok(&self, token: &str, wallet: &str) -> Result<(), &'static str> {
+        let book = self.book();
+        match book.grants.get(token) {
+            Some(g) if g.revoked => Err("the access token was revoked"),
+            Some(g) if g.access_expires <= Utc::now() => Err("the access token has expired"),
+            Some(g) if g.wallet != wallet => Err("the access token is for another wallet"),
+            Some(_) => Ok(()),
+            None => Err("no such access token"),
+        }
+    }
+
     pub(super) fn admin(&self, method: &hyper::Method, path: &str, query: &str) -> (u16, Value) {
         let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()

@@ -136,6 +136,62 @@ impl Sandbox {
         })
     }
 
+    /// A member's auto-debit under `request_id`: charged at once, idempotent per request id
+    /// (the same answer again), another amount under the same id refused.
+    pub fn decide_agreement(
+        &self,
+        request_id: &str,
+        amount: crate::money::Amount,
+        subject: &str,
+    ) -> Outcome<crate::gateway::Paid> {
+        let now = self.clock.now();
+        let mut ledger = self.lock();
+        *ledger.pay_calls.entry(request_id.to_string()).or_default() += 1;
+        if let Some(trade) = ledger.trades.get(request_id) {
+            return match (trade.amount, &trade.state) {
+                (Some(a), TradeState::Paid) if a == amount => {
+                    Outcome::Success(crate::gateway::Paid {
+                        trade_id: trade.trade_no.clone(),
+                        amount: Some(a),
+                        money: Breakdown::default(),
+                    })
+                }
+                (Some(a), _) if a == amount => {
+                    Outcome::Failed(super::failure("TRADE_HAS_CLOSE", "trade closed"))
+                }
+                _ => Outcome::Failed(super::failure(
+                    "CONTEXT_INCONSISTENT",
+                    "request id reused with other parameters",
+                )),
+            };
+        }
+        ledger.next_trade += 1;
+        let trade_no = format!("SBX{}{:08}", now.format("%Y%m%d"), ledger.next_trade);
+        ledger.trades.insert(
+            request_id.to_string(),
+            Trade {
+                trade_no: trade_no.clone(),
+                code: String::new(),
+                amount: Some(amount),
+                state: TradeState::Paid,
+                refunds: BTreeMap::new(),
+                subject: subject.to_string(),
+                paid_at: Some(now),
+                reversed_at: None,
+                frozen: false,
+                money: Breakdown::default(),
+                basket: Default::default(),
+                service_provider: None,
+                presented: None,
+            },
+        );
+        Outcome::Success(crate::gateway::Paid {
+            trade_id: trade_no,
+            amount: Some(amount),
+            money: Breakdown::default(),
+        })
+    }
+
     /// Plays the customer on the presented code `key` names (its content, or its request
     /// id). Returns the request id, or why nothing was done.
     pub fn customer(&self, key: &str, action: CustomerAction) -> Result<String, String> {

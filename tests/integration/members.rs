@@ -334,3 +334,180 @@ fn a_token_key_others_may_read_is_refused_naming_the_key() {
         "{err}"
     );
 }
+
+/// Binds `member` through the API and the sandbox's customer; returns nothing, panics on a
+/// step that does not answer as documented.
+async fn bind(port: u16, sandbox: &SandboxProc, member: &str) {
+    let (status, started) = api(port, "POST", &format!("/v1/members/{member}/binding"), None).await;
+    assert_eq!(status, 201, "{started}");
+    let auth_state = started["auth_state"].as_str().unwrap().to_string();
+    let (status, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={auth_state}"
+    ));
+    assert_eq!(status, 200, "{approved}");
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    let (status, bound) = api(
+        port,
+        "POST",
+        &format!("/v1/members/{member}/binding/auth_code"),
+        Some(json!({"auth_code": approved["auth_code"], "auth_state": auth_state})),
+    )
+    .await;
+    assert_eq!(
+        (status, bound["state"].as_str()),
+        (200, Some("bound")),
+        "{bound}"
+    );
+}
+
+async fn wait_sale(port: u16, id: &str, state: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, sale) = api(port, "GET", &format!("/v1/sales/{id}"), None).await;
+        if sale["state"] == state {
+            return sale;
+        }
+        assert!(
+            Instant::now() < end,
+            "sale {id} never became {state}: {sale}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A bound member is charged without a scan (`AGREEMENT_PAYMENT`): paid at once; an unclear
+/// answer resolved by inquiry to paid; over a limit the sale waits for a scanned code; a
+/// member whose token the wallet ended is refused with nothing created; the ledger equals
+/// the journal, and no token is in the journal, its WAL or the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bound_member_is_charged_without_a_scan_within_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 7);
+    let port = free_port();
+    let config = config(
+        &sandbox,
+        port,
+        &format!(
+            "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\nmax_per_sale = \"20.00\"\nmax_per_day = \"30.00\"\n",
+            key.display()
+        ),
+    );
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    bind(port, &sandbox, "M7").await;
+
+    let sale = |amount: &str| json!({"amount": amount, "currency": "USD", "member_id": "M7"});
+    let (status, paid) = api(port, "POST", "/v1/sales", Some(sale("12.00"))).await;
+    assert_eq!(status, 201, "{paid}");
+    assert_eq!(paid["state"], "paid", "{paid}");
+    assert_eq!(paid["attempts"][0]["method"], "member");
+    assert_eq!(paid["attempts"][0]["code"], "member M7");
+
+    // Unclear (the sandbox answers U for amounts ending in 05, and charged it): inquired.
+    let (status, doubt) = api(port, "POST", "/v1/sales", Some(sale("3.05"))).await;
+    assert_eq!(status, 201, "{doubt}");
+    let id = doubt["sale_id"].as_str().unwrap().to_string();
+    let resolved = wait_sale(port, &id, "paid").await;
+    assert_eq!(
+        resolved["attempts"][0]["result_message"], "inquiry: paid",
+        "{resolved}"
+    );
+
+    // Over the sale limit: not sent; the sale waits for a scanned code, which pays it.
+    let (status, over) = api(port, "POST", "/v1/sales", Some(sale("25.00"))).await;
+    assert_eq!(status, 201, "{over}");
+    assert_eq!(over["state"], "awaiting_scan", "{over}");
+    assert!(over["attempts"].as_array().unwrap().is_empty());
+    assert!(
+        over["message"].as_str().unwrap().contains("limit"),
+        "{over}"
+    );
+    daemon.feed("286000000000000300\n");
+    wait_sale(port, over["sale_id"].as_str().unwrap(), "paid").await;
+
+    // Over the day's limit (12.00 + 3.05 paid; 20.00 more is above 30.00).
+    let (status, over) = api(port, "POST", "/v1/sales", Some(sale("20.00"))).await;
+    assert_eq!(status, 201);
+    assert_eq!(over["state"], "awaiting_scan", "{over}");
+    assert!(
+        over["message"].as_str().unwrap().contains("a day"),
+        "{over}"
+    );
+    api(
+        port,
+        "POST",
+        &format!("/v1/sales/{}/cancel", over["sale_id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+
+    // The wallet ended the token: refused, the cashier told to bind again; not charged.
+    let (status, _) = sandbox.post("/_sandbox/authorizations/expire");
+    assert_eq!(status, 200);
+    let (status, ended) = api(port, "POST", "/v1/sales", Some(sale("2.00"))).await;
+    assert_eq!(status, 201, "{ended}");
+    assert_eq!(ended["state"], "awaiting_scan", "{ended}");
+    assert_eq!(ended["attempts"][0]["state"], "failed", "{ended}");
+    assert_eq!(
+        ended["attempts"][0]["result_code"], "INVALID_ACCESS_TOKEN",
+        "{ended}"
+    );
+    assert!(
+        ended["message"]
+            .as_str()
+            .unwrap()
+            .contains("bind the wallet again"),
+        "{ended}"
+    );
+    api(
+        port,
+        "POST",
+        &format!("/v1/sales/{}/cancel", ended["sale_id"].as_str().unwrap()),
+        None,
+    )
+    .await;
+
+    // Not bound: refused before anything is created.
+    let (status, e) = api(
+        port,
+        "POST",
+        "/v1/sales",
+        Some(json!({"amount": "1.00", "currency": "USD", "member_id": "nobody"})),
+    )
+    .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("member_not_bound")),
+        "{e}"
+    );
+
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    crate::common::procs::wait_for(
+        &journal,
+        Duration::from_secs(20),
+        "every attempt final",
+        |j| j.open_attempts().is_ok_and(|a| a.is_empty()),
+    );
+    crate::common::procs::assert_journal_and_ledger_agree(&journal, &sandbox.ledger());
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let log = daemon.stderr();
+    for t in &tokens {
+        assert!(!log.contains(t.as_str()), "a token in the daemon's log");
+        for file in [journal.clone(), journal.with_extension("sqlite-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(t.len()).any(|w| w == t.as_bytes()),
+                "a token in {}",
+                file.display()
+            );
+        }
+    }
+    daemon.terminate();
+}

@@ -241,6 +241,42 @@ impl Gateway for Ams {
         unreachable!("the last attempt returns")
     }
 
+    async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
+        let now = self.io.clock.now().with_timezone(&beijing());
+        let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+        let expiry = chrono::Duration::from_std(request.expires_in)
+            .ok()
+            .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
+        // Built once: a resend carries the very same bytes, under the same request id.
+        let body = zeroize::Zeroizing::new(wire::pay_body(&PayBody {
+            request_id: &request.request_id,
+            source: PaymentSource::Agreement {
+                wallet: &request.wallet_type,
+                access_token: &request.access_token,
+            },
+            amount: request.amount,
+            description: &request.subject,
+            terminal_id: &request.terminal_id,
+            request_time: &request_time,
+            expiry_time: expiry.as_deref(),
+            merchant: &self.settings.merchant,
+            goods: &request.basket.goods,
+        }));
+        let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
+        for attempt in 0..=THROTTLE_RETRIES {
+            let answer = match self.call(wire::PAY_PATH, body.to_string()).await {
+                Ok(answer) => answer,
+                Err(e) => return e.into_outcome(),
+            };
+            if wire::is_throttled(&answer) && attempt < THROTTLE_RETRIES {
+                tokio::time::sleep(backoff.pause()).await;
+                continue;
+            }
+            return wire::pay_outcome(&answer, &request.request_id);
+        }
+        unreachable!("the last attempt returns")
+    }
+
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         let now = self.io.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
