@@ -41,6 +41,11 @@ impl Engine {
             now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::TimeDelta::MAX);
         let (attempt, sale, claim) =
             self.start_member(sale_id, &member.member_id, deadline, now)?;
+        // A member sale is this one charge: not paid, it ends (the register starts a new
+        // sale for a scanned code, or binds the member again).
+        if let Err(e) = self.journal.no_more_attempts(sale_id) {
+            tracing::warn!(sale_id = %sale_id, error = %e, "the member sale may take another scan");
+        }
         let in_flight = InFlight(&self.slots);
         let request = AgreementRequest {
             request_id: attempt.request_id.clone(),
@@ -77,29 +82,19 @@ impl Engine {
         drop(on_wire);
         drop(request);
         crate::failpoint::hit("after_pay_answer");
+        // The wallet no longer takes the member's token: the cashier is told to bind again.
+        let outcome = match outcome {
+            Outcome::Failed(mut f) if f.code.contains("ACCESS_TOKEN") => {
+                f.cashier = "the member's wallet authorization no longer works: bind the wallet again, or scan the customer's payment code".into();
+                Outcome::Failed(f)
+            }
+            other => other,
+        };
         let settled = self.settle(attempt, outcome, sent_at).await;
         drop(in_flight);
         drop(claim);
-        match settled {
-            // The wallet no longer takes the member's token: the cashier says why.
-            Ok(a)
-                if a.state == crate::state::AttemptState::Failed
-                    && a.result_code
-                        .as_deref()
-                        .is_some_and(|c| c.contains("ACCESS_TOKEN")) =>
-            {
-                let why = "the member's wallet authorization no longer works: bind the wallet again, or scan the customer's payment code";
-                if let Err(e) = self
-                    .journal
-                    .note_refused_scan(sale_id, why, self.clock.now())
-                {
-                    tracing::warn!(sale_id = %sale_id, error = %e, "the refusal could not be kept on the sale");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(sale_id = %sale_id, error = %e, "journal error during a member's payment; attempt left for recovery");
-            }
+        if let Err(e) = settled {
+            tracing::error!(sale_id = %sale_id, error = %e, "journal error during a member's payment; attempt left for recovery");
         }
         let view = self.view(sale_id)?;
         if !matches!(

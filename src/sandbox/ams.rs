@@ -323,8 +323,9 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
 
 /// A member's auto-debit (docs/protocol.md §18): `paymentMethodId` must be an access token
 /// the sandbox issued, unexpired and not revoked, for the `paymentMethodType` it names, and
-/// `paymentExpiryTime` at most a minute ahead. An amount whose minor units end in `05`
-/// answers `U` although it was charged, as code `05` does for a scanned code.
+/// `paymentExpiryTime` at most a minute ahead. Like the code table of scanned codes, the
+/// amount's last two minor digits choose: `01` insufficient balance (not charged), `05`
+/// answers `U` although it was charged; any other is paid.
 fn agreement_pay(
     server: &SandboxServer,
     request: &Value,
@@ -358,6 +359,13 @@ fn agreement_pay(
         .pointer("/order/orderDescription")
         .and_then(Value::as_str)
         .unwrap_or("");
+    if amount.minor() % 100 == 1 {
+        return result(
+            "F",
+            "USER_BALANCE_NOT_ENOUGH",
+            "the member's balance is not enough",
+        );
+    }
     match server.sandbox.decide_agreement(request_id, amount, subject) {
         Outcome::Success(_) if amount.minor() % 100 == 5 => {
             result("U", "UNKNOWN_EXCEPTION", "system busy, result unknown")

@@ -288,6 +288,16 @@ impl Authorizations {
                     json!({"access_s": book.access_lifetime.num_seconds(), "refresh_s": book.refresh_lifetime.num_seconds()}),
                 )
             }
+            // The customer ends the authorization in the wallet: every access token issued
+            // is revoked from the wallet's side (a later auto-debit is refused).
+            ("POST", "/revoke") => {
+                let mut n = 0;
+                for g in book.grants.values_mut().filter(|g| !g.revoked) {
+                    g.revoked = true;
+                    n += 1;
+                }
+                (200, json!({"revoked_by_wallet": n}))
+            }
             ("POST", "/expire") => {
                 let now = Utc::now();
                 for g in book.grants.values_mut() {
