@@ -8,7 +8,8 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::validate::Validator;
 
-/// docs/gateways.md §11: two minutes is enough to open the wallet and scan.
+/// docs/gateways.md §11: two minutes is enough to open the wallet and scan. Rounded up to
+/// whole minutes, the unit the Open Platform takes.
 const QR_TIMEOUT_S_DEFAULT: u64 = 120;
 /// The shortest code both gateways issue is one minute; the Open Platform's
 /// `qr_code_timeout_express` goes up to two hours, the longest scanpay keeps one open.

@@ -11,6 +11,10 @@ use crate::journal::{Change, NewPresented};
 use crate::paycode::Wallet;
 use crate::state::{AttemptState, Cause};
 
+/// How long after a presented code's expiry at the provider its sale is cancelled: by
+/// then the provider has closed it itself, whatever the clocks' small differences.
+pub const CLOSED_BY_PROVIDER_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Engine {
     /// Shows a code for the armed sale `sale_id`: an order's QR, or the payment an entry
     /// code's page asked for. Returns the sale, with its `qr` once the provider issued one.
@@ -23,9 +27,15 @@ impl Engine {
         }
         let wallet = Wallet::Alipay;
         let now = self.clock.now();
-        let expires_in = self.settings.qr_timeout;
+        // Whole minutes (the Open Platform's unit), so the provider closes the code exactly
+        // then; the watchdog inquires until a little after, and only then cancels: a code
+        // can never be paid after its sale has ended (docs/gateways.md §11).
+        let expires_in = std::time::Duration::from_secs(
+            self.settings.qr_timeout.as_secs().div_ceil(60).max(1) * 60,
+        );
+        let expiry = now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::TimeDelta::MAX);
         let deadline =
-            now + chrono::Duration::from_std(expires_in).unwrap_or(chrono::TimeDelta::MAX);
+            expiry + chrono::Duration::from_std(CLOSED_BY_PROVIDER_MARGIN).unwrap_or_default();
         let method = how.method();
         let (attempt, sale, claim) =
             self.start_presented(sale_id, wallet, method, deadline, now)?;
@@ -56,12 +66,12 @@ impl Engine {
                 )),
             };
         crate::failpoint::hit("after_pay_answer");
-        let left = expires_in.saturating_sub(sent_at.elapsed());
+        let left = (expires_in + CLOSED_BY_PROVIDER_MARGIN).saturating_sub(sent_at.elapsed());
         let now = self.clock.now();
         let result = match outcome {
             Outcome::Success(p) => {
-                // Never payable past the sale's own expiry, whatever the provider says.
-                let expires_at = p.expires_at.map_or(deadline, |at| at.min(deadline));
+                // What the customer is told: the provider's expiry, never past the sale's.
+                let expires_at = p.expires_at.map_or(expiry, |at| at.min(expiry));
                 let (a, _) = self.journal.transition(
                     attempt.id,
                     AttemptState::Unknown,

@@ -220,11 +220,23 @@ impl Engine {
         code: &PaymentCode,
     ) -> ScanOutcome {
         let sale_id = attempt.sale_id.clone();
-        if let Err(e) = self.send_and_resolve(attempt, subject, code).await {
-            // The journal failed mid-attempt: the row stays open and the next start
-            // resolves it. The register must not treat this as "not paid".
-            tracing::error!(sale_id = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
-        }
+        // Whether this attempt is what ended the sale (a code paid after the sale's QR was is
+        // reversed, and the sale was told paid already).
+        let decided = match self.send_and_resolve(attempt, subject, code).await {
+            Ok(a) => {
+                if !a.state.is_final() {
+                    // In doubt (or being reversed): the watchdog takes it from here, now.
+                    self.wake.notify_one();
+                }
+                a.state.is_final() && crate::watchdog::decides_sale(&self.journal, &a)
+            }
+            Err(e) => {
+                // The journal failed mid-attempt: the row stays open and the next start
+                // resolves it. The register must not treat this as "not paid".
+                tracing::error!(sale_id = %sale_id, error = %e, "journal error during payment; attempt left for recovery");
+                true
+            }
+        };
         let view = match self.view(&sale_id) {
             Ok(v) => v,
             Err(e) => {
@@ -246,7 +258,7 @@ impl Engine {
                 slots.armed = None;
             }
         }
-        if view.state.is_final() {
+        if view.state.is_final() && decided {
             crate::watchdog::announce_if_final(&*self.observer, &view);
         }
         ScanOutcome::Attempted { sale: view }

@@ -181,10 +181,16 @@ impl Devtools {
         let (r, w) = (cmd_read.as_raw_fd(), out_write.as_raw_fd());
         let mut cmd = chromium(&["--remote-debugging-pipe"], url, profile);
         cmd.stdout(Stdio::null());
-        // SAFETY: dup2 is async-signal-safe; it only places the two pipe ends at 3 and 4.
+        // SAFETY: fcntl and dup2 are async-signal-safe; they only place the two pipe ends at
+        // 3 and 4. Copied above 10 first: a pipe end may itself be 3 or 4 (dup2 of an fd onto
+        // itself would keep its close-on-exec flag, or overwrite the other end).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(r, 3) < 0 || libc::dup2(w, 4) < 0 {
+                let (r2, w2) = (
+                    libc::fcntl(r, libc::F_DUPFD, 10),
+                    libc::fcntl(w, libc::F_DUPFD, 10),
+                );
+                if r2 < 0 || w2 < 0 || libc::dup2(r2, 3) < 0 || libc::dup2(w2, 4) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

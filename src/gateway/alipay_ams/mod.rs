@@ -26,8 +26,6 @@ use crate::paycode::Wallet;
 use wire::{Merchant, PayBody, PaymentSource};
 
 /// How often a throttled pay (`REQUEST_TRAFFIC_EXCEED_LIMIT`) is resent, and the first pause.
-/// How much later than the watchdog's cancel a presented code expires at Antom.
-const PRESENTED_EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 const THROTTLE_RETRIES: u32 = 2;
 const THROTTLE_BACKOFF: Duration = Duration::from_millis(500);
 
@@ -280,9 +278,9 @@ impl Gateway for Ams {
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
         let now = self.io.clock.now().with_timezone(&beijing());
         let request_time = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
-        // The watchdog cancels at the sale's expiry; Antom's own, a little later, closes the
-        // code if the cancel cannot get through then.
-        let expiry = chrono::Duration::from_std(request.expires_in + PRESENTED_EXPIRY_MARGIN)
+        // Antom closes the code at its expiry; the watchdog's cancel comes after it
+        // (engine/present.rs), so no payment can arrive once the sale has ended.
+        let expiry = chrono::Duration::from_std(request.expires_in)
             .ok()
             .map(|d| (now + d).to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
         let source = match &request.how {

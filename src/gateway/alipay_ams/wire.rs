@@ -86,8 +86,9 @@ pub struct Merchant {
     pub payment_notify_url: Option<String>,
 }
 
-/// What is being paid with.
-#[derive(Debug, Clone)]
+/// What is being paid with. Its `Debug` names the kind only: the code and the token are
+/// secrets.
+#[derive(Clone)]
 pub enum PaymentSource<'a> {
     /// `IN_STORE_PAYMENT`, user-presented code (the scanned code).
     PaymentCode(&'a str),
@@ -117,6 +118,17 @@ pub struct PayBody<'a> {
     pub merchant: &'a Merchant,
     /// The basket's goods, sent as `order.goods` (docs/protocol.md §16.5).
     pub goods: &'a [crate::money::basket::Goods],
+}
+
+impl std::fmt::Debug for PaymentSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PaymentSource::PaymentCode(_) => "PaymentCode(***)",
+            PaymentSource::OrderCode => "OrderCode",
+            PaymentSource::EntryCode { .. } => "EntryCode",
+            PaymentSource::Agreement { .. } => "Agreement(***)",
+        })
+    }
 }
 
 pub fn pay_body(p: &PayBody<'_>) -> String {
