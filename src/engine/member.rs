@@ -132,38 +132,20 @@ impl Engine {
         ),
         EngineError,
     > {
-        let wallet = Wallet::AlipayPlus;
-        let mut slots = lock(&self.slots);
-        if slots.armed.as_deref() != Some(sale_id) {
-            return Err(EngineError::NotWaiting(sale_id.to_string()));
-        }
-        if slots.in_flight.is_some() {
-            return Err(EngineError::InProgress(sale_id.to_string()));
-        }
-        let request_id = format!(
-            "{}{}",
-            new_request_id(&self.settings.terminal.id, now),
-            self.gateway.request_id_tag(wallet)
-        );
-        let Some(claim) = self.owners.claim(&request_id) else {
-            return Err(EngineError::InProgress(sale_id.to_string()));
-        };
-        let new = NewMemberAttempt {
-            request_id: request_id.clone(),
-            gateway: self.gateway.route(wallet).unwrap_or(self.gateway.name()),
-            member_id,
-            deadline_at: deadline,
-            signing_key: self.gateway.signing_key(wallet),
-        };
-        let (attempt, sale) = match self.journal.begin_member_attempt(sale_id, &new, now) {
-            Ok(written) => written,
-            Err(JournalError::SaleState { .. } | JournalError::NoAttemptsLeft(_)) => {
-                return Err(EngineError::NotWaiting(sale_id.to_string()));
-            }
-            Err(JournalError::AttemptOpen(id)) => return Err(EngineError::InProgress(id)),
-            Err(e) => return Err(e.into()),
-        };
-        slots.in_flight = Some(request_id);
-        Ok((attempt, sale, claim))
+        self.start_unscanned(
+            sale_id,
+            Wallet::AlipayPlus,
+            now,
+            |request_id, gateway, signing_key| {
+                let new = NewMemberAttempt {
+                    request_id: request_id.to_string(),
+                    gateway,
+                    member_id,
+                    deadline_at: deadline,
+                    signing_key,
+                };
+                self.journal.begin_member_attempt(sale_id, &new, now)
+            },
+        )
     }
 }

@@ -186,6 +186,43 @@ impl Engine {
         ),
         EngineError,
     > {
+        self.start_unscanned(sale_id, wallet, now, |request_id, gateway, signing_key| {
+            let new = NewPresented {
+                request_id: request_id.to_string(),
+                gateway,
+                wallet,
+                method,
+                deadline_at: deadline,
+                signing_key,
+            };
+            self.journal.begin_presented(sale_id, &new, now)
+        })
+    }
+
+    /// The checks and the claim every attempt without a scanned code needs, under the slot
+    /// lock (as a scan's are): the sale is the one at the till, nothing is on the wire. Then
+    /// `write` journals the attempt under a fresh request id for `wallet`'s gateway.
+    pub(super) fn start_unscanned(
+        &self,
+        sale_id: &str,
+        wallet: Wallet,
+        now: chrono::DateTime<chrono::Utc>,
+        write: impl FnOnce(
+            &str,
+            &str,
+            Option<String>,
+        ) -> Result<
+            (crate::journal::AttemptRow, crate::journal::SaleRow),
+            JournalError,
+        >,
+    ) -> Result<
+        (
+            crate::journal::AttemptRow,
+            crate::journal::SaleRow,
+            crate::watchdog::Claim,
+        ),
+        EngineError,
+    > {
         let mut slots = lock(&self.slots);
         if slots.armed.as_deref() != Some(sale_id) {
             return Err(EngineError::NotWaiting(sale_id.to_string()));
@@ -201,17 +238,10 @@ impl Engine {
         let Some(claim) = self.owners.claim(&request_id) else {
             return Err(EngineError::InProgress(sale_id.to_string()));
         };
-        let new = NewPresented {
-            request_id: request_id.clone(),
-            gateway: self.gateway.route(wallet).unwrap_or(self.gateway.name()),
-            wallet,
-            method,
-            deadline_at: deadline,
-            signing_key: self.gateway.signing_key(wallet),
-        };
-        let (attempt, sale) = match self.journal.begin_presented(sale_id, &new, now) {
+        let gateway = self.gateway.route(wallet).unwrap_or(self.gateway.name());
+        let (attempt, sale) = match write(&request_id, gateway, self.gateway.signing_key(wallet)) {
             Ok(written) => written,
-            Err(JournalError::SaleState { .. }) => {
+            Err(JournalError::SaleState { .. } | JournalError::NoAttemptsLeft(_)) => {
                 return Err(EngineError::NotWaiting(sale_id.to_string()));
             }
             Err(JournalError::AttemptOpen(id)) => return Err(EngineError::InProgress(id)),

@@ -205,10 +205,7 @@ impl Journal {
         new: &NewAttempt<'_>,
         now: DateTime<Utc>,
     ) -> Result<(AttemptRow, SaleRow), JournalError> {
-        // From the scan on, register events wait: a batch of them whose time came while this
-        // row is being written would put a commit in front of the pay request.
-        self.paying.start(SCAN_BEING_WRITTEN);
-        let written = self.write_attempt(
+        self.begin(
             sale_id,
             &new.request_id,
             new.gateway,
@@ -216,14 +213,7 @@ impl Journal {
             new.deadline_at,
             new.signing_key.as_deref(),
             now,
-        );
-        match &written {
-            Ok((attempt, _)) => self.paying.start(attempt.id),
-            Err(_) => {
-                self.paying.end(SCAN_BEING_WRITTEN);
-            }
-        }
-        written
+        )
     }
 
     /// Writes the attempt of a code the merchant presents (state `pending`, its sale to
@@ -235,7 +225,7 @@ impl Journal {
         new: &NewPresented<'_>,
         now: DateTime<Utc>,
     ) -> Result<(AttemptRow, SaleRow), JournalError> {
-        let written = self.write_attempt(
+        self.begin(
             sale_id,
             &new.request_id,
             new.gateway,
@@ -246,11 +236,7 @@ impl Journal {
             new.deadline_at,
             new.signing_key.as_deref(),
             now,
-        );
-        if let Ok((attempt, _)) = &written {
-            self.paying.start(attempt.id);
-        }
-        written
+        )
     }
 
     /// Writes a member's auto-debit attempt (`pending`, its sale to `processing`), durably,
@@ -261,8 +247,7 @@ impl Journal {
         new: &NewMemberAttempt<'_>,
         now: DateTime<Utc>,
     ) -> Result<(AttemptRow, SaleRow), JournalError> {
-        self.paying.start(SCAN_BEING_WRITTEN);
-        let written = self.write_attempt(
+        self.begin(
             sale_id,
             &new.request_id,
             new.gateway,
@@ -271,6 +256,32 @@ impl Journal {
             },
             new.deadline_at,
             new.signing_key.as_deref(),
+            now,
+        )
+    }
+
+    /// [`Journal::write_attempt`] with register events held back: from the scan on, a batch
+    /// of them whose time came while this row is being written would put a commit in front
+    /// of the pay request; from the commit on, they wait for the outcome's.
+    #[allow(clippy::too_many_arguments)]
+    fn begin(
+        &self,
+        sale_id: &str,
+        request_id: &str,
+        gateway: &str,
+        source: Source<'_>,
+        deadline_at: DateTime<Utc>,
+        signing_key: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(AttemptRow, SaleRow), JournalError> {
+        self.paying.start(SCAN_BEING_WRITTEN);
+        let written = self.write_attempt(
+            sale_id,
+            request_id,
+            gateway,
+            source,
+            deadline_at,
+            signing_key,
             now,
         );
         match &written {

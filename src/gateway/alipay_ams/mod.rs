@@ -67,6 +67,29 @@ impl Ams {
         })
     }
 
+    /// Sends the pay `body` (a payment code's or a member's), and the very same bytes again
+    /// under the same request id while Antom answers it is throttled.
+    async fn pay_resent_while_throttled(&self, request_id: &str, body: &str) -> Outcome<Paid> {
+        let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
+        let mut attempt = 0;
+        loop {
+            let answer = match self.call(wire::PAY_PATH, body.to_string()).await {
+                Ok(answer) => answer,
+                Err(e) => return e.into_outcome(),
+            };
+            if wire::is_throttled(&answer) && attempt < THROTTLE_RETRIES {
+                tracing::warn!(
+                    request_id,
+                    "gateway throttled the request; resending it unchanged"
+                );
+                tokio::time::sleep(backoff.pause()).await;
+                attempt += 1;
+                continue;
+            }
+            return wire::pay_outcome(&answer, request_id);
+        }
+    }
+
     /// Signs and sends `body` to `path`; returns the verified answer.
     async fn call(&self, path: &str, body: String) -> Result<Value, CallError> {
         let s = &self.settings;
@@ -223,20 +246,8 @@ impl Gateway for Ams {
             merchant: &self.settings.merchant,
             goods: &request.basket.goods,
         });
-        let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
-        for attempt in 0..=THROTTLE_RETRIES {
-            let answer = match self.call(wire::PAY_PATH, body.clone()).await {
-                Ok(answer) => answer,
-                Err(e) => return e.into_outcome(),
-            };
-            if wire::is_throttled(&answer) && attempt < THROTTLE_RETRIES {
-                tracing::warn!(request_id = %request.request_id, "gateway throttled the request; resending it unchanged");
-                tokio::time::sleep(backoff.pause()).await;
-                continue;
-            }
-            return wire::pay_outcome(&answer, &request.request_id);
-        }
-        unreachable!("the last attempt returns")
+        self.pay_resent_while_throttled(&request.request_id, &body)
+            .await
     }
 
     async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
@@ -260,19 +271,8 @@ impl Gateway for Ams {
             merchant: &self.settings.merchant,
             goods: &request.basket.goods,
         }));
-        let mut backoff = crate::clock::Backoff::new(THROTTLE_BACKOFF, THROTTLE_BACKOFF * 4);
-        for attempt in 0..=THROTTLE_RETRIES {
-            let answer = match self.call(wire::PAY_PATH, body.to_string()).await {
-                Ok(answer) => answer,
-                Err(e) => return e.into_outcome(),
-            };
-            if wire::is_throttled(&answer) && attempt < THROTTLE_RETRIES {
-                tokio::time::sleep(backoff.pause()).await;
-                continue;
-            }
-            return wire::pay_outcome(&answer, &request.request_id);
-        }
-        unreachable!("the last attempt returns")
+        self.pay_resent_while_throttled(&request.request_id, &body)
+            .await
     }
 
     async fn present(&self, request: &super::PresentRequest) -> Outcome<super::Presented> {
