@@ -231,6 +231,13 @@ pub struct Listeners {
     tcp: Option<tokio::net::TcpListener>,
 }
 
+impl Listeners {
+    /// The TCP address bound, when one was (the port an address with port 0 was given).
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+}
+
 /// Binds the Unix socket and, when configured, the TCP address.
 pub fn bind(config: &ApiConfig) -> Result<Listeners, ServeError> {
     let unix = bind_unix(config)?;

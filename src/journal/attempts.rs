@@ -169,7 +169,7 @@ impl Journal {
     }
 
     pub fn attempts(&self, sale_id: &str) -> Result<Vec<AttemptRow>, JournalError> {
-        let conn = self.conn();
+        let conn = self.read();
         attempts_in(&conn, sale_id)
     }
 
@@ -756,7 +756,7 @@ impl Journal {
     /// Attempts flagged for a person, newest first.
     pub fn attempts_needing_attention(&self) -> Result<Vec<AttemptRow>, JournalError> {
         query::rows(
-            &self.conn(),
+            &self.read(),
             "WHERE needs_attention IS NOT NULL ORDER BY id DESC",
             [],
         )

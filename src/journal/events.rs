@@ -203,7 +203,7 @@ impl Journal {
         limit: u32,
     ) -> Result<Vec<(i64, String, String)>, JournalError> {
         query::all(
-            &self.conn(),
+            &self.read(),
             "SELECT id, kind, data FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
             params![id, limit],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),

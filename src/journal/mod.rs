@@ -72,6 +72,11 @@ const CACHE_PAGES: i64 = 512;
 
 pub struct Journal {
     conn: Mutex<Connection>,
+    /// A second, read-only connection for what registers and operators read (a sale, the
+    /// list of sales, events to stream): with WAL it reads the last commit beside the
+    /// writer, so a reader never holds the next attempt write back. `None` on a journal
+    /// opened read-only, which has only the one.
+    reader: Option<Mutex<Connection>>,
     path: PathBuf,
     code_salt: String,
     /// Held for the life of a writing journal: one process owns the open attempts.
@@ -148,9 +153,11 @@ impl Journal {
             Some(id) => id,
             None => adopt(&conn, path)?,
         };
+        let reader = open_reader(path).map_err(open_err)?;
         let paying = Arc::new(events::Paying::default());
         Ok(Journal {
             conn: Mutex::new(conn),
+            reader: Some(Mutex::new(reader)),
             path: path.to_path_buf(),
             code_salt,
             _lock: Some(lock),
@@ -227,15 +234,7 @@ impl Journal {
             path: path.display().to_string(),
             source,
         };
-        let conn = Connection::open_with_flags(
-            path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open_err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
-        conn.pragma_update(None, "cache_size", CACHE_PAGES)
-            .map_err(open_err)?;
-        stay_prepared(&conn).map_err(open_err)?;
+        let conn = open_reader(path).map_err(open_err)?;
         let found: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(open_err)?;
@@ -245,6 +244,7 @@ impl Journal {
         }
         Ok(Journal {
             conn: Mutex::new(conn),
+            reader: None,
             path: path.to_path_buf(),
             code_salt: String::new(),
             _lock: None,
@@ -323,6 +323,17 @@ impl Journal {
         // (SQLite rolls it back), so the connection stays usable.
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The connection for reads that need not see an uncommitted write: the reader where
+    /// there is one. Every write is committed before the writer's lock is let go, so a read
+    /// that starts after a write returns sees it.
+    fn read(&self) -> MutexGuard<'_, Connection> {
+        self.reader
+            .as_ref()
+            .unwrap_or(&self.conn)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 impl Drop for Journal {
@@ -339,6 +350,18 @@ impl Drop for Journal {
 /// whenever a new value is bound to a parameter it compared with a partial index's condition
 /// (every lookup of a sale's attempts or refunds). The partial indexes are chosen by the
 /// constants written in the queries, never by a bound value, so the plans stay the same.
+/// A read-only connection with the journal's settings for reading.
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", CACHE_PAGES)?;
+    stay_prepared(&conn)?;
+    Ok(conn)
+}
+
 fn stay_prepared(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     conn.set_db_config(

@@ -212,7 +212,7 @@ impl Journal {
     }
 
     pub fn refunds(&self, sale_id: &str) -> Result<Vec<RefundRow>, JournalError> {
-        refunds_in(&self.conn(), sale_id)
+        refunds_in(&self.read(), sale_id)
     }
 
     pub fn refund(&self, id: i64) -> Result<RefundRow, JournalError> {

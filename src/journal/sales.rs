@@ -178,7 +178,7 @@ impl Journal {
     }
 
     pub fn sale(&self, id: &str) -> Result<Option<SaleRow>, JournalError> {
-        query::row(&self.conn(), "WHERE id = ?1", [id])
+        query::row(&self.read(), "WHERE id = ?1", [id])
     }
 
     /// A sale with its attempts and refunds, read in one transaction, so a write in between
@@ -188,7 +188,7 @@ impl Journal {
         &self,
         id: &str,
     ) -> Result<Option<(SaleRow, Vec<AttemptRow>, Vec<RefundRow>)>, JournalError> {
-        let mut conn = self.conn();
+        let mut conn = self.read();
         let tx = conn.transaction()?;
         let Some(sale) = query::row(&tx, "WHERE id = ?1", [id])? else {
             return Ok(None);
@@ -267,7 +267,7 @@ impl Journal {
     /// Sales newest first, filtered.
     pub fn sales(&self, filter: &SaleFilter) -> Result<Vec<SaleRow>, JournalError> {
         query::rows(
-            &self.conn(),
+            &self.read(),
             "WHERE (?1 IS NULL OR state = ?1)
                AND (?2 IS NULL OR created_at >= ?2)
                AND (?3 IS NULL OR created_at < ?3)
@@ -300,7 +300,7 @@ impl Journal {
     /// Number of sales in each state.
     pub fn sale_counts(&self) -> Result<Vec<(SaleState, u64)>, JournalError> {
         query::all(
-            &self.conn(),
+            &self.read(),
             "SELECT state, count(*) FROM sales GROUP BY state",
             [],
             |r| {

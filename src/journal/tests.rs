@@ -75,6 +75,42 @@ fn begin_attempt_commits_pending_row_and_processing_sale() {
     assert_eq!(state, "pending");
 }
 
+/// A register's read in progress (a long list of sales, an event replay) holds the
+/// reader, never the writer: the next attempt is written meanwhile, and the reader sees it
+/// once its read is over.
+#[test]
+fn a_read_in_progress_does_not_hold_back_an_attempt_write() {
+    let (_d, j) = journal();
+    let j = std::sync::Arc::new(j);
+    sale(&j, "S1", 1);
+    let mut reader = j.read();
+    let tx = reader.transaction().unwrap();
+    let before: i64 = tx
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(before, 0);
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = j.clone();
+    std::thread::spawn(move || {
+        let a = attempt(&writer, "S1", "R1", "286000000000000000");
+        let _ = done_tx.send(a.state);
+    });
+    let written = done_rx.recv_timeout(std::time::Duration::from_secs(5));
+    assert_eq!(
+        written.ok(),
+        Some(AttemptState::Pending),
+        "the attempt write waited for a reader"
+    );
+    // The open read still sees its own snapshot; a read after it sees the write.
+    let during: i64 = tx
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(during, 0);
+    tx.finish().unwrap();
+    drop(reader);
+    assert_eq!(j.attempts("S1").unwrap().len(), 1);
+}
+
 #[test]
 fn durability_settings_are_in_force() {
     let (_d, j) = journal();

@@ -65,10 +65,139 @@ async fn timestamping_proxy(
     Ok(addr)
 }
 
+/// A register beside the till while the sales run, over the real API on loopback: one
+/// polling `GET /v1/sales` every [`POLL_EVERY`] and one holding `GET /v1/events` open.
+/// What they read shows they were there.
+struct RegisterLoad {
+    stop: tokio_util::sync::CancellationToken,
+    polls: Arc<std::sync::atomic::AtomicU64>,
+    event_bytes: Arc<std::sync::atomic::AtomicU64>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    clients: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Faster than any register polls, so a poll often meets a scan.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
+impl RegisterLoad {
+    async fn start(
+        work: &Path,
+        engine: Arc<Engine>,
+        monitor: Arc<crate::gateway::monitor::Monitored<dyn crate::gateway::Gateway>>,
+        bus: Arc<EventBus>,
+        observer: Arc<dyn Observer>,
+    ) -> Result<RegisterLoad, String> {
+        let api = crate::api::ApiConfig {
+            socket: work.join("api.sock"),
+            socket_mode: 0o600,
+            group: None,
+            tcp: Some(([127, 0, 0, 1], 0).into()),
+            token: None,
+        };
+        let listeners = crate::api::bind(&api).map_err(|e| e.to_string())?;
+        let addr = listeners.tcp_addr().ok_or("the API's TCP address")?;
+        let state = crate::api::ApiState {
+            engine,
+            monitor,
+            bus,
+            observer,
+            scanners: Default::default(),
+            printer: None,
+            connections: Default::default(),
+            operations: None,
+            members: None,
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let polls = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let event_bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        let serve_stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let _ = crate::api::serve(&api, listeners, state, serve_stop).await;
+        }));
+        // The register is another process: its clients run on a thread of their own.
+        let (client_stop, poll_count, sse_bytes) =
+            (stop.clone(), polls.clone(), event_bytes.clone());
+        let clients = std::thread::Builder::new()
+            .name("bench-register".into())
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return;
+                };
+                rt.block_on(register_clients(addr, client_stop, poll_count, sse_bytes));
+            })
+            .map_err(|e| format!("the register's thread: {e}"))?;
+        Ok(RegisterLoad {
+            stop,
+            polls,
+            event_bytes,
+            tasks,
+            clients: Some(clients),
+        })
+    }
+
+    /// Stops both clients and the API; returns the polls answered and the event bytes read.
+    async fn stop(mut self) -> (u64, u64) {
+        self.stop.cancel();
+        if let Some(clients) = self.clients.take() {
+            let _ = tokio::task::spawn_blocking(move || clients.join()).await;
+        }
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        (
+            self.polls.load(std::sync::atomic::Ordering::Relaxed),
+            self.event_bytes.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
+/// The register's two clients: a poll of the newest sales every [`POLL_EVERY`], and the
+/// event stream held open, until `stop`.
+async fn register_clients(
+    addr: std::net::SocketAddr,
+    stop: tokio_util::sync::CancellationToken,
+    polls: Arc<std::sync::atomic::AtomicU64>,
+    event_bytes: Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let client = reqwest::Client::new();
+    let poll = async {
+        let url = format!("http://{addr}/v1/sales?limit=50");
+        while !stop.is_cancelled() {
+            if let Ok(r) = client.get(&url).send().await
+                && r.bytes().await.is_ok()
+            {
+                polls.fetch_add(1, Relaxed);
+            }
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    };
+    let stream = async {
+        let Ok(mut r) = client.get(format!("http://{addr}/v1/events")).send().await else {
+            return;
+        };
+        while let Ok(Some(c)) = r.chunk().await {
+            event_bytes.fetch_add(c.len() as u64, Relaxed);
+        }
+    };
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        _ = async { tokio::join!(poll, stream) } => {}
+    }
+}
+
 /// What the gateway path measured.
 pub(super) struct GatewayPath {
     pub wire_p50: Duration,
     pub wire_p99: Duration,
+    /// The register's polls of `/v1/sales` answered, and event-stream bytes read, while the
+    /// sales ran.
+    pub register_polls: u64,
+    pub register_event_bytes: u64,
     pub sales_per_s: f64,
     pub sales_per_s_4_terminals: f64,
     /// The journal's syncs and bytes from each scan to its sale paid, one entry a sale.
@@ -116,7 +245,13 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
     )
     .map_err(|e| e.to_string())?;
     let config = Config::demo(Path::new("unused")).map_err(|e| e.to_string())?;
-    let terminal = |i: usize| -> Result<Engine, String> {
+    type Parts = (
+        Engine,
+        Arc<crate::gateway::monitor::Monitored<dyn crate::gateway::Gateway>>,
+        Arc<EventBus>,
+        Arc<dyn Observer>,
+    );
+    let terminal_parts = |i: usize| -> Result<Parts, String> {
         let settings = OpenApiSettings {
             url: url::Url::parse(&format!("http://{proxy}/gateway.do"))
                 .map_err(|e| e.to_string())?,
@@ -131,21 +266,26 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
             cert_mode: None,
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let gateway = Arc::new(OpenApi::new(settings, clock.clone())?);
+        let inner: Arc<dyn crate::gateway::Gateway> =
+            Arc::new(OpenApi::new(settings, clock.clone())?);
+        // Monitored, as the daemon has it: every outcome updates the gateway's health.
+        let monitor = Arc::new(crate::gateway::monitor::Monitored::new(
+            inner,
+            clock.clone(),
+        ));
         let journal = Arc::new(
             Journal::open(&work.join(format!("terminal{i}.sqlite"))).map_err(|e| e.to_string())?,
         );
         // The register's event bus, as `scanpay run` has it with an [api] section: events
         // are journaled as the daemon does.
-        let observer: Arc<dyn Observer> = Arc::new(Fanout(vec![
-            Arc::new(LogObserver),
-            EventBus::start(journal.clone()),
-        ]));
-        Ok(Engine::new(
+        let bus = EventBus::start(journal.clone());
+        let observer: Arc<dyn Observer> =
+            Arc::new(Fanout(vec![Arc::new(LogObserver), bus.clone()]));
+        let engine = Engine::new(
             journal,
-            gateway,
+            monitor.clone(),
             clock,
-            observer,
+            observer.clone(),
             EngineSettings {
                 terminal: config.terminal.clone(),
                 timeout: Duration::from_secs(5),
@@ -154,8 +294,10 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
                 cancel_give_up_after: Some(Duration::from_secs(10)),
                 resolve_inline: true,
             },
-        ))
+        );
+        Ok((engine, monitor, bus, observer))
     };
+    let terminal = |i: usize| terminal_parts(i).map(|(engine, ..)| engine);
     let cny = Currency::from_code("CNY").map_err(|e| e.to_string())?;
     let sale = |engine: &Engine| -> Result<(), String> {
         engine
@@ -163,9 +305,12 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    // One terminal: time each scan to its request's first byte at the gateway's socket.
-    let engine = terminal(0)?;
+    // One terminal: time each scan to its request's first byte at the gateway's socket,
+    // with a register polling and streaming events beside it.
+    let (engine, monitor, bus, observer) = terminal_parts(0)?;
+    let engine = Arc::new(engine);
     let journal = engine.journal().clone();
+    let register = RegisterLoad::start(work, engine.clone(), monitor, bus, observer).await?;
     let mut wire = Vec::with_capacity(n);
     let mut pay_path = Vec::with_capacity(n);
     let mut io_bytes = Some(0u64);
@@ -202,6 +347,7 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
         }
     }
     let sequential = n as f64 / busy.as_secs_f64().max(1e-9);
+    let (register_polls, register_event_bytes) = register.stop().await;
     // What the sales left behind (the last one's events, the identity file) lands too.
     journal.flush_identity();
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -233,6 +379,8 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
     Ok(GatewayPath {
         wire_p50: p50,
         wire_p99: p99,
+        register_polls,
+        register_event_bytes,
         sales_per_s: sequential,
         sales_per_s_4_terminals: parallel,
         pay_path,

@@ -232,7 +232,12 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.add(
         "scan to wire, p99",
         format!("{:.3} ms", ms(wire_p99)),
-        String::new(),
+        format!(
+            "overhead {:+.3} ms; register polled {} times, {} KB of events streamed",
+            ms(wire_p99) - ms(floor),
+            path.register_polls,
+            path.register_event_bytes / 1000
+        ),
     );
     r.add(
         "sales per second, 1 terminal",
@@ -281,6 +286,7 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.figure("scan_to_wire_ms_p50", ms(wire_p50));
     r.figure("scan_to_wire_ms_p99", ms(wire_p99));
     r.figure("scan_to_wire_floor_ms", ms(floor));
+    r.figure("register_polls", path.register_polls as f64);
     r.figure("sales_per_s", sequential);
     r.figure("sales_per_s_4_terminals", parallel);
 
