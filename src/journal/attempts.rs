@@ -293,8 +293,9 @@ impl Journal {
         written
     }
 
-    /// What `member_id` paid by auto-debit since `since` (paid attempts; a refund does not
-    /// give a limit back), in minor units.
+    /// What `member_id` paid, or may yet have paid, by auto-debit since `since`, in minor
+    /// units: paid attempts and those still in doubt (one may yet turn out paid, and the
+    /// limit must hold then too); a refund does not give a limit back.
     pub fn member_paid_since(
         &self,
         member_id: &str,
@@ -303,8 +304,8 @@ impl Journal {
         let sum: Option<i64> = query::value(
             &self.conn(),
             "SELECT coalesce(sum(amount_minor), 0) FROM attempts
-             WHERE method = 'member' AND code_masked = ?1 AND state = 'succeeded'
-               AND created_at >= ?2",
+             WHERE method = 'member' AND code_masked = ?1
+               AND state NOT IN ('failed', 'cancelled') AND created_at >= ?2",
             params![format!("member {member_id}"), to_journal(since)],
         )?;
         Ok(sum.unwrap_or(0))

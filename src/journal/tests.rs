@@ -111,6 +111,56 @@ fn a_read_in_progress_does_not_hold_back_an_attempt_write() {
     assert_eq!(j.attempts("S1").unwrap().len(), 1);
 }
 
+/// A member's day limit counts what is paid and what is still in doubt; what ended unpaid
+/// gives the limit back.
+#[test]
+fn a_members_charges_in_doubt_count_against_the_day() {
+    let (_d, j) = journal();
+    let now = Utc::now();
+    let member = |sale_id: &str, request_id: &str| {
+        sale(&j, sale_id, 1);
+        let new = NewMemberAttempt {
+            request_id: request_id.to_string(),
+            gateway: "sandbox",
+            member_id: "M1",
+            deadline_at: now,
+            signing_key: None,
+        };
+        j.begin_member_attempt(sale_id, &new, now).unwrap().0
+    };
+    let in_doubt = member("S1", "R1");
+    let amount = in_doubt.amount.minor();
+    assert_eq!(
+        j.member_paid_since("M1", now - chrono::Duration::hours(1))
+            .unwrap(),
+        amount
+    );
+    j.transition(
+        in_doubt.id,
+        AttemptState::Failed,
+        Cause::PayAnswer,
+        &change("USER_BALANCE_NOT_ENOUGH"),
+        now,
+    )
+    .unwrap();
+    assert_eq!(
+        j.member_paid_since("M1", now - chrono::Duration::hours(1))
+            .unwrap(),
+        0
+    );
+    member("S2", "R2");
+    assert_eq!(
+        j.member_paid_since("M1", now - chrono::Duration::hours(1))
+            .unwrap(),
+        amount
+    );
+    assert_eq!(
+        j.member_paid_since("M2", now - chrono::Duration::hours(1))
+            .unwrap(),
+        0
+    );
+}
+
 #[test]
 fn durability_settings_are_in_force() {
     let (_d, j) = journal();
