@@ -600,6 +600,15 @@ async fn a_member_barcode_at_the_scanner_charges_the_armed_sale_to_the_member() 
     );
     scan("286000000000000400");
     wait_sale(port, &id, "paid").await;
+
+    // The day's books: one member pay line, for the wallet the member bound.
+    let (status, report) = api(port, "GET", "/v1/report", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["member_pay"],
+        json!([{"wallet": "ALIPAY_CN", "currency": "USD", "count": 1, "total": "12.00"}]),
+        "{report}"
+    );
     assert!(
         daemon.stderr().contains("member barcode refused"),
         "{}",
