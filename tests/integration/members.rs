@@ -615,3 +615,35 @@ async fn a_member_barcode_at_the_scanner_charges_the_armed_sale_to_the_member() 
         daemon.stderr()
     );
 }
+
+/// `check-config` refuses a member barcode pattern that could frame a payment code, or has no
+/// `{id}`, naming the key and what it takes.
+#[test]
+fn a_barcode_pattern_that_could_take_a_payment_code_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 5);
+    for (pattern, words) in [("28{id}", "letter or sign"), ("MBR-", "no {id}")] {
+        let config = config(
+            &sandbox,
+            free_port(),
+            &format!(
+                "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\nbarcode_pattern = \"{pattern}\"\n",
+                key.display()
+            ),
+        );
+        let out = crate::common::procs::scanpay()
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("barcode_pattern") && said.contains(words),
+            "{pattern}: {said}"
+        );
+    }
+}
