@@ -197,7 +197,7 @@ async fn read_lines(
 
 /// What became of a member's barcode.
 pub enum MemberScan {
-    /// Charged to the member (or tried): the sale as the journal now has it.
+    /// Charged to the member (or tried): the sale's outcome went out as events, as a scan's.
     Charged,
     /// Not charged, and why (the cashier was told; an armed sale keeps waiting).
     Refused(String),
