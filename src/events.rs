@@ -112,6 +112,15 @@ pub enum Event {
         text: String,
         kind: String,
     },
+    /// A member's wallet binding was started: the customer scans `auth_url` with the wallet
+    /// and approves (shown on the customer display, printed as a slip, drawn by the demo).
+    /// The URL is no secret, but only the display, the slip and the register need it.
+    MemberBindingStarted {
+        member_id: String,
+        /// The wallet's code as Antom names it, e.g. `ALIPAY_CN`.
+        wallet: String,
+        auth_url: String,
+    },
     /// An operator did something through the API or the console (a test print): who, what,
     /// and how it went. Journaled with the other events.
     OperatorAction {

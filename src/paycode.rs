@@ -305,9 +305,91 @@ fn mask_digit_runs(text: &str, secret: impl Fn(&str) -> bool) -> String {
     out
 }
 
+/// What a member's card or app barcode looks like (`[members] barcode_pattern`,
+/// docs/operations.md §4.5): literal text around one `{id}`, e.g. `"MBR-{id}"`. The id is
+/// 1 to 64 of `A-Z a-z 0-9 - _ .`. The literal part holds a letter or sign, so a payment
+/// code (digits only) never matches; and a scan that is a payment code is one, whatever
+/// the pattern says ([`MemberBarcode::member_id`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberBarcode {
+    prefix: String,
+    suffix: String,
+}
+
+/// The longest member id a barcode may carry (as `POST /v1/members/{id}` takes).
+pub const MEMBER_ID_MAX: usize = 64;
+
+impl MemberBarcode {
+    pub fn parse(pattern: &str) -> Result<MemberBarcode, String> {
+        const WANT: &str = "literal text around one {id}, e.g. \"MBR-{id}\"";
+        let (prefix, suffix) = pattern
+            .split_once("{id}")
+            .ok_or_else(|| format!("no {{id}} in it: {WANT}"))?;
+        if suffix.contains("{id}") {
+            return Err(format!("{{id}} more than once: {WANT}"));
+        }
+        let literal = format!("{prefix}{suffix}");
+        if literal.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("spaces and control characters are not scanned: leave them out".into());
+        }
+        if literal.bytes().all(|b| b.is_ascii_digit()) {
+            // Digits alone could frame a payment code: "28{id}" would take one.
+            return Err(format!(
+                "the text around {{id}} needs a letter or sign, so no payment code matches it: {WANT}"
+            ));
+        }
+        if prefix.starts_with("fp") && suffix.is_empty() {
+            return Err("\"fp…\" is how a face-pay code starts: choose another prefix".into());
+        }
+        Ok(MemberBarcode {
+            prefix: prefix.to_string(),
+            suffix: suffix.to_string(),
+        })
+    }
+
+    /// The member id `raw` names, when it is this pattern's barcode and no payment code.
+    pub fn member_id<'a>(&self, raw: &'a str) -> Option<&'a str> {
+        let text = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+        if matches!(recognise(text), Scan::Payment(_)) {
+            return None;
+        }
+        let id = text
+            .strip_prefix(self.prefix.as_str())?
+            .strip_suffix(self.suffix.as_str())?;
+        let ok = !id.is_empty()
+            && !id.starts_with('.')
+            && id.len() <= MEMBER_ID_MAX
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        ok.then_some(id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_barcodes_and_payment_codes_are_never_mistaken_for_each_other() {
+        let p = MemberBarcode::parse("MBR-{id}").unwrap();
+        assert_eq!(p.member_id("MBR-M0042\r\n"), Some("M0042"));
+        assert_eq!(p.member_id("MBR-"), None);
+        assert_eq!(p.member_id("MBR-a b"), None);
+        assert_eq!(p.member_id("mbr-M1"), None);
+        assert_eq!(p.member_id("286000000000000300"), None);
+        let suffixed = MemberBarcode::parse("{id}#M").unwrap();
+        assert_eq!(suffixed.member_id("123456#M"), Some("123456"));
+        // Digits only around {id}, or nothing at all, could take a payment code.
+        for bad in ["28{id}", "{id}", "MBR", "{id}{id}x", "M {id}", "fp{id}"] {
+            assert!(MemberBarcode::parse(bad).is_err(), "{bad}");
+        }
+        // A code a wallet recognises is a payment code even where a pattern fits it.
+        let fp = MemberBarcode::parse("f{id}").unwrap();
+        let face = format!("fp{}", "a".repeat(33));
+        assert_eq!(fp.member_id(&face), None);
+        assert!(matches!(recognise("MBR-M0042"), Scan::Barcode { .. }));
+    }
 
     fn wallet(text: &str) -> Option<Wallet> {
         match recognise(text) {

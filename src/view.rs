@@ -179,3 +179,29 @@ impl RefundView {
         }
     }
 }
+
+/// A member id as receipts and the cashier's messages show it: the last 4 characters kept
+/// (`****0042`), all masked when shorter than 6.
+pub fn mask_member_id(id: &str) -> String {
+    let chars: Vec<char> = id.chars().collect();
+    if chars.len() < 6 {
+        return "*".repeat(chars.len());
+    }
+    let keep = chars.len() - 4;
+    chars
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| if i >= keep { c } else { '*' })
+        .collect()
+}
+
+#[cfg(test)]
+mod member_id_tests {
+    use super::*;
+
+    #[test]
+    fn member_ids_are_masked_but_their_last_four() {
+        assert_eq!(mask_member_id("M00000042"), "*****0042");
+        assert_eq!(mask_member_id("M7"), "**");
+    }
+}

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::ApiState;
 use super::error::ApiError;
 use crate::gateway::alipay_ams::authorizations::{
-    AuthError, Authorizations, Consult, Grant, Token, Tokens,
+    AuthError, AuthUrls, Authorizations, Consult, Grant, Token, Tokens,
 };
 use crate::journal::members::{
     BindingRow, BindingState, SealedTokens, Secret, TokenKeys, TokenKind,
@@ -43,6 +43,8 @@ pub struct MembersConfig {
     /// Limits on what a member is auto-debited: per sale, per store day.
     pub max_per_sale: Option<crate::money::Amount>,
     pub max_per_day: Option<crate::money::Amount>,
+    /// A member's barcode at the scanner (`barcode_pattern`), when members show one.
+    pub barcode: Option<crate::paycode::MemberBarcode>,
 }
 
 /// Member bindings: the configuration, the journal and the wallet's authorizations.
@@ -50,10 +52,12 @@ pub struct Members {
     pub config: MembersConfig,
     journal: Arc<Journal>,
     auth: Arc<dyn Authorizations>,
+    /// Member id → the approval URL of a binding started here, for its QR.
+    pending: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// The longest member id taken, and what it may hold.
-const MEMBER_ID_MAX: usize = 64;
+use crate::paycode::MEMBER_ID_MAX;
 
 fn member_id(id: &str) -> Result<&str, ApiError> {
     // Not starting with '.', so "." and ".." never stand as a path segment.
@@ -129,6 +133,7 @@ impl Members {
             config,
             journal,
             auth,
+            pending: Default::default(),
         }
     }
 
@@ -354,36 +359,10 @@ pub async fn start(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let m = members(&s)?;
-    let id = member_id(&id)?;
-    if let Some(b) = m.journal.member_binding(id).map_err(journal_error)?
-        && b.state == BindingState::Bound
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "binding_state",
-            format!("member {id} is bound already: DELETE the binding before binding again"),
-        ));
-    }
-    let auth_state = format!("{:032x}", rand::random::<u128>());
-    let c = &m.config;
-    let urls = m
-        .auth
-        .consult(&Consult {
-            wallet: &c.wallet,
-            redirect_url: &c.auth_redirect_url,
-            auth_state: &auth_state,
-            terminal_type: &c.terminal_type,
-            os_type: c.os_type.as_deref(),
-        })
-        .await
-        .map_err(gateway_error)?;
-    let row = m
-        .journal
-        .start_binding(id, &c.wallet, &auth_state, Utc::now())
-        .map_err(journal_error)?;
-    tracing::info!(member_id = %id, wallet = %c.wallet, "member_binding_started");
-    let mut body = binding_json(&row);
-    body["auth_state"] = json!(auth_state);
+    let started = m.start_binding(&id, &*s.observer).await?;
+    let urls = &started.urls;
+    let mut body = binding_json(&started.row);
+    body["auth_state"] = json!(started.auth_state);
     body["auth_url"] = json!(urls.best());
     body["urls"] = json!({
         "auth_url": urls.auth_url,
@@ -392,6 +371,154 @@ pub async fn start(
         "applink_url": urls.applink_url,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// A binding just started: its row, the `authState` it is approved under, and the URLs.
+pub struct Started {
+    pub row: BindingRow,
+    pub auth_state: String,
+    pub urls: AuthUrls,
+}
+
+impl Members {
+    /// Consults the wallet for member `id`'s approval URL and records the binding as
+    /// awaiting approval; tells `observer` (`member_binding_started`) so the customer
+    /// display, the printer and the demo show the URL as a QR.
+    pub async fn start_binding(
+        &self,
+        id: &str,
+        observer: &dyn crate::events::Observer,
+    ) -> Result<Started, ApiError> {
+        let id = member_id(id)?;
+        if let Some(b) = self.journal.member_binding(id).map_err(journal_error)?
+            && b.state == BindingState::Bound
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "binding_state",
+                format!("member {id} is bound already: DELETE the binding before binding again"),
+            ));
+        }
+        let auth_state = format!("{:032x}", rand::random::<u128>());
+        let c = &self.config;
+        let urls = self
+            .auth
+            .consult(&Consult {
+                wallet: &c.wallet,
+                redirect_url: &c.auth_redirect_url,
+                auth_state: &auth_state,
+                terminal_type: &c.terminal_type,
+                os_type: c.os_type.as_deref(),
+            })
+            .await
+            .map_err(gateway_error)?;
+        let row = self
+            .journal
+            .start_binding(id, &c.wallet, &auth_state, Utc::now())
+            .map_err(journal_error)?;
+        tracing::info!(member_id = %id, wallet = %c.wallet, "member_binding_started");
+        match urls.best() {
+            Some(url) => {
+                // Kept for the customer display's QR (`qr_svg`) until the binding moves on.
+                lock(&self.pending).insert(id.to_string(), url.to_string());
+                observer.event(&crate::events::Event::MemberBindingStarted {
+                    member_id: id.to_string(),
+                    wallet: row.wallet.clone(),
+                    auth_url: url.to_string(),
+                });
+            }
+            None => tracing::warn!(member_id = %id, "the wallet answered no URL to show"),
+        }
+        Ok(Started {
+            row,
+            auth_state,
+            urls,
+        })
+    }
+
+    /// Exchanges the wallet's auth code for member `id`'s tokens, sealed and kept: bound.
+    pub async fn complete_binding(
+        &self,
+        id: &str,
+        code: &Token,
+        auth_state: Option<&str>,
+    ) -> Result<BindingRow, ApiError> {
+        let id = member_id(id)?;
+        let b = self
+            .journal
+            .member_binding(id)
+            .map_err(journal_error)?
+            .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+        if b.state != BindingState::AwaitingApproval {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "binding_state",
+                format!(
+                    "member {id} is {}, not awaiting_approval: POST the binding first",
+                    b.state.as_str()
+                ),
+            ));
+        }
+        if let Some(state) = auth_state
+            && Some(state) != b.auth_state.as_deref()
+        {
+            return Err(ApiError::field(
+                "auth_state",
+                "not the auth_state of this member's consult",
+            ));
+        }
+        let tokens = self
+            .auth
+            .apply_token(&b.wallet, Grant::AuthorizationCode(code))
+            .await
+            .map_err(gateway_error)?;
+        let sealed = self.seal(id, &tokens)?;
+        let row = self
+            .journal
+            .bind_member(id, &sealed, Utc::now())
+            .map_err(journal_error)?;
+        lock(&self.pending).remove(id);
+        tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
+        Ok(row)
+    }
+
+    /// The URL member `id`'s customer scans, while the binding awaits approval.
+    pub fn pending_auth_url(&self, id: &str) -> Option<String> {
+        let url = lock(&self.pending).get(id).cloned()?;
+        match self.journal.member_binding(id) {
+            Ok(Some(b)) if b.state == BindingState::AwaitingApproval => Some(url),
+            _ => None,
+        }
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `GET /v1/members/{member_id}/binding/qr.svg`: the approval URL as a QR while the binding
+/// awaits the customer (the customer display shows it); 404 otherwise.
+pub async fn qr_svg(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let m = members(&s)?;
+    let id = member_id(&id)?;
+    let url = m.pending_auth_url(id).ok_or_else(|| {
+        ApiError::not_found(&format!(
+            "QR of member {id}'s binding: none awaits approval on this terminal"
+        ))
+    })?;
+    let svg = crate::output::qr::svg(&url, 320)
+        .ok_or_else(|| ApiError::internal(format!("member {id}: the URL does not fit a QR")))?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "image/svg+xml"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        svg,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -428,40 +555,9 @@ pub async fn auth_code(
                 "the wallet's auth code: 1 to 256 printable ASCII characters",
             )
         })?;
-    let b = m
-        .journal
-        .member_binding(id)
-        .map_err(journal_error)?
-        .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
-    if b.state != BindingState::AwaitingApproval {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "binding_state",
-            format!(
-                "member {id} is {}, not awaiting_approval: POST the binding first",
-                b.state.as_str()
-            ),
-        ));
-    }
-    if let Some(state) = &req.auth_state
-        && Some(state) != b.auth_state.as_ref()
-    {
-        return Err(ApiError::field(
-            "auth_state",
-            "not the auth_state of this member's consult",
-        ));
-    }
-    let tokens = m
-        .auth
-        .apply_token(&b.wallet, Grant::AuthorizationCode(&code))
-        .await
-        .map_err(gateway_error)?;
-    let sealed = m.seal(id, &tokens)?;
     let row = m
-        .journal
-        .bind_member(id, &sealed, Utc::now())
-        .map_err(journal_error)?;
-    tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
+        .complete_binding(id, &code, req.auth_state.as_deref())
+        .await?;
     Ok(Json(binding_json(&row)).into_response())
 }
 
@@ -504,6 +600,7 @@ pub async fn delete(
         .journal
         .revoke_member(id, Utc::now())
         .map_err(journal_error)?;
+    lock(&m.pending).remove(id);
     tracing::info!(member_id = %id, "member_binding_revoked");
     Ok(Json(binding_json(&row)).into_response())
 }

@@ -109,6 +109,10 @@ pub fn router(state: ApiState) -> Router {
             "/v1/members/{member_id}/binding/auth_code",
             post(members::auth_code),
         )
+        .route(
+            "/v1/members/{member_id}/binding/qr.svg",
+            get(members::qr_svg),
+        )
         .route("/console", get(console::page))
         .route("/metrics", get(health::metrics))
         .fallback(|| async { ApiError::not_found("such API: see docs/api.md") })

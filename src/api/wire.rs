@@ -307,6 +307,11 @@ enum EventJson<'a> {
         request_id: &'a str,
         code_masked: &'a str,
     },
+    MemberBindingStarted {
+        member_id: &'a str,
+        wallet: &'a str,
+        auth_url: &'a str,
+    },
     QrPresented {
         sale_id: &'a str,
         request_id: &'a str,
@@ -415,6 +420,15 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 currency: amount.currency().code(),
                 expires_at: crate::clock::to_journal(*expires_at),
             },
+            Event::MemberBindingStarted {
+                member_id,
+                wallet,
+                auth_url,
+            } => EventJson::MemberBindingStarted {
+                member_id,
+                wallet,
+                auth_url,
+            },
             Event::CustomerConfirming {
                 sale_id,
                 request_id,
@@ -509,6 +523,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::ScanRefused { .. } => "scan_refused",
         Event::AttemptSent { .. } => "attempt_sent",
         Event::QrPresented { .. } => "qr_presented",
+        Event::MemberBindingStarted { .. } => "member_binding_started",
         Event::CustomerConfirming { .. } => "customer_confirming",
         Event::InDoubt { .. } => "in_doubt",
         Event::Cancelling { .. } => "cancelling",

@@ -33,6 +33,8 @@ pub(super) struct RawMembers {
     /// auto-debited: the customer scans a code instead.
     max_per_sale: Option<String>,
     max_per_day: Option<String>,
+    /// A scan of this form while a sale is armed charges that sale to the member it names.
+    barcode_pattern: Option<String>,
 }
 
 impl Validator<'_> {
@@ -140,7 +142,16 @@ impl Validator<'_> {
             1..=86_400,
             "seconds",
         )?;
+        let barcode = raw
+            .barcode_pattern
+            .as_deref()
+            .map(|p| {
+                crate::paycode::MemberBarcode::parse(p)
+                    .map_err(|why| self.invalid(SECTION, "barcode_pattern", p, why))
+            })
+            .transpose()?;
         Ok(MembersConfig {
+            barcode,
             keys: Arc::new(keys),
             wallet,
             auth_redirect_url: redirect,

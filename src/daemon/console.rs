@@ -1,7 +1,9 @@
 //! The line protocol of stdin for the demo and `scanpay run --stdin`: a line that is an
 //! amount (`12.50`, or up to 8 digits) starts a sale, a longer line is a scan, `cancel`
 //! aborts the waiting sale, `qr` shows the waiting sale's QR for the customer to scan (the
-//! demo's `scan-qr` plays the customer paying it), `quit` ends. Bytes, not text: a scanner can send anything.
+//! demo's `scan-qr` plays the customer paying it), `quit` ends. The demo also takes `bind M1`
+//! (a member's binding QR), `approve` (the customer approves it in the wallet) and
+//! `member M1 12.50` (a sale charged to a bound member). Bytes, not text: a scanner can send anything.
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
@@ -12,6 +14,15 @@ pub enum Line {
     Qr,
     /// The demo plays the customer paying the QR shown (the sandbox's admin call).
     CustomerPaysQr,
+    /// The demo starts member `0`'s wallet binding (its QR shown).
+    Bind(String),
+    /// The demo plays the customer approving the binding shown (the sandbox's admin call).
+    Approve,
+    /// The demo charges a sale of `amount` to a bound member.
+    Member {
+        member_id: String,
+        amount: String,
+    },
     Amount(String),
     Scan(String),
 }
@@ -25,6 +36,19 @@ pub fn parse(raw: &[u8]) -> Line {
         "cancel" => Line::Cancel,
         "qr" => Line::Qr,
         "scan-qr" => Line::CustomerPaysQr,
+        "approve" => Line::Approve,
+        _ if line.starts_with("bind ") => Line::Bind(line["bind ".len()..].trim().to_string()),
+        _ if line.starts_with("member ") => {
+            let mut words = line["member ".len()..].split_whitespace();
+            match (words.next(), words.next(), words.next()) {
+                (Some(member_id), Some(amount), None) => Line::Member {
+                    member_id: member_id.to_string(),
+                    amount: amount.to_string(),
+                },
+                // Not the command's shape: judged as a scan (a barcode may say anything).
+                _ => Line::Scan(text.trim_end_matches(['\r', '\n']).to_string()),
+            }
+        }
         _ if is_amount(line) => Line::Amount(line.to_string()),
         // Scans keep their bytes (lossily decoded) so garbage is judged by the engine.
         _ => Line::Scan(text.trim_end_matches(['\r', '\n']).to_string()),
@@ -93,5 +117,15 @@ mod tests {
         assert_eq!(parse(b"cancel\n"), Line::Cancel);
         assert_eq!(parse(b"quit"), Line::Quit);
         assert!(matches!(parse(&[0xff, 0x00, b'\n']), Line::Scan(_)));
+        assert_eq!(parse(b"bind M1\n"), Line::Bind("M1".into()));
+        assert_eq!(parse(b"approve\n"), Line::Approve);
+        assert_eq!(
+            parse(b"member M1 12.50\n"),
+            Line::Member {
+                member_id: "M1".into(),
+                amount: "12.50".into()
+            }
+        );
+        assert_eq!(parse(b"member M1\n"), Line::Scan("member M1".into()));
     }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::console::{self, Line};
+use crate::api::members::Members;
 use crate::device::{Debounce, DeviceEvent, DeviceEventKind, Frame, ScannerStates};
 use crate::engine::{Engine, SaleRequest, ScanOutcome};
-use crate::events::Observer;
+use crate::events::{Event, Observer};
 use crate::money::Currency;
 
 /// Double triggers: the same code from the same scanner within this window is read once.
@@ -21,6 +22,7 @@ pub async fn scanner_loop(
     mut events: tokio::sync::mpsc::Receiver<DeviceEvent>,
     states: &ScannerStates,
     observer: &Arc<dyn Observer>,
+    members: Option<&Members>,
     any: bool,
 ) {
     if !any {
@@ -55,6 +57,20 @@ pub async fn scanner_loop(
                     continue;
                 }
                 tracing::debug!(%scanner, ?symbology, "scan");
+                match member_scan(engine, members, &**observer, &text, during_payment).await {
+                    Some(MemberScan::Charged) => {
+                        // As after a scanned code: what queued meanwhile is not for this sale.
+                        while let Ok(event) = events.try_recv() {
+                            queued.push_back(event);
+                        }
+                        continue;
+                    }
+                    Some(MemberScan::Refused(why)) => {
+                        tracing::info!(%scanner, %why, "member barcode refused");
+                        continue;
+                    }
+                    None => {}
+                }
                 let outcome = if during_payment {
                     engine.scan_queued(&text).await
                 } else {
@@ -86,14 +102,24 @@ pub async fn scanner_loop(
 
 /// Takes sales and scans from stdin until it ends; a sale still waiting for a scan then
 /// expires (and is printed like any finished sale).
-pub async fn read_stdin(engine: &Engine, currency: Currency) {
-    read_lines(engine, currency).await;
+pub async fn read_stdin(
+    engine: &Engine,
+    currency: Currency,
+    members: Option<&Members>,
+    observer: &dyn Observer,
+) {
+    read_lines(engine, currency, members, observer).await;
     if let Err(e) = engine.expire_armed("input ended before a payment code was scanned") {
         tracing::warn!(error = %e, "the waiting sale could not be expired");
     }
 }
 
-async fn read_lines(engine: &Engine, currency: Currency) {
+async fn read_lines(
+    engine: &Engine,
+    currency: Currency,
+    members: Option<&Members>,
+    observer: &dyn Observer,
+) {
     let mut stdin = BufReader::new(tokio::io::stdin());
     let mut buf = Vec::new();
     loop {
@@ -133,6 +159,11 @@ async fn read_lines(engine: &Engine, currency: Currency) {
                     "scan-qr plays the customer in the demo only; here the customer scans the QR"
                 );
             }
+            Line::Bind(_) | Line::Approve | Line::Member { .. } => {
+                eprintln!(
+                    "bind, approve and member are the demo's; here the register binds and charges members (docs/api.md, Members)"
+                );
+            }
             Line::Amount(text) => {
                 let amount = match console::sale_amount(&text, currency) {
                     Ok(a) => a,
@@ -148,10 +179,102 @@ async fn read_lines(engine: &Engine, currency: Currency) {
                 }
             }
             Line::Scan(text) => {
+                match member_scan(engine, members, observer, &text, false).await {
+                    Some(MemberScan::Refused(why)) => {
+                        eprintln!("{why}");
+                        continue;
+                    }
+                    Some(MemberScan::Charged) => continue,
+                    None => {}
+                }
                 if let ScanOutcome::Refused { refusal, .. } = engine.scan(&text).await {
                     eprintln!("scan refused: {refusal}");
                 }
             }
         }
+    }
+}
+
+/// What became of a member's barcode.
+pub enum MemberScan {
+    /// Charged to the member (or tried): the sale's outcome went out as events, as a scan's.
+    Charged,
+    /// Not charged, and why (the cashier was told; an armed sale keeps waiting).
+    Refused(String),
+}
+
+/// A member's barcode (`[members] barcode_pattern`) charges the armed sale to the member it
+/// names, by the same rules as `member_id` in `POST /v1/sales` (src/api/sales.rs): over a
+/// limit, or for a member who cannot be charged, the sale keeps waiting for a payment code.
+/// `None` when `text` is no member barcode (a payment code never is one).
+pub async fn member_scan(
+    engine: &Engine,
+    members: Option<&Members>,
+    observer: &dyn Observer,
+    text: &str,
+    during_payment: bool,
+) -> Option<MemberScan> {
+    let members = members?;
+    let id = members.config.barcode.as_ref()?.member_id(text)?;
+    if engine.scan_test_armed() {
+        // The operator's scan test shows it as a barcode instead.
+        return None;
+    }
+    let shown = crate::view::mask_member_id(id);
+    let refuse = |sale_id: Option<&str>, why: String| {
+        if let Some(sale_id) = sale_id
+            && let Err(e) = engine
+                .journal()
+                .note_refused_scan(sale_id, &why, chrono::Utc::now())
+        {
+            tracing::warn!(sale_id = %sale_id, error = %e, "the refusal could not be kept on the sale");
+        }
+        observer.event(&Event::ScanRefused {
+            code_masked: Some(format!("member {shown}")),
+            reason: why.clone(),
+        });
+        Some(MemberScan::Refused(why))
+    };
+    if during_payment {
+        return refuse(
+            None,
+            format!(
+                "not charged: member {shown} was scanned while a payment was being charged; scan it again"
+            ),
+        );
+    }
+    let Some(sale_id) = engine.armed() else {
+        return refuse(
+            None,
+            format!("not charged: member {shown}: no sale is waiting; start the sale first"),
+        );
+    };
+    let amount = match engine.view(&sale_id) {
+        Ok(v) => v.amount,
+        Err(e) => return refuse(Some(&sale_id), format!("not charged: {e}")),
+    };
+    let zone = engine.zone();
+    let day_start = zone.day(zone.date_of(chrono::Utc::now())).0;
+    let charge = match members.charge_for(id, amount, day_start) {
+        Ok(Ok(charge)) => charge,
+        // Over a limit: as for the register's member sale, the customer scans a code.
+        Ok(Err(why)) => return refuse(Some(&sale_id), why),
+        Err(e) => {
+            let why = match e.code {
+                "member_not_bound" => format!(
+                    "not charged: member {shown} has no wallet bound: bind the wallet first, or scan the customer's payment code"
+                ),
+                "member_binding_expired" => format!(
+                    "not charged: member {shown}'s wallet authorization has expired: bind the wallet again, or scan the customer's payment code"
+                ),
+                _ => format!("not charged: member {shown}: {}", e.message),
+            };
+            return refuse(Some(&sale_id), why);
+        }
+    };
+    tracing::info!(sale_id = %sale_id, member = %shown, "member barcode: auto-debit");
+    match engine.charge_member(&sale_id, charge).await {
+        Ok(_) => Some(MemberScan::Charged),
+        Err(e) => refuse(Some(&sale_id), format!("not charged: {e}")),
     }
 }

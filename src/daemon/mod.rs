@@ -241,11 +241,12 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
             device_rx,
             &scanner_states,
             &observer,
+            members.as_deref(),
             !config.scanners.is_empty(),
         );
         if stdin {
             tokio::select! {
-                _ = intake::read_stdin(&engine, config.terminal.currency) => {}
+                _ = intake::read_stdin(&engine, config.terminal.currency, members.as_deref(), &*observer) => {}
                 _ = scanners => {}
             }
         } else {

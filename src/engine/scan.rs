@@ -60,6 +60,14 @@ impl Engine {
             Some(std::time::Instant::now() + window);
     }
 
+    /// Whether the next scan goes to the operator's scan test (not consumed).
+    pub fn scan_test_armed(&self) -> bool {
+        self.scan_test
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|until| std::time::Instant::now() < until)
+    }
+
     fn take_scan_test(&self) -> bool {
         let mut armed = self.scan_test.lock().unwrap_or_else(|e| e.into_inner());
         match armed.take() {

@@ -108,6 +108,10 @@ pub enum Label {
     NetReceived,
     ZReport,
     XReport,
+    /// A member sale's member (auto-debit, the id masked).
+    Member,
+    /// The reports' line of member sales (auto-debit) per bound wallet.
+    MemberPay,
 }
 
 impl Label {
@@ -153,6 +157,8 @@ impl Label {
             NetReceived => ("净收", "net received"),
             ZReport => ("Z报表", "Z-REPORT"),
             XReport => ("X报表", "X-REPORT"),
+            Member => ("会员", "Member"),
+            MemberPay => ("会员代扣", "member pay"),
         }
     }
 }

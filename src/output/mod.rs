@@ -116,6 +116,7 @@ impl LedPattern {
             | Event::Garbage { .. }
             | Event::Refund { .. }
             | Event::OperatorAction { .. }
+            | Event::MemberBindingStarted { .. }
             | Event::ScanTest { .. } => {
                 return None;
             }

@@ -299,6 +299,19 @@ impl Observer for PrinterQueue {
                     *expires_at,
                 ));
             }
+            // A member binding: the customer scans the slip with the wallet to approve.
+            Event::MemberBindingStarted {
+                member_id,
+                wallet,
+                auth_url,
+            } => {
+                self.enqueue(super::qr::escpos_binding_slip(
+                    &self.config.receipt,
+                    member_id,
+                    wallet,
+                    auth_url,
+                ));
+            }
             _ => {}
         }
     }

@@ -65,6 +65,34 @@ pub fn escpos_slip(
     p.into_bytes()
 }
 
+/// The slip a customer scans with the wallet to become a member (a binding started,
+/// `member_binding_started`): the store, the words in both languages, the QR of the
+/// approval URL, the member id masked and the wallet.
+pub fn escpos_binding_slip(
+    ctx: &super::receipt::ReceiptContext,
+    member_id: &str,
+    wallet: &str,
+    auth_url: &str,
+) -> Vec<u8> {
+    use super::escpos::{Align, EscPos};
+    let mut p = EscPos::new(ctx.encoding);
+    p.align(Align::Center);
+    for name in &ctx.store_name {
+        p.bold(true).line(name).bold(false);
+    }
+    p.line("请用钱包扫码，成为会员");
+    p.line("Scan with your wallet to become a member");
+    p.qr(auth_url, 6);
+    p.line(&format!(
+        "会员 Member {}",
+        crate::view::mask_member_id(member_id)
+    ));
+    p.line(&format!("钱包 Wallet {wallet}"));
+    p.line(&format!("Terminal {}", ctx.terminal_id));
+    p.align(Align::Left).feed(3).cut();
+    p.into_bytes()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,5 +115,35 @@ mod tests {
         let too_long = "x".repeat(5000);
         assert!(terminal_lines(&too_long).is_empty());
         assert!(svg(&too_long, 256).is_none());
+    }
+
+    #[test]
+    fn the_binding_slip_carries_the_approval_url_in_its_qr() {
+        let ctx = super::super::receipt::ReceiptContext {
+            store_name: vec!["扫码小店 Demo Cafe".into()],
+            terminal_id: "T0001".into(),
+            header: vec![],
+            footer: vec![],
+            width: 32,
+            encoding: super::super::escpos::Encoding::Gb18030,
+            zone: crate::clock::StoreZone::parse("+08:00").unwrap(),
+            language: super::super::labels::Language::En,
+        };
+        let url = "https://render.alipay.com/p/auth?authState=0123abcd";
+        let slip = escpos_binding_slip(&ctx, "M00000042", "ALIPAY_CN", url);
+        let at = slip
+            .windows(3)
+            .position(|w| w == [0x1d, 0x28, 0x6b])
+            .expect("GS ( k");
+        assert!(
+            slip[at..].windows(url.len()).any(|w| w == url.as_bytes()),
+            "the URL is stored in the QR"
+        );
+        let text = String::from_utf8_lossy(&slip);
+        assert!(
+            text.contains("*****0042") && !text.contains("M00000042"),
+            "{text}"
+        );
+        assert!(text.contains("ALIPAY_CN"), "{text}");
     }
 }

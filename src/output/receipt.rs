@@ -40,7 +40,12 @@ pub fn lines(
     field("State", sale.state.as_str());
     if let Some(a) = sale.attempts.last() {
         field("Wallet", a.wallet.as_str());
-        field("Code", &a.code);
+        match a.code.strip_prefix("member ") {
+            Some(member) if a.method.as_str() == "member" => {
+                field("Member", &crate::view::mask_member_id(member))
+            }
+            _ => field("Code", &a.code),
+        }
         if let Some(t) = &a.gateway_trade_id {
             field("Trade no", t);
         }
@@ -223,7 +228,16 @@ pub fn escpos_sale(sale: &SaleView, ctx: &ReceiptContext, copy: bool) -> Vec<u8>
             &l(Label::Wallet),
             &lang.wallet(a.wallet.as_str()),
         );
-        field(&mut p, w, &l(Label::Code), &a.code);
+        match a.code.strip_prefix("member ") {
+            // Auto-debit: no code was scanned; the member, masked as on every slip.
+            Some(member) if a.method.as_str() == "member" => field(
+                &mut p,
+                w,
+                &l(Label::Member),
+                &crate::view::mask_member_id(member),
+            ),
+            _ => field(&mut p, w, &l(Label::Code), &a.code),
+        }
         if let Some(t) = &a.gateway_trade_id {
             field(&mut p, w, &l(Label::TradeNo), t);
         }
@@ -391,6 +405,24 @@ mod golden {
     }
 
     #[test]
+    fn member_sale_receipt() {
+        let mut s = sale(SaleState::Paid, AttemptState::Succeeded, false);
+        let a = &mut s.attempts[0];
+        a.method = crate::paycode::PayMethod::Member;
+        a.code = "member M00000042".into();
+        a.wallet = crate::paycode::Wallet::AlipayPlus;
+        a.gateway = "alipay-ams".into();
+        a.gateway_trade_id = Some("20261122114010800100188000001234".into());
+        let mut c = ctx();
+        c.language = Language::Both;
+        let b = escpos_sale(&s, &c, false);
+        assert!(contains(&b, b"*****0042"), "the member, masked");
+        assert!(!contains(&b, b"M00000042"), "never the whole member id");
+        assert!(contains(&b, b"Alipay+"), "the wallet");
+        golden("member_sale_receipt.bin", &b);
+    }
+
+    #[test]
     fn reversal_slip() {
         let b = escpos_sale(
             &sale(SaleState::Cancelled, AttemptState::Cancelled, true),
@@ -434,6 +466,7 @@ mod golden {
                 count: 3,
                 total: "22.49".into(),
             }],
+            member_pay: vec![],
             in_doubt: vec![],
             needs_attention: vec![],
         };

@@ -131,6 +131,18 @@ impl Observer for TerminalOutput {
                     self.say(&line);
                 }
             }
+            Event::MemberBindingStarted {
+                member_id,
+                wallet,
+                auth_url,
+            } => {
+                self.say(&format!(
+                    "member {member_id}: the customer scans with the wallet ({wallet}) to become a member:"
+                ));
+                for line in super::qr::terminal_lines(auth_url) {
+                    self.say(&line);
+                }
+            }
             Event::Cancelling { .. } => self.say("no final answer in time: cancelling the payment"),
             Event::NeedsAttention { why, .. } => self.say(&format!("NEEDS ATTENTION: {why}")),
             Event::GatewayOnline => self.say("gateway reachable"),

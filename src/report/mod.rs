@@ -95,6 +95,9 @@ pub struct DayReport {
     pub by_wallet: Vec<WalletLine>,
     /// Gross, discounts, received and net received, per currency.
     pub books: Vec<BooksLine>,
+    /// Paid member sales (auto-debit) per bound wallet, also counted in `by_wallet`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub member_pay: Vec<shift::MemberPayLine>,
     pub in_doubt: Vec<Open>,
     pub needs_attention: Vec<Open>,
 }
@@ -116,6 +119,7 @@ pub fn day_report(
     let mut paid: BTreeMap<String, (i64, Currency)> = BTreeMap::new();
     let mut wallets: BTreeMap<(String, String, String), (u64, i64, Currency)> = BTreeMap::new();
     let mut books: BooksBy = BTreeMap::new();
+    let mut members: BTreeMap<(String, String), (u64, i64, Currency)> = BTreeMap::new();
     for sale in &sales {
         if sale.state == SaleState::Paid
             && let Some(a) = journal
@@ -133,6 +137,13 @@ pub fn day_report(
                 .or_insert((0, 0, c));
             e.0 += 1;
             e.1 += sale.amount.minor();
+            if let Some(wallet) = shift::member_wallet(journal, &a)? {
+                let m = members
+                    .entry((wallet, c.code().to_string()))
+                    .or_insert((0, 0, c));
+                m.0 += 1;
+                m.1 += sale.amount.minor();
+            }
             books
                 .entry(c.code().to_string())
                 .or_insert_with(|| (Books::default(), c))
@@ -227,6 +238,17 @@ pub fn day_report(
         net,
         by_wallet,
         books,
+        member_pay: members
+            .into_iter()
+            .map(
+                |((wallet, currency), (count, minor, c))| shift::MemberPayLine {
+                    wallet,
+                    currency,
+                    count,
+                    total: fmt(minor, c),
+                },
+            )
+            .collect(),
         in_doubt: journal.open_attempts()?.into_iter().map(open).collect(),
         needs_attention: journal
             .attempts_needing_attention()?
@@ -335,6 +357,15 @@ pub fn text(r: &DayReport) -> String {
             ));
         }
     }
+    for m in &r.member_pay {
+        out.push_str(&format!(
+            "{:<14} {:<4} {:>6} {:>16}\n",
+            format!("member pay {}", m.wallet),
+            m.currency,
+            m.count,
+            m.total
+        ));
+    }
     out.push_str(&format!("in doubt: {}\n", r.in_doubt.len()));
     for o in &r.in_doubt {
         out.push_str(&format!("  {} {} {}\n", o.sale_id, o.request_id, o.state));
@@ -402,6 +433,17 @@ pub fn csv(r: &DayReport) -> Result<String, String> {
             &l.currency,
             &l.count.to_string(),
             &l.total,
+        ])
+        .map_err(|e| e.to_string())?;
+    }
+    for m in &r.member_pay {
+        w.write_record([
+            r.date.as_str(),
+            &format!("member_pay_{}", m.wallet),
+            "",
+            &m.currency,
+            &m.count.to_string(),
+            &m.total,
         ])
         .map_err(|e| e.to_string())?;
     }
@@ -635,6 +677,7 @@ mod tests {
             net: vec![],
             by_wallet: vec![line("alipay", "alipay-openapi", "1.00")],
             books: vec![],
+            member_pay: vec![],
             in_doubt: vec![],
             needs_attention: vec![],
         };

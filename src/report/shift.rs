@@ -43,6 +43,36 @@ pub struct ShiftReport {
     pub by_wallet: Vec<WalletLine>,
     pub books: Vec<BooksLine>,
     pub refunds: Vec<RefundLine>,
+    /// Member sales (auto-debit) per bound wallet, also counted in `by_wallet`; reports
+    /// kept before member pay have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_pay: Vec<MemberPayLine>,
+}
+
+/// Paid member sales (auto-debit) of one bound wallet (`ALIPAY_CN`) and currency.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemberPayLine {
+    /// The wallet the member bound, as Antom names it.
+    pub wallet: String,
+    pub currency: String,
+    pub count: u64,
+    pub total: String,
+}
+
+/// The wallet a paid member attempt charged: the one its member bound (kept after a
+/// revocation), else the attempt's own.
+pub(crate) fn member_wallet(
+    journal: &Journal,
+    a: &crate::journal::AttemptRow,
+) -> Result<Option<String>, JournalError> {
+    if a.method != crate::paycode::PayMethod::Member {
+        return Ok(None);
+    }
+    let bound = match a.code_masked.strip_prefix("member ") {
+        Some(id) => journal.member_binding(id)?.map(|b| b.wallet),
+        None => None,
+    };
+    Ok(Some(bound.unwrap_or_else(|| a.wallet.as_str().to_string())))
 }
 
 /// The report of `shift` over the sales created from its opening to `until`, numbered `z`.
@@ -63,6 +93,7 @@ pub fn shift_report(
     let mut cashiers: BTreeMap<(String, String), Sum> = BTreeMap::new();
     let mut wallets: BTreeMap<(String, String, String), Sum> = BTreeMap::new();
     let mut books: BooksBy = BTreeMap::new();
+    let mut members: BTreeMap<(String, String), Sum> = BTreeMap::new();
     let mut paid_count = 0;
     for sale in sales.iter().filter(|s| s.state == SaleState::Paid) {
         let Some(a) = journal
@@ -91,6 +122,11 @@ pub fn shift_report(
                 c.code().to_string(),
             ))
             .or_insert((0, 0, 0, c)));
+        if let Some(wallet) = member_wallet(journal, &a)? {
+            add(members
+                .entry((wallet, c.code().to_string()))
+                .or_insert((0, 0, 0, c)));
+        }
         books
             .entry(c.code().to_string())
             .or_insert_with(|| (super::Books::default(), c))
@@ -140,6 +176,15 @@ pub fn shift_report(
                     total: fmt(total, c),
                 },
             )
+            .collect(),
+        member_pay: members
+            .into_iter()
+            .map(|((wallet, currency), (count, total, _, c))| MemberPayLine {
+                wallet,
+                currency,
+                count,
+                total: fmt(total, c),
+            })
             .collect(),
         books: books_lines(books, &refunds),
         refunds: refunds
@@ -229,6 +274,14 @@ pub fn text(r: &ShiftReport) -> String {
             w.total.clone(),
         );
     }
+    for m in &r.member_pay {
+        row(
+            format!("member pay {}", m.wallet),
+            &m.currency,
+            m.count,
+            m.total.clone(),
+        );
+    }
     for f in &r.refunds {
         row(
             "refunded".into(),
@@ -274,6 +327,12 @@ fn slip_rows(r: &ShiftReport, zone: StoreZone, lang: Language) -> Vec<(String, S
         rows.push((
             format!("{} x{}", lang.wallet(&w.wallet), w.count),
             format!("{} {}", w.total, w.currency),
+        ));
+    }
+    for m in &r.member_pay {
+        rows.push((
+            format!("{} {} x{}", l(Label::MemberPay), m.wallet, m.count),
+            format!("{} {}", m.total, m.currency),
         ));
     }
     for f in &r.refunds {
@@ -474,7 +533,40 @@ mod tests {
                 count: 1,
                 total: "1.00".into(),
             }],
+            member_pay: vec![],
         }
+    }
+
+    #[test]
+    fn member_pay_has_a_line_per_bound_wallet_in_each_language() {
+        let mut r = sample();
+        r.member_pay = vec![MemberPayLine {
+            wallet: "ALIPAY_CN".into(),
+            currency: "CNY".into(),
+            count: 2,
+            total: "24.50".into(),
+        }];
+        let t = text(&r);
+        assert!(
+            t.contains("member pay ALIPAY_CN CNY       2            24.50"),
+            "{t}"
+        );
+        for (lang, label) in [
+            (Language::En, "member pay ALIPAY_CN x2"),
+            (Language::Zh, "会员代扣 ALIPAY_CN x2"),
+        ] {
+            let rows = slip_rows(&r, StoreZone::parse("+08:00").unwrap(), lang);
+            assert!(
+                rows.iter().any(|(k, v)| k == label && v == "24.50 CNY"),
+                "{rows:?}"
+            );
+        }
+        // A report kept before member pay reads back without the line, and writes none.
+        let mut json = serde_json::to_value(sample()).unwrap();
+        assert!(json.get("member_pay").is_none());
+        json.as_object_mut().unwrap().remove("member_pay");
+        let back: ShiftReport = serde_json::from_value(json).unwrap();
+        assert!(back.member_pay.is_empty());
     }
 
     #[test]

@@ -88,6 +88,35 @@ fn sales_in(journal: &Path) -> i64 {
         .unwrap()
 }
 
+/// The demo's members: `bind` draws the binding QR, `approve` plays the customer, a member
+/// sale is auto-debited through AMS; a member never bound gets no sale; the Open Platform
+/// and WeChat Pay lines still work beside them.
+#[test]
+fn demo_binds_a_member_and_charges_a_member_sale() {
+    let out = run_with_stdin(
+        &["demo"],
+        b"member M2 3.00\napprove\nbind M1\napprove\nmember M1 12.50\n1.00\n134567890123450000\n",
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines = json_lines(&out);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["state"], "paid", "{lines:?}");
+    assert_eq!(lines[0]["amount"], "12.50");
+    assert_eq!(lines[0]["attempts"][0]["method"], "member");
+    assert_eq!(lines[0]["attempts"][0]["gateway"], "alipay-ams");
+    assert_eq!(lines[1]["state"], "paid", "{lines:?}");
+    assert_eq!(lines[1]["attempts"][0]["gateway"], "wechat-pay");
+    assert!(stderr.contains("member M2 not charged"), "{stderr}");
+    assert!(stderr.contains("no binding waits"), "{stderr}");
+    assert!(stderr.contains("to become a member"), "{stderr}");
+    assert!(stderr.contains("\u{2588}"), "the QR drawn: {stderr}");
+    assert!(
+        stderr.contains("member M1 is bound to ALIPAY_CN"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn demo_piped_from_a_file_prints_one_json_line_per_finished_sale() {
     let out = run_with_stdin(

@@ -162,6 +162,136 @@ async fn the_customer_display_shows_the_qr_and_then_paid() {
     assert!(dom.contains(&format!(r#"data-sale="{sale_id}""#)), "{dom}");
 }
 
+/// A member binding started at the register is shown on the open page as a QR that
+/// decodes (`zbarimg`) to exactly the binding's approval URL, in both languages, and the
+/// receipt printer gets the slip with the same URL in its QR (`GS ( k`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_binding_shows_its_approval_qr_and_prints_its_slip() {
+    if !have("chromium") || !have("zbarimg") {
+        eprintln!(
+            "SKIPPED: the customer display test needs chromium and zbarimg (apt-get install chromium zbar-tools)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    {
+        use base64::Engine as _;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::write(
+            &key,
+            base64::engine::general_purpose::STANDARD.encode([9u8; 32]),
+        )
+        .unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let slips = dir.path().join("printer.bin");
+    let config = sandbox.config_from("scanpay-ams.toml");
+    let port = common::free_port();
+    let text = std::fs::read_to_string(&config).unwrap()
+        + &format!(
+            "\n[api]\nsocket = \"api.sock\"\ntcp = \"127.0.0.1:{port}\"\n\n[printer]\nkind = \"file\"\npath = \"{}\"\n\n[members]\ntoken_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\n",
+            slips.display(),
+            key.display()
+        );
+    std::fs::write(&config, text).unwrap();
+    let socket = sandbox.dir.join("api.sock");
+    let daemon = Daemon::start(&config, None);
+    let end = Instant::now() + Duration::from_secs(15);
+    while tokio::net::UnixStream::connect(&socket).await.is_err() {
+        assert!(Instant::now() < end, "no API:\n{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("http://127.0.0.1:{port}/display");
+    let mut page = Devtools::open(&url, &dir.path().join("profile"));
+    let end = Instant::now() + Duration::from_secs(20);
+    while page.eval("document.getElementById('screen').dataset.live || ''") != "1" {
+        assert!(
+            Instant::now() < end,
+            "the page never followed the event stream"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (status, started) =
+        common::call(&socket, "POST", "/v1/members/M00000042/binding", &[], "").await;
+    assert_eq!(status, 201, "{started}");
+    let auth_url = started["auth_url"].as_str().unwrap().to_string();
+    let end = Instant::now() + Duration::from_secs(20);
+    while page.eval(
+        "(document.getElementById('screen').dataset.state === 'bind' && !document.getElementById('qr').hidden && document.getElementById('qr').complete) ? 'shown' : ''",
+    ) != "shown"
+    {
+        assert!(Instant::now() < end, "the page never showed the binding's QR");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dom = page.eval("document.documentElement.outerHTML");
+    assert!(dom.contains("请用钱包扫码，成为会员"), "{dom}");
+    assert!(
+        dom.contains("Scan with your wallet to become a member"),
+        "{dom}"
+    );
+    use base64::Engine;
+    let shot = page.send(
+        Some(&page.session.clone()),
+        "Page.captureScreenshot",
+        serde_json::json!({}),
+    );
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot["data"].as_str().unwrap_or(""))
+        .unwrap();
+    let file = dir.path().join("display-binding.png");
+    std::fs::write(&file, &png).unwrap();
+    if let Some(keep) = std::env::var_os("SCANPAY_SCREENSHOTS") {
+        std::fs::copy(&file, Path::new(&keep).join("display-binding.png")).unwrap();
+    }
+    let decoded = Command::new("zbarimg")
+        .args(["--quiet", "--raw"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let decoded = String::from_utf8_lossy(&decoded.stdout).trim().to_string();
+    assert_eq!(
+        decoded, auth_url,
+        "the screenshot's QR is not the binding's URL"
+    );
+
+    // The slip: the QR's data is the URL, the member id masked.
+    let end = Instant::now() + Duration::from_secs(10);
+    let bytes = loop {
+        let bytes = std::fs::read(&slips).unwrap_or_default();
+        if bytes
+            .windows(auth_url.len())
+            .any(|w| w == auth_url.as_bytes())
+        {
+            break bytes;
+        }
+        assert!(
+            Instant::now() < end,
+            "no binding slip printed:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let qr = bytes
+        .windows(3)
+        .position(|w| w == [0x1d, 0x28, 0x6b])
+        .expect("the slip has a QR (GS ( k)");
+    assert!(
+        bytes[qr..]
+            .windows(auth_url.len())
+            .any(|w| w == auth_url.as_bytes())
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(
+        text.contains("*****0042") && !text.contains("M00000042"),
+        "{text}"
+    );
+    // Not logged at info: the URL is for the customer's screen and slip.
+    assert!(!daemon.stderr().contains(&auth_url), "{}", daemon.stderr());
+}
+
 /// A headless Chromium driven over `--remote-debugging-pipe`: DevTools protocol messages,
 /// NUL-terminated JSON, on the browser's fds 3 (in) and 4 (out).
 struct Devtools {

@@ -513,3 +513,137 @@ async fn a_bound_member_is_charged_without_a_scan_within_the_limits() {
     }
     daemon.terminate();
 }
+
+/// A member's barcode at a serial scanner (a pty) charges the armed sale to that member
+/// (`[members] barcode_pattern`), by the same rules as `member_id` in `POST /v1/sales`:
+/// paid by auto-debit; over the limit the sale keeps waiting and a scanned payment code
+/// pays it; a member with no binding is refused, the cashier told why, the sale waiting.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_member_barcode_at_the_scanner_charges_the_armed_sale_to_the_member() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 11);
+    let link = dir.path().join("scanner-front");
+    let mut master = crate::scanner::plug(&link);
+    let port = free_port();
+    let config = config(
+        &sandbox,
+        port,
+        &format!(
+            "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\nmax_per_sale = \"20.00\"\nbarcode_pattern = \"MBR-{{id}}\"\n\n[[scanner]]\nname = \"front\"\nkind = \"serial\"\npath = \"{}\"\nbaud = 9600\n",
+            key.display(),
+            link.display()
+        ),
+    );
+    let daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, health) = api(port, "GET", "/v1/health", None).await;
+        if health["scanners"][0]["connected"] == true {
+            break;
+        }
+        assert!(Instant::now() < end, "no scanner: {}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bind(port, &sandbox, "M0000007").await;
+    let mut scan = |text: &str| {
+        master.write_all(format!("{text}\r\n").as_bytes()).unwrap();
+        master.flush().unwrap();
+    };
+    let sale = |amount: &str| json!({"amount": amount, "currency": "USD"});
+    let waiting_with = async |id: &str, words: &str| {
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, s) = api(port, "GET", &format!("/v1/sales/{id}"), None).await;
+            if s["message"].as_str().is_some_and(|m| m.contains(words)) {
+                return s;
+            }
+            assert!(Instant::now() < end, "sale {id} never said {words:?}: {s}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+
+    // Paid by auto-debit: the member's barcode is the sale's only scan.
+    let (status, s) = api(port, "POST", "/v1/sales", Some(sale("12.00"))).await;
+    assert_eq!(status, 201, "{s}");
+    let id = s["sale_id"].as_str().unwrap().to_string();
+    scan("MBR-M0000007");
+    let paid = wait_sale(port, &id, "paid").await;
+    assert_eq!(paid["attempts"][0]["method"], "member", "{paid}");
+    assert_eq!(paid["attempts"][0]["code"], "member M0000007", "{paid}");
+
+    // Over the member's limit: nothing sent, the sale waits; the customer's code pays it.
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let (_, s) = api(port, "POST", "/v1/sales", Some(sale("25.00"))).await;
+    let id = s["sale_id"].as_str().unwrap().to_string();
+    scan("MBR-M0000007");
+    let over = waiting_with(&id, "limit").await;
+    assert_eq!(over["state"], "awaiting_scan", "{over}");
+    assert!(over["attempts"].as_array().unwrap().is_empty(), "{over}");
+    scan("286000000000000300");
+    let paid = wait_sale(port, &id, "paid").await;
+    assert_eq!(paid["attempts"][0]["method"], "scanned", "{paid}");
+
+    // A member with no binding: refused with the reason, the sale still waits for a code.
+    let (_, s) = api(port, "POST", "/v1/sales", Some(sale("3.00"))).await;
+    let id = s["sale_id"].as_str().unwrap().to_string();
+    scan("MBR-NOBODY99");
+    let refused = waiting_with(&id, "no wallet bound").await;
+    assert_eq!(refused["state"], "awaiting_scan", "{refused}");
+    assert!(refused["attempts"].as_array().unwrap().is_empty());
+    assert!(
+        refused["message"].as_str().unwrap().contains("****DY99"),
+        "{refused}"
+    );
+    scan("286000000000000400");
+    wait_sale(port, &id, "paid").await;
+
+    // The day's books: one member pay line, for the wallet the member bound.
+    let (status, report) = api(port, "GET", "/v1/report", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["member_pay"],
+        json!([{"wallet": "ALIPAY_CN", "currency": "USD", "count": 1, "total": "12.00"}]),
+        "{report}"
+    );
+    assert!(
+        daemon.stderr().contains("member barcode refused"),
+        "{}",
+        daemon.stderr()
+    );
+}
+
+/// `check-config` refuses a member barcode pattern that could frame a payment code, or has no
+/// `{id}`, naming the key and what it takes.
+#[test]
+fn a_barcode_pattern_that_could_take_a_payment_code_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 5);
+    for (pattern, words) in [("28{id}", "letter or sign"), ("MBR-", "no {id}")] {
+        let config = config(
+            &sandbox,
+            free_port(),
+            &format!(
+                "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\nbarcode_pattern = \"{pattern}\"\n",
+                key.display()
+            ),
+        );
+        let out = crate::common::procs::scanpay()
+            .arg("check-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{said}");
+        assert!(
+            said.contains("barcode_pattern") && said.contains(words),
+            "{pattern}: {said}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use serialport::{SerialPort, TTYPort};
 
 /// A new pty; the symlink points at its slave. The slave handle is closed so the daemon can
 /// open the port exclusively; the master is what the "scanner" writes to.
-fn plug(link: &Path) -> TTYPort {
+pub(crate) fn plug(link: &Path) -> TTYPort {
     let (master, slave) = TTYPort::pair().expect("a pty pair");
     // Not inherited by the daemon started later, or it would hold the line up itself.
     {
