@@ -71,12 +71,14 @@ const PAGE_SIZE: i64 = 2048;
 const CACHE_PAGES: i64 = 512;
 
 pub struct Journal {
-    conn: Mutex<Connection>,
     /// A second, read-only connection for what registers and operators read (a sale, the
     /// list of sales, events to stream): with WAL it reads the last commit beside the
     /// writer, so a reader never holds the next attempt write back. `None` on a journal
-    /// opened read-only, which has only the one.
+    /// opened read-only, which has only the one. Declared before `conn` so it closes first:
+    /// the last connection to close checkpoints the WAL into the file, and only the writer
+    /// can.
     reader: Option<Mutex<Connection>>,
+    conn: Mutex<Connection>,
     path: PathBuf,
     code_salt: String,
     /// Held for the life of a writing journal: one process owns the open attempts.

@@ -161,6 +161,29 @@ fn a_members_charges_in_doubt_count_against_the_day() {
     );
 }
 
+/// Closing the journal folds the WAL into the file, as a single connection did: a copy of
+/// the file alone (a backup by hand, a damaged-journal drill) holds every commit.
+#[test]
+fn closing_the_journal_folds_the_wal_into_the_file() {
+    let (d, j) = journal();
+    sale(&j, "S1", 1);
+    attempt(&j, "S1", "R1", "286000000000000000");
+    assert_eq!(j.attempts("S1").unwrap().len(), 1, "the reader has read");
+    let path = j.path().to_path_buf();
+    drop(j);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let left = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(left, 0, "the WAL was left behind");
+    let copy = d.path().join("copy.sqlite");
+    std::fs::copy(&path, &copy).unwrap();
+    let n: i64 = Connection::open(&copy)
+        .unwrap()
+        .query_row("SELECT count(*) FROM attempts", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
 #[test]
 fn durability_settings_are_in_force() {
     let (_d, j) = journal();

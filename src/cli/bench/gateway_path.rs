@@ -19,10 +19,16 @@ use crate::journal::{Checkpoint, DiskUse, Journal};
 use crate::money::{Amount, Currency};
 use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
 
-/// A TCP proxy that remembers when the first byte of a request passes.
-async fn timestamping_proxy(
+/// When requests' and answers' first bytes passed the proxy.
+pub(super) type Stamps = Arc<Mutex<Vec<Instant>>>;
+
+/// A TCP proxy that remembers when the first byte of a request passes (`arrivals`) and, if
+/// asked, when the first byte of each answer comes back (`answers`): the gateway's service
+/// time lies between the two.
+pub(super) async fn timestamping_proxy(
     upstream: std::net::SocketAddr,
-    arrivals: Arc<Mutex<Vec<Instant>>>,
+    arrivals: Stamps,
+    answers: Option<Stamps>,
 ) -> Result<std::net::SocketAddr, String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -30,7 +36,7 @@ async fn timestamping_proxy(
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
-            let arrivals = arrivals.clone();
+            let (arrivals, answers) = (arrivals.clone(), answers.clone());
             tokio::spawn(async move {
                 let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await else {
                     return;
@@ -57,7 +63,26 @@ async fn timestamping_proxy(
                         }
                     }
                 };
-                let down = tokio::io::copy(&mut sr, &mut cw);
+                let down = async {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        let n = match sr.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if let Some(answers) = &answers
+                            && buf[..n].starts_with(b"HTTP/")
+                        {
+                            answers
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .push(Instant::now());
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                };
                 tokio::select! { _ = up => {}, _ = down => {} }
             });
         }
@@ -235,7 +260,7 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
         .parse()
         .map_err(|e| format!("{e}"))?;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let proxy = timestamping_proxy(upstream, arrivals.clone()).await?;
+    let proxy = timestamping_proxy(upstream, arrivals.clone(), None).await?;
     let app_key = PrivateKey::load(
         sandbox
             .keys

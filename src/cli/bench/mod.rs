@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use crate::gateway::keys::PrivateKey;
 
+mod charge;
 mod customer_scan;
 mod footprint;
 use footprint::idle_daemon;
@@ -39,6 +40,8 @@ pub struct Plan {
     pub idle: Duration,
     /// QR sales paid by the sandbox's customer, with a notification receiver.
     pub qr_sales: usize,
+    /// `scanpay charge` processes.
+    pub charges: usize,
 }
 
 impl Plan {
@@ -51,6 +54,7 @@ impl Plan {
             history: 100_000,
             in_doubt: 100,
             qr_sales: 5,
+            charges: 10,
             // Long enough to hold the idle daemon's timers (ten seconds apart) more than once.
             idle: Duration::from_secs(12),
         }
@@ -64,6 +68,7 @@ impl Plan {
             history: 1_000_000,
             in_doubt: 1000,
             qr_sales: 20,
+            charges: 30,
             idle: Duration::from_secs(30),
         }
     }
@@ -309,6 +314,39 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     );
     r.figure("qr_confirmed_to_paid_notified_ms", notified);
     r.figure("qr_confirmed_to_paid_inquiry_ms", inquired);
+
+    // The whole process: `scanpay charge`, the gateway's service time taken off.
+    let runs = charge::charges(work, plan.charges).await?;
+    let millis = |d: Duration| d.as_secs_f64() * 1000.0;
+    let wall = median(runs.iter().map(|r| millis(r.wall)).collect());
+    let client = median(
+        runs.iter()
+            .map(|r| millis(r.wall.saturating_sub(r.gateway)))
+            .collect(),
+    );
+    let cpu = median(runs.iter().map(|r| millis(r.cpu)).collect());
+    let gateway = median(runs.iter().map(|r| millis(r.gateway)).collect());
+    let peak = runs.iter().map(|r| r.peak_rss_kb).max().unwrap_or(0) as f64 / 1024.0;
+    r.add(
+        "scanpay charge, client side, p50",
+        format!("{client:.1} ms"),
+        format!("wall {wall:.1} ms less the gateway's {gateway:.1} ms; {} processes", runs.len()),
+    );
+    r.add(
+        "scanpay charge, CPU, p50",
+        format!("{cpu:.1} ms"),
+        "user + system of the process".into(),
+    );
+    r.add(
+        "scanpay charge, peak RSS",
+        format!("{peak:.1} MB"),
+        "the most any run took".into(),
+    );
+    r.figure("charge_wall_ms", wall);
+    r.figure("charge_client_ms", client);
+    r.figure("charge_gateway_ms", gateway);
+    r.figure("charge_cpu_ms", cpu);
+    r.figure("charge_peak_rss_mb", peak);
 
     // Startup against history.
     let (small, big) = startup(work, plan.history, plan.in_doubt)?;

@@ -1,0 +1,122 @@
+//! The whole process: `scanpay charge` run as its own process against the HTTP sandbox on
+//! loopback, through a proxy that stamps each request and answer, so the gateway's own
+//! service time can be taken off the wall time and what the client costs is left: starting,
+//! reading its config and keys, opening the journal, the sale, exiting.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::gateway_path::timestamping_proxy;
+use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
+
+/// One `scanpay charge`, as its parent saw it.
+pub(super) struct ChargeRun {
+    pub wall: Duration,
+    /// From the pay request's first byte at the proxy to its answer's first byte.
+    pub gateway: Duration,
+    /// User and system CPU of the process.
+    pub cpu: Duration,
+    /// Its peak resident memory.
+    pub peak_rss_kb: u64,
+}
+
+/// Runs `runs` charges, each a process of its own, after one that creates the journal.
+pub(super) async fn charges(work: &Path, runs: usize) -> Result<Vec<ChargeRun>, String> {
+    let dir = work.join("charge");
+    let sandbox = crate::cli::sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        &dir,
+        DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
+        None,
+    )
+    .await?;
+    let upstream: std::net::SocketAddr = sandbox
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/gateway.do")
+        .parse()
+        .map_err(|e| format!("the sandbox's address: {e}"))?;
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let answers = Arc::new(Mutex::new(Vec::new()));
+    let proxy = timestamping_proxy(upstream, requests.clone(), Some(answers.clone())).await?;
+    let config = crate::sandbox::client_config(
+        &format!("http://{proxy}/gateway.do"),
+        DEFAULT_APP_ID,
+        &sandbox.keys,
+    )
+    .ok_or("the sandbox wrote no app key")?;
+    let config_path = dir.join("scanpay.toml");
+    std::fs::write(&config_path, config)
+        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    let exe = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
+    let mut out = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let (exe, config_path) = (exe.clone(), config_path.clone());
+        let code = format!("2861{i:012}00");
+        let run = tokio::task::spawn_blocking(move || charge_once(&exe, &config_path, &code))
+            .await
+            .map_err(|e| e.to_string())??;
+        let taken = |v: &Mutex<Vec<Instant>>| {
+            std::mem::take(&mut *v.lock().unwrap_or_else(|e| e.into_inner()))
+        };
+        let (sent, answered) = (taken(&requests), taken(&answers));
+        let gateway = sent
+            .iter()
+            .zip(&answered)
+            .map(|(s, a)| a.saturating_duration_since(*s))
+            .sum();
+        // The first creates the journal: not a charge at a till that has run before.
+        if i > 0 {
+            out.push(ChargeRun { gateway, ..run });
+        }
+    }
+    sandbox.task.abort();
+    Ok(out)
+}
+
+/// Starts `scanpay charge` and waits for it with `wait4`, which returns the child's own CPU
+/// time and peak RSS.
+fn charge_once(exe: &Path, config: &Path, code: &str) -> Result<ChargeRun, String> {
+    let started = Instant::now();
+    let child = std::process::Command::new(exe)
+        .args(["charge", "--config"])
+        .arg(config)
+        .args(["--amount", "1.00", "--code", code])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: both pointers are to live locals; `wait4` reaps `pid`, our own child, which
+    // std's `Child` is never asked to wait for afterwards.
+    let (reaped, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let reaped = libc::wait4(pid, &mut status, 0, &mut usage);
+        (reaped, usage)
+    };
+    let wall = started.elapsed();
+    if reaped != pid {
+        return Err(format!(
+            "waiting for scanpay charge: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        return Err(format!(
+            "scanpay charge --code {code} did not end paid (wait status {status})"
+        ));
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(ChargeRun {
+        wall,
+        gateway: Duration::ZERO,
+        cpu: time(usage.ru_utime) + time(usage.ru_stime),
+        peak_rss_kb: usage.ru_maxrss.max(0) as u64,
+    })
+}
