@@ -4,8 +4,15 @@
 //! tokens never leave this module in the clear except to the gateway: not in answers, logs
 //! or events. [`Members::refresh_due`] renews access tokens before they expire, on the
 //! daemon's housekeeping tick (`daemon/housekeeping/members.rs`).
+//!
+//! An auth code is exchanged write-before-send ([`Members::exchange`]): journaled sealed
+//! as `exchanging` before `applyToken` leaves, replaced by the tokens in one write. An
+//! exchange left `exchanging` (an unclear answer, a crash) is retried at the start and on
+//! the housekeeping tick ([`Members::retry_exchanges`]); a code works once, so a retry after
+//! the wallet did answer is refused and the binding ends `failed`, reported for a person.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -19,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::events::{Event, MemberSignal, Observer};
 use crate::gateway::alipay_ams::authorizations::{
     AuthError, Authorizations, Consult, Grant, Token, Tokens,
 };
@@ -50,7 +58,40 @@ pub struct Members {
     pub config: MembersConfig,
     journal: Arc<Journal>,
     auth: Arc<dyn Authorizations>,
+    observer: Option<Arc<dyn Observer>>,
+    /// Members whose auth code is on its way to the wallet from this process: a retry or a
+    /// second request for them waits, so one code is never sent twice at once.
+    in_flight: Mutex<HashSet<String>>,
 }
+
+/// How an exchange ended.
+pub enum Exchanged {
+    Bound(BindingRow),
+    /// The wallet refused the code: the binding is `failed`, with the wallet's code.
+    Failed(BindingRow, String),
+    /// No trusted answer: still `exchanging`, retried by housekeeping.
+    Unclear(BindingRow, String),
+}
+
+/// A member's place in [`Members::in_flight`], given back when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    member: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.member);
+    }
+}
+
+/// The failpoints around an exchange (`failpoint.rs`): the `exchanging` row is written and
+/// `applyToken` not yet sent; the wallet answered and the answer is not yet journaled.
+pub const FAILPOINT_BEFORE_EXCHANGE: &str = "member_before_exchange_send";
+pub const FAILPOINT_AFTER_EXCHANGE: &str = "member_after_exchange_answer";
 
 /// The longest member id taken, and what it may hold.
 const MEMBER_ID_MAX: usize = 64;
@@ -76,6 +117,9 @@ fn binding_json(b: &BindingRow) -> Value {
         "member_id": b.member_id,
         "wallet": b.wallet,
         "state": b.state.as_str(),
+        "result_code": b.result_code,
+        "reason": b.reason,
+        "needs_attention": b.attention.is_some(),
         "login_id": b.login_id,
         "access_token_expires_at": b.access_expires_at.map(crate::clock::to_journal),
         "refresh_token_expires_at": b.refresh_expires_at.map(crate::clock::to_journal),
@@ -129,7 +173,190 @@ impl Members {
             config,
             journal,
             auth,
+            observer: None,
+            in_flight: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The same, telling `observer` (the event bus, the logs) what happens to bindings.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Members {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn signal(&self, signal: MemberSignal, b: &BindingRow) {
+        if let Some(o) = &self.observer {
+            o.event(&Event::MemberBinding {
+                signal,
+                member_id: b.member_id.clone(),
+                wallet: b.wallet.clone(),
+                state: b.state.as_str(),
+                reason: if signal.needs_attention() {
+                    b.reason.clone()
+                } else {
+                    None
+                },
+            });
+        }
+    }
+
+    fn claim(&self, member: &str) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(member.to_string()).then(|| InFlight {
+            set: &self.in_flight,
+            member: member.to_string(),
+        })
+    }
+
+    /// Exchanges `code` for `b` (awaiting approval): the code journaled sealed as
+    /// `exchanging` first, then `applyToken`, then the answer journaled.
+    pub async fn exchange(&self, b: &BindingRow, code: &Token) -> Result<Exchanged, ApiError> {
+        let id = b.member_id.as_str();
+        let Some(_claim) = self.claim(id) else {
+            return Err(exchange_busy(id));
+        };
+        let sealed = self
+            .config
+            .keys
+            .seal(id, TokenKind::AuthCode, &Secret::new(code.expose()))
+            .map_err(sealing_error)?;
+        let row = self
+            .journal
+            .begin_exchange(id, &sealed, Utc::now())
+            .map_err(journal_error)?;
+        Ok(self.send_exchange(&row, code, false).await)
+    }
+
+    /// Sends the exchange of a binding journaled `exchanging` and journals the answer.
+    /// `retry`: the code may have been sent before (a crash, an unclear answer), so a
+    /// refusal may mean only that it was used; the operator is told to bind again.
+    async fn send_exchange(&self, b: &BindingRow, code: &Token, retry: bool) -> Exchanged {
+        let id = b.member_id.as_str();
+        crate::failpoint::hit(FAILPOINT_BEFORE_EXCHANGE);
+        let answer = self
+            .auth
+            .apply_token(&b.wallet, Grant::AuthorizationCode(code))
+            .await;
+        crate::failpoint::hit(FAILPOINT_AFTER_EXCHANGE);
+        let written = match answer {
+            Ok(tokens) => self
+                .seal(id, &tokens)
+                .and_then(|sealed| {
+                    self.journal
+                        .bind_member(id, &sealed, Utc::now())
+                        .map_err(journal_error)
+                })
+                .map(Exchanged::Bound),
+            Err(AuthError::Refused { code, message }) => {
+                let reason = if retry {
+                    format!(
+                        "the wallet refused the auth code when it was sent again after an unclear answer or a restart ({code}): it may have been used already; bind the wallet again"
+                    )
+                } else {
+                    format!(
+                        "the wallet refused the auth code ({code} {message}): bind the wallet again"
+                    )
+                };
+                tracing::warn!(member_id = %id, wallet = %b.wallet, result_code = %code, retry, "member_binding_failed: {reason}");
+                self.journal
+                    .fail_binding(id, &code, &reason, Utc::now())
+                    .map_err(journal_error)
+                    .map(|row| Exchanged::Failed(row, reason))
+            }
+            Err(AuthError::NotSent(why) | AuthError::Unknown(why)) => {
+                tracing::warn!(member_id = %id, error = %why, "member binding: no trusted answer to the auth code's exchange; retried on the housekeeping tick");
+                Ok(Exchanged::Unclear(b.clone(), why))
+            }
+        };
+        match written {
+            Ok(Exchanged::Bound(row)) => {
+                tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
+                self.signal(MemberSignal::Bound, &row);
+                Exchanged::Bound(row)
+            }
+            Ok(Exchanged::Failed(row, reason)) => {
+                self.signal(MemberSignal::Failed, &row);
+                Exchanged::Failed(row, reason)
+            }
+            Ok(unclear) => unclear,
+            // Tokens that could not be sealed or written are not kept: the binding stays
+            // `exchanging` and the retry learns from the wallet that the code was used.
+            Err(e) => {
+                tracing::error!(member_id = %id, error = %e.message, "member binding: the exchange's answer could not be journaled; retried on the housekeeping tick");
+                Exchanged::Unclear(b.clone(), e.message)
+            }
+        }
+    }
+
+    /// An authorization notification (`daemon/notify.rs`): the auth code the wallet sent
+    /// for the consult made with `auth_state`, exchanged as `POST …/binding/auth_code`
+    /// would. `None` when no binding awaits approval with that `auth_state` (nothing
+    /// changes).
+    pub async fn notified(&self, auth_state: &str, code: &Token) -> Option<Exchanged> {
+        let b = match self.journal.binding_awaiting(auth_state) {
+            Ok(Some(b)) => b,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the binding an authorization notification is for");
+                return None;
+            }
+        };
+        match self.exchange(&b, code).await {
+            Ok(done) => Some(done),
+            Err(e) => {
+                tracing::warn!(member_id = %b.member_id, error = %e.message, "member binding: the notified auth code was not exchanged");
+                None
+            }
+        }
+    }
+
+    /// Retries every exchange left `exchanging` (at the start, then on the housekeeping
+    /// tick) with its sealed auth code. Returns how many ended (bound or failed).
+    pub async fn retry_exchanges(&self) -> usize {
+        let left = match self.journal.bindings_exchanging() {
+            Ok(left) => left,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the exchanges left open");
+                return 0;
+            }
+        };
+        let mut ended = 0;
+        for b in &left {
+            let Some(_claim) = self.claim(&b.member_id) else {
+                continue;
+            };
+            let code = match b
+                .auth_code
+                .as_ref()
+                .map(|s| self.config.keys.open(&b.member_id, TokenKind::AuthCode, s))
+            {
+                Some(Ok(code)) => Token::new(code.expose()),
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "no auth code kept".to_string(),
+                    };
+                    let reason = format!(
+                        "the auth code kept for the exchange cannot be opened ({why}): bind the wallet again"
+                    );
+                    tracing::warn!(member_id = %b.member_id, "member_binding_failed: {reason}");
+                    if let Ok(row) =
+                        self.journal
+                            .fail_binding(&b.member_id, "TOKEN_KEY", &reason, Utc::now())
+                    {
+                        self.signal(MemberSignal::Failed, &row);
+                        ended += 1;
+                    }
+                    continue;
+                }
+            };
+            tracing::info!(member_id = %b.member_id, "member binding: sending again an exchange left open");
+            match self.send_exchange(b, &code, true).await {
+                Exchanged::Bound(_) | Exchanged::Failed(..) => ended += 1,
+                Exchanged::Unclear(..) => {}
+            }
+        }
+        ended
     }
 
     fn seal(&self, member: &str, t: &Tokens) -> Result<SealedTokens, ApiError> {
@@ -217,6 +444,7 @@ impl Members {
         let sealed = match kind {
             TokenKind::Access => &b.access_token,
             TokenKind::Refresh => &b.refresh_token,
+            TokenKind::AuthCode => &b.auth_code,
         };
         sealed
             .as_ref()
@@ -239,11 +467,25 @@ impl Members {
                 "the wallet gave no refresh token: bind again",
             ));
         };
-        let mut tokens = self
+        let mut tokens = match self
             .auth
             .apply_token(&b.wallet, Grant::RefreshToken(&refresh))
             .await
-            .map_err(gateway_error)?;
+        {
+            Ok(tokens) => tokens,
+            Err(AuthError::Refused { code, message }) => {
+                let reason = format!(
+                    "the wallet refused to refresh the token ({code} {message}): the member is charged until the access token expires; bind the wallet again"
+                );
+                let row = self
+                    .journal
+                    .note_refresh_failure(&b.member_id, &code, &reason, Utc::now())
+                    .map_err(journal_error)?;
+                self.signal(MemberSignal::RefreshFailed, &row);
+                return Err(gateway_error(AuthError::Refused { code, message }));
+            }
+            Err(e) => return Err(gateway_error(e)),
+        };
         // Whether a refresh always brings a new refresh token is not confirmed
         // (docs/protocol.md §18): without one, the one used is kept.
         if tokens.refresh_token.is_none() {
@@ -286,7 +528,7 @@ impl Members {
                 };
                 let sealed = self.seal(&b.member_id, &tokens)?;
                 self.journal
-                    .refresh_member(&b.member_id, &sealed, Utc::now())
+                    .reseal_member(&b.member_id, &sealed, Utc::now())
                     .map_err(journal_error)
             };
             match reseal() {
@@ -325,11 +567,14 @@ impl Members {
                         expires_at = ?row.access_expires_at,
                         "member_binding_refreshed"
                     );
+                    self.signal(MemberSignal::Refreshed, &row);
                 }
+                // A refusal is noted and told (`refresh`) and not tried again; without a
+                // trusted answer the next tick tries again while the token lasts.
                 Err(e) => tracing::warn!(
                     member_id = %b.member_id,
                     error = %e.message,
-                    "member_binding_refresh_failed: retried on a later tick while the token lasts"
+                    "member_binding_refresh_failed"
                 ),
             }
         }
@@ -355,14 +600,20 @@ pub async fn start(
 ) -> Result<Response, ApiError> {
     let m = members(&s)?;
     let id = member_id(&id)?;
-    if let Some(b) = m.journal.member_binding(id).map_err(journal_error)?
-        && b.state == BindingState::Bound
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "binding_state",
-            format!("member {id} is bound already: DELETE the binding before binding again"),
-        ));
+    if let Some(b) = m.journal.member_binding(id).map_err(journal_error)? {
+        match b.state {
+            BindingState::Bound => {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "binding_state",
+                    format!(
+                        "member {id} is bound already: DELETE the binding before binding again"
+                    ),
+                ));
+            }
+            BindingState::Exchanging => return Err(exchange_busy(id)),
+            _ => {}
+        }
     }
     let auth_state = format!("{:032x}", rand::random::<u128>());
     let c = &m.config;
@@ -433,6 +684,9 @@ pub async fn auth_code(
         .member_binding(id)
         .map_err(journal_error)?
         .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    if b.state == BindingState::Exchanging {
+        return Err(exchange_busy(id));
+    }
     if b.state != BindingState::AwaitingApproval {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -451,18 +705,32 @@ pub async fn auth_code(
             "not the auth_state of this member's consult",
         ));
     }
-    let tokens = m
-        .auth
-        .apply_token(&b.wallet, Grant::AuthorizationCode(&code))
-        .await
-        .map_err(gateway_error)?;
-    let sealed = m.seal(id, &tokens)?;
-    let row = m
-        .journal
-        .bind_member(id, &sealed, Utc::now())
-        .map_err(journal_error)?;
-    tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
-    Ok(Json(binding_json(&row)).into_response())
+    match m.exchange(&b, &code).await? {
+        Exchanged::Bound(row) => Ok(Json(binding_json(&row)).into_response()),
+        Exchanged::Failed(_, reason) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "wallet_refused",
+            format!("member {id}: {reason}"),
+        )),
+        // Written before it was sent: the exchange goes on without the register.
+        Exchanged::Unclear(row, why) => {
+            let mut body = binding_json(&row);
+            body["message"] = json!(format!(
+                "no trusted answer from the wallet ({why}): the auth code is kept sealed and sent again on the housekeeping tick; GET the binding until it is bound or failed"
+            ));
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}
+
+fn exchange_busy(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "binding_state",
+        format!(
+            "member {id} has an auth code being exchanged: GET the binding until it is bound or failed"
+        ),
+    )
 }
 
 /// `GET /v1/members/{member_id}/binding`: state, wallet, masked login id, expiries.
@@ -491,6 +759,8 @@ pub async fn delete(
         .member_binding(id)
         .map_err(journal_error)?
         .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    // An exchange on its way to the wallet ends first, so its tokens are not left behind.
+    let _claim = m.claim(id).ok_or_else(|| exchange_busy(id))?;
     if let Some(token) = m.open(&b, TokenKind::Access)? {
         match m.auth.revoke(&token).await {
             Ok(()) => {}
@@ -505,6 +775,7 @@ pub async fn delete(
         .revoke_member(id, Utc::now())
         .map_err(journal_error)?;
     tracing::info!(member_id = %id, "member_binding_revoked");
+    m.signal(MemberSignal::Revoked, &row);
     Ok(Json(binding_json(&row)).into_response())
 }
 

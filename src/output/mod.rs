@@ -116,6 +116,7 @@ impl LedPattern {
             | Event::Garbage { .. }
             | Event::Refund { .. }
             | Event::OperatorAction { .. }
+            | Event::MemberBinding { .. }
             | Event::ScanTest { .. } => {
                 return None;
             }
