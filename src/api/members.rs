@@ -782,6 +782,140 @@ pub async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::alipay_ams::authorizations::AuthUrls;
+
+    /// A wallet that answers `applyToken` from a script, one answer a call, and remembers
+    /// the codes it was sent.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<Vec<Result<Tokens, AuthError>>>,
+        codes: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Authorizations for Scripted {
+        async fn consult(&self, _: &Consult<'_>) -> Result<AuthUrls, AuthError> {
+            Ok(AuthUrls::default())
+        }
+        async fn apply_token(&self, _: &str, grant: Grant<'_>) -> Result<Tokens, AuthError> {
+            if let Grant::AuthorizationCode(c) = grant {
+                self.codes.lock().unwrap().push(c.expose().to_string());
+            }
+            self.answers.lock().unwrap().remove(0)
+        }
+        async fn revoke(&self, _: &Token) -> Result<(), AuthError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl Observer for Seen {
+        fn event(&self, e: &Event) {
+            self.0.lock().unwrap().push(format!("{e:?}"));
+        }
+    }
+
+    fn tokens() -> Tokens {
+        Tokens {
+            access_token: Token::new("ACCESS-SECRET"),
+            access_expires_at: Some(Utc::now() + chrono::Duration::days(1)),
+            refresh_token: Some(Token::new("REFRESH-SECRET")),
+            refresh_expires_at: None,
+            login_id: Some("138****0000".into()),
+        }
+    }
+
+    fn members(dir: &std::path::Path, wallet: Arc<Scripted>, seen: Arc<Seen>) -> Members {
+        let journal = Arc::new(Journal::open(&dir.join("j.sqlite")).unwrap());
+        let config = MembersConfig {
+            keys: Arc::new(TokenKeys::new(&[3u8; 32], &[]).unwrap()),
+            wallet: "ALIPAY_CN".into(),
+            auth_redirect_url: "https://shop.example/bound".into(),
+            terminal_type: "WAP".into(),
+            os_type: None,
+            refresh_before: Duration::from_secs(60),
+            refresh_every: Duration::from_secs(1),
+            max_per_sale: None,
+            max_per_day: None,
+        };
+        Members::new(config, journal, wallet).with_observer(seen)
+    }
+
+    /// No trusted answer: `exchanging`, the code kept sealed; the retry sends the same code
+    /// and binds. A retry the wallet refuses (the code was used) ends `failed`, reported.
+    #[tokio::test]
+    async fn an_unclear_exchange_is_retried_with_its_sealed_code_and_a_refused_retry_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Arc::new(Scripted::default());
+        let seen = Arc::new(Seen::default());
+        let m = members(dir.path(), wallet.clone(), seen.clone());
+        *wallet.answers.lock().unwrap() = vec![
+            Err(AuthError::Unknown("timeout".into())),
+            Ok(tokens()),
+            Err(AuthError::NotSent("refused connection".into())),
+            Err(AuthError::Refused {
+                code: "INVALID_CODE".into(),
+                message: "used".into(),
+            }),
+        ];
+        let b = m
+            .journal
+            .start_binding("M1", "ALIPAY_CN", "st1", Utc::now())
+            .unwrap();
+        let code = Token::new("CODE-ONE");
+        assert!(matches!(
+            m.exchange(&b, &code).await.unwrap(),
+            Exchanged::Unclear(..)
+        ));
+        let row = m.journal.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Exchanging);
+        // While it waits, no second exchange and no new consult.
+        assert!(m.exchange(&b, &code).await.is_err());
+        assert!(
+            m.journal
+                .start_binding("M1", "ALIPAY_CN", "st2", Utc::now())
+                .is_err()
+        );
+        assert_eq!(m.retry_exchanges().await, 1);
+        let row = m.journal.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Bound);
+        assert!(row.auth_code.is_none() && row.access_token.is_some());
+
+        let b = m
+            .journal
+            .start_binding("M2", "ALIPAY_CN", "st3", Utc::now())
+            .unwrap();
+        let code2 = Token::new("CODE-TWO");
+        assert!(matches!(
+            m.exchange(&b, &code2).await.unwrap(),
+            Exchanged::Unclear(..)
+        ));
+        assert_eq!(m.retry_exchanges().await, 1);
+        let row = m.journal.member_binding("M2").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Failed);
+        assert_eq!(row.result_code.as_deref(), Some("INVALID_CODE"));
+        assert!(
+            row.reason
+                .as_deref()
+                .unwrap()
+                .contains("may have been used already")
+        );
+        assert!(row.attention.is_some());
+        assert_eq!(
+            *wallet.codes.lock().unwrap(),
+            ["CODE-ONE", "CODE-ONE", "CODE-TWO", "CODE-TWO"]
+        );
+        let events = seen.0.lock().unwrap().join("\n");
+        assert!(
+            events.contains("Bound") && events.contains("Failed"),
+            "{events}"
+        );
+        for secret in ["CODE-ONE", "CODE-TWO", "ACCESS-SECRET", "REFRESH-SECRET"] {
+            assert!(!events.contains(secret), "{events}");
+        }
+    }
 
     #[test]
     fn member_ids_are_checked_strictly() {
