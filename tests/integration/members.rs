@@ -723,6 +723,15 @@ async fn an_exchange_killed_after_the_wallets_answer_ends_failed_and_reported() 
     assert_eq!(e["wallet"], "ALIPAY_CN", "{e}");
     let log = daemon.stderr();
     assert!(log.contains("member_binding_failed"), "{log}");
+    let status = crate::common::procs::scanpay()
+        .arg("status")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(said.contains("ATTENTION member M1 (failed)"), "{said}");
 
     // Bound again: the report is cleared.
     let (auth_state, code2) = consult_and_approve(port, &sandbox, "M1").await;
