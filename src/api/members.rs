@@ -290,24 +290,25 @@ impl Members {
 
     /// An authorization notification (`daemon/notify.rs`): the auth code the wallet sent
     /// for the consult made with `auth_state`, exchanged as `POST …/binding/auth_code`
-    /// would. `None` when no binding awaits approval with that `auth_state` (nothing
-    /// changes).
-    pub async fn notified(&self, auth_state: &str, code: &Token) -> Option<Exchanged> {
-        let b = match self.journal.binding_awaiting(auth_state) {
-            Ok(Some(b)) => b,
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, "member bindings: cannot read the binding an authorization notification is for");
-                return None;
-            }
+    /// would. `Ok(None)` when no binding awaits approval with that `auth_state` (nothing
+    /// changes); an error says why the code was not exchanged (the binding is being
+    /// exchanged already, the journal cannot be read or written).
+    pub async fn notified(
+        &self,
+        auth_state: &str,
+        code: &Token,
+    ) -> Result<Option<Exchanged>, String> {
+        let b = self
+            .journal
+            .binding_awaiting(auth_state)
+            .map_err(|e| format!("cannot read the binding: {e}"))?;
+        let Some(b) = b else {
+            return Ok(None);
         };
-        match self.exchange(&b, code).await {
-            Ok(done) => Some(done),
-            Err(e) => {
-                tracing::warn!(member_id = %b.member_id, error = %e.message, "member binding: the notified auth code was not exchanged");
-                None
-            }
-        }
+        self.exchange(&b, code)
+            .await
+            .map(Some)
+            .map_err(|e| format!("member {}: {}", b.member_id, e.message))
     }
 
     /// Retries every exchange left `exchanging` (at the start, then on the housekeeping

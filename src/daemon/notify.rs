@@ -150,16 +150,20 @@ async fn authorized(
     };
     use crate::api::members::Exchanged;
     match members.notified(auth_state, code).await {
-        None => tracing::warn!(
+        Err(why) => tracing::warn!(
+            why = %why,
+            "authorization notification: the auth code was not exchanged"
+        ),
+        Ok(None) => tracing::warn!(
             "authorization notification for an authState no binding awaits: nothing changes"
         ),
-        Some(Exchanged::Bound(b)) => {
+        Ok(Some(Exchanged::Bound(b))) => {
             tracing::info!(member_id = %b.member_id, "authorization notification: the member is bound")
         }
-        Some(Exchanged::Failed(b, _)) => {
+        Ok(Some(Exchanged::Failed(b, _))) => {
             tracing::info!(member_id = %b.member_id, "authorization notification: the wallet refused the auth code")
         }
-        Some(Exchanged::Unclear(b, _)) => {
+        Ok(Some(Exchanged::Unclear(b, _))) => {
             tracing::info!(member_id = %b.member_id, "authorization notification: the exchange is retried on the housekeeping tick")
         }
     }
