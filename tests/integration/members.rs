@@ -998,3 +998,61 @@ async fn a_refresh_the_wallet_refuses_needs_attention_until_revoked() {
     }
     assert_nowhere(&journal, &daemon.stderr(), &tokens);
 }
+
+/// The wallet cannot be reached when the auth code is posted: `202`, the binding stays
+/// `exchanging` with the code sealed. Once the wallet is back the daemon sends the code
+/// again by itself; this wallet no longer knows it (a code is short-lived and works once)
+/// and refuses it, so the binding ends `failed`, told to bind again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_without_an_answer_is_accepted_kept_and_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx_dir = dir.path().join("sbx");
+    let mut sandbox = SandboxProc::start(&sbx_dir, 0);
+    let sandbox_port = sandbox.port;
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 15);
+    let port = free_port();
+    let config = members_config(&sandbox, port, &key, "refresh_check_s = 1\n");
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let (_, code) = consult_and_approve(port, &sandbox, "M1").await;
+    sandbox.stop();
+    let (status, text) = try_api(
+        port,
+        "/v1/members/M1/binding/auth_code",
+        json!({"auth_code": code}),
+    )
+    .await
+    .unwrap();
+    let accepted: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["state"], "exchanging", "{accepted}");
+    assert!(
+        accepted["message"].as_str().unwrap().contains("sent again"),
+        "{accepted}"
+    );
+    assert!(!text.contains(&code), "the code in the answer");
+    let (status, e) = api(port, "POST", "/v1/members/M1/binding", None).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("binding_state")),
+        "{e}"
+    );
+
+    let sandbox = SandboxProc::start(&sbx_dir, sandbox_port);
+    let failed = wait_binding(port, &daemon, "M1", "failed").await;
+    assert_eq!(failed["result_code"], "INVALID_CODE", "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bind the wallet again"),
+        "{failed}"
+    );
+    daemon.terminate();
+    assert_nowhere(
+        &sandbox.dir.join("journal-ams.sqlite"),
+        &daemon.stderr(),
+        &[code],
+    );
+}
