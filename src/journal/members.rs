@@ -803,6 +803,39 @@ mod tests {
         assert!(j.binding_awaiting("st1").unwrap().is_none());
     }
 
+    /// Migration 15 rebuilds the table: a binding written under 14 keeps every column.
+    #[test]
+    fn a_binding_written_before_migration_15_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &crate::journal::schema::MIGRATIONS[..14] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO member_bindings (member_id, wallet, state, key_id, access_token, \
+                 access_expires_at, refresh_token, created_at, updated_at) VALUES ('M1', \
+                 'ALIPAY_CN', 'bound', 'k1', x'0102', '2027-01-01T00:00:00.000Z', x'0304', \
+                 '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z'); \
+                 PRAGMA user_version = 14;",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let b = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(b.state, BindingState::Bound);
+        assert_eq!(b.access_token.map(|t| t.blob), Some(vec![1, 2]));
+        assert_eq!(b.refresh_token.map(|t| t.blob), Some(vec![3, 4]));
+        assert!(b.auth_code.is_none() && b.attention.is_none());
+        assert_eq!(
+            j.bindings_expiring(Utc::now() + chrono::Duration::days(3650))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
     #[test]
     fn a_refused_exchange_fails_needs_attention_until_bound_again() {
         let dir = tempfile::tempdir().unwrap();
