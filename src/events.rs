@@ -128,6 +128,43 @@ pub enum Event {
         action: &'static str,
         result: String,
     },
+    /// A member's auto-debit binding changed (`api/members.rs`). Never a token or an auth
+    /// code: the member, the wallet, the binding's state and, for a failure, why.
+    MemberBinding {
+        signal: MemberSignal,
+        member_id: String,
+        wallet: String,
+        state: &'static str,
+        reason: Option<String>,
+    },
+}
+
+/// What happened to a member's binding; each is its own event on the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberSignal {
+    Bound,
+    Refreshed,
+    RefreshFailed,
+    Failed,
+    Revoked,
+}
+
+impl MemberSignal {
+    /// The event's name on the stream.
+    pub fn kind(self) -> &'static str {
+        match self {
+            MemberSignal::Bound => "member_binding_bound",
+            MemberSignal::Refreshed => "member_binding_refreshed",
+            MemberSignal::RefreshFailed => "member_binding_refresh_failed",
+            MemberSignal::Failed => "member_binding_failed",
+            MemberSignal::Revoked => "member_binding_revoked",
+        }
+    }
+
+    /// Whether a person must look (cleared when the member binds again or is revoked).
+    pub fn needs_attention(self) -> bool {
+        matches!(self, MemberSignal::RefreshFailed | MemberSignal::Failed)
+    }
 }
 
 impl Event {

@@ -8,7 +8,11 @@ use std::sync::OnceLock;
 /// - `before_send`: the attempt row is committed, the pay request not yet sent;
 /// - `after_pay_answer`: the gateway answered, the answer is not yet journaled;
 /// - `before_cancel`: the attempt is `cancelling`, the cancel not yet sent;
-/// - `before_refund_send`: the refund row is written (`pending`), the refund not yet sent.
+/// - `before_refund_send`: the refund row is written (`pending`), the refund not yet sent;
+/// - `member_before_exchange_send`: a member binding is `exchanging` (its auth code sealed),
+///   `applyToken` not yet sent (`api/members.rs`);
+/// - `member_after_exchange_answer`: the wallet answered `applyToken`, the answer is not yet
+///   journaled.
 pub fn hit(name: &str) {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
     let armed = ARMED.get_or_init(|| {

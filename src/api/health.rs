@@ -28,6 +28,11 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     let attention = journal
         .attempts_needing_attention()
         .map_err(ApiError::internal)?;
+    // A member binding whose exchange failed or whose token did not refresh: until the
+    // member binds again or is revoked (`api/members.rs`).
+    let members_attention = journal
+        .bindings_needing_attention()
+        .map_err(ApiError::internal)?;
     let reachability = s.monitor.reachability();
     // Offline, not answering, or refusing our credentials: new sales are refused, and why.
     let gateway_refusal = reachability
@@ -49,6 +54,7 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         .is_some_and(|r| r["ok"] == serde_json::Value::Bool(false));
     let ok = gateway_ok
         && attention.is_empty()
+        && members_attention.is_empty()
         && write_failure.is_none()
         && reconciled_ok
         && !skew_off
@@ -68,6 +74,9 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
     }
     if !attention.is_empty() {
         reasons.push("needs_attention");
+    }
+    if !members_attention.is_empty() {
+        reasons.push("member_binding_attention");
     }
     if !reconciled_ok {
         reasons.push("reconciliation_differences");
@@ -109,6 +118,10 @@ pub async fn health(State(s): State<ApiState>) -> Result<Response, ApiError> {
         "oldest_in_doubt_age_s": oldest,
         "needs_attention": attention.iter().map(|a| json!({
             "sale_id": a.sale_id, "request_id": a.request_id, "why": a.needs_attention,
+        })).collect::<Vec<_>>(),
+        "member_bindings_needing_attention": members_attention.iter().map(|b| json!({
+            "member_id": b.member_id, "wallet": b.wallet, "state": b.state.as_str(),
+            "result_code": b.result_code, "why": b.attention,
         })).collect::<Vec<_>>(),
         "reconciliation": reconciliation,
         "reload": reload,
@@ -270,6 +283,15 @@ pub async fn metrics(State(s): State<ApiState>) -> Result<Response, ApiError> {
             printer.dropped as i64,
         );
     }
+    gauge(
+        &mut registry,
+        "scanpay_member_bindings_needing_attention",
+        "Member bindings whose auth code exchange failed or whose token did not refresh, until bound again or revoked",
+        journal
+            .bindings_needing_attention()
+            .map_err(ApiError::internal)?
+            .len() as i64,
+    );
     let up = Gauge::<i64>::default();
     up.set(i64::from(!s.monitor.is_offline()));
     registry.register(

@@ -4,8 +4,15 @@
 //! tokens never leave this module in the clear except to the gateway: not in answers, logs
 //! or events. [`Members::refresh_due`] renews access tokens before they expire, on the
 //! daemon's housekeeping tick (`daemon/housekeeping/members.rs`).
+//!
+//! An auth code is exchanged write-before-send ([`Members::exchange`]): journaled sealed
+//! as `exchanging` before `applyToken` leaves, replaced by the tokens in one write. An
+//! exchange left `exchanging` (an unclear answer, a crash) is retried at the start and on
+//! the housekeeping tick ([`Members::retry_exchanges`]); a code works once, so a retry after
+//! the wallet did answer is refused and the binding ends `failed`, reported for a person.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
@@ -19,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::ApiState;
 use super::error::ApiError;
+use crate::events::{Event, MemberSignal, Observer};
 use crate::gateway::alipay_ams::authorizations::{
     AuthError, AuthUrls, Authorizations, Consult, Grant, Token, Tokens,
 };
@@ -53,8 +61,41 @@ pub struct Members {
     journal: Arc<Journal>,
     auth: Arc<dyn Authorizations>,
     /// Member id → the approval URL of a binding started here, for its QR.
-    pending: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    pending: Mutex<std::collections::HashMap<String, String>>,
+    observer: Option<Arc<dyn Observer>>,
+    /// Members whose auth code is on its way to the wallet from this process: a retry or a
+    /// second request for them waits, so one code is never sent twice at once.
+    in_flight: Mutex<HashSet<String>>,
 }
+
+/// How an exchange ended.
+pub enum Exchanged {
+    Bound(BindingRow),
+    /// The wallet refused the code: the binding is `failed`, with the wallet's code.
+    Failed(BindingRow, String),
+    /// No trusted answer: still `exchanging`, retried by housekeeping.
+    Unclear(BindingRow, String),
+}
+
+/// A member's place in [`Members::in_flight`], given back when dropped.
+struct InFlight<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    member: String,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.member);
+    }
+}
+
+/// The failpoints around an exchange (`failpoint.rs`): the `exchanging` row is written and
+/// `applyToken` not yet sent; the wallet answered and the answer is not yet journaled.
+pub const FAILPOINT_BEFORE_EXCHANGE: &str = "member_before_exchange_send";
+pub const FAILPOINT_AFTER_EXCHANGE: &str = "member_after_exchange_answer";
 
 /// The longest member id taken, and what it may hold.
 use crate::paycode::MEMBER_ID_MAX;
@@ -80,6 +121,9 @@ fn binding_json(b: &BindingRow) -> Value {
         "member_id": b.member_id,
         "wallet": b.wallet,
         "state": b.state.as_str(),
+        "result_code": b.result_code,
+        "reason": b.reason,
+        "needs_attention": b.attention.is_some(),
         "login_id": b.login_id,
         "access_token_expires_at": b.access_expires_at.map(crate::clock::to_journal),
         "refresh_token_expires_at": b.refresh_expires_at.map(crate::clock::to_journal),
@@ -134,7 +178,191 @@ impl Members {
             journal,
             auth,
             pending: Default::default(),
+            observer: None,
+            in_flight: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// The same, telling `observer` (the event bus, the logs) what happens to bindings.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Members {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn signal(&self, signal: MemberSignal, b: &BindingRow) {
+        if let Some(o) = &self.observer {
+            o.event(&Event::MemberBinding {
+                signal,
+                member_id: b.member_id.clone(),
+                wallet: b.wallet.clone(),
+                state: b.state.as_str(),
+                reason: if signal.needs_attention() {
+                    b.reason.clone()
+                } else {
+                    None
+                },
+            });
+        }
+    }
+
+    fn claim(&self, member: &str) -> Option<InFlight<'_>> {
+        let mut set = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        set.insert(member.to_string()).then(|| InFlight {
+            set: &self.in_flight,
+            member: member.to_string(),
+        })
+    }
+
+    /// Exchanges `code` for `b` (awaiting approval): the code journaled sealed as
+    /// `exchanging` first, then `applyToken`, then the answer journaled.
+    pub async fn exchange(&self, b: &BindingRow, code: &Token) -> Result<Exchanged, ApiError> {
+        let id = b.member_id.as_str();
+        let Some(_claim) = self.claim(id) else {
+            return Err(exchange_busy(id));
+        };
+        let sealed = self
+            .config
+            .keys
+            .seal(id, TokenKind::AuthCode, &Secret::new(code.expose()))
+            .map_err(sealing_error)?;
+        let row = self
+            .journal
+            .begin_exchange(id, &sealed, Utc::now())
+            .map_err(journal_error)?;
+        Ok(self.send_exchange(&row, code, false).await)
+    }
+
+    /// Sends the exchange of a binding journaled `exchanging` and journals the answer.
+    /// `retry`: the code may have been sent before (a crash, an unclear answer), so a
+    /// refusal may mean only that it was used; the operator is told to bind again.
+    async fn send_exchange(&self, b: &BindingRow, code: &Token, retry: bool) -> Exchanged {
+        let id = b.member_id.as_str();
+        crate::failpoint::hit(FAILPOINT_BEFORE_EXCHANGE);
+        let answer = self
+            .auth
+            .apply_token(&b.wallet, Grant::AuthorizationCode(code))
+            .await;
+        crate::failpoint::hit(FAILPOINT_AFTER_EXCHANGE);
+        let written = match answer {
+            Ok(tokens) => self
+                .seal(id, &tokens)
+                .and_then(|sealed| {
+                    self.journal
+                        .bind_member(id, &sealed, Utc::now())
+                        .map_err(journal_error)
+                })
+                .map(Exchanged::Bound),
+            Err(AuthError::Refused { code, message }) => {
+                let reason = if retry {
+                    format!(
+                        "the wallet refused the auth code when it was sent again after an unclear answer or a restart ({code}): it may have been used already; bind the wallet again"
+                    )
+                } else {
+                    format!(
+                        "the wallet refused the auth code ({code} {message}): bind the wallet again"
+                    )
+                };
+                tracing::warn!(member_id = %id, wallet = %b.wallet, result_code = %code, retry, "member_binding_failed: {reason}");
+                self.journal
+                    .fail_binding(id, &code, &reason, Utc::now())
+                    .map_err(journal_error)
+                    .map(|row| Exchanged::Failed(row, reason))
+            }
+            Err(AuthError::NotSent(why) | AuthError::Unknown(why)) => {
+                tracing::warn!(member_id = %id, error = %why, "member binding: no trusted answer to the auth code's exchange; retried on the housekeeping tick");
+                Ok(Exchanged::Unclear(b.clone(), why))
+            }
+        };
+        match written {
+            Ok(Exchanged::Bound(row)) => {
+                tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
+                self.signal(MemberSignal::Bound, &row);
+                Exchanged::Bound(row)
+            }
+            Ok(Exchanged::Failed(row, reason)) => {
+                self.signal(MemberSignal::Failed, &row);
+                Exchanged::Failed(row, reason)
+            }
+            Ok(unclear) => unclear,
+            // Tokens that could not be sealed or written are not kept: the binding stays
+            // `exchanging` and the retry learns from the wallet that the code was used.
+            Err(e) => {
+                tracing::error!(member_id = %id, error = %e.message, "member binding: the exchange's answer could not be journaled; retried on the housekeeping tick");
+                Exchanged::Unclear(b.clone(), e.message)
+            }
+        }
+    }
+
+    /// An authorization notification (`daemon/notify.rs`): the auth code the wallet sent
+    /// for the consult made with `auth_state`, exchanged as `POST …/binding/auth_code`
+    /// would. `Ok(None)` when no binding awaits approval with that `auth_state` (nothing
+    /// changes); an error says why the code was not exchanged (the binding is being
+    /// exchanged already, the journal cannot be read or written).
+    pub async fn notified(
+        &self,
+        auth_state: &str,
+        code: &Token,
+    ) -> Result<Option<Exchanged>, String> {
+        let b = self
+            .journal
+            .binding_awaiting(auth_state)
+            .map_err(|e| format!("cannot read the binding: {e}"))?;
+        let Some(b) = b else {
+            return Ok(None);
+        };
+        self.exchange(&b, code)
+            .await
+            .map(Some)
+            .map_err(|e| format!("member {}: {}", b.member_id, e.message))
+    }
+
+    /// Retries every exchange left `exchanging` (at the start, then on the housekeeping
+    /// tick) with its sealed auth code. Returns how many ended (bound or failed).
+    pub async fn retry_exchanges(&self) -> usize {
+        let left = match self.journal.bindings_exchanging() {
+            Ok(left) => left,
+            Err(e) => {
+                tracing::warn!(error = %e, "member bindings: cannot read the exchanges left open");
+                return 0;
+            }
+        };
+        let mut ended = 0;
+        for b in &left {
+            let Some(_claim) = self.claim(&b.member_id) else {
+                continue;
+            };
+            let code = match b
+                .auth_code
+                .as_ref()
+                .map(|s| self.config.keys.open(&b.member_id, TokenKind::AuthCode, s))
+            {
+                Some(Ok(code)) => Token::new(code.expose()),
+                other => {
+                    let why = match other {
+                        Some(Err(e)) => e.to_string(),
+                        _ => "no auth code kept".to_string(),
+                    };
+                    let reason = format!(
+                        "the auth code kept for the exchange cannot be opened ({why}): bind the wallet again"
+                    );
+                    tracing::warn!(member_id = %b.member_id, "member_binding_failed: {reason}");
+                    if let Ok(row) =
+                        self.journal
+                            .fail_binding(&b.member_id, "TOKEN_KEY", &reason, Utc::now())
+                    {
+                        self.signal(MemberSignal::Failed, &row);
+                        ended += 1;
+                    }
+                    continue;
+                }
+            };
+            tracing::info!(member_id = %b.member_id, "member binding: sending again an exchange left open");
+            match self.send_exchange(b, &code, true).await {
+                Exchanged::Bound(_) | Exchanged::Failed(..) => ended += 1,
+                Exchanged::Unclear(..) => {}
+            }
+        }
+        ended
     }
 
     fn seal(&self, member: &str, t: &Tokens) -> Result<SealedTokens, ApiError> {
@@ -222,6 +450,7 @@ impl Members {
         let sealed = match kind {
             TokenKind::Access => &b.access_token,
             TokenKind::Refresh => &b.refresh_token,
+            TokenKind::AuthCode => &b.auth_code,
         };
         sealed
             .as_ref()
@@ -244,11 +473,25 @@ impl Members {
                 "the wallet gave no refresh token: bind again",
             ));
         };
-        let mut tokens = self
+        let mut tokens = match self
             .auth
             .apply_token(&b.wallet, Grant::RefreshToken(&refresh))
             .await
-            .map_err(gateway_error)?;
+        {
+            Ok(tokens) => tokens,
+            Err(AuthError::Refused { code, message }) => {
+                let reason = format!(
+                    "the wallet refused to refresh the token ({code} {message}): the member is charged until the access token expires; bind the wallet again"
+                );
+                let row = self
+                    .journal
+                    .note_refresh_failure(&b.member_id, &code, &reason, Utc::now())
+                    .map_err(journal_error)?;
+                self.signal(MemberSignal::RefreshFailed, &row);
+                return Err(gateway_error(AuthError::Refused { code, message }));
+            }
+            Err(e) => return Err(gateway_error(e)),
+        };
         // Whether a refresh always brings a new refresh token is not confirmed
         // (docs/protocol.md §18): without one, the one used is kept.
         if tokens.refresh_token.is_none() {
@@ -291,7 +534,7 @@ impl Members {
                 };
                 let sealed = self.seal(&b.member_id, &tokens)?;
                 self.journal
-                    .refresh_member(&b.member_id, &sealed, Utc::now())
+                    .reseal_member(&b.member_id, &sealed, Utc::now())
                     .map_err(journal_error)
             };
             match reseal() {
@@ -330,11 +573,14 @@ impl Members {
                         expires_at = ?row.access_expires_at,
                         "member_binding_refreshed"
                     );
+                    self.signal(MemberSignal::Refreshed, &row);
                 }
+                // A refusal is noted and told (`refresh`) and not tried again; without a
+                // trusted answer the next tick tries again while the token lasts.
                 Err(e) => tracing::warn!(
                     member_id = %b.member_id,
                     error = %e.message,
-                    "member_binding_refresh_failed: retried on a later tick while the token lasts"
+                    "member_binding_refresh_failed"
                 ),
             }
         }
@@ -390,14 +636,20 @@ impl Members {
         observer: &dyn crate::events::Observer,
     ) -> Result<Started, ApiError> {
         let id = member_id(id)?;
-        if let Some(b) = self.journal.member_binding(id).map_err(journal_error)?
-            && b.state == BindingState::Bound
-        {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "binding_state",
-                format!("member {id} is bound already: DELETE the binding before binding again"),
-            ));
+        if let Some(b) = self.journal.member_binding(id).map_err(journal_error)? {
+            match b.state {
+                BindingState::Bound => {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "binding_state",
+                        format!(
+                            "member {id} is bound already: DELETE the binding before binding again"
+                        ),
+                    ));
+                }
+                BindingState::Exchanging => return Err(exchange_busy(id)),
+                _ => {}
+            }
         }
         let auth_state = format!("{:032x}", rand::random::<u128>());
         let c = &self.config;
@@ -436,19 +688,24 @@ impl Members {
         })
     }
 
-    /// Exchanges the wallet's auth code for member `id`'s tokens, sealed and kept: bound.
+    /// Exchanges the wallet's auth code for member `id`'s tokens (the code journaled sealed
+    /// before it is sent, `exchange`); bound, failed, or still exchanging without a trusted
+    /// answer.
     pub async fn complete_binding(
         &self,
         id: &str,
         code: &Token,
         auth_state: Option<&str>,
-    ) -> Result<BindingRow, ApiError> {
+    ) -> Result<Exchanged, ApiError> {
         let id = member_id(id)?;
         let b = self
             .journal
             .member_binding(id)
             .map_err(journal_error)?
             .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+        if b.state == BindingState::Exchanging {
+            return Err(exchange_busy(id));
+        }
         if b.state != BindingState::AwaitingApproval {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -467,19 +724,11 @@ impl Members {
                 "not the auth_state of this member's consult",
             ));
         }
-        let tokens = self
-            .auth
-            .apply_token(&b.wallet, Grant::AuthorizationCode(code))
-            .await
-            .map_err(gateway_error)?;
-        let sealed = self.seal(id, &tokens)?;
-        let row = self
-            .journal
-            .bind_member(id, &sealed, Utc::now())
-            .map_err(journal_error)?;
-        lock(&self.pending).remove(id);
-        tracing::info!(member_id = %id, wallet = %row.wallet, "member_binding_bound");
-        Ok(row)
+        let exchanged = self.exchange(&b, code).await?;
+        if !matches!(exchanged, Exchanged::Unclear(..)) {
+            lock(&self.pending).remove(id);
+        }
+        Ok(exchanged)
     }
 
     /// The URL member `id`'s customer scans, while the binding awaits approval.
@@ -555,10 +804,35 @@ pub async fn auth_code(
                 "the wallet's auth code: 1 to 256 printable ASCII characters",
             )
         })?;
-    let row = m
+    match m
         .complete_binding(id, &code, req.auth_state.as_deref())
-        .await?;
-    Ok(Json(binding_json(&row)).into_response())
+        .await?
+    {
+        Exchanged::Bound(row) => Ok(Json(binding_json(&row)).into_response()),
+        Exchanged::Failed(_, reason) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "wallet_refused",
+            format!("member {id}: {reason}"),
+        )),
+        // Written before it was sent: the exchange goes on without the register.
+        Exchanged::Unclear(row, why) => {
+            let mut body = binding_json(&row);
+            body["message"] = json!(format!(
+                "no trusted answer from the wallet ({why}): the auth code is kept sealed and sent again on the housekeeping tick; GET the binding until it is bound or failed"
+            ));
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+    }
+}
+
+fn exchange_busy(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "binding_state",
+        format!(
+            "member {id} has an auth code being exchanged: GET the binding until it is bound or failed"
+        ),
+    )
 }
 
 /// `GET /v1/members/{member_id}/binding`: state, wallet, masked login id, expiries.
@@ -587,6 +861,8 @@ pub async fn delete(
         .member_binding(id)
         .map_err(journal_error)?
         .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
+    // An exchange on its way to the wallet ends first, so its tokens are not left behind.
+    let _claim = m.claim(id).ok_or_else(|| exchange_busy(id))?;
     if let Some(token) = m.open(&b, TokenKind::Access)? {
         match m.auth.revoke(&token).await {
             Ok(()) => {}
@@ -602,12 +878,148 @@ pub async fn delete(
         .map_err(journal_error)?;
     lock(&m.pending).remove(id);
     tracing::info!(member_id = %id, "member_binding_revoked");
+    m.signal(MemberSignal::Revoked, &row);
     Ok(Json(binding_json(&row)).into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::alipay_ams::authorizations::AuthUrls;
+
+    /// A wallet that answers `applyToken` from a script, one answer a call, and remembers
+    /// the codes it was sent.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<Vec<Result<Tokens, AuthError>>>,
+        codes: Mutex<Vec<String>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Authorizations for Scripted {
+        async fn consult(&self, _: &Consult<'_>) -> Result<AuthUrls, AuthError> {
+            Ok(AuthUrls::default())
+        }
+        async fn apply_token(&self, _: &str, grant: Grant<'_>) -> Result<Tokens, AuthError> {
+            if let Grant::AuthorizationCode(c) = grant {
+                self.codes.lock().unwrap().push(c.expose().to_string());
+            }
+            self.answers.lock().unwrap().remove(0)
+        }
+        async fn revoke(&self, _: &Token) -> Result<(), AuthError> {
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<String>>);
+
+    impl Observer for Seen {
+        fn event(&self, e: &Event) {
+            self.0.lock().unwrap().push(format!("{e:?}"));
+        }
+    }
+
+    fn tokens() -> Tokens {
+        Tokens {
+            access_token: Token::new("ACCESS-SECRET"),
+            access_expires_at: Some(Utc::now() + chrono::Duration::days(1)),
+            refresh_token: Some(Token::new("REFRESH-SECRET")),
+            refresh_expires_at: None,
+            login_id: Some("138****0000".into()),
+        }
+    }
+
+    fn members(dir: &std::path::Path, wallet: Arc<Scripted>, seen: Arc<Seen>) -> Members {
+        let journal = Arc::new(Journal::open(&dir.join("j.sqlite")).unwrap());
+        let config = MembersConfig {
+            keys: Arc::new(TokenKeys::new(&[3u8; 32], &[]).unwrap()),
+            wallet: "ALIPAY_CN".into(),
+            auth_redirect_url: "https://shop.example/bound".into(),
+            terminal_type: "WAP".into(),
+            os_type: None,
+            refresh_before: Duration::from_secs(60),
+            refresh_every: Duration::from_secs(1),
+            max_per_sale: None,
+            max_per_day: None,
+            barcode: None,
+        };
+        Members::new(config, journal, wallet).with_observer(seen)
+    }
+
+    /// No trusted answer: `exchanging`, the code kept sealed; the retry sends the same code
+    /// and binds. A retry the wallet refuses (the code was used) ends `failed`, reported.
+    #[tokio::test]
+    async fn an_unclear_exchange_is_retried_with_its_sealed_code_and_a_refused_retry_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let wallet = Arc::new(Scripted::default());
+        let seen = Arc::new(Seen::default());
+        let m = members(dir.path(), wallet.clone(), seen.clone());
+        *wallet.answers.lock().unwrap() = vec![
+            Err(AuthError::Unknown("timeout".into())),
+            Ok(tokens()),
+            Err(AuthError::NotSent("refused connection".into())),
+            Err(AuthError::Refused {
+                code: "INVALID_CODE".into(),
+                message: "used".into(),
+            }),
+        ];
+        let b = m
+            .journal
+            .start_binding("M1", "ALIPAY_CN", "st1", Utc::now())
+            .unwrap();
+        let code = Token::new("CODE-ONE");
+        assert!(matches!(
+            m.exchange(&b, &code).await.unwrap(),
+            Exchanged::Unclear(..)
+        ));
+        let row = m.journal.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Exchanging);
+        // While it waits, no second exchange and no new consult.
+        assert!(m.exchange(&b, &code).await.is_err());
+        assert!(
+            m.journal
+                .start_binding("M1", "ALIPAY_CN", "st2", Utc::now())
+                .is_err()
+        );
+        assert_eq!(m.retry_exchanges().await, 1);
+        let row = m.journal.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Bound);
+        assert!(row.auth_code.is_none() && row.access_token.is_some());
+
+        let b = m
+            .journal
+            .start_binding("M2", "ALIPAY_CN", "st3", Utc::now())
+            .unwrap();
+        let code2 = Token::new("CODE-TWO");
+        assert!(matches!(
+            m.exchange(&b, &code2).await.unwrap(),
+            Exchanged::Unclear(..)
+        ));
+        assert_eq!(m.retry_exchanges().await, 1);
+        let row = m.journal.member_binding("M2").unwrap().unwrap();
+        assert_eq!(row.state, BindingState::Failed);
+        assert_eq!(row.result_code.as_deref(), Some("INVALID_CODE"));
+        assert!(
+            row.reason
+                .as_deref()
+                .unwrap()
+                .contains("may have been used already")
+        );
+        assert!(row.attention.is_some());
+        assert_eq!(
+            *wallet.codes.lock().unwrap(),
+            ["CODE-ONE", "CODE-ONE", "CODE-TWO", "CODE-TWO"]
+        );
+        let events = seen.0.lock().unwrap().join("\n");
+        assert!(
+            events.contains("Bound") && events.contains("Failed"),
+            "{events}"
+        );
+        for secret in ["CODE-ONE", "CODE-TWO", "ACCESS-SECRET", "REFRESH-SECRET"] {
+            assert!(!events.contains(secret), "{events}");
+        }
+    }
 
     #[test]
     fn member_ids_are_checked_strictly() {

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use crate::clock::to_journal;
-use crate::events::Event;
+use crate::events::{Event, MemberSignal};
 use crate::paycode::BarcodeKind;
 use crate::state::{AttemptState, RefundState, SaleState};
 use crate::view::{AttemptView, RefundView, SaleView};
@@ -380,6 +380,20 @@ enum EventJson<'a> {
         text: &'a str,
         kind: &'a str,
     },
+    MemberBindingBound(MemberBindingJson<'a>),
+    MemberBindingRefreshed(MemberBindingJson<'a>),
+    MemberBindingRefreshFailed(MemberBindingJson<'a>),
+    MemberBindingFailed(MemberBindingJson<'a>),
+    MemberBindingRevoked(MemberBindingJson<'a>),
+}
+
+/// A member binding's event: who, which wallet, the state; never a token or an auth code.
+#[derive(Debug, Serialize)]
+struct MemberBindingJson<'a> {
+    member_id: &'a str,
+    wallet: &'a str,
+    state: &'static str,
+    reason: Option<&'a str>,
 }
 
 impl<'a> From<&'a Event> for EventJson<'a> {
@@ -496,6 +510,27 @@ impl<'a> From<&'a Event> for EventJson<'a> {
                 paid_only_at_provider: *paid_only_at_provider,
             },
             Event::ScanTest { text, kind } => EventJson::ScanTest { text, kind },
+            Event::MemberBinding {
+                signal,
+                member_id,
+                wallet,
+                state,
+                reason,
+            } => {
+                let b = MemberBindingJson {
+                    member_id,
+                    wallet,
+                    state,
+                    reason: reason.as_deref(),
+                };
+                match signal {
+                    MemberSignal::Bound => EventJson::MemberBindingBound(b),
+                    MemberSignal::Refreshed => EventJson::MemberBindingRefreshed(b),
+                    MemberSignal::RefreshFailed => EventJson::MemberBindingRefreshFailed(b),
+                    MemberSignal::Failed => EventJson::MemberBindingFailed(b),
+                    MemberSignal::Revoked => EventJson::MemberBindingRevoked(b),
+                }
+            }
             Event::OperatorAction {
                 actor,
                 action,
@@ -539,6 +574,7 @@ pub fn event_kind(event: &Event) -> &'static str {
         Event::ScanTest { .. } => "scan_test",
         Event::ClockSkew { .. } => "clock_skew",
         Event::CertificateExpiring { .. } => "certificate_expiring",
+        Event::MemberBinding { signal, .. } => signal.kind(),
     }
 }
 
@@ -567,6 +603,20 @@ mod tests {
             Event::ScanRefused {
                 code_masked: None,
                 reason: "no sale".into(),
+            },
+            Event::MemberBinding {
+                signal: MemberSignal::RefreshFailed,
+                member_id: "M1".into(),
+                wallet: "ALIPAY_CN".into(),
+                state: "bound",
+                reason: Some("bind the wallet again".into()),
+            },
+            Event::MemberBinding {
+                signal: MemberSignal::Bound,
+                member_id: "M1".into(),
+                wallet: "ALIPAY_CN".into(),
+                state: "bound",
+                reason: None,
             },
         ];
         for e in &events {

@@ -241,9 +241,15 @@ pub async fn run(journal: Option<PathBuf>) -> Exit {
                     .complete_binding(&member_id, &code, Some(&auth_state))
                     .await
                 {
-                    Ok(row) => output.say(&format!(
+                    Ok(crate::api::members::Exchanged::Bound(row)) => output.say(&format!(
                         "member {member_id} is bound to {}: 'member {member_id} 12.50' charges them",
                         row.wallet
+                    )),
+                    Ok(crate::api::members::Exchanged::Failed(_, reason)) => {
+                        output.say(&format!("cannot bind {member_id}: {reason}"))
+                    }
+                    Ok(crate::api::members::Exchanged::Unclear(_, why)) => output.say(&format!(
+                        "no trusted answer from the wallet for {member_id} ({why}): type 'bind {member_id}' to start again"
                     )),
                     Err(e) => output.say(&format!("cannot bind {member_id}: {}", e.message)),
                 }

@@ -69,9 +69,9 @@ pub async fn run(source: &JournalSource, as_json: bool) -> Exit {
         } else {
             print_text(&report);
         }
-        let attention = report["needs_attention"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty());
+        let attention = ["needs_attention", "member_bindings_needing_attention"]
+            .iter()
+            .any(|k| report[*k].as_array().is_some_and(|a| !a.is_empty()));
         // A file that does not check out (the daemon would not start on it) needs a person too.
         let refused = report["daemon"]["reload"]["ok"] == Value::Bool(false) || config_broken;
         Ok(if attention || refused {
@@ -97,6 +97,8 @@ fn report(j: &Journal) -> anyhow::Result<Value> {
     let oldest = open.iter().min_by_key(|a| a.created_at);
     let now = chrono::Utc::now();
     let attention = j.attempts_needing_attention()?;
+    // A member binding whose exchange or refresh the wallet refused (`api/members.rs`).
+    let members = j.bindings_needing_attention()?;
     let daemon = DaemonStatus::load(j)?;
     Ok(json!({
         "journal": j.path().display().to_string(),
@@ -114,6 +116,13 @@ fn report(j: &Journal) -> anyhow::Result<Value> {
             "request_id": a.request_id,
             "state": a.state,
             "why": a.needs_attention,
+        })).collect::<Vec<_>>(),
+        "member_bindings_needing_attention": members.iter().map(|b| json!({
+            "member_id": b.member_id,
+            "wallet": b.wallet,
+            "state": b.state.as_str(),
+            "result_code": b.result_code,
+            "why": b.attention,
         })).collect::<Vec<_>>(),
         "gateway": daemon.as_ref().map(|d| d.reachability.clone()).unwrap_or(Value::Null),
         "last_error": daemon.and_then(|d| d.last_error),
@@ -267,8 +276,20 @@ fn print_text(r: &Value) {
         );
     }
     let attention = r["needs_attention"].as_array().cloned().unwrap_or_default();
-    if attention.is_empty() {
+    let members = r["member_bindings_needing_attention"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if attention.is_empty() && members.is_empty() {
         outln!("attention none");
+    }
+    for b in members {
+        outln!(
+            "ATTENTION member {} ({}): {}",
+            b["member_id"].as_str().unwrap_or(""),
+            b["state"].as_str().unwrap_or(""),
+            b["why"].as_str().unwrap_or("")
+        );
     }
     for a in attention {
         outln!(

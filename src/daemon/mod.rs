@@ -148,8 +148,8 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
         journal = %config.journal.path.display(),
         "scanpay running"
     );
-    let members =
-        wiring::build_members(&config, journal.clone(), clock.clone()).map_err(Error::Usage)?;
+    let members = wiring::build_members(&config, journal.clone(), clock.clone(), observer.clone())
+        .map_err(Error::Usage)?;
     let scanner_states = Arc::new(ScannerStates::default());
     let (device_tx, device_rx) = tokio::sync::mpsc::channel(DEVICE_EVENTS_QUEUED);
     for scanner in &config.scanners {
@@ -203,7 +203,8 @@ pub async fn run(config: Config, stdin: bool) -> Result<(), Error> {
     if let Some(listener) = notify_listener {
         shutdown.spawn({
             let (config, engine, stop) = (config.clone(), engine.clone(), stop.clone());
-            async move { notify::serve(listener, &config, engine, stop).await }
+            let members = members.clone();
+            async move { notify::serve(listener, &config, engine, members, stop).await }
         });
     }
     notifier.ready(&housekeeping::status_line(&engine, &monitor, &watchdog));

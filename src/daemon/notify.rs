@@ -3,6 +3,11 @@
 //! `POST /notify/ams`. A verified one has the attempt's resolver inquire at once; it decides
 //! nothing by itself. One that does not verify changes nothing, is logged without its
 //! content and counted (`scanpay_notifications_total{result="refused"}`).
+//!
+//! AMS `notifyAuthorization` comes to the same `/notify/ams`: a verified one carrying
+//! `authCode` and `authState` for a member binding awaiting approval is exchanged as
+//! `POST /v1/members/{id}/binding/auth_code` would (`api/members.rs`), before it is
+//! answered; one for an `authState` no binding awaits is answered and changes nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +45,7 @@ struct AmsVerifier {
 struct Receiver {
     engine: Arc<Engine>,
     verifiers: Arc<Verifiers>,
+    members: Option<Arc<crate::api::members::Members>>,
 }
 
 /// Binds `[notify] listen` (before READY, so a busy address stops the start) and serves
@@ -58,6 +64,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     config: &Config,
     engine: Arc<Engine>,
+    members: Option<Arc<crate::api::members::Members>>,
     stop: CancellationToken,
 ) {
     let mut verifiers = Verifiers {
@@ -92,6 +99,7 @@ pub async fn serve(
         .with_state(Receiver {
             engine,
             verifiers: Arc::new(verifiers),
+            members,
         });
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(listen = ?addr, "payment notifications received");
@@ -122,6 +130,41 @@ fn taken(r: &Receiver, what: &str, n: &notify::Notice) {
         }
         _ => {
             tracing::warn!(notification = what, request_id = %n.request_id, "payment notification for a payment this journal does not have")
+        }
+    }
+}
+
+/// A verified `notifyAuthorization`: exchanged before it is answered, so a crash before
+/// the exchange is written leaves the notification unanswered and Antom sends it again.
+async fn authorized(
+    r: &Receiver,
+    auth_state: &str,
+    code: &crate::gateway::alipay_ams::authorizations::Token,
+) {
+    notify::count(true);
+    let Some(members) = &r.members else {
+        tracing::warn!(
+            "authorization notification: member bindings are not configured ([members]); nothing changes"
+        );
+        return;
+    };
+    use crate::api::members::Exchanged;
+    match members.notified(auth_state, code).await {
+        Err(why) => tracing::warn!(
+            why = %why,
+            "authorization notification: the auth code was not exchanged"
+        ),
+        Ok(None) => tracing::warn!(
+            "authorization notification for an authState no binding awaits: nothing changes"
+        ),
+        Ok(Some(Exchanged::Bound(b))) => {
+            tracing::info!(member_id = %b.member_id, "authorization notification: the member is bound")
+        }
+        Ok(Some(Exchanged::Failed(b, _))) => {
+            tracing::info!(member_id = %b.member_id, "authorization notification: the wallet refused the auth code")
+        }
+        Ok(Some(Exchanged::Unclear(b, _))) => {
+            tracing::info!(member_id = %b.member_id, "authorization notification: the exchange is retried on the housekeeping tick")
         }
     }
 }
@@ -157,7 +200,7 @@ async fn ams(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Byte
         .signed_path
         .clone()
         .unwrap_or_else(|| uri.path().to_string());
-    match notify::ams(
+    match notify::ams_notice(
         &path,
         &header("client-id"),
         &header("request-time"),
@@ -167,7 +210,13 @@ async fn ams(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Byte
         &v.client_id,
     ) {
         Ok(n) => {
-            taken(&r, "ams", &n);
+            match n {
+                notify::AmsNotice::Payment(n) => taken(&r, "ams", &n),
+                notify::AmsNotice::Authorization {
+                    auth_state,
+                    auth_code,
+                } => authorized(&r, &auth_state, &auth_code).await,
+            }
             let (answer, answer_headers) = notify::ams_answer(
                 &path,
                 &v.client_id,

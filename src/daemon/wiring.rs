@@ -81,6 +81,7 @@ pub fn build_members(
     config: &Config,
     journal: Arc<crate::journal::Journal>,
     clock: Arc<dyn Clock>,
+    observer: Arc<dyn crate::events::Observer>,
 ) -> Result<Option<Arc<crate::api::members::Members>>, String> {
     let Some(members) = &config.members else {
         return Ok(None);
@@ -96,9 +97,7 @@ pub fn build_members(
     };
     let auth: Arc<dyn crate::gateway::alipay_ams::authorizations::Authorizations> =
         Arc::new(Ams::new(ams, clock)?);
-    Ok(Some(Arc::new(crate::api::members::Members::new(
-        members.clone(),
-        journal,
-        auth,
-    ))))
+    Ok(Some(Arc::new(
+        crate::api::members::Members::new(members.clone(), journal, auth).with_observer(observer),
+    )))
 }

@@ -79,6 +79,56 @@ pub fn open_platform(body: &[u8], alipay: &PublicKey, app_id: &str) -> Result<No
 /// The answer the Open Platform waits for; anything else makes it notify again.
 pub const OPEN_PLATFORM_ANSWER: &str = "success";
 
+/// What a verified AMS notification is about.
+#[derive(Debug)]
+pub enum AmsNotice {
+    /// `notifyPayment`: which payment to inquire now.
+    Payment(Notice),
+    /// `notifyAuthorization` with an auth code (docs/protocol.md §18): the code for the
+    /// consult made with `auth_state`. Held as a token: never printed.
+    Authorization {
+        auth_state: String,
+        auth_code: crate::gateway::alipay_ams::authorizations::Token,
+    },
+}
+
+/// An AMS notification, verified as [`ams`] does: a payment's, or an authorization's when
+/// it carries `authCode` and `authState` (the only fields of `notifyAuthorization` read;
+/// its other fields are not confirmed, docs/protocol.md §18).
+pub fn ams_notice(
+    path: &str,
+    client_id: &str,
+    request_time: &str,
+    signature: &str,
+    body: &str,
+    alipay: &PublicKey,
+    expected_client_id: &str,
+) -> Result<AmsNotice, Refusal> {
+    let json = ams_verified(
+        path,
+        client_id,
+        request_time,
+        signature,
+        body,
+        alipay,
+        expected_client_id,
+    )?;
+    let text = |k: &str| {
+        json.get(k)
+            .and_then(serde_json::Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(code) = text("authCode") {
+        let auth_state =
+            text("authState").ok_or_else(|| "authState: missing beside authCode".to_string())?;
+        return Ok(AmsNotice::Authorization {
+            auth_state: auth_state.to_string(),
+            auth_code: crate::gateway::alipay_ams::authorizations::Token::new(code),
+        });
+    }
+    payment_notice(&json).map(AmsNotice::Payment)
+}
+
 /// AMS `notifyPayment`: the `Signature` header verifies with Antom's key over
 /// `POST <path>\n<client-id>.<request-time>.<body>`, for this client id.
 pub fn ams(
@@ -90,6 +140,27 @@ pub fn ams(
     alipay: &PublicKey,
     expected_client_id: &str,
 ) -> Result<Notice, Refusal> {
+    let json = ams_verified(
+        path,
+        client_id,
+        request_time,
+        signature,
+        body,
+        alipay,
+        expected_client_id,
+    )?;
+    payment_notice(&json)
+}
+
+fn ams_verified(
+    path: &str,
+    client_id: &str,
+    request_time: &str,
+    signature: &str,
+    body: &str,
+    alipay: &PublicKey,
+    expected_client_id: &str,
+) -> Result<serde_json::Value, Refusal> {
     if client_id != expected_client_id {
         return Err("client-id: not this terminal's client".into());
     }
@@ -101,8 +172,10 @@ pub fn ams(
     if !alipay.verify_sha256_base64(content.as_bytes(), &sig) {
         return Err("signature: does not verify with the Antom public key".into());
     }
-    let json: serde_json::Value =
-        serde_json::from_str(body).map_err(|_| "body: not JSON".to_string())?;
+    serde_json::from_str(body).map_err(|_| "body: not JSON".to_string())
+}
+
+fn payment_notice(json: &serde_json::Value) -> Result<Notice, Refusal> {
     let request_id = json
         .get("paymentRequestId")
         .and_then(serde_json::Value::as_str)
@@ -231,6 +304,36 @@ mod tests {
             .is_err()
         );
         assert!(ams(path, "C1", time, "", body, &antom_pub, "C1").is_err());
+        // An authorization notification: its code and state, the code never printed.
+        let auth = r#"{"authorizationNotifyType":"AUTHCODE_CREATED","authCode":"SECRETCODE","authState":"st1"}"#;
+        let content =
+            crate::gateway::alipay_ams::wire::sign_content("POST", path, "C1", time, auth);
+        let signed = crate::gateway::alipay_ams::wire::signature_header(
+            1,
+            &antom.sign_sha256_base64(content.as_bytes()),
+        );
+        match ams_notice(path, "C1", time, &signed, auth, &antom_pub, "C1").unwrap() {
+            n @ AmsNotice::Authorization { .. } => {
+                assert!(!format!("{n:?}").contains("SECRETCODE"));
+                let AmsNotice::Authorization {
+                    auth_state,
+                    auth_code,
+                } = n
+                else {
+                    unreachable!()
+                };
+                assert_eq!(
+                    (auth_state.as_str(), auth_code.expose()),
+                    ("st1", "SECRETCODE")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(ams_notice(path, "C1", time, &header, auth, &antom_pub, "C1").is_err());
+        assert!(matches!(
+            ams_notice(path, "C1", time, &header, body, &antom_pub, "C1"),
+            Ok(AmsNotice::Payment(_))
+        ));
         let (answer, headers) = ams_answer(path, "C1", 1, &merchant, chrono::Utc::now());
         let time = &headers
             .iter()

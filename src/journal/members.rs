@@ -1,4 +1,4 @@
-//! The `member_bindings` table (migration 13): a member's auto-debit binding to a wallet
+//! The `member_bindings` table (migrations 14 and 15): a member's auto-debit binding to a wallet
 //! (docs/protocol.md §18), and the sealing of its tokens. The access and refresh tokens are
 //! stored only sealed with AES-256-GCM under the key of `[members] token_key_file`, with the
 //! member id, the token's kind and the key id as associated data, so a sealed token moved to
@@ -19,12 +19,16 @@ use super::query::{self, Cells, Table};
 use super::{Journal, JournalError};
 use crate::clock::to_journal;
 
-/// A binding's state: consulted and waiting for the customer, bound (tokens held), or
-/// revoked (tokens erased; the row stays as the record of the binding).
+/// A binding's state: consulted and waiting for the customer, exchanging (the auth code
+/// held sealed while `applyToken` is asked for tokens), bound (tokens held), failed (the
+/// wallet refused the auth code: bind again), or revoked (tokens erased; the row stays as
+/// the record of the binding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindingState {
     AwaitingApproval,
+    Exchanging,
     Bound,
+    Failed,
     Revoked,
 }
 
@@ -32,7 +36,9 @@ impl BindingState {
     pub fn as_str(self) -> &'static str {
         match self {
             BindingState::AwaitingApproval => "awaiting_approval",
+            BindingState::Exchanging => "exchanging",
             BindingState::Bound => "bound",
+            BindingState::Failed => "failed",
             BindingState::Revoked => "revoked",
         }
     }
@@ -40,7 +46,9 @@ impl BindingState {
     fn parse(text: &str) -> Option<BindingState> {
         [
             BindingState::AwaitingApproval,
+            BindingState::Exchanging,
             BindingState::Bound,
+            BindingState::Failed,
             BindingState::Revoked,
         ]
         .into_iter()
@@ -87,6 +95,8 @@ impl std::fmt::Debug for Secret {
 pub enum TokenKind {
     Access,
     Refresh,
+    /// The wallet's auth code, held while it is exchanged (migration 15).
+    AuthCode,
 }
 
 impl TokenKind {
@@ -94,6 +104,7 @@ impl TokenKind {
         match self {
             TokenKind::Access => "access",
             TokenKind::Refresh => "refresh",
+            TokenKind::AuthCode => "auth_code",
         }
     }
 }
@@ -285,12 +296,21 @@ pub struct BindingRow {
     pub refresh_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The auth code being exchanged, sealed; only while `exchanging`.
+    pub auth_code: Option<Sealed>,
+    /// The wallet's code for a refused exchange or refresh.
+    pub result_code: Option<String>,
+    /// What happened and what to do, for the operator; never a secret.
+    pub reason: Option<String>,
+    /// Why a person must look (a failed exchange or refresh); `None` once the member binds
+    /// again or is revoked.
+    pub attention: Option<String>,
 }
 
 impl Table for BindingRow {
     const SELECT: &'static str = "SELECT member_id, wallet, state, auth_state, login_id, key_id, \
          access_token, access_expires_at, refresh_token, refresh_expires_at, created_at, \
-         updated_at FROM member_bindings";
+         updated_at, auth_code, result_code, reason, attention FROM member_bindings";
 
     fn from_row(r: &Row<'_>) -> Result<BindingRow, JournalError> {
         let member_id: String = r.get(0)?;
@@ -316,6 +336,10 @@ impl Table for BindingRow {
             refresh_expires_at: c.time_or_none(9)?,
             created_at: c.time(10)?,
             updated_at: c.time(11)?,
+            auth_code: sealed(12)?,
+            result_code: c.get(13)?,
+            reason: c.get(14)?,
+            attention: c.get(15)?,
             member_id,
         })
     }
@@ -338,7 +362,8 @@ impl Journal {
         query::row(&self.conn(), "WHERE member_id = ?1", [member_id])
     }
 
-    /// Bound members whose access token expires before `before`, soonest first.
+    /// Bound members whose access token expires before `before`, soonest first; not those
+    /// whose refresh the wallet refused (noted for a person: the token will not come back).
     pub fn bindings_expiring(
         &self,
         before: DateTime<Utc>,
@@ -346,7 +371,7 @@ impl Journal {
         query::rows(
             &self.conn(),
             "WHERE state = 'bound' AND access_expires_at IS NOT NULL AND access_expires_at < ?1 \
-             ORDER BY access_expires_at",
+             AND attention IS NULL ORDER BY access_expires_at",
             [to_journal(before)],
         )
     }
@@ -377,14 +402,20 @@ impl Journal {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let existing: Option<BindingRow> = query::row(&tx, "WHERE member_id = ?1", [member_id])?;
-        if existing
-            .as_ref()
-            .is_some_and(|b| b.state == BindingState::Bound)
-        {
-            return Err(JournalError::Binding {
-                member: member_id.to_string(),
-                why: "is bound already: DELETE the binding before binding again".into(),
-            });
+        match existing.as_ref().map(|b| b.state) {
+            Some(BindingState::Bound) => {
+                return Err(JournalError::Binding {
+                    member: member_id.to_string(),
+                    why: "is bound already: DELETE the binding before binding again".into(),
+                });
+            }
+            Some(BindingState::Exchanging) => {
+                return Err(JournalError::Binding {
+                    member: member_id.to_string(),
+                    why: "has an auth code being exchanged: GET the binding until it is bound or failed".into(),
+                });
+            }
+            _ => {}
         }
         let now = to_journal(now);
         query::execute(
@@ -394,6 +425,7 @@ impl Journal {
              ON CONFLICT (member_id) DO UPDATE SET wallet = ?2, state = 'awaiting_approval', \
              auth_state = ?3, login_id = NULL, key_id = NULL, access_token = NULL, \
              access_expires_at = NULL, refresh_token = NULL, refresh_expires_at = NULL, \
+             auth_code = NULL, result_code = NULL, reason = NULL, attention = NULL, \
              updated_at = ?4",
             params![member_id, wallet, auth_state, now],
         )?;
@@ -403,25 +435,141 @@ impl Journal {
         Ok(row)
     }
 
-    /// `awaiting_approval` → `bound` with the sealed tokens.
+    /// `awaiting_approval` → `exchanging` with the auth code sealed, written before
+    /// `applyToken` is sent: a crash after the wallet answered leaves the code to retry
+    /// (and the wallet to refuse, a code working once), never tokens without a binding.
+    pub fn begin_exchange(
+        &self,
+        member_id: &str,
+        auth_code: &Sealed,
+        now: DateTime<Utc>,
+    ) -> Result<BindingRow, JournalError> {
+        self.update_binding(
+            member_id,
+            BindingState::AwaitingApproval,
+            "state = 'exchanging', key_id = ?2, auth_code = ?3, result_code = NULL, \
+             reason = NULL, attention = NULL, updated_at = ?4",
+            params![member_id, auth_code.key_id, auth_code.blob, to_journal(now)],
+        )
+    }
+
+    /// `exchanging` → `bound` with the sealed tokens; the auth code erased in the same write.
     pub fn bind_member(
         &self,
         member_id: &str,
         tokens: &SealedTokens,
         now: DateTime<Utc>,
     ) -> Result<BindingRow, JournalError> {
-        self.write_tokens(member_id, tokens, now, BindingState::AwaitingApproval)
+        self.write_tokens(member_id, tokens, now, BindingState::Exchanging, true)
     }
 
-    /// A bound member's tokens replaced by refreshed ones (or the same ones resealed under
-    /// the current key).
+    /// A bound member's tokens replaced by refreshed ones; a refresh failure noted before is
+    /// cleared, the wallet having taken the refresh token.
     pub fn refresh_member(
         &self,
         member_id: &str,
         tokens: &SealedTokens,
         now: DateTime<Utc>,
     ) -> Result<BindingRow, JournalError> {
-        self.write_tokens(member_id, tokens, now, BindingState::Bound)
+        self.write_tokens(member_id, tokens, now, BindingState::Bound, true)
+    }
+
+    /// A bound member's tokens resealed under the current key; what was noted stays.
+    pub fn reseal_member(
+        &self,
+        member_id: &str,
+        tokens: &SealedTokens,
+        now: DateTime<Utc>,
+    ) -> Result<BindingRow, JournalError> {
+        self.write_tokens(member_id, tokens, now, BindingState::Bound, false)
+    }
+
+    /// `exchanging` → `failed`: the wallet refused the auth code. The code is erased; the
+    /// wallet's code and what to do are kept, and the binding needs a person.
+    pub fn fail_binding(
+        &self,
+        member_id: &str,
+        result_code: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BindingRow, JournalError> {
+        self.update_binding(
+            member_id,
+            BindingState::Exchanging,
+            "state = 'failed', auth_state = NULL, key_id = NULL, auth_code = NULL, \
+             result_code = ?2, reason = ?3, attention = ?3, updated_at = ?4",
+            params![member_id, result_code, reason, to_journal(now)],
+        )
+    }
+
+    /// A bound member whose refresh the wallet refused: still bound while the access token
+    /// lasts, noted for a person.
+    pub fn note_refresh_failure(
+        &self,
+        member_id: &str,
+        result_code: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BindingRow, JournalError> {
+        self.update_binding(
+            member_id,
+            BindingState::Bound,
+            "result_code = ?2, reason = ?3, attention = ?3, updated_at = ?4",
+            params![member_id, result_code, reason, to_journal(now)],
+        )
+    }
+
+    /// Bindings left `exchanging` (an unclear answer, or a crash), oldest first.
+    pub fn bindings_exchanging(&self) -> Result<Vec<BindingRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE state = 'exchanging' ORDER BY updated_at",
+            params![],
+        )
+    }
+
+    /// Bindings that need a person (a failed exchange or refresh), by member.
+    pub fn bindings_needing_attention(&self) -> Result<Vec<BindingRow>, JournalError> {
+        query::rows(
+            &self.conn(),
+            "WHERE attention IS NOT NULL ORDER BY member_id",
+            params![],
+        )
+    }
+
+    /// The binding awaiting approval that was consulted with `auth_state`.
+    pub fn binding_awaiting(&self, auth_state: &str) -> Result<Option<BindingRow>, JournalError> {
+        query::row(
+            &self.conn(),
+            "WHERE state = 'awaiting_approval' AND auth_state = ?1",
+            [auth_state],
+        )
+    }
+
+    /// One UPDATE of `member_id`'s row, only in state `from`, in one transaction.
+    fn update_binding(
+        &self,
+        member_id: &str,
+        from: BindingState,
+        set: &str,
+        values: &[&dyn rusqlite::ToSql],
+    ) -> Result<BindingRow, JournalError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let sql = format!(
+            "UPDATE member_bindings SET {set} WHERE member_id = ?1 AND state = '{}'",
+            from.as_str()
+        );
+        if query::execute(&tx, &sql, values)? == 0 {
+            return Err(JournalError::Binding {
+                member: member_id.to_string(),
+                why: format!("is not {}", from.as_str()),
+            });
+        }
+        let row = query::row(&tx, "WHERE member_id = ?1", [member_id])?
+            .ok_or_else(|| JournalError::Corrupt(format!("binding {member_id} not written")))?;
+        tx.commit()?;
+        Ok(row)
     }
 
     fn write_tokens(
@@ -430,6 +578,7 @@ impl Journal {
         t: &SealedTokens,
         now: DateTime<Utc>,
         from: BindingState,
+        clear_notes: bool,
     ) -> Result<BindingRow, JournalError> {
         if t.refresh_token
             .as_ref()
@@ -445,7 +594,11 @@ impl Journal {
             &tx,
             "UPDATE member_bindings SET state = 'bound', auth_state = NULL, \
              login_id = coalesce(?2, login_id), key_id = ?3, access_token = ?4, \
-             access_expires_at = ?5, refresh_token = ?6, refresh_expires_at = ?7, updated_at = ?8 \
+             access_expires_at = ?5, refresh_token = ?6, refresh_expires_at = ?7, updated_at = ?8, \
+             auth_code = NULL, \
+             result_code = CASE WHEN ?10 THEN NULL ELSE result_code END, \
+             reason = CASE WHEN ?10 THEN NULL ELSE reason END, \
+             attention = CASE WHEN ?10 THEN NULL ELSE attention END \
              WHERE member_id = ?1 AND state = ?9",
             params![
                 member_id,
@@ -457,6 +610,7 @@ impl Journal {
                 t.refresh_expires_at.map(to_journal),
                 to_journal(now),
                 from.as_str(),
+                clear_notes,
             ],
         )?;
         if changed == 0 {
@@ -484,7 +638,8 @@ impl Journal {
             &tx,
             "UPDATE member_bindings SET state = 'revoked', auth_state = NULL, key_id = NULL, \
              access_token = NULL, access_expires_at = NULL, refresh_token = NULL, \
-             refresh_expires_at = NULL, updated_at = ?2 WHERE member_id = ?1",
+             refresh_expires_at = NULL, auth_code = NULL, result_code = NULL, reason = NULL, \
+             attention = NULL, updated_at = ?2 WHERE member_id = ?1",
             params![member_id, to_journal(now)],
         )?;
         if changed == 0 {
@@ -586,7 +741,25 @@ mod tests {
         };
         // Refresh before a binding: refused, nothing written.
         assert!(j.refresh_member("M1", &tokens, now).is_err());
+        // Tokens only for an exchange written first.
+        assert!(j.bind_member("M1", &tokens, now).is_err());
+        let code = k
+            .seal("M1", TokenKind::AuthCode, &Secret::new("code1"))
+            .unwrap();
+        let exchanging = j.begin_exchange("M1", &code, now).unwrap();
+        assert_eq!(exchanging.state, BindingState::Exchanging);
+        assert_eq!(exchanging.auth_code.as_ref(), Some(&code));
+        assert_eq!(j.bindings_exchanging().unwrap().len(), 1);
+        assert!(j.begin_exchange("M1", &code, now).is_err());
+        assert!(j.start_binding("M1", "ALIPAY_CN", "st9", now).is_err());
+        assert_eq!(
+            k.open("M1", TokenKind::AuthCode, &code).unwrap().expose(),
+            "code1"
+        );
+        assert!(k.open("M1", TokenKind::Access, &code).is_err());
         let bound = j.bind_member("M1", &tokens, now).unwrap();
+        assert!(bound.auth_code.is_none());
+        assert!(j.bindings_exchanging().unwrap().is_empty());
         assert_eq!(bound.state, BindingState::Bound);
         assert_eq!(bound.auth_state, None);
         let opened = k
@@ -623,5 +796,79 @@ mod tests {
         assert!(j.revoke_member("M2", now).is_err());
         // A revoked member may bind again.
         j.start_binding("M1", "ALIPAY_CN", "st3", now).unwrap();
+        assert_eq!(
+            j.binding_awaiting("st3").unwrap().map(|b| b.member_id),
+            Some("M1".to_string())
+        );
+        assert!(j.binding_awaiting("st1").unwrap().is_none());
+    }
+
+    /// Migration 15 rebuilds the table: a binding written under 14 keeps every column.
+    #[test]
+    fn a_binding_written_before_migration_15_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite");
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            for sql in &crate::journal::schema::MIGRATIONS[..14] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO member_bindings (member_id, wallet, state, key_id, access_token, \
+                 access_expires_at, refresh_token, created_at, updated_at) VALUES ('M1', \
+                 'ALIPAY_CN', 'bound', 'k1', x'0102', '2027-01-01T00:00:00.000Z', x'0304', \
+                 '2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z'); \
+                 PRAGMA user_version = 14;",
+            )
+            .unwrap();
+        }
+        let j = Journal::open(&path).unwrap();
+        let b = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(b.state, BindingState::Bound);
+        assert_eq!(b.access_token.map(|t| t.blob), Some(vec![1, 2]));
+        assert_eq!(b.refresh_token.map(|t| t.blob), Some(vec![3, 4]));
+        assert!(b.auth_code.is_none() && b.attention.is_none());
+        assert_eq!(
+            j.bindings_expiring(Utc::now() + chrono::Duration::days(3650))
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_refused_exchange_fails_needs_attention_until_bound_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(&dir.path().join("j.sqlite")).unwrap();
+        let now = Utc::now();
+        let k = keys();
+        j.start_binding("M1", "ALIPAY_CN", "st1", now).unwrap();
+        let code = k
+            .seal("M1", TokenKind::AuthCode, &Secret::new("code1"))
+            .unwrap();
+        j.begin_exchange("M1", &code, now).unwrap();
+        let failed = j
+            .fail_binding("M1", "INVALID_CODE", "bind the wallet again", now)
+            .unwrap();
+        assert_eq!(failed.state, BindingState::Failed);
+        assert!(failed.auth_code.is_none() && failed.access_token.is_none());
+        assert_eq!(failed.result_code.as_deref(), Some("INVALID_CODE"));
+        assert_eq!(j.bindings_needing_attention().unwrap().len(), 1);
+        // Only an exchange fails.
+        assert!(j.fail_binding("M1", "X", "y", now).is_err());
+        // The CHECKs hold the invariants whatever the code does.
+        let broken = j.conn().execute(
+            "UPDATE member_bindings SET state = 'bound' WHERE member_id = 'M1'",
+            [],
+        );
+        assert!(broken.is_err(), "bound without tokens");
+        let broken = j.conn().execute(
+            "UPDATE member_bindings SET state = 'exchanging' WHERE member_id = 'M1'",
+            [],
+        );
+        assert!(broken.is_err(), "exchanging without a code");
+        let again = j.start_binding("M1", "ALIPAY_CN", "st2", now).unwrap();
+        assert_eq!(again.attention, None);
+        assert!(j.bindings_needing_attention().unwrap().is_empty());
     }
 }

@@ -250,6 +250,45 @@ CREATE TABLE member_bindings (
 ) STRICT;
 CREATE INDEX member_bindings_expiring ON member_bindings (access_expires_at) WHERE state = 'bound';
 "#,
+    // 15: an auth code is exchanged write-before-send (docs/protocol.md §18): `exchanging`
+    // holds it sealed (as tokens are) until the answer's tokens replace it, so a crash
+    // between the wallet's answer and the write is retried or reported, never half-stored.
+    // `failed`: the wallet refused the code. `result_code`/`reason`: the wallet's code and
+    // what to do; `attention`: why a person must look (a failed exchange or refresh), cleared
+    // when the member binds again or is revoked. A CHECK changes, so the table is rebuilt.
+    r#"
+CREATE TABLE member_bindings_v15 (
+    member_id          TEXT PRIMARY KEY,
+    wallet             TEXT NOT NULL,
+    state              TEXT NOT NULL CHECK (state IN
+                       ('awaiting_approval','exchanging','bound','failed','revoked')),
+    auth_state         TEXT,
+    login_id           TEXT,
+    key_id             TEXT,
+    access_token       BLOB,
+    access_expires_at  TEXT,
+    refresh_token      BLOB,
+    refresh_expires_at TEXT,
+    created_at         TEXT NOT NULL,
+    updated_at         TEXT NOT NULL,
+    auth_code          BLOB,
+    result_code        TEXT,
+    reason             TEXT,
+    attention          TEXT,
+    CHECK ((state = 'bound') = (access_token IS NOT NULL)),
+    CHECK ((state = 'exchanging') = (auth_code IS NOT NULL)),
+    CHECK (access_token IS NULL OR key_id IS NOT NULL),
+    CHECK (auth_code IS NULL OR key_id IS NOT NULL)
+) STRICT;
+INSERT INTO member_bindings_v15 (member_id, wallet, state, auth_state, login_id, key_id,
+    access_token, access_expires_at, refresh_token, refresh_expires_at, created_at, updated_at)
+    SELECT member_id, wallet, state, auth_state, login_id, key_id, access_token,
+    access_expires_at, refresh_token, refresh_expires_at, created_at, updated_at
+    FROM member_bindings;
+DROP TABLE member_bindings;
+ALTER TABLE member_bindings_v15 RENAME TO member_bindings;
+CREATE INDEX member_bindings_expiring ON member_bindings (access_expires_at) WHERE state = 'bound';
+"#,
 ];
 
 pub fn migrate(conn: &mut Connection) -> Result<(), JournalError> {

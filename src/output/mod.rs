@@ -117,6 +117,7 @@ impl LedPattern {
             | Event::Refund { .. }
             | Event::OperatorAction { .. }
             | Event::MemberBindingStarted { .. }
+            | Event::MemberBinding { .. }
             | Event::ScanTest { .. } => {
                 return None;
             }

@@ -175,6 +175,15 @@ impl Observer for TerminalOutput {
                 action,
                 result,
             } => self.say(&format!("{actor}: {action}: {result}")),
+            Event::MemberBinding {
+                signal,
+                member_id,
+                reason,
+                ..
+            } => self.say(&match (signal.needs_attention(), reason) {
+                (true, Some(why)) => format!("NEEDS ATTENTION: member {member_id}: {why}"),
+                _ => format!("member {member_id}: {}", signal.kind()),
+            }),
             Event::Refund { refund } => self.say(&format!(
                 "refund {} {}: {}",
                 refund.refund_id, refund.amount, refund.state

@@ -3,8 +3,15 @@
 //! clock: `POST /_sandbox/authorizations/approve?auth_state=…` (the customer approves: answers
 //! the auth code the wallet would send to `authRedirectUrl`), `POST
 //! /_sandbox/authorizations/lifetime?access_s=N&refresh_s=M` (lifetimes of the tokens issued
-//! after it), `POST /_sandbox/authorizations/expire` (every access token expires now) and
-//! `GET /_sandbox/authorizations` (counts, for tests).
+//! after it), `POST /_sandbox/authorizations/expire` (every access token expires now),
+//! `POST /_sandbox/authorizations/notify_url?url=…` (where `notifyAuthorization` goes, as the
+//! Antom Dashboard's notification URL would say: each approval is then also sent there,
+//! signed as a notification is, `notify.rs`) and `GET /_sandbox/authorizations` (counts,
+//! for tests).
+//!
+//! An auth code works once (docs/protocol.md §18): `applyToken` with a code already
+//! exchanged, or one never issued, answers `F` `INVALID_CODE` (a plausible code; the real
+//! one is not confirmed).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -41,8 +48,10 @@ pub(super) struct Book {
     issued: u64,
     refreshed: u64,
     revoked: u64,
-    /// Every token handed out, replaced ones included.
+    /// Every token and auth code handed out, replaced ones included.
     handed_out: Vec<String>,
+    /// Where approvals are notified (`notifyAuthorization`), once set.
+    notify_url: Option<String>,
 }
 
 impl Default for Book {
@@ -57,6 +66,7 @@ impl Default for Book {
             refreshed: 0,
             revoked: 0,
             handed_out: Vec::new(),
+            notify_url: None,
         }
     }
 }
@@ -262,7 +272,13 @@ impl Authorizations {
                                 used: false,
                             },
                         );
-                        (200, json!({"auth_code": code, "auth_state": state}))
+                        book.handed_out.push(code.clone());
+                        let mut answer = json!({"auth_code": code, "auth_state": state});
+                        // The server sends the notification (`http.rs`).
+                        if let Some(url) = &book.notify_url {
+                            answer["notify_url"] = json!(url);
+                        }
+                        (200, answer)
                     }
                     None => (
                         404,
@@ -298,6 +314,16 @@ impl Authorizations {
                 }
                 (200, json!({"revoked_by_wallet": n}))
             }
+            ("POST", "/notify_url") => match params.get("url") {
+                Some(url) if url::Url::parse(url).is_ok() => {
+                    book.notify_url = Some(url.clone());
+                    (200, json!({"notify_url": url}))
+                }
+                _ => (
+                    400,
+                    json!({"error": "url: the absolute URL notifyAuthorization is posted to"}),
+                ),
+            },
             ("POST", "/expire") => {
                 let now = Utc::now();
                 for g in book.grants.values_mut() {
@@ -328,6 +354,13 @@ mod tests {
         assert_eq!(status, 200);
         let code = approved["auth_code"].as_str().unwrap().to_string();
         let apply = json!({"grantType": "AUTHORIZATION_CODE", "customerBelongsTo": "ALIPAY_CN", "authCode": code});
+        // Without a notification URL set, nothing is to be notified.
+        assert!(approved.get("notify_url").is_none());
+        let unknown = json!({"grantType": "AUTHORIZATION_CODE", "customerBelongsTo": "ALIPAY_CN", "authCode": "SBXACnever"});
+        assert_eq!(
+            a.answer("applyToken", &unknown)["result"]["resultCode"],
+            "INVALID_CODE"
+        );
         let tokens = a.answer("applyToken", &apply);
         assert_eq!(tokens["result"]["resultStatus"], "S");
         // A code works once.
@@ -348,5 +381,29 @@ mod tests {
             a.answer("revoke", &json!({"accessToken": renewed["accessToken"]}))["result"]["resultStatus"],
             "S"
         );
+        let (_, book) = a.admin(&hyper::Method::GET, "/_sandbox/authorizations", "");
+        assert!(book["tokens"].as_array().unwrap().contains(&json!(code)));
+        // Once a notification URL is set, an approval names it for the server to notify.
+        let (status, _) = a.admin(
+            &hyper::Method::POST,
+            "/_sandbox/authorizations/notify_url",
+            "url=not%20a%20url",
+        );
+        assert_eq!(status, 400);
+        let (status, _) = a.admin(
+            &hyper::Method::POST,
+            "/_sandbox/authorizations/notify_url",
+            "url=http://127.0.0.1:9/notify/ams",
+        );
+        assert_eq!(status, 200);
+        let consult2 = json!({"customerBelongsTo": "ALIPAY_CN", "authRedirectUrl": "https://x",
+            "scopes": ["AGENT_PAY"], "authState": "st2", "terminalType": "WAP"});
+        a.answer("consult", &consult2);
+        let (_, approved) = a.admin(
+            &hyper::Method::POST,
+            "/_sandbox/authorizations/approve",
+            "auth_state=st2",
+        );
+        assert_eq!(approved["notify_url"], "http://127.0.0.1:9/notify/ams");
     }
 }

@@ -182,6 +182,13 @@ impl SandboxServer {
                 let (status, body) =
                     self.authorizations
                         .admin(m, p, req.uri().query().unwrap_or(""));
+                if let (Some(url), Some(code), Some(state)) = (
+                    body["notify_url"].as_str(),
+                    body["auth_code"].as_str(),
+                    body["auth_state"].as_str(),
+                ) {
+                    self.notify_authorization(url, code, state);
+                }
                 Ok(plain(
                     StatusCode::from_u16(status).unwrap_or(StatusCode::NOT_FOUND),
                     "application/json",

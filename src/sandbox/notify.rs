@@ -106,6 +106,76 @@ impl SandboxServer {
     }
 }
 
+impl SandboxServer {
+    /// Sends `notifyAuthorization` for an approval to `url` (in the background), signed as
+    /// `notifyPayment` is. Its field names beyond `authCode` and `authState` are not
+    /// confirmed (docs/protocol.md §18). Delayed, doubled or corrupted as `/_sandbox/notify`
+    /// says.
+    pub(super) fn notify_authorization(&self, url: &str, auth_code: &str, auth_state: &str) {
+        let modes = self.notify.modes();
+        let body = serde_json::json!({
+            "authorizationNotifyType": "AUTHCODE_CREATED",
+            "authCode": auth_code,
+            "authState": auth_state,
+            "result": {"resultCode": "SUCCESS", "resultStatus": "S", "resultMessage": "success"},
+        })
+        .to_string();
+        let (url, client_id, key) = (
+            url.to_string(),
+            self.client_id.clone(),
+            self.gateway_key.clone(),
+        );
+        tokio::spawn(async move {
+            tokio::time::sleep(modes.delay).await;
+            let sends = if modes.duplicate { 2 } else { 1 };
+            // Corrupted: altered after signing, so it must not verify.
+            let sent = if modes.corrupt {
+                body.replace("AUTHCODE_CREATED", "AUTHCODE_CREATEX")
+            } else {
+                body.clone()
+            };
+            for _ in 0..sends {
+                if let Err(e) = post_ams_signed(&url, &client_id, &key, &body, &sent).await {
+                    tracing::debug!(error = %e, "sandbox authorization notification not delivered");
+                }
+            }
+        });
+    }
+}
+
+/// Posts `sent` to `url` with the gateway's signature over `signed`, as AMS notifications
+/// are signed (the two differ only for a corrupted one).
+async fn post_ams_signed(
+    url: &str,
+    client_id: &str,
+    key: &crate::gateway::keys::PrivateKey,
+    signed: &str,
+    sent: &str,
+) -> Result<(), String> {
+    let path = url::Url::parse(url)
+        .map_err(|e| e.to_string())?
+        .path()
+        .to_string();
+    let time = chrono::Utc::now().timestamp_millis().to_string();
+    let content =
+        crate::gateway::alipay_ams::wire::sign_content("POST", &path, client_id, &time, signed);
+    let sig = crate::gateway::alipay_ams::wire::signature_header(
+        1,
+        &key.sign_sha256_base64(content.as_bytes()),
+    );
+    let answer = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json; charset=UTF-8")
+        .header("client-id", client_id)
+        .header("request-time", &time)
+        .header("signature", sig)
+        .body(sent.to_string())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    answer.text().await.map(|_| ()).map_err(|e| e.to_string())
+}
+
 async fn post_open_platform(url: &str, p: &Paid, corrupt: bool) -> Result<(), String> {
     let now = chrono::Utc::now()
         .with_timezone(&crate::clock::beijing())

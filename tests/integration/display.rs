@@ -290,6 +290,37 @@ async fn a_member_binding_shows_its_approval_qr_and_prints_its_slip() {
     );
     // Not logged at info: the URL is for the customer's screen and slip.
     assert!(!daemon.stderr().contains(&auth_url), "{}", daemon.stderr());
+
+    // The customer approves: the QR goes and the screen says the member is bound.
+    let auth_state = started["auth_state"].as_str().unwrap();
+    let (status, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={auth_state}"
+    ));
+    assert_eq!(status, 200, "{approved}");
+    let approved: serde_json::Value = serde_json::from_str(&approved).unwrap();
+    let body = serde_json::json!({"auth_code": approved["auth_code"], "auth_state": auth_state});
+    let (status, bound) = common::call(
+        &socket,
+        "POST",
+        "/v1/members/M00000042/binding/auth_code",
+        &[],
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "{bound}");
+    let end = Instant::now() + Duration::from_secs(20);
+    while page.eval(
+        "(document.getElementById('screen').dataset.state === 'bound' && document.getElementById('qr').hidden) ? 'bound' : ''",
+    ) != "bound"
+    {
+        assert!(Instant::now() < end, "the page kept the binding's QR after approval");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dom = page.eval("document.documentElement.outerHTML");
+    assert!(
+        dom.contains("会员已开通") && dom.contains("You are a member now"),
+        "{dom}"
+    );
 }
 
 /// A headless Chromium driven over `--remote-debugging-pipe`: DevTools protocol messages,

@@ -647,3 +647,546 @@ fn a_barcode_pattern_that_could_take_a_payment_code_is_refused_naming_the_key() 
         );
     }
 }
+
+/// Like [`api`], but a connection the daemon dropped (killed at a failpoint) is `None`.
+async fn try_api(port: u16, path: &str, body: Value) -> Option<(u16, String)> {
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.text().await.ok()?))
+}
+
+async fn metrics(port: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn gauge(metrics: &str, name: &str) -> Option<i64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&format!("{name} ")))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+}
+
+/// Polls GET binding until `state`.
+async fn wait_binding(port: u16, daemon: &Daemon, member: &str, state: &str) -> Value {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, b) = api(port, "GET", &format!("/v1/members/{member}/binding"), None).await;
+        if status == 200 && b["state"] == state {
+            return b;
+        }
+        assert!(
+            Instant::now() < end,
+            "{member} never {state}: {b} {}",
+            daemon.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The events the bus journaled, as `(kind, JSON)`, once `done` holds.
+fn wait_events(journal: &Path, done: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events: Vec<(String, Value)> = scanpay::journal::Journal::open_read_only(journal)
+            .and_then(|j| j.events_after(0, 10_000))
+            .map(|all| {
+                all.into_iter()
+                    .map(|(_, kind, data)| (kind, serde_json::from_str(&data).unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if done(&events) {
+            return events;
+        }
+        assert!(Instant::now() < end, "events: {events:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Consults and approves `member` in the sandbox; returns `(auth_state, auth_code)`.
+async fn consult_and_approve(port: u16, sandbox: &SandboxProc, member: &str) -> (String, String) {
+    let (status, started) = api(port, "POST", &format!("/v1/members/{member}/binding"), None).await;
+    assert_eq!(status, 201, "{started}");
+    let auth_state = started["auth_state"].as_str().unwrap().to_string();
+    let (status, approved) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={auth_state}"
+    ));
+    assert_eq!(status, 200, "{approved}");
+    let approved: Value = serde_json::from_str(&approved).unwrap();
+    (
+        auth_state,
+        approved["auth_code"].as_str().unwrap().to_string(),
+    )
+}
+
+fn members_config(sandbox: &SandboxProc, port: u16, key: &Path, extra: &str) -> std::path::PathBuf {
+    config(
+        sandbox,
+        port,
+        &format!(
+            "token_key_file = \"{}\"\nauth_redirect_url = \"https://shop.example/member/bound\"\n{extra}",
+            key.display()
+        ),
+    )
+}
+
+/// Neither `secrets` in the journal, its WAL nor `log`.
+fn assert_nowhere(journal: &Path, log: &str, secrets: &[String]) {
+    for s in secrets {
+        assert!(!log.contains(s.as_str()), "a secret in the daemon's log");
+        for file in [journal.to_path_buf(), journal.with_extension("sqlite-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(
+                !bytes.windows(s.len()).any(|w| w == s.as_bytes()),
+                "a secret in {}",
+                file.display()
+            );
+        }
+    }
+}
+
+/// Killed -9 between `applyToken`'s answer and its journaling: the wallet issued tokens
+/// scanpay never stored. On restart the sealed auth code is sent again, the wallet refuses
+/// it (a code works once), and the binding ends `failed`, told to bind again, reported in
+/// health, the metrics and the event stream; never bound without tokens, never tokens
+/// without bound. Binding again clears the report.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_killed_after_the_wallets_answer_ends_failed_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 11);
+    let port = free_port();
+    let config = members_config(&sandbox, port, &key, "");
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    let mut daemon = Daemon::start(&config, Some("member_after_exchange_answer"));
+    wait_for_api(port, &daemon);
+    let (auth_state, code) = consult_and_approve(port, &sandbox, "M1").await;
+    let answer = try_api(
+        port,
+        "/v1/members/M1/binding/auth_code",
+        json!({"auth_code": code, "auth_state": auth_state}),
+    )
+    .await;
+    assert!(answer.is_none(), "answered: {answer:?}");
+    daemon.wait(Duration::from_secs(10));
+    let first_log = daemon.stderr();
+    assert!(
+        first_log.contains("failpoint member_after_exchange_answer"),
+        "{first_log}"
+    );
+    // The wallet answered with tokens; the journal holds the sealed code, no token.
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["issued"],
+        1
+    );
+    {
+        let j = scanpay::journal::Journal::open_read_only(&journal).unwrap();
+        let row = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state.as_str(), "exchanging");
+        assert!(row.auth_code.is_some() && row.access_token.is_none());
+    }
+
+    let started = Instant::now();
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let failed = wait_binding(port, &daemon, "M1", "failed").await;
+    eprintln!("failed after restart in {:?}", started.elapsed());
+    assert_eq!(failed["result_code"], "INVALID_CODE", "{failed}");
+    assert_eq!(failed["needs_attention"], true, "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bind the wallet again"),
+        "{failed}"
+    );
+    assert!(failed["access_token_expires_at"].is_null());
+    {
+        let j = scanpay::journal::Journal::open_read_only(&journal).unwrap();
+        let row = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state.as_str(), "failed");
+        assert!(
+            row.auth_code.is_none() && row.access_token.is_none() && row.refresh_token.is_none()
+        );
+    }
+    let (status, health) = api(port, "GET", "/v1/health", None).await;
+    assert_eq!(status, 503, "{health}");
+    assert!(
+        health["reasons"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("member_binding_attention")),
+        "{health}"
+    );
+    assert_eq!(
+        health["member_bindings_needing_attention"][0]["member_id"], "M1",
+        "{health}"
+    );
+    assert_eq!(
+        gauge(
+            &metrics(port).await,
+            "scanpay_member_bindings_needing_attention"
+        ),
+        Some(1)
+    );
+    let events = wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_failed")
+    });
+    let (_, e) = events
+        .iter()
+        .find(|(k, _)| k == "member_binding_failed")
+        .unwrap();
+    assert_eq!(
+        (e["member_id"].as_str(), e["state"].as_str()),
+        (Some("M1"), Some("failed")),
+        "{e}"
+    );
+    assert_eq!(e["wallet"], "ALIPAY_CN", "{e}");
+    let log = daemon.stderr();
+    assert!(log.contains("member_binding_failed"), "{log}");
+    let status = crate::common::procs::scanpay()
+        .arg("status")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(said.contains("ATTENTION member M1 (failed)"), "{said}");
+
+    // Bound again: the report is cleared.
+    let (auth_state, code2) = consult_and_approve(port, &sandbox, "M1").await;
+    let (status, bound) = api(
+        port,
+        "POST",
+        "/v1/members/M1/binding/auth_code",
+        Some(json!({"auth_code": code2, "auth_state": auth_state})),
+    )
+    .await;
+    assert_eq!(
+        (status, bound["state"].as_str()),
+        (200, Some("bound")),
+        "{bound}"
+    );
+    assert_eq!(bound["needs_attention"], false);
+    let (_, health) = api(port, "GET", "/v1/health", None).await;
+    assert_eq!(
+        health["member_bindings_needing_attention"],
+        json!([]),
+        "{health}"
+    );
+    assert_eq!(
+        gauge(
+            &metrics(port).await,
+            "scanpay_member_bindings_needing_attention"
+        ),
+        Some(0)
+    );
+    daemon.terminate();
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(tokens.contains(&code) && tokens.contains(&code2));
+    let events = wait_events(&journal, |_| true);
+    let all_events = format!("{events:?}");
+    for t in &tokens {
+        assert!(!all_events.contains(t.as_str()), "a secret in an event");
+    }
+    assert_nowhere(&journal, &(first_log + &daemon.stderr()), &tokens);
+}
+
+/// Killed -9 after the exchange was journaled but before `applyToken` left: the restart
+/// sends the sealed code, which the wallet takes; the member ends bound with tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_killed_before_it_was_sent_ends_bound_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 12);
+    let port = free_port();
+    let config = members_config(&sandbox, port, &key, "");
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    let mut daemon = Daemon::start(&config, Some("member_before_exchange_send"));
+    wait_for_api(port, &daemon);
+    let (_, code) = consult_and_approve(port, &sandbox, "M1").await;
+    let answer = try_api(
+        port,
+        "/v1/members/M1/binding/auth_code",
+        json!({"auth_code": code}),
+    )
+    .await;
+    assert!(answer.is_none(), "answered: {answer:?}");
+    daemon.wait(Duration::from_secs(10));
+    let first_log = daemon.stderr();
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["issued"],
+        0
+    );
+    {
+        let j = scanpay::journal::Journal::open_read_only(&journal).unwrap();
+        let row = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state.as_str(), "exchanging");
+        assert!(row.auth_code.is_some() && row.access_token.is_none());
+    }
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let bound = wait_binding(port, &daemon, "M1", "bound").await;
+    assert_eq!(bound["login_id"], "138****8888", "{bound}");
+    assert_eq!(bound["needs_attention"], false);
+    {
+        let j = scanpay::journal::Journal::open_read_only(&journal).unwrap();
+        let row = j.member_binding("M1").unwrap().unwrap();
+        assert_eq!(row.state.as_str(), "bound");
+        assert!(row.auth_code.is_none() && row.access_token.is_some());
+    }
+    wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_bound")
+    });
+    daemon.terminate();
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(tokens.contains(&code));
+    assert_nowhere(&journal, &(first_log + &daemon.stderr()), &tokens);
+}
+
+/// The wallet tells scanpay of the approval (`notifyAuthorization` to `[notify] listen`):
+/// bound without the register posting the auth code. One for an `authState` no binding
+/// awaits is answered and changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_authorization_notification_binds_the_member_without_the_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 13);
+    let port = free_port();
+    let notify_port = free_port();
+    let config = members_config(
+        &sandbox,
+        port,
+        &key,
+        &format!("\n[notify]\nlisten = \"127.0.0.1:{notify_port}\"\n"),
+    );
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    let (status, set) = sandbox.post(&format!(
+        "/_sandbox/authorizations/notify_url?url=http://127.0.0.1:{notify_port}/notify/ams"
+    ));
+    assert_eq!(status, 200, "{set}");
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let (_, code) = consult_and_approve(port, &sandbox, "M1").await;
+    let bound = wait_binding(port, &daemon, "M1", "bound").await;
+    assert_eq!(bound["login_id"], "138****8888", "{bound}");
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["issued"],
+        1
+    );
+    wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_bound")
+    });
+
+    // A binding given up (revoked) before its approval: the notification changes nothing.
+    let (status, started) = api(port, "POST", "/v1/members/M2/binding", None).await;
+    assert_eq!(status, 201, "{started}");
+    let (status, _) = api(port, "DELETE", "/v1/members/M2/binding", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = sandbox.post(&format!(
+        "/_sandbox/authorizations/approve?auth_state={}",
+        started["auth_state"].as_str().unwrap()
+    ));
+    assert_eq!(status, 200);
+    let end = Instant::now() + Duration::from_secs(10);
+    while !daemon.stderr().contains("no binding awaits") {
+        assert!(Instant::now() < end, "{}", daemon.stderr());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, m2) = api(port, "GET", "/v1/members/M2/binding", None).await;
+    assert_eq!(m2["state"], "revoked", "{m2}");
+    assert_eq!(
+        sandbox_get(&sandbox, "/_sandbox/authorizations")["issued"],
+        1
+    );
+    daemon.terminate();
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert!(tokens.contains(&code));
+    assert_nowhere(&journal, &daemon.stderr(), &tokens);
+}
+
+/// Signals: a refresh is an event; a refresh the wallet refuses (the customer ended the
+/// authorization in the wallet) is an event, a needs-attention item in health and a metric
+/// until the member is revoked, which is an event too. No event carries a token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refresh_the_wallet_refuses_needs_attention_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = SandboxProc::start(&dir.path().join("sbx"), 0);
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 14);
+    let port = free_port();
+    let config = members_config(
+        &sandbox,
+        port,
+        &key,
+        "refresh_before_s = 60\nrefresh_check_s = 1\n",
+    );
+    let journal = sandbox.dir.join("journal-ams.sqlite");
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    sandbox.post("/_sandbox/authorizations/lifetime?access_s=30");
+    bind(port, &sandbox, "M1").await;
+    wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_refreshed")
+    });
+    assert_eq!(sandbox.post("/_sandbox/authorizations/revoke").0, 200);
+    let events = wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_refresh_failed")
+    });
+    let (_, e) = events
+        .iter()
+        .find(|(k, _)| k == "member_binding_refresh_failed")
+        .unwrap();
+    assert_eq!(
+        (e["member_id"].as_str(), e["state"].as_str()),
+        (Some("M1"), Some("bound")),
+        "{e}"
+    );
+    assert!(
+        e["reason"]
+            .as_str()
+            .unwrap()
+            .contains("INVALID_REFRESH_TOKEN"),
+        "{e}"
+    );
+    let (_, shown) = api(port, "GET", "/v1/members/M1/binding", None).await;
+    assert_eq!(shown["needs_attention"], true, "{shown}");
+    assert_eq!(shown["result_code"], "INVALID_REFRESH_TOKEN", "{shown}");
+    let (status, health) = api(port, "GET", "/v1/health", None).await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(
+        health["member_bindings_needing_attention"][0]["member_id"], "M1",
+        "{health}"
+    );
+    assert_eq!(
+        gauge(
+            &metrics(port).await,
+            "scanpay_member_bindings_needing_attention"
+        ),
+        Some(1)
+    );
+    let (status, revoked) = api(port, "DELETE", "/v1/members/M1/binding", None).await;
+    assert_eq!(
+        (status, revoked["state"].as_str()),
+        (200, Some("revoked")),
+        "{revoked}"
+    );
+    assert_eq!(revoked["needs_attention"], false);
+    let (_, health) = api(port, "GET", "/v1/health", None).await;
+    assert_eq!(
+        health["member_bindings_needing_attention"],
+        json!([]),
+        "{health}"
+    );
+    assert_eq!(
+        gauge(
+            &metrics(port).await,
+            "scanpay_member_bindings_needing_attention"
+        ),
+        Some(0)
+    );
+    let events = wait_events(&journal, |e| {
+        e.iter().any(|(k, _)| k == "member_binding_revoked")
+    });
+    daemon.terminate();
+    let tokens: Vec<String> = sandbox_get(&sandbox, "/_sandbox/authorizations")["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let all_events = format!("{events:?}");
+    for t in &tokens {
+        assert!(!all_events.contains(t.as_str()), "a token in an event");
+    }
+    assert_nowhere(&journal, &daemon.stderr(), &tokens);
+}
+
+/// The wallet cannot be reached when the auth code is posted: `202`, the binding stays
+/// `exchanging` with the code sealed. Once the wallet is back the daemon sends the code
+/// again by itself; this wallet no longer knows it (a code is short-lived and works once)
+/// and refuses it, so the binding ends `failed`, told to bind again.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exchange_without_an_answer_is_accepted_kept_and_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sbx_dir = dir.path().join("sbx");
+    let mut sandbox = SandboxProc::start(&sbx_dir, 0);
+    let sandbox_port = sandbox.port;
+    let key = dir.path().join("member-token.key");
+    write_key(&key, 15);
+    let port = free_port();
+    let config = members_config(&sandbox, port, &key, "refresh_check_s = 1\n");
+    let mut daemon = Daemon::start(&config, None);
+    wait_for_api(port, &daemon);
+    let (_, code) = consult_and_approve(port, &sandbox, "M1").await;
+    sandbox.stop();
+    let (status, text) = try_api(
+        port,
+        "/v1/members/M1/binding/auth_code",
+        json!({"auth_code": code}),
+    )
+    .await
+    .unwrap();
+    let accepted: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["state"], "exchanging", "{accepted}");
+    assert!(
+        accepted["message"].as_str().unwrap().contains("sent again"),
+        "{accepted}"
+    );
+    assert!(!text.contains(&code), "the code in the answer");
+    let (status, e) = api(port, "POST", "/v1/members/M1/binding", None).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("binding_state")),
+        "{e}"
+    );
+
+    let sandbox = SandboxProc::start(&sbx_dir, sandbox_port);
+    let failed = wait_binding(port, &daemon, "M1", "failed").await;
+    assert_eq!(failed["result_code"], "INVALID_CODE", "{failed}");
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .contains("bind the wallet again"),
+        "{failed}"
+    );
+    daemon.terminate();
+    assert_nowhere(
+        &sandbox.dir.join("journal-ams.sqlite"),
+        &daemon.stderr(),
+        &[code],
+    );
+}

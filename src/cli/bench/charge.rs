@@ -48,8 +48,7 @@ pub(super) async fn charges(work: &Path, runs: usize) -> Result<Vec<ChargeRun>, 
     )
     .ok_or("the sandbox wrote no app key")?;
     let config_path = dir.join("scanpay.toml");
-    std::fs::write(&config_path, config)
-        .map_err(|e| format!("{}: {e}", config_path.display()))?;
+    std::fs::write(&config_path, config).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let exe = std::env::current_exe().map_err(|e| format!("this program's path: {e}"))?;
     let mut out = Vec::with_capacity(runs);
     for i in 0..=runs {

@@ -330,7 +330,10 @@ pub async fn run(plan: Plan, dir: &Path) -> Result<Value, String> {
     r.add(
         "scanpay charge, client side, p50",
         format!("{client:.1} ms"),
-        format!("wall {wall:.1} ms less the gateway's {gateway:.1} ms; {} processes", runs.len()),
+        format!(
+            "wall {wall:.1} ms less the gateway's {gateway:.1} ms; {} processes",
+            runs.len()
+        ),
     );
     r.add(
         "scanpay charge, CPU, p50",

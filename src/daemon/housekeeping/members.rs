@@ -1,7 +1,8 @@
 //! Member bindings' upkeep: access tokens that expire within `[members] refresh_before_s`
 //! are refreshed with their refresh token (`api/members.rs`), looked for every
 //! `refresh_check_s` on the housekeeping tick; tokens sealed under an earlier token key are
-//! resealed under the current one on the same tick.
+//! resealed under the current one on the same tick, and auth codes left `exchanging` (an
+//! unclear answer, a crash) are sent again: the first tick is at the start.
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ impl MemberRefresh {
             return;
         }
         self.next = Instant::now() + self.members.config.refresh_every;
+        self.members.retry_exchanges().await;
         self.members.reseal_rotated();
         self.members.refresh_due().await;
     }
