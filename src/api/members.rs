@@ -302,18 +302,15 @@ impl Members {
         &self,
         auth_state: &str,
         code: &Token,
-    ) -> Result<Option<Exchanged>, String> {
+    ) -> Result<Option<Exchanged>, ApiError> {
         let b = self
             .journal
             .binding_awaiting(auth_state)
-            .map_err(|e| format!("cannot read the binding: {e}"))?;
+            .map_err(journal_error)?;
         let Some(b) = b else {
             return Ok(None);
         };
-        self.exchange(&b, code)
-            .await
-            .map(Some)
-            .map_err(|e| format!("member {}: {}", b.member_id, e.message))
+        self.exchange(&b, code).await.map(Some)
     }
 
     /// Retries every exchange left `exchanging` (at the start, then on the housekeeping
@@ -481,7 +478,7 @@ impl Members {
             Ok(tokens) => tokens,
             Err(AuthError::Refused { code, message }) => {
                 let reason = format!(
-                    "the wallet refused to refresh the token ({code} {message}): the member is charged until the access token expires; bind the wallet again"
+                    "the wallet refused to refresh the token ({code} {message}): the member is charged until the access token expires; DELETE the binding and bind the wallet again"
                 );
                 let row = self
                     .journal
@@ -565,6 +562,16 @@ impl Members {
         };
         let mut refreshed = 0;
         for b in &due {
+            // One call at the wallet per member at a time: a DELETE (or an exchange) under
+            // way goes first, and the binding is read again after it.
+            let Some(_claim) = self.claim(&b.member_id) else {
+                continue;
+            };
+            let b = match self.journal.member_binding(&b.member_id) {
+                Ok(Some(b)) if b.state == BindingState::Bound => b,
+                _ => continue,
+            };
+            let b = &b;
             match self.refresh(b).await {
                 Ok(row) => {
                     refreshed += 1;
@@ -830,7 +837,7 @@ fn exchange_busy(id: &str) -> ApiError {
         StatusCode::CONFLICT,
         "binding_state",
         format!(
-            "member {id} has an auth code being exchanged: GET the binding until it is bound or failed"
+            "member {id} has a call at the wallet under way (an auth code being exchanged, or a token refresh): GET the binding until it is bound or failed, then try again"
         ),
     )
 }
@@ -856,13 +863,14 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     let m = members(&s)?;
     let id = member_id(&id)?;
+    // An exchange or refresh on its way to the wallet ends first, so its tokens are not left
+    // behind; the binding is read once it has.
+    let _claim = m.claim(id).ok_or_else(|| exchange_busy(id))?;
     let b = m
         .journal
         .member_binding(id)
         .map_err(journal_error)?
         .ok_or_else(|| ApiError::not_found(&format!("binding for member {id}")))?;
-    // An exchange on its way to the wallet ends first, so its tokens are not left behind.
-    let _claim = m.claim(id).ok_or_else(|| exchange_busy(id))?;
     if let Some(token) = m.open(&b, TokenKind::Access)? {
         match m.auth.revoke(&token).await {
             Ok(()) => {}

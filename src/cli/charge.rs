@@ -129,6 +129,11 @@ pub async fn run(args: Args) -> Exit {
         }
     };
     super::out(&crate::api::wire::sale_line(&sale));
+    // What this process took at most (`scanpay bench` reads it): VmHWM of its own memory
+    // since exec, which a parent's wait cannot tell apart from the parent's own.
+    if let Some(kb) = peak_rss_kb() {
+        tracing::debug!(peak_rss_kb = kb, "scanpay charge: resident memory at most");
+    }
     if let Some(p) = &printer {
         // The receipt of this sale is queued; give the printer a moment before exiting.
         p.flush(std::time::Duration::from_secs(10));
@@ -155,4 +160,16 @@ pub async fn run(args: Args) -> Exit {
 
 fn usage(message: &str) -> Exit {
     Err(Failure::usage(message))
+}
+
+/// `VmHWM` of `/proc/self/status`, in KiB: the most this process's memory held resident.
+fn peak_rss_kb() -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }

@@ -275,6 +275,17 @@ pub async fn member_scan(
     tracing::info!(sale_id = %sale_id, member = %shown, "member barcode: auto-debit");
     match engine.charge_member(&sale_id, charge).await {
         Ok(_) => Some(MemberScan::Charged),
+        // Failing after its attempt was written (reading the sale back), the charge is the
+        // watchdog's to settle like any in doubt, and the sale tells how it ends: not a
+        // refusal.
+        Err(e)
+            if engine
+                .view(&sale_id)
+                .is_ok_and(|v| v.state != crate::state::SaleState::AwaitingScan) =>
+        {
+            tracing::warn!(sale_id = %sale_id, error = %e, "member auto-debit: the outcome is settled by the watchdog");
+            Some(MemberScan::Charged)
+        }
         Err(e) => refuse(Some(&sale_id), format!("not charged: {e}")),
     }
 }

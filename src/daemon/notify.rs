@@ -136,24 +136,34 @@ fn taken(r: &Receiver, what: &str, n: &notify::Notice) {
 
 /// A verified `notifyAuthorization`: exchanged before it is answered, so a crash before
 /// the exchange is written leaves the notification unanswered and Antom sends it again.
+/// Returns whether to answer it: not when the auth code could not be journaled (the disk,
+/// the token key), so that Antom sends it again instead of the code being lost.
 async fn authorized(
     r: &Receiver,
     auth_state: &str,
     code: &crate::gateway::alipay_ams::authorizations::Token,
-) {
+) -> bool {
     notify::count(true);
     let Some(members) = &r.members else {
         tracing::warn!(
             "authorization notification: member bindings are not configured ([members]); nothing changes"
         );
-        return;
+        return true;
     };
     use crate::api::members::Exchanged;
     match members.notified(auth_state, code).await {
-        Err(why) => tracing::warn!(
-            why = %why,
-            "authorization notification: the auth code was not exchanged"
+        // The binding has moved on, or its exchange is under way already.
+        Err(e) if e.code == "binding_state" => tracing::info!(
+            why = %e.message,
+            "authorization notification: the binding is not waiting for a code; nothing changes"
         ),
+        Err(e) => {
+            tracing::warn!(
+                why = %e.message,
+                "authorization notification: the auth code could not be kept; left unanswered so Antom sends it again"
+            );
+            return false;
+        }
         Ok(None) => tracing::warn!(
             "authorization notification for an authState no binding awaits: nothing changes"
         ),
@@ -167,6 +177,7 @@ async fn authorized(
             tracing::info!(member_id = %b.member_id, "authorization notification: the exchange is retried on the housekeeping tick")
         }
     }
+    true
 }
 
 async fn open_platform(State(r): State<Receiver>, body: Bytes) -> Response {
@@ -215,7 +226,11 @@ async fn ams(State(r): State<Receiver>, uri: Uri, headers: HeaderMap, body: Byte
                 notify::AmsNotice::Authorization {
                     auth_state,
                     auth_code,
-                } => authorized(&r, &auth_state, &auth_code).await,
+                } => {
+                    if !authorized(&r, &auth_state, &auth_code).await {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, "fail").into_response();
+                    }
+                }
             }
             let (answer, answer_headers) = notify::ams_answer(
                 &path,

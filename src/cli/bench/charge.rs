@@ -76,16 +76,21 @@ pub(super) async fn charges(work: &Path, runs: usize) -> Result<Vec<ChargeRun>, 
 }
 
 /// Starts `scanpay charge` and waits for it with `wait4`, which returns the child's own CPU
-/// time and peak RSS.
+/// time; its peak RSS it says itself.
 fn charge_once(exe: &Path, config: &Path, code: &str) -> Result<ChargeRun, String> {
+    // Its log, at debug, says its peak memory; into a file, so a full pipe never stalls it.
+    let log_path = config.with_extension("log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
     let started = Instant::now();
     let child = std::process::Command::new(exe)
         .args(["charge", "--config"])
         .arg(config)
         .args(["--amount", "1.00", "--code", code])
+        .env("SCANPAY_LOG", "debug")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
     let pid = child.id() as libc::pid_t;
@@ -112,10 +117,23 @@ fn charge_once(exe: &Path, config: &Path, code: &str) -> Result<ChargeRun, Strin
     let time = |t: libc::timeval| {
         Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
     };
+    // Not `ru_maxrss`: Linux counts in it the memory of the parent the child was spawned
+    // from, before its exec.
+    let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let peak_rss_kb = said
+        .split("peak_rss_kb=")
+        .nth(1)
+        .and_then(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or("scanpay charge did not say its peak memory (peak_rss_kb in its debug log)")?;
     Ok(ChargeRun {
         wall,
         gateway: Duration::ZERO,
         cpu: time(usage.ru_utime) + time(usage.ru_stime),
-        peak_rss_kb: usage.ru_maxrss.max(0) as u64,
+        peak_rss_kb,
     })
 }
