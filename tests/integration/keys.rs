@@ -393,7 +393,12 @@ fn sighup_with_a_broken_file_keeps_the_daemon_on_the_old_one_and_health_says_why
         daemon.child.try_wait().unwrap().is_none(),
         "the daemon stopped"
     );
-    assert!(daemon.stderr().contains("configuration not reloaded"));
+    // The daemon's stderr reaches the test through a reader thread: give it a moment.
+    let end = Instant::now() + Duration::from_secs(5);
+    while !daemon.stderr().contains("configuration not reloaded") {
+        assert!(Instant::now() < end, "{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let shown = scanpay()
         .args(["status", "--config"])
         .arg(&config)
