@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::gateway_path::timestamping_proxy;
-use crate::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
+use super::gateway_path::proxied_sandbox;
+use crate::sandbox::DEFAULT_APP_ID;
 
 /// One `scanpay charge`, as its parent saw it.
 pub(super) struct ChargeRun {
@@ -24,23 +24,8 @@ pub(super) struct ChargeRun {
 /// Runs `runs` charges, each a process of its own, after one that creates the journal.
 pub(super) async fn charges(work: &Path, runs: usize) -> Result<Vec<ChargeRun>, String> {
     let dir = work.join("charge");
-    let sandbox = crate::cli::sandbox::start(
-        ([127, 0, 0, 1], 0).into(),
-        &dir,
-        DEFAULT_APP_ID,
-        DEFAULT_CLIENT_ID,
-        None,
-    )
-    .await?;
-    let upstream: std::net::SocketAddr = sandbox
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/gateway.do")
-        .parse()
-        .map_err(|e| format!("the sandbox's address: {e}"))?;
-    let requests = Arc::new(Mutex::new(Vec::new()));
     let answers = Arc::new(Mutex::new(Vec::new()));
-    let proxy = timestamping_proxy(upstream, requests.clone(), Some(answers.clone())).await?;
+    let (sandbox, proxy, requests) = proxied_sandbox(&dir, Some(answers.clone())).await?;
     let config = crate::sandbox::client_config(
         &format!("http://{proxy}/gateway.do"),
         DEFAULT_APP_ID,

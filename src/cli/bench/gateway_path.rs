@@ -25,7 +25,7 @@ pub(super) type Stamps = Arc<Mutex<Vec<Instant>>>;
 /// A TCP proxy that remembers when the first byte of a request passes (`arrivals`) and, if
 /// asked, when the first byte of each answer comes back (`answers`): the gateway's service
 /// time lies between the two.
-pub(super) async fn timestamping_proxy(
+async fn timestamping_proxy(
     upstream: std::net::SocketAddr,
     arrivals: Stamps,
     answers: Option<Stamps>,
@@ -243,11 +243,15 @@ fn io_write_bytes() -> Option<u64> {
         .ok()
 }
 
-pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath, String> {
-    let work = work.as_path();
+/// A sandbox on loopback with its keys in `dir`, and a timestamping proxy in front of it:
+/// the sandbox, the proxy's address, and the requests' stamps.
+pub(super) async fn proxied_sandbox(
+    dir: &Path,
+    answers: Option<Stamps>,
+) -> Result<(crate::cli::sandbox::Running, std::net::SocketAddr, Stamps), String> {
     let sandbox = crate::cli::sandbox::start(
         ([127, 0, 0, 1], 0).into(),
-        &work.join("sandbox"),
+        dir,
         DEFAULT_APP_ID,
         DEFAULT_CLIENT_ID,
         None,
@@ -258,9 +262,15 @@ pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath,
         .trim_start_matches("http://")
         .trim_end_matches("/gateway.do")
         .parse()
-        .map_err(|e| format!("{e}"))?;
+        .map_err(|e| format!("the sandbox's address: {e}"))?;
     let arrivals = Arc::new(Mutex::new(Vec::new()));
-    let proxy = timestamping_proxy(upstream, arrivals.clone(), None).await?;
+    let proxy = timestamping_proxy(upstream, arrivals.clone(), answers).await?;
+    Ok((sandbox, proxy, arrivals))
+}
+
+pub(super) async fn gateway_path(work: PathBuf, n: usize) -> Result<GatewayPath, String> {
+    let work = work.as_path();
+    let (sandbox, proxy, arrivals) = proxied_sandbox(&work.join("sandbox"), None).await?;
     let app_key = PrivateKey::load(
         sandbox
             .keys
