@@ -347,11 +347,6 @@ impl Drop for Journal {
     }
 }
 
-/// Keeps every statement the journal runs prepared: rusqlite's cache holds 16 by default,
-/// and without the query planner stability guarantee SQLite prepares a statement again
-/// whenever a new value is bound to a parameter it compared with a partial index's condition
-/// (every lookup of a sale's attempts or refunds). The partial indexes are chosen by the
-/// constants written in the queries, never by a bound value, so the plans stay the same.
 /// A read-only connection with the journal's settings for reading.
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
@@ -364,6 +359,11 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// Keeps every statement the journal runs prepared: rusqlite's cache holds 16 by default,
+/// and without the query planner stability guarantee SQLite prepares a statement again
+/// whenever a new value is bound to a parameter it compared with a partial index's condition
+/// (every lookup of a sale's attempts or refunds). The partial indexes are chosen by the
+/// constants written in the queries, never by a bound value, so the plans stay the same.
 fn stay_prepared(conn: &Connection) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(STATEMENTS_CACHED);
     conn.set_db_config(
