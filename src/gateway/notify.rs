@@ -92,9 +92,11 @@ pub enum AmsNotice {
     },
 }
 
-/// An AMS notification, verified as [`ams`] does: a payment's, or an authorization's when
-/// it carries `authCode` and `authState` (the only fields of `notifyAuthorization` read;
-/// its other fields are not confirmed, docs/protocol.md §18).
+/// An AMS notification: the `Signature` header verifies with Antom's key over
+/// `POST <path>\n<client-id>.<request-time>.<body>`, for this client id. A payment's
+/// (`notifyPayment`), or an authorization's when it carries `authCode` and `authState` (the
+/// only fields of `notifyAuthorization` read; its other fields are not confirmed,
+/// docs/protocol.md §18).
 pub fn ams_notice(
     path: &str,
     client_id: &str,
@@ -127,29 +129,6 @@ pub fn ams_notice(
         });
     }
     payment_notice(&json).map(AmsNotice::Payment)
-}
-
-/// AMS `notifyPayment`: the `Signature` header verifies with Antom's key over
-/// `POST <path>\n<client-id>.<request-time>.<body>`, for this client id.
-pub fn ams(
-    path: &str,
-    client_id: &str,
-    request_time: &str,
-    signature: &str,
-    body: &str,
-    alipay: &PublicKey,
-    expected_client_id: &str,
-) -> Result<Notice, Refusal> {
-    let json = ams_verified(
-        path,
-        client_id,
-        request_time,
-        signature,
-        body,
-        alipay,
-        expected_client_id,
-    )?;
-    payment_notice(&json)
 }
 
 fn ams_verified(
@@ -222,6 +201,30 @@ pub fn ams_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A payment notification, as the receiver takes it.
+    fn ams(
+        path: &str,
+        client_id: &str,
+        request_time: &str,
+        signature: &str,
+        body: &str,
+        alipay: &PublicKey,
+        expected_client_id: &str,
+    ) -> Result<Notice, Refusal> {
+        match ams_notice(
+            path,
+            client_id,
+            request_time,
+            signature,
+            body,
+            alipay,
+            expected_client_id,
+        )? {
+            AmsNotice::Payment(n) => Ok(n),
+            AmsNotice::Authorization { .. } => Err("an authorization, not a payment".into()),
+        }
+    }
 
     fn keys() -> (PrivateKey, PublicKey) {
         let private = PrivateKey::generate(2048, "test").expect("key");
