@@ -201,6 +201,24 @@ pub fn apply_token_outcome(answer: &Value) -> Result<Tokens, AuthError> {
     })
 }
 
+/// `e` with the secret that was sent masked wherever the wallet's text echoes it: the error
+/// is journaled as a binding's reason, logged and answered to the register.
+fn scrubbed(e: AuthError, sent: &Token) -> AuthError {
+    let secret = sent.expose();
+    if secret.is_empty() {
+        return e;
+    }
+    let clean = |t: String| t.replace(secret, "****");
+    match e {
+        AuthError::Refused { code, message } => AuthError::Refused {
+            code: clean(code),
+            message: clean(message),
+        },
+        AuthError::NotSent(why) => AuthError::NotSent(clean(why)),
+        AuthError::Unknown(why) => AuthError::Unknown(clean(why)),
+    }
+}
+
 fn call_error(e: CallError) -> AuthError {
     match e {
         CallError::NotSent(why) => AuthError::NotSent(why),
@@ -223,23 +241,53 @@ impl Authorizations for Ams {
     }
 
     async fn apply_token(&self, wallet: &str, grant: Grant<'_>) -> Result<Tokens, AuthError> {
+        let sent = match &grant {
+            Grant::AuthorizationCode(t) | Grant::RefreshToken(t) => *t,
+        };
         let answer = self
             .call(APPLY_TOKEN_PATH, apply_token_body(wallet, &grant))
             .await
-            .map_err(call_error)?;
-        apply_token_outcome(&answer)
+            .map_err(|e| scrubbed(call_error(e), sent))?;
+        apply_token_outcome(&answer).map_err(|e| scrubbed(e, sent))
     }
 
     async fn revoke(&self, access_token: &Token) -> Result<(), AuthError> {
         let body = json!({ "accessToken": access_token.expose() }).to_string();
-        let answer = self.call(REVOKE_PATH, body).await.map_err(call_error)?;
-        decided(&answer).map(|_| ())
+        let answer = self
+            .call(REVOKE_PATH, body)
+            .await
+            .map_err(|e| scrubbed(call_error(e), access_token))?;
+        decided(&answer)
+            .map(|_| ())
+            .map_err(|e| scrubbed(e, access_token))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A wallet's refusal that quotes the code or token it was sent keeps none of it.
+    #[test]
+    fn a_refusal_quoting_the_secret_sent_is_scrubbed() {
+        let sent = Token::new("AUTHCODE-SECRET-1");
+        let e = scrubbed(
+            AuthError::Refused {
+                code: "INVALID_CODE".into(),
+                message: "authCode AUTHCODE-SECRET-1 was used".into(),
+            },
+            &sent,
+        );
+        assert_eq!(
+            e,
+            AuthError::Refused {
+                code: "INVALID_CODE".into(),
+                message: "authCode **** was used".into(),
+            }
+        );
+        let u = scrubbed(AuthError::Unknown("U AUTHCODE-SECRET-1".into()), &sent);
+        assert!(!u.to_string().contains("SECRET"), "{u}");
+    }
 
     #[test]
     fn bodies_carry_the_fields_of_the_protocol_notes() {
