@@ -190,6 +190,9 @@ pub enum ScanOutcome {
 struct Slots {
     /// The sale the next payment code goes to.
     armed: Option<String>,
+    /// A sale as it was armed: a pay request takes its amount, subject and basket, which
+    /// do not change once it is written (and are checked against the attempt's write).
+    armed_row: Option<crate::journal::SaleRow>,
     /// Request id of the attempt on the wire.
     in_flight: Option<String>,
 }
@@ -215,6 +218,10 @@ pub struct Engine {
     /// Runs right after an attempt's row is committed (tests force interleavings here).
     #[cfg(test)]
     pub(crate) after_attempt_written: Mutex<Option<Box<dyn Fn() + Send>>>,
+    /// Runs before the attempt's row is written, once the sale its request is signed from
+    /// was read.
+    #[cfg(test)]
+    pub(crate) before_attempt_written: Mutex<Option<Box<dyn Fn() + Send>>>,
 }
 
 #[cfg(test)]
@@ -280,6 +287,8 @@ impl Engine {
             stopping: std::sync::atomic::AtomicBool::new(false),
             #[cfg(test)]
             after_attempt_written: Mutex::new(None),
+            #[cfg(test)]
+            before_attempt_written: Mutex::new(None),
         }
     }
 

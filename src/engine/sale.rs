@@ -149,6 +149,7 @@ impl Engine {
         }
         if created || !sale.state.is_final() {
             slots.armed = Some(sale.id.clone());
+            slots.armed_row = Some(sale.clone());
         }
         drop(slots);
         let view = self.view(&sale.id)?;

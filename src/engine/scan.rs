@@ -12,10 +12,6 @@ use crate::paycode::{PaymentCode, Scan, recognise};
 use crate::state::{AttemptState, Cause, SaleState};
 use crate::watchdog::{Claim, MSG_PAID, echo_ok};
 
-/// What the pay request takes from its sale, as read in the transaction that wrote the
-/// attempt: the subject and the campaign fields.
-type SaleWords = (String, crate::money::basket::Basket);
-
 impl Engine {
     /// Handles one scan: classifies it and, for a payment code with a sale armed, charges
     /// it and sees the attempt through to a known state (or as far as the resolver goes).
@@ -39,8 +35,8 @@ impl Engine {
             }
         };
         match self.start_attempt(&code) {
-            Ok((attempt, subject, guard, claim)) => {
-                let outcome = self.charge(attempt, subject, &code).await;
+            Ok((attempt, request, guard, claim)) => {
+                let outcome = self.charge(attempt, request, &code).await;
                 // Still open: the watchdog takes it from here.
                 drop(claim);
                 drop(guard);
@@ -134,11 +130,12 @@ impl Engine {
     }
 
     /// Checks every refusal rule and writes the attempt row, under the slot lock so two
-    /// scans can never both pass.
+    /// scans can never both pass; returns it with its pay request, signed if the gateway
+    /// signs ahead.
     fn start_attempt(
         &self,
         code: &PaymentCode,
-    ) -> Result<(AttemptRow, SaleWords, InFlight<'_>, Claim), Refusal> {
+    ) -> Result<(AttemptRow, PayRequest, InFlight<'_>, Claim), Refusal> {
         if !self.gateway.accepts(code.wallet()) {
             return Err(Refusal::WalletNotAccepted {
                 wallet: code.wallet().display_name(),
@@ -198,7 +195,13 @@ impl Engine {
             deadline_at: deadline,
             signing_key: self.gateway.signing_key(wallet),
         };
-        let (attempt, sale) = match self.journal.begin_attempt_of(&sale_id, &new, now) {
+        let armed = slots
+            .armed_row
+            .as_ref()
+            .filter(|s| s.id == sale_id)
+            .cloned();
+        let (written, signed) = self.write_and_sign(&sale_id, armed, &new, now);
+        let (attempt, sale) = match written {
             Ok(written) => written,
             Err(e @ (JournalError::SaleState { .. } | JournalError::NoSale(_))) => {
                 // The armed sale ended meanwhile (aborted, expired).
@@ -213,24 +216,100 @@ impl Engine {
             hook();
         }
         slots.in_flight = Some(attempt.request_id.clone());
-        Ok((
-            attempt,
-            (sale.subject, sale.basket),
-            InFlight(&self.slots),
-            claim,
-        ))
+        // Signed from the sale as armed: sent only if that is the sale the attempt was
+        // written for.
+        let request = match signed {
+            Some(signed)
+                if signed.amount == attempt.amount
+                    && signed.subject == sale.subject
+                    && signed.basket == sale.basket =>
+            {
+                signed
+            }
+            _ => self.pay_request(&attempt.request_id, code, &sale, &attempt.signing_key),
+        };
+        Ok((attempt, request, InFlight(&self.slots), claim))
+    }
+
+    /// Writes the attempt row on a thread of its own and meanwhile signs its pay request
+    /// here: the row's sync waits on the disk and the signature on the CPU, so the two take
+    /// the time of the longer. Nothing is sent here: the request leaves only after the row
+    /// is durable (invariant 1). The request is signed from `sale` as it was armed, else as
+    /// read now; it is `None` when it could not be signed ahead (the sale unreadable, no
+    /// thread): it is signed as it is sent then.
+    fn write_and_sign(
+        &self,
+        sale_id: &str,
+        armed: Option<crate::journal::SaleRow>,
+        new: &NewAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> (
+        Result<(AttemptRow, crate::journal::SaleRow), JournalError>,
+        Option<PayRequest>,
+    ) {
+        let write = || self.journal.begin_attempt_of(sale_id, new, now);
+        let sale = match armed {
+            Some(sale) => sale,
+            None => match self.journal.sale(sale_id) {
+                Ok(Some(sale)) => sale,
+                _ => return (write(), None),
+            },
+        };
+        let mut request = self.pay_request(&new.request_id, new.code, &sale, &new.signing_key);
+        #[cfg(test)]
+        if let Some(hook) = lock_hook(&self.before_attempt_written).as_ref() {
+            hook();
+        }
+        std::thread::scope(|s| {
+            let writing = std::thread::Builder::new()
+                .name("attempt-write".into())
+                .spawn_scoped(s, write);
+            let Ok(writing) = writing else {
+                return (write(), None);
+            };
+            // Lets the writer start first where it was queued beside this thread: its SQL is
+            // short, and its sync then waits on the disk while this thread signs.
+            std::thread::yield_now();
+            request.signed = self.gateway.sign_pay(&request);
+            // A panic while writing is the scan's, as if it had been written here.
+            let written = writing
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (written, Some(request))
+        })
+    }
+
+    /// The pay request of attempt `request_id` for `code`, from its sale; not signed.
+    fn pay_request(
+        &self,
+        request_id: &str,
+        code: &PaymentCode,
+        sale: &crate::journal::SaleRow,
+        signing_key: &Option<String>,
+    ) -> PayRequest {
+        PayRequest {
+            request_id: request_id.to_string(),
+            code: code.clone(),
+            amount: sale.amount,
+            subject: sale.subject.clone(),
+            terminal_id: self.settings.terminal.id.clone(),
+            store_id: self.settings.terminal.store_id.clone(),
+            signing_key: signing_key.clone(),
+            basket: sale.basket.clone(),
+            signed: None,
+        }
     }
 
     async fn charge(
         &self,
         attempt: AttemptRow,
-        subject: SaleWords,
+        request: PayRequest,
         code: &PaymentCode,
     ) -> ScanOutcome {
         let sale_id = attempt.sale_id.clone();
         // Whether this attempt is what ended the sale (a code paid after the sale's QR was is
         // reversed, and the sale was told paid already).
-        let decided = match self.send_and_resolve(attempt, subject, code).await {
+        let decided = match self.send_and_resolve(attempt, request, code).await {
             Ok(a) => {
                 if !a.state.is_final() {
                     // In doubt (or being reversed): the watchdog takes it from here, now.
@@ -275,19 +354,9 @@ impl Engine {
     async fn send_and_resolve(
         &self,
         attempt: AttemptRow,
-        (subject, basket): SaleWords,
+        request: PayRequest,
         code: &PaymentCode,
     ) -> Result<AttemptRow, JournalError> {
-        let request = PayRequest {
-            request_id: attempt.request_id.clone(),
-            code: code.clone(),
-            amount: attempt.amount,
-            subject,
-            terminal_id: self.settings.terminal.id.clone(),
-            store_id: self.settings.terminal.store_id.clone(),
-            signing_key: attempt.signing_key.clone(),
-            basket,
-        };
         crate::failpoint::hit("before_send");
         tracing::info!(request_id = %request.request_id, code = %code, amount = %request.amount, "pay");
         self.observer.event(&Event::AttemptSent {

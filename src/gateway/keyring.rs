@@ -153,6 +153,11 @@ impl Gateway for KeyRing {
     fn signing_key(&self, wallet: Wallet) -> Option<String> {
         self.current().signing_key(wallet)
     }
+    /// Signed by the generation `pay` will send it through.
+    fn sign_pay(&self, request: &PayRequest) -> Option<super::SignedPay> {
+        self.for_pay(&request.signing_key, request.code.wallet())
+            .sign_pay(request)
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let generation = self.for_pay(&request.signing_key, request.code.wallet());
         self.remember(&request.request_id, &generation);
@@ -288,6 +293,7 @@ mod tests {
             store_id: None,
             signing_key: Some(key.into()),
             basket: Default::default(),
+            signed: None,
         }
     }
 

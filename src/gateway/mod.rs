@@ -52,6 +52,46 @@ pub struct PayRequest {
     /// The sale's campaign fields (discountable parts, goods, cashier), sent where the
     /// protocol takes them.
     pub basket: crate::money::basket::Basket,
+    /// This request as signed ahead by [`Gateway::sign_pay`], if it was: `pay` then sends
+    /// it as it is.
+    pub signed: Option<SignedPay>,
+}
+
+/// A pay request signed ahead of sending ([`Gateway::sign_pay`]). Only the client that
+/// signed it sends it, and only for the request it was signed for; any other signs afresh.
+#[derive(Clone)]
+pub struct SignedPay {
+    pub(crate) signer: SignerId,
+    pub(crate) request_id: String,
+    pub(crate) url: url::Url,
+    /// Holds the payment code: never shown.
+    pub(crate) body: String,
+}
+
+impl SignedPay {
+    /// Whether this is `request_id`'s call as `signer` signed it.
+    pub(crate) fn is(&self, signer: SignerId, request_id: &str) -> bool {
+        self.signer == signer && self.request_id == request_id
+    }
+}
+
+impl std::fmt::Debug for SignedPay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedPay")
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One gateway client, among all in the process: whose signature a [`SignedPay`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignerId(u64);
+
+impl SignerId {
+    pub(crate) fn new() -> SignerId {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        SignerId(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// How a merchant-presented code is made (docs/gateways.md §11).
@@ -428,6 +468,13 @@ pub trait Gateway: Send + Sync {
     /// with each attempt: an AMS key version, an app certificate's SN, a key's fingerprint
     /// (docs/gateways.md §10). `None` for a gateway without one.
     fn signing_key(&self, _wallet: Wallet) -> Option<String> {
+        None
+    }
+
+    /// Signs `request` as [`Gateway::pay`] will send it, and sends nothing: the engine has
+    /// this done while the attempt's row is being synced, so the signature takes no time of
+    /// its own between the scan and the wire. `None` (the default): `pay` signs as it sends.
+    fn sign_pay(&self, _request: &PayRequest) -> Option<SignedPay> {
         None
     }
 

@@ -368,6 +368,9 @@ impl<G: Gateway + ?Sized> Gateway for Monitored<G> {
     fn signing_key(&self, wallet: super::Wallet) -> Option<String> {
         self.inner.signing_key(wallet)
     }
+    fn sign_pay(&self, request: &PayRequest) -> Option<super::SignedPay> {
+        self.inner.sign_pay(request)
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         let started = std::time::Instant::now();
         let o = self.inner.pay(request).await;

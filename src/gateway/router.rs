@@ -129,6 +129,10 @@ impl Gateway for Router {
         self.for_wallet(wallet).and_then(|g| g.signing_key(wallet))
     }
 
+    fn sign_pay(&self, request: &PayRequest) -> Option<super::SignedPay> {
+        self.for_wallet(request.code.wallet())?.sign_pay(request)
+    }
+
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         match self.for_wallet(request.code.wallet()) {
             Some(g) => g.pay(request).await,

@@ -87,6 +87,9 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     fn signing_key(&self, wallet: super::Wallet) -> Option<String> {
         self.0.signing_key(wallet)
     }
+    fn sign_pay(&self, request: &PayRequest) -> Option<super::SignedPay> {
+        self.0.sign_pay(request)
+    }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         outcome(self.0.pay(request).await, |p| p)
     }

@@ -283,6 +283,7 @@ async fn pay(server: &SandboxServer, path: &str, request: &Value) -> Answer {
         store_id: None,
         signing_key: None,
         basket,
+        signed: None,
     };
     let scenario = scenario(pay.code.expose());
     let outcome = server.sandbox.pay_after_delay(&pay).await;

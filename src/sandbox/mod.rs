@@ -616,6 +616,7 @@ mod tests {
             store_id: None,
             signing_key: None,
             basket: Default::default(),
+            signed: None,
         }
     }
 

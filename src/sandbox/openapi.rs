@@ -301,6 +301,7 @@ impl SandboxServer {
             store_id: None,
             signing_key: None,
             basket,
+            signed: None,
         };
         let scenario = scenario(request.code.expose());
         let isv = biz

@@ -391,6 +391,7 @@ async fn pay(ctx: &Ctx<'_>, body: &[u8]) -> Answer {
         store_id: b.scene_info.store_info.out_id.clone(),
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     };
     let scenario = scenario(request.code.expose());
     let first = ctx.server.sandbox.pay_calls(&request.request_id) == 0;

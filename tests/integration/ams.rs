@@ -70,6 +70,7 @@ fn pay_request(request_id: &str, code: &str, amount: Amount) -> PayRequest {
         store_id: None,
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     }
 }
 

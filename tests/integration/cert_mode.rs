@@ -345,6 +345,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         store_id: None,
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     }
 }
 

@@ -64,6 +64,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
         store_id: Some("S1".into()),
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     }
 }
 
@@ -204,6 +205,87 @@ async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
     assert!(
         ledger(&sandbox.ledger_url).await.is_empty(),
         "nothing reached the ledger"
+    );
+}
+
+/// A pay request signed ahead (`sign_pay`, while its attempt's row is synced) is sent as it
+/// was signed, but only by the client that signed it and only for the request it was signed
+/// for: any other signs the request afresh.
+#[tokio::test]
+async fn a_request_signed_ahead_is_sent_only_by_its_signer_for_its_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = scanpay::cli::sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        &dir.path().join("sbx"),
+        DEFAULT_APP_ID,
+        DEFAULT_CLIENT_ID,
+        None,
+    )
+    .await
+    .unwrap();
+    let app_key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
+    let alipay = sandbox.keys.gateway_key.public_key();
+    let new_client = || {
+        client(
+            &sandbox.url,
+            app_key.clone(),
+            alipay.clone(),
+            DEFAULT_APP_ID,
+            Duration::from_secs(5),
+        )
+    };
+    let (a, b) = (new_client(), new_client());
+    let paid_minor = |o: Outcome<scanpay::gateway::Paid>| match o {
+        Outcome::Success(p) => p.amount.map(|a| a.minor()),
+        other => panic!("{other:?}"),
+    };
+    // Each request is signed at 10.00 and then asks for 20.00: which amount is charged
+    // shows whether the signature made ahead was sent.
+    let ahead = |client: &OpenApi, request_id: &str, code: &str| {
+        let signed = client.sign_pay(&pay_request(request_id, code));
+        assert!(signed.is_some(), "the Open Platform client signs ahead");
+        signed
+    };
+    let mut by_a = pay_request("T1_a", "286000000000000000");
+    by_a.signed = ahead(&a, "T1_a", "286000000000000000");
+    by_a.amount = cny("20.00");
+    assert_eq!(paid_minor(a.pay(&by_a).await), Some(1000), "sent as signed");
+
+    let mut not_by_b = pay_request("T1_b", "286000000000000100");
+    not_by_b.signed = ahead(&a, "T1_b", "286000000000000100");
+    not_by_b.amount = cny("20.00");
+    assert_eq!(
+        paid_minor(b.pay(&not_by_b).await),
+        Some(2000),
+        "signed afresh"
+    );
+
+    let mut another = pay_request("T1_c", "286000000000000200");
+    another.signed = ahead(&a, "T1_x", "286000000000000200");
+    another.amount = cny("20.00");
+    assert_eq!(
+        paid_minor(a.pay(&another).await),
+        Some(2000),
+        "signed afresh"
+    );
+
+    let charged: Vec<(String, i64)> = ledger(&sandbox.ledger_url)
+        .await
+        .iter()
+        .map(|e| {
+            (
+                e["request_id"].as_str().unwrap().to_string(),
+                e["charged_minor"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        charged,
+        [
+            ("T1_a".to_string(), 1000),
+            ("T1_b".to_string(), 2000),
+            ("T1_c".to_string(), 2000)
+        ]
     );
 }
 

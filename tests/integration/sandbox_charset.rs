@@ -341,6 +341,7 @@ async fn the_utf8_client_still_pays_a_chinese_subject() {
         store_id: None,
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     };
     let outcome = client.pay(&request).await;
     assert!(matches!(outcome, Outcome::Success(_)), "{outcome:?}");

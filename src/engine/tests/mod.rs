@@ -45,6 +45,8 @@ struct Faulty {
     refunds: AtomicU32,
     /// Runs inside `pay`, before the request reaches the sandbox.
     on_pay: StdMutex<Option<PayHook>>,
+    /// Whose signature the requests this signs ahead carry.
+    signer: crate::gateway::SignerId,
 }
 
 impl Faulty {
@@ -61,6 +63,7 @@ impl Faulty {
             drop_link_after_refund: AtomicBool::new(false),
             refunds: AtomicU32::new(0),
             on_pay: StdMutex::new(None),
+            signer: crate::gateway::SignerId::new(),
         }
     }
 
@@ -95,6 +98,15 @@ impl Gateway for Faulty {
     }
     fn accepts(&self, wallet: Wallet) -> bool {
         self.inner.accepts(wallet)
+    }
+    /// Signs ahead as a real client does; the "signature" is the subject it was made for.
+    fn sign_pay(&self, request: &PayRequest) -> Option<crate::gateway::SignedPay> {
+        Some(crate::gateway::SignedPay {
+            signer: self.signer,
+            request_id: request.request_id.clone(),
+            url: url::Url::parse("http://sandbox.invalid/").ok()?,
+            body: request.subject.clone(),
+        })
     }
     async fn pay(&self, request: &PayRequest) -> Outcome<Paid> {
         self.pays.fetch_add(1, Ordering::SeqCst);

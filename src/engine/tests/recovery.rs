@@ -68,6 +68,7 @@ async fn attempts_left_open_by_a_crash_are_finished_at_startup() {
                 store_id: None,
                 signing_key: None,
                 basket: Default::default(),
+                signed: None,
             };
             assert!(matches!(h.sandbox.pay(&request).await, Outcome::Success(_)));
         }

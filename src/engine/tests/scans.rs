@@ -328,3 +328,36 @@ async fn a_superseded_sale_that_turns_out_paid_is_reversed_not_paid() {
         Err(EngineError::Journal(JournalError::ReferencePaid { ref sale })) if *sale == paid.sale_id
     ));
 }
+
+/// The pay request is signed beside the attempt's write, from the sale as it was armed.
+/// Should the sale the attempt is written for say otherwise, that signature is not sent: the
+/// request is made from the sale as written.
+#[tokio::test(start_paused = true)]
+async fn a_request_signed_ahead_is_sent_only_for_the_sale_as_written() {
+    let h = harness();
+    let seen = Arc::new(StdMutex::new(Vec::new()));
+    let record = seen.clone();
+    *h.gateway.on_pay.lock().unwrap() = Some(Box::new(move |r: &PayRequest| {
+        let signed_for = r.signed.as_ref().map(|s| s.body.clone());
+        record.lock().unwrap().push((signed_for, r.subject.clone()));
+    }));
+    let view = h.pay("12.50", "286000000000000000").await;
+    assert_eq!(view.state, SaleState::Paid);
+    let subject = seen.lock().unwrap()[0].1.clone();
+    assert_eq!(seen.lock().unwrap()[0].0.as_deref(), Some(subject.as_str()));
+
+    // Another hand changes the sale between its arming and the attempt's write.
+    let file = h._dir.path().join("journal.sqlite");
+    *lock_hook(&h.engine.before_attempt_written) = Some(Box::new(move || {
+        let conn = rusqlite::Connection::open(&file).unwrap();
+        conn.execute(
+            "UPDATE sales SET subject = 'changed' WHERE state = 'awaiting_scan'",
+            [],
+        )
+        .unwrap();
+    }));
+    let view = h.pay("3.00", "286000000000000100").await;
+    assert_eq!(view.state, SaleState::Paid);
+    assert_eq!(seen.lock().unwrap()[1], (None, "changed".to_string()));
+    h.assert_ledger_agrees();
+}

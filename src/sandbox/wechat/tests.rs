@@ -96,6 +96,7 @@ fn request(id: &str, ending: &str) -> PayRequest {
         store_id: Some("S1".into()),
         signing_key: None,
         basket: Default::default(),
+        signed: None,
     }
 }
 
