@@ -102,7 +102,7 @@ impl Engine {
             SaleState::AwaitingScan | SaleState::AwaitingPayment
         ) {
             let mut slots = lock(&self.slots);
-            if slots.armed.as_deref() == Some(sale_id) {
+            if slots.armed_id() == Some(sale_id) {
                 slots.armed = None;
             }
         }

@@ -186,13 +186,18 @@ pub enum ScanOutcome {
     },
 }
 
+impl Slots {
+    fn armed_id(&self) -> Option<&str> {
+        self.armed.as_ref().map(|s| s.id.as_str())
+    }
+}
+
 #[derive(Default)]
 struct Slots {
-    /// The sale the next payment code goes to.
-    armed: Option<String>,
-    /// A sale as it was armed: a pay request takes its amount, subject and basket, which
-    /// do not change once it is written (and are checked against the attempt's write).
-    armed_row: Option<crate::journal::SaleRow>,
+    /// The sale the next payment code goes to, as it was when armed: a pay request takes
+    /// its amount, subject and basket, which do not change once it is written (and are
+    /// checked against the attempt's write). Its state is the journal's to tell.
+    armed: Option<crate::journal::SaleRow>,
     /// Request id of the attempt on the wire.
     in_flight: Option<String>,
 }
@@ -351,7 +356,7 @@ impl Engine {
     }
 
     pub fn armed(&self) -> Option<String> {
-        lock(&self.slots).armed.clone()
+        lock(&self.slots).armed_id().map(str::to_string)
     }
 }
 

@@ -224,7 +224,7 @@ impl Engine {
         EngineError,
     > {
         let mut slots = lock(&self.slots);
-        if slots.armed.as_deref() != Some(sale_id) {
+        if slots.armed_id() != Some(sale_id) {
             return Err(EngineError::NotWaiting(sale_id.to_string()));
         }
         if slots.in_flight.is_some() {
@@ -275,7 +275,7 @@ impl Engine {
             crate::state::SaleState::AwaitingScan | crate::state::SaleState::AwaitingPayment
         ) {
             let mut slots = lock(&self.slots);
-            if slots.armed.as_deref() == Some(sale_id) {
+            if slots.armed_id() == Some(sale_id) {
                 slots.armed = None;
             }
         }

@@ -116,7 +116,7 @@ impl Engine {
         }
 
         let mut slots = lock(&self.slots);
-        if let Some(armed) = slots.armed.clone() {
+        if let Some(armed) = slots.armed_id().map(str::to_string) {
             match self.journal.sale(&armed)? {
                 Some(s) if !s.state.is_final() => {
                     // The register retrying the same request gets the same sale.
@@ -148,8 +148,7 @@ impl Engine {
             self.wake.notify_one();
         }
         if created || !sale.state.is_final() {
-            slots.armed = Some(sale.id.clone());
-            slots.armed_row = Some(sale.clone());
+            slots.armed = Some(sale.clone());
         }
         drop(slots);
         let view = self.view(&sale.id)?;
@@ -175,7 +174,7 @@ impl Engine {
             self.journal
                 .close_sale(sale_id, SaleState::Cancelled, reason, self.clock.now())?;
         }
-        if slots.armed.as_deref() == Some(sale_id) {
+        if slots.armed_id() == Some(sale_id) {
             slots.armed = None;
         }
         drop(slots);
@@ -186,7 +185,7 @@ impl Engine {
     /// announced finished like any other.
     pub fn expire_armed(&self, reason: &str) -> Result<Option<SaleView>, EngineError> {
         let mut slots = lock(&self.slots);
-        let Some(sale_id) = slots.armed.clone() else {
+        let Some(sale_id) = slots.armed_id().map(str::to_string) else {
             return Ok(None);
         };
         let sale = self

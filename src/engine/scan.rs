@@ -95,7 +95,7 @@ impl Engine {
     /// Tells the cashier (log, LED, register) why a payment code was not charged.
     fn refuse(&self, code: &PaymentCode, refusal: Refusal) -> ScanOutcome {
         tracing::warn!(code = %code, %refusal, "scan refused");
-        let armed = lock(&self.slots).armed.clone();
+        let armed = lock(&self.slots).armed_id().map(str::to_string);
         if let Some(sale_id) = armed
             && !matches!(
                 refusal,
@@ -151,7 +151,7 @@ impl Engine {
                 request_id: request_id.clone(),
             });
         }
-        let sale_id = slots.armed.clone().ok_or(Refusal::NoSale)?;
+        let armed = slots.armed.clone().ok_or(Refusal::NoSale)?;
         let now = self.clock.now();
         let journal_err = |e: JournalError| Refusal::Journal(e.to_string());
         let earlier = self
@@ -195,12 +195,7 @@ impl Engine {
             deadline_at: deadline,
             signing_key: self.gateway.signing_key(wallet),
         };
-        let armed = slots
-            .armed_row
-            .as_ref()
-            .filter(|s| s.id == sale_id)
-            .cloned();
-        let (written, signed) = self.write_and_sign(&sale_id, armed, &new, now);
+        let (written, signed) = self.write_and_sign(armed, &new, now);
         let (attempt, sale) = match written {
             Ok(written) => written,
             Err(e @ (JournalError::SaleState { .. } | JournalError::NoSale(_))) => {
@@ -234,27 +229,18 @@ impl Engine {
     /// Writes the attempt row on a thread of its own and meanwhile signs its pay request
     /// here: the row's sync waits on the disk and the signature on the CPU, so the two take
     /// the time of the longer. Nothing is sent here: the request leaves only after the row
-    /// is durable (invariant 1). The request is signed from `sale` as it was armed, else as
-    /// read now; it is `None` when it could not be signed ahead (the sale unreadable, no
-    /// thread): it is signed as it is sent then.
+    /// is durable (invariant 1). The request is signed from `sale` as it was armed; it is
+    /// `None` when no thread could be had: it is signed as it is sent then.
     fn write_and_sign(
         &self,
-        sale_id: &str,
-        armed: Option<crate::journal::SaleRow>,
+        sale: crate::journal::SaleRow,
         new: &NewAttempt<'_>,
         now: DateTime<Utc>,
     ) -> (
         Result<(AttemptRow, crate::journal::SaleRow), JournalError>,
         Option<PayRequest>,
     ) {
-        let write = || self.journal.begin_attempt_of(sale_id, new, now);
-        let sale = match armed {
-            Some(sale) => sale,
-            None => match self.journal.sale(sale_id) {
-                Ok(Some(sale)) => sale,
-                _ => return (write(), None),
-            },
-        };
+        let write = || self.journal.begin_attempt_of(&sale.id, new, now);
         let mut request = self.pay_request(&new.request_id, new.code, &sale, &new.signing_key);
         #[cfg(test)]
         if let Some(hook) = lock_hook(&self.before_attempt_written).as_ref() {
@@ -341,7 +327,7 @@ impl Engine {
             // the terminal is free for the next sale (a sale whose QR is still shown keeps
             // taking them).
             let mut slots = lock(&self.slots);
-            if slots.armed.as_deref() == Some(sale_id.as_str()) {
+            if slots.armed_id() == Some(sale_id.as_str()) {
                 slots.armed = None;
             }
         }

@@ -21,6 +21,15 @@ pub fn text(text: &str) -> String {
     mask_long_digit_runs(text)
 }
 
+/// `text` with `secret` (a token or code that was sent) masked wherever an answer echoes it.
+pub fn secret(text: String, secret: &str) -> String {
+    if secret.is_empty() {
+        text
+    } else {
+        text.replace(secret, "****")
+    }
+}
+
 fn failure(f: Failure) -> Failure {
     Failure {
         code: text(&f.code),
@@ -95,14 +104,7 @@ impl<G: Gateway + ?Sized> Gateway for Scrubbed<G> {
     }
     async fn pay_agreement(&self, request: &super::AgreementRequest) -> Outcome<Paid> {
         // An answer may echo the request: the token never leaves in one.
-        let token = request.access_token.as_str();
-        let hide = |t: String| {
-            if token.is_empty() {
-                t
-            } else {
-                t.replace(token, "***")
-            }
-        };
+        let hide = |t: String| secret(t, request.access_token.as_str());
         match outcome(self.0.pay_agreement(request).await, |p| p) {
             Outcome::Failed(f) => Outcome::Failed(Failure {
                 code: hide(f.code),

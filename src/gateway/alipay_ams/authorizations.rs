@@ -204,11 +204,7 @@ pub fn apply_token_outcome(answer: &Value) -> Result<Tokens, AuthError> {
 /// `e` with the secret that was sent masked wherever the wallet's text echoes it: the error
 /// is journaled as a binding's reason, logged and answered to the register.
 fn scrubbed(e: AuthError, sent: &Token) -> AuthError {
-    let secret = sent.expose();
-    if secret.is_empty() {
-        return e;
-    }
-    let clean = |t: String| t.replace(secret, "****");
+    let clean = |t: String| crate::gateway::scrub::secret(t, sent.expose());
     match e {
         AuthError::Refused { code, message } => AuthError::Refused {
             code: clean(code),
