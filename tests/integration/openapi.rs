@@ -21,7 +21,7 @@ use scanpay::gateway::{Gateway, Outcome, PayRequest, UnknownKind};
 use scanpay::journal::Journal;
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
-use scanpay::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
+use scanpay::sandbox::DEFAULT_APP_ID;
 use scanpay::state::{AttemptState, SaleState};
 use serde_json::Value;
 
@@ -51,19 +51,6 @@ fn client(
     OpenApi::new(settings, Arc::new(SystemClock)).unwrap()
 }
 
-/// The HTTP sandbox on loopback, its keys under `dir/sbx`.
-async fn sandbox(dir: &Path) -> scanpay::cli::sandbox::Running {
-    scanpay::cli::sandbox::start(
-        ([127, 0, 0, 1], 0).into(),
-        &dir.join("sbx"),
-        DEFAULT_APP_ID,
-        DEFAULT_CLIENT_ID,
-        None,
-    )
-    .await
-    .unwrap()
-}
-
 fn pay_request(request_id: &str, code: &str) -> PayRequest {
     let Scan::Payment(code) = recognise(code) else {
         panic!("{code}")
@@ -84,7 +71,7 @@ fn pay_request(request_id: &str, code: &str) -> PayRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let app_key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
     let alipay = sandbox.keys.gateway_key.public_key();
     let mut config = Config::demo(Path::new("unused")).unwrap();
@@ -164,7 +151,7 @@ async fn every_sandbox_code_through_the_real_http_client_and_the_ledger_agrees()
 #[tokio::test]
 async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let alipay = sandbox.keys.gateway_key.public_key();
     let stranger = PrivateKey::generate(2048, "stranger").unwrap();
     let wrong_key = client(
@@ -211,7 +198,7 @@ async fn a_request_the_gateway_cannot_verify_is_refused_and_charges_nothing() {
 #[tokio::test]
 async fn a_request_signed_ahead_is_sent_only_by_its_signer_for_its_request() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let app_key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
     let alipay = sandbox.keys.gateway_key.public_key();
     let new_client = || {
@@ -281,7 +268,7 @@ async fn a_request_signed_ahead_is_sent_only_by_its_signer_for_its_request() {
 #[tokio::test]
 async fn an_answer_signed_by_another_key_is_unknown() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let app_key = PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap();
     // Trusting the wrong Alipay key: even a real success proves nothing.
     let c = client(

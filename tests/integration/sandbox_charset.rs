@@ -18,23 +18,11 @@ use scanpay::gateway::keys::PrivateKey;
 use scanpay::gateway::{Gateway, Outcome, PayRequest, TradeStatus};
 use scanpay::money::{Amount, Currency};
 use scanpay::paycode::{Scan, recognise};
-use scanpay::sandbox::{DEFAULT_APP_ID, DEFAULT_CLIENT_ID};
+use scanpay::sandbox::DEFAULT_APP_ID;
 use serde_json::{Value, json};
 
 const SUBJECT: &str = "测试商品";
 const CODE: &str = "286000000000000000";
-
-async fn sandbox(dir: &std::path::Path) -> Running {
-    scanpay::cli::sandbox::start(
-        ([127, 0, 0, 1], 0).into(),
-        &dir.join("sbx"),
-        DEFAULT_APP_ID,
-        DEFAULT_CLIENT_ID,
-        None,
-    )
-    .await
-    .unwrap()
-}
 
 fn app_key(sandbox: &Running) -> PrivateKey {
     PrivateKey::load(sandbox.keys.app_private_key_file.as_ref().unwrap()).unwrap()
@@ -196,7 +184,7 @@ fn pay_biz(out_trade_no: &str, code: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gbk_client_is_read_verified_and_answered_in_gbk() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let gbk = Client::new(&sandbox, "GBK", GBK);
 
     // An answer with Chinese text in it: written in GBK, not UTF-8, and signed over its GBK
@@ -253,7 +241,7 @@ async fn a_gbk_client_is_read_verified_and_answered_in_gbk() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_not_in_its_declared_charset_is_refused_at_the_door() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
 
     // Declares GBK and encodes in GBK, but signs the UTF-8 bytes: the signature fails, and
     // the refusal is still written in GBK.
@@ -315,7 +303,7 @@ async fn a_request_not_in_its_declared_charset_is_refused_at_the_door() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_utf8_client_still_pays_a_chinese_subject() {
     let dir = tempfile::tempdir().unwrap();
-    let sandbox = sandbox(dir.path()).await;
+    let sandbox = common::sandbox(dir.path()).await;
     let settings = OpenApiSettings {
         url: url::Url::parse(&sandbox.url).unwrap(),
         app_id: DEFAULT_APP_ID.to_string(),

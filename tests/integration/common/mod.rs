@@ -118,3 +118,17 @@ pub async fn call(
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, value)
 }
+
+/// The HTTP sandbox on loopback with the default app and client ids, its keys under
+/// `dir/sbx`.
+pub async fn sandbox(dir: &std::path::Path) -> scanpay::cli::sandbox::Running {
+    scanpay::cli::sandbox::start(
+        ([127, 0, 0, 1], 0).into(),
+        &dir.join("sbx"),
+        scanpay::sandbox::DEFAULT_APP_ID,
+        scanpay::sandbox::DEFAULT_CLIENT_ID,
+        None,
+    )
+    .await
+    .unwrap()
+}
